@@ -1,0 +1,2 @@
+//! Benchmark of `engine::decide` (being written).
+fn main() {}

@@ -1,0 +1,1 @@
+//! The handlers, one function each, generic over the ports: evaluate, provision, reap.

@@ -1,0 +1,206 @@
+//! Kasm's autoscale config: one pool + zone, one VM-provider config, optional DNS config.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::secret::SecretRef;
+
+/// What the config scales: Docker Agents (many container sessions per VM) or Server-pool VMs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoscaleType {
+    /// VMs running the Kasm Agent; scaled on standby cores / memory / GPUs.
+    #[default]
+    DockerAgent,
+    /// Whole VMs reached over RDP / KasmVNC / VNC / SSH; scaled on Minimum Available Sessions.
+    Server,
+}
+
+/// How Kasm connects to a server-pool VM.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ConnectionType {
+    /// KasmVNC.
+    #[default]
+    KasmVNC,
+    /// RDP.
+    RDP,
+    /// VNC.
+    VNC,
+    /// SSH.
+    SSH,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_backoff() -> u64 {
+    1800
+}
+fn one() -> u32 {
+    1
+}
+
+/// An autoscale config, with Kasm's field names and defaults (see KASM.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AutoscaleConfig {
+    /// Name of the config; other configs refer to it by this name.
+    pub autoscale_config_name: String,
+    /// Docker Agent or Server pool.
+    #[serde(default)]
+    pub autoscale_type: AutoscaleType,
+    /// Disabled configs are neither scaled up nor down.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The Kasm pool (server pool id) the VMs join.
+    pub server_pool_id: String,
+    /// The Kasm deployment zone the VMs join.
+    pub zone_id: String,
+    /// Name of the VM-provider config (in `vm_provider_configs`) that creates the VMs.
+    #[serde(alias = "vm_provider_config_id")]
+    pub vm_provider_config: String,
+    /// Name of the DNS-provider config (in `dns_provider_configs`), when `register_dns` is on.
+    #[serde(default, alias = "dns_provider_config_id")]
+    pub dns_provider_config: Option<String>,
+    /// Create every VM the shortfall needs at once (true), or one per evaluation (false).
+    #[serde(default = "yes")]
+    pub aggressive_scaling: bool,
+    /// Seconds the scale-down condition must hold continuously before idle VMs are removed.
+    #[serde(default = "default_backoff")]
+    pub downscale_backoff: u64,
+    /// Free cores to keep available across the pool's agents.
+    #[serde(default)]
+    pub standby_cores: f64,
+    /// Free GPUs to keep available.
+    #[serde(default)]
+    pub standby_gpus: f64,
+    /// Free memory (MB) to keep available.
+    #[serde(default)]
+    pub standby_memory_mb: f64,
+    /// Cores each agent is counted with (0 = what the agent reports).
+    #[serde(default)]
+    pub agent_cores_override: f64,
+    /// GPUs each agent is counted with (0 = what the agent reports).
+    #[serde(default)]
+    pub agent_gpus_override: f64,
+    /// Memory (GB) each agent is counted with (0 = what the agent reports).
+    #[serde(default)]
+    pub agent_memory_override_gb: f64,
+    /// Register a DNS record for every VM.
+    #[serde(default)]
+    pub register_dns: bool,
+    /// Base domain the DNS records are created under.
+    #[serde(default)]
+    pub base_domain_name: Option<String>,
+    /// Server pools: how Kasm connects to the VM.
+    #[serde(default)]
+    pub connection_type: Option<ConnectionType>,
+    /// Server pools: the port of the connection.
+    #[serde(default)]
+    pub connection_port: Option<u16>,
+    /// Server pools: the credential type (e.g. static, dynamic).
+    #[serde(default)]
+    pub connection_credential_type: Option<String>,
+    /// Server pools: the connection username.
+    #[serde(default)]
+    pub connection_username: Option<String>,
+    /// Server pools: the connection password (a secret reference).
+    #[serde(default)]
+    pub connection_password: Option<SecretRef>,
+    /// Server pools: the SSH private key (a secret reference).
+    #[serde(default)]
+    pub connection_private_key: Option<SecretRef>,
+    /// Server pools: the passphrase of the private key (a secret reference).
+    #[serde(default)]
+    pub connection_passphrase: Option<SecretRef>,
+    /// Server pools: use the user's own private key.
+    #[serde(default)]
+    pub use_user_private_key: bool,
+    /// Server pools: domain appended to SSO usernames.
+    #[serde(default)]
+    pub connection_sso_username_domain: Option<String>,
+    /// Server pools: extra connection info (JSON object, or JSON text).
+    #[serde(default)]
+    pub connection_info: Option<serde_json::Value>,
+    /// Server pools: sessions one server takes at once.
+    #[serde(default = "one")]
+    pub max_simultaneous_sessions_per_server: u32,
+    /// Server pools: "Minimum Available Sessions" to keep free.
+    #[serde(default)]
+    pub minimum_pool_standby_sessions: u32,
+    /// Server pools: wait for the server to check in before it is used.
+    #[serde(default)]
+    pub require_checkin: bool,
+    /// Server pools: "Kasm Desktop Service Installed".
+    #[serde(default)]
+    pub agent_installed: bool,
+    /// AD: create a computer record for every VM.
+    #[serde(default)]
+    pub ad_create_machine_record: bool,
+    /// AD: the container DN computer records are created in.
+    #[serde(default)]
+    pub ad_computer_container_dn: Option<String>,
+    /// AD: remove computer records recursively on cleanup.
+    #[serde(default)]
+    pub ad_recursive_machine_record_cleanup: bool,
+    /// AD: the Kasm LDAP config used for AD joins.
+    #[serde(default)]
+    pub ldap_id: Option<String>,
+}
+
+impl AutoscaleConfig {
+    /// A docker-agent config with Kasm's defaults (tests and examples start here).
+    pub fn docker_agent(name: &str, provider_config: &str) -> Self {
+        AutoscaleConfig {
+            autoscale_config_name: name.to_string(),
+            autoscale_type: AutoscaleType::DockerAgent,
+            enabled: true,
+            server_pool_id: "pool".into(),
+            zone_id: "zone".into(),
+            vm_provider_config: provider_config.to_string(),
+            dns_provider_config: None,
+            aggressive_scaling: true,
+            downscale_backoff: default_backoff(),
+            standby_cores: 0.0,
+            standby_gpus: 0.0,
+            standby_memory_mb: 0.0,
+            agent_cores_override: 0.0,
+            agent_gpus_override: 0.0,
+            agent_memory_override_gb: 0.0,
+            register_dns: false,
+            base_domain_name: None,
+            connection_type: None,
+            connection_port: None,
+            connection_credential_type: None,
+            connection_username: None,
+            connection_password: None,
+            connection_private_key: None,
+            connection_passphrase: None,
+            use_user_private_key: false,
+            connection_sso_username_domain: None,
+            connection_info: None,
+            max_simultaneous_sessions_per_server: 1,
+            minimum_pool_standby_sessions: 0,
+            require_checkin: false,
+            agent_installed: false,
+            ad_create_machine_record: false,
+            ad_computer_container_dn: None,
+            ad_recursive_machine_record_cleanup: false,
+            ldap_id: None,
+        }
+    }
+
+    /// The standby the config asks for, per dimension.
+    pub fn standby(&self) -> crate::model::Resources {
+        crate::model::Resources::new(self.standby_cores, self.standby_memory_mb, self.standby_gpus)
+    }
+
+    /// The overrides (0 = not set), per dimension, memory converted to MB.
+    pub fn overrides(&self) -> crate::model::Resources {
+        crate::model::Resources::new(
+            self.agent_cores_override,
+            self.agent_memory_override_gb * 1024.0,
+            self.agent_gpus_override,
+        )
+    }
+}

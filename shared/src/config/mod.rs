@@ -1,0 +1,130 @@
+//! The config model: Kasm's autoscale, VM-provider and DNS-provider configs and schedules, with
+//! Kasm's field names; loading from YAML or JSON; validation; JSON Schema.
+
+pub mod autoscale;
+pub mod dns;
+pub mod provider;
+pub mod providers;
+pub mod schedule;
+pub mod secret;
+pub mod settings;
+
+pub use autoscale::{AutoscaleConfig, AutoscaleType, ConnectionType};
+pub use dns::DnsProviderConfig;
+pub use provider::{ProviderConfigCommon, ProviderKind, VmProviderConfig};
+pub use schedule::{Schedule, Weekday};
+pub use secret::SecretRef;
+pub use settings::{KasmAuthMode, KasmSettings, Settings};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// One config file: any of the four lists, plus deployment settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Deployment-wide settings (timers, Kasm connection).
+    #[serde(default)]
+    pub settings: Option<Settings>,
+    /// Autoscale configs.
+    #[serde(default)]
+    pub autoscale_configs: Vec<AutoscaleConfig>,
+    /// VM-provider configs.
+    #[serde(default)]
+    pub vm_provider_configs: Vec<VmProviderConfig>,
+    /// DNS-provider configs.
+    #[serde(default)]
+    pub dns_provider_configs: Vec<DnsProviderConfig>,
+    /// Schedules.
+    #[serde(default)]
+    pub schedules: Vec<Schedule>,
+}
+
+/// Everything one deployment runs on: the union of its config files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfigSet {
+    /// Deployment-wide settings.
+    pub settings: Settings,
+    /// Autoscale configs.
+    pub autoscale_configs: Vec<AutoscaleConfig>,
+    /// VM-provider configs.
+    pub vm_provider_configs: Vec<VmProviderConfig>,
+    /// DNS-provider configs.
+    pub dns_provider_configs: Vec<DnsProviderConfig>,
+    /// Schedules.
+    pub schedules: Vec<Schedule>,
+}
+
+impl ConfigSet {
+    /// The autoscale config named `name`.
+    pub fn autoscale(&self, name: &str) -> Option<&AutoscaleConfig> {
+        self.autoscale_configs.iter().find(|c| c.autoscale_config_name == name)
+    }
+
+    /// The VM-provider config named `name`.
+    pub fn provider(&self, name: &str) -> Option<&VmProviderConfig> {
+        self.vm_provider_configs.iter().find(|c| c.name() == name)
+    }
+
+    /// The schedules attached to autoscale config `name`.
+    pub fn schedules_of(&self, name: &str) -> Vec<Schedule> {
+        self.schedules.iter().filter(|s| s.autoscale_config == name).cloned().collect()
+    }
+
+    /// Adds a file's configs to the set.
+    pub fn merge(&mut self, f: ConfigFile) {
+        if let Some(s) = f.settings {
+            self.settings = s;
+        }
+        self.autoscale_configs.extend(f.autoscale_configs);
+        self.vm_provider_configs.extend(f.vm_provider_configs);
+        self.dns_provider_configs.extend(f.dns_provider_configs);
+        self.schedules.extend(f.schedules);
+    }
+}
+
+/// Why a config file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: failed to read: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid config (type or syntax error); `message` names the field.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+}
+
+/// Parses one config document (YAML, of which JSON is a subset). `origin` names it in errors.
+pub fn parse_config(text: &str, origin: &str) -> Result<ConfigFile, ConfigError> {
+    serde_yaml_ng::from_str::<ConfigFile>(text)
+        .map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })
+}
+
+/// Reads and parses one config file.
+pub fn load_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+    parse_config(&text, &path.display().to_string())
+}
+
+/// Reads several files into one set.
+pub fn load_files(paths: &[impl AsRef<Path>]) -> Result<ConfigSet, ConfigError> {
+    let mut set = ConfigSet::default();
+    for p in paths {
+        set.merge(load_file(p.as_ref())?);
+    }
+    Ok(set)
+}

@@ -1,0 +1,169 @@
+//! VM-provider configs: a tagged enum, one variant per provider, each with exactly the seed's fields.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::providers::*;
+use crate::model::{OsFamily, Resources};
+
+/// The eleven providers, by the short name Kasm uses (`{provider_name}` in startup scripts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// AWS EC2.
+    Aws,
+    /// Microsoft Azure.
+    Azure,
+    /// DigitalOcean.
+    DigitalOcean,
+    /// Google Cloud.
+    Gcp,
+    /// Harvester HCI.
+    Harvester,
+    /// Oracle Cloud.
+    Oci,
+    /// Nutanix AHV.
+    Nutanix,
+    /// Proxmox VE.
+    Proxmox,
+    /// VMware vSphere.
+    Vsphere,
+    /// OpenStack.
+    Openstack,
+    /// KubeVirt.
+    Kubevirt,
+}
+
+impl ProviderKind {
+    /// Every provider.
+    pub const ALL: [ProviderKind; 11] = [
+        ProviderKind::Aws,
+        ProviderKind::Azure,
+        ProviderKind::DigitalOcean,
+        ProviderKind::Gcp,
+        ProviderKind::Harvester,
+        ProviderKind::Oci,
+        ProviderKind::Nutanix,
+        ProviderKind::Proxmox,
+        ProviderKind::Vsphere,
+        ProviderKind::Openstack,
+        ProviderKind::Kubevirt,
+    ];
+
+    /// The short name (`aws`, `digital_ocean`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Aws => "aws",
+            ProviderKind::Azure => "azure",
+            ProviderKind::DigitalOcean => "digital_ocean",
+            ProviderKind::Gcp => "gcp",
+            ProviderKind::Harvester => "harvester",
+            ProviderKind::Oci => "oci",
+            ProviderKind::Nutanix => "nutanix",
+            ProviderKind::Proxmox => "proxmox",
+            ProviderKind::Vsphere => "vsphere",
+            ProviderKind::Openstack => "openstack",
+            ProviderKind::Kubevirt => "kubevirt",
+        }
+    }
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What every provider config can answer, whatever its fields.
+pub trait ProviderConfigCommon {
+    /// The config's name (autoscale configs refer to it by this).
+    fn name(&self) -> &str;
+    /// Most VMs this config may own at once, in every state (the cap is enforced by the store).
+    fn max_instances(&self) -> u32;
+    /// The startup-script template (Python `str.format` placeholders).
+    fn startup_script(&self) -> &str;
+    /// The OS family of the VMs it makes.
+    fn os(&self) -> OsFamily {
+        OsFamily::Linux
+    }
+    /// The size of one VM when the config states it (cores / memory fields); `None` for
+    /// instance-type providers whose size is looked up elsewhere.
+    fn vm_size(&self) -> Option<Resources> {
+        None
+    }
+}
+
+/// A VM-provider config: `provider: <kind>` plus that provider's fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "provider", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)]
+pub enum VmProviderConfig {
+    /// AWS EC2.
+    Aws(AwsConfig),
+    /// Microsoft Azure.
+    Azure(AzureConfig),
+    /// DigitalOcean.
+    DigitalOcean(DigitalOceanConfig),
+    /// Google Cloud.
+    Gcp(GcpConfig),
+    /// Harvester.
+    Harvester(HarvesterConfig),
+    /// Oracle Cloud.
+    Oci(OciConfig),
+    /// Nutanix.
+    Nutanix(NutanixConfig),
+    /// Proxmox VE.
+    Proxmox(ProxmoxConfig),
+    /// VMware vSphere.
+    Vsphere(VsphereConfig),
+    /// OpenStack.
+    Openstack(OpenstackConfig),
+    /// KubeVirt.
+    Kubevirt(KubevirtConfig),
+}
+
+impl VmProviderConfig {
+    /// The provider this config is for.
+    pub fn kind(&self) -> ProviderKind {
+        match self {
+            VmProviderConfig::Aws(_) => ProviderKind::Aws,
+            VmProviderConfig::Azure(_) => ProviderKind::Azure,
+            VmProviderConfig::DigitalOcean(_) => ProviderKind::DigitalOcean,
+            VmProviderConfig::Gcp(_) => ProviderKind::Gcp,
+            VmProviderConfig::Harvester(_) => ProviderKind::Harvester,
+            VmProviderConfig::Oci(_) => ProviderKind::Oci,
+            VmProviderConfig::Nutanix(_) => ProviderKind::Nutanix,
+            VmProviderConfig::Proxmox(_) => ProviderKind::Proxmox,
+            VmProviderConfig::Vsphere(_) => ProviderKind::Vsphere,
+            VmProviderConfig::Openstack(_) => ProviderKind::Openstack,
+            VmProviderConfig::Kubevirt(_) => ProviderKind::Kubevirt,
+        }
+    }
+
+    /// The variant's fields, through the common trait.
+    pub fn common(&self) -> &dyn ProviderConfigCommon {
+        match self {
+            VmProviderConfig::Aws(c) => c,
+            VmProviderConfig::Azure(c) => c,
+            VmProviderConfig::DigitalOcean(c) => c,
+            VmProviderConfig::Gcp(c) => c,
+            VmProviderConfig::Harvester(c) => c,
+            VmProviderConfig::Oci(c) => c,
+            VmProviderConfig::Nutanix(c) => c,
+            VmProviderConfig::Proxmox(c) => c,
+            VmProviderConfig::Vsphere(c) => c,
+            VmProviderConfig::Openstack(c) => c,
+            VmProviderConfig::Kubevirt(c) => c,
+        }
+    }
+
+    /// The config's name.
+    pub fn name(&self) -> &str {
+        self.common().name()
+    }
+
+    /// The cap on owned VMs.
+    pub fn max_instances(&self) -> u32 {
+        self.common().max_instances()
+    }
+}

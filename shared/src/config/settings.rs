@@ -1,0 +1,106 @@
+//! Deployment-wide settings: Kasm's global timers (made settings) and how to reach the Kasm manager.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::secret::SecretRef;
+
+fn deployment() -> String {
+    "kasm-autoscale".to_string()
+}
+fn s600() -> u64 {
+    600
+}
+fn s3600() -> u64 {
+    3600
+}
+fn s30() -> u64 {
+    30
+}
+fn ten() -> u32 {
+    10
+}
+fn yes() -> bool {
+    true
+}
+
+/// Settings that apply to every config of one deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Id of this kasm-autoscale installation; every VM carries it as its ownership tag, and the
+    /// reaper only ever deletes VMs carrying it.
+    #[serde(default = "deployment")]
+    pub deployment_id: String,
+    /// Seconds a new VM has to check in to Kasm before it is destroyed (Kasm: 600).
+    #[serde(default = "s600")]
+    pub provision_timeout: u64,
+    /// Seconds without a check-in before an agent counts as missing and its capacity is not counted (Kasm: 600).
+    #[serde(default = "s600")]
+    pub agent_missing_after: u64,
+    /// Seconds without a check-in before a VM we created is destroyed as dead (Kasm: 3600).
+    #[serde(default = "s3600")]
+    pub agent_dead_after: u64,
+    /// Destroy VMs that carry our deployment tag but have no claim (two-phase: seen twice).
+    #[serde(default = "yes")]
+    pub orphan_cleanup: bool,
+    /// Provider calls made in parallel (Kasm: 10).
+    #[serde(default = "ten")]
+    pub provisioning_workers: u32,
+    /// Seconds between scheduled evaluations of the local daemon (Lambda: the EventBridge schedule).
+    #[serde(default = "s30")]
+    pub evaluation_interval: u64,
+    /// How to reach the Kasm manager's API.
+    #[serde(default)]
+    pub kasm: Option<KasmSettings>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            deployment_id: deployment(),
+            provision_timeout: s600(),
+            agent_missing_after: s600(),
+            agent_dead_after: s3600(),
+            orphan_cleanup: true,
+            provisioning_workers: ten(),
+            evaluation_interval: s30(),
+            kasm: None,
+        }
+    }
+}
+
+/// How the Kasm API key is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KasmAuthMode {
+    /// `api_key` and `api_key_secret` in the JSON body (Kasm ≤ 1.18).
+    #[default]
+    Body,
+    /// HTTP Basic `api_key:api_key_secret` (Kasm 1.19+).
+    Basic,
+}
+
+/// The Kasm manager this deployment scales.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KasmSettings {
+    /// Base URL of the Kasm manager, e.g. `https://kasm.example.com`.
+    pub url: String,
+    /// The API key (not secret on its own).
+    pub api_key: String,
+    /// The API key secret (a secret reference).
+    pub api_key_secret: SecretRef,
+    /// How the key is sent.
+    #[serde(default)]
+    pub auth_mode: KasmAuthMode,
+    /// Verify the manager's TLS certificate (turn off only for a lab with a self-signed certificate).
+    #[serde(default = "yes")]
+    pub verify_tls: bool,
+    /// The zone manager token agents register with (`{manager_token}`, a secret reference).
+    #[serde(default)]
+    pub manager_token: Option<SecretRef>,
+    /// The zone's upstream auth address (`{upstream_auth_address}`).
+    #[serde(default)]
+    pub upstream_auth_address: Option<String>,
+}

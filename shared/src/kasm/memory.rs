@@ -1,0 +1,163 @@
+//! An in-memory Kasm cluster: records and sessions in a map. Backs tests and the simulator.
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::{KasmApi, KasmError, KasmServer, KasmSession, NewServer, ServerKind};
+use crate::model::Resources;
+
+#[derive(Debug, Default)]
+struct State {
+    servers: BTreeMap<String, KasmServer>,
+    sessions: BTreeMap<String, KasmSession>,
+    passwords: BTreeMap<String, String>,
+    fail: Option<KasmError>,
+}
+
+/// An in-memory Kasm manager.
+#[derive(Debug, Default)]
+pub struct MemoryKasm {
+    state: Mutex<State>,
+}
+
+impl MemoryKasm {
+    /// An empty cluster.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("kasm lock")
+    }
+
+    /// Adds or replaces a record (a VM checking in, or an operator's static agent).
+    pub fn upsert_server(&self, s: KasmServer) {
+        self.lock().servers.insert(s.server_id.clone(), s);
+    }
+
+    /// A record by id.
+    pub fn server(&self, id: &str) -> Option<KasmServer> {
+        self.lock().servers.get(id).cloned()
+    }
+
+    /// Every record.
+    pub fn servers(&self) -> Vec<KasmServer> {
+        self.lock().servers.values().cloned().collect()
+    }
+
+    /// Starts a session on a server, allocating its resources. Fails if the server is missing.
+    pub fn start_session(&self, kasm_id: &str, server_id: &str, r: Resources) -> bool {
+        let mut st = self.lock();
+        let Some(s) = st.servers.get_mut(server_id) else { return false };
+        s.allocated += r;
+        st.sessions.insert(
+            kasm_id.to_string(),
+            KasmSession {
+                kasm_id: kasm_id.to_string(),
+                server_id: server_id.to_string(),
+                resources: r,
+                status: "running".into(),
+            },
+        );
+        true
+    }
+
+    /// Ends a session, freeing its resources.
+    pub fn end_session(&self, kasm_id: &str) {
+        let mut st = self.lock();
+        if let Some(sess) = st.sessions.remove(kasm_id)
+            && let Some(s) = st.servers.get_mut(&sess.server_id)
+        {
+            s.allocated = s.allocated - sess.resources;
+        }
+    }
+
+    /// Every session.
+    pub fn sessions(&self) -> Vec<KasmSession> {
+        self.lock().sessions.values().cloned().collect()
+    }
+
+    /// Makes every call fail with `err` until cleared with `None` (outage injection).
+    pub fn fail_with(&self, err: Option<KasmError>) {
+        self.lock().fail = err;
+    }
+
+    /// Whether a password was handed to `server_id` (the value is never exposed).
+    pub fn has_password(&self, server_id: &str) -> bool {
+        self.lock().passwords.contains_key(server_id)
+    }
+
+    fn check(&self) -> Result<(), KasmError> {
+        match &self.lock().fail {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl KasmApi for MemoryKasm {
+    async fn list_servers(&self) -> Result<Vec<KasmServer>, KasmError> {
+        self.check()?;
+        Ok(self.servers())
+    }
+
+    async fn list_sessions(&self) -> Result<Vec<KasmSession>, KasmError> {
+        self.check()?;
+        Ok(self.sessions())
+    }
+
+    async fn set_enabled(&self, server_id: &str, enabled: bool) -> Result<(), KasmError> {
+        self.check()?;
+        let mut st = self.lock();
+        match st.servers.get_mut(server_id) {
+            Some(s) => {
+                s.enabled = enabled;
+                Ok(())
+            }
+            None => Err(KasmError::NotFound { call: "update_server".into(), id: server_id.to_string() }),
+        }
+    }
+
+    async fn delete_server(&self, server_id: &str) -> Result<(), KasmError> {
+        self.check()?;
+        let mut st = self.lock();
+        st.servers.remove(server_id);
+        st.sessions.retain(|_, s| s.server_id != server_id);
+        Ok(())
+    }
+
+    async fn create_server(&self, n: &NewServer) -> Result<(), KasmError> {
+        self.check()?;
+        let s = KasmServer {
+            server_id: n.server_id.clone(),
+            kind: ServerKind::Server,
+            hostname: Some(n.hostname.clone()),
+            ip: None,
+            zone_id: n.zone_id.clone(),
+            pool_id: Some(n.pool_id.clone()),
+            enabled: n.enabled,
+            status: "starting".into(),
+            last_checkin: None,
+            reported: Resources::default(),
+            overridden: Resources::default(),
+            allocated: Resources::default(),
+            max_sessions: Some(n.max_simultaneous_sessions),
+        };
+        self.lock().servers.entry(n.server_id.clone()).or_insert(s);
+        Ok(())
+    }
+
+    async fn set_connection_password(&self, server_id: &str, password: &SecretString) -> Result<(), KasmError> {
+        use secrecy::ExposeSecret;
+        self.check()?;
+        let mut st = self.lock();
+        if !st.servers.contains_key(server_id) {
+            return Err(KasmError::NotFound { call: "update_server".into(), id: server_id.to_string() });
+        }
+        st.passwords.insert(server_id.to_string(), password.expose_secret().to_string());
+        Ok(())
+    }
+}

@@ -1,0 +1,345 @@
+//! The data every layer shares: resources, claim ids, and the [`Instance`] claim lifecycle.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Cores, memory and GPUs. `f64` because Kasm allows fractional core overrides; memory in MB.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPU cores.
+    pub cores: f64,
+    /// Memory in megabytes.
+    pub memory_mb: f64,
+    /// GPUs.
+    pub gpus: f64,
+}
+
+impl Resources {
+    /// A resource triple.
+    pub const fn new(cores: f64, memory_mb: f64, gpus: f64) -> Self {
+        Self { cores, memory_mb, gpus }
+    }
+
+    /// The three dimensions with their names, in a fixed order (cores, memory, gpus).
+    pub fn dims(&self) -> [(Dim, f64); 3] {
+        [(Dim::Cores, self.cores), (Dim::MemoryMb, self.memory_mb), (Dim::Gpus, self.gpus)]
+    }
+
+    /// The value of one dimension.
+    pub fn get(&self, d: Dim) -> f64 {
+        match d {
+            Dim::Cores => self.cores,
+            Dim::MemoryMb => self.memory_mb,
+            Dim::Gpus => self.gpus,
+        }
+    }
+
+    /// Sets one dimension.
+    pub fn set(&mut self, d: Dim, v: f64) {
+        match d {
+            Dim::Cores => self.cores = v,
+            Dim::MemoryMb => self.memory_mb = v,
+            Dim::Gpus => self.gpus = v,
+        }
+    }
+}
+
+impl std::ops::Add for Resources {
+    type Output = Resources;
+    fn add(self, o: Resources) -> Resources {
+        Resources::new(self.cores + o.cores, self.memory_mb + o.memory_mb, self.gpus + o.gpus)
+    }
+}
+
+impl std::ops::AddAssign for Resources {
+    fn add_assign(&mut self, o: Resources) {
+        *self = *self + o;
+    }
+}
+
+impl std::ops::Sub for Resources {
+    type Output = Resources;
+    fn sub(self, o: Resources) -> Resources {
+        Resources::new(self.cores - o.cores, self.memory_mb - o.memory_mb, self.gpus - o.gpus)
+    }
+}
+
+/// One resource dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dim {
+    /// CPU cores.
+    Cores,
+    /// Memory in MB.
+    MemoryMb,
+    /// GPUs.
+    Gpus,
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dim::Cores => "cores",
+            Dim::MemoryMb => "memory_mb",
+            Dim::Gpus => "gpus",
+        })
+    }
+}
+
+/// A claim id: a ULID, which doubles as the provider idempotency token and the VM name suffix.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ClaimId(pub String);
+
+impl ClaimId {
+    /// A new, time-ordered claim id for `now`. Lower-cased so it is valid in every provider's names.
+    pub fn generate(now: DateTime<Utc>) -> Self {
+        let ms = now.timestamp_millis().max(0) as u64;
+        let ulid = ulid::Ulid::from_parts(ms, rand::random::<u128>());
+        Self(ulid.to_string().to_ascii_lowercase())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClaimId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a claim is in its life. Every transition is a conditional write on the previous state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceState {
+    /// Claimed by the evaluator; no provider call made yet.
+    Requested,
+    /// The provisioner is calling the provider.
+    Creating,
+    /// The provider made the VM; it has not checked in to Kasm yet.
+    Booting,
+    /// Checked in to Kasm and serving.
+    Running,
+    /// Disabled in Kasm; waiting for its sessions to end before deletion.
+    Draining,
+    /// Being destroyed at the provider.
+    Deleting,
+    /// Gone at the provider and in Kasm. Does not count towards `max_instances`.
+    Deleted,
+    /// Creation failed; still counts towards `max_instances` until the reaper has cleaned it up.
+    Failed,
+}
+
+impl InstanceState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [InstanceState; 8] = [
+        InstanceState::Requested,
+        InstanceState::Creating,
+        InstanceState::Booting,
+        InstanceState::Running,
+        InstanceState::Draining,
+        InstanceState::Deleting,
+        InstanceState::Deleted,
+        InstanceState::Failed,
+    ];
+
+    /// Whether the claim still occupies one of the provider config's `max_instances` slots.
+    pub fn counts_toward_max(self) -> bool {
+        self != InstanceState::Deleted
+    }
+
+    /// Whether the VM is on its way up (adds capacity soon).
+    pub fn is_pending(self) -> bool {
+        matches!(self, InstanceState::Requested | InstanceState::Creating | InstanceState::Booting)
+    }
+
+    /// The states a claim may move to from this one.
+    pub fn can_move_to(self, to: InstanceState) -> bool {
+        use InstanceState::*;
+        match (self, to) {
+            (Requested, Creating | Deleting | Failed | Deleted) => true,
+            // Creating -> Requested: a retryable provider error hands the claim back.
+            (Creating, Booting | Requested | Failed | Deleting) => true,
+            (Booting, Running | Draining | Deleting | Failed) => true,
+            (Running, Draining | Deleting) => true,
+            // Draining -> Running: demand came back before the VM was idle.
+            (Draining, Deleting | Running) => true,
+            (Deleting, Deleted | Failed) => true,
+            (Failed, Deleting | Deleted) => true,
+            _ => false,
+        }
+    }
+
+    /// The state's name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Requested => "requested",
+            InstanceState::Creating => "creating",
+            InstanceState::Booting => "booting",
+            InstanceState::Running => "running",
+            InstanceState::Draining => "draining",
+            InstanceState::Deleting => "deleting",
+            InstanceState::Deleted => "deleted",
+            InstanceState::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The OS family of the VMs a config makes (decides script wrapping and password retrieval).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OsFamily {
+    /// Linux (the default).
+    #[default]
+    Linux,
+    /// Windows.
+    Windows,
+}
+
+/// One VM we intend to own: written as a claim **before** any provider call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    /// Claim id (ULID), also the provider idempotency token and VM name suffix.
+    pub id: ClaimId,
+    /// The autoscale config that asked for it.
+    pub autoscale_config: String,
+    /// The VM provider config it is created with (the `max_instances` scope).
+    pub provider_config: String,
+    /// The provider's short name (aws, proxmox, ...).
+    pub provider: String,
+    /// Current state.
+    pub state: InstanceState,
+    /// Optimistic-concurrency version, bumped by every write.
+    pub version: u64,
+    /// The provider's id of the VM, once known.
+    pub vm_id: Option<String>,
+    /// The Kasm server/agent record id we put in the startup script (`{server_id}`).
+    pub kasm_server_id: String,
+    /// The VM's name at the provider (deterministic from the claim id).
+    pub vm_name: String,
+    /// Hostname / IP reported by the provider, used to match Kasm records when the id is not known.
+    pub hostname: Option<String>,
+    /// Private IP as reported by the provider.
+    pub private_ip: Option<String>,
+    /// OS family.
+    pub os: OsFamily,
+    /// When the claim was made.
+    pub created_at: DateTime<Utc>,
+    /// When the claim entered its current state.
+    pub state_since: DateTime<Utc>,
+    /// When each state was entered.
+    pub transitions: BTreeMap<String, DateTime<Utc>>,
+    /// Provider create attempts so far.
+    pub attempts: u32,
+    /// Do not retry before this instant (failure backoff).
+    pub not_before: Option<DateTime<Utc>>,
+    /// Last error, redacted.
+    pub last_error: Option<String>,
+    /// Why the claim is being drained or deleted.
+    pub end_reason: Option<String>,
+}
+
+impl Instance {
+    /// A fresh claim in state `requested`.
+    pub fn new_claim(
+        id: ClaimId,
+        autoscale_config: &str,
+        provider_config: &str,
+        provider: &str,
+        os: OsFamily,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let vm_name = format!("kasm-{}", id.as_str());
+        let mut transitions = BTreeMap::new();
+        transitions.insert(InstanceState::Requested.as_str().to_string(), now);
+        Instance {
+            kasm_server_id: uuid::Uuid::new_v4().to_string(),
+            vm_name,
+            id,
+            autoscale_config: autoscale_config.to_string(),
+            provider_config: provider_config.to_string(),
+            provider: provider.to_string(),
+            state: InstanceState::Requested,
+            version: 0,
+            vm_id: None,
+            hostname: None,
+            private_ip: None,
+            os,
+            created_at: now,
+            state_since: now,
+            transitions,
+            attempts: 0,
+            not_before: None,
+            last_error: None,
+            end_reason: None,
+        }
+    }
+
+    /// How long the claim has been in its current state.
+    pub fn age_in_state(&self, now: DateTime<Utc>) -> chrono::Duration {
+        now - self.state_since
+    }
+}
+
+/// The ownership labels put on every resource we create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerLabels {
+    /// The deployment id (one kasm-autoscale installation).
+    pub deployment: String,
+    /// The autoscale config id, when known.
+    pub autoscale_config: Option<String>,
+    /// The claim id, when known.
+    pub claim: Option<ClaimId>,
+}
+
+impl OwnerLabels {
+    /// Label keys, the same on every provider (providers that restrict characters map them).
+    pub const DEPLOYMENT: &'static str = "kasm-autoscale-deployment";
+    /// Label key of the autoscale config.
+    pub const CONFIG: &'static str = "kasm-autoscale-config";
+    /// Label key of the claim id.
+    pub const CLAIM: &'static str = "kasm-autoscale-claim";
+
+    /// Labels of a whole deployment (what the orphan sweep lists).
+    pub fn deployment(deployment: &str) -> Self {
+        Self { deployment: deployment.to_string(), autoscale_config: None, claim: None }
+    }
+
+    /// Labels for one claim.
+    pub fn for_claim(deployment: &str, inst: &Instance) -> Self {
+        Self {
+            deployment: deployment.to_string(),
+            autoscale_config: Some(inst.autoscale_config.clone()),
+            claim: Some(inst.id.clone()),
+        }
+    }
+
+    /// The labels as key/value pairs.
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        m.insert(Self::DEPLOYMENT.to_string(), self.deployment.clone());
+        if let Some(c) = &self.autoscale_config {
+            m.insert(Self::CONFIG.to_string(), c.clone());
+        }
+        if let Some(c) = &self.claim {
+            m.insert(Self::CLAIM.to_string(), c.0.clone());
+        }
+        m
+    }
+
+    /// Whether a resource with `labels` matches every label set here.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.to_map().iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+}

@@ -1,0 +1,33 @@
+//! One exhaustive match from a provider config variant to its provider.
+
+use std::sync::Arc;
+
+use super::{ProviderError, VmProvider};
+use crate::config::{Settings, VmProviderConfig};
+use crate::secrets::Secrets;
+
+/// Builds the provider for `config`, resolving its secrets.
+pub async fn build(
+    config: &VmProviderConfig,
+    secrets: &dyn Secrets,
+    settings: &Settings,
+) -> Result<Arc<dyn VmProvider>, ProviderError> {
+    let _ = (secrets, settings);
+    let provider: &'static str = config.kind().as_str();
+    match config {
+        VmProviderConfig::Aws(_)
+        | VmProviderConfig::Azure(_)
+        | VmProviderConfig::DigitalOcean(_)
+        | VmProviderConfig::Gcp(_)
+        | VmProviderConfig::Harvester(_)
+        | VmProviderConfig::Oci(_)
+        | VmProviderConfig::Nutanix(_)
+        | VmProviderConfig::Proxmox(_)
+        | VmProviderConfig::Vsphere(_)
+        | VmProviderConfig::Openstack(_)
+        | VmProviderConfig::Kubevirt(_) => Err(ProviderError::NotSupported {
+            provider,
+            what: format!("the {provider} provider is not built into this version yet"),
+        }),
+    }
+}
