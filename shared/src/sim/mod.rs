@@ -1,1 +1,507 @@
-//! The simulator behind `kasm-autoscale simulate`.
+//! The simulator behind `kasm-autoscale simulate`: the real engine, lifecycle and store (in
+//! memory) against a simulated provider and Kasm cluster, on a virtual clock. No real time passes.
+//!
+//! One step = one evaluation: sessions arrive and end, booted VMs check in, waiting sessions are
+//! placed, then evaluate → provision → reap run exactly as in production.
+
+pub mod chart;
+pub mod trace;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::app::{self, Ctx, Tuning};
+use crate::clock::VirtualClock;
+use crate::config::{AutoscaleType, ConfigSet};
+use crate::kasm::memory::MemoryKasm;
+use crate::kasm::{KasmServer, ServerKind};
+use crate::model::{ClaimId, Resources};
+use crate::ports::{Store, VmProvider};
+use crate::providers::ProviderError;
+use crate::providers::memory::MemoryProvider;
+use crate::secrets::StaticSecrets;
+use crate::store::MemoryStore;
+
+pub use trace::{LoadedTrace, Trace, TraceError, load, parse};
+
+/// The summary `--json` prints.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Trace name.
+    pub name: String,
+    /// Most VMs alive at the provider at once.
+    pub peak_vms: u32,
+    /// VM-hours used.
+    pub vm_hours: f64,
+    /// `vm_hours × hourly_price`.
+    pub estimated_cost: f64,
+    /// Sessions that arrived.
+    pub sessions_total: u32,
+    /// Sessions that had to wait for capacity (not placed in the step they arrived).
+    pub sessions_waited: u32,
+    /// Sessions still waiting when the trace ended.
+    pub sessions_unserved: u32,
+    /// Longest wait of a session for capacity, seconds (unserved ones count until the end).
+    pub max_wait_seconds: u64,
+    /// Whether owned VMs of any provider config ever exceeded its `max_instances` (must be false).
+    pub max_instances_exceeded: bool,
+    /// Evaluations that produced a plan.
+    pub decisions: u32,
+    /// VMs created at the provider.
+    pub vms_created: u32,
+    /// VMs destroyed at the provider.
+    pub vms_destroyed: u32,
+    /// Provider create errors met.
+    pub provider_errors: u32,
+}
+
+/// One sample of the timeline, per step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sample {
+    /// Minutes since the start.
+    pub minute: f64,
+    /// Demand: cores (agents) / session slots (servers) of running and waiting sessions.
+    pub demand: f64,
+    /// Capacity: cores / session slots of enabled, checked-in VMs.
+    pub capacity: f64,
+    /// VMs alive at the provider.
+    pub vms: u32,
+    /// Sessions waiting for capacity.
+    pub waiting: u32,
+}
+
+/// A notable event, for the printed timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Minutes since the start.
+    pub minute: f64,
+    /// What happened.
+    pub text: String,
+}
+
+/// The result of a simulation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The summary.
+    pub summary: Summary,
+    /// Per-step samples.
+    pub samples: Vec<Sample>,
+    /// Notable events.
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone)]
+struct Waiting {
+    id: u64,
+    arrived: DateTime<Utc>,
+    res: Resources,
+    duration: Duration,
+    config: String,
+}
+
+#[derive(Debug, Clone)]
+struct Active {
+    kasm_id: String,
+    ends: DateTime<Utc>,
+}
+
+/// Runs a loaded trace to the end.
+pub async fn run(lt: &LoadedTrace) -> Report {
+    let t = &lt.trace;
+    let configs: Arc<ConfigSet> = Arc::new(lt.configs.clone());
+    let start = t.start.unwrap_or_else(|| Utc.with_ymd_and_hms(2026, 1, 5, 0, 0, 0).single().expect("valid date"));
+    let clock = Arc::new(VirtualClock::new(start));
+    let store = Arc::new(MemoryStore::new());
+    let kasm = Arc::new(MemoryKasm::new());
+    let mut mem_providers: BTreeMap<String, Arc<MemoryProvider>> = BTreeMap::new();
+    let mut providers: HashMap<String, Arc<dyn VmProvider>> = HashMap::new();
+    for p in &configs.vm_provider_configs {
+        let mp = Arc::new(MemoryProvider::new());
+        mem_providers.insert(p.name().to_string(), mp.clone());
+        providers.insert(p.name().to_string(), mp);
+    }
+    let secrets: HashMap<String, String> = HashMap::new();
+    let ctx = Ctx {
+        store: store.clone(),
+        kasm: kasm.clone(),
+        secrets: Arc::new(StaticSecrets(secrets)),
+        clock: clock.clone(),
+        providers,
+        configs: configs.clone(),
+        holder: "simulator".into(),
+        tuning: Tuning::default(),
+    };
+    // Secrets referenced by configs render as placeholders in the simulator: resolve them to a fixed
+    // text so rendering works without any real secret.
+    let ctx = Ctx { secrets: Arc::new(SimSecrets), ..ctx };
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(t.seed.unwrap_or(1));
+    let step = Duration::seconds(t.step_seconds as i64);
+    let steps = (t.duration_minutes as u64 * 60).div_ceil(t.step_seconds as u64) as i64;
+    let step_hours = t.step_seconds as f64 / 3600.0;
+
+    let mut summary = Summary { name: t.name.clone(), ..Default::default() };
+    let mut samples = Vec::with_capacity(steps as usize + 1);
+    let mut events = Vec::new();
+    let mut waiting: VecDeque<Waiting> = VecDeque::new();
+    let mut active: Vec<Active> = Vec::new();
+    let mut ready_at: HashMap<String, DateTime<Utc>> = HashMap::new();
+    let mut next_session = 0u64;
+    let mut known_vms: HashMap<String, String> = HashMap::new();
+
+    for i in 0..=steps {
+        let now = start + step * i as i32;
+        clock.set(now);
+        let minute = (now - start).num_seconds() as f64 / 60.0;
+        let prev = now - step;
+        let crossed = |m: u32| {
+            let at = start + Duration::minutes(m as i64);
+            if i == 0 { at <= now } else { at > prev && at <= now }
+        };
+        for mp in mem_providers.values() {
+            mp.set_now(now);
+        }
+
+        // Injected failures.
+        for f in t.provider.failures.iter().filter(|f| crossed(f.at_minute)) {
+            for (name, mp) in &mem_providers {
+                if f.provider_config.as_ref().is_none_or(|p| p == name) {
+                    mp.fail_next_creates(failure(f.kind), f.count);
+                }
+            }
+            events.push(Event { minute, text: format!("provider: next {} creates fail with {:?}", f.count, f.kind) });
+        }
+        // Arrivals.
+        for b in t.sessions.iter().filter(|b| crossed(b.at_minute)) {
+            for _ in 0..b.count {
+                next_session += 1;
+                waiting.push_back(Waiting {
+                    id: next_session,
+                    arrived: now,
+                    res: Resources::new(b.cores, b.memory_mb, b.gpus),
+                    duration: Duration::minutes(b.duration_minutes as i64),
+                    config: b.autoscale_config.clone(),
+                });
+            }
+            summary.sessions_total += b.count;
+            events.push(Event { minute, text: format!("{} sessions arrive for {}", b.count, b.autoscale_config) });
+        }
+        // Endings.
+        active.retain(|a| {
+            if a.ends <= now {
+                kasm.end_session(&a.kasm_id);
+                false
+            } else {
+                true
+            }
+        });
+
+        // The provider's VMs: boot, check in, heartbeat; records of gone VMs disappear.
+        let mut alive_servers = std::collections::HashSet::new();
+        let mut alive_vms = std::collections::HashSet::new();
+        for (pname, mp) in &mem_providers {
+            for vm in mp.vms() {
+                alive_vms.insert(vm.id.clone());
+                if known_vms.insert(vm.id.clone(), pname.clone()).is_none() {
+                    summary.vms_created += 1;
+                    let jitter = if t.provider.boot_jitter_seconds > 0 {
+                        rng.random_range(0..=t.provider.boot_jitter_seconds)
+                    } else {
+                        0
+                    };
+                    let created = vm.created_at.unwrap_or(now);
+                    ready_at
+                        .insert(vm.id.clone(), created + Duration::seconds((t.provider.boot_seconds + jitter) as i64));
+                }
+                let Some(claim) = vm.claim() else { continue };
+                let Ok(Some(inst)) = store.get(&ClaimId(claim.0.clone())).await else { continue };
+                alive_servers.insert(inst.kasm_server_id.clone());
+                if ready_at.get(&vm.id).is_some_and(|r| *r <= now) {
+                    check_in(&kasm, &configs, &inst, &vm, now);
+                }
+            }
+        }
+        known_vms.retain(|id, _| {
+            let gone = !alive_vms.contains(id);
+            if gone {
+                summary.vms_destroyed += 1;
+            }
+            !gone
+        });
+        for s in kasm.servers() {
+            if !alive_servers.contains(&s.server_id) {
+                // The VM is gone: its agent stops checking in, and the reaper removes the record.
+                let _ = crate::kasm::KasmApi::delete_server(kasm.as_ref(), &s.server_id).await;
+            }
+        }
+
+        // Place waiting sessions (first fit, oldest VM first).
+        let mut still = VecDeque::new();
+        while let Some(w) = waiting.pop_front() {
+            match place(&kasm, &configs, &w) {
+                Some(server_id) => {
+                    let kasm_id = format!("s{}", w.id);
+                    kasm.start_session(&kasm_id, &server_id, w.res);
+                    let wait = (now - w.arrived).num_seconds().max(0) as u64;
+                    if wait > 0 {
+                        summary.sessions_waited += 1;
+                    }
+                    summary.max_wait_seconds = summary.max_wait_seconds.max(wait);
+                    active.push(Active { kasm_id, ends: now + w.duration });
+                }
+                None => still.push_back(w),
+            }
+        }
+        waiting = still;
+
+        // The autoscaler, exactly as deployed.
+        for o in app::evaluate(&ctx, None, "simulate").await {
+            if let Ok(plan) = &o.result {
+                summary.decisions += 1;
+                if plan.changes_something() {
+                    let mut what = Vec::new();
+                    if !o.claimed.is_empty() {
+                        what.push(format!("+{} VMs", o.claimed.len()));
+                    }
+                    for a in &plan.actions {
+                        what.push(action_text(a));
+                    }
+                    events.push(Event {
+                        minute,
+                        text: format!("{}: {} — {}", o.autoscale_config, what.join(", "), plan.reasons.join("; ")),
+                    });
+                }
+            }
+        }
+        for (claim, r) in app::provision_pending(&ctx).await {
+            match r {
+                Ok(app::ProvisionOutcome::Retrying { error } | app::ProvisionOutcome::Failed { error }) => {
+                    summary.provider_errors += 1;
+                    events.push(Event { minute, text: format!("claim {claim}: {error}") });
+                }
+                Ok(_) => {}
+                Err(e) => events.push(Event { minute, text: format!("claim {claim}: {e}") }),
+            }
+        }
+        let rep = app::reap(&ctx).await;
+        for e in &rep.errors {
+            events.push(Event { minute, text: format!("reaper: {e}") });
+        }
+
+        // Invariant and samples.
+        for p in &configs.vm_provider_configs {
+            let owned = store.count_owned(p.name()).await.unwrap_or(0);
+            let at_provider = mem_providers[p.name()].vms().len() as u32;
+            if owned > p.max_instances() || at_provider > p.max_instances() {
+                summary.max_instances_exceeded = true;
+            }
+        }
+        let vms_now: u32 = mem_providers.values().map(|m| m.vms().len() as u32).sum();
+        summary.peak_vms = summary.peak_vms.max(vms_now);
+        if i < steps {
+            summary.vm_hours += vms_now as f64 * step_hours;
+        }
+        let (demand, capacity) = demand_capacity(&kasm, &configs, &waiting);
+        samples.push(Sample { minute, demand, capacity, vms: vms_now, waiting: waiting.len() as u32 });
+    }
+    let end = start + step * steps as i32;
+    for w in &waiting {
+        summary.sessions_unserved += 1;
+        summary.sessions_waited += 1;
+        summary.max_wait_seconds = summary.max_wait_seconds.max((end - w.arrived).num_seconds().max(0) as u64);
+    }
+    summary.estimated_cost = (summary.vm_hours * t.provider.hourly_price * 100.0).round() / 100.0;
+    summary.vm_hours = (summary.vm_hours * 1000.0).round() / 1000.0;
+    Report { summary, samples, events }
+}
+
+fn failure(kind: trace::FailureKind) -> ProviderError {
+    let provider = "simulated";
+    match kind {
+        trace::FailureKind::OutOfCapacity => {
+            ProviderError::OutOfCapacity { provider, message: "InsufficientInstanceCapacity (simulated)".into() }
+        }
+        trace::FailureKind::RateLimited => ProviderError::RateLimited {
+            provider,
+            message: "RequestLimitExceeded (simulated)".into(),
+            retry_after: None,
+        },
+        trace::FailureKind::Transient => ProviderError::Transient { provider, message: "HTTP 503 (simulated)".into() },
+        trace::FailureKind::Invalid => ProviderError::Invalid { provider, message: "HTTP 400 (simulated)".into() },
+    }
+}
+
+fn action_text(a: &crate::engine::Action) -> String {
+    use crate::engine::Action;
+    match a {
+        Action::Activate { claim, enable, .. } => {
+            format!("activate {claim}{}", if *enable { " (enable)" } else { "" })
+        }
+        Action::Drain { claim, .. } => format!("drain {claim}"),
+        Action::Undrain { claim, .. } => format!("undrain {claim}"),
+        Action::Destroy { claim, reason } => format!("destroy {claim} ({reason})"),
+    }
+}
+
+/// The size a new VM of a config reports to Kasm.
+fn vm_size(configs: &ConfigSet, config: &str) -> Resources {
+    let Some(a) = configs.autoscale(config) else { return Resources::default() };
+    let base = configs.provider(&a.vm_provider_config).and_then(|p| p.common().vm_size()).unwrap_or_default();
+    let o = a.overrides();
+    let pick = |ov: f64, b: f64| if ov > 0.0 { ov } else { b };
+    Resources::new(pick(o.cores, base.cores), pick(o.memory_mb, base.memory_mb), pick(o.gpus, base.gpus))
+}
+
+/// A booted VM checks in: docker agents register disabled (Kasm without `auto_agent`); a server
+/// pool's record (made by the provisioner) is marked checked in.
+fn check_in(
+    kasm: &MemoryKasm,
+    configs: &ConfigSet,
+    inst: &crate::model::Instance,
+    vm: &crate::providers::Vm,
+    now: DateTime<Utc>,
+) {
+    let Some(a) = configs.autoscale(&inst.autoscale_config) else { return };
+    match kasm.server(&inst.kasm_server_id) {
+        Some(mut s) => {
+            s.last_checkin = Some(now);
+            if s.kind == ServerKind::Server && s.status != "running" {
+                s.status = "running".into();
+            }
+            kasm.upsert_server(s);
+        }
+        None if a.autoscale_type == AutoscaleType::DockerAgent => kasm.upsert_server(KasmServer {
+            server_id: inst.kasm_server_id.clone(),
+            kind: ServerKind::Agent,
+            hostname: Some(vm.name.clone()),
+            ip: vm.private_ip.clone(),
+            zone_id: a.zone_id.clone(),
+            pool_id: Some(a.server_pool_id.clone()),
+            enabled: false,
+            status: "running".into(),
+            last_checkin: Some(now),
+            reported: vm_size(configs, &inst.autoscale_config),
+            overridden: Resources::default(),
+            allocated: Resources::default(),
+            max_sessions: None,
+        }),
+        None => {}
+    }
+}
+
+fn usable(s: &KasmServer) -> bool {
+    s.enabled && s.last_checkin.is_some()
+}
+
+fn capacity_of(s: &KasmServer) -> Resources {
+    let pick = |o: f64, r: f64| if o > 0.0 { o } else { r };
+    Resources::new(
+        pick(s.overridden.cores, s.reported.cores),
+        pick(s.overridden.memory_mb, s.reported.memory_mb),
+        pick(s.overridden.gpus, s.reported.gpus),
+    )
+}
+
+fn place(kasm: &MemoryKasm, configs: &ConfigSet, w: &Waiting) -> Option<String> {
+    let a = configs.autoscale(&w.config)?;
+    let sessions = kasm.sessions();
+    let mut servers: Vec<KasmServer> = kasm
+        .servers()
+        .into_iter()
+        .filter(|s| usable(s) && s.zone_id == a.zone_id && s.pool_id.as_deref() == Some(&a.server_pool_id))
+        .collect();
+    servers.sort_by(|x, y| x.server_id.cmp(&y.server_id));
+    servers.into_iter().find_map(|s| {
+        let fits = match a.autoscale_type {
+            AutoscaleType::DockerAgent => {
+                let free = capacity_of(&s) - s.allocated;
+                free.cores + 1e-9 >= w.res.cores
+                    && free.memory_mb + 1e-9 >= w.res.memory_mb
+                    && free.gpus + 1e-9 >= w.res.gpus
+            }
+            AutoscaleType::Server => {
+                let max = s.max_sessions.unwrap_or(a.max_simultaneous_sessions_per_server);
+                (sessions.iter().filter(|k| k.server_id == s.server_id).count() as u32) < max
+            }
+        };
+        fits.then_some(s.server_id)
+    })
+}
+
+fn demand_capacity(kasm: &MemoryKasm, configs: &ConfigSet, waiting: &VecDeque<Waiting>) -> (f64, f64) {
+    let servers = kasm.servers();
+    let kind_of = |pool: Option<&str>, zone: &str| {
+        configs
+            .autoscale_configs
+            .iter()
+            .find(|a| a.zone_id == zone && Some(a.server_pool_id.as_str()) == pool)
+            .map(|a| a.autoscale_type)
+    };
+    let mut demand = 0.0;
+    let mut capacity = 0.0;
+    for s in &servers {
+        match kind_of(s.pool_id.as_deref(), &s.zone_id) {
+            Some(AutoscaleType::Server) => {
+                demand += kasm.sessions().iter().filter(|k| k.server_id == s.server_id).count() as f64;
+                if usable(s) {
+                    capacity += s.max_sessions.unwrap_or(1) as f64;
+                }
+            }
+            _ => {
+                demand += s.allocated.cores;
+                if usable(s) {
+                    capacity += capacity_of(s).cores;
+                }
+            }
+        }
+    }
+    for w in waiting {
+        demand += match configs.autoscale(&w.config).map(|a| a.autoscale_type) {
+            Some(AutoscaleType::Server) => 1.0,
+            _ => w.res.cores,
+        };
+    }
+    (demand, capacity)
+}
+
+/// Resolves every secret reference to a fixed, obviously fake value (the simulator has no secrets).
+#[derive(Debug)]
+struct SimSecrets;
+
+#[async_trait::async_trait]
+impl crate::secrets::Secrets for SimSecrets {
+    async fn resolve(
+        &self,
+        _: &crate::config::SecretRef,
+    ) -> Result<secrecy::SecretString, crate::secrets::SecretError> {
+        Ok(secrecy::SecretString::from("simulated-secret".to_string()))
+    }
+}
+
+/// The printed report: timeline and summary.
+pub fn render_text(r: &Report) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "simulation: {}", r.summary.name);
+    let _ = writeln!(s, "timeline:");
+    for e in &r.events {
+        let m = e.minute as u64;
+        let _ = writeln!(s, "  {:02}:{:02}  {}", m / 60, m % 60, e.text);
+    }
+    let x = &r.summary;
+    let _ = writeln!(s, "summary:");
+    let _ = writeln!(s, "  peak VMs                {}", x.peak_vms);
+    let _ = writeln!(s, "  VM-hours                {:.2}", x.vm_hours);
+    let _ = writeln!(s, "  estimated cost          {:.2}", x.estimated_cost);
+    let _ = writeln!(s, "  sessions                {}", x.sessions_total);
+    let _ = writeln!(s, "  sessions that waited    {} (unserved at end: {})", x.sessions_waited, x.sessions_unserved);
+    let _ = writeln!(s, "  longest wait            {} s", x.max_wait_seconds);
+    let _ = writeln!(s, "  VMs created / destroyed {} / {}", x.vms_created, x.vms_destroyed);
+    let _ = writeln!(s, "  provider errors         {}", x.provider_errors);
+    let _ = writeln!(s, "  evaluations             {}", x.decisions);
+    let _ = writeln!(s, "  max_instances exceeded  {}", x.max_instances_exceeded);
+    s
+}

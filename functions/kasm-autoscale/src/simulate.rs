@@ -1,0 +1,37 @@
+//! `kasm-autoscale simulate TRACE [--out DIR] [--json]`.
+
+use std::io::Write;
+use std::path::Path;
+
+use shared::sim;
+
+/// Runs the simulation; exit 0, 2 for a malformed trace or config, 1 if the cap was ever exceeded.
+pub fn run(trace: &Path, out: &Path, json: bool, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    let loaded = match sim::load(trace) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = writeln!(stderr, "error: {e}");
+            return 2;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(stderr, "error: failed to start the runtime: {e}");
+            return 1;
+        }
+    };
+    let report = rt.block_on(sim::run(&loaded));
+    let chart = out.join("chart.svg");
+    if let Err(e) = std::fs::create_dir_all(out).and_then(|_| std::fs::write(&chart, sim::chart::svg(&report))) {
+        let _ = writeln!(stderr, "error: failed to write {}: {e}", chart.display());
+        return 1;
+    }
+    if json {
+        let _ = writeln!(stdout, "{}", serde_json::to_string(&report.summary).unwrap_or_default());
+    } else {
+        let _ = write!(stdout, "{}", sim::render_text(&report));
+        let _ = writeln!(stdout, "chart: {}", chart.display());
+    }
+    if report.summary.max_instances_exceeded { 1 } else { 0 }
+}

@@ -1,0 +1,225 @@
+//! The scale-evaluator's handler: per config, take the lease, read Kasm and the store, decide,
+//! write claims and mark drains, release.
+
+use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+
+use super::{AppError, Ctx};
+use crate::config::AutoscaleConfig;
+use crate::engine::{self, Action, Input, Plan};
+use crate::kasm::{KasmServer, KasmSession};
+use crate::model::{ClaimId, Instance, InstanceState};
+use crate::store::{DecisionRecord, InstanceFilter, moved};
+
+/// What one config's evaluation came to.
+#[derive(Debug)]
+pub struct EvalOutcome {
+    /// The autoscale config.
+    pub autoscale_config: String,
+    /// The plan, or why there is none.
+    pub result: Result<Plan, AppError>,
+    /// Claims written (new VMs requested).
+    pub claimed: Vec<ClaimId>,
+    /// Another evaluation held the config's lease: nothing was done.
+    pub skipped_lease: bool,
+}
+
+/// Evaluates `only` (one config by name) or every config, at the clock's now. `trigger` is logged.
+///
+/// Kasm is read once for all configs; when that read fails, every config's evaluation stops with
+/// the error and nothing is created or destroyed.
+pub async fn evaluate(ctx: &Ctx, only: Option<&str>, trigger: &str) -> Vec<EvalOutcome> {
+    let configs: Vec<&AutoscaleConfig> =
+        ctx.configs.autoscale_configs.iter().filter(|c| only.is_none_or(|n| c.autoscale_config_name == n)).collect();
+    let kasm_view = match (ctx.kasm.list_servers().await, ctx.kasm.list_sessions().await) {
+        (Ok(s), Ok(k)) => Ok((s, k)),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    let mut out = Vec::with_capacity(configs.len());
+    for cfg in configs {
+        let name = cfg.autoscale_config_name.clone();
+        let (servers, sessions) = match &kasm_view {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(autoscale_config = %name, error = %e, "evaluation stopped: Kasm could not be read; nothing created or destroyed");
+                out.push(EvalOutcome {
+                    autoscale_config: name,
+                    result: Err(AppError::Kasm(e.clone())),
+                    claimed: vec![],
+                    skipped_lease: false,
+                });
+                continue;
+            }
+        };
+        let now = ctx.clock.now();
+        match ctx.store.acquire_lease(&name, &ctx.holder, now, ctx.tuning.lease_seconds).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(autoscale_config = %name, "skipped: another evaluation holds this config's lease");
+                out.push(EvalOutcome {
+                    result: Err(AppError::LeaseHeld(name.clone())),
+                    autoscale_config: name,
+                    claimed: vec![],
+                    skipped_lease: true,
+                });
+                continue;
+            }
+            Err(e) => {
+                out.push(EvalOutcome {
+                    autoscale_config: name,
+                    result: Err(e.into()),
+                    claimed: vec![],
+                    skipped_lease: false,
+                });
+                continue;
+            }
+        }
+        let mut claimed = Vec::new();
+        let result = evaluate_one(ctx, cfg, servers, sessions, now, trigger, &mut claimed).await;
+        if let Err(e) = ctx.store.release_lease(&name, &ctx.holder).await {
+            tracing::warn!(autoscale_config = %name, error = %e, "failed to release the lease; it expires by itself");
+        }
+        if let Err(e) = &result {
+            tracing::error!(autoscale_config = %name, error = %e, "evaluation failed");
+        }
+        out.push(EvalOutcome { autoscale_config: name, result, claimed, skipped_lease: false });
+    }
+    out
+}
+
+/// The records of a config's zone and pool, and the sessions on them.
+pub(crate) fn scope<'a>(
+    cfg: &AutoscaleConfig,
+    servers: &'a [KasmServer],
+    sessions: &'a [KasmSession],
+) -> (Vec<KasmServer>, Vec<KasmSession>) {
+    let mine: Vec<KasmServer> = servers
+        .iter()
+        .filter(|s| s.zone_id == cfg.zone_id && s.pool_id.as_deref() == Some(cfg.server_pool_id.as_str()))
+        .cloned()
+        .collect();
+    let ids: HashSet<&str> = mine.iter().map(|s| s.server_id.as_str()).collect();
+    let sess = sessions.iter().filter(|k| ids.contains(k.server_id.as_str())).cloned().collect();
+    (mine, sess)
+}
+
+async fn evaluate_one(
+    ctx: &Ctx,
+    cfg: &AutoscaleConfig,
+    servers: &[KasmServer],
+    sessions: &[KasmSession],
+    now: DateTime<Utc>,
+    trigger: &str,
+    claimed: &mut Vec<ClaimId>,
+) -> Result<Plan, AppError> {
+    let name = &cfg.autoscale_config_name;
+    let pcfg = ctx.configs.provider(&cfg.vm_provider_config).ok_or_else(|| {
+        AppError::UnknownConfig(format!(
+            "autoscale config {name}: vm_provider_config {} does not exist",
+            cfg.vm_provider_config
+        ))
+    })?;
+    let instances =
+        ctx.store.list(&InstanceFilter { autoscale_config: Some(name.clone()), ..Default::default() }).await?;
+    let owned_total = ctx.store.count_owned(pcfg.name()).await?;
+    let control = ctx.store.control(name).await?;
+    let (servers, sessions) = scope(cfg, servers, sessions);
+    let input = Input {
+        config: cfg.clone(),
+        schedules: ctx.configs.schedules_of(name),
+        max_instances: pcfg.max_instances(),
+        owned_total,
+        new_vm_size: pcfg.common().vm_size(),
+        control: control.value.clone(),
+        timers: ctx.timers(),
+        instances,
+        servers,
+        sessions,
+    };
+    let mut plan = engine::decide(&input, now);
+
+    // Apply: claims first (each one a conditional write that enforces the cap), then actions.
+    for _ in 0..plan.create {
+        let claim = Instance::new_claim(
+            ClaimId::generate(now),
+            name,
+            pcfg.name(),
+            pcfg.kind().as_str(),
+            pcfg.common().os(),
+            now,
+        );
+        if ctx.store.try_claim(&claim, pcfg.max_instances()).await? {
+            claimed.push(claim.id.clone());
+        } else {
+            plan.reasons.push(format!(
+                "store refused a claim: {} already owns max_instances {} (a concurrent evaluation took the slot)",
+                pcfg.name(),
+                pcfg.max_instances()
+            ));
+            break;
+        }
+    }
+    for action in &plan.actions {
+        if let Err(e) = apply_action(ctx, &input.instances, action, now).await {
+            // One failed action must not stop the others; the next evaluation sees the truth again.
+            tracing::warn!(autoscale_config = %name, ?action, error = %e, "action failed; will be re-decided next evaluation");
+            plan.reasons.push(format!("action failed: {e}"));
+        }
+    }
+    let mut next = control.value.clone();
+    next.request_downscale_at = plan.request_downscale_at;
+    if !claimed.is_empty() {
+        next.last_provision = Some(now);
+    }
+    if next != control.value {
+        ctx.store.put_control(name, &next, control.version).await?;
+    }
+    let rec = DecisionRecord { at: now, trigger: trigger.to_string(), plan: plan.clone() };
+    ctx.store.record_decision(&rec).await?;
+    tracing::info!(
+        target: "kasm_autoscale::decision",
+        autoscale_config = %name,
+        trigger,
+        create = plan.create,
+        claimed = claimed.len(),
+        actions = plan.actions.len(),
+        decision = %serde_json::to_string(&plan).unwrap_or_default(),
+        "evaluation"
+    );
+    Ok(plan)
+}
+
+async fn apply_action(ctx: &Ctx, instances: &[Instance], action: &Action, now: DateTime<Utc>) -> Result<(), AppError> {
+    let find = |id: &ClaimId| instances.iter().find(|i| &i.id == id).cloned();
+    match action {
+        Action::Activate { claim, server_id, enable } => {
+            let Some(inst) = find(claim) else { return Ok(()) };
+            if *enable {
+                ctx.kasm.set_enabled(server_id, true).await?;
+            }
+            ctx.store.update(&moved(&inst, InstanceState::Running, now)?).await?;
+        }
+        Action::Drain { claim, server_id, reason } => {
+            let Some(inst) = find(claim) else { return Ok(()) };
+            // Disable first: once disabled Kasm places no new session there, so "0 sessions" stays true.
+            ctx.kasm.set_enabled(server_id, false).await?;
+            let mut n = moved(&inst, InstanceState::Draining, now)?;
+            n.end_reason = Some(reason.clone());
+            ctx.store.update(&n).await?;
+        }
+        Action::Undrain { claim, server_id } => {
+            let Some(inst) = find(claim) else { return Ok(()) };
+            ctx.kasm.set_enabled(server_id, true).await?;
+            let mut n = moved(&inst, InstanceState::Running, now)?;
+            n.end_reason = None;
+            ctx.store.update(&n).await?;
+        }
+        Action::Destroy { claim, reason } => {
+            let Some(inst) = find(claim) else { return Ok(()) };
+            let mut n = moved(&inst, InstanceState::Deleting, now)?;
+            n.end_reason = Some(reason.clone());
+            ctx.store.update(&n).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! The trace format `kasm-autoscale simulate` accepts (documented in the README).
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+use crate::config::{ConfigFile, ConfigSet};
+
+/// A simulation trace.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trace {
+    /// Name shown in the report.
+    pub name: String,
+    /// Simulated duration.
+    pub duration_minutes: u32,
+    /// Seconds between two evaluations (one simulation step).
+    pub step_seconds: u32,
+    /// The configs: a path (relative to the trace file) or an inline config document.
+    pub config: TraceConfig,
+    /// The simulated provider.
+    #[serde(default)]
+    pub provider: TraceProvider,
+    /// Session arrivals.
+    #[serde(default)]
+    pub sessions: Vec<SessionBurst>,
+    /// Our extension: the simulated start instant (RFC 3339), for schedules. Default Monday
+    /// 2026-01-05 00:00 UTC.
+    #[serde(default)]
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+    /// Our extension: seed of the boot-jitter generator (runs are reproducible). Default 1.
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+/// Where the trace's configs come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum TraceConfig {
+    /// A config file path, relative to the trace file.
+    Path(String),
+    /// An inline config document.
+    Inline(Box<ConfigFile>),
+}
+
+/// The simulated provider's behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceProvider {
+    /// Seconds from create to the VM checking in to Kasm.
+    #[serde(default = "default_boot")]
+    pub boot_seconds: u32,
+    /// Up to this many seconds more, drawn per VM.
+    #[serde(default)]
+    pub boot_jitter_seconds: u32,
+    /// Price of one VM-hour, for the cost estimate.
+    #[serde(default)]
+    pub hourly_price: f64,
+    /// Injected create failures.
+    #[serde(default)]
+    pub failures: Vec<TraceFailure>,
+}
+
+impl Default for TraceProvider {
+    fn default() -> Self {
+        TraceProvider { boot_seconds: default_boot(), boot_jitter_seconds: 0, hourly_price: 0.0, failures: vec![] }
+    }
+}
+
+fn default_boot() -> u32 {
+    240
+}
+
+/// Create failures injected at a minute.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceFailure {
+    /// When.
+    pub at_minute: u32,
+    /// `out_of_capacity`, `rate_limited`, `transient` or `invalid`.
+    pub kind: FailureKind,
+    /// How many creates fail.
+    pub count: u32,
+    /// Only this VM-provider config's creates (default: every provider config).
+    #[serde(default)]
+    pub provider_config: Option<String>,
+}
+
+/// An injected failure's class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The provider has no capacity for the shape.
+    OutOfCapacity,
+    /// Throttled.
+    RateLimited,
+    /// A 5xx / timeout.
+    Transient,
+    /// The request is invalid (fails the claim for good).
+    Invalid,
+}
+
+/// `count` sessions arriving at `at_minute`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionBurst {
+    /// Arrival minute.
+    pub at_minute: u32,
+    /// How many sessions.
+    pub count: u32,
+    /// Cores each (docker agents).
+    #[serde(default)]
+    pub cores: f64,
+    /// Memory each, MB (docker agents).
+    #[serde(default)]
+    pub memory_mb: f64,
+    /// GPUs each (docker agents).
+    #[serde(default)]
+    pub gpus: f64,
+    /// How long each session lasts once started.
+    pub duration_minutes: u32,
+    /// The autoscale config whose pool serves them.
+    pub autoscale_config: String,
+}
+
+/// Why a trace cannot be simulated. Exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// The file could not be read.
+    #[error("{path}: failed to read: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The trace or its config is malformed; names the field.
+    #[error("{path}: {field}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// The field (JSON path).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A parsed trace with its configs loaded.
+#[derive(Debug, Clone)]
+pub struct LoadedTrace {
+    /// The trace.
+    pub trace: Trace,
+    /// The configs it runs.
+    pub configs: ConfigSet,
+    /// Where it was read from.
+    pub origin: String,
+}
+
+/// Reads a trace file and the config it names.
+pub fn load(path: &Path) -> Result<LoadedTrace, TraceError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| TraceError::Read { path: path.display().to_string(), source })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse(&text, &path.display().to_string(), &base)
+}
+
+/// Parses a trace; config paths resolve against `base`.
+pub fn parse(text: &str, origin: &str, base: &Path) -> Result<LoadedTrace, TraceError> {
+    let invalid = |field: String, message: String| TraceError::Invalid { path: origin.to_string(), field, message };
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let trace: Trace = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        invalid(if field == "." { "trace".into() } else { field }, e.into_inner().to_string())
+    })?;
+    let mut configs = ConfigSet::default();
+    match &trace.config {
+        TraceConfig::Inline(f) => configs.merge((**f).clone()),
+        TraceConfig::Path(p) => {
+            let full: PathBuf = if Path::new(p).is_absolute() { p.into() } else { base.join(p) };
+            let f = crate::config::load_file(&full).map_err(|e| invalid("config".into(), e.to_string()))?;
+            configs.merge(f);
+        }
+    }
+    check(&trace, &configs).map_err(|(f, m)| invalid(f, m))?;
+    Ok(LoadedTrace { trace, configs, origin: origin.to_string() })
+}
+
+fn check(t: &Trace, c: &ConfigSet) -> Result<(), (String, String)> {
+    let err = |f: &str, m: String| Err((f.to_string(), m));
+    if t.duration_minutes == 0 {
+        return err("duration_minutes", "must be at least 1".into());
+    }
+    if t.step_seconds == 0 || t.step_seconds > 3600 {
+        return err("step_seconds", format!("must be 1..=3600, got {}", t.step_seconds));
+    }
+    if c.autoscale_configs.is_empty() {
+        return err("config", "has no autoscale_configs".into());
+    }
+    for (i, a) in c.autoscale_configs.iter().enumerate() {
+        let Some(p) = c.provider(&a.vm_provider_config) else {
+            return err(
+                &format!("config.autoscale_configs[{i}].vm_provider_config"),
+                format!("no vm_provider_configs entry is named {}", a.vm_provider_config),
+            );
+        };
+        let o = a.overrides();
+        let sized = p.common().vm_size().is_some() || (o.cores > 0.0 && o.memory_mb > 0.0);
+        if !sized && a.autoscale_type == crate::config::AutoscaleType::DockerAgent {
+            return err(
+                &format!("config.autoscale_configs[{i}]"),
+                format!(
+                    "{}: the simulator needs each VM's size: set agent_cores_override and agent_memory_override_gb, or use a provider config that states cores and memory",
+                    a.autoscale_config_name
+                ),
+            );
+        }
+    }
+    for (i, s) in t.sessions.iter().enumerate() {
+        if c.autoscale(&s.autoscale_config).is_none() {
+            return err(
+                &format!("sessions[{i}].autoscale_config"),
+                format!("no autoscale config is named {}", s.autoscale_config),
+            );
+        }
+        if s.cores < 0.0 || s.memory_mb < 0.0 || s.gpus < 0.0 {
+            return err(&format!("sessions[{i}]"), "cores, memory_mb and gpus must not be negative".into());
+        }
+    }
+    for (i, f) in t.provider.failures.iter().enumerate() {
+        if let Some(p) = &f.provider_config
+            && c.provider(p).is_none()
+        {
+            return err(
+                &format!("provider.failures[{i}].provider_config"),
+                format!("no VM-provider config is named {p}"),
+            );
+        }
+    }
+    Ok(())
+}
