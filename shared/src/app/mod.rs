@@ -133,3 +133,6 @@ pub enum AppError {
     #[error("another evaluation holds the lease of {0}; nothing done")]
     LeaseHeld(String),
 }
+
+#[cfg(test)]
+mod tests;

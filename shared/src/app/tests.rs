@@ -1,0 +1,398 @@
+//! Handler tests over the in-memory ports, with the faults Lambda really has injected: duplicate
+//! events, overlapping invocations, functions dying mid-way, provider errors, Kasm outages.
+
+use chrono::{Duration, TimeZone, Utc};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::*;
+use crate::clock::VirtualClock;
+use crate::config::{ConfigFile, ConfigSet};
+use crate::kasm::memory::MemoryKasm;
+use crate::kasm::{KasmError, KasmServer, ServerKind};
+use crate::model::{ClaimId, Instance, InstanceState, OsFamily, OwnerLabels, Resources};
+use crate::providers::memory::MemoryProvider;
+use crate::providers::{ProviderError, Vm, VmState};
+use crate::secrets::StaticSecrets;
+use crate::store::{InstanceFilter, MemoryStore, Store, moved};
+
+struct World {
+    ctx: Ctx,
+    store: Arc<MemoryStore>,
+    kasm: Arc<MemoryKasm>,
+    provider: Arc<MemoryProvider>,
+    clock: Arc<VirtualClock>,
+}
+
+fn configs(max: u32, standby_cores: f64) -> ConfigSet {
+    let doc = format!(
+        r##"
+autoscale_configs:
+  - autoscale_config_name: agents
+    server_pool_id: pool
+    zone_id: zone
+    vm_provider_config: prov
+    standby_cores: {standby_cores}
+    agent_cores_override: 4
+    agent_memory_override_gb: 8
+    downscale_backoff: 600
+vm_provider_configs:
+  - provider: proxmox
+    name: prov
+    max_instances: {max}
+    startup_script: "#!/bin/sh\necho {{server_id}}"
+"##
+    );
+    let f: ConfigFile = serde_yaml_ng::from_str(&doc).expect("test config parses");
+    let mut s = ConfigSet::default();
+    s.merge(f);
+    s
+}
+
+fn world(set: ConfigSet) -> World {
+    let clock = Arc::new(VirtualClock::new(Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap()));
+    let store = Arc::new(MemoryStore::new());
+    let kasm = Arc::new(MemoryKasm::new());
+    let provider = Arc::new(MemoryProvider::new());
+    let mut providers: HashMap<String, Arc<dyn crate::ports::VmProvider>> = HashMap::new();
+    providers.insert("prov".into(), provider.clone());
+    let ctx = Ctx {
+        store: store.clone(),
+        kasm: kasm.clone(),
+        secrets: Arc::new(StaticSecrets::default()),
+        clock: clock.clone(),
+        providers,
+        configs: Arc::new(set),
+        holder: "test".into(),
+        tuning: Tuning::default(),
+    };
+    World { ctx, store, kasm, provider, clock }
+}
+
+fn claim(w: &World) -> Instance {
+    Instance::new_claim(ClaimId::generate(w.clock.now()), "agents", "prov", "proxmox", OsFamily::Linux, w.clock.now())
+}
+
+async fn put_claim(w: &World) -> Instance {
+    let c = claim(w);
+    assert!(w.store.try_claim(&c, 100).await.unwrap());
+    w.store.get(&c.id).await.unwrap().unwrap()
+}
+
+/// The agent of a claim checks in to Kasm (registered disabled, like Kasm without auto_agent).
+fn check_in(w: &World, inst: &Instance, enabled: bool) {
+    w.kasm.upsert_server(KasmServer {
+        server_id: inst.kasm_server_id.clone(),
+        kind: ServerKind::Agent,
+        hostname: Some(inst.vm_name.clone()),
+        ip: None,
+        zone_id: "zone".into(),
+        pool_id: Some("pool".into()),
+        enabled,
+        status: "running".into(),
+        last_checkin: Some(w.clock.now()),
+        reported: Resources::new(4.0, 8192.0, 0.0),
+        overridden: Resources::default(),
+        allocated: Resources::default(),
+        max_sessions: None,
+    });
+}
+
+#[tokio::test]
+async fn duplicate_provision_events_make_one_vm() {
+    let w = world(configs(5, 0.0));
+    let c = put_claim(&w).await;
+    let first = provision(&w.ctx, &c.id).await.unwrap();
+    assert!(matches!(first, ProvisionOutcome::Created { .. }), "{first:?}");
+    assert_eq!(provision(&w.ctx, &c.id).await.unwrap(), ProvisionOutcome::AlreadyHandled);
+    assert_eq!(w.provider.vms().len(), 1);
+    assert_eq!(w.provider.create_calls(), 1);
+    let got = w.store.get(&c.id).await.unwrap().unwrap();
+    assert_eq!(got.state, InstanceState::Booting);
+    assert!(got.vm_id.is_some());
+}
+
+#[tokio::test]
+async fn overlapping_provisioners_call_the_provider_once() {
+    let w = world(configs(5, 0.0));
+    let c = put_claim(&w).await;
+    let ctx = Arc::new(w.ctx.clone());
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let ctx = ctx.clone();
+        let id = c.id.clone();
+        tasks.push(tokio::spawn(async move { provision(&ctx, &id).await.unwrap() }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), ProvisionOutcome::Created { .. }) {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(w.provider.create_calls(), 1);
+}
+
+#[tokio::test]
+async fn the_startup_script_is_rendered_into_the_spec() {
+    let w = world(configs(5, 0.0));
+    let c = put_claim(&w).await;
+    let cfg = w.ctx.configs.autoscale("agents").unwrap().clone();
+    let pcfg = w.ctx.configs.provider("prov").unwrap().clone();
+    let spec = provision::build_spec(&w.ctx, &c, &cfg, &pcfg).await.unwrap();
+    use secrecy::ExposeSecret;
+    let script = spec.startup_script.unwrap();
+    assert!(script.expose_secret().contains(&c.kasm_server_id), "server_id not rendered");
+    assert_eq!(spec.labels.claim, Some(c.id.clone()));
+    assert_eq!(spec.labels.deployment, w.ctx.configs.settings.deployment_id);
+}
+
+#[tokio::test]
+async fn retryable_errors_hand_the_claim_back_with_a_delay() {
+    let w = world(configs(5, 0.0));
+    let c = put_claim(&w).await;
+    w.provider.fail_next_creates(ProviderError::Transient { provider: "memory", message: "503".into() }, 1);
+    let r = provision(&w.ctx, &c.id).await.unwrap();
+    assert!(matches!(r, ProvisionOutcome::Retrying { .. }), "{r:?}");
+    let back = w.store.get(&c.id).await.unwrap().unwrap();
+    assert_eq!(back.state, InstanceState::Requested);
+    assert_eq!(back.attempts, 1);
+    assert!(back.last_error.as_deref().unwrap().contains("503"));
+    // Too early: nothing happens.
+    assert_eq!(provision(&w.ctx, &c.id).await.unwrap(), ProvisionOutcome::NotYet);
+    w.clock.advance(Duration::seconds(31));
+    assert!(matches!(provision(&w.ctx, &c.id).await.unwrap(), ProvisionOutcome::Created { .. }));
+    assert_eq!(w.provider.vms().len(), 1);
+}
+
+#[tokio::test]
+async fn retries_end_in_failed_after_max_attempts() {
+    let w = world(configs(5, 0.0));
+    let c = put_claim(&w).await;
+    w.provider.fail_next_creates(ProviderError::Transient { provider: "memory", message: "503".into() }, 10);
+    let mut last = None;
+    for _ in 0..w.ctx.tuning.max_create_attempts {
+        last = Some(provision(&w.ctx, &c.id).await.unwrap());
+        w.clock.advance(Duration::hours(2));
+    }
+    assert!(matches!(last, Some(ProvisionOutcome::Failed { .. })), "{last:?}");
+    let f = w.store.get(&c.id).await.unwrap().unwrap();
+    assert_eq!(f.state, InstanceState::Failed);
+    // A failed claim still counts toward the cap until cleaned up.
+    assert_eq!(w.store.count_owned("prov").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn out_of_capacity_fails_the_claim_and_backs_off_the_config() {
+    let w = world(configs(5, 0.0));
+    let c = put_claim(&w).await;
+    w.provider.fail_next_creates(ProviderError::OutOfCapacity { provider: "memory", message: "no room".into() }, 1);
+    let r = provision(&w.ctx, &c.id).await.unwrap();
+    assert!(matches!(r, ProvisionOutcome::Failed { .. }), "{r:?}");
+    let control = w.store.control("agents").await.unwrap().value;
+    assert_eq!(control.consecutive_failures, 1);
+    assert_eq!(control.backoff_until, Some(w.clock.now() + Duration::seconds(300)));
+}
+
+#[tokio::test]
+async fn a_provisioner_that_died_after_create_is_recovered_without_a_second_vm() {
+    let w = world(configs(5, 0.0));
+    let c = put_claim(&w).await;
+    // The provisioner moved the claim to creating and called the provider, then died.
+    let creating = w.store.update(&moved(&c, InstanceState::Creating, w.clock.now()).unwrap()).await.unwrap();
+    let cfg = w.ctx.configs.autoscale("agents").unwrap().clone();
+    let pcfg = w.ctx.configs.provider("prov").unwrap().clone();
+    let spec = provision::build_spec(&w.ctx, &creating, &cfg, &pcfg).await.unwrap();
+    let vm = w.provider.create_vm(&spec).await.unwrap();
+    // Too early to presume it dead.
+    let rep = reap(&w.ctx).await;
+    assert!(rep.recovered.is_empty());
+    w.clock.advance(Duration::seconds(w.ctx.tuning.stuck_creating_seconds as i64 + 1));
+    let rep = reap(&w.ctx).await;
+    assert_eq!(rep.recovered, vec![c.id.clone()]);
+    let got = w.store.get(&c.id).await.unwrap().unwrap();
+    assert_eq!(got.state, InstanceState::Booting);
+    assert_eq!(got.vm_id.as_deref(), Some(vm.id.as_str()));
+    assert_eq!(w.provider.vms().len(), 1);
+}
+
+#[tokio::test]
+async fn a_provisioner_that_died_before_create_is_retried() {
+    let w = world(configs(5, 0.0));
+    let c = put_claim(&w).await;
+    w.store.update(&moved(&c, InstanceState::Creating, w.clock.now()).unwrap()).await.unwrap();
+    w.clock.advance(Duration::seconds(w.ctx.tuning.stuck_creating_seconds as i64 + 1));
+    reap(&w.ctx).await;
+    assert_eq!(w.store.get(&c.id).await.unwrap().unwrap().state, InstanceState::Requested);
+    w.clock.advance(Duration::seconds(w.ctx.tuning.stuck_requested_seconds as i64 + 1));
+    let rep = reap(&w.ctx).await;
+    assert_eq!(rep.recovered, vec![c.id.clone()]);
+    assert_eq!(w.store.get(&c.id).await.unwrap().unwrap().state, InstanceState::Booting);
+    assert_eq!(w.provider.vms().len(), 1);
+}
+
+#[tokio::test]
+async fn draining_vms_are_deleted_only_when_their_sessions_end() {
+    let w = world(configs(5, 0.0));
+    let c = put_claim(&w).await;
+    provision(&w.ctx, &c.id).await.unwrap();
+    let booted = w.store.get(&c.id).await.unwrap().unwrap();
+    check_in(&w, &booted, true);
+    let running = w.store.update(&moved(&booted, InstanceState::Running, w.clock.now()).unwrap()).await.unwrap();
+    w.kasm.start_session("k1", &running.kasm_server_id, Resources::new(2.0, 2048.0, 0.0));
+    w.store.update(&moved(&running, InstanceState::Draining, w.clock.now()).unwrap()).await.unwrap();
+
+    let rep = reap(&w.ctx).await;
+    assert_eq!(rep.waiting_for_sessions, vec![c.id.clone()]);
+    assert_eq!(w.provider.vms().len(), 1, "a VM with a session was deleted");
+
+    w.kasm.end_session("k1");
+    let rep = reap(&w.ctx).await;
+    assert_eq!(rep.drained, vec![c.id.clone()]);
+    assert_eq!(rep.deleted, vec![c.id.clone()]);
+    assert!(w.provider.vms().is_empty());
+    assert!(w.kasm.server(&running.kasm_server_id).is_none(), "Kasm record left behind");
+    assert_eq!(w.store.get(&c.id).await.unwrap().unwrap().state, InstanceState::Deleted);
+    assert_eq!(w.store.count_owned("prov").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn kasm_outage_keeps_draining_vms() {
+    let w = world(configs(5, 0.0));
+    let c = put_claim(&w).await;
+    provision(&w.ctx, &c.id).await.unwrap();
+    let booted = w.store.get(&c.id).await.unwrap().unwrap();
+    let running = w.store.update(&moved(&booted, InstanceState::Running, w.clock.now()).unwrap()).await.unwrap();
+    w.store.update(&moved(&running, InstanceState::Draining, w.clock.now()).unwrap()).await.unwrap();
+    w.kasm.fail_with(Some(KasmError::Unreachable { call: "get_kasms".into(), message: "connection refused".into() }));
+    let rep = reap(&w.ctx).await;
+    assert!(rep.drained.is_empty());
+    assert_eq!(w.provider.vms().len(), 1);
+    assert!(rep.errors.iter().any(|e| e.contains("get_kasms")), "{:?}", rep.errors);
+}
+
+#[tokio::test]
+async fn kasm_outage_stops_evaluation_without_changes() {
+    let w = world(configs(5, 8.0));
+    w.kasm.fail_with(Some(KasmError::Unreachable { call: "get_servers".into(), message: "connection refused".into() }));
+    let out = evaluate(&w.ctx, None, "test").await;
+    assert_eq!(out.len(), 1);
+    let err = out[0].result.as_ref().unwrap_err().to_string();
+    assert!(err.contains("get_servers"), "{err}");
+    assert!(w.store.list(&InstanceFilter::default()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn vanished_vms_are_finished() {
+    let w = world(configs(5, 0.0));
+    let c = put_claim(&w).await;
+    provision(&w.ctx, &c.id).await.unwrap();
+    let vm_id = w.store.get(&c.id).await.unwrap().unwrap().vm_id.unwrap();
+    w.provider.delete_vm(&vm_id).await.unwrap();
+    reap(&w.ctx).await;
+    let got = w.store.get(&c.id).await.unwrap().unwrap();
+    assert_eq!(got.state, InstanceState::Deleting);
+    reap(&w.ctx).await;
+    assert_eq!(w.store.get(&c.id).await.unwrap().unwrap().state, InstanceState::Deleted);
+}
+
+#[tokio::test]
+async fn orphans_are_deleted_in_two_phases_and_only_ours() {
+    let w = world(configs(5, 0.0));
+    let dep = w.ctx.configs.settings.deployment_id.clone();
+    let mk = |id: &str, deployment: &str| Vm {
+        id: id.into(),
+        name: id.into(),
+        state: VmState::Running,
+        labels: OwnerLabels { deployment: deployment.into(), autoscale_config: Some("agents".into()), claim: Some(ClaimId("01unknown".into())) }
+            .to_map(),
+        private_ip: None,
+        public_ip: None,
+        created_at: None,
+    };
+    w.provider.insert_vm(mk("orphan-1", &dep));
+    w.provider.insert_vm(mk("foreign-1", "someone-else"));
+    let rep = reap(&w.ctx).await;
+    assert_eq!(rep.orphans_suspected, vec!["prov/orphan-1".to_string()]);
+    assert!(rep.orphans_deleted.is_empty());
+    w.clock.advance(Duration::seconds(w.ctx.tuning.orphan_grace_seconds as i64));
+    let rep = reap(&w.ctx).await;
+    assert_eq!(rep.orphans_deleted, vec!["prov/orphan-1".to_string()]);
+    let left: Vec<String> = w.provider.vms().into_iter().map(|v| v.id).collect();
+    assert_eq!(left, vec!["foreign-1".to_string()], "a VM without our deployment tag was touched");
+}
+
+#[tokio::test]
+async fn a_claimed_vm_is_never_an_orphan() {
+    let w = world(configs(5, 0.0));
+    let c = put_claim(&w).await;
+    provision(&w.ctx, &c.id).await.unwrap();
+    for _ in 0..3 {
+        w.clock.advance(Duration::seconds(w.ctx.tuning.orphan_grace_seconds as i64));
+        let rep = reap(&w.ctx).await;
+        assert!(rep.orphans_suspected.is_empty() && rep.orphans_deleted.is_empty());
+    }
+    assert_eq!(w.provider.vms().len(), 1);
+}
+
+// ---- evaluation (needs the engine) ----
+
+#[tokio::test]
+async fn evaluation_claims_what_the_standby_needs_and_activates_checked_in_agents() {
+    let w = world(configs(10, 8.0));
+    let out = evaluate(&w.ctx, None, "test").await;
+    let plan = out[0].result.as_ref().unwrap();
+    assert_eq!(plan.create, 2, "8 standby cores / 4 cores per agent: {:?}", plan.reasons);
+    assert_eq!(out[0].claimed.len(), 2);
+    // A duplicate scheduled event right after: the booting claims count, nothing more is created.
+    let again = evaluate(&w.ctx, None, "test").await;
+    assert_eq!(again[0].result.as_ref().unwrap().create, 0, "{:?}", again[0].result.as_ref().unwrap().reasons);
+    for (_, r) in provision_pending(&w.ctx).await {
+        assert!(matches!(r.unwrap(), ProvisionOutcome::Created { .. }));
+    }
+    for i in w.store.list(&InstanceFilter::default()).await.unwrap() {
+        check_in(&w, &i, false);
+    }
+    let out = evaluate(&w.ctx, None, "test").await;
+    let plan = out[0].result.as_ref().unwrap();
+    assert_eq!(plan.create, 0);
+    let enabled = w.kasm.servers().iter().filter(|s| s.enabled).count();
+    assert_eq!(enabled, 2, "agents that registered disabled were not enabled: {:?}", plan.actions);
+    let running = w
+        .store
+        .list(&InstanceFilter { states: vec![InstanceState::Running], ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(running.len(), 2);
+}
+
+#[tokio::test]
+async fn overlapping_evaluations_never_exceed_max_instances() {
+    let w = world(configs(3, 400.0));
+    let mut tasks = Vec::new();
+    for n in 0..10 {
+        let mut ctx = w.ctx.clone();
+        ctx.holder = format!("invocation-{n}");
+        // Different holders: some are refused the lease, the others race on claims.
+        tasks.push(tokio::spawn(async move { evaluate(&ctx, None, "test").await }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Leases expire; evaluate again many times.
+    for _ in 0..5 {
+        w.clock.advance(Duration::seconds(200));
+        evaluate(&w.ctx, None, "test").await;
+    }
+    assert_eq!(w.store.count_owned("prov").await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn every_evaluation_is_logged_with_its_reasons() {
+    let w = world(configs(10, 8.0));
+    evaluate(&w.ctx, None, "schedule").await;
+    let d = w.store.decisions(Some("agents"), 10).await.unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].trigger, "schedule");
+    assert!(!d[0].plan.reasons.is_empty());
+}
