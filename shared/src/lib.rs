@@ -20,3 +20,4 @@ pub mod script;
 pub mod secrets;
 pub mod sim;
 pub mod store;
+pub mod webhook;

@@ -304,8 +304,12 @@ async fn orphans_are_deleted_in_two_phases_and_only_ours() {
         id: id.into(),
         name: id.into(),
         state: VmState::Running,
-        labels: OwnerLabels { deployment: deployment.into(), autoscale_config: Some("agents".into()), claim: Some(ClaimId("01unknown".into())) }
-            .to_map(),
+        labels: OwnerLabels {
+            deployment: deployment.into(),
+            autoscale_config: Some("agents".into()),
+            claim: Some(ClaimId("01unknown".into())),
+        }
+        .to_map(),
         private_ip: None,
         public_ip: None,
         created_at: None,
@@ -358,11 +362,8 @@ async fn evaluation_claims_what_the_standby_needs_and_activates_checked_in_agent
     assert_eq!(plan.create, 0);
     let enabled = w.kasm.servers().iter().filter(|s| s.enabled).count();
     assert_eq!(enabled, 2, "agents that registered disabled were not enabled: {:?}", plan.actions);
-    let running = w
-        .store
-        .list(&InstanceFilter { states: vec![InstanceState::Running], ..Default::default() })
-        .await
-        .unwrap();
+    let running =
+        w.store.list(&InstanceFilter { states: vec![InstanceState::Running], ..Default::default() }).await.unwrap();
     assert_eq!(running.len(), 2);
 }
 
