@@ -11,6 +11,7 @@
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod kasm;
 pub mod model;

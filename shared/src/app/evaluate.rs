@@ -103,15 +103,13 @@ pub(crate) fn scope<'a>(
     (mine, sess)
 }
 
-async fn evaluate_one(
+/// Builds the engine's input for one config from the store and Kasm's records.
+pub(crate) async fn build_input(
     ctx: &Ctx,
     cfg: &AutoscaleConfig,
     servers: &[KasmServer],
     sessions: &[KasmSession],
-    now: DateTime<Utc>,
-    trigger: &str,
-    claimed: &mut Vec<ClaimId>,
-) -> Result<Plan, AppError> {
+) -> Result<(Input, u64), AppError> {
     let name = &cfg.autoscale_config_name;
     let pcfg = ctx.configs.provider(&cfg.vm_provider_config).ok_or_else(|| {
         AppError::UnknownConfig(format!(
@@ -130,12 +128,41 @@ async fn evaluate_one(
         max_instances: pcfg.max_instances(),
         owned_total,
         new_vm_size: pcfg.common().vm_size(),
-        control: control.value.clone(),
+        control: control.value,
         timers: ctx.timers(),
         instances,
         servers,
         sessions,
     };
+    Ok((input, control.version))
+}
+
+/// What `decide` would do for `only` (or every config) now, changing nothing: `kasm-autoscale plan`.
+pub async fn plan(ctx: &Ctx, only: Option<&str>) -> Result<Vec<(Input, Plan)>, AppError> {
+    let servers = ctx.kasm.list_servers().await?;
+    let sessions = ctx.kasm.list_sessions().await?;
+    let now = ctx.clock.now();
+    let mut out = Vec::new();
+    for cfg in ctx.configs.autoscale_configs.iter().filter(|c| only.is_none_or(|n| c.autoscale_config_name == n)) {
+        let (input, _) = build_input(ctx, cfg, &servers, &sessions).await?;
+        let plan = engine::decide(&input, now);
+        out.push((input, plan));
+    }
+    Ok(out)
+}
+
+async fn evaluate_one(
+    ctx: &Ctx,
+    cfg: &AutoscaleConfig,
+    servers: &[KasmServer],
+    sessions: &[KasmSession],
+    now: DateTime<Utc>,
+    trigger: &str,
+    claimed: &mut Vec<ClaimId>,
+) -> Result<Plan, AppError> {
+    let name = &cfg.autoscale_config_name;
+    let (input, control_version) = build_input(ctx, cfg, servers, sessions).await?;
+    let pcfg = ctx.configs.provider(&cfg.vm_provider_config).expect("checked by build_input");
     let mut plan = engine::decide(&input, now);
 
     // Apply: claims first (each one a conditional write that enforces the cap), then actions.
@@ -166,13 +193,13 @@ async fn evaluate_one(
             plan.reasons.push(format!("action failed: {e}"));
         }
     }
-    let mut next = control.value.clone();
+    let mut next = input.control.clone();
     next.request_downscale_at = plan.request_downscale_at;
     if !claimed.is_empty() {
         next.last_provision = Some(now);
     }
-    if next != control.value {
-        ctx.store.put_control(name, &next, control.version).await?;
+    if next != input.control {
+        ctx.store.put_control(name, &next, control_version).await?;
     }
     let rec = DecisionRecord { at: now, trigger: trigger.to_string(), plan: plan.clone() };
     ctx.store.record_decision(&rec).await?;

@@ -9,7 +9,7 @@ mod evaluate;
 mod provision;
 mod reap;
 
-pub use evaluate::{EvalOutcome, evaluate};
+pub use evaluate::{EvalOutcome, evaluate, plan};
 pub use provision::{ProvisionOutcome, provision, provision_pending};
 pub use reap::{ReapReport, reap};
 

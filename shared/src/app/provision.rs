@@ -29,11 +29,15 @@ pub enum ProvisionOutcome {
     Retrying {
         /// The redacted error.
         error: String,
+        /// The provider error's class.
+        class: Option<ErrorClass>,
     },
     /// The claim failed for good (counts toward the cap until the reaper cleans it up).
     Failed {
         /// The redacted error.
         error: String,
+        /// The provider error's class (None: a config, secret or script problem).
+        class: Option<ErrorClass>,
     },
 }
 
@@ -65,7 +69,7 @@ pub async fn provision(ctx: &Ctx, id: &ClaimId) -> Result<ProvisionOutcome, AppE
             creating.autoscale_config, creating.provider_config
         );
         fail(ctx, &creating, &msg, now).await?;
-        return Ok(ProvisionOutcome::Failed { error: msg });
+        return Ok(ProvisionOutcome::Failed { error: msg, class: None });
     };
     let spec = match build_spec(ctx, &creating, &cfg, &pcfg).await {
         Ok(s) => s,
@@ -73,7 +77,7 @@ pub async fn provision(ctx: &Ctx, id: &ClaimId) -> Result<ProvisionOutcome, AppE
             // A config or secret problem: retrying cannot help until an operator fixes it.
             let msg = e.to_string();
             fail(ctx, &creating, &msg, now).await?;
-            return Ok(ProvisionOutcome::Failed { error: msg });
+            return Ok(ProvisionOutcome::Failed { error: msg, class: None });
         }
     };
     let provider = ctx.provider(&creating.provider_config)?.clone();
@@ -168,7 +172,7 @@ async fn handle_create_error(
         back.not_before = Some(now + chrono::Duration::seconds(delay as i64));
         back.last_error = Some(msg.clone());
         ctx.store.update(&back).await?;
-        return Ok(ProvisionOutcome::Retrying { error: msg });
+        return Ok(ProvisionOutcome::Retrying { error: msg, class: Some(e.class()) });
     }
     if e.class() == ErrorClass::OutOfCapacity {
         // Back off the whole config: creating more of the same shape now would fail the same way.
@@ -181,7 +185,7 @@ async fn handle_create_error(
         let _ = ctx.store.put_control(&creating.autoscale_config, &control.value, control.version).await;
     }
     fail(ctx, creating, &msg, now).await?;
-    Ok(ProvisionOutcome::Failed { error: msg })
+    Ok(ProvisionOutcome::Failed { error: msg, class: Some(e.class()) })
 }
 
 async fn fail(ctx: &Ctx, inst: &Instance, msg: &str, now: DateTime<Utc>) -> Result<(), AppError> {

@@ -278,7 +278,7 @@ pub async fn run(lt: &LoadedTrace) -> Report {
         }
         for (claim, r) in app::provision_pending(&ctx).await {
             match r {
-                Ok(app::ProvisionOutcome::Retrying { error } | app::ProvisionOutcome::Failed { error }) => {
+                Ok(app::ProvisionOutcome::Retrying { error, .. } | app::ProvisionOutcome::Failed { error, .. }) => {
                     summary.provider_errors += 1;
                     events.push(Event { minute, text: format!("claim {claim}: {error}") });
                 }

@@ -1,0 +1,104 @@
+//! Prometheus text exposition of the daemon's counters, written by hand (a few lines; no registry
+//! crate needed): evaluations, VMs by config and state, provider errors by class, decision latency.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+use crate::model::Instance;
+
+/// Latency histogram buckets, seconds.
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+#[derive(Debug, Default)]
+struct State {
+    evaluations: BTreeMap<(String, &'static str), u64>,
+    provider_errors: BTreeMap<String, u64>,
+    latency_buckets: [u64; BUCKETS.len()],
+    latency_sum: f64,
+    latency_count: u64,
+    webhooks: BTreeMap<u16, u64>,
+}
+
+/// The daemon's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    state: Mutex<State>,
+}
+
+impl Metrics {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("metrics lock")
+    }
+
+    /// Counts one evaluation of `config` (`result`: ok, error, skipped).
+    pub fn evaluation(&self, config: &str, result: &'static str) {
+        *self.lock().evaluations.entry((config.to_string(), result)).or_default() += 1;
+    }
+
+    /// Counts one provider error of `class`.
+    pub fn provider_error(&self, class: &str) {
+        *self.lock().provider_errors.entry(class.to_string()).or_default() += 1;
+    }
+
+    /// Records how long one evaluation cycle took.
+    pub fn decision_latency(&self, seconds: f64) {
+        let mut st = self.lock();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if seconds <= *b {
+                st.latency_buckets[i] += 1;
+            }
+        }
+        st.latency_sum += seconds;
+        st.latency_count += 1;
+    }
+
+    /// Counts one webhook answer by status.
+    pub fn webhook(&self, status: u16) {
+        *self.lock().webhooks.entry(status).or_default() += 1;
+    }
+
+    /// The exposition text; `instances` are the live claims (VMs by config and state).
+    pub fn render(&self, instances: &[Instance]) -> String {
+        let st = self.lock();
+        let mut o = String::new();
+        let _ = writeln!(o, "# HELP kasm_autoscale_evaluations_total Evaluations by autoscale config and result.");
+        let _ = writeln!(o, "# TYPE kasm_autoscale_evaluations_total counter");
+        for ((c, r), n) in &st.evaluations {
+            let _ =
+                writeln!(o, "kasm_autoscale_evaluations_total{{autoscale_config=\"{}\",result=\"{r}\"}} {n}", esc(c));
+        }
+        let _ = writeln!(o, "# HELP kasm_autoscale_vms VMs we own, by autoscale config and claim state.");
+        let _ = writeln!(o, "# TYPE kasm_autoscale_vms gauge");
+        let mut vms: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for i in instances {
+            *vms.entry((i.autoscale_config.as_str(), i.state.as_str())).or_default() += 1;
+        }
+        for ((c, s), n) in vms {
+            let _ = writeln!(o, "kasm_autoscale_vms{{autoscale_config=\"{}\",state=\"{s}\"}} {n}", esc(c));
+        }
+        let _ = writeln!(o, "# HELP kasm_autoscale_provider_errors_total Provider errors by class.");
+        let _ = writeln!(o, "# TYPE kasm_autoscale_provider_errors_total counter");
+        for (c, n) in &st.provider_errors {
+            let _ = writeln!(o, "kasm_autoscale_provider_errors_total{{class=\"{}\"}} {n}", esc(c));
+        }
+        let _ = writeln!(o, "# HELP kasm_autoscale_webhooks_total Webhook requests by HTTP status.");
+        let _ = writeln!(o, "# TYPE kasm_autoscale_webhooks_total counter");
+        for (s, n) in &st.webhooks {
+            let _ = writeln!(o, "kasm_autoscale_webhooks_total{{status=\"{s}\"}} {n}");
+        }
+        let _ = writeln!(o, "# HELP kasm_autoscale_decision_seconds Duration of one evaluation cycle.");
+        let _ = writeln!(o, "# TYPE kasm_autoscale_decision_seconds histogram");
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(o, "kasm_autoscale_decision_seconds_bucket{{le=\"{b}\"}} {}", st.latency_buckets[i]);
+        }
+        let _ = writeln!(o, "kasm_autoscale_decision_seconds_bucket{{le=\"+Inf\"}} {}", st.latency_count);
+        let _ = writeln!(o, "kasm_autoscale_decision_seconds_sum {}", st.latency_sum);
+        let _ = writeln!(o, "kasm_autoscale_decision_seconds_count {}", st.latency_count);
+        o
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}

@@ -1,0 +1,271 @@
+//! The local daemon behind `kasm-autoscale run`: the same handlers as the Lambda functions in one
+//! process — a schedule ticker (evaluate → provision → reap), the store's change feed (new claims
+//! are provisioned at once), and an HTTP listener for webhooks, `/healthz` and `/metrics`.
+//!
+//! Shutdown: stop taking work, give in-flight steps a grace period, then drop them. A dropped step
+//! loses nothing: its claim is in the store and the next start's reaper finishes or undoes it.
+
+pub mod metrics;
+#[cfg(test)]
+mod tests;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::app::{self, Ctx, ProvisionOutcome};
+use crate::model::InstanceState;
+use crate::store::InstanceFilter;
+use crate::webhook::{self, Trigger};
+pub use metrics::Metrics;
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Seconds between scheduled cycles.
+    pub interval: Duration,
+    /// Where the HTTP listener binds (`None` = no listener).
+    pub listen: Option<SocketAddr>,
+    /// Webhook secrets.
+    pub keys: webhook::Keys,
+    /// How long in-flight work may finish after a shutdown signal (the whole exit stays < 10 s).
+    pub grace: Duration,
+    /// Webhook triggers arriving within this window are coalesced into one evaluation.
+    pub debounce: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            interval: Duration::from_secs(30),
+            listen: None,
+            keys: webhook::Keys::default(),
+            grace: Duration::from_secs(7),
+            debounce: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Http {
+    ctx: Ctx,
+    keys: webhook::Keys,
+    metrics: Arc<Metrics>,
+    triggers: mpsc::Sender<Trigger>,
+}
+
+/// Runs until `shutdown` resolves. Returns the address the listener bound (for tests) through `bound`.
+pub async fn run(
+    ctx: Ctx,
+    opts: Options,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+    bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> anyhow::Result<()> {
+    let (trig_tx, mut trig_rx) = mpsc::channel::<Trigger>(256);
+    let mut tasks: JoinSet<()> = JoinSet::new();
+
+    if let Some(addr) = opts.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("failed to listen on {addr}: {e}"))?;
+        let local = listener.local_addr()?;
+        tracing::info!(%local, "listening for webhooks, /healthz and /metrics");
+        if let Some(b) = bound {
+            let _ = b.send(local);
+        }
+        let state =
+            Http { ctx: ctx.clone(), keys: opts.keys.clone(), metrics: metrics.clone(), triggers: trig_tx.clone() };
+        let app = Router::new().fallback(route).with_state(state);
+        let mut stop = shutdown.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "HTTP listener failed");
+            }
+        });
+    }
+
+    let workers = Arc::new(Semaphore::new(ctx.configs.settings.provisioning_workers.max(1) as usize));
+    let mut feed = ctx.store.subscribe();
+    let mut ticker = tokio::time::interval(opts.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let cycle_running = Arc::new(tokio::sync::Mutex::new(()));
+
+    loop {
+        tokio::select! {
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
+            _ = ticker.tick() => {
+                spawn_cycle(&mut tasks, &ctx, &metrics, &cycle_running, Trigger::All, "schedule");
+            }
+            Some(first) = trig_rx.recv() => {
+                // Debounce: a burst of session events becomes one evaluation.
+                let mut t = first;
+                let deadline = tokio::time::sleep(opts.debounce);
+                tokio::pin!(deadline);
+                loop {
+                    tokio::select! {
+                        _ = &mut deadline => break,
+                        Some(more) = trig_rx.recv() => t = merge(t, more),
+                    }
+                }
+                spawn_cycle(&mut tasks, &ctx, &metrics, &cycle_running, t, "webhook");
+            }
+            change = recv_change(&mut feed) => {
+                if let Some(c) = change
+                    && c.old_state.is_none()
+                    && c.new_state == InstanceState::Requested
+                {
+                    let ctx = ctx.clone();
+                    let metrics = metrics.clone();
+                    let workers = workers.clone();
+                    tasks.spawn(async move {
+                        // At most `provisioning_workers` provider calls at once (Kasm: 10).
+                        let Ok(_permit) = workers.acquire_owned().await else { return };
+                        record(&metrics, &c.claim.to_string(), app::provision(&ctx, &c.claim).await);
+                    });
+                }
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+
+    tracing::info!(in_flight = tasks.len(), "shutting down: no new work; waiting for in-flight steps");
+    let drained = tokio::time::timeout(opts.grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            abandoned = tasks.len(),
+            "grace period over: abandoning in-flight steps (their claims are kept; the next start resumes them)"
+        );
+        tasks.abort_all();
+    }
+    Ok(())
+}
+
+async fn recv_change(
+    feed: &mut Option<tokio::sync::broadcast::Receiver<crate::store::Change>>,
+) -> Option<crate::store::Change> {
+    match feed {
+        Some(rx) => loop {
+            match rx.recv().await {
+                Ok(c) => return Some(c),
+                // Missed some: the next cycle's provision_pending picks them up.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    *feed = None;
+                    return None;
+                }
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+fn merge(a: Trigger, b: Trigger) -> Trigger {
+    match (a, b) {
+        (Trigger::All, _) | (_, Trigger::All) => Trigger::All,
+        (Trigger::None, x) | (x, Trigger::None) => x,
+        (Trigger::Configs(mut x), Trigger::Configs(y)) => {
+            x.extend(y);
+            Trigger::Configs(x)
+        }
+    }
+}
+
+fn record(metrics: &Metrics, claim: &str, r: Result<ProvisionOutcome, app::AppError>) {
+    match r {
+        Ok(ProvisionOutcome::Retrying { error, class } | ProvisionOutcome::Failed { error, class }) => {
+            metrics.provider_error(&class.map(|c| format!("{c:?}").to_lowercase()).unwrap_or_else(|| "config".into()));
+            tracing::warn!(claim, error, "provisioning did not succeed");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(claim, error = %e, "provisioning failed"),
+    }
+}
+
+fn spawn_cycle(
+    tasks: &mut JoinSet<()>,
+    ctx: &Ctx,
+    metrics: &Arc<Metrics>,
+    running: &Arc<tokio::sync::Mutex<()>>,
+    trigger: Trigger,
+    why: &'static str,
+) {
+    if trigger == Trigger::None {
+        return;
+    }
+    let Ok(guard) = running.clone().try_lock_owned() else {
+        tracing::info!(why, "a cycle is still running; this trigger is folded into the next one");
+        return;
+    };
+    let ctx = ctx.clone();
+    let metrics = metrics.clone();
+    tasks.spawn(async move {
+        let _guard = guard;
+        cycle(&ctx, &metrics, trigger, why).await;
+    });
+}
+
+/// One cycle: evaluate the triggered configs, provision what is pending, reap.
+pub async fn cycle(ctx: &Ctx, metrics: &Metrics, trigger: Trigger, why: &str) {
+    let started = Instant::now();
+    let names: Vec<Option<String>> = match trigger {
+        Trigger::None => return,
+        Trigger::All => vec![None],
+        Trigger::Configs(c) => c.into_iter().map(Some).collect(),
+    };
+    for only in names {
+        for o in app::evaluate(ctx, only.as_deref(), why).await {
+            let result = match &o.result {
+                Ok(_) => "ok",
+                Err(_) if o.skipped_lease => "skipped",
+                Err(_) => "error",
+            };
+            metrics.evaluation(&o.autoscale_config, result);
+        }
+    }
+    metrics.decision_latency(started.elapsed().as_secs_f64());
+    for (claim, r) in app::provision_pending(ctx).await {
+        record(metrics, claim.as_str(), r);
+    }
+    let rep = app::reap(ctx).await;
+    if !rep.deleted.is_empty() || !rep.orphans_deleted.is_empty() {
+        tracing::info!(deleted = ?rep.deleted, orphans = ?rep.orphans_deleted, "reaper pass");
+    }
+}
+
+async fn route(State(st): State<Http>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+    let path = uri.path();
+    if method == Method::GET && path == "/healthz" {
+        return (StatusCode::OK, [("content-type", "application/json")], "{\"status\":\"ok\"}".to_string());
+    }
+    if method == Method::GET && path == "/metrics" {
+        let instances = st.ctx.store.list(&InstanceFilter::default()).await.unwrap_or_default();
+        return (StatusCode::OK, [("content-type", "text/plain; version=0.0.4")], st.metrics.render(&instances));
+    }
+    let req = webhook::Request {
+        method: method.as_str(),
+        path,
+        headers: headers
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+            .collect(),
+        body: &body,
+    };
+    let resp = webhook::handle(&req, &st.keys, &st.ctx.configs, st.ctx.clock.now());
+    st.metrics.webhook(resp.status);
+    if resp.trigger != Trigger::None && st.triggers.try_send(resp.trigger.clone()).is_err() {
+        tracing::warn!("webhook trigger dropped: queue full (the schedule still evaluates)");
+    }
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [("content-type", "application/json")], resp.body)
+}
