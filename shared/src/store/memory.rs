@@ -194,3 +194,27 @@ impl Store for MemoryStore {
         Some(self.feed.subscribe())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryStore;
+    use crate::store::{Store, conformance};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn passes_the_conformance_suite() {
+        let s = MemoryStore::new();
+        assert!(s.subscribe().is_some(), "the memory store has a change feed");
+        conformance::run_all(&s).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_claims_respect_cap() {
+        conformance::concurrent_claims_respect_cap(Arc::new(MemoryStore::new())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_updates_one_wins() {
+        conformance::concurrent_updates_one_wins(Arc::new(MemoryStore::new())).await;
+    }
+}

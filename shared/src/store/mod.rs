@@ -5,6 +5,7 @@
 //! late event is a no-op ([`StoreError::Conflict`]). The `max_instances` cap is enforced by the store
 //! itself in [`Store::try_claim`], atomically, never by a read-then-write in the caller.
 
+pub mod conformance;
 pub mod embedded;
 pub mod memory;
 
