@@ -186,7 +186,11 @@ pub async fn list_filters_and_order(s: &dyn Store) {
     let list = |f: InstanceFilter| async move { ids(s.list(&f).await.expect("list")) };
     let mine = |v: Vec<String>| v.into_iter().filter(|i| i.starts_with("lst-")).collect::<Vec<_>>();
 
-    assert_eq!(mine(list(InstanceFilter::default()).await), ["lst-e", "lst-b", "lst-c", "lst-d"], "{s:?}: default list");
+    assert_eq!(
+        mine(list(InstanceFilter::default()).await),
+        ["lst-e", "lst-b", "lst-c", "lst-d"],
+        "{s:?}: default list"
+    );
     assert_eq!(
         mine(list(InstanceFilter { include_deleted: true, ..Default::default() }).await),
         ["lst-e", "lst-a", "lst-b", "lst-c", "lst-d"],
@@ -414,7 +418,8 @@ pub async fn concurrent_claims_respect_cap(s: Arc<dyn Store>) {
     }
     assert_eq!(won, 10, "{s:?}: {won} of 50 concurrent claims won with cap 10");
     assert_eq!(s.count_owned(pc).await.expect("count"), 10);
-    let listed = s.list(&InstanceFilter { provider_config: Some(pc.into()), ..Default::default() }).await.expect("list");
+    let listed =
+        s.list(&InstanceFilter { provider_config: Some(pc.into()), ..Default::default() }).await.expect("list");
     assert_eq!(listed.len(), 10, "{s:?}: {} claims stored with cap 10", listed.len());
 }
 

@@ -193,13 +193,19 @@ fn adjust_owned(owned: &mut redb::Table<&str, u64>, provider_config: &str, delta
     let cur = owned.get(provider_config).ctx(|| format!("failed to read the count of {provider_config}"))?;
     let cur = cur.map(|g| g.value()).unwrap_or(0);
     let next = cur.checked_add_signed(delta).ok_or_else(|| {
-        StoreError::Backend(format!("claim count of {provider_config} would go below zero: the state file is inconsistent"))
+        StoreError::Backend(format!(
+            "claim count of {provider_config} would go below zero: the state file is inconsistent"
+        ))
     })?;
-    let r = if next == 0 { owned.remove(provider_config).map(drop) } else { owned.insert(provider_config, next).map(drop) };
+    let r =
+        if next == 0 { owned.remove(provider_config).map(drop) } else { owned.insert(provider_config, next).map(drop) };
     r.ctx(|| format!("failed to write the count of {provider_config}"))
 }
 
-fn read_instance(table: &impl ReadableTable<&'static str, &'static str>, id: &str) -> Result<Option<Instance>, StoreError> {
+fn read_instance(
+    table: &impl ReadableTable<&'static str, &'static str>,
+    id: &str,
+) -> Result<Option<Instance>, StoreError> {
     let g = table.get(id).ctx(|| format!("failed to read claim {id}"))?;
     g.map(|g| from_json(g.value(), &format!("claim {id}"))).transpose()
 }
@@ -413,8 +419,9 @@ impl Store for EmbeddedStore {
                     }
                 }
                 Some(c) => {
-                    let by_config =
-                        txn.open_table(DECISIONS_BY_CONFIG).ctx(|| "failed to open table decisions_by_config".into())?;
+                    let by_config = txn
+                        .open_table(DECISIONS_BY_CONFIG)
+                        .ctx(|| "failed to open table decisions_by_config".into())?;
                     let range = by_config
                         .range((c.as_str(), 0u64)..=(c.as_str(), u64::MAX))
                         .ctx(|| format!("failed to scan decisions of {c}"))?;
@@ -480,5 +487,196 @@ impl Store for EmbeddedStore {
 
     fn subscribe(&self) -> Option<broadcast::Receiver<Change>> {
         Some(self.inner.feed.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EmbeddedStore;
+    use crate::config::ConfigSet;
+    use crate::engine::{ControlState, Plan, Summary};
+    use crate::model::{ClaimId, Instance, InstanceState, OsFamily};
+    use crate::store::{DecisionRecord, InstanceFilter, Store, StoreError, conformance, moved};
+    use chrono::{Duration, TimeZone, Utc};
+    use std::sync::Arc;
+
+    fn claim(id: &str, pc: &str) -> Instance {
+        let t = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap() + Duration::nanoseconds(123_456_789);
+        Instance::new_claim(ClaimId(id.into()), "asc", pc, "memory", OsFamily::Windows, t)
+    }
+
+    fn decision(config: &str, n: u32) -> DecisionRecord {
+        DecisionRecord {
+            at: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap() + Duration::seconds(n.into()),
+            trigger: "schedule".into(),
+            plan: Plan {
+                autoscale_config: config.into(),
+                create: n,
+                actions: vec![],
+                request_downscale_at: None,
+                reasons: vec![],
+                summary: Summary::default(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = EmbeddedStore::open(dir.path().join("state.redb")).expect("open");
+        assert!(s.subscribe().is_some(), "the embedded store has a change feed");
+        conformance::run_all(&s).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_claims_respect_cap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = EmbeddedStore::open(dir.path().join("state.redb")).expect("open");
+        conformance::concurrent_claims_respect_cap(Arc::new(s)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_updates_one_wins() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = EmbeddedStore::open(dir.path().join("state.redb")).expect("open");
+        conformance::concurrent_updates_one_wins(Arc::new(s)).await;
+    }
+
+    #[tokio::test]
+    async fn everything_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nested/dir/state.redb");
+        let now = Utc.with_ymd_and_hms(2026, 5, 6, 7, 8, 9).unwrap();
+        let control = ControlState { request_downscale_at: Some(now), consecutive_failures: 3, ..Default::default() };
+        let mut configs = ConfigSet::default();
+        configs.settings.deployment_id = "restart".into();
+        let (a, b, c) = (claim("r-a", "r-pc"), claim("r-b", "r-pc"), claim("r-c", "r-pc"));
+        let (b2, c3) = {
+            let s = EmbeddedStore::open(&path).expect("open creates the file and its directories");
+            for x in [&a, &b, &c] {
+                assert!(s.try_claim(x, 3).await.expect("claim"));
+            }
+            let b1 = s.get(&b.id).await.expect("get").expect("b");
+            let b2 = s.update(&moved(&b1, InstanceState::Creating, now).expect("move")).await.expect("update");
+            let c1 = s.get(&c.id).await.expect("get").expect("c");
+            let c2 = s.update(&moved(&c1, InstanceState::Failed, now).expect("move")).await.expect("update");
+            let c3 = s.update(&moved(&c2, InstanceState::Deleting, now).expect("move")).await.expect("update");
+            s.put_control("asc", &control, 0).await.expect("put_control");
+            for n in 0..5 {
+                s.record_decision(&decision(if n == 4 { "other" } else { "asc" }, n)).await.expect("record");
+            }
+            s.mark_suspect("vm-x", now).await.expect("mark");
+            assert!(s.acquire_lease("asc", "holder-1", now, 600).await.expect("lease"));
+            s.save_configs(&configs).await.expect("save");
+            (b2, c3)
+        };
+
+        let s = EmbeddedStore::open(&path).expect("reopen");
+        assert_eq!(s.get(&a.id).await.expect("get").map(|i| i.version), Some(1));
+        assert_eq!(s.get(&b.id).await.expect("get"), Some(b2.clone()), "claim b after restart");
+        assert_eq!(s.get(&c.id).await.expect("get"), Some(c3.clone()), "claim c after restart");
+        let all = s.list(&InstanceFilter::default()).await.expect("list");
+        assert_eq!(all.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["r-a", "r-b", "r-c"]);
+        // The cap still holds across the restart (a failed-then-deleting claim counts).
+        assert_eq!(s.count_owned("r-pc").await.expect("count"), 3);
+        assert!(!s.try_claim(&claim("r-d", "r-pc"), 3).await.expect("claim"), "cap forgotten by a restart");
+        assert!(matches!(s.try_claim(&a, 10).await, Err(StoreError::Conflict { .. })), "claim id forgotten");
+        // Versions still guard updates.
+        s.update(&c3).await.expect("an update at the current version after restart");
+        let mut stale = c3.clone();
+        stale.state = InstanceState::Deleted;
+        assert!(matches!(s.update(&stale).await, Err(StoreError::Conflict { .. })), "stale version after restart");
+        let c4 = s.get(&c.id).await.expect("get").expect("c");
+        s.update(&moved(&c4, InstanceState::Deleted, now).expect("move")).await.expect("delete c");
+        assert!(s.try_claim(&claim("r-d", "r-pc"), 3).await.expect("claim"), "slot freed after restart");
+        assert!(!s.try_claim(&claim("r-e", "r-pc"), 3).await.expect("claim"));
+
+        let ctl = s.control("asc").await.expect("control");
+        assert_eq!((ctl.value, ctl.version), (control.clone(), 1));
+        assert!(matches!(s.put_control("asc", &control, 0).await, Err(StoreError::Conflict { .. })));
+        s.put_control("asc", &ControlState::default(), 1).await.expect("put_control from the reread version");
+
+        let got = s.decisions(Some("asc"), 10).await.expect("decisions");
+        assert_eq!(got, [decision("asc", 3), decision("asc", 2), decision("asc", 1), decision("asc", 0)]);
+        s.record_decision(&decision("asc", 9)).await.expect("record after restart");
+        assert_eq!(s.decisions(None, 2).await.expect("decisions"), [decision("asc", 9), decision("other", 4)]);
+
+        assert_eq!(s.mark_suspect("vm-x", now + Duration::hours(1)).await.expect("mark"), now);
+        assert!(!s.acquire_lease("asc", "holder-2", now + Duration::seconds(1), 600).await.expect("lease"));
+        assert_eq!(s.load_configs().await.expect("load"), Some(configs));
+    }
+
+    #[tokio::test]
+    async fn decision_log_keeps_the_newest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = EmbeddedStore::open(dir.path().join("state.redb")).expect("open").with_decision_cap(5);
+        for n in 0..12 {
+            s.record_decision(&decision(if n % 3 == 0 { "a" } else { "b" }, n)).await.expect("record");
+        }
+        let all = s.decisions(None, 100).await.expect("decisions");
+        assert_eq!(all.iter().map(|d| d.plan.create).collect::<Vec<_>>(), [11, 10, 9, 8, 7]);
+        // The per-config index forgot the deleted ones too.
+        let a = s.decisions(Some("a"), 100).await.expect("decisions");
+        assert_eq!(a.iter().map(|d| d.plan.create).collect::<Vec<_>>(), [9]);
+        let b = s.decisions(Some("b"), 100).await.expect("decisions");
+        assert_eq!(b.iter().map(|d| d.plan.create).collect::<Vec<_>>(), [11, 10, 8, 7]);
+    }
+
+    #[test]
+    fn open_errors_say_what_failed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let garbage = dir.path().join("garbage.redb");
+        std::fs::write(&garbage, vec![0x5a; 8192]).expect("write");
+        match EmbeddedStore::open(&garbage) {
+            Err(StoreError::Backend(m)) => {
+                assert!(m.contains("failed to open state file") && m.contains("garbage.redb"), "message: {m}")
+            }
+            other => panic!("garbage file opened: {other:?}"),
+        }
+        let path = dir.path().join("state.redb");
+        let first = EmbeddedStore::open(&path).expect("open");
+        match EmbeddedStore::open(&path) {
+            Err(StoreError::Backend(m)) => assert!(m.contains("state.redb"), "message: {m}"),
+            other => panic!("a second open of an open file: {other:?}"),
+        }
+        drop(first);
+        EmbeddedStore::open(&path).expect("open after the first was dropped");
+    }
+
+    /// The cap counter moved with each claim write agrees with a scan of the claims, whatever happens.
+    #[tokio::test]
+    async fn cap_counter_matches_the_claims() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = EmbeddedStore::open(dir.path().join("state.redb")).expect("open");
+        let now = Utc::now();
+        let mut rng_state = 0x2545_f491_u64;
+        let mut next = || {
+            rng_state ^= rng_state << 13;
+            rng_state ^= rng_state >> 7;
+            rng_state ^= rng_state << 17;
+            rng_state
+        };
+        for n in 0..200u64 {
+            let pc = ["p0", "p1", "p2"][(next() % 3) as usize];
+            if next() % 2 == 0 {
+                let _ = s.try_claim(&claim(&format!("k-{n:03}"), pc), 6).await.expect("claim");
+            } else {
+                let live = s.list(&InstanceFilter::default()).await.expect("list");
+                if live.is_empty() {
+                    continue;
+                }
+                let pick = &live[(next() % live.len() as u64) as usize];
+                let options: Vec<_> = InstanceState::ALL.into_iter().filter(|t| pick.state.can_move_to(*t)).collect();
+                let to = options[(next() % options.len() as u64) as usize];
+                s.update(&moved(pick, to, now).expect("move")).await.expect("update");
+            }
+        }
+        let all = s.list(&InstanceFilter { include_deleted: true, ..Default::default() }).await.expect("list");
+        assert!(all.iter().any(|i| i.state == InstanceState::Deleted), "the walk deleted nothing");
+        for pc in ["p0", "p1", "p2"] {
+            let scanned = all.iter().filter(|i| i.provider_config == pc && i.state.counts_toward_max()).count();
+            assert_eq!(s.count_owned(pc).await.expect("count") as usize, scanned, "counter of {pc}");
+            assert!(scanned <= 6, "{pc} over its cap: {scanned}");
+        }
     }
 }
