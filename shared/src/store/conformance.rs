@@ -289,6 +289,11 @@ pub async fn lease_exclusive_and_expires(s: &dyn Store) {
     // Release by the holder frees it at once.
     s.release_lease(c, "b").await.expect("release");
     assert!(s.acquire_lease(c, "a", t + Duration::seconds(100), 60).await.expect("lease"), "{s:?}: released lease");
+
+    // A TTL past the end of time holds forever instead of failing.
+    assert!(s.acquire_lease("lease-forever", "a", t, u64::MAX).await.expect("huge ttl"));
+    let later = t + Duration::days(365 * 1000);
+    assert!(!s.acquire_lease("lease-forever", "b", later, 60).await.expect("lease"), "{s:?}: huge ttl expired");
 }
 
 fn decision(config: &str, n: u32) -> DecisionRecord {
@@ -450,4 +455,51 @@ pub async fn concurrent_updates_one_wins(s: Arc<dyn Store>) {
     assert_eq!(winners.len(), 1, "{s:?}: {} of 20 updates from one version won", winners.len());
     let got = must_get(s.as_ref(), &a.id).await;
     assert_eq!((got.version, got.attempts), (2, winners[0]), "{s:?}: stored claim is not the winner's");
+}
+
+/// Tasks flip one claim between `requested` and `creating` concurrently (retrying on conflict): the
+/// change feed (where the backend has one) reports the moves in commit order, so each change starts
+/// where the previous one ended.
+pub async fn concurrent_changes_feed_in_order(s: Arc<dyn Store>) {
+    let Some(mut rx) = s.subscribe() else {
+        return;
+    };
+    let a = claim("feed-race", "feed-race-asc", "feed-race-pc", t0());
+    assert!(s.try_claim(&a, 1).await.expect("claim"));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            let id = a.id.clone();
+            tokio::spawn(async move {
+                let mut done = 0;
+                while done < 25 {
+                    let cur = must_get(s.as_ref(), &id).await;
+                    let to = match cur.state {
+                        InstanceState::Requested => InstanceState::Creating,
+                        _ => InstanceState::Requested,
+                    };
+                    match s.update(&moved(&cur, to, t0()).expect("move")).await {
+                        Ok(_) => done += 1,
+                        Err(StoreError::Conflict { .. }) => tokio::task::yield_now().await,
+                        Err(e) => panic!("{s:?}: flip failed: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let mut last: Option<InstanceState> = None;
+    let mut seen = 0;
+    while let Ok(c) = rx.try_recv() {
+        if c.claim != a.id {
+            continue;
+        }
+        assert_eq!(c.old_state, last, "{s:?}: change {seen} does not start where the previous one ended");
+        last = Some(c.new_state);
+        seen += 1;
+    }
+    assert_eq!(seen, 1 + 8 * 25, "{s:?}: change feed reported {seen} changes");
+    assert_eq!(last, Some(must_get(s.as_ref(), &a.id).await.state), "{s:?}: feed ends elsewhere than the claim");
 }

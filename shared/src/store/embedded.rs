@@ -342,10 +342,7 @@ impl Store for EmbeddedStore {
 
     async fn acquire_lease(&self, c: &str, holder: &str, now: DateTime<Utc>, ttl: u64) -> Result<bool, StoreError> {
         let c = c.to_string();
-        let lease = StoredLease {
-            holder: holder.to_string(),
-            expires_at: now + chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX / 1000)),
-        };
+        let lease = StoredLease { holder: holder.to_string(), expires_at: super::lease_expiry(now, ttl) };
         let json = to_json(&lease, "lease")?;
         self.write("take a lease", move |txn| {
             let mut leases = txn.open_table(LEASES).ctx(|| "failed to open table leases".into())?;
@@ -540,6 +537,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = EmbeddedStore::open(dir.path().join("state.redb")).expect("open");
         conformance::concurrent_updates_one_wins(Arc::new(s)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_changes_feed_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = EmbeddedStore::open(dir.path().join("state.redb")).expect("open");
+        conformance::concurrent_changes_feed_in_order(Arc::new(s)).await;
     }
 
     #[tokio::test]

@@ -177,6 +177,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// When a lease taken at `now` for `ttl_seconds` expires (the end of time if that overflows).
+pub fn lease_expiry(now: DateTime<Utc>, ttl_seconds: u64) -> DateTime<Utc> {
+    i64::try_from(ttl_seconds)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// Moves a claim to `to` at `now` (bumping nothing: the store bumps the version), or says why not.
 pub fn moved(inst: &Instance, to: InstanceState, now: DateTime<Utc>) -> Result<Instance, StoreError> {
     if !inst.state.can_move_to(to) {
