@@ -72,6 +72,14 @@ fn from_json<T: for<'de> Deserialize<'de>>(s: &str, what: &str) -> Result<T, Sto
     serde_json::from_str(s).ctx(|| format!("corrupt record {what} in the state file"))
 }
 
+/// What the body of a write transaction did.
+enum Written<T> {
+    /// Wrote something: commit, then send these changes to the feed.
+    Commit(T, Vec<Change>),
+    /// Wrote nothing (refused, or already so): abort rather than pay for a commit.
+    Nothing(T),
+}
+
 struct Inner {
     db: Database,
     path: PathBuf,
@@ -81,7 +89,7 @@ struct Inner {
     write_gate: Mutex<()>,
 }
 
-/// A file-backed [`Store`] on redb.
+/// A file-backed [`Store`] on redb. Clones share the open file and the change feed.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     inner: Arc<Inner>,
@@ -158,22 +166,26 @@ impl EmbeddedStore {
     }
 
     /// Runs `f` in a write transaction on the blocking pool, commits it if `f` succeeded (aborts it
-    /// otherwise), then sends the changes `f` returned to the feed.
+    /// otherwise, or when it wrote nothing), then sends the changes `f` returned to the feed.
     async fn write<T, F>(&self, what: &'static str, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&redb::WriteTransaction) -> Result<(T, Vec<Change>), StoreError> + Send + 'static,
+        F: FnOnce(&redb::WriteTransaction) -> Result<Written<T>, StoreError> + Send + 'static,
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let _gate = inner.write_gate.lock().unwrap_or_else(|p| p.into_inner());
             let txn = inner.db.begin_write().ctx(|| format!("failed to begin a write transaction to {what}"))?;
             match f(&txn) {
-                Ok((out, changes)) => {
+                Ok(Written::Commit(out, changes)) => {
                     txn.commit().ctx(|| format!("failed to commit the write to {what}"))?;
                     for c in changes {
                         let _ = inner.feed.send(c);
                     }
+                    Ok(out)
+                }
+                Ok(Written::Nothing(out)) => {
+                    txn.abort().ctx(|| format!("failed to abort the empty write to {what}"))?;
                     Ok(out)
                 }
                 Err(e) => {
@@ -225,13 +237,13 @@ impl Store for EmbeddedStore {
             }
             let count = owned.get(c.provider_config.as_str()).ctx(|| "failed to read the claim count".into())?;
             if count.map(|g| g.value()).unwrap_or(0) >= u64::from(cap) {
-                return Ok((false, vec![]));
+                return Ok(Written::Nothing(false));
             }
             instances.insert(id, json.as_str()).ctx(|| format!("failed to write claim {id}"))?;
             if c.state.counts_toward_max() {
                 adjust_owned(&mut owned, &c.provider_config, 1)?;
             }
-            Ok((true, vec![Change { claim: c.id.clone(), old_state: None, new_state: c.state }]))
+            Ok(Written::Commit(true, vec![Change { claim: c.id.clone(), old_state: None, new_state: c.state }]))
         })
         .await
     }
@@ -264,7 +276,7 @@ impl Store for EmbeddedStore {
             } else {
                 vec![]
             };
-            Ok((n, changes))
+            Ok(Written::Commit(n, changes))
         })
         .await
     }
@@ -335,7 +347,7 @@ impl Store for EmbeddedStore {
                 return Err(StoreError::Conflict { key: format!("control/{c}") });
             }
             controls.insert(c.as_str(), json.as_str()).ctx(|| format!("failed to write control/{c}"))?;
-            Ok(((), vec![]))
+            Ok(Written::Commit((), vec![]))
         })
         .await
     }
@@ -349,11 +361,11 @@ impl Store for EmbeddedStore {
             if let Some(g) = leases.get(c.as_str()).ctx(|| format!("failed to read lease/{c}"))? {
                 let cur: StoredLease = from_json(g.value(), &format!("lease/{c}"))?;
                 if cur.holder != lease.holder && cur.expires_at > now {
-                    return Ok((false, vec![]));
+                    return Ok(Written::Nothing(false));
                 }
             }
             leases.insert(c.as_str(), json.as_str()).ctx(|| format!("failed to write lease/{c}"))?;
-            Ok((true, vec![]))
+            Ok(Written::Commit(true, vec![]))
         })
         .await
     }
@@ -367,10 +379,11 @@ impl Store for EmbeddedStore {
                 Some(g) => from_json::<StoredLease>(g.value(), &format!("lease/{c}"))?.holder == holder,
                 None => false,
             };
-            if held {
-                leases.remove(c.as_str()).ctx(|| format!("failed to delete lease/{c}"))?;
+            if !held {
+                return Ok(Written::Nothing(()));
             }
-            Ok(((), vec![]))
+            leases.remove(c.as_str()).ctx(|| format!("failed to delete lease/{c}"))?;
+            Ok(Written::Commit((), vec![]))
         })
         .await
     }
@@ -398,7 +411,7 @@ impl Store for EmbeddedStore {
                     .remove((old.plan.autoscale_config.as_str(), old_seq))
                     .ctx(|| "failed to unindex the oldest decision".into())?;
             }
-            Ok(((), vec![]))
+            Ok(Written::Commit((), vec![]))
         })
         .await
     }
@@ -445,10 +458,10 @@ impl Store for EmbeddedStore {
         self.write("mark a suspect", move |txn| {
             let mut suspects = txn.open_table(SUSPECTS).ctx(|| "failed to open table suspects".into())?;
             if let Some(g) = suspects.get(key.as_str()).ctx(|| format!("failed to read suspect {key}"))? {
-                return Ok((from_json(g.value(), &format!("suspect {key}"))?, vec![]));
+                return Ok(Written::Nothing(from_json(g.value(), &format!("suspect {key}"))?));
             }
             suspects.insert(key.as_str(), json.as_str()).ctx(|| format!("failed to write suspect {key}"))?;
-            Ok((now, vec![]))
+            Ok(Written::Commit(now, vec![]))
         })
         .await
     }
@@ -457,8 +470,8 @@ impl Store for EmbeddedStore {
         let key = key.to_string();
         self.write("clear a suspect", move |txn| {
             let mut suspects = txn.open_table(SUSPECTS).ctx(|| "failed to open table suspects".into())?;
-            suspects.remove(key.as_str()).ctx(|| format!("failed to delete suspect {key}"))?;
-            Ok(((), vec![]))
+            let removed = suspects.remove(key.as_str()).ctx(|| format!("failed to delete suspect {key}"))?.is_some();
+            Ok(if removed { Written::Commit((), vec![]) } else { Written::Nothing(()) })
         })
         .await
     }
@@ -477,7 +490,7 @@ impl Store for EmbeddedStore {
         self.write("save the configs", move |txn| {
             let mut t = txn.open_table(CONFIGS).ctx(|| "failed to open table configs".into())?;
             t.insert(CONFIGS_KEY, json.as_str()).ctx(|| "failed to write the configs".into())?;
-            Ok(((), vec![]))
+            Ok(Written::Commit((), vec![]))
         })
         .await
     }
