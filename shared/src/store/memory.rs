@@ -66,7 +66,7 @@ impl Store for MemoryStore {
         let mut c = claim.clone();
         c.version = 1;
         st.instances.insert(c.id.clone(), c);
-        drop(st);
+        // Sent under the lock, so the feed is in write order.
         let _ = self.feed.send(Change { claim: claim.id.clone(), old_state: None, new_state: claim.state });
         Ok(true)
     }
@@ -86,7 +86,7 @@ impl Store for MemoryStore {
         let mut n = new.clone();
         n.version += 1;
         st.instances.insert(n.id.clone(), n.clone());
-        drop(st);
+        // Sent under the lock, so the feed is in write order.
         if old_state != n.state {
             let _ = self.feed.send(Change { claim: n.id.clone(), old_state: Some(old_state), new_state: n.state });
         }
@@ -138,7 +138,7 @@ impl Store for MemoryStore {
         {
             return Ok(false);
         }
-        st.leases.insert(c.to_string(), (holder.to_string(), now + chrono::Duration::seconds(ttl as i64)));
+        st.leases.insert(c.to_string(), (holder.to_string(), super::lease_expiry(now, ttl)));
         Ok(true)
     }
 
@@ -192,5 +192,36 @@ impl Store for MemoryStore {
 
     fn subscribe(&self) -> Option<broadcast::Receiver<Change>> {
         Some(self.feed.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryStore;
+    use crate::store::{Store, conformance};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn passes_the_conformance_suite() {
+        let s = MemoryStore::new();
+        assert!(s.subscribe().is_some(), "the memory store has a change feed");
+        conformance::run_all(&s).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_claims_respect_cap() {
+        conformance::concurrent_claims_respect_cap(Arc::new(MemoryStore::new())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_updates_one_wins() {
+        conformance::concurrent_updates_one_wins(Arc::new(MemoryStore::new())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_changes_feed_in_order() {
+        for _ in 0..5 {
+            conformance::concurrent_changes_feed_in_order(Arc::new(MemoryStore::new())).await;
+        }
     }
 }

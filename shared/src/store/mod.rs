@@ -5,6 +5,7 @@
 //! late event is a no-op ([`StoreError::Conflict`]). The `max_instances` cap is enforced by the store
 //! itself in [`Store::try_claim`], atomically, never by a read-then-write in the caller.
 
+pub mod conformance;
 pub mod embedded;
 pub mod memory;
 
@@ -174,6 +175,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
         None
     }
+}
+
+/// When a lease taken at `now` for `ttl_seconds` expires (the end of time if that overflows).
+pub fn lease_expiry(now: DateTime<Utc>, ttl_seconds: u64) -> DateTime<Utc> {
+    i64::try_from(ttl_seconds)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Moves a claim to `to` at `now` (bumping nothing: the store bumps the version), or says why not.
