@@ -22,3 +22,4 @@ pub mod secrets;
 pub mod sim;
 pub mod store;
 pub mod webhook;
+pub mod wiring;

@@ -53,6 +53,28 @@ pub struct Settings {
     /// How to reach the Kasm manager's API.
     #[serde(default)]
     pub kasm: Option<KasmSettings>,
+    /// Webhook secrets (signed events and the Splunk-HEC endpoint); absent = webhooks closed.
+    #[serde(default)]
+    pub webhook: Option<WebhookSettings>,
+}
+
+/// The webhook ways in and their secrets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// HMAC key of signed events (`X-Kasm-Autoscale-Signature`); absent = signed events refused.
+    #[serde(default)]
+    pub hmac_secret: Option<SecretRef>,
+    /// Token of the Splunk-HEC endpoint (Kasm log shipping); absent = that endpoint refused.
+    #[serde(default)]
+    pub splunk_hec_token: Option<SecretRef>,
+    /// Largest accepted body, bytes (default 262144).
+    #[serde(default = "max_body")]
+    pub max_body_bytes: usize,
+}
+
+fn max_body() -> usize {
+    262_144
 }
 
 impl Default for Settings {
@@ -66,6 +88,7 @@ impl Default for Settings {
             provisioning_workers: ten(),
             evaluation_interval: s30(),
             kasm: None,
+            webhook: None,
         }
     }
 }

@@ -1,0 +1,112 @@
+//! `kasm-autoscale plan [--config FILE...] [--store URL] [--json]`: what the evaluator would do now,
+//! with its inputs and reasons — changing nothing. Exit 0, or 3 when the plan would change something.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use shared::engine::{Action, Input, Plan};
+use shared::secrets::LocalSecrets;
+use shared::wiring;
+
+use crate::configs;
+
+/// Runs `plan`.
+pub async fn run(
+    files: &[PathBuf],
+    store_url: Option<&str>,
+    only: Option<&str>,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let store = match wiring::open_store(store_url.unwrap_or("memory:")) {
+        Ok(s) => s,
+        Err(e) => return fail(err, &e.to_string()),
+    };
+    let set = match configs::from_files_or_store(files, store.as_ref(), err).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let secrets = Arc::new(LocalSecrets);
+    let kasm = match wiring::kasm(&set, secrets.as_ref()).await {
+        Ok(k) => k,
+        Err(e) => return fail(err, &e.to_string()),
+    };
+    let ctx = wiring::local_ctx(set, store, kasm, HashMap::new(), secrets).await;
+    let plans = match shared::app::plan(&ctx, only).await {
+        Ok(p) => p,
+        Err(e) => return fail(err, &format!("nothing planned: {e}")),
+    };
+    let changes = plans.iter().any(|(_, p)| p.changes_something());
+    if json {
+        let v: Vec<_> = plans.iter().map(|(_, p)| p).collect();
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        for (input, plan) in &plans {
+            let _ = write!(out, "{}", text(input, plan));
+        }
+    }
+    if changes { 3 } else { 0 }
+}
+
+fn fail(err: &mut dyn Write, msg: &str) -> i32 {
+    let _ = writeln!(err, "error: {msg}");
+    1
+}
+
+/// The human-readable plan of one config.
+pub fn text(input: &Input, plan: &Plan) -> String {
+    use std::fmt::Write;
+    let s = &plan.summary;
+    let c = &input.config;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{} ({:?}, zone {}, pool {}): {}",
+        plan.autoscale_config,
+        c.autoscale_type,
+        c.zone_id,
+        c.server_pool_id,
+        if s.active { "active" } else { "inactive (schedule)" }
+    );
+    let _ = writeln!(
+        o,
+        "  free/standby  cores {}/{}  memory_mb {}/{}  gpus {}/{}  sessions available {}/{}",
+        s.free.cores,
+        s.standby.cores,
+        s.free.memory_mb,
+        s.standby.memory_mb,
+        s.free.gpus,
+        s.standby.gpus,
+        s.available_sessions,
+        s.minimum_sessions
+    );
+    let states: Vec<String> = s.vms_by_state.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let _ = writeln!(
+        o,
+        "  VMs           {} (owned {} / max {}), live sessions {}",
+        if states.is_empty() { "none".into() } else { states.join(", ") },
+        s.owned_total,
+        s.max_instances,
+        s.sessions
+    );
+    let mut what = Vec::new();
+    if plan.create > 0 {
+        what.push(format!("create {}", plan.create));
+    }
+    for a in &plan.actions {
+        what.push(match a {
+            Action::Activate { claim, .. } => format!("activate {claim}"),
+            Action::Drain { claim, .. } => format!("drain {claim}"),
+            Action::Undrain { claim, .. } => format!("undrain {claim}"),
+            Action::Destroy { claim, .. } => format!("destroy {claim}"),
+        });
+    }
+    let _ = writeln!(o, "  plan          {}", if what.is_empty() { "no change".into() } else { what.join(", ") });
+    for r in &plan.reasons {
+        let _ = writeln!(o, "    - {r}");
+    }
+    o
+}

@@ -1,0 +1,60 @@
+//! `kasm-autoscale status --store URL [--json]`: the VMs we own, by config and state, with their age
+//! and last error.
+
+use chrono::Utc;
+use std::io::Write;
+
+use shared::store::InstanceFilter;
+use shared::wiring;
+
+/// Runs `status`.
+pub async fn run(store_url: &str, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let store = match wiring::open_store(store_url) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return 1;
+        }
+    };
+    let mut claims = match store.list(&InstanceFilter::default()).await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return 1;
+        }
+    };
+    claims.sort_by(|a, b| a.autoscale_config.cmp(&b.autoscale_config).then(a.created_at.cmp(&b.created_at)));
+    if json {
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&claims).unwrap_or_default());
+        return 0;
+    }
+    if claims.is_empty() {
+        let _ = writeln!(out, "no VMs owned");
+        return 0;
+    }
+    let now = Utc::now();
+    let _ = writeln!(out, "{:<20} {:<28} {:<10} {:>8} {:<16} LAST ERROR", "CONFIG", "CLAIM", "STATE", "AGE", "VM");
+    for c in claims {
+        let age = (now - c.created_at).num_seconds().max(0);
+        let _ = writeln!(
+            out,
+            "{:<20} {:<28} {:<10} {:>8} {:<16} {}",
+            c.autoscale_config,
+            c.id,
+            c.state,
+            human(age),
+            c.vm_id.as_deref().unwrap_or("-"),
+            c.last_error.as_deref().unwrap_or("")
+        );
+    }
+    0
+}
+
+fn human(s: i64) -> String {
+    match s {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}

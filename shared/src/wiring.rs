@@ -1,0 +1,101 @@
+//! Builds a [`Ctx`] from configs for the local tools (`plan`, `run`, `status`): the Kasm client from
+//! the deployment settings, one provider per VM-provider config (through the registry), secrets from
+//! `env:` / `file:` references, and a store from a URL.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::app::{Ctx, Tuning};
+use crate::clock::SystemClock;
+use crate::config::ConfigSet;
+use crate::kasm::KasmApi;
+use crate::kasm::client::KasmClient;
+use crate::ports::{Secrets, Store, VmProvider};
+use crate::providers::registry;
+use crate::store::{EmbeddedStore, MemoryStore};
+
+/// Why the local tools could not be wired up. Names the setting; never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// A setting is missing or wrong.
+    #[error("{0}")]
+    Config(String),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A secret could not be resolved.
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+    /// The Kasm client could not be built.
+    #[error(transparent)]
+    Kasm(#[from] crate::kasm::KasmError),
+    /// A provider could not be built.
+    #[error("VM-provider config {config}: {source}")]
+    Provider {
+        /// The provider config.
+        config: String,
+        /// Why.
+        #[source]
+        source: crate::providers::ProviderError,
+    },
+}
+
+/// Where claims live: `embedded:PATH` (or a plain path: the redb state file), `memory:` (nothing
+/// kept), or `dynamodb://TABLE` (the Lambda deployment).
+pub fn open_store(url: &str) -> Result<Arc<dyn Store>, WireError> {
+    if url == "memory:" {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    if url.starts_with("dynamodb://") {
+        return Err(WireError::Config(format!(
+            "store {url}: the DynamoDB store is not built into this version yet; use a state file path"
+        )));
+    }
+    let path = PathBuf::from(url.strip_prefix("embedded:").unwrap_or(url));
+    Ok(Arc::new(EmbeddedStore::open(&path)?))
+}
+
+/// The Kasm client for the deployment's `settings.kasm`.
+pub async fn kasm(configs: &ConfigSet, secrets: &dyn Secrets) -> Result<Arc<dyn KasmApi>, WireError> {
+    let k = configs.settings.kasm.as_ref().ok_or_else(|| {
+        WireError::Config("settings.kasm: missing: the Kasm manager's url, api_key and api_key_secret are needed".into())
+    })?;
+    let secret = secrets.resolve(&k.api_key_secret).await?;
+    Ok(Arc::new(KasmClient::new(k, secret)?))
+}
+
+/// One provider per VM-provider config.
+pub async fn providers(
+    configs: &ConfigSet,
+    secrets: &dyn Secrets,
+) -> Result<HashMap<String, Arc<dyn VmProvider>>, WireError> {
+    let mut out = HashMap::new();
+    for p in &configs.vm_provider_configs {
+        let built = registry::build(p, secrets, &configs.settings)
+            .await
+            .map_err(|source| WireError::Provider { config: p.name().to_string(), source })?;
+        out.insert(p.name().to_string(), built);
+    }
+    Ok(out)
+}
+
+/// A full context for the local tools.
+pub async fn local_ctx(
+    configs: ConfigSet,
+    store: Arc<dyn Store>,
+    kasm: Arc<dyn KasmApi>,
+    providers: HashMap<String, Arc<dyn VmProvider>>,
+    secrets: Arc<dyn Secrets>,
+) -> Ctx {
+    Ctx {
+        store,
+        kasm,
+        secrets,
+        clock: Arc::new(SystemClock),
+        providers,
+        configs: Arc::new(configs),
+        holder: format!("local-{}-{}", std::process::id(), ulid::Ulid::new()),
+        tuning: Tuning::default(),
+    }
+}
