@@ -12,6 +12,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod http;
 pub mod kasm;
 pub mod model;
 pub mod ports;
