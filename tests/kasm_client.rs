@@ -147,8 +147,14 @@ async fn an_injected_401_is_an_auth_error() {
 
 #[tokio::test]
 async fn set_enabled_on_agents_and_servers() {
-    let k = cluster(AcceptAuth::Either).await;
-    let c = client(&k.url, KasmAuthMode::Basic);
+    for (mode, accept) in MODES {
+        set_enabled_in(mode, accept).await;
+    }
+}
+
+async fn set_enabled_in(mode: KasmAuthMode, accept: AcceptAuth) {
+    let k = cluster(accept).await;
+    let c = client(&k.url, mode);
     c.set_enabled(AGENT_2, true).await.unwrap();
     assert_eq!(k.agent(AGENT_2).unwrap()["enabled"], true);
     // Read-modify-write kept the rest of the record.
@@ -163,8 +169,14 @@ async fn set_enabled_on_agents_and_servers() {
 
 #[tokio::test]
 async fn delete_server_removes_records_and_missing_ones_are_done() {
-    let k = cluster(AcceptAuth::Either).await;
-    let c = client(&k.url, KasmAuthMode::Body);
+    for (mode, accept) in MODES {
+        delete_in(mode, accept).await;
+    }
+}
+
+async fn delete_in(mode: KasmAuthMode, accept: AcceptAuth) {
+    let k = cluster(accept).await;
+    let c = client(&k.url, mode);
     c.delete_server(SERVER_1).await.unwrap();
     assert!(k.server(SERVER_1).is_none());
     c.delete_server(AGENT_2).await.unwrap();
@@ -204,8 +216,14 @@ fn new_server(id: &str) -> NewServer {
 
 #[tokio::test]
 async fn create_server_is_idempotent_on_the_id() {
-    let k = cluster(AcceptAuth::Either).await;
-    let c = client(&k.url, KasmAuthMode::Body);
+    for (mode, accept) in MODES {
+        create_in(mode, accept).await;
+    }
+}
+
+async fn create_in(mode: KasmAuthMode, accept: AcceptAuth) {
+    let k = cluster(accept).await;
+    let c = client(&k.url, mode);
     let id = "1f2e3d4c5b6a79880716253443526170";
     c.create_server(&new_server(id)).await.unwrap();
     let rec = k.server(id).unwrap();
@@ -221,8 +239,14 @@ async fn create_server_is_idempotent_on_the_id() {
 
 #[tokio::test]
 async fn set_connection_password_hands_it_over_and_never_leaks_it() {
-    let k = cluster(AcceptAuth::Either).await;
-    let c = client(&k.url, KasmAuthMode::Body);
+    for (mode, accept) in MODES {
+        password_in(mode, accept).await;
+    }
+}
+
+async fn password_in(mode: KasmAuthMode, accept: AcceptAuth) {
+    let k = cluster(accept).await;
+    let c = client(&k.url, mode);
     let pw = SecretString::from("Winpass-!-4567".to_string());
     c.set_connection_password(SERVER_1, &pw).await.unwrap();
     assert_eq!(k.password(SERVER_1).as_deref(), Some("Winpass-!-4567"));
