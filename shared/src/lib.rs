@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod http;
 pub mod kasm;
 pub mod model;
 pub mod ports;

@@ -1,1 +1,3 @@
 //! Test support shared by the integration tests: fake servers and fixtures.
+
+pub mod kasm_server;

@@ -2,9 +2,12 @@
 //! does (enable, disable, delete records, create server records, set passwords).
 //!
 //! The HTTP client against Kasm's API lives in this module too (every endpoint path and shape in one
-//! place); [`memory::MemoryKasm`] is the in-memory cluster used by tests and the simulator.
+//! place: [`client`]); [`memory::MemoryKasm`] is the in-memory cluster used by tests and the simulator.
 
+pub mod client;
 pub mod memory;
+
+pub use client::{KasmClient, KasmClientOptions};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -135,6 +138,12 @@ pub enum KasmError {
         call: String,
         /// The id asked for.
         id: String,
+    },
+    /// The client's settings are unusable (bad URL, bad CA certificate); no call was made.
+    #[error("Kasm client settings are invalid: {message}")]
+    Config {
+        /// What is wrong.
+        message: String,
     },
 }
 
