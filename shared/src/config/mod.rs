@@ -3,18 +3,23 @@
 
 pub mod autoscale;
 pub mod dns;
+pub mod json_text;
+pub mod overrides;
 pub mod provider;
 pub mod providers;
 pub mod schedule;
 pub mod secret;
 pub mod settings;
+pub mod validate;
 
 pub use autoscale::{AutoscaleConfig, AutoscaleType, ConnectionType};
-pub use dns::DnsProviderConfig;
+pub use dns::{AzureDnsConfig, DigitalOceanDnsConfig, DnsProviderConfig, GcpDnsConfig, OciDnsConfig, Route53DnsConfig};
+pub use json_text::{JsonText, YamlText};
 pub use provider::{ProviderConfigCommon, ProviderKind, VmProviderConfig};
 pub use schedule::{Schedule, Weekday};
 pub use secret::SecretRef;
 pub use settings::{KasmAuthMode, KasmSettings, Settings};
+pub use validate::{Problem, schema, validate_files, validate_set, validate_sources, validate_text};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
