@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use serde::de::DeserializeOwned;
-use serde_yaml_ng::Value;
+use serde_yaml_ng::{Mapping, Value};
 
 use super::dns::DNS_PROVIDER_KINDS;
 use super::overrides;
@@ -137,6 +137,36 @@ struct Located<T> {
     value: T,
 }
 
+/// A deserialized config; `touched` lists the fields that failed and were patched (empty = clean).
+#[derive(Debug)]
+struct Parsed<T> {
+    value: T,
+    touched: Vec<String>,
+}
+
+impl<T> Parsed<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Parsed<U> {
+        Parsed { value: f(self.value), touched: self.touched }
+    }
+}
+
+/// Stand-in values for a missing required field, tried in turn until one has the field's type.
+fn stand_ins() -> [Value; 6] {
+    let obj = |k: &str| {
+        let mut m = Mapping::new();
+        m.insert(Value::String(k.into()), Value::String("x".into()));
+        Value::Mapping(m)
+    };
+    [
+        Value::String("env:X".into()),
+        Value::Number(1.into()),
+        Value::Bool(false),
+        Value::Sequence(Vec::new()),
+        obj("id"),
+        Value::Mapping(Mapping::new()),
+    ]
+}
+
 impl<T> Located<T> {
     fn new(file: &str, label: &str, value: T) -> Self {
         Located { file: file.to_string(), label: label.to_string(), value }
@@ -197,9 +227,8 @@ impl Collected {
                 continue;
             };
             if key == "settings" {
-                if let Some(s) = self.entry::<Settings>(file, "settings", v) {
-                    self.settings.push(Located { file: file.to_string(), label: "settings".into(), value: s });
-                }
+                let p = self.entry::<Settings>(file, "settings", v);
+                self.keep(p, file, "settings", check_settings, |c| &mut c.settings);
                 continue;
             }
             if !TOP_LEVEL.contains(&key.as_str()) {
@@ -235,26 +264,44 @@ impl Collected {
         match list {
             "autoscale_configs" => {
                 self.known_autoscale.insert(name.clone());
-                if let Some(v) = self.entry::<AutoscaleConfig>(file, &label, item) {
-                    self.autoscale.push(Located::new(file, &label, v));
-                }
+                let p = self.entry::<AutoscaleConfig>(file, &label, item);
+                self.keep(p, file, &label, check_autoscale, |c| &mut c.autoscale);
             }
             "vm_provider_configs" => {
                 self.known_providers.insert(name.clone());
-                if let Some(v) = self.provider_entry(file, &label, item) {
-                    self.providers.push(Located::new(file, &label, v));
-                }
+                let p = self.provider_entry(file, &label, item);
+                self.keep(p, file, &label, check_provider, |c| &mut c.providers);
             }
             "dns_provider_configs" => {
                 self.known_dns.insert(name.clone());
-                if let Some(v) = self.dns_entry(file, &label, item) {
-                    self.dns.push(Located::new(file, &label, v));
-                }
+                let p = self.dns_entry(file, &label, item);
+                self.keep(p, file, &label, check_dns, |c| &mut c.dns);
             }
             _ => {
-                if let Some(v) = self.entry::<Schedule>(file, &label, item) {
-                    self.schedules.push(Located::new(file, &label, v));
-                }
+                let p = self.entry::<Schedule>(file, &label, item);
+                self.keep(p, file, &label, check_schedule, |c| &mut c.schedules);
+            }
+        }
+    }
+
+    /// A clean config joins the set; a patched one does not, but its other fields are still checked (problems
+    /// on the patched fields themselves are left out: they were reported already).
+    fn keep<T>(
+        &mut self,
+        parsed: Option<Parsed<T>>,
+        file: &str,
+        label: &str,
+        check: fn(&T) -> Found,
+        list: fn(&mut Self) -> &mut Vec<Located<T>>,
+    ) {
+        let Some(p) = parsed else { return };
+        if p.touched.is_empty() {
+            list(self).push(Located::new(file, label, p.value));
+            return;
+        }
+        for (field, message) in check(&p.value) {
+            if !p.touched.iter().any(|t| top_key(&field) == *t) {
+                self.problem(file, Some(label), (!field.is_empty()).then_some(field.as_str()), message);
             }
         }
     }
@@ -291,69 +338,103 @@ impl Collected {
         }
     }
 
-    fn provider_entry(&mut self, file: &str, label: &str, item: Value) -> Option<VmProviderConfig> {
+    fn provider_entry(&mut self, file: &str, label: &str, item: Value) -> Option<Parsed<VmProviderConfig>> {
         let kinds: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
         let (kind, rest) = self.tagged(file, label, item, &kinds)?;
         Some(match kind {
-            "aws" => VmProviderConfig::Aws(self.entry(file, label, rest)?),
-            "azure" => VmProviderConfig::Azure(self.entry(file, label, rest)?),
-            "digital_ocean" => VmProviderConfig::DigitalOcean(self.entry(file, label, rest)?),
-            "gcp" => VmProviderConfig::Gcp(self.entry(file, label, rest)?),
-            "harvester" => VmProviderConfig::Harvester(self.entry(file, label, rest)?),
-            "oci" => VmProviderConfig::Oci(self.entry(file, label, rest)?),
-            "nutanix" => VmProviderConfig::Nutanix(self.entry(file, label, rest)?),
-            "proxmox" => VmProviderConfig::Proxmox(self.entry(file, label, rest)?),
-            "vsphere" => VmProviderConfig::Vsphere(self.entry(file, label, rest)?),
-            "openstack" => VmProviderConfig::Openstack(self.entry(file, label, rest)?),
-            "kubevirt" => VmProviderConfig::Kubevirt(self.entry(file, label, rest)?),
+            "aws" => self.entry(file, label, rest)?.map(VmProviderConfig::Aws),
+            "azure" => self.entry(file, label, rest)?.map(VmProviderConfig::Azure),
+            "digital_ocean" => self.entry(file, label, rest)?.map(VmProviderConfig::DigitalOcean),
+            "gcp" => self.entry(file, label, rest)?.map(VmProviderConfig::Gcp),
+            "harvester" => self.entry(file, label, rest)?.map(VmProviderConfig::Harvester),
+            "oci" => self.entry(file, label, rest)?.map(VmProviderConfig::Oci),
+            "nutanix" => self.entry(file, label, rest)?.map(VmProviderConfig::Nutanix),
+            "proxmox" => self.entry(file, label, rest)?.map(VmProviderConfig::Proxmox),
+            "vsphere" => self.entry(file, label, rest)?.map(VmProviderConfig::Vsphere),
+            "openstack" => self.entry(file, label, rest)?.map(VmProviderConfig::Openstack),
+            "kubevirt" => self.entry(file, label, rest)?.map(VmProviderConfig::Kubevirt),
             other => unreachable!("provider kind {other} is in ProviderKind::ALL but not matched here"),
         })
     }
 
-    fn dns_entry(&mut self, file: &str, label: &str, item: Value) -> Option<DnsProviderConfig> {
+    fn dns_entry(&mut self, file: &str, label: &str, item: Value) -> Option<Parsed<DnsProviderConfig>> {
         let (kind, rest) = self.tagged(file, label, item, &DNS_PROVIDER_KINDS)?;
         Some(match kind {
-            "aws" => DnsProviderConfig::Aws(self.entry(file, label, rest)?),
-            "azure" => DnsProviderConfig::Azure(self.entry(file, label, rest)?),
-            "digital_ocean" => DnsProviderConfig::DigitalOcean(self.entry(file, label, rest)?),
-            "gcp" => DnsProviderConfig::Gcp(self.entry(file, label, rest)?),
-            "oci" => DnsProviderConfig::Oci(self.entry(file, label, rest)?),
+            "aws" => self.entry(file, label, rest)?.map(DnsProviderConfig::Aws),
+            "azure" => self.entry(file, label, rest)?.map(DnsProviderConfig::Azure),
+            "digital_ocean" => self.entry(file, label, rest)?.map(DnsProviderConfig::DigitalOcean),
+            "gcp" => self.entry(file, label, rest)?.map(DnsProviderConfig::Gcp),
+            "oci" => self.entry(file, label, rest)?.map(DnsProviderConfig::Oci),
             other => unreachable!("DNS provider kind {other} is in DNS_PROVIDER_KINDS but not matched here"),
         })
     }
 
-    /// Deserializes one config, reporting every field that fails: each failing field is removed and the
-    /// config tried again. Returns the config only when nothing failed.
-    fn entry<T: DeserializeOwned>(&mut self, file: &str, label: &str, item: Value) -> Option<T> {
+    /// Deserializes one config, reporting every field that fails: a failing field is removed (a missing one
+    /// given a stand-in value) and the config tried again, until it deserializes or nothing more can be learnt.
+    /// The result is clean only when nothing failed; otherwise `touched` names the fields that were patched.
+    fn entry<T: DeserializeOwned>(&mut self, file: &str, label: &str, item: Value) -> Option<Parsed<T>> {
         let Value::Mapping(mut map) = item else {
             self.problem(file, Some(label), None, "expected a mapping of fields");
             return None;
         };
-        let mut removed: Vec<String> = Vec::new();
-        let mut failed = false;
-        // Bounded: each round removes a key or stops.
-        for _ in 0..=map.len() {
-            let err = match serde_path_to_error::deserialize::<_, T>(Value::Mapping(map.clone())) {
-                Ok(v) => return if failed { None } else { Some(v) },
+        let attempt = |map: &Mapping| serde_path_to_error::deserialize::<_, T>(Value::Mapping(map.clone()));
+        let mut touched: Vec<String> = Vec::new();
+        let mut pending = None;
+        // Terminates: every round removes a present key or patches a field not patched before; the bound
+        // is only a backstop well above any config's field count.
+        for _ in 0..256 {
+            let err = match pending.take().map_or_else(|| attempt(&map), Err) {
+                Ok(value) => return Some(Parsed { value, touched }),
                 Err(e) => e,
             };
-            failed = true;
             let (field, message, key) = describe(&err.path().to_string(), &err.into_inner().to_string());
-            if let Some(missing) = message.strip_prefix(MISSING) {
-                // A field we removed ourselves is now "missing": already reported, and nothing more can be learnt.
-                if removed.iter().any(|r| r == missing) {
-                    break;
+            let Some(missing) = message.strip_prefix(MISSING).map(str::to_string) else {
+                self.problem(file, Some(label), field.as_deref(), message);
+                match key {
+                    Some(k) if map.contains_key(k.as_str()) => {
+                        map.remove(k.as_str());
+                        touched.push(k);
+                        continue;
+                    }
+                    _ => return None,
                 }
-                self.problem(file, Some(label), Some(missing), "is required");
-                break;
+            };
+            if !touched.contains(&missing) {
+                self.problem(file, Some(label), Some(&missing), "is required");
             }
-            self.problem(file, Some(label), field.as_deref(), message);
             match key {
-                Some(k) if map.contains_key(k.as_str()) => {
+                // Missing inside a nested value: drop the whole top-level field.
+                Some(k) if k != missing && map.contains_key(k.as_str()) => {
                     map.remove(k.as_str());
-                    removed.push(k);
+                    touched.push(k);
+                    continue;
                 }
-                _ => break,
+                Some(k) if k != missing => return None,
+                _ => {}
+            }
+            if touched.contains(&missing) && map.contains_key(missing.as_str()) {
+                return None; // already patched once; give up rather than loop
+            }
+            touched.push(missing.clone());
+            // A stand-in lets the next required field or bad value be found too.
+            let mut next = None;
+            for stand_in in stand_ins() {
+                map.insert(Value::String(missing.clone()), stand_in);
+                match attempt(&map) {
+                    Ok(value) => return Some(Parsed { value, touched }),
+                    Err(e) => {
+                        let (_, msg, k) = describe(&e.path().to_string(), &e.inner().to_string());
+                        let still_this = k.as_deref() == Some(missing.as_str()) || msg == format!("{MISSING}{missing}");
+                        if !still_this {
+                            next = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            match next {
+                Some(e) => pending = Some(e),
+                None => return None,
             }
         }
         None
@@ -519,19 +600,25 @@ fn describe(path: &str, message: &str) -> (Option<String>, String, Option<String
     if let Some(rest) = message.strip_prefix("missing field `") {
         let f = rest.split('`').next().unwrap_or(rest);
         let full = join(path, f);
-        return (Some(full.clone()), format!("{MISSING}{full}"), None);
+        let key = if path.is_empty() { f.to_string() } else { top_key(path) };
+        return (Some(full.clone()), format!("{MISSING}{full}"), Some(key));
     }
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let f = rest.split('`').next().unwrap_or(rest);
         // serde_path_to_error may or may not include the unknown key in the path.
         let parent = path.strip_suffix(f).map(|p| p.trim_end_matches('.')).unwrap_or(path);
-        let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+        let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
         let hint = did_you_mean(f, expected.iter().copied());
         let top = if parent.is_empty() { f.to_string() } else { top_key(parent) };
         return (Some(join(parent, f)), format!("unknown field{hint}"), Some(top));
     }
     let top = (!path.is_empty()).then(|| top_key(path));
-    ((!path.is_empty()).then(|| path.to_string()), message.to_string(), top)
+    let message = message
+        .replace("expected u64", "expected a whole number ≥ 0")
+        .replace("expected u32", "expected a whole number ≥ 0")
+        .replace("expected u16", "expected a whole number in 0..=65535")
+        .replace("expected f64", "expected a number");
+    ((!path.is_empty()).then(|| path.to_string()), message, top)
 }
 
 fn top_key(path: &str) -> String {
