@@ -380,61 +380,49 @@ impl Collected {
         let attempt = |map: &Mapping| serde_path_to_error::deserialize::<_, T>(Value::Mapping(map.clone()));
         let mut touched: Vec<String> = Vec::new();
         let mut pending = None;
-        // Terminates: every round removes a present key or patches a field not patched before; the bound
-        // is only a backstop well above any config's field count.
+        // Terminates: every round patches or removes a top-level field not touched before (a field touched
+        // twice ends the loop); the bound is only a backstop well above any config's field count.
         for _ in 0..256 {
             let err = match pending.take().map_or_else(|| attempt(&map), Err) {
                 Ok(value) => return Some(Parsed { value, touched }),
                 Err(e) => e,
             };
             let (field, message, key) = describe(&err.path().to_string(), &err.into_inner().to_string());
-            let Some(missing) = message.strip_prefix(MISSING).map(str::to_string) else {
+            let Some(target) = key else {
                 self.problem(file, Some(label), field.as_deref(), message);
-                match key {
-                    Some(k) if map.contains_key(k.as_str()) => {
-                        map.remove(k.as_str());
-                        touched.push(k);
-                        continue;
-                    }
-                    _ => return None,
-                }
+                return None;
             };
-            if !touched.contains(&missing) {
-                self.problem(file, Some(label), Some(&missing), "is required");
+            match message.strip_prefix(MISSING) {
+                // A field patched before and now missing (it was removed) was reported already.
+                Some(missing) if touched.iter().any(|t| t == missing) => {}
+                Some(missing) => self.problem(file, Some(label), Some(missing), "is required"),
+                None => self.problem(file, Some(label), field.as_deref(), message.clone()),
             }
-            match key {
-                // Missing inside a nested value: drop the whole top-level field.
-                Some(k) if k != missing && map.contains_key(k.as_str()) => {
-                    map.remove(k.as_str());
-                    touched.push(k);
-                    continue;
-                }
-                Some(k) if k != missing => return None,
-                _ => {}
+            if touched.contains(&target) {
+                return None;
             }
-            if touched.contains(&missing) && map.contains_key(missing.as_str()) {
-                return None; // already patched once; give up rather than loop
+            touched.push(target.clone());
+            if message.starts_with("unknown field") {
+                map.remove(target.as_str());
+                continue;
             }
-            touched.push(missing.clone());
-            // A stand-in lets the next required field or bad value be found too.
-            let mut next = None;
+            // Stand in a value of the right type (keeping the key, which may be an alias) so the fields after
+            // this one are checked too; a value that fits nothing is removed instead.
             for stand_in in stand_ins() {
-                map.insert(Value::String(missing.clone()), stand_in);
+                map.insert(Value::String(target.clone()), stand_in);
                 match attempt(&map) {
                     Ok(value) => return Some(Parsed { value, touched }),
                     Err(e) => {
-                        let (_, msg, k) = describe(&e.path().to_string(), &e.inner().to_string());
-                        let still_this = k.as_deref() == Some(missing.as_str()) || msg == format!("{MISSING}{missing}");
-                        if !still_this {
-                            next = Some(e);
+                        let (_, _, k) = describe(&e.path().to_string(), &e.inner().to_string());
+                        if k.as_deref() != Some(target.as_str()) {
+                            pending = Some(e);
                             break;
                         }
                     }
                 }
             }
-            match next {
-                Some(e) => pending = Some(e),
-                None => return None,
+            if pending.is_none() {
+                map.remove(target.as_str());
             }
         }
         None
@@ -789,7 +777,7 @@ fn check_schedule(s: &Schedule) -> Found {
     let mut seen = HashSet::new();
     for d in &s.days_of_the_week {
         if !seen.insert(*d) {
-            f.push(("days_of_the_week".into(), format!("{d:?} is listed twice").to_lowercase()));
+            f.push(("days_of_the_week".into(), format!("{} is listed twice", serde_name(d))));
         }
     }
     let start = parse_hhmm(&s.active_start_time, false);
@@ -826,6 +814,11 @@ fn check_dns(d: &DnsProviderConfig) -> Found {
         );
     }
     f
+}
+
+/// The name a value is written with in config files (`bash`, `windows`, `monday`).
+fn serde_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 fn is_blank(s: &str) -> bool {
@@ -971,10 +964,10 @@ fn check_gcp(f: &mut Found, c: &GcpConfig) {
         f.push((
             "gcp_startup_script_type".into(),
             format!(
-                "{:?} scripts do not run on {:?} VMs (gcp_vm_installed_os_type)",
-                c.gcp_startup_script_type, c.gcp_vm_installed_os_type
-            )
-            .to_lowercase(),
+                "{} scripts do not run on {} VMs (gcp_vm_installed_os_type)",
+                serde_name(&c.gcp_startup_script_type),
+                serde_name(&c.gcp_vm_installed_os_type)
+            ),
         ));
     }
     for (k, v) in c.gcp_custom_labels.iter() {
