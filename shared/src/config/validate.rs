@@ -1071,7 +1071,7 @@ fn check_oci(f: &mut Found, c: &OciConfig) {
     let vpus = c.oci_boot_volume_vpus_per_gb;
     need(
         f,
-        (10..=120).contains(&vpus) && vpus % 10 == 0,
+        (10..=120).contains(&vpus) && vpus.is_multiple_of(10),
         "oci_boot_volume_vpus_per_gb",
         "must be 10 to 120 in multiples of 10",
     );
