@@ -792,12 +792,11 @@ fn check_schedule(s: &Schedule) -> Found {
             "equals active_start_time, so the window is empty (use 00:00 to 24:00 for a whole day)",
         );
     }
-    need(
-        &mut f,
-        s.timezone.parse::<chrono_tz::Tz>().is_ok(),
-        "timezone",
-        format!("`{}` is not an IANA timezone name (e.g. UTC, Europe/Berlin, America/New_York)", s.timezone),
-    );
+    if s.timezone.parse::<chrono_tz::Tz>().is_err() {
+        let hint = did_you_mean(&s.timezone, chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()));
+        let hint = if hint.is_empty() { " (e.g. UTC, Europe/Berlin, America/New_York)".to_string() } else { hint };
+        f.push(("timezone".into(), format!("`{}` is not an IANA timezone name{hint}", s.timezone)));
+    }
     f
 }
 

@@ -361,3 +361,62 @@ fn the_schema_describes_every_field() {
     let aws = serde_json::to_string(&schema).unwrap();
     assert!(aws.contains("aws_ec2_security_group_ids") && aws.contains("oci_boot_volume_vpus_per_gb"));
 }
+
+#[test]
+fn plain_parsing_agrees_with_validation_and_configs_round_trip() {
+    for f in yaml_files(&configs_dir()) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let (validated, problems) = validate_text(&text, "x");
+        assert!(problems.is_empty());
+        let mut parsed = ConfigSet::default();
+        parsed.merge(super::super::parse_config(&text, "x").unwrap());
+        assert_eq!(parsed, validated, "{}", f.display());
+        // What the store keeps (serialized) reads back the same, secrets still as references.
+        let yaml = serde_yaml_ng::to_string(&validated).unwrap();
+        let back: ConfigSet = serde_yaml_ng::from_str(&yaml).unwrap();
+        assert_eq!(back, validated, "{}", f.display());
+    }
+}
+
+#[test]
+fn load_files_fails_with_every_problem() {
+    let dir = configs_dir().join("invalid");
+    let err = super::super::load_files(&[dir.join("references.yaml")]).unwrap_err();
+    let super::super::ConfigError::Invalid { problems } = &err else { panic!("{err}") };
+    assert_eq!(problems.len(), 11, "{err}");
+    assert!(err.to_string().starts_with("11 problem(s) in the configs:\n"));
+    assert!(super::super::load_files(&[configs_dir().join("proxmox.yaml")]).is_ok());
+}
+
+#[test]
+fn schedule_times_and_timezones() {
+    let sched = |start: &str, end: &str, tz: &str| {
+        let text = format!(
+            "schedules:\n  - {{autoscale_config: a, days_of_the_week: [7], active_start_time: '{start}', active_end_time: '{end}', timezone: '{tz}'}}\nautoscale_configs:\n{}vm_provider_configs:\n{DO_PROVIDER}",
+            agent("a", "d")
+        );
+        problems_of(&text)
+    };
+    assert!(sched("22:00", "06:00", "Asia/Tokyo").is_empty(), "a window may span midnight");
+    assert!(sched("00:00", "24:00", "UTC").is_empty());
+    assert_eq!(
+        sched("24:00", "7:00", "UTC"),
+        [
+            "f.yaml: schedules[0].active_start_time: must be a time HH:MM (00:00 to 23:59)",
+            "f.yaml: schedules[0].active_end_time: must be a time HH:MM (00:00 to 24:00)",
+        ]
+    );
+    assert_eq!(
+        sched("08:00", "09:60", "Mars/Olympus_Mons_Base"),
+        [
+            "f.yaml: schedules[0].active_end_time: must be a time HH:MM (00:00 to 24:00)",
+            "f.yaml: schedules[0].timezone: `Mars/Olympus_Mons_Base` is not an IANA timezone name (e.g. UTC, Europe/Berlin, America/New_York)",
+        ]
+    );
+    assert_eq!(
+        sched("08:00", "09:00", "america/new_york"),
+        [
+            "f.yaml: schedules[0].timezone: `america/new_york` is not an IANA timezone name (did you mean `America/New_York`?)"
+        ]
+    );
+}
