@@ -30,8 +30,8 @@ impl<T> std::ops::Deref for YamlText<T> {
     }
 }
 
-/// The native value or, for a string, `parse` of it. A string is tried as text first, so a field whose
-/// shape is itself a string (never the case here) would not be reachable; all our shapes are lists/maps.
+/// The native value or, for a string, `parse` of it. A string is always read as text, so these wrappers
+/// suit only list/map shapes, which is what every Kasm JSON field holds.
 fn native_or_text<'de, D, T>(d: D, what: &str, parse: fn(&str) -> Result<T, String>) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
