@@ -1,10 +1,17 @@
 //! `kasm-autoscale`: the operator's tool. `main` only parses arguments and wires; each command
 //! lives in its own module as a plain function returning the exit code.
 
+mod configs;
 mod logging;
+mod plan;
+mod run;
+mod schema;
 mod simulate;
+mod status;
+mod validate;
 
 use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Serverless autoscaling for Kasm Workspaces: validate, simulate, plan, run.
@@ -20,6 +27,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Check config files; print every problem as `FILE: <config>.<field>: <what is wrong>`.
+    Validate {
+        /// Config files (YAML or JSON).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of the config file format.
+    Schema,
     /// Run a trace through the real engine, lifecycle and store against a simulated provider and
     /// Kasm cluster on a virtual clock; print a timeline and summary and write chart.svg.
     Simulate {
@@ -32,15 +47,77 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show what the evaluator would do now, with its inputs and reasons, changing nothing.
+    /// Exit 0, or 3 when the plan would change something.
+    Plan {
+        /// Config files (default: the configs saved in the store).
+        #[arg(long = "config")]
+        config: Vec<PathBuf>,
+        /// The store: a state file path, `embedded:PATH`, or `memory:` (default: memory, no claims).
+        #[arg(long)]
+        store: Option<String>,
+        /// Only this autoscale config.
+        #[arg(long)]
+        autoscale_config: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the local daemon: scheduled evaluations, provisioning, reaping, webhooks, /healthz, /metrics.
+    Run {
+        /// Config files.
+        #[arg(long = "config", required = true)]
+        config: Vec<PathBuf>,
+        /// The state file (claims survive restarts).
+        #[arg(long, default_value = "kasm-autoscale-state.redb")]
+        state: PathBuf,
+        /// Address of the HTTP listener (webhooks, /healthz, /metrics).
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        listen: SocketAddr,
+        /// Seconds between evaluations (default: settings.evaluation_interval).
+        #[arg(long)]
+        interval: Option<u64>,
+    },
+    /// Show the VMs we own, by config and state, with age and last error.
+    Status {
+        /// The store: a state file path or `embedded:PATH`.
+        #[arg(long, default_value = "kasm-autoscale-state.redb")]
+        store: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
+    let (out, err) = (&mut std::io::stdout(), &mut std::io::stderr());
     let code = match cli.command {
-        Command::Simulate { trace, out, json } => {
+        Command::Validate { files } => validate::run(&files, out),
+        Command::Schema => schema::run(out),
+        Command::Simulate { trace, out: dir, json } => {
             logging::init(cli.log_format, "warn");
-            simulate::run(&trace, &out, json, &mut std::io::stdout(), &mut std::io::stderr())
+            simulate::run(&trace, &dir, json, out, err)
         }
+        Command::Plan { config, store, autoscale_config, json } => {
+            logging::init(cli.log_format, "warn");
+            block_on(plan::run(&config, store.as_deref(), autoscale_config.as_deref(), json, out, err))
+        }
+        Command::Run { config, state, listen, interval } => {
+            logging::init(cli.log_format, "info");
+            block_on(run::run(&config, &state, listen, interval, err))
+        }
+        Command::Status { store, json } => block_on(status::run(&store, json, out, err)),
     };
     std::process::exit(code);
+}
+
+fn block_on(f: impl std::future::Future<Output = i32>) -> i32 {
+    match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("error: failed to start the runtime: {e}");
+            1
+        }
+    }
 }

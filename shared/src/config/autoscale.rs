@@ -3,6 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::json_text::JsonText;
 use super::secret::SecretRef;
 
 /// What the config scales: Docker Agents (many container sessions per VM) or Server-pool VMs.
@@ -119,9 +120,9 @@ pub struct AutoscaleConfig {
     /// Server pools: domain appended to SSO usernames.
     #[serde(default)]
     pub connection_sso_username_domain: Option<String>,
-    /// Server pools: extra connection info (JSON object, or JSON text).
+    /// Server pools: extra connection info (a JSON object, or JSON text of one).
     #[serde(default)]
-    pub connection_info: Option<serde_json::Value>,
+    pub connection_info: Option<JsonText<serde_json::Map<String, serde_json::Value>>>,
     /// Server pools: sessions one server takes at once.
     #[serde(default = "one")]
     pub max_simultaneous_sessions_per_server: u32,

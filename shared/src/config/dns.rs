@@ -1,40 +1,158 @@
-//! DNS-provider configs (AWS Route 53, Azure DNS, DigitalOcean, GCP Cloud DNS, OCI DNS).
+//! DNS-provider configs (AWS Route 53, Azure DNS, DigitalOcean, GCP Cloud DNS, OCI DNS): where the A records
+//! of autoscaled VMs (`<server_hostname>.<base_domain_name>`) are registered. Kasm's documentation lists no
+//! fields for them beyond what the VM providers share, so the fields are what each DNS API needs.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use super::providers::AzureAuthority;
+use super::secret::SecretRef;
+
+fn ttl() -> u32 {
+    60
+}
 
 /// A DNS-provider config: `provider: <kind>` plus that provider's fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "provider", rename_all = "snake_case")]
 pub enum DnsProviderConfig {
     /// AWS Route 53.
-    Aws(DnsCommon),
+    Aws(Route53DnsConfig),
     /// Azure DNS.
-    Azure(DnsCommon),
+    Azure(AzureDnsConfig),
     /// DigitalOcean DNS.
-    DigitalOcean(DnsCommon),
+    DigitalOcean(DigitalOceanDnsConfig),
     /// GCP Cloud DNS.
-    Gcp(DnsCommon),
+    Gcp(GcpDnsConfig),
     /// OCI DNS.
-    Oci(DnsCommon),
+    Oci(OciDnsConfig),
 }
 
-/// Placeholder fields shared by all DNS configs.
+/// AWS Route 53.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct DnsCommon {
+#[serde(deny_unknown_fields)]
+pub struct Route53DnsConfig {
     /// A name to identify the config.
     pub name: String,
+    /// Access key id (a secret reference); with the secret key left out too, the default credential chain is used.
+    #[serde(default)]
+    pub aws_access_key_id: Option<SecretRef>,
+    /// Secret access key (a secret reference); set together with the access key id.
+    #[serde(default)]
+    pub aws_secret_access_key: Option<SecretRef>,
+    /// Id of the hosted zone the records go in, e.g. `Z0123456789ABCDEFGHIJ`.
+    pub hosted_zone_id: String,
+    /// TTL (seconds) of the records.
+    #[serde(default = "ttl")]
+    pub ttl: u32,
 }
+
+/// Azure DNS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AzureDnsConfig {
+    /// A name to identify the config.
+    pub name: String,
+    /// Subscription ID of the Azure account, a UUID.
+    pub azure_subscription_id: String,
+    /// Resource group of the DNS zone.
+    pub azure_resource_group: String,
+    /// Tenant ID of the Azure account, a UUID.
+    pub azure_tenant_id: String,
+    /// Client ID of the registered app (it needs the DNS Zone Contributor role).
+    pub azure_client_id: String,
+    /// Client secret of the registered app (a secret reference).
+    pub azure_client_secret: SecretRef,
+    /// Which Azure authority (cloud) to use.
+    #[serde(default)]
+    pub azure_authority: AzureAuthority,
+    /// Name of the DNS zone, e.g. `kasm.example.com`.
+    pub zone_name: String,
+    /// TTL (seconds) of the records.
+    #[serde(default = "ttl")]
+    pub ttl: u32,
+}
+
+/// DigitalOcean DNS (domains).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DigitalOceanDnsConfig {
+    /// A name to identify the config.
+    pub name: String,
+    /// API token (a secret reference).
+    pub token: SecretRef,
+    /// The domain managed in DigitalOcean the records go in, e.g. `example.com`.
+    pub domain: String,
+    /// TTL (seconds) of the records (DigitalOcean's minimum is 30).
+    #[serde(default = "ttl")]
+    pub ttl: u32,
+}
+
+/// GCP Cloud DNS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GcpDnsConfig {
+    /// A name to identify the config.
+    pub name: String,
+    /// Service-account JSON credentials (a secret reference).
+    pub gcp_credentials: SecretRef,
+    /// Project of the managed zone.
+    pub gcp_project: String,
+    /// Name of the managed zone (not its DNS name), e.g. `kasm-zone`.
+    pub managed_zone: String,
+    /// TTL (seconds) of the records.
+    #[serde(default = "ttl")]
+    pub ttl: u32,
+}
+
+/// OCI DNS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OciDnsConfig {
+    /// A name to identify the config.
+    pub name: String,
+    /// OCID of the API user.
+    pub oci_user_ocid: String,
+    /// Fingerprint of the API user's public key.
+    pub oci_public_key_fingerprint: String,
+    /// The API user's private key, PEM (a secret reference).
+    pub oci_private_key: SecretRef,
+    /// The OCI region, e.g. `us-ashburn-1`.
+    pub oci_region: String,
+    /// OCID of the tenancy.
+    pub oci_tenancy_ocid: String,
+    /// OCID of the compartment holding the zone.
+    pub oci_compartment_ocid: String,
+    /// Name or OCID of the zone, e.g. `kasm.example.com`.
+    pub zone_name_or_id: String,
+    /// TTL (seconds) of the records.
+    #[serde(default = "ttl")]
+    pub ttl: u32,
+}
+
+/// The DNS providers, by their `provider:` tag.
+pub const DNS_PROVIDER_KINDS: [&str; 5] = ["aws", "azure", "digital_ocean", "gcp", "oci"];
 
 impl DnsProviderConfig {
     /// The config's name.
     pub fn name(&self) -> &str {
         match self {
-            DnsProviderConfig::Aws(c)
-            | DnsProviderConfig::Azure(c)
-            | DnsProviderConfig::DigitalOcean(c)
-            | DnsProviderConfig::Gcp(c)
-            | DnsProviderConfig::Oci(c) => &c.name,
+            DnsProviderConfig::Aws(c) => &c.name,
+            DnsProviderConfig::Azure(c) => &c.name,
+            DnsProviderConfig::DigitalOcean(c) => &c.name,
+            DnsProviderConfig::Gcp(c) => &c.name,
+            DnsProviderConfig::Oci(c) => &c.name,
+        }
+    }
+
+    /// The TTL of the records.
+    pub fn ttl(&self) -> u32 {
+        match self {
+            DnsProviderConfig::Aws(c) => c.ttl,
+            DnsProviderConfig::Azure(c) => c.ttl,
+            DnsProviderConfig::DigitalOcean(c) => c.ttl,
+            DnsProviderConfig::Gcp(c) => c.ttl,
+            DnsProviderConfig::Oci(c) => c.ttl,
         }
     }
 }

@@ -3,18 +3,23 @@
 
 pub mod autoscale;
 pub mod dns;
+pub mod json_text;
+pub mod overrides;
 pub mod provider;
 pub mod providers;
 pub mod schedule;
 pub mod secret;
 pub mod settings;
+pub mod validate;
 
 pub use autoscale::{AutoscaleConfig, AutoscaleType, ConnectionType};
-pub use dns::DnsProviderConfig;
+pub use dns::{AzureDnsConfig, DigitalOceanDnsConfig, DnsProviderConfig, GcpDnsConfig, OciDnsConfig, Route53DnsConfig};
+pub use json_text::{JsonText, YamlText};
 pub use provider::{ProviderConfigCommon, ProviderKind, VmProviderConfig};
 pub use schedule::{Schedule, Weekday};
 pub use secret::SecretRef;
 pub use settings::{KasmAuthMode, KasmSettings, Settings};
+pub use validate::{Problem, schema, validate_files, validate_set, validate_sources, validate_text};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -105,9 +110,16 @@ pub enum ConfigError {
         /// What is wrong, naming the field.
         message: String,
     },
+    /// Validation found problems (every one of them, each naming its file, config and field).
+    #[error("{} problem(s) in the configs:\n{}", problems.len(), problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        /// The problems.
+        problems: Vec<Problem>,
+    },
 }
 
-/// Parses one config document (YAML, of which JSON is a subset). `origin` names it in errors.
+/// Parses one config document (YAML, of which JSON is a subset) without the semantic checks; stops at the
+/// first error. `origin` names it in errors. [`validate_text`] reports every problem instead.
 pub fn parse_config(text: &str, origin: &str) -> Result<ConfigFile, ConfigError> {
     serde_yaml_ng::from_str::<ConfigFile>(text)
         .map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })
@@ -120,11 +132,9 @@ pub fn load_file(path: &Path) -> Result<ConfigFile, ConfigError> {
     parse_config(&text, &path.display().to_string())
 }
 
-/// Reads several files into one set.
+/// Reads several files into one set, validated: any problem (in any file) is an error listing them all.
 pub fn load_files(paths: &[impl AsRef<Path>]) -> Result<ConfigSet, ConfigError> {
-    let mut set = ConfigSet::default();
-    for p in paths {
-        set.merge(load_file(p.as_ref())?);
-    }
-    Ok(set)
+    let paths: Vec<std::path::PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
+    let (set, problems) = validate_files(&paths);
+    if problems.is_empty() { Ok(set) } else { Err(ConfigError::Invalid { problems }) }
 }

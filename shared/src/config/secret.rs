@@ -79,8 +79,37 @@ impl Serialize for SecretRef {
 
 impl<'de> Deserialize<'de> for SecretRef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        // A visitor instead of `String::deserialize`: serde's default type errors quote the value, and a
+        // number or list given here may well be a pasted secret.
+        struct V;
+        impl<'a> serde::de::Visitor<'a> for V {
+            type Value = SecretRef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a secret reference string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SecretRef, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SecretRef, E> {
+                Err(E::custom(SecretRefError))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretRef, E> {
+                Err(E::custom(SecretRefError))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretRef, E> {
+                Err(E::custom(SecretRefError))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretRef, E> {
+                Err(E::custom(SecretRefError))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'a>>(self, _: A) -> Result<SecretRef, A::Error> {
+                Err(serde::de::Error::custom(SecretRefError))
+            }
+            fn visit_map<A: serde::de::MapAccess<'a>>(self, _: A) -> Result<SecretRef, A::Error> {
+                Err(serde::de::Error::custom(SecretRefError))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

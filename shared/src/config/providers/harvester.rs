@@ -1,9 +1,12 @@
-//! Harvester VM-provider config (fields from Kasm's documentation).
+//! Harvester VM-provider config (fields from Kasm's documentation, "Harvester Settings").
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::kubevirt::{KubeInterfaceType, KubeManifest, KubeNetworkType};
 use crate::config::provider::ProviderConfigCommon;
+use crate::config::secret::SecretRef;
+use crate::model::Resources;
 
 /// Harvester VM-provider settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -11,11 +14,54 @@ use crate::config::provider::ProviderConfigCommon;
 pub struct HarvesterConfig {
     /// A name to identify the config.
     pub name: String,
-    /// Most VMs this config may own at once.
+    /// Most autoscale VMs to run, regardless of other settings.
     pub max_instances: u32,
-    /// The startup-script template.
+    /// Address of the Harvester instance from the kubeconfig, e.g. `https://harvester.example.com/k8s/clusters/local`.
+    pub host: String,
+    /// The Harvester CA certificate, base64 encoded, from the kubeconfig.
+    pub ssl_certificate: String,
+    /// The API token from the kubeconfig (a secret reference).
+    pub api_token: SecretRef,
+    /// The namespace the VMs are created in.
+    pub vm_namespace: String,
+    /// A public key given to the VMs; `{ssh_key}` in the startup script.
+    #[serde(default)]
+    pub vm_ssh_public_key: Option<String>,
+    /// CPU cores of each VM.
+    #[serde(alias = "vm_cores")]
+    pub cores: u32,
+    /// Memory of each VM in GiB.
+    #[serde(alias = "vm_memory")]
+    pub memory: u32,
+    /// Name of the Harvester image (VirtualMachineImage) the VM disks are made from.
+    pub disk_image: String,
+    /// Disk size of each VM in GiB.
+    pub disk_size: u32,
+    /// Network type: pod or multus.
+    #[serde(default)]
+    pub network_type: KubeNetworkType,
+    /// Interface type: masquerade or bridge.
+    #[serde(default)]
+    pub interface_type: KubeInterfaceType,
+    /// Name of the network the VMs connect to (multus network type only).
+    #[serde(default)]
+    pub network_name: Option<String>,
+    /// cloud-init, Bash or PowerShell script run after the VM is created, typically installing the Kasm Agent
+    /// (a template; match the script to the OS).
     #[serde(default)]
     pub startup_script: String,
+    /// "Configuration Override": an optional complete VirtualMachine manifest used to create the VMs.
+    #[serde(default, alias = "config_override")]
+    pub configuration_override: Option<KubeManifest>,
+    /// Enable a TPM for the VMs.
+    #[serde(default)]
+    pub enable_tpm: bool,
+    /// Enable the EFI boot loader.
+    #[serde(default)]
+    pub enable_efi_boot: bool,
+    /// Enable Secure Boot (requires EFI boot).
+    #[serde(default)]
+    pub enable_secure_boot: bool,
 }
 
 impl ProviderConfigCommon for HarvesterConfig {
@@ -27,5 +73,8 @@ impl ProviderConfigCommon for HarvesterConfig {
     }
     fn startup_script(&self) -> &str {
         &self.startup_script
+    }
+    fn vm_size(&self) -> Option<Resources> {
+        Some(Resources::new(f64::from(self.cores), f64::from(self.memory) * 1024.0, 0.0))
     }
 }

@@ -1,21 +1,95 @@
-//! Kubevirt VM-provider config (fields from Kasm's documentation).
+//! KubeVirt VM-provider config (fields from Kasm's documentation, "KubeVirt Settings").
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::json_text::YamlText;
 use crate::config::provider::ProviderConfigCommon;
+use crate::config::secret::SecretRef;
+use crate::model::Resources;
 
-/// Kubevirt VM-provider settings.
+/// How the VM's interface is connected (KubeVirt interface binding).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KubeInterfaceType {
+    /// NAT behind the pod's address.
+    #[default]
+    Masquerade,
+    /// Bridged onto the network.
+    Bridge,
+}
+
+/// The network the VM joins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KubeNetworkType {
+    /// The pod network.
+    #[default]
+    Pod,
+    /// A Multus network (named by the network name field).
+    Multus,
+}
+
+/// A complete VirtualMachine manifest (YAML text or a native mapping).
+pub type KubeManifest = YamlText<serde_json::Map<String, serde_json::Value>>;
+
+/// KubeVirt VM-provider settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KubevirtConfig {
     /// A name to identify the config.
     pub name: String,
-    /// Most VMs this config may own at once.
+    /// Most KubeVirt VMs to run regardless of the need for more resources.
     pub max_instances: u32,
-    /// The startup-script template.
+    /// Address of the Kubernetes API, e.g. `https://kubevirt.domain:5000`.
+    #[serde(alias = "kubernetes_host")]
+    pub host: String,
+    /// The cluster's CA certificate: a PEM file, base64 encoded (as `certificate-authority-data` in a kubeconfig).
+    #[serde(alias = "kubernetes_ssl_certificate")]
+    pub ssl_certificate: String,
+    /// The bearer token for the Kubernetes API (a secret reference).
+    #[serde(alias = "kubernetes_api_token")]
+    pub api_token: SecretRef,
+    /// The namespace the VMs are created in. Do not change it while the provider is in use (its VMs would be
+    /// orphaned); create a new provider instead.
+    pub vm_namespace: String,
+    /// The SSH public key given to the VM (`{ssh_key}` in the startup script).
     #[serde(default)]
+    pub vm_ssh_public_key: Option<String>,
+    /// CPU cores of each VM.
+    pub vm_cores: u32,
+    /// Memory of each VM in GiB.
+    pub vm_memory: u32,
+    /// Disk size of each VM in GiB.
+    pub vm_disk_size: u32,
+    /// Name of the source PVC holding a cloud-ready disk image, cloned for each VM's disk.
+    pub vm_disk_source: String,
+    /// Interface type: masquerade or bridge.
+    #[serde(default)]
+    pub vm_interface_type: KubeInterfaceType,
+    /// Name of the network interface; for a Multus network, the name of that network.
+    pub vm_network_name: String,
+    /// Network type: pod or multus.
+    #[serde(default)]
+    pub vm_network_type: KubeNetworkType,
+    /// Run when a VM is created; installs and configures the Kasm Agent (bash on Linux, PowerShell on Windows;
+    /// a template).
+    #[serde(default, alias = "vm_startup_script")]
     pub startup_script: String,
+    /// "Configuration Override": a complete VirtualMachine manifest used instead of the fields above. Its name,
+    /// namespace and labels are replaced, `runStrategy` is set to Always, a config-drive disk is appended and
+    /// `$KASM_NAME` is replaced by the VM's unique name (use it for PVC / DataVolume names).
+    #[serde(default, alias = "config_override")]
+    pub configuration_override: Option<KubeManifest>,
+    /// Enable a TPM for the VM.
+    #[serde(default)]
+    pub enable_tpm: bool,
+    /// Enable the EFI boot loader.
+    #[serde(default)]
+    pub enable_efi_boot: bool,
+    /// Enable Secure Boot (requires EFI boot).
+    #[serde(default)]
+    pub enable_secure_boot: bool,
 }
 
 impl ProviderConfigCommon for KubevirtConfig {
@@ -27,5 +101,8 @@ impl ProviderConfigCommon for KubevirtConfig {
     }
     fn startup_script(&self) -> &str {
         &self.startup_script
+    }
+    fn vm_size(&self) -> Option<Resources> {
+        Some(Resources::new(f64::from(self.vm_cores), f64::from(self.vm_memory) * 1024.0, 0.0))
     }
 }

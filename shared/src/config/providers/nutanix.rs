@@ -1,9 +1,29 @@
-//! Nutanix VM-provider config (fields from Kasm's documentation).
+//! Nutanix (Prism Central) VM-provider config (fields from Kasm's documentation, "Nutanix Settings").
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::provider::ProviderConfigCommon;
+use crate::config::secret::SecretRef;
+use crate::model::Resources;
+
+fn port() -> u16 {
+    9440
+}
+fn yes() -> bool {
+    true
+}
+
+/// The Prism Central API version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NutanixApiVersion {
+    /// v3 (recommended).
+    #[default]
+    V3,
+    /// v4 (preview).
+    V4,
+}
 
 /// Nutanix VM-provider settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -11,9 +31,31 @@ use crate::config::provider::ProviderConfigCommon;
 pub struct NutanixConfig {
     /// A name to identify the config.
     pub name: String,
-    /// Most VMs this config may own at once.
+    /// Most autoscale VMs to run, regardless of other settings.
     pub max_instances: u32,
-    /// The startup-script template.
+    /// IP or FQDN of the Prism Central server, e.g. `nutanix.example.com`.
+    pub host: String,
+    /// Port of the Prism Central server (usually 9440).
+    #[serde(default = "port")]
+    pub port: u16,
+    /// The user kasm-autoscale signs in to Prism Central as.
+    pub username: String,
+    /// That user's password (a secret reference).
+    pub password: SecretRef,
+    /// Validate TLS certificates; turn off for self-signed certificates.
+    #[serde(default = "yes")]
+    pub verify_ssl: bool,
+    /// The Prism Central API version: v3 (recommended) or v4 (preview).
+    #[serde(default)]
+    pub api_version: NutanixApiVersion,
+    /// Name of the VM cloned to make new VMs.
+    pub vm_candidate_name: String,
+    /// CPU cores of each new VM.
+    pub vm_cores: u32,
+    /// Memory of each new VM in GiB.
+    pub vm_memory: u32,
+    /// Run when a VM is created; installs the Kasm Agent (Docker Agents) or the Kasm Desktop Service (Windows).
+    /// Bash or cloud-config on Linux, PowerShell on Windows (a template).
     #[serde(default)]
     pub startup_script: String,
 }
@@ -27,5 +69,8 @@ impl ProviderConfigCommon for NutanixConfig {
     }
     fn startup_script(&self) -> &str {
         &self.startup_script
+    }
+    fn vm_size(&self) -> Option<Resources> {
+        Some(Resources::new(f64::from(self.vm_cores), f64::from(self.vm_memory) * 1024.0, 0.0))
     }
 }

@@ -1,21 +1,103 @@
-//! Openstack VM-provider config (fields from Kasm's documentation).
+//! OpenStack VM-provider config (fields from Kasm's documentation, "OpenStack Settings").
 
+use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::json_text::JsonText;
 use crate::config::provider::ProviderConfigCommon;
+use crate::config::secret::SecretRef;
+use crate::model::Resources;
 
-/// Openstack VM-provider settings.
+/// How kasm-autoscale authenticates to Keystone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenstackAuthMethod {
+    /// An application credential (id + secret).
+    #[default]
+    ApplicationCredential,
+    /// A user's password (username, password, user domain).
+    Password,
+}
+
+/// OpenStack VM-provider settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenstackConfig {
     /// A name to identify the config.
     pub name: String,
-    /// Most VMs this config may own at once.
+    /// Most OpenStack VMs to run regardless of the need for more resources.
     pub max_instances: u32,
-    /// The startup-script template.
+    /// The Keystone (identity) endpoint, e.g. `https://openstack.domain:5000`. Must present a trusted certificate.
+    pub openstack_identity_endpoint: String,
+    /// The Nova (compute) endpoint, e.g. `https://openstack.domain:8774/v2/`.
+    pub openstack_nova_endpoint: String,
+    /// The Nova API (micro)version, e.g. `2.90`.
+    pub openstack_nova_version: String,
+    /// The Glance (image) endpoint, e.g. `https://openstack.domain:9292`.
+    pub openstack_glance_endpoint: String,
+    /// The Glance API version, e.g. `2`.
+    pub openstack_glance_version: String,
+    /// The Cinder (volume) endpoint; it contains the project id, e.g. `https://openstack.domain:8776/v3/<project-id>`.
+    pub openstack_cinder_endpoint: String,
+    /// The Cinder API version, e.g. `3`.
+    pub openstack_cinder_version: String,
+    /// The project the VMs are created in.
+    pub project_name: String,
+    /// The kind of credential used against the OpenStack endpoints.
+    #[serde(default)]
+    pub authentication_method: OpenstackAuthMethod,
+    /// The application credential's id (application-credential authentication).
+    #[serde(default)]
+    pub application_credential_id: Option<String>,
+    /// The application credential's secret (a secret reference).
+    #[serde(default)]
+    pub application_credential_secret: Option<SecretRef>,
+    /// The domain of the project, e.g. `domain-1353722761`.
+    #[serde(default)]
+    pub project_domain_name: Option<String>,
+    /// The domain of the user, e.g. `domain-1353722761` (password authentication).
+    #[serde(default)]
+    pub user_domain_name: Option<String>,
+    /// The OpenStack user (password authentication).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The user's password (a secret reference; password authentication).
+    #[serde(default)]
+    pub password: Option<SecretRef>,
+    /// Metadata applied to the VMs: a map, or JSON text of one, e.g. `{"my_tag": "my_value"}`.
+    #[serde(default)]
+    pub metadata: JsonText<IndexMap<String, String>>,
+    /// The image the VMs are created from.
+    pub image_id: String,
+    /// The flavor (by name), e.g. `gen.medium`.
+    pub flavor: String,
+    /// Create a Cinder (block storage) volume for the VM; otherwise ephemeral Nova storage is used.
+    #[serde(default)]
+    pub create_volume: bool,
+    /// Size (GB) of the volume; only with `create_volume`.
+    #[serde(default)]
+    pub volume_size_gb: Option<u32>,
+    /// Type of the volume, e.g. `__DEFAULT__`.
+    #[serde(default)]
+    pub volume_type: Option<String>,
+    /// Run when a VM is created; installs and configures the Kasm Agent (a template).
     #[serde(default)]
     pub startup_script: String,
+    /// Security groups applied to the VMs: a list, or JSON text of one, e.g. `["sg1", "sg2"]`.
+    #[serde(default)]
+    pub security_groups: JsonText<Vec<String>>,
+    /// The network the VMs connect to.
+    pub network_id: String,
+    /// The SSH key (by name) given to the VMs.
+    #[serde(default)]
+    pub key_name: Option<String>,
+    /// The availability zone the VMs are placed in.
+    #[serde(default)]
+    pub availability_zone: Option<String>,
+    /// Config override: a map (or JSON text) of Nova create-server attributes merged into the request.
+    #[serde(default)]
+    pub config_override: Option<JsonText<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl ProviderConfigCommon for OpenstackConfig {
@@ -27,5 +109,9 @@ impl ProviderConfigCommon for OpenstackConfig {
     }
     fn startup_script(&self) -> &str {
         &self.startup_script
+    }
+    fn vm_size(&self) -> Option<Resources> {
+        // Flavors are site-defined; their size comes from the Nova API, not from a table.
+        None
     }
 }

@@ -1,19 +1,67 @@
-//! Proxmox VM-provider config (fields from Kasm's documentation).
+//! Proxmox VE VM-provider config (fields from Kasm's documentation, "Proxmox Settings").
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::provider::ProviderConfigCommon;
+use crate::config::secret::SecretRef;
+use crate::model::{OsFamily, Resources};
 
-/// Proxmox VM-provider settings.
+fn yes() -> bool {
+    true
+}
+
+/// Proxmox VE VM-provider settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProxmoxConfig {
     /// A name to identify the config.
     pub name: String,
-    /// Most VMs this config may own at once.
+    /// Most autoscale VMs to run, regardless of other settings.
     pub max_instances: u32,
-    /// The startup-script template.
+    /// Host name or IP and port of the Proxmox API, e.g. `192.168.100.40:8006`.
+    pub host: String,
+    /// The autoscale user including its realm, e.g. `KasmUser@pve`.
+    pub username: String,
+    /// The API token's name alone, e.g. `kasm_token` (not `KasmUser@pve!kasm_token`).
+    pub token_name: String,
+    /// The API token's secret value (a secret reference).
+    pub token_value: SecretRef,
+    /// Verify TLS certificates; turn off for self-signed certificates.
+    #[serde(default = "yes")]
+    pub verify_ssl: bool,
+    /// First VMID this config may use; must not overlap another Proxmox config's range.
+    pub vmid_range_lower: u32,
+    /// Last VMID this config may use; must not overlap another Proxmox config's range.
+    pub vmid_range_upper: u32,
+    /// Make full clones (slower to create, faster to run) instead of linked clones.
+    #[serde(default)]
+    pub full_clone: bool,
+    /// Name of the VM template cloned to make new VMs.
+    pub template_name: String,
+    /// The node holding the template.
+    pub cluster_node_name: String,
+    /// The resource pool new VMs are put in.
+    #[serde(default)]
+    pub resource_pool_name: Option<String>,
+    /// Optional storage pool for the clones; needs `full_clone`.
+    #[serde(default)]
+    pub storage_pool_name: Option<String>,
+    /// Optional node the VMs are created on (default: the cluster node).
+    #[serde(default)]
+    pub target_node_name: Option<String>,
+    /// CPU cores of each VM.
+    pub vm_cores: u32,
+    /// Memory of each VM in GiB.
+    pub vm_memory: u32,
+    /// "Installed OS Type": Linux or Windows.
+    #[serde(default)]
+    pub installed_os_type: OsFamily,
+    /// Absolute directory the startup script is uploaded to and run from, e.g. `/tmp` or `C:\windows\temp`;
+    /// it must exist in the template.
+    pub startup_script_path: String,
+    /// Bash (Linux) or PowerShell (Windows) script run after the VM is created, typically installing the
+    /// Kasm Agent (a template).
     #[serde(default)]
     pub startup_script: String,
 }
@@ -27,5 +75,11 @@ impl ProviderConfigCommon for ProxmoxConfig {
     }
     fn startup_script(&self) -> &str {
         &self.startup_script
+    }
+    fn os(&self) -> OsFamily {
+        self.installed_os_type
+    }
+    fn vm_size(&self) -> Option<Resources> {
+        Some(Resources::new(f64::from(self.vm_cores), f64::from(self.vm_memory) * 1024.0, 0.0))
     }
 }

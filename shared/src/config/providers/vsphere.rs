@@ -1,19 +1,66 @@
-//! Vsphere VM-provider config (fields from Kasm's documentation).
+//! VMware vSphere VM-provider config (fields from Kasm's documentation, "VMware vSphere Settings").
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::provider::ProviderConfigCommon;
+use crate::config::secret::SecretRef;
+use crate::model::{OsFamily, Resources};
 
-/// Vsphere VM-provider settings.
+fn port() -> u16 {
+    443
+}
+
+/// VMware vSphere VM-provider settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VsphereConfig {
     /// A name to identify the config.
     pub name: String,
-    /// Most VMs this config may own at once.
+    /// IP or FQDN of the vCenter server.
+    pub vsphere_vcenter_address: String,
+    /// Management port of vCenter (typically 443).
+    #[serde(default = "port")]
+    pub vsphere_vcenter_port: u16,
+    /// Username for vCenter.
+    pub vsphere_vcenter_username: String,
+    /// Password for vCenter (a secret reference).
+    pub vsphere_vcenter_password: SecretRef,
+    /// Name of the template VM cloned to make new VMs.
+    pub vm_template_name: String,
+    /// Most vSphere VMs to run regardless of the need for free capacity.
     pub max_instances: u32,
-    /// The startup-script template.
+    /// The datacenter the clones are made in.
+    pub datacenter_name: String,
+    /// VM folder of the clones (default: the template's).
+    #[serde(default)]
+    pub vm_folder: Option<String>,
+    /// Datastore of the clones (default: the template's).
+    #[serde(default)]
+    pub datastore_name: Option<String>,
+    /// Cluster of the clones (default: the template's).
+    #[serde(default)]
+    pub cluster_name: Option<String>,
+    /// Resource pool of the clones (default: the template's).
+    #[serde(default)]
+    pub resource_pool: Option<String>,
+    /// Datastore cluster of the clones (default: the template's).
+    #[serde(default)]
+    pub datastore_cluster_name: Option<String>,
+    /// Guest OS account the startup script runs as; it needs the privileges the script uses.
+    pub guest_vm_username: String,
+    /// Password of the guest account (a secret reference).
+    pub guest_vm_password: SecretRef,
+    /// CPUs of each new VM (independent of the template).
+    pub number_of_guest_cpus: u32,
+    /// Memory of each new VM in GiB (independent of the template).
+    #[serde(alias = "amount_of_guest_memory")]
+    pub amount_of_guest_memory_gib: u32,
+    /// "What family of OS is installed in the VM": Linux or Windows; decides how the script is run.
+    #[serde(default)]
+    pub os_family: OsFamily,
+    /// Run when a VM is created (bash on Linux, PowerShell on Windows, through VMware Tools); installs and
+    /// configures the Kasm Agent (a template).
     #[serde(default)]
     pub startup_script: String,
 }
@@ -27,5 +74,15 @@ impl ProviderConfigCommon for VsphereConfig {
     }
     fn startup_script(&self) -> &str {
         &self.startup_script
+    }
+    fn os(&self) -> OsFamily {
+        self.os_family
+    }
+    fn vm_size(&self) -> Option<Resources> {
+        Some(Resources::new(
+            f64::from(self.number_of_guest_cpus),
+            f64::from(self.amount_of_guest_memory_gib) * 1024.0,
+            0.0,
+        ))
     }
 }

@@ -1,0 +1,58 @@
+//! `kasm-autoscale validate FILE...`: every problem of the config files, one per line.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Validates `files` as one deployment. Prints a short summary and returns 0 when they are valid; otherwise
+/// prints every problem (`FILE: <config>.<field>: <what is wrong>`) and returns 1.
+pub fn run(files: &[PathBuf], out: &mut dyn Write) -> i32 {
+    let (set, problems) = shared::config::validate_files(files);
+    // Output errors (a closed pipe) cannot change the verdict, so they are ignored.
+    if problems.is_empty() {
+        let _ = writeln!(
+            out,
+            "OK: {} file(s), {} autoscale config(s), {} VM-provider config(s), {} DNS-provider config(s), {} schedule(s)",
+            files.len(),
+            set.autoscale_configs.len(),
+            set.vm_provider_configs.len(),
+            set.dns_provider_configs.len(),
+            set.schedules.len()
+        );
+        return 0;
+    }
+    for p in &problems {
+        let _ = writeln!(out, "{p}");
+    }
+    let _ = writeln!(out, "{} problem(s) found", problems.len());
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_files_print_a_summary_and_exit_0() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ok.yaml");
+        std::fs::write(&path, include_str!("../../../events/configs/nutanix.yaml")).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(run(&[path], &mut out), 0);
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with("OK: 1 file(s), 1 autoscale config(s), 1 VM-provider config(s)"), "{out}");
+    }
+
+    #[test]
+    fn invalid_files_print_every_problem_and_exit_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, "autoscale_configs:\n  - autoscale_config_name: a\n    zone_id: z\n    server_pool_id: p\n    vm_provider_config: nope\n    standby_cores: -1\n").unwrap();
+        let mut out = Vec::new();
+        assert_eq!(run(std::slice::from_ref(&path), &mut out), 1);
+        let out = String::from_utf8(out).unwrap();
+        let f = path.display();
+        assert!(out.contains(&format!("{f}: a.standby_cores: must be a number ≥ 0\n")), "{out}");
+        assert!(out.contains(&format!("{f}: a.vm_provider_config: no VM-provider config named `nope`\n")), "{out}");
+        assert!(out.ends_with("2 problem(s) found\n"), "{out}");
+    }
+}

@@ -1,0 +1,1173 @@
+//! Validation: **every** problem of a set of config files, each reported as
+//! `FILE: <config name>.<field>: <what is wrong>`.
+//!
+//! A document is first parsed to a generic YAML value; each config entry is then deserialized on its own
+//! (with the failing field's path), and a failing field is taken out and the entry tried again, so one bad
+//! field neither hides the next one nor the other configs. Semantic checks (ranges, references, overrides,
+//! startup-script templates) run on what parsed. Messages never quote the value of a secret field.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::{Mapping, Value};
+
+use super::dns::DNS_PROVIDER_KINDS;
+use super::overrides;
+use super::providers::*;
+use super::{
+    AutoscaleConfig, AutoscaleType, ConfigFile, ConfigSet, DnsProviderConfig, ProviderKind, Schedule, Settings,
+    VmProviderConfig,
+};
+use crate::model::OsFamily;
+
+/// One thing wrong with a config file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    /// The file (or other origin) the problem is in.
+    pub file: String,
+    /// The config: its name, or `autoscale_configs[3]` when it has none; `None` for file-level problems.
+    pub config: Option<String>,
+    /// The field path inside the config (`aws_ec2_custom_tags`, `gcp_metadata[0].key`), if any.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.file)?;
+        match (&self.config, &self.field) {
+            (Some(c), Some(field)) => write!(f, "{c}.{field}: ")?,
+            (Some(c), None) => write!(f, "{c}: ")?,
+            (None, Some(field)) => write!(f, "{field}: ")?,
+            (None, None) => {}
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// The JSON Schema of a config file ([`ConfigFile`]), every field described; for editors and `kasm-autoscale schema`.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(ConfigFile)).expect("a schema is plain JSON")
+}
+
+/// Reads and validates config files: the configs that are valid, and every problem found. A file that cannot
+/// be read is a problem too.
+pub fn validate_files(paths: &[PathBuf]) -> (ConfigSet, Vec<Problem>) {
+    let mut sources = Vec::new();
+    let mut problems = Vec::new();
+    for p in paths {
+        let file = p.display().to_string();
+        match std::fs::read_to_string(p) {
+            Ok(text) => sources.push((file, text)),
+            Err(e) => {
+                problems.push(Problem { file, config: None, field: None, message: format!("failed to read: {e}") })
+            }
+        }
+    }
+    let (set, more) = validate_sources(&sources);
+    problems.extend(more);
+    (set, problems)
+}
+
+/// Validates one document; `origin` names it in problems.
+pub fn validate_text(text: &str, origin: &str) -> (ConfigSet, Vec<Problem>) {
+    validate_sources(&[(origin.to_string(), text.to_string())])
+}
+
+/// Validates several documents (`(origin, text)`) as one deployment: references may cross documents.
+pub fn validate_sources(sources: &[(String, String)]) -> (ConfigSet, Vec<Problem>) {
+    let mut c = Collected::default();
+    for (file, text) in sources {
+        c.parse_document(file, text);
+    }
+    c.check();
+    let Collected { mut problems, settings, autoscale, providers, dns, schedules, .. } = c;
+    let set = ConfigSet {
+        settings: settings.into_iter().last().map(|l| l.value).unwrap_or_default(),
+        autoscale_configs: autoscale.into_iter().map(|l| l.value).collect(),
+        vm_provider_configs: providers.into_iter().map(|l| l.value).collect(),
+        dns_provider_configs: dns.into_iter().map(|l| l.value).collect(),
+        schedules: schedules.into_iter().map(|l| l.value).collect(),
+    };
+    // Stable, readable order: by file, then as found within the file.
+    problems.sort_by(|a, b| a.file.cmp(&b.file));
+    (set, problems)
+}
+
+/// Checks an already-typed set (e.g. read from the store); `origin` names it in problems.
+pub fn validate_set(set: &ConfigSet, origin: &str) -> Vec<Problem> {
+    let mut c = Collected::default();
+    let at = |label: String| (origin.to_string(), label);
+    c.settings.push(Located { file: origin.to_string(), label: "settings".into(), value: set.settings.clone() });
+    for (i, a) in set.autoscale_configs.iter().enumerate() {
+        let (file, label) = at(label_or(&a.autoscale_config_name, "autoscale_configs", i));
+        c.known_autoscale.insert(a.autoscale_config_name.clone());
+        c.autoscale.push(Located { file, label, value: a.clone() });
+    }
+    for (i, p) in set.vm_provider_configs.iter().enumerate() {
+        let (file, label) = at(label_or(p.name(), "vm_provider_configs", i));
+        c.known_providers.insert(p.name().to_string());
+        c.providers.push(Located { file, label, value: p.clone() });
+    }
+    for (i, d) in set.dns_provider_configs.iter().enumerate() {
+        let (file, label) = at(label_or(d.name(), "dns_provider_configs", i));
+        c.known_dns.insert(d.name().to_string());
+        c.dns.push(Located { file, label, value: d.clone() });
+    }
+    for (i, s) in set.schedules.iter().enumerate() {
+        let (file, label) = at(format!("schedules[{i}]"));
+        c.schedules.push(Located { file, label, value: s.clone() });
+    }
+    c.check();
+    c.problems
+}
+
+fn label_or(name: &str, list: &str, i: usize) -> String {
+    if name.trim().is_empty() { format!("{list}[{i}]") } else { name.to_string() }
+}
+
+/// A config with where it came from.
+#[derive(Debug)]
+struct Located<T> {
+    file: String,
+    label: String,
+    value: T,
+}
+
+/// A deserialized config; `touched` lists the fields that failed and were patched (empty = clean).
+#[derive(Debug)]
+struct Parsed<T> {
+    value: T,
+    touched: Vec<String>,
+}
+
+impl<T> Parsed<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Parsed<U> {
+        Parsed { value: f(self.value), touched: self.touched }
+    }
+}
+
+/// Stand-in values for a missing required field, tried in turn until one has the field's type.
+fn stand_ins() -> [Value; 6] {
+    let obj = |k: &str| {
+        let mut m = Mapping::new();
+        m.insert(Value::String(k.into()), Value::String("x".into()));
+        Value::Mapping(m)
+    };
+    [
+        Value::String("env:X".into()),
+        Value::Number(1.into()),
+        Value::Bool(false),
+        Value::Sequence(Vec::new()),
+        obj("id"),
+        Value::Mapping(Mapping::new()),
+    ]
+}
+
+impl<T> Located<T> {
+    fn new(file: &str, label: &str, value: T) -> Self {
+        Located { file: file.to_string(), label: label.to_string(), value }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Collected {
+    problems: Vec<Problem>,
+    settings: Vec<Located<Settings>>,
+    autoscale: Vec<Located<AutoscaleConfig>>,
+    providers: Vec<Located<VmProviderConfig>>,
+    dns: Vec<Located<DnsProviderConfig>>,
+    schedules: Vec<Located<Schedule>>,
+    // Names present in the documents, including entries that failed to parse: a config with a bad field is
+    // reported once, not again as "unknown" by every config that refers to it.
+    known_autoscale: HashSet<String>,
+    known_providers: HashSet<String>,
+    known_dns: HashSet<String>,
+}
+
+const TOP_LEVEL: [&str; 5] =
+    ["settings", "autoscale_configs", "vm_provider_configs", "dns_provider_configs", "schedules"];
+
+impl Collected {
+    fn problem(&mut self, file: &str, config: Option<&str>, field: Option<&str>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: file.to_string(),
+            config: config.map(str::to_string),
+            field: field.map(str::to_string),
+            message: message.into(),
+        });
+    }
+
+    fn parse_document(&mut self, file: &str, text: &str) {
+        let mut doc: Value = match serde_yaml_ng::from_str(text) {
+            Ok(v) => v,
+            Err(e) => return self.problem(file, None, None, format!("not valid YAML/JSON: {e}")),
+        };
+        if let Err(e) = doc.apply_merge() {
+            return self.problem(file, None, None, format!("invalid YAML merge key: {e}"));
+        }
+        let root = match doc {
+            Value::Mapping(m) => m,
+            Value::Null => return self.problem(file, None, None, "the file holds no configs"),
+            _ => {
+                return self.problem(
+                    file,
+                    None,
+                    None,
+                    format!("expected a mapping with any of: {}", TOP_LEVEL.join(", ")),
+                );
+            }
+        };
+        for (k, v) in root {
+            let Some(key) = k.as_str().map(str::to_string) else {
+                self.problem(file, None, None, "top-level keys must be strings");
+                continue;
+            };
+            if key == "settings" {
+                let p = self.entry::<Settings>(file, "settings", v);
+                self.keep(p, file, "settings", check_settings, |c| &mut c.settings);
+                continue;
+            }
+            if !TOP_LEVEL.contains(&key.as_str()) {
+                let hint = did_you_mean(&key, TOP_LEVEL.iter().copied());
+                self.problem(file, None, Some(&key), format!("unknown top-level key{hint}"));
+                continue;
+            }
+            let items = match v {
+                Value::Sequence(items) => items,
+                Value::Null => continue,
+                _ => {
+                    self.problem(file, None, Some(&key), "expected a list of configs");
+                    continue;
+                }
+            };
+            for (i, item) in items.into_iter().enumerate() {
+                self.parse_entry(file, &key, i, item);
+            }
+        }
+    }
+
+    fn parse_entry(&mut self, file: &str, list: &str, i: usize, item: Value) {
+        let name_key = match list {
+            "autoscale_configs" => Some("autoscale_config_name"),
+            "vm_provider_configs" | "dns_provider_configs" => Some("name"),
+            _ => None,
+        };
+        let name = name_key.and_then(|k| item.get(k)).and_then(Value::as_str).unwrap_or("").to_string();
+        let label = match name_key {
+            Some(_) => label_or(&name, list, i),
+            None => format!("{list}[{i}]"),
+        };
+        match list {
+            "autoscale_configs" => {
+                self.known_autoscale.insert(name.clone());
+                let p = self.entry::<AutoscaleConfig>(file, &label, item);
+                self.keep(p, file, &label, check_autoscale, |c| &mut c.autoscale);
+            }
+            "vm_provider_configs" => {
+                self.known_providers.insert(name.clone());
+                let p = self.provider_entry(file, &label, item);
+                self.keep(p, file, &label, check_provider, |c| &mut c.providers);
+            }
+            "dns_provider_configs" => {
+                self.known_dns.insert(name.clone());
+                let p = self.dns_entry(file, &label, item);
+                self.keep(p, file, &label, check_dns, |c| &mut c.dns);
+            }
+            _ => {
+                let p = self.entry::<Schedule>(file, &label, item);
+                self.keep(p, file, &label, check_schedule, |c| &mut c.schedules);
+            }
+        }
+    }
+
+    /// A clean config joins the set; a patched one does not, but its other fields are still checked (problems
+    /// on the patched fields themselves are left out: they were reported already).
+    fn keep<T>(
+        &mut self,
+        parsed: Option<Parsed<T>>,
+        file: &str,
+        label: &str,
+        check: fn(&T) -> Found,
+        list: fn(&mut Self) -> &mut Vec<Located<T>>,
+    ) {
+        let Some(p) = parsed else { return };
+        if p.touched.is_empty() {
+            list(self).push(Located::new(file, label, p.value));
+            return;
+        }
+        for (field, message) in check(&p.value) {
+            if !p.touched.iter().any(|t| top_key(&field) == *t) {
+                self.problem(file, Some(label), (!field.is_empty()).then_some(field.as_str()), message);
+            }
+        }
+    }
+
+    /// Splits off the `provider:` tag and returns the rest, reporting a missing or unknown tag.
+    fn tagged<'a>(&mut self, file: &str, label: &str, item: Value, kinds: &[&'a str]) -> Option<(&'a str, Value)> {
+        let Value::Mapping(mut m) = item else {
+            self.problem(file, Some(label), None, "expected a mapping of fields");
+            return None;
+        };
+        let expected = kinds.join(", ");
+        match m.remove("provider") {
+            None => {
+                self.problem(file, Some(label), Some("provider"), format!("is required (one of: {expected})"));
+                None
+            }
+            Some(Value::String(p)) => match kinds.iter().find(|k| **k == p) {
+                Some(k) => Some((k, Value::Mapping(m))),
+                None => {
+                    let hint = did_you_mean(&p, kinds.iter().copied());
+                    self.problem(
+                        file,
+                        Some(label),
+                        Some("provider"),
+                        format!("unknown provider `{p}`{hint} (one of: {expected})"),
+                    );
+                    None
+                }
+            },
+            Some(_) => {
+                self.problem(file, Some(label), Some("provider"), format!("expected a string (one of: {expected})"));
+                None
+            }
+        }
+    }
+
+    fn provider_entry(&mut self, file: &str, label: &str, item: Value) -> Option<Parsed<VmProviderConfig>> {
+        let kinds: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
+        let (kind, rest) = self.tagged(file, label, item, &kinds)?;
+        Some(match kind {
+            "aws" => self.entry(file, label, rest)?.map(VmProviderConfig::Aws),
+            "azure" => self.entry(file, label, rest)?.map(VmProviderConfig::Azure),
+            "digital_ocean" => self.entry(file, label, rest)?.map(VmProviderConfig::DigitalOcean),
+            "gcp" => self.entry(file, label, rest)?.map(VmProviderConfig::Gcp),
+            "harvester" => self.entry(file, label, rest)?.map(VmProviderConfig::Harvester),
+            "oci" => self.entry(file, label, rest)?.map(VmProviderConfig::Oci),
+            "nutanix" => self.entry(file, label, rest)?.map(VmProviderConfig::Nutanix),
+            "proxmox" => self.entry(file, label, rest)?.map(VmProviderConfig::Proxmox),
+            "vsphere" => self.entry(file, label, rest)?.map(VmProviderConfig::Vsphere),
+            "openstack" => self.entry(file, label, rest)?.map(VmProviderConfig::Openstack),
+            "kubevirt" => self.entry(file, label, rest)?.map(VmProviderConfig::Kubevirt),
+            other => unreachable!("provider kind {other} is in ProviderKind::ALL but not matched here"),
+        })
+    }
+
+    fn dns_entry(&mut self, file: &str, label: &str, item: Value) -> Option<Parsed<DnsProviderConfig>> {
+        let (kind, rest) = self.tagged(file, label, item, &DNS_PROVIDER_KINDS)?;
+        Some(match kind {
+            "aws" => self.entry(file, label, rest)?.map(DnsProviderConfig::Aws),
+            "azure" => self.entry(file, label, rest)?.map(DnsProviderConfig::Azure),
+            "digital_ocean" => self.entry(file, label, rest)?.map(DnsProviderConfig::DigitalOcean),
+            "gcp" => self.entry(file, label, rest)?.map(DnsProviderConfig::Gcp),
+            "oci" => self.entry(file, label, rest)?.map(DnsProviderConfig::Oci),
+            other => unreachable!("DNS provider kind {other} is in DNS_PROVIDER_KINDS but not matched here"),
+        })
+    }
+
+    /// Deserializes one config, reporting every field that fails: a failing field is removed (a missing one
+    /// given a stand-in value) and the config tried again, until it deserializes or nothing more can be learnt.
+    /// The result is clean only when nothing failed; otherwise `touched` names the fields that were patched.
+    fn entry<T: DeserializeOwned>(&mut self, file: &str, label: &str, item: Value) -> Option<Parsed<T>> {
+        let Value::Mapping(mut map) = item else {
+            self.problem(file, Some(label), None, "expected a mapping of fields");
+            return None;
+        };
+        let attempt = |map: &Mapping| serde_path_to_error::deserialize::<_, T>(Value::Mapping(map.clone()));
+        let mut touched: Vec<String> = Vec::new();
+        let mut pending = None;
+        // Terminates: every round patches or removes a top-level field not touched before (a field touched
+        // twice ends the loop); the bound is only a backstop well above any config's field count.
+        for _ in 0..256 {
+            let err = match pending.take().map_or_else(|| attempt(&map), Err) {
+                Ok(value) => return Some(Parsed { value, touched }),
+                Err(e) => e,
+            };
+            let (field, message, key) = describe(&err.path().to_string(), &err.into_inner().to_string());
+            let Some(target) = key else {
+                self.problem(file, Some(label), field.as_deref(), message);
+                return None;
+            };
+            match message.strip_prefix(MISSING) {
+                // A field patched before and now missing (it was removed) was reported already.
+                Some(missing) if touched.iter().any(|t| t == missing) => {}
+                Some(missing) => self.problem(file, Some(label), Some(missing), "is required"),
+                None => self.problem(file, Some(label), field.as_deref(), message.clone()),
+            }
+            if touched.contains(&target) {
+                return None;
+            }
+            touched.push(target.clone());
+            if message.starts_with("unknown field") {
+                map.remove(target.as_str());
+                continue;
+            }
+            // Stand in a value of the right type (keeping the key, which may be an alias) so the fields after
+            // this one are checked too; a value that fits nothing is removed instead.
+            for stand_in in stand_ins() {
+                map.insert(Value::String(target.clone()), stand_in);
+                match attempt(&map) {
+                    Ok(value) => return Some(Parsed { value, touched }),
+                    Err(e) => {
+                        let (_, _, k) = describe(&e.path().to_string(), &e.inner().to_string());
+                        if k.as_deref() != Some(target.as_str()) {
+                            pending = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            if pending.is_none() {
+                map.remove(target.as_str());
+            }
+        }
+        None
+    }
+
+    fn check(&mut self) {
+        let mut out: Vec<Problem> = Vec::new();
+        let mut push = |file: &str, label: &str, found: Vec<(String, String)>| {
+            for (field, message) in found {
+                out.push(Problem {
+                    file: file.to_string(),
+                    config: Some(label.to_string()),
+                    field: (!field.is_empty()).then_some(field),
+                    message,
+                });
+            }
+        };
+        if self.settings.len() > 1 {
+            let files: Vec<&str> = self.settings.iter().map(|s| s.file.as_str()).collect();
+            for s in &self.settings[1..] {
+                push(
+                    &s.file,
+                    "settings",
+                    vec![(String::new(), format!("defined in more than one file ({})", files.join(", ")))],
+                );
+            }
+        }
+        for s in &self.settings {
+            push(&s.file, &s.label, check_settings(&s.value));
+        }
+        for a in &self.autoscale {
+            push(&a.file, &a.label, check_autoscale(&a.value));
+        }
+        for p in &self.providers {
+            push(&p.file, &p.label, check_provider(&p.value));
+        }
+        for d in &self.dns {
+            push(&d.file, &d.label, check_dns(&d.value));
+        }
+        for s in &self.schedules {
+            push(&s.file, &s.label, check_schedule(&s.value));
+        }
+
+        // Duplicate names.
+        duplicates(
+            self.autoscale.iter().map(|l| (l, l.value.autoscale_config_name.as_str())),
+            "autoscale_config_name",
+            &mut push,
+        );
+        duplicates(self.providers.iter().map(|l| (l, l.value.name())), "name", &mut push);
+        duplicates(self.dns.iter().map(|l| (l, l.value.name())), "name", &mut push);
+
+        // References.
+        let providers: HashMap<&str, &VmProviderConfig> =
+            self.providers.iter().map(|l| (l.value.name(), &l.value)).collect();
+        let autoscales: HashMap<&str, &AutoscaleConfig> =
+            self.autoscale.iter().map(|l| (l.value.autoscale_config_name.as_str(), &l.value)).collect();
+        for a in &self.autoscale {
+            let mut found = Vec::new();
+            let c = &a.value;
+            if !self.known_providers.contains(&c.vm_provider_config) {
+                found.push((
+                    "vm_provider_config".into(),
+                    format!("no VM-provider config named `{}`", c.vm_provider_config),
+                ));
+            }
+            if let Some(d) = &c.dns_provider_config
+                && !self.known_dns.contains(d)
+            {
+                found.push(("dns_provider_config".into(), format!("no DNS-provider config named `{d}`")));
+            }
+            if c.autoscale_type == AutoscaleType::Server
+                && let Some(VmProviderConfig::Aws(p)) = providers.get(c.vm_provider_config.as_str())
+                && p.retrieve_windows_vm_password
+                && c.connection_password.is_some()
+            {
+                found.push((
+                    "connection_password".into(),
+                    format!("is set, so the Windows password retrieved by `{}` would not be used", p.name),
+                ));
+            }
+            push(&a.file, &a.label, found);
+        }
+        for s in &self.schedules {
+            let mut found = Vec::new();
+            let name = s.value.autoscale_config.as_str();
+            if !self.known_autoscale.contains(name) {
+                found.push(("autoscale_config".into(), format!("no autoscale config named `{name}`")));
+            } else if let Some(p) = autoscales.get(name).and_then(|a| providers.get(a.vm_provider_config.as_str()))
+                && s.value.minimum_instances > p.max_instances()
+            {
+                found.push((
+                    "minimum_instances".into(),
+                    format!(
+                        "{} is above max_instances {} of VM-provider config `{}`",
+                        s.value.minimum_instances,
+                        p.max_instances(),
+                        p.name()
+                    ),
+                ));
+            }
+            push(&s.file, &s.label, found);
+        }
+
+        // Proxmox VMID ranges of configs on the same host must not overlap (each owns its range).
+        let proxmox: Vec<_> = self
+            .providers
+            .iter()
+            .filter_map(|l| match &l.value {
+                VmProviderConfig::Proxmox(p) => Some((l, p)),
+                _ => None,
+            })
+            .collect();
+        for (i, (la, a)) in proxmox.iter().enumerate() {
+            for (_, b) in &proxmox[..i] {
+                if a.host == b.host
+                    && a.vmid_range_lower <= b.vmid_range_upper
+                    && b.vmid_range_lower <= a.vmid_range_upper
+                {
+                    push(
+                        &la.file,
+                        &la.label,
+                        vec![(
+                            "vmid_range_lower".into(),
+                            format!("VMID range overlaps that of `{}` on the same host", b.name),
+                        )],
+                    );
+                }
+            }
+        }
+        self.problems.extend(out);
+    }
+}
+
+fn duplicates<'a, T: 'a>(
+    items: impl Iterator<Item = (&'a Located<T>, &'a str)>,
+    field: &str,
+    push: &mut impl FnMut(&str, &str, Vec<(String, String)>),
+) {
+    let mut first: HashMap<&str, &str> = HashMap::new();
+    for (l, name) in items {
+        if name.is_empty() {
+            push(&l.file, &l.label, vec![(field.to_string(), "must not be empty".into())]);
+            continue;
+        }
+        match first.get(name) {
+            Some(f) => {
+                push(&l.file, &l.label, vec![(field.to_string(), format!("duplicate name (first defined in {f})"))])
+            }
+            None => {
+                first.insert(name, &l.file);
+            }
+        }
+    }
+}
+
+const MISSING: &str = "missing field: ";
+
+/// Turns serde's path and message into (field path, message, top-level key to remove before retrying).
+fn describe(path: &str, message: &str) -> (Option<String>, String, Option<String>) {
+    let path = if path == "." { "" } else { path };
+    let join = |p: &str, f: &str| if p.is_empty() { f.to_string() } else { format!("{p}.{f}") };
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let f = rest.split('`').next().unwrap_or(rest);
+        let full = join(path, f);
+        let key = if path.is_empty() { f.to_string() } else { top_key(path) };
+        return (Some(full.clone()), format!("{MISSING}{full}"), Some(key));
+    }
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let f = rest.split('`').next().unwrap_or(rest);
+        // serde_path_to_error may or may not include the unknown key in the path.
+        let parent = path.strip_suffix(f).map(|p| p.trim_end_matches('.')).unwrap_or(path);
+        let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
+        let hint = did_you_mean(f, expected.iter().copied());
+        let top = if parent.is_empty() { f.to_string() } else { top_key(parent) };
+        return (Some(join(parent, f)), format!("unknown field{hint}"), Some(top));
+    }
+    let top = (!path.is_empty()).then(|| top_key(path));
+    let message = message
+        .replace("expected u64", "expected a whole number ≥ 0")
+        .replace("expected u32", "expected a whole number ≥ 0")
+        .replace("expected u16", "expected a whole number in 0..=65535")
+        .replace("expected f64", "expected a number");
+    ((!path.is_empty()).then(|| path.to_string()), message, top)
+}
+
+fn top_key(path: &str) -> String {
+    path.split(['.', '[']).next().unwrap_or(path).to_string()
+}
+
+/// ` (did you mean `x`?)` when a candidate is close to `got`.
+pub(crate) fn did_you_mean<'a>(got: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    let got_l = got.to_ascii_lowercase().replace(['-', ' '], "_");
+    candidates
+        .map(|c| (edit_distance(&got_l, &c.to_ascii_lowercase()), c))
+        .filter(|(d, c)| *d <= 3.max(c.len() / 4) && *d < c.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+type Found = Vec<(String, String)>;
+
+fn need(found: &mut Found, ok: bool, field: &str, message: impl Into<String>) {
+    if !ok {
+        found.push((field.to_string(), message.into()));
+    }
+}
+
+fn non_negative(found: &mut Found, v: f64, field: &str) {
+    need(found, v.is_finite() && v >= 0.0, field, "must be a number ≥ 0");
+}
+
+fn check_settings(s: &Settings) -> Found {
+    let mut f = Found::new();
+    let id_ok = !s.deployment_id.is_empty()
+        && s.deployment_id.len() <= 63
+        && s.deployment_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    need(
+        &mut f,
+        id_ok,
+        "deployment_id",
+        "must be 1-63 letters, digits, `-` or `_` (it is written as a tag/label on every VM)",
+    );
+    need(
+        &mut f,
+        s.provision_timeout >= 60,
+        "provision_timeout",
+        "must be at least 60 seconds (a VM needs time to boot and check in)",
+    );
+    need(&mut f, s.agent_missing_after >= 1, "agent_missing_after", "must be at least 1 second");
+    need(
+        &mut f,
+        s.agent_dead_after >= s.agent_missing_after,
+        "agent_dead_after",
+        format!("must not be shorter than agent_missing_after ({} s)", s.agent_missing_after),
+    );
+    need(&mut f, s.provisioning_workers >= 1, "provisioning_workers", "must be at least 1");
+    need(&mut f, s.evaluation_interval >= 1, "evaluation_interval", "must be at least 1 second");
+    if let Some(k) = &s.kasm {
+        match url::Url::parse(&k.url) {
+            Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
+            _ => f.push(("kasm.url".into(), "must be an http(s) URL, e.g. https://kasm.example.com".into())),
+        }
+        need(&mut f, !k.api_key.trim().is_empty(), "kasm.api_key", "must not be empty");
+    }
+    f
+}
+
+fn check_autoscale(c: &AutoscaleConfig) -> Found {
+    let mut f = Found::new();
+    need(&mut f, !c.server_pool_id.trim().is_empty(), "server_pool_id", "must not be empty");
+    need(&mut f, !c.zone_id.trim().is_empty(), "zone_id", "must not be empty");
+    for (v, n) in [
+        (c.standby_cores, "standby_cores"),
+        (c.standby_gpus, "standby_gpus"),
+        (c.standby_memory_mb, "standby_memory_mb"),
+        (c.agent_cores_override, "agent_cores_override"),
+        (c.agent_gpus_override, "agent_gpus_override"),
+        (c.agent_memory_override_gb, "agent_memory_override_gb"),
+    ] {
+        non_negative(&mut f, v, n);
+    }
+    match c.autoscale_type {
+        AutoscaleType::Server => {
+            need(
+                &mut f,
+                c.connection_type.is_some(),
+                "connection_type",
+                "is required for server autoscale configs (KasmVNC, RDP, VNC or SSH)",
+            );
+            need(
+                &mut f,
+                c.max_simultaneous_sessions_per_server >= 1,
+                "max_simultaneous_sessions_per_server",
+                "must be at least 1",
+            );
+            for (v, n) in [
+                (c.standby_cores, "standby_cores"),
+                (c.standby_gpus, "standby_gpus"),
+                (c.standby_memory_mb, "standby_memory_mb"),
+            ] {
+                need(
+                    &mut f,
+                    v == 0.0,
+                    n,
+                    "only applies to docker_agent configs; server configs scale on minimum_pool_standby_sessions",
+                );
+            }
+        }
+        AutoscaleType::DockerAgent => {
+            need(
+                &mut f,
+                c.minimum_pool_standby_sessions == 0,
+                "minimum_pool_standby_sessions",
+                "only applies to server configs; docker_agent configs scale on standby_cores/standby_memory_mb/standby_gpus",
+            );
+        }
+    }
+    if let Some(port) = c.connection_port {
+        need(&mut f, port >= 1, "connection_port", "must be a port in 1..=65535");
+    }
+    if c.register_dns {
+        need(&mut f, c.dns_provider_config.is_some(), "dns_provider_config", "is required when register_dns is on");
+        need(
+            &mut f,
+            c.base_domain_name.as_deref().is_some_and(|d| !d.trim().is_empty()),
+            "base_domain_name",
+            "is required when register_dns is on",
+        );
+    } else if c.dns_provider_config.is_some() {
+        f.push((
+            "dns_provider_config".into(),
+            "is set but register_dns is off, so no record would be registered".into(),
+        ));
+    }
+    if c.ad_create_machine_record {
+        need(&mut f, c.ldap_id.is_some(), "ldap_id", "is required when ad_create_machine_record is on");
+    }
+    f
+}
+
+/// Parses `HH:MM`; `allow_24` admits `24:00` (an end at midnight).
+fn parse_hhmm(s: &str, allow_24: bool) -> Option<u32> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    let ok = (h < 24 && m < 60) || (allow_24 && h == 24 && m == 0);
+    ok.then_some(h * 60 + m)
+}
+
+fn check_schedule(s: &Schedule) -> Found {
+    let mut f = Found::new();
+    need(&mut f, !s.days_of_the_week.is_empty(), "days_of_the_week", "must list at least one day");
+    let mut seen = HashSet::new();
+    for d in &s.days_of_the_week {
+        if !seen.insert(*d) {
+            f.push(("days_of_the_week".into(), format!("{} is listed twice", serde_name(d))));
+        }
+    }
+    let start = parse_hhmm(&s.active_start_time, false);
+    let end = parse_hhmm(&s.active_end_time, true);
+    need(&mut f, start.is_some(), "active_start_time", "must be a time HH:MM (00:00 to 23:59)");
+    need(&mut f, end.is_some(), "active_end_time", "must be a time HH:MM (00:00 to 24:00)");
+    if let (Some(a), Some(b)) = (start, end) {
+        need(
+            &mut f,
+            a != b,
+            "active_end_time",
+            "equals active_start_time, so the window is empty (use 00:00 to 24:00 for a whole day)",
+        );
+    }
+    if s.timezone.parse::<chrono_tz::Tz>().is_err() {
+        let hint = did_you_mean(&s.timezone, chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()));
+        let hint = if hint.is_empty() { " (e.g. UTC, Europe/Berlin, America/New_York)".to_string() } else { hint };
+        f.push(("timezone".into(), format!("`{}` is not an IANA timezone name{hint}", s.timezone)));
+    }
+    f
+}
+
+fn check_dns(d: &DnsProviderConfig) -> Found {
+    let mut f = Found::new();
+    let min_ttl = if matches!(d, DnsProviderConfig::DigitalOcean(_)) { 30 } else { 1 };
+    need(&mut f, d.ttl() >= min_ttl, "ttl", format!("must be at least {min_ttl} seconds"));
+    if let DnsProviderConfig::Aws(c) = d {
+        need(
+            &mut f,
+            c.aws_access_key_id.is_some() == c.aws_secret_access_key.is_some(),
+            "aws_secret_access_key",
+            "aws_access_key_id and aws_secret_access_key must be set together (or both left out for the default credentials)",
+        );
+    }
+    f
+}
+
+/// The name a value is written with in config files (`bash`, `windows`, `monday`).
+fn serde_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+fn is_blank(s: &str) -> bool {
+    s.trim().is_empty()
+}
+
+fn check_provider(p: &VmProviderConfig) -> Found {
+    let mut f = Found::new();
+    let common = p.common();
+    need(&mut f, common.max_instances() >= 1, "max_instances", "must be at least 1");
+    check_script(&mut f, common.startup_script());
+    match p {
+        VmProviderConfig::Aws(c) => check_aws(&mut f, c),
+        VmProviderConfig::Azure(c) => check_azure(&mut f, c),
+        VmProviderConfig::DigitalOcean(c) => check_digital_ocean(&mut f, c),
+        VmProviderConfig::Gcp(c) => check_gcp(&mut f, c),
+        VmProviderConfig::Harvester(c) => {
+            check_kube(&mut f, &c.ssl_certificate, (c.enable_efi_boot, c.enable_secure_boot));
+            need(
+                &mut f,
+                c.network_type != KubeNetworkType::Multus || c.network_name.as_deref().is_some_and(|n| !is_blank(n)),
+                "network_name",
+                "is required with the multus network type",
+            );
+            for (k, v) in ["cores", "memory", "disk_size"].iter().zip([c.cores, c.memory, c.disk_size]) {
+                need(&mut f, v >= 1, k, "must be at least 1");
+            }
+            if let Some(m) = &c.configuration_override {
+                f.extend(overrides::kube_manifest(&m.0, "configuration_override"));
+            }
+        }
+        VmProviderConfig::Kubevirt(c) => {
+            check_kube(&mut f, &c.ssl_certificate, (c.enable_efi_boot, c.enable_secure_boot));
+            for (k, v) in
+                ["vm_cores", "vm_memory", "vm_disk_size"].iter().zip([c.vm_cores, c.vm_memory, c.vm_disk_size])
+            {
+                need(&mut f, v >= 1, k, "must be at least 1");
+            }
+            need(&mut f, !is_blank(&c.vm_network_name), "vm_network_name", "must not be empty");
+            if let Some(m) = &c.configuration_override {
+                f.extend(overrides::kube_manifest(&m.0, "configuration_override"));
+            }
+        }
+        VmProviderConfig::Oci(c) => check_oci(&mut f, c),
+        VmProviderConfig::Nutanix(c) => {
+            need(&mut f, c.port >= 1, "port", "must be a port in 1..=65535");
+            need(&mut f, c.vm_cores >= 1, "vm_cores", "must be at least 1");
+            need(&mut f, c.vm_memory >= 1, "vm_memory", "must be at least 1 GiB");
+        }
+        VmProviderConfig::Proxmox(c) => check_proxmox(&mut f, c),
+        VmProviderConfig::Vsphere(c) => {
+            need(&mut f, c.vsphere_vcenter_port >= 1, "vsphere_vcenter_port", "must be a port in 1..=65535");
+            need(&mut f, c.number_of_guest_cpus >= 1, "number_of_guest_cpus", "must be at least 1");
+            need(&mut f, c.amount_of_guest_memory_gib >= 1, "amount_of_guest_memory_gib", "must be at least 1 GiB");
+        }
+        VmProviderConfig::Openstack(c) => check_openstack(&mut f, c),
+    }
+    f
+}
+
+/// Renders the template with every placeholder set, so an unknown `{name}` or a stray brace is reported now,
+/// not when a VM is provisioned.
+fn check_script(f: &mut Found, template: &str) {
+    let vars: crate::script::Vars =
+        crate::script::PLACEHOLDERS.iter().map(|p| (p.to_string(), Some("x".to_string()))).collect();
+    if let Err(e) = crate::script::render(template, &vars) {
+        f.push(("startup_script".into(), e.to_string()));
+    }
+}
+
+fn check_aws(f: &mut Found, c: &AwsConfig) {
+    need(
+        f,
+        c.aws_access_key_id.is_some() == c.aws_secret_access_key.is_some(),
+        "aws_secret_access_key",
+        "aws_access_key_id and aws_secret_access_key must be set together (or both left out for the default credentials)",
+    );
+    need(f, c.aws_ec2_ebs_volume_size_gb >= 1, "aws_ec2_ebs_volume_size_gb", "must be at least 1 GB");
+    for (i, sg) in c.aws_ec2_security_group_ids.iter().enumerate() {
+        need(
+            f,
+            sg.starts_with("sg-"),
+            &format!("aws_ec2_security_group_ids[{i}]"),
+            format!("`{sg}` is not a security group id (sg-...)"),
+        );
+    }
+    need(f, c.aws_ec2_ami_id.starts_with("ami-"), "aws_ec2_ami_id", "must be an AMI id (ami-...)");
+    for k in c.aws_ec2_custom_tags.keys() {
+        need(
+            f,
+            !k.to_ascii_lowercase().starts_with("aws:"),
+            "aws_ec2_custom_tags",
+            format!("tag key `{k}` uses the reserved prefix aws:"),
+        );
+    }
+    if c.retrieve_windows_vm_password {
+        need(
+            f,
+            c.ssh_key_name.is_some(),
+            "ssh_key_name",
+            "is required with retrieve_windows_vm_password (the key pair decrypts the password)",
+        );
+    }
+    if let Some(o) = &c.aws_config_override {
+        f.extend(overrides::aws(&o.0, "aws_config_override"));
+    }
+}
+
+fn check_azure(f: &mut Found, c: &AzureConfig) {
+    need(f, c.azure_os_disk_size_gb >= 1, "azure_os_disk_size_gb", "must be at least 1 GB");
+    if c.azure_image_is_windows {
+        need(f, c.azure_os_password.is_some(), "azure_os_password", "is required for Windows images");
+    } else {
+        need(
+            f,
+            c.azure_os_password.is_some() || c.azure_ssh_public_key.is_some(),
+            "azure_ssh_public_key",
+            "a Linux VM needs azure_ssh_public_key or azure_os_password",
+        );
+    }
+    if let Some(o) = &c.azure_config_override {
+        f.extend(overrides::azure(&o.0, "azure_config_override"));
+    }
+}
+
+fn check_digital_ocean(f: &mut Found, c: &DigitalOceanConfig) {
+    for t in c.tag_list() {
+        let ok = t.len() <= 255 && t.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, ':' | '-' | '_'));
+        need(f, ok, "tags", format!("`{t}` is not a valid tag (letters, digits, `:`, `-`, `_`; at most 255)"));
+    }
+}
+
+fn gcp_name_ok(s: &str, allow_empty: bool) -> bool {
+    (allow_empty && s.is_empty())
+        || (s.len() <= 63
+            && s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'))
+}
+
+fn check_gcp(f: &mut Found, c: &GcpConfig) {
+    need(f, c.gcp_boot_volume_gb >= 10, "gcp_boot_volume_gb", "must be at least 10 GB");
+    if c.gcp_startup_script_type.os() != c.gcp_vm_installed_os_type {
+        f.push((
+            "gcp_startup_script_type".into(),
+            format!(
+                "{} scripts do not run on {} VMs (gcp_vm_installed_os_type)",
+                serde_name(&c.gcp_startup_script_type),
+                serde_name(&c.gcp_vm_installed_os_type)
+            ),
+        ));
+    }
+    for (k, v) in c.gcp_custom_labels.iter() {
+        need(
+            f,
+            gcp_name_ok(k, false),
+            "gcp_custom_labels",
+            format!("label key `{k}` must be 1-63 lowercase letters, digits, `-`, `_`, starting with a letter"),
+        );
+        let v_ok =
+            v.len() <= 63 && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        need(
+            f,
+            v_ok,
+            "gcp_custom_labels",
+            format!("label `{k}`: value must be at most 63 lowercase letters, digits, `-`, `_`"),
+        );
+    }
+    for (i, t) in c.gcp_network_tags.iter().enumerate() {
+        let ok = gcp_name_ok(t, false) && !t.contains('_') && !t.ends_with('-');
+        need(
+            f,
+            ok,
+            &format!("gcp_network_tags[{i}]"),
+            format!("`{t}` must be 1-63 lowercase letters, digits or `-`, starting with a letter"),
+        );
+    }
+    for (i, m) in c.gcp_metadata.iter().enumerate() {
+        let ours = m.key.starts_with("startup-script") || m.key.starts_with("windows-startup-script");
+        need(
+            f,
+            !ours,
+            &format!("gcp_metadata[{i}].key"),
+            format!("`{}` is set by kasm-autoscale from startup_script", m.key),
+        );
+    }
+    for (i, a) in c.gcp_guest_accelerators.iter().enumerate() {
+        need(
+            f,
+            a.accelerator_count >= 1,
+            &format!("gcp_guest_accelerators[{i}].acceleratorCount"),
+            "must be at least 1",
+        );
+    }
+    if let Some(o) = &c.gcp_config_override {
+        f.extend(overrides::gcp(&o.0, "gcp_config_override"));
+    }
+}
+
+fn check_kube(f: &mut Found, cert: &str, (efi, secure_boot): (bool, bool)) {
+    need(f, efi || !secure_boot, "enable_secure_boot", "requires enable_efi_boot");
+    use base64::Engine as _;
+    let pem =
+        base64::engine::general_purpose::STANDARD.decode(cert.trim()).ok().and_then(|b| String::from_utf8(b).ok());
+    need(
+        f,
+        pem.is_some_and(|p| p.contains("-----BEGIN CERTIFICATE-----")),
+        "ssl_certificate",
+        "must be a base64-encoded PEM certificate (certificate-authority-data of the kubeconfig)",
+    );
+}
+
+fn check_oci(f: &mut Found, c: &OciConfig) {
+    need(
+        f,
+        !c.oci_availability_domains.is_empty(),
+        "oci_availability_domains",
+        "must list at least one availability domain",
+    );
+    if c.is_flex() {
+        need(f, c.oci_flex_cpus.is_some(), "oci_flex_cpus", format!("is required for the Flex shape {}", c.oci_shape));
+        need(
+            f,
+            c.oci_flex_memory_gb.is_some(),
+            "oci_flex_memory_gb",
+            format!("is required for the Flex shape {}", c.oci_shape),
+        );
+    } else {
+        need(
+            f,
+            c.oci_flex_cpus.is_none(),
+            "oci_flex_cpus",
+            format!("only applies to Flex shapes, not {}", c.oci_shape),
+        );
+        need(
+            f,
+            c.oci_flex_memory_gb.is_none(),
+            "oci_flex_memory_gb",
+            format!("only applies to Flex shapes, not {}", c.oci_shape),
+        );
+    }
+    if let Some(v) = c.oci_flex_cpus {
+        need(f, v.is_finite() && v >= 1.0, "oci_flex_cpus", "must be at least 1 OCPU");
+    }
+    if let Some(v) = c.oci_flex_memory_gb {
+        need(f, v.is_finite() && v >= 1.0, "oci_flex_memory_gb", "must be at least 1 GB");
+    }
+    if let Some(b) = c.oci_baseline_ocpu_utilization {
+        need(f, [12.5, 50.0, 100.0].contains(&b), "oci_baseline_ocpu_utilization", "must be 12.5, 50 or 100 (percent)");
+    }
+    let vpus = c.oci_boot_volume_vpus_per_gb;
+    need(
+        f,
+        (10..=120).contains(&vpus) && vpus.is_multiple_of(10),
+        "oci_boot_volume_vpus_per_gb",
+        "must be 10 to 120 in multiples of 10",
+    );
+    need(f, c.oci_boot_volume_gb >= 50, "oci_boot_volume_gb", "must be at least 50 GB (OCI's minimum boot volume)");
+    if let Some(o) = &c.oci_config_override {
+        f.extend(overrides::oci(&o.0, "oci_config_override"));
+    }
+}
+
+fn check_proxmox(f: &mut Found, c: &ProxmoxConfig) {
+    let (lo, hi) = (c.vmid_range_lower, c.vmid_range_upper);
+    need(f, (100..=999_999_999).contains(&lo), "vmid_range_lower", "must be a VMID in 100..=999999999");
+    need(f, (100..=999_999_999).contains(&hi), "vmid_range_upper", "must be a VMID in 100..=999999999");
+    if lo > hi {
+        f.push(("vmid_range_upper".into(), format!("must not be below vmid_range_lower ({lo})")));
+    } else if u64::from(hi - lo) + 1 < u64::from(c.max_instances) {
+        f.push((
+            "vmid_range_upper".into(),
+            format!("the range holds {} VMIDs, fewer than max_instances ({})", hi - lo + 1, c.max_instances),
+        ));
+    }
+    if c.storage_pool_name.is_some() && !c.full_clone {
+        f.push((
+            "storage_pool_name".into(),
+            "requires full_clone (linked clones stay on the template's storage)".into(),
+        ));
+    }
+    need(f, c.username.contains('@'), "username", "must include the realm, e.g. KasmUser@pve");
+    need(
+        f,
+        !c.token_name.contains('!'),
+        "token_name",
+        "must be the token's name only (kasm_token, not KasmUser@pve!kasm_token)",
+    );
+    let path = &c.startup_script_path;
+    let windows_abs = path.len() >= 3 && path.as_bytes()[1] == b':' && matches!(path.as_bytes()[2], b'\\' | b'/');
+    need(
+        f,
+        path.starts_with('/') || windows_abs,
+        "startup_script_path",
+        "must be an absolute path, e.g. /tmp or C:\\windows\\temp",
+    );
+    need(f, c.vm_cores >= 1, "vm_cores", "must be at least 1");
+    need(f, c.vm_memory >= 1, "vm_memory", "must be at least 1 GiB");
+    if c.installed_os_type == OsFamily::Windows && path.starts_with('/') {
+        f.push(("startup_script_path".into(), "is a Unix path but installed_os_type is windows".into()));
+    }
+}
+
+fn check_openstack(f: &mut Found, c: &OpenstackConfig) {
+    use super::providers::OpenstackAuthMethod as M;
+    match c.authentication_method {
+        M::ApplicationCredential => {
+            need(
+                f,
+                c.application_credential_id.is_some(),
+                "application_credential_id",
+                "is required for application_credential authentication",
+            );
+            need(
+                f,
+                c.application_credential_secret.is_some(),
+                "application_credential_secret",
+                "is required for application_credential authentication",
+            );
+        }
+        M::Password => {
+            need(f, c.username.is_some(), "username", "is required for password authentication");
+            need(f, c.password.is_some(), "password", "is required for password authentication");
+            need(f, c.user_domain_name.is_some(), "user_domain_name", "is required for password authentication");
+            need(f, c.project_domain_name.is_some(), "project_domain_name", "is required for password authentication");
+        }
+    }
+    for (field, url) in [
+        ("openstack_identity_endpoint", &c.openstack_identity_endpoint),
+        ("openstack_nova_endpoint", &c.openstack_nova_endpoint),
+        ("openstack_glance_endpoint", &c.openstack_glance_endpoint),
+        ("openstack_cinder_endpoint", &c.openstack_cinder_endpoint),
+    ] {
+        // Kasm requires trusted TLS on every OpenStack endpoint.
+        need(
+            f,
+            url::Url::parse(url).is_ok_and(|u| u.scheme() == "https"),
+            field,
+            "must be an https URL (OpenStack endpoints need trusted TLS)",
+        );
+    }
+    match (c.create_volume, c.volume_size_gb) {
+        (false, Some(_)) => f.push(("volume_size_gb".into(), "only applies with create_volume".into())),
+        (true, None) => f.push(("volume_size_gb".into(), "is required with create_volume".into())),
+        (true, Some(0)) => f.push(("volume_size_gb".into(), "must be at least 1 GB".into())),
+        _ => {}
+    }
+    if let Some(o) = &c.config_override {
+        f.extend(overrides::openstack(&o.0, "config_override"));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,422 @@
+use super::*;
+use crate::model::Resources;
+use std::path::Path;
+
+fn configs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/configs")
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn lines(problems: &[Problem]) -> Vec<String> {
+    problems.iter().map(ToString::to_string).collect()
+}
+
+fn problems_of(text: &str) -> Vec<String> {
+    lines(&validate_text(text, "f.yaml").1)
+}
+
+#[test]
+fn every_example_validates_clean_alone_and_together() {
+    let files = yaml_files(&configs_dir());
+    let providers: HashSet<String> =
+        files.iter().map(|f| f.file_stem().unwrap().to_string_lossy().into_owned()).collect();
+    for kind in ProviderKind::ALL {
+        assert!(providers.contains(kind.as_str()), "no example for {kind}");
+    }
+    for f in &files {
+        let (set, problems) = validate_files(std::slice::from_ref(f));
+        assert!(problems.is_empty(), "{}:\n{}", f.display(), lines(&problems).join("\n"));
+        let stem = f.file_stem().unwrap().to_string_lossy();
+        if stem != "settings" {
+            assert!(!set.autoscale_configs.is_empty() && !set.vm_provider_configs.is_empty(), "{stem}");
+            assert!(set.vm_provider_configs.iter().all(|p| p.kind().as_str() == stem), "{stem}");
+        }
+    }
+    let (set, problems) = validate_files(&files);
+    assert!(problems.is_empty(), "{}", lines(&problems).join("\n"));
+    assert_eq!(set.settings.deployment_id, "kasm-prod");
+    let kinds: HashSet<ProviderKind> = set.vm_provider_configs.iter().map(VmProviderConfig::kind).collect();
+    assert_eq!(kinds.len(), ProviderKind::ALL.len());
+    assert_eq!(set.dns_provider_configs.len(), 5, "one DNS example per DNS provider");
+}
+
+#[test]
+fn every_invalid_example_yields_exactly_its_expected_problems() {
+    let files = yaml_files(&configs_dir().join("invalid"));
+    assert!(files.len() >= 5);
+    for f in files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&f).unwrap();
+        let mut expected: Vec<String> =
+            text.lines().filter_map(|l| l.strip_prefix("# expect: ")).map(|l| format!("{name}: {l}")).collect();
+        assert!(!expected.is_empty(), "{name} lists no expected problems");
+        let mut got = lines(&validate_text(&text, &name).1);
+        expected.sort();
+        got.sort();
+        assert_eq!(got, expected, "{name}");
+    }
+}
+
+#[test]
+fn a_rejected_secret_value_never_appears_in_any_message() {
+    let secrets = ["Sup3rS3cretPassw0rd!", "dop_v1_0123456789abcdef", "hunter2", "8675309"];
+    let text = format!(
+        "autoscale_configs:\n  - {{autoscale_config_name: a, server_pool_id: p, zone_id: z, vm_provider_config: d, connection_password: '{}', connection_passphrase: 8675309, connection_private_key: [hunter2]}}\nvm_provider_configs:\n  - {{provider: digital_ocean, name: d, token: {}, max_instances: 1, region: r, image: i, droplet_size: s-1vcpu-1gb}}\n",
+        secrets[0], secrets[1]
+    );
+    let problems = problems_of(&text);
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+    for p in &problems {
+        assert!(p.contains("not a secret reference"), "{p}");
+        for s in secrets {
+            assert!(!p.contains(s), "{p} echoes {s}");
+        }
+    }
+}
+
+/// Every JSON-text field, as written in the examples and in the other form, parses to the same config.
+#[test]
+fn every_json_text_field_accepts_a_native_value_and_json_text() {
+    const FIELDS: &[&str] = &[
+        "aws_ec2_security_group_ids",
+        "aws_ec2_custom_tags",
+        "aws_config_override",
+        "azure_image_reference",
+        "azure_tags",
+        "azure_config_override",
+        "gcp_network_tags",
+        "gcp_custom_labels",
+        "gcp_metadata",
+        "gcp_service_account",
+        "gcp_guest_accelerators",
+        "gcp_config_override",
+        "oci_nsg_ocids",
+        "oci_availability_domains",
+        "oci_custom_tags",
+        "oci_config_override",
+        "metadata",
+        "security_groups",
+        "config_override",
+        "connection_info",
+        "configuration_override",
+    ];
+    let mut exercised: HashSet<&str> = HashSet::new();
+    for f in yaml_files(&configs_dir()) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let (original, problems) = validate_text(&text, "x");
+        assert!(problems.is_empty());
+        let doc: Value = serde_yaml_ng::from_str(&text).unwrap();
+        for list in ["vm_provider_configs", "autoscale_configs"] {
+            let Some(items) = doc.get(list).and_then(Value::as_sequence) else { continue };
+            for (i, item) in items.iter().enumerate() {
+                for field in FIELDS {
+                    let Some(v) = item.get(*field) else { continue };
+                    // Flip the form: text -> native value, native value -> JSON text.
+                    let flipped = match v {
+                        Value::String(s) if *field == "configuration_override" => {
+                            serde_yaml_ng::from_str::<Value>(s).unwrap()
+                        }
+                        Value::String(s) => serde_yaml_ng::from_str::<Value>(s).unwrap(),
+                        other => Value::String(serde_json::to_string(&serde_json::to_value(other).unwrap()).unwrap()),
+                    };
+                    let mut doc2 = doc.clone();
+                    doc2[list][i][*field] = flipped;
+                    let (set, problems) = validate_text(&serde_yaml_ng::to_string(&doc2).unwrap(), "x");
+                    assert!(problems.is_empty(), "{}: {field}: {:?}", f.display(), lines(&problems));
+                    assert_eq!(set, original, "{}: {field}", f.display());
+                    exercised.insert(field);
+                }
+            }
+        }
+    }
+    let missing: Vec<&&str> = FIELDS.iter().filter(|f| !exercised.contains(**f)).collect();
+    assert!(missing.is_empty(), "JSON-text fields not shown in any example: {missing:?}");
+}
+
+#[test]
+fn problems_display_as_file_config_field_message() {
+    let p = |config: Option<&str>, field: Option<&str>| Problem {
+        file: "a.yaml".into(),
+        config: config.map(Into::into),
+        field: field.map(Into::into),
+        message: "is wrong".into(),
+    };
+    assert_eq!(p(Some("c"), Some("f.g")).to_string(), "a.yaml: c.f.g: is wrong");
+    assert_eq!(p(Some("c"), None).to_string(), "a.yaml: c: is wrong");
+    assert_eq!(p(None, Some("k")).to_string(), "a.yaml: k: is wrong");
+    assert_eq!(p(None, None).to_string(), "a.yaml: is wrong");
+}
+
+const DO_PROVIDER: &str =
+    "  - {provider: digital_ocean, name: d, token: env:T, max_instances: 2, region: r, image: i, droplet_size: c-2}\n";
+
+fn agent(name: &str, provider: &str) -> String {
+    format!("  - {{autoscale_config_name: {name}, server_pool_id: p, zone_id: z, vm_provider_config: {provider}}}\n")
+}
+
+#[test]
+fn configs_without_a_name_are_labelled_by_position() {
+    let text = format!(
+        "autoscale_configs:\n{}  - {{server_pool_id: p, zone_id: z, vm_provider_config: d}}\nvm_provider_configs:\n{DO_PROVIDER}",
+        agent("a", "d")
+    );
+    assert_eq!(problems_of(&text), ["f.yaml: autoscale_configs[1].autoscale_config_name: is required"]);
+}
+
+#[test]
+fn one_bad_field_hides_neither_the_next_field_nor_other_configs() {
+    let text = format!(
+        "autoscale_configs:\n  - {{autoscale_config_name: a, server_pool_id: 1, zone_id: [z], vm_provider_config: d, standby_cores: x}}\n{}vm_provider_configs:\n{DO_PROVIDER}",
+        agent("b", "nope")
+    );
+    assert_eq!(
+        problems_of(&text),
+        [
+            "f.yaml: a.server_pool_id: invalid type: integer `1`, expected a string",
+            "f.yaml: a.zone_id: invalid type: sequence, expected a string",
+            "f.yaml: a.standby_cores: invalid type: string \"x\", expected a number",
+            "f.yaml: b.vm_provider_config: no VM-provider config named `nope`",
+        ]
+    );
+}
+
+#[test]
+fn a_broken_config_is_reported_once_not_again_by_its_references() {
+    let text = format!(
+        "autoscale_configs:\n{}vm_provider_configs:\n  - {{provider: digital_ocean, name: d, token: env:T, max_instances: -1, region: r, image: i, droplet_size: c-2}}\n",
+        agent("a", "d")
+    );
+    assert_eq!(
+        problems_of(&text),
+        ["f.yaml: d.max_instances: invalid value: integer `-1`, expected a whole number ≥ 0"]
+    );
+}
+
+#[test]
+fn duplicates_and_references_are_checked_across_files() {
+    let a =
+        ("one.yaml".to_string(), format!("autoscale_configs:\n{}vm_provider_configs:\n{DO_PROVIDER}", agent("a", "d")));
+    let b = (
+        "two.yaml".to_string(),
+        format!(
+            "autoscale_configs:\n{}vm_provider_configs:\n{DO_PROVIDER}schedules:\n  - {{autoscale_config: a, days_of_the_week: [1], active_start_time: '08:00', active_end_time: '09:00'}}\n",
+            agent("a", "d")
+        ),
+    );
+    let (set, problems) = validate_sources(&[a.clone(), b]);
+    assert_eq!(
+        lines(&problems),
+        [
+            "two.yaml: a.autoscale_config_name: duplicate name (first defined in one.yaml)",
+            "two.yaml: d.name: duplicate name (first defined in one.yaml)",
+        ]
+    );
+    assert_eq!(set.schedules.len(), 1);
+    // The schedule in one file may refer to the autoscale config in another.
+    let c = ("three.yaml".to_string(), "schedules:\n  - {autoscale_config: a, days_of_the_week: [sun], active_start_time: '08:00', active_end_time: '24:00'}\n".to_string());
+    assert!(validate_sources(&[a, c]).1.is_empty());
+}
+
+#[test]
+fn settings_are_checked_and_may_be_given_once() {
+    let s = "settings: {deployment_id: 'bad id', provision_timeout: 10, agent_missing_after: 600, agent_dead_after: 60, provisioning_workers: 0, evaluation_interval: 0, kasm: {url: 'kasm.example.com', api_key: ' ', api_key_secret: 'env:K'}}\n";
+    assert_eq!(
+        lines(&validate_text(s, "s.yaml").1),
+        [
+            "s.yaml: settings.deployment_id: must be 1-63 letters, digits, `-` or `_` (it is written as a tag/label on every VM)",
+            "s.yaml: settings.provision_timeout: must be at least 60 seconds (a VM needs time to boot and check in)",
+            "s.yaml: settings.agent_dead_after: must not be shorter than agent_missing_after (600 s)",
+            "s.yaml: settings.provisioning_workers: must be at least 1",
+            "s.yaml: settings.evaluation_interval: must be at least 1 second",
+            "s.yaml: settings.kasm.url: must be an http(s) URL, e.g. https://kasm.example.com",
+            "s.yaml: settings.kasm.api_key: must not be empty",
+        ]
+    );
+    let ok = "settings: {deployment_id: x}\n".to_string();
+    let (_, problems) = validate_sources(&[("a.yaml".into(), ok.clone()), ("b.yaml".into(), ok)]);
+    assert_eq!(lines(&problems), ["b.yaml: settings: defined in more than one file (a.yaml, b.yaml)"]);
+}
+
+#[test]
+fn file_level_problems_have_no_config() {
+    assert_eq!(problems_of(""), ["f.yaml: the file holds no configs"]);
+    assert_eq!(
+        problems_of("- a\n"),
+        [
+            "f.yaml: expected a mapping with any of: settings, autoscale_configs, vm_provider_configs, dns_provider_configs, schedules"
+        ]
+    );
+    assert_eq!(
+        problems_of("autoscale_config: []\n"),
+        ["f.yaml: autoscale_config: unknown top-level key (did you mean `autoscale_configs`?)"]
+    );
+    assert_eq!(problems_of("schedules: {a: 1}\n"), ["f.yaml: schedules: expected a list of configs"]);
+    assert_eq!(
+        problems_of("vm_provider_configs: [{name: x}]\n"),
+        [
+            "f.yaml: x.provider: is required (one of: aws, azure, digital_ocean, gcp, harvester, oci, nutanix, proxmox, vsphere, openstack, kubevirt)"
+        ]
+    );
+    assert_eq!(
+        problems_of("dns_provider_configs: [{provider: nutanix, name: x}]\n"),
+        ["f.yaml: x.provider: unknown provider `nutanix` (one of: aws, azure, digital_ocean, gcp, oci)"]
+    );
+    let (_, p) = validate_files(&[PathBuf::from("/nonexistent/kasm.yaml")]);
+    assert_eq!(p.len(), 1);
+    assert!(p[0].to_string().starts_with("/nonexistent/kasm.yaml: failed to read: "), "{}", p[0]);
+}
+
+#[test]
+fn yaml_anchors_and_merge_keys_work() {
+    let text = "vm_provider_configs:\n  - &base {provider: digital_ocean, name: d1, token: env:T, max_instances: 2, region: r, image: i, droplet_size: c-2}\n  - {<<: *base, name: d2}\n";
+    let (set, problems) = validate_text(text, "f.yaml");
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(set.vm_provider_configs.len(), 2);
+}
+
+#[test]
+fn label_derived_aliases_are_accepted() {
+    let text = "vm_provider_configs:\n  - {provider: digital_ocean, name: d, token: env:T, max_droplets: 3, region: r, image: i, droplet_size: c-2}\n  - {provider: aws, name: a, aws_region: r, aws_ec2_ami_id: ami-1, aws_ec2_instance_type: t3.micro, aws_max_ec2_nodes: 4, aws_ec2_ebs_volume_size_gb: 8, aws_ec2_ebs_volume_type: gp3, ssh_keys: k}\n";
+    let (set, problems) = validate_text(text, "f.yaml");
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(set.provider("d").unwrap().max_instances(), 3);
+    assert_eq!(set.provider("a").unwrap().max_instances(), 4);
+}
+
+#[test]
+fn validate_set_checks_typed_configs_too() {
+    let text = format!("autoscale_configs:\n{}vm_provider_configs:\n{DO_PROVIDER}", agent("a", "d"));
+    let (mut set, problems) = validate_text(&text, "f.yaml");
+    assert!(problems.is_empty());
+    assert!(validate_set(&set, "store").is_empty());
+    set.autoscale_configs[0].vm_provider_config = "gone".into();
+    set.autoscale_configs[0].standby_cores = f64::NAN;
+    assert_eq!(
+        lines(&validate_set(&set, "store")),
+        [
+            "store: a.standby_cores: must be a number ≥ 0",
+            "store: a.vm_provider_config: no VM-provider config named `gone`"
+        ]
+    );
+}
+
+#[test]
+fn providers_state_their_size_and_os() {
+    let (set, problems) = validate_files(&yaml_files(&configs_dir()));
+    assert!(problems.is_empty());
+    let size = |n: &str| set.provider(n).unwrap().common().vm_size();
+    let os = |n: &str| set.provider(n).unwrap().common().os();
+    assert_eq!(size("proxmox-pve1"), Some(Resources::new(4.0, 8192.0, 0.0)));
+    assert_eq!(size("vsphere-dc1"), Some(Resources::new(4.0, 8192.0, 0.0)));
+    assert_eq!(size("nutanix-pc"), Some(Resources::new(4.0, 16384.0, 0.0)));
+    assert_eq!(size("kubevirt-gke"), Some(Resources::new(4.0, 4096.0, 0.0)));
+    assert_eq!(size("harvester-local"), Some(Resources::new(4.0, 8192.0, 0.0)));
+    // 2 OCPUs of an x86 Flex shape are 4 vCPUs.
+    assert_eq!(size("oci-ashburn"), Some(Resources::new(4.0, 16384.0, 0.0)));
+    assert_eq!(size("aws-us-east-1"), Some(Resources::new(4.0, 16384.0, 0.0)));
+    assert_eq!(size("azure-eastus"), Some(Resources::new(4.0, 16384.0, 0.0)));
+    assert_eq!(size("do-nyc3"), Some(Resources::new(4.0, 8192.0, 0.0)));
+    // n1-standard-8 plus one T4 from the guest accelerators.
+    assert_eq!(size("gcp-us-east4"), Some(Resources::new(8.0, 30720.0, 1.0)));
+    assert_eq!(size("openstack-region1"), None);
+    assert_eq!(os("azure-eastus"), OsFamily::Windows);
+    assert_eq!(os("proxmox-pve1"), OsFamily::Linux);
+    assert_eq!(os("gcp-us-east4"), OsFamily::Linux);
+}
+
+#[test]
+fn the_schema_describes_every_field() {
+    let schema = schema();
+    let mut undescribed = Vec::new();
+    let mut objects = vec![("ConfigFile".to_string(), &schema)];
+    if let Some(defs) = schema.get("$defs").and_then(serde_json::Value::as_object) {
+        objects.extend(defs.iter().map(|(k, v)| (k.clone(), v)));
+    }
+    let mut seen_variants = 0;
+    while let Some((name, s)) = objects.pop() {
+        for key in ["oneOf", "anyOf", "allOf"] {
+            for (i, sub) in s.get(key).and_then(serde_json::Value::as_array).into_iter().flatten().enumerate() {
+                seen_variants += 1;
+                objects.push((format!("{name}/{key}[{i}]"), sub));
+            }
+        }
+        for (field, prop) in s.get("properties").and_then(serde_json::Value::as_object).into_iter().flatten() {
+            // The `provider` tag of the enums is described by the variant itself.
+            if field != "provider" && prop.get("description").is_none() {
+                undescribed.push(format!("{name}.{field}"));
+            }
+        }
+    }
+    assert!(seen_variants >= 16, "the provider enums' variants were not walked");
+    assert!(undescribed.is_empty(), "fields without a description: {undescribed:?}");
+    let aws = serde_json::to_string(&schema).unwrap();
+    assert!(aws.contains("aws_ec2_security_group_ids") && aws.contains("oci_boot_volume_vpus_per_gb"));
+}
+
+#[test]
+fn plain_parsing_agrees_with_validation_and_configs_round_trip() {
+    for f in yaml_files(&configs_dir()) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let (validated, problems) = validate_text(&text, "x");
+        assert!(problems.is_empty());
+        let mut parsed = ConfigSet::default();
+        parsed.merge(super::super::parse_config(&text, "x").unwrap());
+        assert_eq!(parsed, validated, "{}", f.display());
+        // What the store keeps (serialized) reads back the same, secrets still as references.
+        let yaml = serde_yaml_ng::to_string(&validated).unwrap();
+        let back: ConfigSet = serde_yaml_ng::from_str(&yaml).unwrap();
+        assert_eq!(back, validated, "{}", f.display());
+    }
+}
+
+#[test]
+fn load_files_fails_with_every_problem() {
+    let dir = configs_dir().join("invalid");
+    let err = super::super::load_files(&[dir.join("references.yaml")]).unwrap_err();
+    let super::super::ConfigError::Invalid { problems } = &err else { panic!("{err}") };
+    assert_eq!(problems.len(), 11, "{err}");
+    assert!(err.to_string().starts_with("11 problem(s) in the configs:\n"));
+    assert!(super::super::load_files(&[configs_dir().join("proxmox.yaml")]).is_ok());
+}
+
+#[test]
+fn schedule_times_and_timezones() {
+    let sched = |start: &str, end: &str, tz: &str| {
+        let text = format!(
+            "schedules:\n  - {{autoscale_config: a, days_of_the_week: [7], active_start_time: '{start}', active_end_time: '{end}', timezone: '{tz}'}}\nautoscale_configs:\n{}vm_provider_configs:\n{DO_PROVIDER}",
+            agent("a", "d")
+        );
+        problems_of(&text)
+    };
+    assert!(sched("22:00", "06:00", "Asia/Tokyo").is_empty(), "a window may span midnight");
+    assert!(sched("00:00", "24:00", "UTC").is_empty());
+    assert_eq!(
+        sched("24:00", "7:00", "UTC"),
+        [
+            "f.yaml: schedules[0].active_start_time: must be a time HH:MM (00:00 to 23:59)",
+            "f.yaml: schedules[0].active_end_time: must be a time HH:MM (00:00 to 24:00)",
+        ]
+    );
+    assert_eq!(
+        sched("08:00", "09:60", "Mars/Olympus_Mons_Base"),
+        [
+            "f.yaml: schedules[0].active_end_time: must be a time HH:MM (00:00 to 24:00)",
+            "f.yaml: schedules[0].timezone: `Mars/Olympus_Mons_Base` is not an IANA timezone name (e.g. UTC, Europe/Berlin, America/New_York)",
+        ]
+    );
+    assert_eq!(
+        sched("08:00", "09:00", "america/new_york"),
+        [
+            "f.yaml: schedules[0].timezone: `america/new_york` is not an IANA timezone name (did you mean `America/New_York`?)"
+        ]
+    );
+}
