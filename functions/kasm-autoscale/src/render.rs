@@ -74,7 +74,10 @@ mod tests {
         let (code, out, err) = run_on("ok {server_id}\nagent -i {sever_id}\n", &[]);
         assert_eq!(code, 1);
         assert_eq!(out, "");
-        assert!(err.contains("startup.sh:2: unknown placeholder {sever_id}; known: "), "{err}");
+        assert!(
+            err.contains("startup.sh:2: unknown placeholder {sever_id} (did you mean {server_id}?); known: "),
+            "{err}"
+        );
     }
 
     #[test]

@@ -156,7 +156,10 @@ impl Renderer<'_> {
             ));
         }
         let mut value = match self.vars.get(first) {
-            None => return Err(format!("unknown placeholder {{{first}}}; known: {}", self.known())),
+            None => {
+                let hint = self.closest(first).map(|k| format!(" (did you mean {{{k}}}?)")).unwrap_or_default();
+                return Err(format!("unknown placeholder {{{first}}}{hint}; known: {}", self.known()));
+            }
             Some(Some(v)) => Value::Str(Cow::Borrowed(v.as_str())),
             Some(None) => Value::None,
         };
@@ -202,9 +205,30 @@ impl Renderer<'_> {
         Ok(value)
     }
 
+    /// The known name closest to a misspelt one, if it is within two edits.
+    fn closest(&self, name: &str) -> Option<&str> {
+        self.vars.keys().map(|k| (edit_distance(k, name), k.as_str())).filter(|(d, _)| *d <= 2).min().map(|(_, k)| k)
+    }
+
     fn known(&self) -> String {
         self.vars.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
     }
+}
+
+/// Levenshtein distance (names are short; only computed for an error).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 /// CPython `parse_field`: `i` is just past the opening `{`; on success it is just past the closing `}`.

@@ -247,8 +247,12 @@ fn vars_strategy() -> impl Strategy<Value = Vars> {
         .prop_map(|values| NAMES.iter().map(|n| n.to_string()).zip(values).collect())
 }
 
+/// `python3` >= 3.10 (older versions reject the '0' flag on strings, a behaviour Python changed on purpose).
 fn python_available() -> bool {
-    Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new("python3")
+        .args(["-c", "import sys; sys.exit(sys.version_info < (3, 10))"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn run_python(cases: &[(String, Vars)]) -> Vec<Json> {
@@ -273,7 +277,7 @@ fn python_line(template: &str, pos: usize) -> usize {
 #[test]
 fn script_renderer_matches_python_str_format() {
     if !python_available() {
-        println!("NOTICE: python3 not found; skipping the differential test against str.format");
+        println!("NOTICE: python3 >= 3.10 not found; skipping the differential test against str.format");
         return;
     }
     let mut cases: Vec<(String, Vars)> = FIXED.iter().map(|t| (t.to_string(), fixed_vars())).collect();

@@ -62,9 +62,10 @@ fn single_braces_are_errors_at_their_line() {
 fn unknown_placeholder_names_itself_its_line_and_the_known_ones() {
     let e = err("#!/bin/bash\necho {server_id}\nagent -i {sever_id}\n");
     assert_eq!(e.line, 3);
-    assert!(e.message.starts_with("unknown placeholder {sever_id}; known: "), "{e}");
+    assert!(e.message.starts_with("unknown placeholder {sever_id} (did you mean {server_id}?); known: "), "{e}");
     assert!(e.message.contains("server_id"));
     assert_eq!(e.to_string(), format!("line 3: {}", e.message));
+    assert!(!err("{zzzzzz}").message.contains("did you mean"));
     // Python does not trim names.
     assert!(err("{ server_id}").message.contains("{ server_id}"));
 }
