@@ -34,7 +34,7 @@ const RECURSION_DEPTH: u8 = 2;
 /// Renders `template` with `vars`, failing at the first error Python would raise.
 pub(crate) fn format(template: &str, vars: &Vars) -> Result<String, Fail> {
     let mut out = String::with_capacity(template.len() + 256);
-    Renderer { vars }.build(template, 0, RECURSION_DEPTH, &mut out)?;
+    Renderer { vars }.build(template, RECURSION_DEPTH, &mut out)?;
     Ok(out)
 }
 
@@ -58,8 +58,8 @@ impl Value<'_> {
 struct Field<'t> {
     name: &'t str,
     conversion: Option<char>,
-    /// The raw spec and its byte offset in the string being built; `None` when there is no `:`.
-    spec: Option<(&'t str, usize)>,
+    /// The raw spec; `None` when there is no `:`.
+    spec: Option<&'t str>,
     spec_needs_expanding: bool,
 }
 
@@ -68,9 +68,10 @@ struct Renderer<'v> {
 }
 
 impl Renderer<'_> {
-    /// CPython `build_string` + `do_markup`: `s` starts at byte `base` of the template.
-    fn build(&self, s: &str, base: usize, depth: u8, out: &mut String) -> Result<(), Fail> {
-        let fail = |local: usize, message: String| Fail { at: base + local, message };
+    /// CPython `build_string` + `do_markup`. Offsets in errors are into `s`, the template at the top level
+    /// (a nested spec's errors are re-reported at its field).
+    fn build(&self, s: &str, depth: u8, out: &mut String) -> Result<(), Fail> {
+        let fail = |at: usize, message: String| Fail { at, message };
         if depth == 0 {
             return Err(fail(0, "format spec nested too deeply (Python: Max string recursion exceeded)".into()));
         }
@@ -104,14 +105,14 @@ impl Renderer<'_> {
                 ));
             }
             let field = parse_field(s, &mut i).map_err(|m| fail(brace_at, m))?;
-            self.output_markup(&field, base, depth, out).map_err(|m| fail(brace_at, m))?;
+            self.output_markup(&field, depth, out).map_err(|m| fail(brace_at, m))?;
         }
         Ok(())
     }
 
     /// CPython `output_markup`: look the value up, convert, expand the spec, format. Errors inside a nested
     /// spec are reported at this field (only their message is kept).
-    fn output_markup(&self, field: &Field<'_>, base: usize, depth: u8, out: &mut String) -> Result<(), String> {
+    fn output_markup(&self, field: &Field<'_>, depth: u8, out: &mut String) -> Result<(), String> {
         let value = self.field_value(field.name)?;
         let value = match field.conversion {
             None => value,
@@ -124,10 +125,10 @@ impl Renderer<'_> {
         };
         let spec: Cow<'_, str> = match field.spec {
             None => Cow::Borrowed(""),
-            Some((raw, _)) if !field.spec_needs_expanding => Cow::Borrowed(raw),
-            Some((raw, offset)) => {
+            Some(raw) if !field.spec_needs_expanding => Cow::Borrowed(raw),
+            Some(raw) => {
                 let mut expanded = String::new();
-                self.build(raw, base + offset, depth - 1, &mut expanded).map_err(|f| f.message)?;
+                self.build(raw, depth - 1, &mut expanded).map_err(|f| f.message)?;
                 Cow::Owned(expanded)
             }
         };
@@ -286,7 +287,7 @@ fn parse_field<'t>(s: &'t str, i: &mut usize) -> Result<Field<'t>, String> {
         } else if ch == b'}' {
             count -= 1;
             if count == 0 {
-                field.spec = Some((&s[spec_start..*i - 1], spec_start));
+                field.spec = Some(&s[spec_start..*i - 1]);
                 return Ok(field);
             }
         }

@@ -71,6 +71,9 @@ impl ScriptError {
 
 /// Renders `template` with `vars` exactly like Python's `template.format(**vars)`.
 ///
+/// `vars` is the whole keyword set: start from [`unset_vars`] so every Kasm placeholder is known (a missing
+/// key is an unknown placeholder, as in Python).
+///
 /// # Behavior
 /// - `{name}` is replaced by the value; a `None` value renders as `None`.
 /// - `{{` and `}}` are literal braces; a single `{` or `}` is an error at its line.
