@@ -4,6 +4,7 @@
 mod configs;
 mod logging;
 mod plan;
+mod render;
 mod run;
 mod schema;
 mod simulate;
@@ -35,6 +36,15 @@ enum Command {
     },
     /// Print the JSON Schema of the config file format.
     Schema,
+    /// Render a startup-script template exactly as Kasm would (Python `str.format` semantics);
+    /// unset placeholders render `None`. Exit 1 naming the placeholder and line when it cannot.
+    Render {
+        /// The template file.
+        template: PathBuf,
+        /// A placeholder value, `NAME=VALUE` (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+    },
     /// Run a trace through the real engine, lifecycle and store against a simulated provider and
     /// Kasm cluster on a virtual clock; print a timeline and summary and write chart.svg.
     Simulate {
@@ -95,6 +105,7 @@ fn main() {
     let code = match cli.command {
         Command::Validate { files } => validate::run(&files, out),
         Command::Schema => schema::run(out),
+        Command::Render { template, vars } => render::run(&template, &vars, out, err),
         Command::Simulate { trace, out: dir, json } => {
             logging::init(cli.log_format, "warn");
             simulate::run(&trace, &dir, json, out, err)
