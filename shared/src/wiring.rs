@@ -59,7 +59,9 @@ pub fn open_store(url: &str) -> Result<Arc<dyn Store>, WireError> {
 /// The Kasm client for the deployment's `settings.kasm`.
 pub async fn kasm(configs: &ConfigSet, secrets: &dyn Secrets) -> Result<Arc<dyn KasmApi>, WireError> {
     let k = configs.settings.kasm.as_ref().ok_or_else(|| {
-        WireError::Config("settings.kasm: missing: the Kasm manager's url, api_key and api_key_secret are needed".into())
+        WireError::Config(
+            "settings.kasm: missing: the Kasm manager's url, api_key and api_key_secret are needed".into(),
+        )
     })?;
     let secret = secrets.resolve(&k.api_key_secret).await?;
     Ok(Arc::new(KasmClient::new(k, secret)?))

@@ -68,7 +68,10 @@ pub async fn run(
     }
 }
 
-async fn webhook_keys(set: &shared::config::ConfigSet, secrets: &LocalSecrets) -> Result<webhook::Keys, wiring::WireError> {
+async fn webhook_keys(
+    set: &shared::config::ConfigSet,
+    secrets: &LocalSecrets,
+) -> Result<webhook::Keys, wiring::WireError> {
     use shared::ports::Secrets;
     let mut keys = webhook::Keys::default();
     if let Some(w) = &set.settings.webhook {

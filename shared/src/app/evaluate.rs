@@ -167,14 +167,8 @@ async fn evaluate_one(
 
     // Apply: claims first (each one a conditional write that enforces the cap), then actions.
     for _ in 0..plan.create {
-        let claim = Instance::new_claim(
-            ClaimId::generate(now),
-            name,
-            pcfg.name(),
-            pcfg.kind().as_str(),
-            pcfg.common().os(),
-            now,
-        );
+        let claim =
+            Instance::new_claim(ClaimId::generate(now), name, pcfg.name(), pcfg.kind().as_str(), cfg.vm_os(pcfg), now);
         if ctx.store.try_claim(&claim, pcfg.max_instances()).await? {
             claimed.push(claim.id.clone());
         } else {

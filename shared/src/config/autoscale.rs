@@ -196,6 +196,20 @@ impl AutoscaleConfig {
         crate::model::Resources::new(self.standby_cores, self.standby_memory_mb, self.standby_gpus)
     }
 
+    /// The OS family of this config's VMs: the provider config's, except that AWS has no OS field and
+    /// Kasm treats an RDP server pool on AWS as Windows (the seed: "only affects Windows (RDP connection
+    /// type) AWS instances").
+    pub fn vm_os(&self, provider: &crate::config::VmProviderConfig) -> crate::model::OsFamily {
+        let os = provider.common().os();
+        if provider.kind() == crate::config::ProviderKind::Aws
+            && self.autoscale_type == AutoscaleType::Server
+            && self.connection_type == Some(ConnectionType::RDP)
+        {
+            return crate::model::OsFamily::Windows;
+        }
+        os
+    }
+
     /// The overrides (0 = not set), per dimension, memory converted to MB.
     pub fn overrides(&self) -> crate::model::Resources {
         crate::model::Resources::new(

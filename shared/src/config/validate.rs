@@ -878,12 +878,10 @@ fn check_provider(p: &VmProviderConfig) -> Found {
     f
 }
 
-/// Renders the template with every placeholder set, so an unknown `{name}` or a stray brace is reported now,
-/// not when a VM is provisioned.
+/// Renders the template with every placeholder set (and again with the optional ones `None`), so an
+/// unknown `{name}` or a stray brace is reported now, not when a VM is provisioned.
 fn check_script(f: &mut Found, template: &str) {
-    let vars: crate::script::Vars =
-        crate::script::PLACEHOLDERS.iter().map(|p| (p.to_string(), Some("x".to_string()))).collect();
-    if let Err(e) = crate::script::render(template, &vars) {
+    if let Err(e) = crate::script::check(template) {
         f.push(("startup_script".into(), e.to_string()));
     }
 }

@@ -22,6 +22,20 @@ vm_provider_configs:
   - provider: proxmox
     name: prov
     max_instances: 5
+    host: pve.example.com:8006
+    username: kasm@pve
+    token_name: autoscale
+    token_value: env:PVE_TOKEN
+    verify_ssl: true
+    vmid_range_lower: 9000
+    vmid_range_upper: 9099
+    full_clone: true
+    template_name: ubuntu-kasm
+    cluster_node_name: pve1
+    vm_cores: 4
+    vm_memory: 8
+    installed_os_type: linux
+    startup_script_path: /tmp/kasm-startup.sh
 "#;
     let f: ConfigFile = serde_yaml_ng::from_str(doc).unwrap();
     let mut set = ConfigSet::default();
