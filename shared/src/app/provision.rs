@@ -261,7 +261,7 @@ pub(crate) async fn script_vars(
     set(&mut v, "checkin_jwt", None);
     set(&mut v, "ad_join_credential", None);
     set(&mut v, "domain", cfg.connection_sso_username_domain.clone());
-    set(&mut v, "ssh_key", None);
+    set(&mut v, "ssh_key", pcfg.common().ssh_public_key().map(str::to_string));
     set(&mut v, "nginx_cert_in", None);
     set(&mut v, "nginx_key_in", None);
     Ok(v)

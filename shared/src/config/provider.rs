@@ -86,6 +86,10 @@ pub trait ProviderConfigCommon {
     fn os(&self) -> OsFamily {
         OsFamily::Linux
     }
+    /// The SSH public key the config installs (`{ssh_key}` in startup scripts), where it has one.
+    fn ssh_public_key(&self) -> Option<&str> {
+        None
+    }
     /// The size of one VM when the config states it (cores / memory fields); `None` for
     /// instance-type providers whose size is looked up elsewhere.
     fn vm_size(&self) -> Option<Resources> {

@@ -126,6 +126,9 @@ pub struct AzureConfig {
 }
 
 impl ProviderConfigCommon for AzureConfig {
+    fn ssh_public_key(&self) -> Option<&str> {
+        self.azure_ssh_public_key.as_deref()
+    }
     fn name(&self) -> &str {
         &self.name
     }

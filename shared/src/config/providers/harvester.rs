@@ -65,6 +65,9 @@ pub struct HarvesterConfig {
 }
 
 impl ProviderConfigCommon for HarvesterConfig {
+    fn ssh_public_key(&self) -> Option<&str> {
+        self.vm_ssh_public_key.as_deref()
+    }
     fn name(&self) -> &str {
         &self.name
     }

@@ -93,6 +93,9 @@ pub struct KubevirtConfig {
 }
 
 impl ProviderConfigCommon for KubevirtConfig {
+    fn ssh_public_key(&self) -> Option<&str> {
+        self.vm_ssh_public_key.as_deref()
+    }
     fn name(&self) -> &str {
         &self.name
     }

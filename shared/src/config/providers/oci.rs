@@ -100,6 +100,9 @@ impl OciConfig {
 }
 
 impl ProviderConfigCommon for OciConfig {
+    fn ssh_public_key(&self) -> Option<&str> {
+        self.oci_ssh_public_key.as_deref()
+    }
     fn name(&self) -> &str {
         &self.name
     }
