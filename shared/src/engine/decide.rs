@@ -143,7 +143,9 @@ impl<'a> Eval<'a> {
         let kind = if self.server_pool { ServerKind::Server } else { ServerKind::Agent };
 
         // Records of the config's kind, and sessions per record id.
-        let records: Vec<usize> = (0..input.servers.len()).filter(|&i| input.servers[i].kind == kind).collect();
+        let mut records: Vec<usize> = (0..input.servers.len()).filter(|&i| input.servers[i].kind == kind).collect();
+        // Id order: float sums (fractional cores) must not depend on the order Kasm lists records in.
+        records.sort_by(|&a, &b| input.servers[a].server_id.cmp(&input.servers[b].server_id));
         let other_kind = input.servers.len() - records.len();
         if other_kind > 0 {
             self.reasons.push(format!("ignored {other_kind} Kasm records of the other pool type"));
@@ -796,22 +798,23 @@ impl<'a> Eval<'a> {
             });
             return None;
         }
-        let since = was.unwrap_or(self.now);
         let backoff = self.input.config.downscale_backoff as i64;
+        // The evaluation that sees the condition first only starts the clock, even with a backoff of
+        // 0: a drain always needs the condition seen at two evaluations (and a stored clock).
+        let Some(since) = was else {
+            self.reasons.push(format!(
+                "scale-down condition holds ({} idle VMs could go): clock started; backoff {backoff} s",
+                removable.len()
+            ));
+            return Some(self.now);
+        };
         let held = self.secs_since(since);
         if held < backoff {
-            self.reasons.push(if was.is_none() {
-                format!(
-                    "scale-down condition holds ({} idle VMs could go): clock started; backoff {backoff} s",
-                    removable.len()
-                )
-            } else {
-                format!(
-                    "scale-down condition holds since {}; backoff {backoff} s not elapsed ({} s left)",
-                    since.format("%H:%M:%S"),
-                    backoff - held
-                )
-            });
+            self.reasons.push(format!(
+                "scale-down condition holds since {}; backoff {backoff} s not elapsed ({} s left)",
+                since.format("%H:%M:%S"),
+                backoff - held
+            ));
             return Some(since);
         }
         // Greedy, newest first: each removal is checked against what is left after the previous ones.

@@ -54,7 +54,8 @@
 //! here. Server pools: available − what it adds ≥ minimum. The condition "some candidate is
 //! removable, the floor allows one fewer VM, and nothing is being scaled up" starts the clock
 //! (`Plan::request_downscale_at = Some(now)`) when it first holds, keeps it while it holds, and resets
-//! it (`None`) when it stops. Once it has held for ≥ `downscale_backoff` s, candidates are drained
+//! it (`None`) when it stops. The evaluation that starts the clock never drains (even with a backoff
+//! of 0). Once the stored clock is ≥ `downscale_backoff` s old, candidates are drained
 //! greedily, newest first (created_at, then claim id), each re-checked against what is left, never
 //! below the floor; the clock is then reset.
 //!
