@@ -6,8 +6,16 @@
 #[path = "../benches/support/mod.rs"]
 mod support;
 
+/// Peak resident set so far (Linux `VmHWM`), in KiB; `None` elsewhere.
+fn peak_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn main() {
     let inputs = support::inputs(1000, 20, 100);
+    let before = peak_kib();
     let started = std::time::Instant::now();
     let plans = shared::engine::decide_all(&inputs, support::now());
     let took = started.elapsed();
@@ -22,4 +30,7 @@ fn main() {
         plans.len(),
         took.as_secs_f64() * 1000.0
     );
+    if let (Some(before), Some(after)) = (before, peak_kib()) {
+        println!("peak RSS: {before} KiB with the input built, {after} KiB after decide_all");
+    }
 }

@@ -194,17 +194,21 @@ impl<'a> Eval<'a> {
         let mut static_n = 0u32;
         for &r in &records {
             let rec = &input.servers[r];
-            let counts = match owner[r] {
+            match owner[r] {
                 None => {
                     static_n += 1;
-                    self.healthy(rec)
+                    if self.healthy(rec) {
+                        free_rec += self.free_of(rec);
+                        let on = sessions_by_server.get(rec.server_id.as_str()).copied().unwrap_or(0);
+                        avail_rec += self.max_sessions(rec).saturating_sub(on) as u64;
+                    }
                 }
-                Some(ci) => self.claims[ci].counts == Counts::Record,
-            };
-            if counts {
-                free_rec += self.free_of(rec);
-                let on = sessions_by_server.get(rec.server_id.as_str()).copied().unwrap_or(0);
-                avail_rec += self.max_sessions(rec).saturating_sub(on) as u64;
+                // Ours: exactly what a removal would take away again.
+                Some(ci) if self.claims[ci].counts == Counts::Record => {
+                    free_rec += self.claims[ci].contrib;
+                    avail_rec += self.claims[ci].contrib_sessions as u64;
+                }
+                Some(_) => {}
             }
         }
         let pending_n = self.claims.iter().filter(|c| c.counts == Counts::Pending).count() as u32;
