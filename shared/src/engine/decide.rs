@@ -1,23 +1,874 @@
-//! `decide`: the scaling rule. (Being implemented; see engine/mod.rs for the contract.)
+//! `decide`: the scaling rule. Every rule is stated in the engine's module docs; this file implements
+//! them in the order they are listed there.
+
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::{Input, Plan, Summary};
+use super::schedule;
+use super::{Action, Input, Plan, Summary};
+use crate::config::AutoscaleType;
+use crate::kasm::{KasmServer, ServerKind};
+use crate::model::{Dim, Instance, InstanceState, Resources};
 
-/// Decides what to do for one autoscale config at `now`.
+/// Tolerance for comparing fractional resources (core overrides may be fractional).
+const EPS: f64 = 1e-9;
+
+const DIMS: [Dim; 3] = [Dim::Cores, Dim::MemoryMb, Dim::Gpus];
+
+/// Decides what to do for one autoscale config at `now`. Pure: the same input and `now` give the
+/// same plan, whatever order the claims, records and sessions come in.
 pub fn decide(input: &Input, now: DateTime<Utc>) -> Plan {
-    let _ = now;
-    Plan {
-        autoscale_config: input.config.autoscale_config_name.clone(),
-        create: 0,
-        actions: Vec::new(),
-        request_downscale_at: input.control.request_downscale_at,
-        reasons: vec!["engine not implemented yet".into()],
-        summary: Summary::default(),
-    }
+    Eval::new(input, now).run()
 }
 
 /// Decides for many configs (one call per config; no shared state).
 pub fn decide_all(inputs: &[Input], now: DateTime<Utc>) -> Vec<Plan> {
     inputs.iter().map(|i| decide(i, now)).collect()
+}
+
+/// How a claim's VM counts toward free capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counts {
+    /// Through its healthy, enabled Kasm record.
+    Record,
+    /// As a VM on its way up, with the per-VM size.
+    Pending,
+    /// Not at all (draining, deleting, failed, dead, about to be destroyed, disabled...).
+    No,
+}
+
+/// One claim as the engine sees it.
+#[derive(Debug)]
+struct Claim<'a> {
+    inst: &'a Instance,
+    /// Index into `Input::servers` of its Kasm record.
+    rec: Option<usize>,
+    /// Live sessions on its record (by the record's id and by the claim's own server id).
+    sessions: u32,
+    counts: Counts,
+    /// What the record adds to free capacity when it counts (docker: capacity − allocated).
+    contrib: Resources,
+    /// Server pools: sessions it can still take.
+    contrib_sessions: u32,
+    destroy: Option<String>,
+    /// A destroy withheld because the VM has sessions, and why it was due.
+    held: Option<String>,
+    activate: Option<bool>,
+}
+
+struct Eval<'a> {
+    input: &'a Input,
+    now: DateTime<Utc>,
+    server_pool: bool,
+    claims: Vec<Claim<'a>>,
+    reasons: Vec<String>,
+    actions_destroy: Vec<Action>,
+    actions_activate: Vec<Action>,
+    actions_undrain: Vec<Action>,
+    actions_drain: Vec<Action>,
+}
+
+impl<'a> Eval<'a> {
+    fn new(input: &'a Input, now: DateTime<Utc>) -> Self {
+        Eval {
+            input,
+            now,
+            server_pool: input.config.autoscale_type == AutoscaleType::Server,
+            claims: Vec::with_capacity(input.instances.len()),
+            reasons: Vec::new(),
+            actions_destroy: Vec::new(),
+            actions_activate: Vec::new(),
+            actions_undrain: Vec::new(),
+            actions_drain: Vec::new(),
+        }
+    }
+
+    fn secs_since(&self, t: DateTime<Utc>) -> i64 {
+        (self.now - t).num_seconds()
+    }
+
+    /// Checked in within `agent_missing_after` (a check-in stamped in the future counts: clock skew).
+    fn checked_in_recently(&self, rec: &KasmServer) -> bool {
+        rec.last_checkin.is_some_and(|t| self.secs_since(t) <= self.input.timers.agent_missing_after as i64)
+    }
+
+    /// Whether a record's capacity counts. Server-pool servers without the desktop service never check
+    /// in, so a server that never checked in counts while enabled; one that stopped checking in is missing.
+    fn healthy(&self, rec: &KasmServer) -> bool {
+        if !rec.enabled {
+            return false;
+        }
+        if self.server_pool && rec.last_checkin.is_none() {
+            return true;
+        }
+        self.checked_in_recently(rec)
+    }
+
+    /// Capacity per dimension: the config's override, else Kasm's per-agent override, else reported.
+    fn capacity(&self, rec: &KasmServer) -> Resources {
+        let ovr = self.input.config.overrides();
+        let mut c = Resources::default();
+        for d in DIMS {
+            let v = if ovr.get(d) > EPS {
+                ovr.get(d)
+            } else if rec.overridden.get(d) > EPS {
+                rec.overridden.get(d)
+            } else {
+                rec.reported.get(d)
+            };
+            c.set(d, v);
+        }
+        c
+    }
+
+    /// Free capacity of a record, never negative per dimension (an over-committed agent has no room,
+    /// it does not take room away from the others).
+    fn free_of(&self, rec: &KasmServer) -> Resources {
+        let cap = self.capacity(rec);
+        let mut f = Resources::default();
+        for d in DIMS {
+            f.set(d, (cap.get(d) - rec.allocated.get(d)).max(0.0));
+        }
+        f
+    }
+
+    fn max_sessions(&self, rec: &KasmServer) -> u32 {
+        rec.max_sessions.unwrap_or(self.input.config.max_simultaneous_sessions_per_server)
+    }
+
+    fn run(mut self) -> Plan {
+        let input = self.input;
+        let now = self.now;
+        let kind = if self.server_pool { ServerKind::Server } else { ServerKind::Agent };
+
+        // Records of the config's kind, and sessions per record id.
+        let mut records: Vec<usize> = (0..input.servers.len()).filter(|&i| input.servers[i].kind == kind).collect();
+        // Id order: float sums (fractional cores) must not depend on the order Kasm lists records in.
+        records.sort_by(|&a, &b| input.servers[a].server_id.cmp(&input.servers[b].server_id));
+        let other_kind = input.servers.len() - records.len();
+        if other_kind > 0 {
+            self.reasons.push(format!("ignored {other_kind} Kasm records of the other pool type"));
+        }
+        let mut sessions_by_server: HashMap<&str, u32> = HashMap::with_capacity(records.len());
+        for s in &input.sessions {
+            *sessions_by_server.entry(s.server_id.as_str()).or_default() += 1;
+        }
+
+        // Claims in id order so matching and every later choice do not depend on input order.
+        let mut insts: Vec<&Instance> = input.instances.iter().collect();
+        insts.sort_by(|a, b| a.id.cmp(&b.id));
+        let owner = self.match_records(&insts, &records);
+
+        // Lifecycle and how each claim counts.
+        let mut rec_of: Vec<Option<usize>> = vec![None; insts.len()];
+        for (r, o) in owner.iter().enumerate() {
+            if let Some(ci) = *o {
+                rec_of[ci] = Some(r);
+            }
+        }
+        for (ci, inst) in insts.iter().enumerate() {
+            let claim = self.classify(inst, rec_of[ci], &sessions_by_server);
+            self.claims.push(claim);
+        }
+        for c in &self.claims {
+            if let Some(why) = &c.held {
+                self.reasons
+                    .push(format!("not destroying {} although {why}: it has {} sessions", c.inst.id, c.sessions));
+            }
+            if let Some(reason) = &c.destroy {
+                self.actions_destroy.push(Action::Destroy { claim: c.inst.id.clone(), reason: reason.clone() });
+            }
+            if let (Some(enable), Some(r)) = (c.activate, c.rec) {
+                self.actions_activate.push(Action::Activate {
+                    claim: c.inst.id.clone(),
+                    server_id: input.servers[r].server_id.clone(),
+                    enable,
+                });
+            }
+        }
+
+        // Capacity of records that count: the operator's own healthy ones and ours that count as records.
+        let mut free_rec = Resources::default();
+        let mut avail_rec: u64 = 0;
+        let mut static_n = 0u32;
+        for &r in &records {
+            let rec = &input.servers[r];
+            match owner[r] {
+                None => {
+                    static_n += 1;
+                    if self.healthy(rec) {
+                        free_rec += self.free_of(rec);
+                        let on = sessions_by_server.get(rec.server_id.as_str()).copied().unwrap_or(0);
+                        avail_rec += self.max_sessions(rec).saturating_sub(on) as u64;
+                    }
+                }
+                // Ours: exactly what a removal would take away again.
+                Some(ci) if self.claims[ci].counts == Counts::Record => {
+                    free_rec += self.claims[ci].contrib;
+                    avail_rec += self.claims[ci].contrib_sessions as u64;
+                }
+                Some(_) => {}
+            }
+        }
+        let pending_n = self.claims.iter().filter(|c| c.counts == Counts::Pending).count() as u32;
+
+        // Schedules and the floor.
+        let sched = schedule::evaluate(&input.schedules, now);
+        self.reasons.extend(sched.notes.iter().cloned());
+        let active = sched.active;
+        let floor = if active { sched.floor } else { 0 };
+        let mut nondraining = self
+            .claims
+            .iter()
+            .filter(|c| c.destroy.is_none() && (c.inst.state.is_pending() || c.inst.state == InstanceState::Running))
+            .count() as u32;
+
+        let enabled = input.config.enabled;
+        let may_scale = enabled && active;
+        if !enabled {
+            self.reasons.push("config disabled: no new VMs and no scale-down; lifecycle actions only".into());
+        } else if !active {
+            self.reasons.push("schedule inactive: no new VMs".into());
+        }
+
+        // Scale up (and compute the summary's free capacity).
+        let mut summary = Summary {
+            active,
+            standby: input.config.standby(),
+            minimum_sessions: input.config.minimum_pool_standby_sessions,
+            owned_total: input.owned_total,
+            max_instances: input.max_instances,
+            minimum_instances: floor,
+            ..Summary::default()
+        };
+        let up = if self.server_pool {
+            self.scale_up_servers(may_scale, avail_rec, pending_n, &mut nondraining, floor, &mut summary)
+        } else {
+            self.scale_up_agents(may_scale, free_rec, pending_n, &mut nondraining, floor, &mut summary)
+        };
+        let mut free_rec = free_rec + up.undrained;
+        let mut avail_rec = avail_rec + up.undrained_sessions;
+        let create = self.limit_creates(up.wanted);
+
+        // Scale down.
+        let request_downscale_at = if !enabled {
+            None
+        } else if !active {
+            self.drain_idle_inactive();
+            None
+        } else {
+            self.scale_down(up.wanted > 0 || up.undrained_n > 0, &mut free_rec, &mut avail_rec, nondraining, floor)
+        };
+
+        // Summary.
+        let mut by_state: BTreeMap<String, u32> = InstanceState::ALL
+            .iter()
+            .filter(|s| **s != InstanceState::Deleted)
+            .map(|s| (s.as_str().to_string(), 0))
+            .collect();
+        for c in &self.claims {
+            *by_state.entry(c.inst.state.as_str().to_string()).or_default() += 1;
+        }
+        summary.vms_by_state = by_state;
+        summary.sessions = records
+            .iter()
+            .map(|&r| sessions_by_server.get(input.servers[r].server_id.as_str()).copied().unwrap_or(0))
+            .sum::<u32>()
+            + self
+                .claims
+                .iter()
+                .filter(|c| c.rec.is_none_or(|r| input.servers[r].server_id != c.inst.kasm_server_id))
+                .map(|c| sessions_by_server.get(c.inst.kasm_server_id.as_str()).copied().unwrap_or(0))
+                .sum::<u32>();
+        if static_n > 0 {
+            self.reasons.push(format!("{static_n} of the pool's records are not ours: counted, never drained"));
+        }
+
+        let mut actions = Vec::with_capacity(
+            self.actions_destroy.len()
+                + self.actions_activate.len()
+                + self.actions_undrain.len()
+                + self.actions_drain.len(),
+        );
+        actions.append(&mut self.actions_destroy);
+        actions.append(&mut self.actions_activate);
+        actions.append(&mut self.actions_undrain);
+        actions.append(&mut self.actions_drain);
+        Plan {
+            autoscale_config: input.config.autoscale_config_name.clone(),
+            create,
+            actions,
+            request_downscale_at,
+            reasons: self.reasons,
+            summary,
+        }
+    }
+
+    /// Matches Kasm records to claims: by record id first, then (for claims still unmatched) by
+    /// hostname (the claim's hostname or VM name, ASCII case-insensitive) or private IP. A record
+    /// matches at most one claim; among several matching records the smallest id wins. Returns the
+    /// owning claim (index into `insts`) per index of `Input::servers`.
+    fn match_records(&self, insts: &[&Instance], records: &[usize]) -> Vec<Option<usize>> {
+        let servers = &self.input.servers;
+        let mut owner: Vec<Option<usize>> = vec![None; servers.len()];
+        let mut by_id: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+        for &r in records {
+            by_id.entry(servers[r].server_id.as_str()).and_modify(|e| *e = (*e).min(r)).or_insert(r);
+        }
+        let mut matched = vec![false; insts.len()];
+        for (ci, inst) in insts.iter().enumerate() {
+            if let Some(&r) = by_id.get(inst.kasm_server_id.as_str())
+                && owner[r].is_none()
+            {
+                owner[r] = Some(ci);
+                matched[ci] = true;
+            }
+        }
+        for (ci, inst) in insts.iter().enumerate() {
+            if matched[ci] {
+                continue;
+            }
+            let host_eq = |h: &Option<String>| {
+                h.as_deref().is_some_and(|h| {
+                    inst.hostname.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(h))
+                        || inst.vm_name.eq_ignore_ascii_case(h)
+                })
+            };
+            let ip_eq = |ip: &Option<String>| ip.is_some() && ip.as_deref() == inst.private_ip.as_deref();
+            let best = records
+                .iter()
+                .copied()
+                .filter(|&r| owner[r].is_none() && (host_eq(&servers[r].hostname) || ip_eq(&servers[r].ip)))
+                .min_by(|&a, &b| servers[a].server_id.cmp(&servers[b].server_id));
+            if let Some(r) = best {
+                owner[r] = Some(ci);
+            }
+        }
+        owner
+    }
+
+    /// Lifecycle of one claim: destroy (failed, provision timeout, dead agent), activate (checked in),
+    /// and how it counts toward capacity.
+    fn classify(&self, inst: &'a Instance, rec_i: Option<usize>, sessions: &HashMap<&str, u32>) -> Claim<'a> {
+        let input = self.input;
+        let rec = rec_i.map(|r| &input.servers[r]);
+        let on = |id: &str| sessions.get(id).copied().unwrap_or(0);
+        let n_sessions = match rec {
+            Some(r) if r.server_id != inst.kasm_server_id => on(&r.server_id) + on(&inst.kasm_server_id),
+            Some(r) => on(&r.server_id),
+            None => on(&inst.kasm_server_id),
+        };
+        let mut c = Claim {
+            inst,
+            rec: rec_i,
+            sessions: n_sessions,
+            counts: Counts::No,
+            contrib: Resources::default(),
+            contrib_sessions: 0,
+            destroy: None,
+            held: None,
+            activate: None,
+        };
+        if let Some(r) = rec {
+            c.contrib = self.free_of(r);
+            c.contrib_sessions = self.max_sessions(r).saturating_sub(n_sessions);
+        }
+        let in_state = self.secs_since(inst.state_since);
+        let mut held = None;
+        let mut destroy = |why: String| -> Option<String> {
+            // Invariant: a VM with sessions is never destroyed, whatever its claim says.
+            if n_sessions > 0 {
+                held = Some(why);
+                None
+            } else {
+                Some(why)
+            }
+        };
+        match inst.state {
+            InstanceState::Failed => {
+                c.destroy = destroy(format!(
+                    "creation failed ({}): cleaning up",
+                    inst.last_error.as_deref().unwrap_or("no error recorded")
+                ));
+            }
+            InstanceState::Deleting | InstanceState::Deleted | InstanceState::Draining => {}
+            InstanceState::Requested | InstanceState::Creating => {
+                c.counts = if rec.is_some_and(|r| self.healthy(r)) { Counts::Record } else { Counts::Pending };
+            }
+            InstanceState::Booting => {
+                let checked = rec.is_some_and(|r| self.checked_in_recently(r));
+                let activatable = match rec {
+                    None => false,
+                    Some(_) if !self.server_pool => checked,
+                    Some(_) => !input.config.require_checkin || checked,
+                };
+                if activatable {
+                    let r = rec.expect("activatable implies a record");
+                    c.activate = Some(!r.enabled);
+                    c.counts = if self.healthy(r) { Counts::Record } else { Counts::Pending };
+                } else if in_state >= input.timers.provision_timeout as i64 {
+                    let why = match rec.and_then(|r| r.last_checkin) {
+                        None => format!("never checked in within {} s", input.timers.provision_timeout),
+                        Some(t) => format!(
+                            "no check-in for {} s while booting (provision timeout {} s)",
+                            self.secs_since(t),
+                            input.timers.provision_timeout
+                        ),
+                    };
+                    c.destroy = destroy(why);
+                    if c.destroy.is_none() {
+                        c.counts = Counts::Pending;
+                    }
+                } else {
+                    c.counts = Counts::Pending;
+                }
+            }
+            InstanceState::Running => {
+                let dead_after = input.timers.agent_dead_after as i64;
+                let dead = match rec {
+                    None => (in_state >= dead_after).then(|| format!("dead agent: no Kasm record for {in_state} s")),
+                    Some(r) => match r.last_checkin {
+                        Some(t) => (self.secs_since(t) >= dead_after)
+                            .then(|| format!("dead agent: no check-in for {} s", self.secs_since(t))),
+                        // Servers without the desktop service never check in: not a sign of death.
+                        None if self.server_pool => None,
+                        None => (in_state >= dead_after)
+                            .then(|| format!("dead agent: never checked in, running for {in_state} s")),
+                    },
+                };
+                if let Some(why) = dead {
+                    c.destroy = destroy(format!("{why} (dead after {dead_after} s)"));
+                }
+                if c.destroy.is_none() && rec.is_some_and(|r| self.healthy(r)) {
+                    c.counts = Counts::Record;
+                }
+            }
+        }
+        c.held = held;
+        c
+    }
+
+    /// Per-VM size (docker agents): per dimension the config's override, else `new_vm_size`, else the
+    /// largest capacity among the pool's records; `None` when nothing tells.
+    fn per_vm(&self) -> [Option<f64>; 3] {
+        let ovr = self.input.config.overrides();
+        let largest = |d: Dim| {
+            self.input
+                .servers
+                .iter()
+                .filter(|s| s.kind == ServerKind::Agent)
+                .map(|s| self.capacity(s).get(d))
+                .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+        };
+        DIMS.map(|d| {
+            if ovr.get(d) > EPS {
+                Some(ovr.get(d))
+            } else if let Some(sz) = self.input.new_vm_size {
+                Some(sz.get(d))
+            } else {
+                largest(d)
+            }
+        })
+    }
+
+    /// Draining VMs that still exist and are alive, most recently drained first.
+    fn undrain_candidates(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = (0..self.claims.len())
+            .filter(|&i| {
+                let c = &self.claims[i];
+                c.inst.state == InstanceState::Draining
+                    && c.rec.is_some_and(|r| {
+                        let rec = &self.input.servers[r];
+                        self.checked_in_recently(rec) || (self.server_pool && rec.last_checkin.is_none())
+                    })
+            })
+            .collect();
+        v.sort_by(|&a, &b| {
+            let (a, b) = (&self.claims[a].inst, &self.claims[b].inst);
+            b.state_since.cmp(&a.state_since).then_with(|| a.id.cmp(&b.id))
+        });
+        v
+    }
+
+    fn undrain(&mut self, i: usize) {
+        let c = &self.claims[i];
+        let server_id = self.input.servers[c.rec.expect("undrain candidates have a record")].server_id.clone();
+        self.actions_undrain.push(Action::Undrain { claim: c.inst.id.clone(), server_id });
+    }
+
+    fn scale_up_agents(
+        &mut self,
+        may_scale: bool,
+        free_rec: Resources,
+        pending_n: u32,
+        nondraining: &mut u32,
+        floor: u32,
+        summary: &mut Summary,
+    ) -> ScaleUp {
+        let standby = self.input.config.standby();
+        let per_vm = self.per_vm();
+        let mut free = free_rec;
+        for (k, d) in DIMS.into_iter().enumerate() {
+            free.set(d, free.get(d) + pending_n as f64 * per_vm[k].unwrap_or(0.0));
+        }
+        summary.per_vm = Resources::new(per_vm[0].unwrap_or(0.0), per_vm[1].unwrap_or(0.0), per_vm[2].unwrap_or(0.0));
+        summary.free = free;
+        self.reasons.push(format!(
+            "free {} (incl. {pending_n} pending VMs); standby {}; a new VM adds {}",
+            fmt_res(free),
+            fmt_res(standby),
+            fmt_per_vm(&per_vm)
+        ));
+        let mut up = ScaleUp::default();
+        if !may_scale {
+            return up;
+        }
+        let short = |free: &Resources, d: Dim| standby.get(d) - free.get(d) > EPS;
+
+        // Undrain first: a draining VM that still exists is capacity without a provider call.
+        let aggressive = self.input.config.aggressive_scaling;
+        for i in self.undrain_candidates() {
+            let contrib = self.claims[i].contrib;
+            let helps_standby = DIMS.iter().any(|&d| short(&free, d) && contrib.get(d) > EPS);
+            let below_floor = *nondraining < floor;
+            let standby_step_left = aggressive || up.undrained_n == 0;
+            if !(below_floor || (helps_standby && standby_step_left)) {
+                continue;
+            }
+            self.undrain(i);
+            free += contrib;
+            up.undrained += contrib;
+            up.undrained_n += 1;
+            *nondraining += 1;
+        }
+        if up.undrained_n > 0 {
+            self.reasons.push(format!("undraining {} draining VMs before creating any", up.undrained_n));
+        }
+        summary.free = free;
+
+        // Standby shortfall per dimension.
+        let mut need: u32 = 0;
+        let mut unknown = false;
+        for (k, d) in DIMS.into_iter().enumerate() {
+            if !short(&free, d) {
+                continue;
+            }
+            let gap = standby.get(d) - free.get(d);
+            match per_vm[k] {
+                None => {
+                    unknown = true;
+                    self.reasons.push(format!(
+                        "free {d} {} < standby {}: VM size unknown (no override, no provider size, no agents yet)",
+                        num(free.get(d)),
+                        num(standby.get(d))
+                    ));
+                }
+                Some(p) if p <= EPS => self.reasons.push(format!(
+                    "free {d} {} < standby {}: a new VM adds 0 {d}, so creating VMs cannot help; not scaling on {d}",
+                    num(free.get(d)),
+                    num(standby.get(d))
+                )),
+                Some(p) => {
+                    let n = ((gap / p) - EPS).ceil().max(1.0) as u32;
+                    need = need.max(n);
+                    self.reasons.push(format!(
+                        "free {d} {} < standby {}: +{n} agents of {} {d}",
+                        num(free.get(d)),
+                        num(standby.get(d)),
+                        num(p)
+                    ));
+                }
+            }
+        }
+        if unknown {
+            // One VM teaches us the size; more would be guesses, and a loop if they never report.
+            need = if pending_n == 0 { 1 } else { 0 };
+            self.reasons.push(if need == 1 {
+                "VM size unknown: creating at most 1 VM to learn it".to_string()
+            } else {
+                format!("VM size unknown: waiting for the {pending_n} pending VMs to report their size")
+            });
+        }
+        if need > 0 && !aggressive {
+            if up.undrained_n > 0 {
+                need = 0;
+            } else if need > 1 {
+                self.reasons.push(format!("aggressive_scaling off: 1 VM this evaluation (shortfall needs {need})"));
+                need = 1;
+            }
+        }
+        up.wanted = need.max(self.floor_need(floor, *nondraining));
+        up
+    }
+
+    fn scale_up_servers(
+        &mut self,
+        may_scale: bool,
+        avail_rec: u64,
+        pending_n: u32,
+        nondraining: &mut u32,
+        floor: u32,
+        summary: &mut Summary,
+    ) -> ScaleUp {
+        let per = self.input.config.max_simultaneous_sessions_per_server;
+        let minimum = self.input.config.minimum_pool_standby_sessions as u64;
+        let mut avail = avail_rec + pending_n as u64 * per as u64;
+        summary.available_sessions = avail.min(u32::MAX as u64) as u32;
+        self.reasons
+            .push(format!("available sessions {avail} (incl. {pending_n} pending servers × {per}); minimum {minimum}"));
+        let mut up = ScaleUp::default();
+        if !may_scale {
+            return up;
+        }
+        let aggressive = self.input.config.aggressive_scaling;
+        for i in self.undrain_candidates() {
+            let contrib = self.claims[i].contrib_sessions as u64;
+            let helps = avail < minimum && contrib > 0 && (aggressive || up.undrained_n == 0);
+            if !(helps || *nondraining < floor) {
+                continue;
+            }
+            self.undrain(i);
+            avail += contrib;
+            up.undrained_sessions += contrib;
+            up.undrained_n += 1;
+            *nondraining += 1;
+        }
+        if up.undrained_n > 0 {
+            self.reasons.push(format!("undraining {} draining servers before creating any", up.undrained_n));
+        }
+        summary.available_sessions = avail.min(u32::MAX as u64) as u32;
+        let mut need = 0u32;
+        if avail < minimum {
+            let gap = minimum - avail;
+            if per == 0 {
+                self.reasons.push(format!(
+                    "available sessions {avail} < minimum {minimum}: max_simultaneous_sessions_per_server is 0, creating servers cannot help"
+                ));
+            } else {
+                let n = gap.div_ceil(per as u64).min(u32::MAX as u64) as u32;
+                need = if aggressive {
+                    n
+                } else if up.undrained_n > 0 {
+                    0
+                } else {
+                    1
+                };
+                self.reasons.push(format!(
+                    "available sessions {avail} < minimum {minimum}: +{need} servers of {per} sessions{}",
+                    if aggressive || n <= 1 {
+                        String::new()
+                    } else {
+                        format!(" (aggressive_scaling off; shortfall needs {n})")
+                    }
+                ));
+            }
+        }
+        up.wanted = need.max(self.floor_need(floor, *nondraining));
+        up
+    }
+
+    fn floor_need(&mut self, floor: u32, nondraining: u32) -> u32 {
+        let n = floor.saturating_sub(nondraining);
+        if n > 0 {
+            self.reasons.push(format!("minimum_instances {floor} from the schedule, {nondraining} VMs up: +{n}"));
+        }
+        n
+    }
+
+    /// Applies the provider backoff and the `max_instances` cap to the VMs the shortfall wants.
+    fn limit_creates(&mut self, wanted: u32) -> u32 {
+        if wanted == 0 {
+            return 0;
+        }
+        let input = self.input;
+        if let Some(until) = input.control.backoff_until
+            && until > self.now
+        {
+            self.reasons.push(format!(
+                "provider backoff until {} ({} s left, {} failures in a row): not creating {wanted} VMs",
+                until.format("%H:%M:%S"),
+                (until - self.now).num_seconds(),
+                input.control.consecutive_failures
+            ));
+            return 0;
+        }
+        let room = input.max_instances.saturating_sub(input.owned_total);
+        if room == 0 {
+            self.reasons.push(format!(
+                "at max_instances {} ({} owned): cannot create {wanted} more",
+                input.max_instances, input.owned_total
+            ));
+            return 0;
+        }
+        if room < wanted {
+            self.reasons.push(format!(
+                "max_instances {} ({} owned): creating {room} of the {wanted} wanted",
+                input.max_instances, input.owned_total
+            ));
+            return room;
+        }
+        self.reasons.push(format!("creating {wanted} VMs"));
+        wanted
+    }
+
+    /// Our running, enabled VMs without sessions, newest first (the newest VM is the one whose
+    /// removal least surprises: it has served the least, and older VMs keep warm caches).
+    fn idle_candidates(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = (0..self.claims.len())
+            .filter(|&i| {
+                let c = &self.claims[i];
+                c.inst.state == InstanceState::Running
+                    && c.destroy.is_none()
+                    && c.sessions == 0
+                    && c.rec.is_some_and(|r| self.input.servers[r].enabled)
+            })
+            .collect();
+        v.sort_by(|&a, &b| {
+            let (a, b) = (&self.claims[a].inst, &self.claims[b].inst);
+            b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id))
+        });
+        v
+    }
+
+    fn drain(&mut self, i: usize, reason: String) {
+        let c = &self.claims[i];
+        let server_id = self.input.servers[c.rec.expect("idle candidates have a record")].server_id.clone();
+        self.actions_drain.push(Action::Drain { claim: c.inst.id.clone(), server_id, reason });
+    }
+
+    fn drain_idle_inactive(&mut self) {
+        let idle = self.idle_candidates();
+        let busy = self
+            .claims
+            .iter()
+            .filter(|c| c.inst.state == InstanceState::Running && c.destroy.is_none() && c.sessions > 0)
+            .count();
+        if !idle.is_empty() {
+            self.reasons.push(format!("schedule inactive: draining {} idle VMs", idle.len()));
+        }
+        if busy > 0 {
+            self.reasons.push(format!("schedule inactive: keeping {busy} VMs with sessions"));
+        }
+        for i in idle {
+            self.drain(i, "schedule inactive and the VM is idle".into());
+        }
+    }
+
+    /// Whether removing a VM that adds `contrib` keeps the standby. A dimension the VM adds nothing to
+    /// is not affected by its removal (our reading: an unreachable GPU standby must not pin CPU VMs).
+    fn removable(&self, free_rec: &Resources, avail_rec: u64, c: &Claim) -> bool {
+        if self.server_pool {
+            let contrib = if c.counts == Counts::Record { c.contrib_sessions as u64 } else { 0 };
+            contrib == 0 || avail_rec >= contrib + self.input.config.minimum_pool_standby_sessions as u64
+        } else {
+            let standby = self.input.config.standby();
+            let contrib = if c.counts == Counts::Record { c.contrib } else { Resources::default() };
+            DIMS.iter().all(|&d| contrib.get(d) <= EPS || free_rec.get(d) - contrib.get(d) >= standby.get(d) - EPS)
+        }
+    }
+
+    /// The scale-down rule with its backoff clock. Returns the new `request_downscale_at`.
+    fn scale_down(
+        &mut self,
+        scaling_up: bool,
+        free_rec: &mut Resources,
+        avail_rec: &mut u64,
+        nondraining: u32,
+        floor: u32,
+    ) -> Option<DateTime<Utc>> {
+        let was = self.input.control.request_downscale_at;
+        let idle = self.idle_candidates();
+        let removable: Vec<usize> =
+            idle.iter().copied().filter(|&i| self.removable(free_rec, *avail_rec, &self.claims[i])).collect();
+        let floor_allows = nondraining > floor;
+        let holds = !scaling_up && !removable.is_empty() && floor_allows;
+        if !holds {
+            let why = if scaling_up {
+                "scaling up".to_string()
+            } else if idle.is_empty() {
+                "no idle VM of ours".to_string()
+            } else if removable.is_empty() {
+                format!("none of the {} idle VMs can go without dropping below standby", idle.len())
+            } else {
+                format!("minimum_instances {floor} from the schedule ({nondraining} VMs up)")
+            };
+            self.reasons.push(match was {
+                Some(t) => format!(
+                    "scale-down condition stopped holding ({why}): clock reset (was since {})",
+                    t.format("%H:%M:%S")
+                ),
+                None => format!("no scale-down: {why}"),
+            });
+            return None;
+        }
+        let backoff = self.input.config.downscale_backoff as i64;
+        // The evaluation that sees the condition first only starts the clock, even with a backoff of
+        // 0: a drain always needs the condition seen at two evaluations (and a stored clock).
+        let Some(since) = was else {
+            self.reasons.push(format!(
+                "scale-down condition holds ({} idle VMs could go): clock started; backoff {backoff} s",
+                removable.len()
+            ));
+            return Some(self.now);
+        };
+        let held = self.secs_since(since);
+        if held < backoff {
+            self.reasons.push(format!(
+                "scale-down condition holds since {}; backoff {backoff} s not elapsed ({} s left)",
+                since.format("%H:%M:%S"),
+                backoff - held
+            ));
+            return Some(since);
+        }
+        // Greedy, newest first: each removal is checked against what is left after the previous ones.
+        let mut up = nondraining;
+        let mut drained = 0;
+        for i in idle {
+            if up <= floor {
+                break;
+            }
+            if !self.removable(free_rec, *avail_rec, &self.claims[i]) {
+                continue;
+            }
+            let c = &self.claims[i];
+            if c.counts == Counts::Record {
+                *free_rec = *free_rec - c.contrib;
+                *avail_rec -= (c.contrib_sessions as u64).min(*avail_rec);
+            }
+            let reason = format!("idle, and the scale-down condition held for {held} s (backoff {backoff} s)");
+            self.drain(i, reason);
+            up -= 1;
+            drained += 1;
+        }
+        self.reasons.push(format!(
+            "scale-down condition held since {} ({held} s ≥ backoff {backoff} s): draining {drained} idle VMs; clock reset",
+            since.format("%H:%M:%S")
+        ));
+        None
+    }
+}
+
+/// What the scale-up step decided before the cap and backoff.
+#[derive(Debug, Default)]
+struct ScaleUp {
+    /// VMs wanted (standby and floor).
+    wanted: u32,
+    undrained_n: u32,
+    undrained: Resources,
+    undrained_sessions: u64,
+}
+
+/// A number without a useless fraction: 4 not 4.0, 0.5 stays.
+fn num(v: f64) -> String {
+    if (v - v.round()).abs() < EPS { format!("{}", v.round() as i64) } else { format!("{v:.2}") }
+}
+
+fn fmt_res(r: Resources) -> String {
+    format!("cores {} memory_mb {} gpus {}", num(r.cores), num(r.memory_mb), num(r.gpus))
+}
+
+fn fmt_per_vm(p: &[Option<f64>; 3]) -> String {
+    let f = |v: Option<f64>| v.map_or_else(|| "unknown".to_string(), num);
+    format!("cores {} memory_mb {} gpus {}", f(p[0]), f(p[1]), f(p[2]))
 }

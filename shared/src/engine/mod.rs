@@ -1,7 +1,96 @@
 //! The scaling engine: a **pure** function `decide(input, now) -> Plan`. No I/O, no clock, no
 //! randomness. Every rule of KASM.md's "Scaling rule" lives here, and every plan says why.
+//!
+//! Where Kasm's behaviour is not public, the rules below are **our** decisions; this list is the one
+//! place they are written down. `decide.rs` implements them in this order.
+//!
+//! # Matching
+//! A Kasm record belongs to a claim when `record.server_id == instance.kasm_server_id`; claims left
+//! unmatched then match by hostname (the claim's `hostname` or `vm_name`, ASCII case-insensitive) or
+//! `private_ip`. A record belongs to at most one claim (claims in id order; among several matching
+//! records the smallest `server_id` wins). Records of no claim are the operator's own: they count
+//! toward capacity and are never drained or destroyed. Records of the other pool type are ignored.
+//!
+//! # Health
+//! A record counts when it is enabled and its `last_checkin` is within `timers.agent_missing_after`
+//! of now. Server-pool servers without the desktop service never check in, so a server record that
+//! never checked in counts while enabled; one that stopped checking in is missing.
+//!
+//! # Docker agents
+//! Per dimension d ∈ {cores, memory_mb, gpus}: capacity = the config's override when > 0, else Kasm's
+//! per-agent `overridden` when > 0, else `reported`. `free_d` = Σ over counting records of
+//! max(0, capacity − allocated) + (pending VMs × per-VM size). Pending VMs are claims in
+//! requested/creating/booting whose record does not count yet (e.g. registered disabled, not yet
+//! activated). Per-VM size per dimension: override when > 0, else `Input::new_vm_size`, else the
+//! largest capacity among the pool's agent records; when still unknown for a dimension that is short,
+//! the plan says so and at most one VM is pending at a time until it reports its size.
+//!
+//! # Scale up
+//! When `free_d < standby_d` for some d: aggressive → `max_d ceil((standby_d − free_d) / per_vm_d)`,
+//! else 1 VM per evaluation. A dimension a new VM adds nothing to (per_vm_d = 0) is skipped with a
+//! reason (creating VMs cannot help it). Draining VMs whose record still exists and checks in are
+//! undrained first, most recently drained first (non-aggressive: an undrain is the evaluation's one
+//! step). Creates are capped so `owned_total + create ≤ max_instances` (`owned_total` counts every
+//! state but deleted, failed and deleting included); none while `control.backoff_until > now`, while
+//! the config is disabled, or while its schedules are inactive.
+//!
+//! # Server pools
+//! Available sessions = Σ over counting server records (max sessions − sessions on it) + pending
+//! servers × `max_simultaneous_sessions_per_server`; max sessions = `record.max_sessions`, else the
+//! config's value. Scale up while available < `minimum_pool_standby_sessions` (aggressive:
+//! `ceil(shortfall / max sessions)`), undrain first as above.
+//!
+//! # Floor
+//! An active schedule's `minimum_instances` (the largest among the active windows) keeps at least
+//! that many owned VMs that are not draining (requested, creating, booting, running): missing ones
+//! are undrained or created at once, whatever `aggressive_scaling` says (it is a fixed fleet, not
+//! a shortfall estimate); scale-down never goes below it.
+//!
+//! # Scale down
+//! A candidate is an owned, running VM whose record is enabled and which has 0 sessions (counted from
+//! `Input::sessions` by server id, never from `allocated`). A candidate is removable when, without
+//! it, `free_d ≥ standby_d` for every dimension it adds to (a dimension it adds nothing to is not
+//! affected by its removal), counting only records — pending VMs are never counted as free capacity
+//! here. Server pools: available − what it adds ≥ minimum. The condition "some candidate is
+//! removable, the floor allows one fewer VM, and nothing is being scaled up" starts the clock
+//! (`Plan::request_downscale_at = Some(now)`) when it first holds, keeps it while it holds, and resets
+//! it (`None`) when it stops. The evaluation that starts the clock never drains (even with a backoff
+//! of 0). Once the stored clock is ≥ `downscale_backoff` s old, candidates are drained
+//! greedily, newest first (created_at, then claim id), each re-checked against what is left, never
+//! below the floor; the clock is then reset.
+//!
+//! # Schedules
+//! A config is active if it has no schedules or any schedule window contains now, in the schedule's
+//! IANA timezone. A window belongs to its start day; an end ≤ start ends on the next day (end = start
+//! is 24 h); `24:00` is allowed as an end. In a DST gap a time moves to the first valid minute after
+//! it; in a DST fold a start takes the earlier instant and an end the later one. A schedule that does
+//! not parse is treated as active (fail open: never strand users) without a floor, and says so.
+//! Inactive: no creates, no undrains; every idle owned VM is drained at once (no backoff); VMs with
+//! sessions are kept.
+//!
+//! # Disabled config
+//! No creates, no undrains, no drains, clock reset; lifecycle actions still happen.
+//!
+//! # Lifecycle
+//! - Booting docker agent whose record checked in recently → `Activate { enable: !record.enabled }`
+//!   (agents register disabled). Booting server → activated once its record checked in, or at once
+//!   when `require_checkin` is false and the record exists (enabling it if disabled).
+//! - Booting claim not activated after `timers.provision_timeout` s in booting → `Destroy`.
+//! - Running claim whose record's `last_checkin` is ≥ `agent_dead_after` old, or whose record is
+//!   missing (or, docker agents, never checked in) for that long since `state_since` → `Destroy`.
+//! - Failed claims → `Destroy` (cleanup). Draining and deleting claims are left to the reaper.
+//! - A VM with sessions is never destroyed, whatever its claim says (the plan says why it waits).
+//!
+//! # Output
+//! Actions come as: destroys, activates (claim id order), undrains, drains (in the order chosen).
+//! Every plan carries reasons with the numbers, and a complete [`Summary`].
 
 mod decide;
+#[cfg(test)]
+mod props;
+mod schedule;
+#[cfg(test)]
+mod tests;
 
 pub use decide::{decide, decide_all};
 

@@ -1,0 +1,543 @@
+//! Property tests over random inputs: the cap, sessions, the backoff clock, determinism, and that
+//! steady demand reaches a fixed point when plans are applied (a tiny simulator: `apply`).
+
+use chrono::{DateTime, Duration, Utc};
+use proptest::collection::vec as pvec;
+use proptest::prelude::*;
+
+use super::tests::{agent, claim, server, session, t0};
+use super::*;
+use crate::config::{AutoscaleConfig, AutoscaleType, Schedule, Weekday};
+use crate::kasm::{KasmServer, ServerKind};
+use crate::model::{ClaimId, InstanceState, Resources};
+
+#[derive(Debug, Clone)]
+struct RecSpec {
+    enabled: bool,
+    checkin_age: Option<i64>,
+    cores: u8,
+    mem_gb: u8,
+    gpus: u8,
+    alloc_pct: u8,
+    max_sessions: Option<u32>,
+    sessions: u8,
+}
+
+#[derive(Debug, Clone)]
+struct ClaimSpec {
+    state: InstanceState,
+    age: i64,
+    rec: Option<RecSpec>,
+    /// The record registered under another id and is found by hostname.
+    by_host: bool,
+}
+
+/// Which schedules the config has. The fixed-point property uses only windows that do not open or
+/// close while the simulation runs (crossing a window is a change of demand, not steady demand).
+#[derive(Debug, Clone)]
+enum Sched {
+    Arbitrary(Vec<Schedule>),
+    None,
+    Always(u32),
+    Never,
+}
+
+#[derive(Debug, Clone)]
+struct Spec {
+    server_pool: bool,
+    enabled: bool,
+    aggressive: bool,
+    backoff: u64,
+    standby: (u8, u8, u8),
+    overrides: (u8, u8, u8),
+    pool: (u32, u32, bool),
+    new_vm_size: Option<(u8, u8, u8)>,
+    max_instances: u32,
+    extra_owned: u32,
+    rda_age: Option<i64>,
+    backoff_until: Option<i64>,
+    claims: Vec<ClaimSpec>,
+    statics: Vec<RecSpec>,
+    sched: Sched,
+}
+
+fn rec_spec() -> impl Strategy<Value = RecSpec> {
+    (
+        prop::bool::weighted(0.85),
+        prop::option::weighted(0.9, prop_oneof![4 => 0i64..600, 1 => 600i64..5000]),
+        1u8..=8,
+        1u8..=16,
+        prop_oneof![4 => Just(0u8), 1 => 1u8..=2],
+        prop_oneof![2 => Just(0u8), 1 => 0u8..=120],
+        prop::option::of(0u32..=4),
+        prop_oneof![3 => Just(0u8), 1 => 1u8..=3],
+    )
+        .prop_map(|(enabled, checkin_age, cores, mem_gb, gpus, alloc_pct, max_sessions, sessions)| RecSpec {
+            enabled,
+            checkin_age,
+            cores,
+            mem_gb,
+            gpus,
+            alloc_pct,
+            max_sessions,
+            sessions,
+        })
+}
+
+fn state() -> impl Strategy<Value = InstanceState> {
+    use InstanceState::*;
+    prop::sample::select(vec![
+        Requested, Creating, Booting, Booting, Running, Running, Running, Draining, Deleting, Failed,
+    ])
+}
+
+fn claim_spec() -> impl Strategy<Value = ClaimSpec> {
+    (state(), 0i64..8000, prop::option::weighted(0.8, rec_spec()), prop::bool::weighted(0.2))
+        .prop_map(|(state, age, rec, by_host)| ClaimSpec { state, age, rec, by_host })
+}
+
+fn arbitrary_schedule() -> impl Strategy<Value = Schedule> {
+    (
+        prop::sample::subsequence(
+            vec![
+                Weekday::Monday,
+                Weekday::Tuesday,
+                Weekday::Wednesday,
+                Weekday::Thursday,
+                Weekday::Friday,
+                Weekday::Saturday,
+                Weekday::Sunday,
+            ],
+            0..=7,
+        ),
+        0u32..24,
+        prop::sample::select(vec![0u32, 30]),
+        0u32..=24,
+        prop::sample::select(vec!["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]),
+        0u32..=4,
+    )
+        .prop_map(|(days, sh, sm, eh, tz, min)| Schedule {
+            autoscale_config: "cfg".into(),
+            days_of_the_week: days,
+            active_start_time: format!("{sh:02}:{sm:02}"),
+            active_end_time: format!("{eh:02}:00"),
+            timezone: tz.into(),
+            minimum_instances: min,
+        })
+}
+
+fn sched(steady: bool) -> BoxedStrategy<Sched> {
+    let stable = prop_oneof![Just(Sched::None), (0u32..=4).prop_map(Sched::Always), Just(Sched::Never)];
+    if steady {
+        stable.boxed()
+    } else {
+        prop_oneof![stable, pvec(arbitrary_schedule(), 1..=2).prop_map(Sched::Arbitrary)].boxed()
+    }
+}
+
+fn spec(steady: bool) -> impl Strategy<Value = Spec> {
+    (
+        (prop::bool::weighted(0.25), prop::bool::weighted(0.9), any::<bool>(), 0u64..=1400),
+        (0u8..=16, 0u8..=32, prop_oneof![4 => Just(0u8), 1 => 1u8..=2]),
+        (
+            prop_oneof![3 => Just(0u8), 1 => 1u8..=8],
+            prop_oneof![3 => Just(0u8), 1 => 2u8..=16],
+            prop_oneof![4 => Just(0u8), 1 => Just(1u8)],
+        ),
+        (0u32..=8, 0u32..=3, any::<bool>()),
+        prop::option::weighted(0.8, (1u8..=8, 1u8..=16, prop_oneof![3 => Just(0u8), 1 => Just(1u8)])),
+        (0u32..=12, 0u32..=3),
+        (prop::option::of(0i64..4000), prop::option::weighted(0.2, -600i64..600)),
+        pvec(claim_spec(), 0..=8),
+        pvec(rec_spec(), 0..=3),
+        sched(steady),
+    )
+        .prop_map(
+            |(
+                (server_pool, enabled, aggressive, backoff),
+                standby,
+                overrides,
+                pool,
+                new_vm_size,
+                (max_instances, extra_owned),
+                (rda_age, backoff_until),
+                claims,
+                statics,
+                sched,
+            )| Spec {
+                server_pool,
+                enabled,
+                aggressive,
+                backoff,
+                standby,
+                overrides,
+                pool,
+                new_vm_size,
+                max_instances,
+                extra_owned,
+                rda_age,
+                backoff_until,
+                claims,
+                statics,
+                sched,
+            },
+        )
+}
+
+fn record(server_pool: bool, id: &str, r: &RecSpec, now: DateTime<Utc>) -> KasmServer {
+    let checkin_age = r.checkin_age.map(|a| a - (t0() - now).num_seconds());
+    let mut k = if server_pool {
+        server(id, r.enabled, checkin_age)
+    } else {
+        agent(id, r.cores as f64, r.mem_gb as f64 * 1024.0, r.enabled, checkin_age)
+    };
+    k.last_checkin = r.checkin_age.map(|a| now - Duration::seconds(a));
+    if !server_pool {
+        k.reported.gpus = r.gpus as f64;
+        let f = r.alloc_pct as f64 / 100.0;
+        k.allocated = Resources::new(k.reported.cores * f, k.reported.memory_mb * f, 0.0);
+    }
+    k.max_sessions = r.max_sessions;
+    k
+}
+
+fn build(s: &Spec) -> Input {
+    let now = t0();
+    let mut config = AutoscaleConfig::docker_agent("cfg", "prov");
+    if s.server_pool {
+        config.autoscale_type = AutoscaleType::Server;
+    }
+    config.enabled = s.enabled;
+    config.aggressive_scaling = s.aggressive;
+    config.downscale_backoff = s.backoff;
+    config.standby_cores = s.standby.0 as f64;
+    config.standby_memory_mb = s.standby.1 as f64 * 1024.0;
+    config.standby_gpus = s.standby.2 as f64;
+    config.agent_cores_override = s.overrides.0 as f64;
+    config.agent_memory_override_gb = s.overrides.1 as f64;
+    config.agent_gpus_override = s.overrides.2 as f64;
+    config.minimum_pool_standby_sessions = s.pool.0;
+    config.max_simultaneous_sessions_per_server = s.pool.1;
+    config.require_checkin = s.pool.2;
+    let always = |min| Schedule {
+        autoscale_config: "cfg".into(),
+        days_of_the_week: vec![
+            Weekday::Monday,
+            Weekday::Tuesday,
+            Weekday::Wednesday,
+            Weekday::Thursday,
+            Weekday::Friday,
+            Weekday::Saturday,
+            Weekday::Sunday,
+        ],
+        active_start_time: "00:00".into(),
+        active_end_time: "24:00".into(),
+        timezone: "UTC".into(),
+        minimum_instances: min,
+    };
+    let schedules = match &s.sched {
+        Sched::Arbitrary(v) => v.clone(),
+        Sched::None => vec![],
+        Sched::Always(min) => vec![always(*min)],
+        Sched::Never => vec![Schedule { days_of_the_week: vec![], ..always(9) }],
+    };
+    let mut instances = Vec::new();
+    let mut servers = Vec::new();
+    let mut sessions = Vec::new();
+    let mut n_sess = 0;
+    for (k, c) in s.claims.iter().enumerate() {
+        let inst = claim(&format!("c{k:02}"), c.state, c.age);
+        if let Some(r) = &c.rec {
+            let id = if c.by_host { format!("kasm-{k}") } else { inst.kasm_server_id.clone() };
+            let mut rec = record(s.server_pool, &id, r, now);
+            if c.by_host {
+                rec.hostname = Some(inst.vm_name.clone());
+            }
+            for _ in 0..r.sessions {
+                n_sess += 1;
+                sessions.push(session(n_sess, &id));
+            }
+            servers.push(rec);
+        }
+        instances.push(inst);
+    }
+    for (k, r) in s.statics.iter().enumerate() {
+        let id = format!("static-{k}");
+        for _ in 0..r.sessions {
+            n_sess += 1;
+            sessions.push(session(n_sess, &id));
+        }
+        servers.push(record(s.server_pool, &id, r, now));
+    }
+    Input {
+        config,
+        schedules,
+        max_instances: s.max_instances,
+        owned_total: instances.len() as u32 + s.extra_owned,
+        new_vm_size: s.new_vm_size.map(|(c, m, g)| Resources::new(c as f64, m as f64 * 1024.0, g as f64)),
+        control: ControlState {
+            request_downscale_at: s.rda_age.map(|a| now - Duration::seconds(a)),
+            backoff_until: s.backoff_until.map(|a| now + Duration::seconds(a)),
+            ..ControlState::default()
+        },
+        timers: Timers::default(),
+        instances,
+        servers,
+        sessions,
+    }
+}
+
+/// Records that belong to claim `c` in the generated inputs (by id or by its VM name).
+fn records_of<'a>(input: &'a Input, c: &'a Instance) -> impl Iterator<Item = &'a KasmServer> {
+    input.servers.iter().filter(move |r| r.server_id == c.kasm_server_id || r.hostname.as_deref() == Some(&c.vm_name))
+}
+
+fn sessions_of(input: &Input, c: &Instance) -> usize {
+    let ids: Vec<&str> =
+        records_of(input, c).map(|r| r.server_id.as_str()).chain([c.kasm_server_id.as_str()]).collect();
+    input.sessions.iter().filter(|s| ids.contains(&s.server_id.as_str())).count()
+}
+
+fn find<'a>(input: &'a Input, id: &ClaimId) -> &'a Instance {
+    input.instances.iter().find(|c| &c.id == id).expect("actions name claims of the input")
+}
+
+/// The invariants every single plan must keep (properties 1, 2 and 4).
+fn check_plan(input: &Input, p: &Plan, now: DateTime<Utc>) -> Result<(), TestCaseError> {
+    // (1) The cap.
+    if input.owned_total >= input.max_instances {
+        prop_assert_eq!(p.create, 0, "over the cap already");
+    } else {
+        prop_assert!(input.owned_total + p.create <= input.max_instances);
+    }
+    let mut seen = std::collections::HashSet::new();
+    for a in &p.actions {
+        match a {
+            Action::Drain { claim, .. } => {
+                let c = find(input, claim);
+                // (2) Never a VM with sessions.
+                prop_assert_eq!(sessions_of(input, c), 0, "drained {} with sessions", claim);
+                prop_assert_eq!(c.state, InstanceState::Running);
+                prop_assert!(input.config.enabled);
+                // (4) Backoff, unless the schedule is inactive.
+                if p.summary.active {
+                    let since = input.control.request_downscale_at;
+                    prop_assert!(since.is_some(), "drain without a running clock");
+                    prop_assert!((now - since.unwrap()).num_seconds() >= input.config.downscale_backoff as i64);
+                }
+            }
+            Action::Destroy { claim, .. } => {
+                prop_assert_eq!(sessions_of(input, find(input, claim)), 0, "destroyed {} with sessions", claim);
+            }
+            Action::Undrain { claim, .. } => {
+                prop_assert_eq!(find(input, claim).state, InstanceState::Draining);
+                prop_assert!(input.config.enabled && p.summary.active);
+            }
+            Action::Activate { claim, .. } => prop_assert_eq!(find(input, claim).state, InstanceState::Booting),
+        }
+        let id = match a {
+            Action::Activate { claim, .. }
+            | Action::Drain { claim, .. }
+            | Action::Undrain { claim, .. }
+            | Action::Destroy { claim, .. } => claim,
+        };
+        prop_assert!(seen.insert(id.clone()), "two actions for {}", id);
+    }
+    if !input.config.enabled || !p.summary.active {
+        prop_assert_eq!(p.create, 0);
+    }
+    if p.create > 0 {
+        prop_assert!(input.control.backoff_until.is_none_or(|u| u <= now));
+    }
+    prop_assert!(!p.reasons.is_empty());
+    Ok(())
+}
+
+/// Applies a plan the way the app, provisioner and reaper would, instantly: created claims become
+/// running agents (or servers) of the per-VM size, activated and undrained claims run, drained and
+/// destroyed VMs (and idle draining or deleting ones, the reaper's work) are gone, and the clock is
+/// stored. Sessions do not change: steady demand.
+fn apply(input: &mut Input, p: &Plan, now: DateTime<Utc>, round: usize) {
+    let server_pool = input.config.autoscale_type == AutoscaleType::Server;
+    let mut gone: Vec<ClaimId> = Vec::new();
+    for a in &p.actions {
+        match a {
+            Action::Activate { claim, server_id, enable } => {
+                let c = input.instances.iter_mut().find(|c| &c.id == claim).unwrap();
+                c.state = InstanceState::Running;
+                c.state_since = now;
+                if *enable {
+                    input.servers.iter_mut().find(|r| &r.server_id == server_id).unwrap().enabled = true;
+                }
+            }
+            Action::Undrain { claim, server_id } => {
+                let c = input.instances.iter_mut().find(|c| &c.id == claim).unwrap();
+                c.state = InstanceState::Running;
+                c.state_since = now;
+                input.servers.iter_mut().find(|r| &r.server_id == server_id).unwrap().enabled = true;
+            }
+            Action::Drain { claim, server_id, .. } => {
+                let c = input.instances.iter_mut().find(|c| &c.id == claim).unwrap();
+                c.state = InstanceState::Draining;
+                c.state_since = now;
+                input.servers.iter_mut().find(|r| &r.server_id == server_id).unwrap().enabled = false;
+            }
+            Action::Destroy { claim, .. } => gone.push(claim.clone()),
+        }
+    }
+    // The reaper: idle draining VMs and deleting ones finish.
+    let reaped: Vec<ClaimId> = input
+        .instances
+        .iter()
+        .filter(|c| matches!(c.state, InstanceState::Draining | InstanceState::Deleting) && sessions_of(input, c) == 0)
+        .map(|c| c.id.clone())
+        .collect();
+    gone.extend(reaped);
+    for id in &gone {
+        let c = find(input, id).clone();
+        input.servers.retain(|r| r.server_id != c.kasm_server_id && r.hostname.as_deref() != Some(&c.vm_name));
+        input.instances.retain(|i| &i.id != id);
+        input.owned_total -= 1;
+    }
+    // Creates: VMs of the size the engine assumed (a default when it could not know). They boot and
+    // register at once (agents disabled, as Kasm registers them); the next plan activates them.
+    let size = input.new_vm_size.unwrap_or(Resources::new(2.0, 4096.0, 0.0));
+    for k in 0..p.create {
+        let mut c = claim(&format!("n{round:03}{k:02}"), InstanceState::Booting, 0);
+        c.created_at = now;
+        c.state_since = now;
+        let mut r = if server_pool {
+            server(&c.kasm_server_id, true, None)
+        } else {
+            agent(&c.kasm_server_id, size.cores, size.memory_mb, false, None)
+        };
+        r.reported.gpus = if server_pool { 0.0 } else { size.gpus };
+        r.last_checkin = Some(now);
+        input.servers.push(r);
+        input.instances.push(c);
+        input.owned_total += 1;
+    }
+    input.control.request_downscale_at = p.request_downscale_at;
+}
+
+/// Time passes: live agents keep checking in; missing ones stay silent.
+fn advance(input: &mut Input, from: DateTime<Utc>, to: DateTime<Utc>) {
+    let missing = input.timers.agent_missing_after as i64;
+    for r in &mut input.servers {
+        if r.last_checkin.is_some_and(|t| (from - t).num_seconds() <= missing) {
+            r.last_checkin = Some(to);
+        }
+    }
+}
+
+fn quiet(p: &Plan) -> bool {
+    p.create == 0 && !p.actions.iter().any(|a| matches!(a, Action::Drain { .. } | Action::Undrain { .. }))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Properties 1, 2 and 4 on arbitrary inputs, and determinism under reordering.
+    #[test]
+    fn every_plan_keeps_the_invariants(s in spec(false), later in 0i64..100_000) {
+        let input = build(&s);
+        for now in [t0(), t0() + Duration::seconds(later)] {
+            let p = decide(&input, now);
+            check_plan(&input, &p, now)?;
+            let mut shuffled = input.clone();
+            shuffled.instances.reverse();
+            shuffled.servers.reverse();
+            shuffled.sessions.reverse();
+            prop_assert_eq!(&decide(&shuffled, now), &p, "plan depends on input order");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Property 3: with steady demand, applying plans reaches a state where deciding again — at the
+    /// same time or later — creates, drains and undrains nothing. Every intermediate plan keeps the
+    /// invariants too.
+    #[test]
+    fn steady_demand_reaches_a_fixed_point(s in spec(true)) {
+        let mut input = build(&s);
+        let step = Duration::seconds(700);
+        let mut now = t0();
+        // Enough rounds for: one create per round up to the cap, the provision (600 s) and dead-agent
+        // (3600 s) timers, and a backoff (≤ 1400 s) after the last change.
+        let rounds = 40;
+        for round in 0..rounds {
+            let p = decide(&input, now);
+            check_plan(&input, &p, now)?;
+            apply(&mut input, &p, now, round);
+            let next = now + step;
+            advance(&mut input, now, next);
+            now = next;
+        }
+        let p = decide(&input, now);
+        prop_assert!(quiet(&p), "still changing after {} rounds: create {} actions {:?}\n{:#?}", rounds, p.create, p.actions, p.reasons);
+        prop_assert_eq!(p.request_downscale_at, None, "a scale-down is still pending: {:#?}", p.reasons);
+        // Same time again after applying (only lifecycle actions may remain), and later.
+        apply(&mut input, &p, now, rounds);
+        let again = decide(&input, now);
+        prop_assert!(quiet(&again), "{:?} {:#?}", again.actions, again.reasons);
+        let later = now + Duration::seconds(input.config.downscale_backoff as i64 + 1);
+        advance(&mut input, now, later);
+        let p = decide(&input, later);
+        prop_assert!(quiet(&p), "{:?} {:#?}", p.actions, p.reasons);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// KASM.md's create loop (provider list lag): evaluating again before the provisioner has done
+    /// anything must not create more than the shortfall asks for. Aggressive: the second evaluation
+    /// creates nothing; either way the repeated evaluations stop creating.
+    #[test]
+    fn claims_not_yet_provisioned_stop_further_creates(s in spec(false)) {
+        let mut input = build(&s);
+        let now = t0();
+        for round in 0..30 {
+            let p = decide(&input, now);
+            if p.create == 0 {
+                return Ok(());
+            }
+            prop_assert!(round == 0 || !input.config.aggressive_scaling, "aggressive created again: {:#?}", p.reasons);
+            for k in 0..p.create {
+                input.instances.push(claim(&format!("n{round:03}{k:02}"), InstanceState::Requested, 0));
+                input.owned_total += 1;
+            }
+        }
+        prop_assert!(false, "still creating after 30 evaluations");
+    }
+}
+
+/// The simulator's own sanity: it does change things (so the fixed point above is not vacuous).
+#[test]
+fn apply_creates_activates_then_drains() {
+    let mut input = super::tests::input(8.0);
+    input.config.downscale_backoff = 0;
+    let p = decide(&input, t0());
+    assert_eq!(p.create, 2);
+    apply(&mut input, &p, t0(), 0);
+    assert_eq!(input.instances.len(), 2);
+    assert!(input.servers.iter().all(|r| r.kind == ServerKind::Agent && !r.enabled));
+    let p = decide(&input, t0());
+    assert!(quiet(&p));
+    assert_eq!(p.actions.len(), 2, "both activated");
+    apply(&mut input, &p, t0(), 1);
+    assert!(input.servers.iter().all(|r| r.enabled));
+    assert!(input.instances.iter().all(|c| c.state == InstanceState::Running));
+    // Demand drops: standby 4 → the clock starts, then (backoff 0) one VM goes.
+    input.config.standby_cores = 4.0;
+    let p = decide(&input, t0());
+    assert!(p.actions.is_empty() && p.request_downscale_at == Some(t0()), "{:#?}", p.reasons);
+    apply(&mut input, &p, t0(), 2);
+    let p = decide(&input, t0());
+    assert_eq!(p.actions.len(), 1, "{:#?}", p.reasons);
+    apply(&mut input, &p, t0(), 3);
+    assert_eq!(input.instances.len(), 1, "the reaper removed the idle drained VM");
+    assert!(quiet(&decide(&input, t0())));
+}

@@ -1,0 +1,696 @@
+//! Unit tests: one (or a few) per rule in the module docs, plus the failures from KASM.md.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::*;
+use crate::config::{AutoscaleConfig, AutoscaleType, Schedule, Weekday};
+use crate::kasm::{KasmServer, KasmSession, ServerKind};
+use crate::model::{ClaimId, Instance, InstanceState, OsFamily, Resources};
+
+/// Sunday 2026-11-22 12:00 UTC.
+pub(super) fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z").unwrap().with_timezone(&Utc)
+}
+
+/// A claim `id` in `state` since `age` seconds before `t0()` (also its creation time).
+pub(super) fn claim(id: &str, state: InstanceState, age: i64) -> Instance {
+    let since = t0() - Duration::seconds(age);
+    let mut i = Instance::new_claim(ClaimId(id.into()), "cfg", "prov", "memory", OsFamily::Linux, since);
+    i.kasm_server_id = format!("srv-{id}");
+    i.state = state;
+    i.state_since = since;
+    i
+}
+
+/// An agent record with `cores`/`mem` reported, last check-in `checkin_age` seconds before `t0()`.
+pub(super) fn agent(server_id: &str, cores: f64, mem: f64, enabled: bool, checkin_age: Option<i64>) -> KasmServer {
+    KasmServer {
+        server_id: server_id.into(),
+        kind: ServerKind::Agent,
+        hostname: None,
+        ip: None,
+        zone_id: "zone".into(),
+        pool_id: Some("pool".into()),
+        enabled,
+        status: "running".into(),
+        last_checkin: checkin_age.map(|a| t0() - Duration::seconds(a)),
+        reported: Resources::new(cores, mem, 0.0),
+        overridden: Resources::default(),
+        allocated: Resources::default(),
+        max_sessions: None,
+    }
+}
+
+/// A server-pool record.
+pub(super) fn server(server_id: &str, enabled: bool, checkin_age: Option<i64>) -> KasmServer {
+    KasmServer {
+        kind: ServerKind::Server,
+        reported: Resources::default(),
+        ..agent(server_id, 0.0, 0.0, enabled, checkin_age)
+    }
+}
+
+pub(super) fn session(n: usize, server_id: &str) -> KasmSession {
+    KasmSession {
+        kasm_id: format!("k{n}"),
+        server_id: server_id.into(),
+        resources: Resources::new(1.0, 1024.0, 0.0),
+        status: "running".into(),
+    }
+}
+
+/// A docker-agent input: VMs of 4 cores / 8 GB, cap 10, no claims.
+pub(super) fn input(standby_cores: f64) -> Input {
+    let mut config = AutoscaleConfig::docker_agent("cfg", "prov");
+    config.standby_cores = standby_cores;
+    Input {
+        config,
+        schedules: Vec::new(),
+        max_instances: 10,
+        owned_total: 0,
+        new_vm_size: Some(Resources::new(4.0, 8192.0, 0.0)),
+        control: ControlState::default(),
+        timers: Timers::default(),
+        instances: Vec::new(),
+        servers: Vec::new(),
+        sessions: Vec::new(),
+    }
+}
+
+/// Adds claims and keeps `owned_total` = the claims (no other config shares the provider config).
+fn with(mut i: Input, claims: Vec<Instance>, servers: Vec<KasmServer>) -> Input {
+    i.owned_total = claims.len() as u32;
+    i.instances = claims;
+    i.servers = servers;
+    i
+}
+
+/// A running claim `id` with a healthy, enabled, idle 4-core agent record.
+fn running(id: &str, age: i64) -> (Instance, KasmServer) {
+    (claim(id, InstanceState::Running, age), agent(&format!("srv-{id}"), 4.0, 8192.0, true, Some(10)))
+}
+
+fn drains(p: &Plan) -> Vec<&str> {
+    p.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Drain { claim, .. } => Some(claim.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn destroys(p: &Plan) -> Vec<(&str, &str)> {
+    p.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Destroy { claim, reason } => Some((claim.as_str(), reason.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn has_reason(p: &Plan, needle: &str) -> bool {
+    p.reasons.iter().any(|r| r.contains(needle))
+}
+
+#[track_caller]
+fn assert_reason(p: &Plan, needle: &str) {
+    assert!(has_reason(p, needle), "no reason containing {needle:?} in {:#?}", p.reasons);
+}
+
+// ---------- scale up ----------
+
+#[test]
+fn aggressive_creates_the_whole_shortfall() {
+    let mut i = input(8.0);
+    i.servers = vec![{
+        let mut a = agent("static", 4.0, 8192.0, true, Some(5));
+        a.allocated = Resources::new(2.0, 0.0, 0.0);
+        a
+    }];
+    let p = decide(&i, t0());
+    // free 2 (the static agent's), standby 8: ceil(6 / 4) = 2.
+    assert_eq!(p.create, 2);
+    assert_reason(&p, "free cores 2 < standby 8: +2 agents of 4 cores");
+    assert_eq!(p.summary.free.cores, 2.0);
+    assert_eq!(p.summary.per_vm, Resources::new(4.0, 8192.0, 0.0));
+    assert!(p.summary.active);
+}
+
+#[test]
+fn non_aggressive_creates_one_per_evaluation() {
+    let mut i = input(16.0);
+    i.config.aggressive_scaling = false;
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 1);
+    assert_reason(&p, "aggressive_scaling off");
+}
+
+#[test]
+fn largest_dimension_need_wins() {
+    let mut i = input(4.0);
+    i.config.standby_memory_mb = 30000.0; // ceil(30000 / 8192) = 4 > 1
+    assert_eq!(decide(&i, t0()).create, 4);
+}
+
+#[test]
+fn booting_and_requested_vms_count_so_no_create_loop() {
+    // KASM.md: list lag after create → create loop. Our own claims count until the agent shows up.
+    let i =
+        with(input(8.0), vec![claim("a", InstanceState::Booting, 30), claim("b", InstanceState::Requested, 1)], vec![]);
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 0, "{:#?}", p.reasons);
+    assert_eq!(p.summary.free.cores, 8.0);
+    assert_reason(&p, "incl. 2 pending VMs");
+}
+
+#[test]
+fn failed_and_deleting_vms_count_toward_the_cap() {
+    // KASM.md (CloudStack): failed VMs not counted toward the cap → thousands of VMs.
+    let mut i = with(
+        input(40.0),
+        vec![
+            claim("f1", InstanceState::Failed, 10),
+            claim("f2", InstanceState::Failed, 10),
+            claim("d1", InstanceState::Deleting, 10),
+        ],
+        vec![],
+    );
+    i.max_instances = 3;
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 0);
+    assert_reason(&p, "at max_instances 3 (3 owned): cannot create 10 more");
+    // Failed claims are cleaned up.
+    assert_eq!(destroys(&p).iter().map(|d| d.0).collect::<Vec<_>>(), vec!["f1", "f2"]);
+    // With room for 2, only 2 of the 10 wanted.
+    i.max_instances = 5;
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 2);
+    assert_reason(&p, "creating 2 of the 10 wanted");
+}
+
+#[test]
+fn provider_backoff_blocks_creates_but_says_so() {
+    let mut i = input(8.0);
+    i.control.backoff_until = Some(t0() + Duration::seconds(90));
+    i.control.consecutive_failures = 3;
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 0);
+    assert_reason(&p, "provider backoff until 12:01:30 (90 s left, 3 failures in a row)");
+    i.control.backoff_until = Some(t0());
+    assert_eq!(decide(&i, t0()).create, 2, "backoff over at its instant");
+}
+
+#[test]
+fn overrides_rule_capacity_and_vm_size() {
+    let mut i = input(8.0);
+    i.new_vm_size = None;
+    i.config.agent_cores_override = 2.0;
+    i.config.agent_memory_override_gb = 4.0;
+    // The agent reports 16 cores but the override says 2, and Kasm's per-agent override is ignored.
+    let mut a = agent("static", 16.0, 65536.0, true, Some(5));
+    a.overridden = Resources::new(12.0, 0.0, 0.0);
+    i.servers = vec![a];
+    let p = decide(&i, t0());
+    assert_eq!(p.summary.free.cores, 2.0);
+    assert_eq!(p.summary.free.memory_mb, 4096.0);
+    assert_eq!(p.summary.per_vm.cores, 2.0);
+    assert_eq!(p.create, 3);
+    // Without the config override, Kasm's per-agent override beats what the agent reports.
+    i.config.agent_cores_override = 0.0;
+    i.new_vm_size = Some(Resources::new(4.0, 8192.0, 0.0));
+    let p = decide(&i, t0());
+    assert_eq!(p.summary.free.cores, 12.0);
+    assert_eq!(p.create, 0);
+}
+
+#[test]
+fn unknown_vm_size_creates_one_to_learn_it() {
+    let mut i = input(8.0);
+    i.new_vm_size = None;
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 1);
+    assert_reason(&p, "VM size unknown: creating at most 1 VM to learn it");
+    // While that one is pending, nothing more.
+    let i = with(i, vec![claim("a", InstanceState::Creating, 5)], vec![]);
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 0);
+    assert_reason(&p, "waiting for the 1 pending VMs");
+}
+
+#[test]
+fn size_learned_from_the_pools_largest_agent() {
+    let mut i = input(10.0);
+    i.new_vm_size = None;
+    let mut busy = agent("static", 6.0, 8192.0, true, Some(5));
+    busy.allocated = Resources::new(6.0, 8192.0, 0.0);
+    i.servers = vec![busy, agent("small", 2.0, 1024.0, true, Some(5))];
+    let p = decide(&i, t0());
+    // free 2, per VM 6 (largest): ceil(8 / 6) = 2.
+    assert_eq!(p.summary.per_vm.cores, 6.0);
+    assert_eq!(p.create, 2);
+}
+
+#[test]
+fn a_dimension_new_vms_do_not_add_is_skipped() {
+    let mut i = input(0.0);
+    i.config.standby_gpus = 1.0;
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 0, "a VM without GPUs cannot meet a GPU standby");
+    assert_reason(&p, "a new VM adds 0 gpus");
+    i.config.aggressive_scaling = false;
+    assert_eq!(decide(&i, t0()).create, 0, "not even one per evaluation");
+}
+
+#[test]
+fn missing_and_disabled_records_do_not_count() {
+    let i = with(
+        input(4.0),
+        vec![],
+        vec![
+            agent("stale", 4.0, 8192.0, true, Some(601)),
+            agent("never", 4.0, 8192.0, true, None),
+            agent("off", 4.0, 8192.0, false, Some(5)),
+            agent("ok", 4.0, 8192.0, true, Some(600)),
+        ],
+    );
+    let p = decide(&i, t0());
+    assert_eq!(p.summary.free.cores, 4.0, "only 'ok' counts");
+    assert_eq!(p.create, 0);
+}
+
+#[test]
+fn over_allocated_agent_has_no_room_but_takes_none_away() {
+    let mut a = agent("a", 4.0, 8192.0, true, Some(5));
+    a.allocated = Resources::new(6.0, 0.0, 0.0);
+    let i = with(input(4.0), vec![], vec![a, agent("b", 4.0, 8192.0, true, Some(5))]);
+    assert_eq!(decide(&i, t0()).summary.free.cores, 4.0);
+}
+
+#[test]
+fn operators_own_agents_count_and_are_never_drained() {
+    let mut i = with(input(0.0), vec![], vec![agent("static", 8.0, 8192.0, true, Some(5))]);
+    i.control.request_downscale_at = Some(t0() - Duration::hours(5));
+    let p = decide(&i, t0());
+    assert!(p.actions.is_empty());
+    assert_eq!(p.request_downscale_at, None);
+    assert_reason(&p, "1 of the pool's records are not ours");
+    let mut i = i;
+    i.config.standby_cores = 8.0;
+    assert_eq!(decide(&i, t0()).create, 0);
+}
+
+#[test]
+fn records_match_by_hostname_or_ip_when_the_id_differs() {
+    let mut a = claim("a", InstanceState::Running, 100);
+    a.hostname = Some("VM-A.internal".into());
+    let mut b = claim("b", InstanceState::Running, 100);
+    b.private_ip = Some("10.0.0.7".into());
+    let c = claim("c", InstanceState::Running, 100);
+    let mut ra = agent("kasm-1", 4.0, 8192.0, true, Some(5));
+    ra.hostname = Some("vm-a.internal".into());
+    let mut rb = agent("kasm-2", 4.0, 8192.0, true, Some(5));
+    rb.ip = Some("10.0.0.7".into());
+    let mut rc = agent("kasm-3", 4.0, 8192.0, true, Some(5));
+    rc.hostname = Some(c.vm_name.clone());
+    let mut i = with(input(0.0), vec![a, b, c], vec![ra, rb, rc]);
+    i.control.request_downscale_at = Some(t0() - Duration::hours(1));
+    let p = decide(&i, t0());
+    // All three are ours (matched), idle, and removable: drained by their Kasm ids.
+    let drained: Vec<_> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Drain { server_id, .. } => Some(server_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(drained.len(), 3);
+    for id in ["kasm-1", "kasm-2", "kasm-3"] {
+        assert!(drained.contains(&id), "{drained:?}");
+    }
+    assert!(!has_reason(&p, "not ours"));
+}
+
+// ---------- lifecycle ----------
+
+#[test]
+fn agents_left_disabled_are_activated() {
+    // KASM.md: agents register disabled → "no resources available" unless we enable them.
+    let i = with(
+        input(4.0),
+        vec![claim("a", InstanceState::Booting, 60)],
+        vec![agent("srv-a", 4.0, 8192.0, false, Some(3))],
+    );
+    let p = decide(&i, t0());
+    assert_eq!(
+        p.actions,
+        vec![Action::Activate { claim: ClaimId("a".into()), server_id: "srv-a".into(), enable: true }]
+    );
+    // Not capacity yet, but pending: no extra VM.
+    assert_eq!(p.create, 0);
+    assert_eq!(p.summary.free.cores, 4.0);
+    // Already enabled (auto_agent on): activate without enabling; it counts as a record.
+    let mut i = i;
+    i.servers[0].enabled = true;
+    let p = decide(&i, t0());
+    assert_eq!(
+        p.actions,
+        vec![Action::Activate { claim: ClaimId("a".into()), server_id: "srv-a".into(), enable: false }]
+    );
+}
+
+#[test]
+fn booting_vm_that_never_checks_in_is_destroyed_after_the_timeout() {
+    let i = with(input(0.0), vec![claim("a", InstanceState::Booting, 599)], vec![]);
+    assert!(decide(&i, t0()).actions.is_empty(), "inside the boot grace");
+    let i = with(input(0.0), vec![claim("a", InstanceState::Booting, 600)], vec![]);
+    let p = decide(&i, t0());
+    assert_eq!(destroys(&p), vec![("a", "never checked in within 600 s")]);
+    // A record that exists but never checked in is the same.
+    let i =
+        with(input(0.0), vec![claim("a", InstanceState::Booting, 700)], vec![agent("srv-a", 4.0, 8192.0, false, None)]);
+    assert_eq!(destroys(&decide(&i, t0())).len(), 1);
+}
+
+#[test]
+fn timed_out_booting_vm_no_longer_counts_so_a_replacement_is_created() {
+    let i = with(input(4.0), vec![claim("a", InstanceState::Booting, 900)], vec![]);
+    let p = decide(&i, t0());
+    assert_eq!(destroys(&p).len(), 1);
+    assert_eq!(p.create, 1);
+}
+
+#[test]
+fn dead_agents_are_destroyed_unless_they_have_sessions() {
+    let (c, mut r) = running("a", 10_000);
+    r.last_checkin = Some(t0() - Duration::seconds(3600));
+    let mut i = with(input(0.0), vec![c], vec![r]);
+    let p = decide(&i, t0());
+    assert_eq!(destroys(&p), vec![("a", "dead agent: no check-in for 3600 s (dead after 3600 s)")]);
+    i.sessions = vec![session(1, "srv-a")];
+    let p = decide(&i, t0());
+    assert!(destroys(&p).is_empty());
+    assert_reason(&p, "not destroying a although dead agent");
+    // Missing but not dead yet: kept, not counted.
+    i.sessions.clear();
+    i.servers[0].last_checkin = Some(t0() - Duration::seconds(1200));
+    let p = decide(&i, t0());
+    assert!(destroys(&p).is_empty());
+    assert_eq!(p.summary.free.cores, 0.0);
+}
+
+#[test]
+fn vanished_record_is_dead_after_the_dead_timer_since_running() {
+    let i = with(input(0.0), vec![claim("a", InstanceState::Running, 3599)], vec![]);
+    assert!(destroys(&decide(&i, t0())).is_empty());
+    let i = with(input(0.0), vec![claim("a", InstanceState::Running, 3600)], vec![]);
+    assert_eq!(destroys(&decide(&i, t0())), vec![("a", "dead agent: no Kasm record for 3600 s (dead after 3600 s)")]);
+}
+
+#[test]
+fn draining_and_deleting_claims_are_left_to_the_reaper() {
+    let i = with(
+        input(0.0),
+        vec![claim("a", InstanceState::Draining, 99_999), claim("b", InstanceState::Deleting, 99_999)],
+        vec![agent("srv-a", 4.0, 8192.0, false, Some(99_999))],
+    );
+    let p = decide(&i, t0());
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(p.summary.vms_by_state["draining"], 1);
+    assert_eq!(p.summary.vms_by_state["deleting"], 1);
+    assert_eq!(p.summary.vms_by_state["running"], 0);
+}
+
+// ---------- scale down and its clock ----------
+
+fn three_idle() -> Input {
+    let (a, ra) = running("a", 3000);
+    let (b, rb) = running("b", 2000);
+    let (c, rc) = running("c", 1000);
+    with(input(4.0), vec![a, b, c], vec![ra, rb, rc])
+}
+
+#[test]
+fn scale_down_clock_starts_waits_then_drains_newest_first() {
+    let mut i = three_idle();
+    let p = decide(&i, t0());
+    assert_eq!(p.request_downscale_at, Some(t0()), "clock starts");
+    assert!(drains(&p).is_empty());
+    assert_reason(&p, "clock started; backoff 1800 s");
+
+    i.control.request_downscale_at = Some(t0() - Duration::seconds(1380));
+    let p = decide(&i, t0());
+    assert_eq!(p.request_downscale_at, i.control.request_downscale_at, "clock kept");
+    assert!(drains(&p).is_empty());
+    assert_reason(&p, "scale-down condition holds since 11:37:00; backoff 1800 s not elapsed (420 s left)");
+
+    i.control.request_downscale_at = Some(t0() - Duration::seconds(1800));
+    let p = decide(&i, t0());
+    // 12 free, standby 4: two can go, the newest (c, then b); a keeps the standby.
+    assert_eq!(drains(&p), vec!["c", "b"]);
+    assert_eq!(p.request_downscale_at, None);
+    assert_eq!(p.create, 0);
+    assert_reason(&p, "draining 2 idle VMs");
+}
+
+#[test]
+fn scale_down_clock_resets_when_the_condition_stops_holding() {
+    let mut i = three_idle();
+    i.control.request_downscale_at = Some(t0() - Duration::seconds(600));
+    i.sessions = vec![session(1, "srv-a"), session(2, "srv-b"), session(3, "srv-c")];
+    let p = decide(&i, t0());
+    assert_eq!(p.request_downscale_at, None);
+    assert_reason(&p, "clock reset");
+}
+
+#[test]
+fn sessions_not_allocated_decide_idleness() {
+    // allocated says idle, a session says otherwise: keep it.
+    let mut i = three_idle();
+    i.config.standby_cores = 0.0;
+    i.control.request_downscale_at = Some(t0() - Duration::hours(1));
+    i.sessions = vec![session(1, "srv-b")];
+    let p = decide(&i, t0());
+    assert_eq!(drains(&p), vec!["c", "a"]);
+}
+
+#[test]
+fn pending_vms_do_not_excuse_a_drain() {
+    let (a, ra) = running("a", 3000);
+    let mut i = with(input(4.0), vec![a, claim("b", InstanceState::Booting, 30)], vec![ra]);
+    i.control.request_downscale_at = Some(t0() - Duration::hours(1));
+    let p = decide(&i, t0());
+    assert!(drains(&p).is_empty());
+    assert_eq!(p.request_downscale_at, None);
+    assert_eq!(p.summary.free.cores, 8.0, "the summary still shows the booting VM");
+}
+
+#[test]
+fn disabled_config_neither_scales_up_nor_down_but_keeps_lifecycle() {
+    let mut i = three_idle();
+    i.config.enabled = false;
+    i.config.standby_cores = 100.0;
+    i.control.request_downscale_at = Some(t0() - Duration::hours(1));
+    i.instances.push(claim("d", InstanceState::Booting, 30));
+    i.instances.push(claim("f", InstanceState::Failed, 30));
+    i.owned_total = 5;
+    i.servers.push(agent("srv-d", 4.0, 8192.0, false, Some(1)));
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 0);
+    assert!(drains(&p).is_empty());
+    assert_eq!(p.request_downscale_at, None);
+    assert_eq!(destroys(&p).len(), 1);
+    assert!(p.actions.iter().any(|a| matches!(a, Action::Activate { enable: true, .. })));
+    assert_reason(&p, "config disabled");
+}
+
+// ---------- undrain ----------
+
+#[test]
+fn undrain_before_create() {
+    let (a, ra) = running("a", 3000);
+    let mut ra = ra;
+    ra.allocated = Resources::new(4.0, 8192.0, 0.0);
+    let b = claim("b", InstanceState::Draining, 100);
+    let mut rb = agent("srv-b", 4.0, 8192.0, false, Some(5));
+    rb.allocated = Resources::new(1.0, 0.0, 0.0);
+    let c = claim("c", InstanceState::Draining, 50);
+    let rc = agent("srv-c", 4.0, 8192.0, false, Some(5));
+    let gone = claim("gone", InstanceState::Draining, 10); // record already removed
+    let mut i = with(input(8.0), vec![a, b, c, gone], vec![ra, rb, rc]);
+    i.sessions = vec![session(1, "srv-a"), session(2, "srv-b")];
+    let p = decide(&i, t0());
+    // Most recently drained first: c (4 free), then b (3 free) → 7 < 8, one more VM.
+    let undrained: Vec<_> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Undrain { claim, .. } => Some(claim.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(undrained, vec!["c", "b"]);
+    assert_eq!(p.create, 1);
+    assert_eq!(p.request_downscale_at, None);
+    // During a provider backoff undrains still happen; creates do not.
+    i.control.backoff_until = Some(t0() + Duration::minutes(5));
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 0);
+    assert_eq!(p.actions.len(), 2);
+}
+
+// ---------- schedules and floor ----------
+
+fn sunday(start: &str, end: &str, min: u32) -> Schedule {
+    Schedule {
+        autoscale_config: "cfg".into(),
+        days_of_the_week: vec![Weekday::Sunday],
+        active_start_time: start.into(),
+        active_end_time: end.into(),
+        timezone: "UTC".into(),
+        minimum_instances: min,
+    }
+}
+
+#[test]
+fn schedule_floor_creates_and_protects() {
+    let mut i = input(0.0);
+    i.config.aggressive_scaling = false; // the floor is a fleet size, created at once anyway
+    i.schedules = vec![sunday("08:00", "18:00", 3)];
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 3);
+    assert_eq!(p.summary.minimum_instances, 3);
+    assert_reason(&p, "minimum_instances 3 from the schedule, 0 VMs up: +3");
+
+    let mut i = three_idle();
+    i.config.standby_cores = 0.0;
+    i.schedules = vec![sunday("08:00", "18:00", 2)];
+    i.control.request_downscale_at = Some(t0() - Duration::hours(1));
+    let p = decide(&i, t0());
+    assert_eq!(drains(&p), vec!["c"], "only down to the floor of 2");
+    i.schedules[0].minimum_instances = 3;
+    let p = decide(&i, t0());
+    assert!(drains(&p).is_empty());
+    assert_eq!(p.request_downscale_at, None);
+}
+
+#[test]
+fn inactive_schedule_drains_idle_vms_at_once_and_keeps_busy_ones() {
+    let mut i = three_idle();
+    i.config.standby_cores = 100.0;
+    i.schedules = vec![sunday("08:00", "11:00", 5)];
+    i.sessions = vec![session(1, "srv-a")];
+    let p = decide(&i, t0());
+    assert!(!p.summary.active);
+    assert_eq!(p.create, 0);
+    assert_eq!(p.summary.minimum_instances, 0);
+    assert_eq!(drains(&p), vec!["c", "b"], "no backoff when inactive");
+    assert_eq!(p.request_downscale_at, None);
+    assert_reason(&p, "schedule inactive: draining 2 idle VMs");
+    assert_reason(&p, "keeping 1 VMs with sessions");
+}
+
+// ---------- server pools ----------
+
+fn pool(minimum: u32, per: u32) -> Input {
+    let mut i = input(0.0);
+    i.config.autoscale_type = AutoscaleType::Server;
+    i.config.minimum_pool_standby_sessions = minimum;
+    i.config.max_simultaneous_sessions_per_server = per;
+    i.new_vm_size = None;
+    i
+}
+
+#[test]
+fn server_pool_scales_on_available_sessions() {
+    let i = pool(5, 2);
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 3);
+    assert_reason(&p, "available sessions 0 < minimum 5: +3 servers of 2 sessions");
+    // A booting server counts; a static server with its own max counts minus its sessions.
+    let mut st = server("static", true, None);
+    st.max_sessions = Some(4);
+    let mut i = with(pool(5, 2), vec![claim("a", InstanceState::Booting, 10)], vec![st]);
+    i.sessions = vec![session(1, "static")];
+    let p = decide(&i, t0());
+    assert_eq!(p.summary.available_sessions, 5);
+    assert_eq!(p.create, 0);
+    let mut i = pool(5, 2);
+    i.config.aggressive_scaling = false;
+    assert_eq!(decide(&i, t0()).create, 1);
+}
+
+#[test]
+fn server_activation_follows_require_checkin() {
+    let i = with(pool(0, 1), vec![claim("a", InstanceState::Booting, 10)], vec![server("srv-a", true, None)]);
+    let p = decide(&i, t0());
+    assert_eq!(
+        p.actions,
+        vec![Action::Activate { claim: ClaimId("a".into()), server_id: "srv-a".into(), enable: false }]
+    );
+    let mut i = i;
+    i.config.require_checkin = true;
+    assert!(decide(&i, t0()).actions.is_empty(), "waits for the check-in");
+    i.servers[0].last_checkin = Some(t0());
+    assert_eq!(decide(&i, t0()).actions.len(), 1);
+    // No check-in within the provision timeout → destroyed.
+    i.servers[0].last_checkin = None;
+    i.instances[0].state_since = t0() - Duration::seconds(601);
+    assert_eq!(destroys(&decide(&i, t0())).len(), 1);
+}
+
+#[test]
+fn server_pool_scale_down_keeps_the_minimum() {
+    let mk = |id: &str, age| (claim(id, InstanceState::Running, age), server(&format!("srv-{id}"), true, None));
+    let (a, ra) = mk("a", 300);
+    let (b, rb) = mk("b", 200);
+    let (c, rc) = mk("c", 100);
+    let mut i = with(pool(3, 2), vec![a, b, c], vec![ra, rb, rc]);
+    i.control.request_downscale_at = Some(t0() - Duration::hours(1));
+    i.sessions = vec![session(1, "srv-a")];
+    // available 1 + 2 + 2 = 5; minimum 3: c can go (→ 3), then b cannot.
+    let p = decide(&i, t0());
+    assert_eq!(drains(&p), vec!["c"]);
+}
+
+// ---------- output ----------
+
+#[test]
+fn plan_does_not_depend_on_input_order() {
+    let mut i = three_idle();
+    i.instances.push(claim("d", InstanceState::Booting, 10));
+    i.instances.push(claim("e", InstanceState::Failed, 10));
+    i.servers.push(agent("srv-d", 4.0, 8192.0, false, Some(1)));
+    i.owned_total = 5;
+    i.control.request_downscale_at = Some(t0() - Duration::hours(1));
+    let p = decide(&i, t0());
+    let mut j = i.clone();
+    j.instances.reverse();
+    j.servers.reverse();
+    assert_eq!(decide(&j, t0()), p);
+    assert_eq!(decide_all(&[i, j], t0()), vec![p.clone(), p]);
+}
+
+#[test]
+fn summary_is_complete() {
+    let mut i = three_idle();
+    i.instances.push(claim("x", InstanceState::Requested, 1));
+    i.owned_total = 7;
+    i.sessions = vec![session(1, "srv-a"), session(2, "srv-a")];
+    let p = decide(&i, t0());
+    let s = &p.summary;
+    assert!(s.active);
+    assert_eq!(s.standby, Resources::new(4.0, 0.0, 0.0));
+    assert_eq!(s.per_vm, Resources::new(4.0, 8192.0, 0.0));
+    assert_eq!(s.free.cores, 16.0);
+    assert_eq!(s.sessions, 2);
+    assert_eq!(s.owned_total, 7);
+    assert_eq!(s.max_instances, 10);
+    assert_eq!(s.vms_by_state.len(), 7, "every state but deleted: {:?}", s.vms_by_state);
+    assert_eq!(s.vms_by_state["running"], 3);
+    assert_eq!(s.vms_by_state["requested"], 1);
+    assert_eq!(p.autoscale_config, "cfg");
+    assert!(!p.reasons.is_empty());
+}
