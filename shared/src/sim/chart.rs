@@ -47,7 +47,7 @@ pub fn svg(r: &Report) -> String {
     let _ = writeln!(o, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         o,
-        r#"<text x="{L}" y="24" font-size="15" font-weight="bold">{} — demand vs capacity vs VMs</text>"#,
+        r#"<text x="{L}" y="24" font-size="15" font-weight="bold">{} — demand vs capacity vs VMs (UTC)</text>"#,
         esc(&r.summary.name)
     );
     // Grid and axes.
@@ -68,13 +68,13 @@ pub fn svg(r: &Report) -> String {
     let ticks = 6;
     for i in 0..=ticks {
         let m = max_min * i as f64 / ticks as f64;
+        let at = r.start + chrono::Duration::seconds((m * 60.0).round() as i64);
         let _ = writeln!(
             o,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{:02}:{:02}</text>"#,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
             x(m),
             T + ph + 18.0,
-            (m as u64) / 60,
-            (m as u64) % 60
+            at.format("%H:%M")
         );
     }
     let _ = writeln!(o, r##"<rect x="{L}" y="{T}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>"##);

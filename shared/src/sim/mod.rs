@@ -85,6 +85,8 @@ pub struct Event {
 /// The result of a simulation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The simulated start instant (events and samples count minutes from it).
+    pub start: DateTime<Utc>,
     /// The summary.
     pub summary: Summary,
     /// Per-step samples.
@@ -315,7 +317,7 @@ pub async fn run(lt: &LoadedTrace) -> Report {
     }
     summary.estimated_cost = (summary.vm_hours * t.provider.hourly_price * 100.0).round() / 100.0;
     summary.vm_hours = (summary.vm_hours * 1000.0).round() / 1000.0;
-    Report { summary, samples, events }
+    Report { start, summary, samples, events }
 }
 
 fn failure(kind: trace::FailureKind) -> ProviderError {
@@ -486,10 +488,10 @@ pub fn render_text(r: &Report) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(s, "simulation: {}", r.summary.name);
-    let _ = writeln!(s, "timeline:");
+    let _ = writeln!(s, "timeline (UTC, from {}):", r.start.format("%a %Y-%m-%d %H:%M"));
     for e in &r.events {
-        let m = e.minute as u64;
-        let _ = writeln!(s, "  {:02}:{:02}  {}", m / 60, m % 60, e.text);
+        let at = r.start + Duration::seconds((e.minute * 60.0).round() as i64);
+        let _ = writeln!(s, "  {}  {}", at.format("%H:%M"), e.text);
     }
     let x = &r.summary;
     let _ = writeln!(s, "summary:");
