@@ -88,14 +88,31 @@ pub async fn evaluate(ctx: &Ctx, only: Option<&str>, trigger: &str) -> Vec<EvalO
 }
 
 /// The records of a config's zone and pool, and the sessions on them.
-pub(crate) fn scope<'a>(
+///
+/// Our own VMs' records always belong to the config that claimed them (matched by the `server_id` we
+/// put in the startup script). Other records belong when their zone matches and their pool is the
+/// config's — or, for Docker Agents whose pool Kasm does not report (versions without agent pools),
+/// by zone alone: capacity that may serve the pool is counted rather than ignored, so a missing field
+/// can never make the evaluator see an empty pool and scale up to the cap.
+pub(crate) fn scope(
     cfg: &AutoscaleConfig,
-    servers: &'a [KasmServer],
-    sessions: &'a [KasmSession],
+    servers: &[KasmServer],
+    sessions: &[KasmSession],
+    ours: &HashSet<&str>,
 ) -> (Vec<KasmServer>, Vec<KasmSession>) {
     let mine: Vec<KasmServer> = servers
         .iter()
-        .filter(|s| s.zone_id == cfg.zone_id && s.pool_id.as_deref() == Some(cfg.server_pool_id.as_str()))
+        .filter(|s| {
+            ours.contains(s.server_id.as_str())
+                || (s.zone_id == cfg.zone_id
+                    && match s.pool_id.as_deref() {
+                        Some(p) => p == cfg.server_pool_id,
+                        None => {
+                            s.kind == crate::kasm::ServerKind::Agent
+                                && cfg.autoscale_type == crate::config::AutoscaleType::DockerAgent
+                        }
+                    })
+        })
         .cloned()
         .collect();
     let ids: HashSet<&str> = mine.iter().map(|s| s.server_id.as_str()).collect();
@@ -121,7 +138,8 @@ pub(crate) async fn build_input(
         ctx.store.list(&InstanceFilter { autoscale_config: Some(name.clone()), ..Default::default() }).await?;
     let owned_total = ctx.store.count_owned(pcfg.name()).await?;
     let control = ctx.store.control(name).await?;
-    let (servers, sessions) = scope(cfg, servers, sessions);
+    let ours: HashSet<&str> = instances.iter().map(|i| i.kasm_server_id.as_str()).collect();
+    let (servers, sessions) = scope(cfg, servers, sessions, &ours);
     let input = Input {
         config: cfg.clone(),
         schedules: ctx.configs.schedules_of(name),

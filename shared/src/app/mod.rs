@@ -5,7 +5,7 @@
 //! can die and be run again; [`reap`] finds half-done work (claims stuck in `requested`/`creating`,
 //! VMs without claims, VMs that vanished) and finishes or undoes it.
 
-mod evaluate;
+pub(crate) mod evaluate;
 mod provision;
 mod reap;
 

@@ -411,3 +411,35 @@ async fn every_evaluation_is_logged_with_its_reasons() {
     assert_eq!(d[0].trigger, "schedule");
     assert!(!d[0].plan.reasons.is_empty());
 }
+
+#[test]
+fn scope_counts_agents_without_a_reported_pool_and_always_our_own() {
+    use crate::config::AutoscaleConfig;
+    let cfg = AutoscaleConfig::docker_agent("agents", "prov");
+    let rec = |id: &str, zone: &str, pool: Option<&str>| KasmServer {
+        server_id: id.into(),
+        kind: ServerKind::Agent,
+        hostname: None,
+        ip: None,
+        zone_id: zone.into(),
+        pool_id: pool.map(str::to_string),
+        enabled: true,
+        status: "running".into(),
+        last_checkin: None,
+        reported: Resources::default(),
+        overridden: Resources::default(),
+        allocated: Resources::default(),
+        max_sessions: None,
+    };
+    let servers = vec![
+        rec("no-pool", "zone", None),
+        rec("same-pool", "zone", Some("pool")),
+        rec("other-pool", "zone", Some("elsewhere")),
+        rec("other-zone", "far", None),
+        rec("ours-elsewhere", "far", Some("elsewhere")),
+    ];
+    let ours = ["ours-elsewhere"].into_iter().collect();
+    let (mine, _) = evaluate::scope(&cfg, &servers, &[], &ours);
+    let ids: Vec<&str> = mine.iter().map(|s| s.server_id.as_str()).collect();
+    assert_eq!(ids, vec!["no-pool", "same-pool", "ours-elsewhere"]);
+}

@@ -583,6 +583,11 @@ struct AgentDto {
     public_ip: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     zone_id: Option<String>,
+    /// Kasm versions with Docker Agent pools name the agent's pool; older ones do not.
+    #[serde(default, deserialize_with = "lenient::string")]
+    pool_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    server_pool_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::boolean")]
     enabled: Option<bool>,
     #[serde(default, deserialize_with = "lenient::string")]
@@ -706,7 +711,7 @@ fn parse_agents(items: &[Value]) -> Result<Vec<KasmServer>, KasmError> {
                 hostname: a.hostname,
                 ip: a.ip.or(a.public_ip),
                 zone_id: a.zone_id.unwrap_or_default(),
-                pool_id: None,
+                pool_id: a.pool_id.or(a.server_pool_id),
                 // Unknown = disabled: capacity we are not sure of is not counted.
                 enabled: a.enabled.unwrap_or(false),
                 status: a.status.or(a.operational_status).unwrap_or_else(|| "unknown".into()),
