@@ -1,0 +1,229 @@
+//! The `kasm-autoscale` binary as an operator runs it: exit codes, output, files written.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kasm-autoscale"))
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().current_dir(root()).args(args).output().expect("binary runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn every_shipped_trace_simulates_within_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    for trace in ["morning-rush", "windows-server-pool", "scheduled-prewarm"] {
+        let out_dir = dir.path().join(trace);
+        let o = run(&[
+            "simulate",
+            &format!("events/simulations/{trace}.json"),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{trace}: {}", text(&o.stderr));
+        let v: Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+        for k in [
+            "peak_vms",
+            "vm_hours",
+            "estimated_cost",
+            "sessions_total",
+            "sessions_waited",
+            "max_wait_seconds",
+            "max_instances_exceeded",
+            "decisions",
+        ] {
+            assert!(v.get(k).is_some(), "{trace}: no {k} in {v}");
+        }
+        assert_eq!(v["max_instances_exceeded"], false, "{trace}");
+        assert!(v["peak_vms"].as_u64().unwrap() > 0, "{trace}: nothing was ever created");
+        assert_eq!(v["sessions_unserved"], 0, "{trace}: sessions never served");
+        let svg = std::fs::read_to_string(out_dir.join("chart.svg")).expect("chart written");
+        assert!(svg.starts_with("<svg") && svg.contains("<path"), "{trace}: not a chart");
+    }
+}
+
+#[test]
+fn the_shipped_traces_show_what_they_are_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = |t: &str| -> Value {
+        let o = run(&[
+            "simulate",
+            &format!("events/simulations/{t}.json"),
+            "--out",
+            dir.path().to_str().unwrap(),
+            "--json",
+        ]);
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    // Morning rush: 86 sessions; capacity follows demand up to 17 agents, then back down.
+    let m = sim("morning-rush");
+    assert_eq!(m["sessions_total"], 86);
+    assert!(m["vms_destroyed"].as_u64().unwrap() > 0, "never scaled down: {m}");
+    // Windows pool: Minimum Available Sessions keeps 3 servers ahead, so nobody waits.
+    let w = sim("windows-server-pool");
+    assert_eq!(w["sessions_waited"], 0, "{w}");
+    assert!(w["provider_errors"].as_u64().unwrap() >= 2, "throttling not injected: {w}");
+    // Pre-warm: the capacity errors are met and retried; the floor of 4 is reached and removed after hours.
+    let p = sim("scheduled-prewarm");
+    assert_eq!(p["provider_errors"], 3, "{p}");
+    assert_eq!(p["peak_vms"], 4, "{p}");
+    assert_eq!(p["vms_destroyed"], 4, "{p}");
+}
+
+#[test]
+fn simulation_is_reproducible_and_prints_a_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["simulate", "events/simulations/scheduled-prewarm.json", "--out", dir.path().to_str().unwrap()];
+    let a = run(&args);
+    let b = run(&args);
+    assert_eq!(a.status.code(), Some(0));
+    // Claim ids are random (they are idempotency tokens); everything else repeats exactly.
+    assert_eq!(without_ids(&text(&a.stdout)), without_ids(&text(&b.stdout)));
+    let s = text(&a.stdout);
+    assert!(s.contains("timeline (UTC, from Mon 2026-01-05 06:00)"), "{s}");
+    assert!(s.contains("summary:") && s.contains("max_instances exceeded  false"), "{s}");
+    assert!(s.contains("schedule inactive"), "the reasons are printed: {s}");
+}
+
+#[test]
+fn malformed_traces_exit_2_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (r#"{"name":"x","duration_minutes":10,"config":"c.yaml"}"#, "step_seconds"),
+        (r#"{"name":"x","duration_minutes":"ten","step_seconds":15,"config":"c.yaml"}"#, "duration_minutes"),
+        (r#"{"name":"x","duration_minutes":10,"step_seconds":15,"config":"missing.yaml"}"#, "config"),
+        (
+            r#"{"name":"x","duration_minutes":10,"step_seconds":15,"config":"../../events/simulations/configs/morning-rush.yaml",
+               "sessions":[{"at_minute":1,"count":1,"duration_minutes":5,"autoscale_config":"nope"}]}"#,
+            "sessions[0].autoscale_config",
+        ),
+        (
+            r#"{"name":"x","duration_minutes":10,"step_seconds":15,"config":"../../events/simulations/configs/morning-rush.yaml",
+               "provider":{"failures":[{"at_minute":1,"kind":"meteor","count":1}]}}"#,
+            "provider.failures[0].kind",
+        ),
+        (r#"{"name":"x","duration_minutes":10,"step_seconds":15,"config":{},"surprise":1}"#, "surprise"),
+    ];
+    for (i, (trace, field)) in cases.iter().enumerate() {
+        // Traces live two levels below the repository root here, like events/simulations/.
+        let sub = dir.path().join("a/b");
+        std::fs::create_dir_all(&sub).unwrap();
+        let p = sub.join(format!("t{i}.json"));
+        let trace = trace.replace("../../events", &root().join("events").display().to_string());
+        std::fs::write(&p, trace).unwrap();
+        let o = run(&["simulate", p.to_str().unwrap(), "--out", dir.path().to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "case {i}: {}", text(&o.stderr));
+        let e = text(&o.stderr);
+        assert!(e.contains(field), "case {i}: {e} does not name {field}");
+    }
+}
+
+#[test]
+fn validate_reports_every_problem_and_exits_1() {
+    let ok = run(&["validate", "events/configs/proxmox.yaml", "events/configs/aws.yaml"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stdout));
+    let bad = run(&["validate", "events/configs/invalid/references.yaml"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let lines: Vec<String> =
+        text(&bad.stdout).lines().filter(|l| l.starts_with("events/configs/invalid/")).map(str::to_string).collect();
+    assert!(lines.len() >= 5, "every problem, one per line: {lines:?}");
+}
+
+#[test]
+fn render_previews_a_startup_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s.sh");
+    std::fs::write(&p, "install -i {server_id} -r {provider_name} ${{HOME}} {server_external_fqdn}\n").unwrap();
+    let o = run(&["render", p.to_str().unwrap(), "--var", "server_id=abc", "--var", "provider_name=proxmox"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "install -i abc -r proxmox ${HOME} None\n");
+}
+
+#[test]
+fn schema_is_json_schema() {
+    let o = run(&["schema"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v.get("$schema").is_some() || v.get("properties").is_some(), "{v}");
+}
+
+#[test]
+fn status_of_an_empty_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.redb");
+    let o = run(&["status", "--store", state.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).trim(), "no VMs owned");
+}
+
+#[test]
+fn plan_with_kasm_unreachable_says_so_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let cfg = std::fs::read_to_string(root().join("events/configs/proxmox.yaml")).unwrap();
+    let settings = format!(
+        "settings:\n  kasm:\n    url: http://127.0.0.1:{port}\n    api_key: k\n    api_key_secret: env:KASM_TEST_SECRET\n"
+    );
+    let cfg = strip_settings(&cfg);
+    let p = dir.path().join("c.yaml");
+    std::fs::write(&p, format!("{settings}{cfg}")).unwrap();
+    let o = bin()
+        .current_dir(root())
+        .env("KASM_TEST_SECRET", "do-not-print-me")
+        .env("PVE_TOKEN", "t")
+        .args(["plan", "--config", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let e = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("unreachable"), "{e}");
+    assert!(!e.contains("do-not-print-me"));
+}
+
+/// Replaces claim ids (26-character lower-case ULIDs) with a marker.
+fn without_ids(s: &str) -> String {
+    s.split_inclusive(|c: char| !c.is_ascii_alphanumeric())
+        .map(|w| {
+            let core = w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+            if core.len() == 26 && core.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()) {
+                w.replacen(core, "<claim>", 1)
+            } else {
+                w.to_string()
+            }
+        })
+        .collect()
+}
+
+fn strip_settings(doc: &str) -> String {
+    // Drop a top-level `settings:` block so the test's own settings apply.
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in doc.lines() {
+        if line.starts_with("settings:") {
+            skipping = true;
+            continue;
+        }
+        if skipping && (line.starts_with(' ') || line.is_empty()) {
+            continue;
+        }
+        skipping = false;
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
