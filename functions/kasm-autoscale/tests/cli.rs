@@ -115,6 +115,11 @@ fn malformed_traces_exit_2_naming_the_field() {
             "provider.failures[0].kind",
         ),
         (r#"{"name":"x","duration_minutes":10,"step_seconds":15,"config":{},"surprise":1}"#, "surprise"),
+        (
+            r#"{"name":"x","duration_minutes":10,"step_seconds":15,"config":{"autoscale_configs":[{"autoscale_config_name":"a",
+               "server_pool_id":"p","zone_id":"z","vm_provider_config":"q","standby_cores":"many"}]}}"#,
+            "a.standby_cores: invalid type",
+        ),
     ];
     for (i, (trace, field)) in cases.iter().enumerate() {
         // Traces live two levels below the repository root here, like events/simulations/.

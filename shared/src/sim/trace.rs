@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-use crate::config::{ConfigFile, ConfigSet};
+use crate::config::ConfigSet;
 
 /// A simulation trace.
 #[derive(Debug, Clone, Deserialize)]
@@ -32,15 +32,9 @@ pub struct Trace {
     pub seed: Option<u64>,
 }
 
-/// Where the trace's configs come from.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum TraceConfig {
-    /// A config file path, relative to the trace file.
-    Path(String),
-    /// An inline config document.
-    Inline(Box<ConfigFile>),
-}
+/// Where the trace's configs come from: a path (relative to the trace file) or an inline config
+/// document. Kept raw so the config validator, not serde's untagged matching, reports what is wrong.
+pub type TraceConfig = serde_json::Value;
 
 /// The simulated provider's behaviour.
 #[derive(Debug, Clone, Deserialize)]
@@ -173,15 +167,32 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<LoadedTrace, Trace
         let field = e.path().to_string();
         invalid(if field == "." { "trace".into() } else { field }, e.into_inner().to_string())
     })?;
-    let mut configs = ConfigSet::default();
-    match &trace.config {
-        TraceConfig::Inline(f) => configs.merge((**f).clone()),
-        TraceConfig::Path(p) => {
+    // Every problem of the config, each naming its field, as `validate` prints them.
+    let problems = |ps: Vec<crate::config::validate::Problem>| {
+        invalid("config".into(), ps.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))
+    };
+    let configs: ConfigSet = match &trace.config {
+        serde_json::Value::String(p) => {
             let full: PathBuf = if Path::new(p).is_absolute() { p.into() } else { base.join(p) };
-            let f = crate::config::load_file(&full).map_err(|e| invalid("config".into(), e.to_string()))?;
-            configs.merge(f);
+            if !full.is_file() {
+                return Err(invalid("config".into(), format!("no config file at {}", full.display())));
+            }
+            let (set, ps) = crate::config::validate::validate_files(&[full]);
+            if !ps.is_empty() {
+                return Err(problems(ps));
+            }
+            set
         }
-    }
+        v @ serde_json::Value::Object(_) => {
+            let (set, ps) =
+                crate::config::validate::validate_text(&v.to_string(), &format!("{origin} (inline config)"));
+            if !ps.is_empty() {
+                return Err(problems(ps));
+            }
+            set
+        }
+        _ => return Err(invalid("config".into(), "must be a config file path or an inline config object".into())),
+    };
     check(&trace, &configs).map_err(|(f, m)| invalid(f, m))?;
     Ok(LoadedTrace { trace, configs, origin: origin.to_string() })
 }
