@@ -115,7 +115,7 @@ pub async fn run(
                 loop {
                     tokio::select! {
                         _ = &mut deadline => break,
-                        Some(more) = trig_rx.recv() => t = merge(t, more),
+                        Some(more) = trig_rx.recv() => t = t.merge(more),
                     }
                 }
                 spawn_cycle(&mut tasks, &ctx, &metrics, &cycle_running, t, "webhook");
@@ -167,17 +167,6 @@ async fn recv_change(
             }
         },
         None => std::future::pending().await,
-    }
-}
-
-fn merge(a: Trigger, b: Trigger) -> Trigger {
-    match (a, b) {
-        (Trigger::All, _) | (_, Trigger::All) => Trigger::All,
-        (Trigger::None, x) | (x, Trigger::None) => x,
-        (Trigger::Configs(mut x), Trigger::Configs(y)) => {
-            x.extend(y);
-            Trigger::Configs(x)
-        }
     }
 }
 

@@ -72,6 +72,20 @@ pub enum Trigger {
     Configs(BTreeSet<String>),
 }
 
+impl Trigger {
+    /// Both triggers' configs (for coalescing a burst of events into one evaluation).
+    pub fn merge(self, other: Trigger) -> Trigger {
+        match (self, other) {
+            (Trigger::All, _) | (_, Trigger::All) => Trigger::All,
+            (Trigger::None, x) | (x, Trigger::None) => x,
+            (Trigger::Configs(mut x), Trigger::Configs(y)) => {
+                x.extend(y);
+                Trigger::Configs(x)
+            }
+        }
+    }
+}
+
 /// The answer, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -194,7 +208,7 @@ fn parse_hec(body: &[u8], configs: &ConfigSet) -> Result<Trigger, String> {
                 serde_json::Value::Object(e) => scope_of(e, configs),
                 _ => Trigger::All,
             };
-            out = merge(out, t);
+            out = out.merge(t);
         }
     }
     if n == 0 {
@@ -242,17 +256,6 @@ fn scope_of(obj: &serde_json::Map<String, serde_json::Value>, configs: &ConfigSe
         .map(|c| c.autoscale_config_name.clone())
         .collect();
     if hit.is_empty() { Trigger::None } else { Trigger::Configs(hit) }
-}
-
-fn merge(a: Trigger, b: Trigger) -> Trigger {
-    match (a, b) {
-        (Trigger::All, _) | (_, Trigger::All) => Trigger::All,
-        (Trigger::None, x) | (x, Trigger::None) => x,
-        (Trigger::Configs(mut x), Trigger::Configs(y)) => {
-            x.extend(y);
-            Trigger::Configs(x)
-        }
-    }
 }
 
 #[cfg(test)]
