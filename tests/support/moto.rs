@@ -1,0 +1,83 @@
+//! A real AWS emulator for the tests: moto server (PyPI `moto[server]`) on a loopback port.
+//!
+//! Uses `KASM_AUTOSCALE_MOTO_ENDPOINT` when set (one server shared by a test run, started by
+//! `.ci/test`); otherwise starts `moto_server` itself — from `.ci/.venv/bin` (where `.ci/test` installs
+//! it) or the PATH — and stops it when dropped. No AWS account is ever used: the credentials are
+//! moto's `testing` placeholders. Tests isolate themselves by unique table names, secret names and tags.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running (or shared) moto server.
+#[derive(Debug)]
+pub struct Moto {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    child: Option<Child>,
+}
+
+impl Moto {
+    /// The shared server, or a new one. Panics with what to do when moto is not installed: a test that
+    /// needs the emulator must not silently pass without it.
+    pub fn start() -> Moto {
+        if let Ok(endpoint) = std::env::var("KASM_AUTOSCALE_MOTO_ENDPOINT") {
+            return Moto { endpoint, child: None };
+        }
+        let bin = moto_bin().unwrap_or_else(|| {
+            panic!("moto_server not found: run `bash .ci/test` (it installs moto[server] into .ci/.venv), or pip install 'moto[server]'")
+        });
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("failed to start {}: {e}", bin.display()));
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let m = Moto { endpoint, child: Some(child) };
+        m.wait_ready(Duration::from_secs(30));
+        m
+    }
+
+    fn wait_ready(&self, within: Duration) {
+        let addr = self.endpoint.trim_start_matches("http://").to_string();
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("moto_server did not listen on {addr} within {within:?}");
+    }
+
+    /// An SDK config pointing at the emulator with placeholder credentials.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "moto"))
+            .load()
+            .await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn moto_bin() -> Option<PathBuf> {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.ci/.venv/bin/moto_server");
+    if venv.is_file() {
+        return Some(venv);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("moto_server")).find(|p| p.is_file()))
+}
