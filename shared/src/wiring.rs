@@ -101,3 +101,38 @@ pub async fn local_ctx(
         tuning: Tuning::default(),
     }
 }
+
+/// The environment variable naming the store (`dynamodb://TABLE` in Lambda; a state file path locally).
+pub const STORE_ENV: &str = "KASM_AUTOSCALE_STORE";
+
+/// Builds the context of a Lambda function (or any process configured by environment): the store
+/// from `KASM_AUTOSCALE_STORE`, the configs stored in it (written by `kasm-autoscale apply`), and the
+/// Kasm client, providers and webhook keys those configs name. Called once per cold start.
+pub async fn from_env() -> Result<(Ctx, crate::webhook::Keys), WireError> {
+    let url = std::env::var(STORE_ENV)
+        .map_err(|_| WireError::Config(format!("{STORE_ENV} is not set (e.g. dynamodb://kasm-autoscale)")))?;
+    let store = open_store(&url)?;
+    let configs = store.load_configs().await?.ok_or_else(|| {
+        WireError::Config(format!("store {url} holds no configs: run `kasm-autoscale apply FILE... --store {url}`"))
+    })?;
+    let secrets: Arc<dyn Secrets> = Arc::new(crate::secrets::LocalSecrets);
+    let kasm = kasm(&configs, secrets.as_ref()).await?;
+    let providers = providers(&configs, secrets.as_ref()).await?;
+    let keys = webhook_keys(&configs, secrets.as_ref()).await?;
+    Ok((local_ctx(configs, store, kasm, providers, secrets).await, keys))
+}
+
+/// The webhook secrets the configs name (absent = that way in is closed).
+pub async fn webhook_keys(configs: &ConfigSet, secrets: &dyn Secrets) -> Result<crate::webhook::Keys, WireError> {
+    let mut keys = crate::webhook::Keys::default();
+    if let Some(w) = &configs.settings.webhook {
+        if let Some(r) = &w.hmac_secret {
+            keys.hmac_secret = Some(secrets.resolve(r).await?);
+        }
+        if let Some(r) = &w.splunk_hec_token {
+            keys.hec_token = Some(secrets.resolve(r).await?);
+        }
+        keys.max_body_bytes = w.max_body_bytes;
+    }
+    Ok(keys)
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use shared::daemon::{self, Metrics, Options};
 use shared::secrets::LocalSecrets;
-use shared::{webhook, wiring};
+use shared::wiring;
 
 use crate::configs;
 
@@ -36,7 +36,7 @@ pub async fn run(
     let built = async {
         let kasm = wiring::kasm(&set, secrets.as_ref()).await?;
         let providers = wiring::providers(&set, secrets.as_ref()).await?;
-        let keys = webhook_keys(&set, secrets.as_ref()).await?;
+        let keys = wiring::webhook_keys(&set, secrets.as_ref()).await?;
         Ok::<_, wiring::WireError>((kasm, providers, keys))
     };
     let (kasm, providers, keys) = match built.await {
@@ -66,24 +66,6 @@ pub async fn run(
             1
         }
     }
-}
-
-async fn webhook_keys(
-    set: &shared::config::ConfigSet,
-    secrets: &LocalSecrets,
-) -> Result<webhook::Keys, wiring::WireError> {
-    use shared::ports::Secrets;
-    let mut keys = webhook::Keys::default();
-    if let Some(w) = &set.settings.webhook {
-        if let Some(r) = &w.hmac_secret {
-            keys.hmac_secret = Some(secrets.resolve(r).await?);
-        }
-        if let Some(r) = &w.splunk_hec_token {
-            keys.hec_token = Some(secrets.resolve(r).await?);
-        }
-        keys.max_body_bytes = w.max_body_bytes;
-    }
-    Ok(keys)
 }
 
 async fn wait_for_signal() {
