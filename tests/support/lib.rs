@@ -1,3 +1,4 @@
 //! Test support shared by the integration tests: fake servers and fixtures.
 
 pub mod kasm_server;
+pub mod proxmox_server;

@@ -122,7 +122,8 @@ impl ProxmoxBuilder {
 
     fn build_inner(self) -> Result<ProxmoxProvider, Error> {
         let token = self.token.ok_or_else(|| Error::Config { message: "token_value: not resolved".into() })?;
-        let root = self.endpoint.clone().unwrap_or_else(|| format!("https://{}", self.config.host.trim_end_matches('/')));
+        let root =
+            self.endpoint.clone().unwrap_or_else(|| format!("https://{}", self.config.host.trim_end_matches('/')));
         let base = Url::parse(&format!("{root}/api2/json")).map_err(|e| Error::Config {
             message: format!("host `{}` is not a host name or IP with a port: {e}", self.config.host),
         })?;

@@ -188,8 +188,7 @@ impl Client {
     ) -> Result<Self, Error> {
         let value = SecretString::from(format!("PVEAPIToken={user}!{token_name}={}", secret.expose_secret()));
         let mut auth = HeaderValue::from_str(value.expose_secret()).map_err(|_| Error::Config {
-            message: "the API token (user, token name or secret) holds characters not allowed in an HTTP header"
-                .into(),
+            message: "the API token (user, token name or secret) holds characters not allowed in an HTTP header".into(),
         })?;
         auth.set_sensitive(true);
         let redactor = Redactor::new().with_secret(secret).with_secret(&value);
@@ -239,7 +238,12 @@ impl Client {
         })
     }
 
-    async fn get<T: DeserializeOwned>(&self, segments: &[&str], query: &[(&str, String)], what: &str) -> Result<T, Error> {
+    async fn get<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        what: &str,
+    ) -> Result<T, Error> {
         self.call(Call { query, ..Call::new(Method::GET, segments, what) }).await
     }
 
@@ -269,14 +273,16 @@ impl Client {
         self.get(&["nodes", node, "tasks", upid, "status"], &[], "read a task's status").await
     }
 
-    /// `POST /nodes/{node}/qemu/{vmid}/clone` → UPID. Not idempotent: a retry after a timeout could
-    /// clone twice; a 5xx (nothing done) is still retried by the shared layer.
+    /// `POST /nodes/{node}/qemu/{vmid}/clone` → UPID. Sent once: Proxmox answers a taken VMID with a
+    /// 500 ("VM 123 already exists") that retrying cannot fix, and the caller's allocation loop
+    /// already moves on to the next VMID or gives the error back for the engine's retry.
     pub(crate) async fn clone_vm(&self, node: &str, template: u32, form: &[(&str, String)]) -> Result<String, Error> {
         let vmid = template.to_string();
         let segments = ["nodes", node, "qemu", &vmid, "clone"];
         self.call(Call {
             form: Some(form),
             idempotency: Idempotency::NotIdempotent,
+            once: true,
             ..Call::new(Method::POST, &segments, "clone the template")
         })
         .await
@@ -404,7 +410,11 @@ mod tests {
         .unwrap();
         assert!(c.auth.is_sensitive());
         assert!(!format!("{c:?}").contains("0b9d3c52"));
-        assert!(!c.redactor().redact("PVEAPIToken=kasm@pve!autoscale=0b9d3c52-1111-2222-3333-444455556666").contains("0b9d"));
+        assert!(
+            !c.redactor()
+                .redact("PVEAPIToken=kasm@pve!autoscale=0b9d3c52-1111-2222-3333-444455556666")
+                .contains("0b9d")
+        );
         assert_eq!(
             c.url(&["nodes", "pve1", "tasks", "UPID:pve1:1:2:3:qmclone:9001:kasm@pve!autoscale:", "status"]).path(),
             "/api2/json/nodes/pve1/tasks/UPID:pve1:1:2:3:qmclone:9001:kasm@pve!autoscale:/status"

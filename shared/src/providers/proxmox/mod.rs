@@ -56,7 +56,7 @@ mod preflight;
 pub mod tags;
 
 pub use builder::{ProxmoxBuilder, Timings};
-pub use preflight::{Check, preflight};
+pub use preflight::{CHECKS, Check, preflight};
 
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet};
@@ -129,7 +129,9 @@ enum Error {
     VmidRace { tried: Vec<u32> },
     #[error("the startup script is {bytes} bytes; the guest agent's file-write accepts at most {FILE_WRITE_MAX}")]
     ScriptTooLarge { bytes: usize },
-    #[error("VM {vmid} was not made by kasm-autoscale (a template, outside the VMID range or without our tags); not deleting it")]
+    #[error(
+        "VM {vmid} was not made by kasm-autoscale (a template, outside the VMID range or without our tags); not deleting it"
+    )]
     NotOurs { vmid: u32 },
     #[error("the startup script of VM {vmid} could not be started: {source}")]
     Script {
@@ -159,7 +161,9 @@ fn said(message: &str) -> Option<Said> {
     let m = message.to_ascii_lowercase();
     if m.contains("already exists") {
         Some(Said::Exists)
-    } else if m.contains("does not exist") || m.contains("unable to find configuration file") || m.contains("no such vm")
+    } else if m.contains("does not exist")
+        || m.contains("unable to find configuration file")
+        || m.contains("no such vm")
     {
         Some(Said::Missing)
     } else if m.contains("already running") || m.contains(" not running") && !m.contains("agent") {
@@ -360,7 +364,11 @@ impl ProxmoxProvider {
             let used: BTreeSet<u32> = vms.iter().map(|r| r.vmid).collect();
             let Some(vmid) = self.range().find(|id| !used.contains(id) && !reserved.contains_key(id)) else {
                 let count = u64::from(self.config.vmid_range_upper - self.config.vmid_range_lower) + 1;
-                return Err(Error::NoFreeVmid { lo: self.config.vmid_range_lower, hi: self.config.vmid_range_upper, count });
+                return Err(Error::NoFreeVmid {
+                    lo: self.config.vmid_range_lower,
+                    hi: self.config.vmid_range_upper,
+                    count,
+                });
             };
             reserved.insert(vmid, (Instant::now(), spec.name.clone()));
             tried.push(vmid);
@@ -545,7 +553,13 @@ impl ProxmoxProvider {
         }
     }
 
-    async fn run_script(&self, node: &str, vmid: u32, os: OsFamily, script: &secrecy::SecretString) -> Result<(), Error> {
+    async fn run_script(
+        &self,
+        node: &str,
+        vmid: u32,
+        os: OsFamily,
+        script: &secrecy::SecretString,
+    ) -> Result<(), Error> {
         self.wait_agent(node, vmid).await?;
         let (file, _, _) = self.script_paths(os);
         self.client.agent_file_write(node, vmid, &file, script).await?;
@@ -585,7 +599,11 @@ impl ProxmoxProvider {
     async fn delete(&self, id: &str) -> Result<(), Error> {
         let Ok(vmid) = id.parse::<u32>() else { return Ok(()) };
         let Some(r) = self.client.vms().await?.into_iter().find(|r| r.vmid == vmid) else { return Ok(()) };
-        if r.template || r.kind != "qemu" || !self.range().contains(&vmid) || !tags::is_ours(&tags::split(r.tags.as_deref())) {
+        if r.template
+            || r.kind != "qemu"
+            || !self.range().contains(&vmid)
+            || !tags::is_ours(&tags::split(r.tags.as_deref()))
+        {
             return Err(Error::NotOurs { vmid });
         }
         if r.status.as_deref() != Some("stopped") {
@@ -655,7 +673,11 @@ mod tests {
     fn status_err(code: u16, body: &str) -> Error {
         Error::Http {
             what: "clone the template".into(),
-            source: HttpError::Status { status: StatusCode::from_u16(code).unwrap(), body: body.into(), retry_after: None },
+            source: HttpError::Status {
+                status: StatusCode::from_u16(code).unwrap(),
+                body: body.into(),
+                retry_after: None,
+            },
         }
     }
 
@@ -664,14 +686,23 @@ mod tests {
         let c = |code, body| status_err(code, body).into_provider().class();
         assert_eq!(c(500, r#"{"data":null,"message":"VM 9001 already exists\n"}"#), ErrorClass::Conflict);
         assert_eq!(
-            c(500, r#"{"data":null,"message":"Configuration file 'nodes/pve1/qemu-server/9001.conf' does not exist\n"}"#),
+            c(
+                500,
+                r#"{"data":null,"message":"Configuration file 'nodes/pve1/qemu-server/9001.conf' does not exist\n"}"#
+            ),
             ErrorClass::NotFound
         );
-        assert_eq!(c(500, r#"{"data":null,"message":"unable to find configuration file for VM 9001"}"#), ErrorClass::NotFound);
+        assert_eq!(
+            c(500, r#"{"data":null,"message":"unable to find configuration file for VM 9001"}"#),
+            ErrorClass::NotFound
+        );
         assert_eq!(c(500, r#"{"data":null,"message":"no space left on device"}"#), ErrorClass::OutOfCapacity);
         assert_eq!(c(500, r#"{"data":null}"#), ErrorClass::Transient);
         assert_eq!(c(401, r#"{"data":null,"message":"authentication failure"}"#), ErrorClass::Auth);
-        assert_eq!(c(403, r#"{"data":null,"message":"Permission check failed (/vms/9001, VM.Allocate)"}"#), ErrorClass::Permission);
+        assert_eq!(
+            c(403, r#"{"data":null,"message":"Permission check failed (/vms/9001, VM.Allocate)"}"#),
+            ErrorClass::Permission
+        );
         assert_eq!(c(400, r#"{"data":null,"errors":{"newid":"invalid format"}}"#), ErrorClass::Invalid);
         let msg = status_err(400, r#"{"data":null,"errors":{"newid":"invalid format"}}"#).into_provider().to_string();
         assert!(msg.contains("newid: invalid format"), "{msg}");
@@ -687,7 +718,11 @@ mod tests {
         assert_eq!(c(Error::AgentNotReady { vmid: 1, secs: 1, last: "x".into() }), ErrorClass::Transient);
         assert_eq!(c(Error::TemplateNotFound { name: "t".into() }), ErrorClass::Invalid);
         assert_eq!(
-            c(Error::TaskFailed { what: "w".into(), upid: "u".into(), message: "can't lock file - got timeout".into() }),
+            c(Error::TaskFailed {
+                what: "w".into(),
+                upid: "u".into(),
+                message: "can't lock file - got timeout".into()
+            }),
             ErrorClass::Transient
         );
         assert_eq!(c(Error::ScriptTooLarge { bytes: 70_000 }), ErrorClass::Invalid);

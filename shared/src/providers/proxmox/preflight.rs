@@ -111,9 +111,10 @@ impl ProxmoxProvider {
                     self.config.template_name, t.vmid, t.node, self.config.cluster_node_name
                 ),
             ),
-            (Ok(_), Some(t)) => {
-                Check::pass("template", format!("`{}` is VMID {} on node {}", self.config.template_name, t.vmid, t.node))
-            }
+            (Ok(_), Some(t)) => Check::pass(
+                "template",
+                format!("`{}` is VMID {} on node {}", self.config.template_name, t.vmid, t.node),
+            ),
         });
         out.push(self.check_node(template.as_ref()).await);
         out.push(match &vms {
@@ -139,7 +140,8 @@ impl ProxmoxProvider {
             Some(s) => format!("/storage/{s}"),
             None => "/storage".into(),
         };
-        let node = self.config.target_node_name.as_deref().filter(|n| !n.is_empty()).unwrap_or(&self.config.cluster_node_name);
+        let node =
+            self.config.target_node_name.as_deref().filter(|n| !n.is_empty()).unwrap_or(&self.config.cluster_node_name);
         let mut need: Vec<(Vec<String>, Vec<&str>)> = vec![
             (template_paths, vec!["VM.Clone"]),
             (vm_paths.clone(), vec!["VM.Allocate"]),
@@ -181,7 +183,10 @@ impl ProxmoxProvider {
                 Some(n) if n.status.as_deref() == Some("online") => Check::pass("node", format!("{node} is online")),
                 Some(n) => Check::fail(
                     "node",
-                    format!("{node} is {}; new VMs are created there", n.status.as_deref().unwrap_or("in an unknown state")),
+                    format!(
+                        "{node} is {}; new VMs are created there",
+                        n.status.as_deref().unwrap_or("in an unknown state")
+                    ),
                 ),
                 None => Check::fail("node", format!("no node named {node} in the cluster")),
             },
@@ -198,7 +203,10 @@ impl ProxmoxProvider {
         } else if free < u64::from(self.config.max_instances) {
             Check::fail(
                 "vmid_range",
-                format!("{free} of {total} VMIDs of {range} are free, fewer than max_instances ({})", self.config.max_instances),
+                format!(
+                    "{free} of {total} VMIDs of {range} are free, fewer than max_instances ({})",
+                    self.config.max_instances
+                ),
             )
         } else {
             Check::pass("vmid_range", format!("{free} of {total} VMIDs of {range} are free"))
@@ -208,7 +216,10 @@ impl ProxmoxProvider {
     fn check_script(&self) -> Check {
         let template = &self.config.startup_script;
         if template.trim().is_empty() {
-            return Check::pass("startup_script", "empty: the template itself must install and register the Kasm agent");
+            return Check::pass(
+                "startup_script",
+                "empty: the template itself must install and register the Kasm agent",
+            );
         }
         // Sample values: the real ones (tokens, certificates) can be longer; the margin says how much.
         let vars: script::Vars =
