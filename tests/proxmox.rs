@@ -470,7 +470,8 @@ async fn preflight_passes_and_names_what_is_missing() {
     assert!(perm.detail.contains("VM.GuestAgent.Unrestricted or VM.Monitor on /vms or /pool/kasm"), "{}", perm.detail);
 
     let refused = provider_with(&server, config(5000, 5099), "wrong-secret-value").preflight().await;
-    assert!(refused.iter().all(|c| !c.ok));
+    let failed: Vec<&str> = refused.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+    assert_eq!(failed, vec!["credentials", "permissions", "template", "node", "vmid_range"], "{refused:?}");
     assert!(refused[0].detail.contains("authentication failed"), "{}", refused[0].detail);
     assert!(!format!("{refused:?}").contains("wrong-secret-value"));
 }

@@ -45,13 +45,16 @@ pub async fn preflight(config: &ProxmoxConfig, secrets: &dyn Secrets) -> Vec<Che
     };
     match built {
         Ok(p) => p.preflight().await,
-        Err(e) => not_checked(Check::fail("credentials", e.to_string())),
+        Err(e) => not_checked(Check::fail("credentials", e.to_string()), config),
     }
 }
 
-fn not_checked(first: Check) -> Vec<Check> {
+/// The failed credentials check, the API checks as not checked, and the script check (no API needed).
+fn not_checked(first: Check, config: &ProxmoxConfig) -> Vec<Check> {
     let mut out = vec![first];
-    out.extend(CHECKS[1..].iter().map(|n| Check::fail(n, "not checked: the API could not be used")));
+    let api = &CHECKS[1..CHECKS.len() - 1];
+    out.extend(api.iter().map(|n| Check::fail(n, "not checked: the API could not be used")));
+    out.push(ProxmoxProvider::check_script(config));
     out
 }
 
@@ -83,7 +86,7 @@ impl ProxmoxProvider {
     pub async fn preflight(&self) -> Vec<Check> {
         let version = match self.client.version().await {
             Ok(v) => v,
-            Err(e) => return not_checked(Check::fail("credentials", e.into_provider().to_string())),
+            Err(e) => return not_checked(Check::fail("credentials", e.into_provider().to_string()), &self.config),
         };
         let mut out = vec![Check::pass(
             "credentials",
@@ -121,7 +124,7 @@ impl ProxmoxProvider {
             Err(e) => Check::fail("vmid_range", e.to_string()),
             Ok(v) => self.check_range(v),
         });
-        out.push(self.check_script());
+        out.push(Self::check_script(&self.config));
         out
     }
 
@@ -213,8 +216,9 @@ impl ProxmoxProvider {
         }
     }
 
-    fn check_script(&self) -> Check {
-        let template = &self.config.startup_script;
+    /// The startup script renders and fits the guest agent's file-write (needs no API).
+    fn check_script(config: &ProxmoxConfig) -> Check {
+        let template = &config.startup_script;
         if template.trim().is_empty() {
             return Check::pass(
                 "startup_script",
@@ -228,7 +232,7 @@ impl ProxmoxProvider {
             Ok(r) => r,
             Err(e) => return Check::fail("startup_script", format!("does not render: {e}")),
         };
-        match script::package(ProviderKind::Proxmox, self.config.installed_os_type, rendered) {
+        match script::package(ProviderKind::Proxmox, config.installed_os_type, rendered) {
             Err(e) => Check::fail("startup_script", e.to_string()),
             Ok(s) if s.len() > FILE_WRITE_MAX => Check::fail(
                 "startup_script",
