@@ -475,3 +475,40 @@ async fn preflight_passes_and_names_what_is_missing() {
     assert!(refused[0].detail.contains("authentication failed"), "{}", refused[0].detail);
     assert!(!format!("{refused:?}").contains("wrong-secret-value"));
 }
+
+#[tokio::test]
+async fn windows_guests_get_a_powershell_script_with_the_same_guard() {
+    let server = ProxmoxTestServer::start().await;
+    let mut cfg = config(5000, 5099);
+    cfg.installed_os_type = OsFamily::Windows;
+    cfg.startup_script_path = r"C:\windows\temp\".into();
+    let p = provider(&server, cfg);
+    let mut s = spec("prod", "win");
+    s.os = OsFamily::Windows;
+    s.startup_script = Some(SecretString::from("Write-Output 'install agent'\r\n".to_string()));
+    p.create_vm(&s).await.expect("create");
+    assert_eq!(
+        server.guest_file(5000, r"C:\windows\temp\kasm-autoscale-startup.ps1").as_deref(),
+        Some("Write-Output 'install agent'\r\n")
+    );
+    let (_, cmd) = &server.execs()[0];
+    assert_eq!(cmd[0], "powershell.exe");
+    assert!(cmd.contains(&"Bypass".to_string()), "{cmd:?}");
+    assert_eq!(
+        cmd.last().unwrap(),
+        r"if (New-Item -ItemType Directory -Path 'C:\windows\temp\kasm-autoscale-startup.ran' -ErrorAction SilentlyContinue) { & 'C:\windows\temp\kasm-autoscale-startup.ps1' *> 'C:\windows\temp\kasm-autoscale-startup.log' }"
+    );
+    assert_eq!(server.script_runs(5000), 1);
+}
+
+#[tokio::test]
+async fn a_script_over_the_file_write_limit_is_refused_before_any_call() {
+    let server = ProxmoxTestServer::start().await;
+    let p = provider(&server, config(5000, 5099));
+    let mut s = spec("prod", "a");
+    s.startup_script = Some(SecretString::from("#".repeat(61_441)));
+    let err = p.create_vm(&s).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Invalid, "{err}");
+    assert!(err.to_string().contains("61441 bytes"), "{err}");
+    assert!(server.requests().is_empty());
+}

@@ -144,3 +144,69 @@ impl ProxmoxBuilder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SecretRef, Settings, VmProviderConfig};
+    use crate::model::OsFamily;
+    use crate::providers::ErrorClass;
+    use crate::secrets::StaticSecrets;
+
+    fn config() -> ProxmoxConfig {
+        ProxmoxConfig {
+            name: "lab".into(),
+            max_instances: 2,
+            host: "192.168.1.20:8006".into(),
+            username: "kasm@pve".into(),
+            token_name: "autoscale".into(),
+            token_value: SecretRef::Env("PVE_TOKEN_FOR_TEST".into()),
+            verify_ssl: true,
+            vmid_range_lower: 9000,
+            vmid_range_upper: 9099,
+            full_clone: false,
+            template_name: "t".into(),
+            cluster_node_name: "pve1".into(),
+            resource_pool_name: None,
+            storage_pool_name: None,
+            target_node_name: None,
+            vm_cores: 2,
+            vm_memory: 4,
+            installed_os_type: OsFamily::Linux,
+            startup_script_path: "/tmp".into(),
+            startup_script: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_registry_builds_proxmox_with_its_resolved_token() {
+        let secrets = StaticSecrets([("env:PVE_TOKEN_FOR_TEST".to_string(), "s3cr3t-token-value".to_string())].into());
+        let p = crate::providers::registry::build(&VmProviderConfig::Proxmox(config()), &secrets, &Settings::default())
+            .await
+            .expect("built");
+        assert_eq!(p.name(), "proxmox");
+        assert!(!format!("{p:?}").contains("s3cr3t-token-value"), "{p:?}");
+
+        let err = crate::providers::registry::build(
+            &VmProviderConfig::Proxmox(config()),
+            &StaticSecrets::default(),
+            &Settings::default(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Invalid);
+        assert!(err.to_string().contains("token_value"), "{err}");
+    }
+
+    #[test]
+    fn the_endpoint_is_https_on_the_configured_host() {
+        let p = ProxmoxBuilder::new(config()).token(SecretString::from("x".to_string())).build().unwrap();
+        assert_eq!(p.client.base_url(), "https://192.168.1.20:8006/api2/json");
+        let mut bad = config();
+        bad.host = "pve one:8006".into();
+        let err = ProxmoxBuilder::new(bad).token(SecretString::from("x".to_string())).build().unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Invalid, "{err}");
+        let err = ProxmoxBuilder::new(config()).build().unwrap_err();
+        assert!(err.to_string().contains("token_value"), "{err}");
+    }
+}

@@ -200,6 +200,12 @@ impl Client {
         &self.redactor
     }
 
+    /// The API base, e.g. `https://pve:8006/api2/json`.
+    #[cfg(test)]
+    pub(crate) fn base_url(&self) -> &str {
+        self.base.as_str()
+    }
+
     fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut p) = url.path_segments_mut() {
