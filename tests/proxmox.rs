@@ -512,3 +512,45 @@ async fn a_script_over_the_file_write_limit_is_refused_before_any_call() {
     assert!(err.to_string().contains("61441 bytes"), "{err}");
     assert!(server.requests().is_empty());
 }
+
+#[tokio::test]
+async fn a_template_without_the_guest_agent_fails_at_once_and_in_preflight() {
+    let server = ProxmoxTestServer::start().await;
+    server.set_agent_option(9000, false);
+    let p = provider(&server, config(5000, 5099));
+    let err = p.create_vm(&spec("prod", "a")).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Invalid, "waiting cannot help: {err}");
+    assert!(err.to_string().contains("enable the Guest Agent option (agent: 1) on template `ubuntu-kasm`"), "{err}");
+    // Not one full agent wait: the first ping tells.
+    let pings = server.requests().iter().filter(|r| r.route.ends_with("/agent/ping")).count();
+    assert_eq!(pings, 1);
+
+    let checks = p.preflight().await;
+    let t = checks.iter().find(|c| c.name == "template").unwrap();
+    assert!(!t.ok && t.detail.contains("QEMU Guest Agent option off"), "{}", t.detail);
+}
+
+#[tokio::test]
+async fn a_clone_whose_tagging_failed_is_still_found_by_its_claim_and_deletable() {
+    let server = ProxmoxTestServer::start().await;
+    let p = provider(&server, config(5000, 5099));
+    let s = spec("prod", "a");
+    server.inject(
+        "PUT",
+        "/nodes/{node}/qemu/{vmid}/config",
+        403,
+        "Permission check failed (/vms/5000, VM.Config.Options)",
+        1,
+    );
+    let err = p.create_vm(&s).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Permission, "{err}");
+    let vm = server.vm(5000).expect("the clone exists");
+    assert!(vm.tags.split(';').all(|t| !t.starts_with("ka-")), "{}", vm.tags);
+
+    // The deployment-wide listing (orphan sweep) cannot know whose it is; the claim's listing can.
+    assert!(p.list_vms(&OwnerLabels::deployment("prod")).await.unwrap().is_empty());
+    let by_claim = p.list_vms(&s.labels).await.unwrap();
+    assert_eq!(by_claim.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), vec!["5000"]);
+    p.delete_vm("5000").await.expect("delete the untagged clone of a claim");
+    assert!(server.vm(5000).is_none());
+}

@@ -73,6 +73,8 @@ pub struct TestVm {
     pub full: Option<bool>,
     /// Storage asked for at clone time.
     pub storage: Option<String>,
+    /// The Guest Agent option (`agent: 1`), copied from the template by a clone.
+    pub agent: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +151,7 @@ impl ProxmoxTestServer {
                     agent_pings_left: 0,
                     full: None,
                     storage: None,
+                    agent: true,
                 },
             );
         };
@@ -245,8 +248,16 @@ impl ProxmoxTestServer {
             agent_pings_left: 0,
             full: None,
             storage: None,
+            agent: true,
         };
         self.lock().vms.insert(vmid, vm);
+    }
+
+    /// Turns the Guest Agent option of VM `vmid` (a template: its future clones) on or off.
+    pub fn set_agent_option(&self, vmid: u32, on: bool) {
+        if let Some(vm) = self.lock().vms.get_mut(&vmid) {
+            vm.agent = on;
+        }
     }
 
     /// Removes a VM (as if deleted by hand).
@@ -479,11 +490,37 @@ async fn handle(
                 agent_pings_left: boot,
                 full: first("full").map(|f| f == "1"),
                 storage: first("storage"),
+                agent: tpl.agent,
             };
             st.vms.insert(newid, vm);
             st.locks.insert(newid, "clone".into());
             let upid = task(&mut st, &node, "qmclone", vmid, Effect::Unlock(newid));
             ok(json!(upid))
+        }
+        ("GET", "/nodes/{node}/qemu/{vmid}/config") => {
+            let Some(vm) = st.vms.get(&vmid).filter(|v| v.node == node) else {
+                return err(500, &format!("Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist"));
+            };
+            let mut c = json!({
+                "name": vm.name, "cores": vm.cores, "memory": vm.memory_mib.to_string(), "sockets": 1,
+                "ostype": "l26", "scsihw": "virtio-scsi-single", "boot": "order=scsi0;net0",
+                "scsi0": format!("local-lvm:base-9000-disk-0/vm-{vmid}-disk-0,iothread=1,size=32G"),
+                "net0": "virtio=BC:24:11:5E:7A:01,bridge=vmbr0,firewall=1",
+                "digest": "4f2c1b0e9d8a7f6e5d4c3b2a19080706f5e4d3c2",
+            });
+            if vm.agent {
+                c["agent"] = json!("enabled=1,fstrim_cloned_disks=1");
+            }
+            if vm.template {
+                c["template"] = json!(1);
+            }
+            if !vm.tags.is_empty() {
+                c["tags"] = json!(vm.tags);
+            }
+            if !vm.description.is_empty() {
+                c["description"] = json!(vm.description);
+            }
+            ok(c)
         }
         ("PUT", "/nodes/{node}/qemu/{vmid}/config") => {
             let Some(vm) = st.vms.get(&vmid).filter(|v| v.node == node).cloned() else {
@@ -543,6 +580,9 @@ async fn handle(
                 return err(500, &format!("VM {vmid} is not running"));
             }
             let cmd = r.rsplit('/').next().unwrap_or_default().to_string();
+            if !vm.agent {
+                return err(500, "No QEMU guest agent configured");
+            }
             if vm.agent_pings_left > 0 {
                 if cmd == "ping" {
                     vm.agent_pings_left -= 1;

@@ -279,6 +279,16 @@ impl Client {
         self.get(&["nodes", node, "tasks", upid, "status"], &[], "read a task's status").await
     }
 
+    /// `GET /nodes/{node}/qemu/{vmid}/config`.
+    pub(crate) async fn vm_config(
+        &self,
+        node: &str,
+        vmid: u32,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+        let id = vmid.to_string();
+        self.get(&["nodes", node, "qemu", &id, "config"], &[], "read the VM's config").await
+    }
+
     /// `POST /nodes/{node}/qemu/{vmid}/clone` → UPID. Sent once: Proxmox answers a taken VMID with a
     /// 500 ("VM 123 already exists") that retrying cannot fix, and the caller's allocation loop
     /// already moves on to the next VMID or gives the error back for the engine's retry.

@@ -123,6 +123,11 @@ enum Error {
          the next attempt continues with the startup script"
     )]
     AgentNotReady { vmid: u32, secs: u64, last: String },
+    #[error(
+        "VM {vmid} has no QEMU guest agent configured: enable the Guest Agent option (agent: 1) on template \
+         `{template}` and install qemu-guest-agent in it"
+    )]
+    AgentDisabled { vmid: u32, template: String },
     #[error("VM {vmid} is locked ({lock}); a clone or another change is still running")]
     Locked { vmid: u32, lock: String },
     #[error("another client took each of the VMIDs {tried:?} first; try again")]
@@ -155,11 +160,15 @@ enum Said {
     AlreadyThere,
     /// Storage or memory exhausted.
     NoCapacity,
+    /// "No QEMU guest agent configured": the VM's Guest Agent option is off.
+    NoAgent,
 }
 
 fn said(message: &str) -> Option<Said> {
     let m = message.to_ascii_lowercase();
-    if m.contains("already exists") {
+    if m.contains("no qemu guest agent configured") {
+        Some(Said::NoAgent)
+    } else if m.contains("already exists") {
         Some(Said::Exists)
     } else if m.contains("does not exist")
         || m.contains("unable to find configuration file")
@@ -240,9 +249,10 @@ impl Error {
             },
             Error::NoFreeVmid { .. } => ProviderError::OutOfCapacity { provider: NAME, message },
             Error::Locked { .. } | Error::VmidRace { .. } => ProviderError::Conflict { provider: NAME, message },
-            Error::TemplateNotFound { .. } | Error::ScriptTooLarge { .. } | Error::NotOurs { .. } => {
-                ProviderError::Invalid { provider: NAME, message }
-            }
+            Error::TemplateNotFound { .. }
+            | Error::ScriptTooLarge { .. }
+            | Error::NotOurs { .. }
+            | Error::AgentDisabled { .. } => ProviderError::Invalid { provider: NAME, message },
             Error::Script { vmid, source } => match source.into_provider() {
                 e @ (ProviderError::Unauthenticated { .. } | ProviderError::PermissionDenied { .. }) => e,
                 e if e.is_retryable() => ProviderError::Transient {
@@ -307,6 +317,15 @@ impl ProxmoxProvider {
             tags::split(r.tags.as_deref()).contains(&claim_tag)
                 || (self.range().contains(&r.vmid) && r.name.as_deref() == Some(spec.name.as_str()))
         })
+    }
+
+    /// Whether `r` is a clone of ours whose tagging never happened: inside our range and named
+    /// `kasm-<claim>` (the engine's deterministic name; a ULID makes it unique). Returns the claim.
+    fn untagged_claim_vm(&self, r: &Resource) -> Option<String> {
+        let claim = r.name.as_deref()?.strip_prefix("kasm-")?;
+        let ulid_like = claim.len() == 26 && claim.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        (ulid_like && self.range().contains(&r.vmid) && !tags::is_ours(&tags::split(r.tags.as_deref())))
+            .then(|| claim.to_string())
     }
 
     fn template<'a>(&self, vms: &'a [Resource]) -> Result<&'a Resource, Error> {
@@ -474,7 +493,7 @@ impl ProxmoxProvider {
         if !ours.iter().all(|t| current.contains(t)) {
             // Not configured yet, so the script cannot have run: drop any of our tags the template
             // carried, keep the template's own.
-            let mut next: Vec<String> = current.into_iter().filter(|t| !t.starts_with("ka-")).collect();
+            let mut next: Vec<String> = current.into_iter().filter(|t| !tags::is_kasm_autoscale_tag(t)).collect();
             next.extend(ours);
             let form = [
                 ("cores", self.config.vm_cores.to_string()),
@@ -497,7 +516,7 @@ impl ProxmoxProvider {
             && !current.iter().any(|t| t == tags::SCRIPT_RAN)
         {
             self.run_script(&node, vmid, spec.os, script).await.map_err(|e| match e {
-                e @ Error::AgentNotReady { .. } => e,
+                e @ (Error::AgentNotReady { .. } | Error::AgentDisabled { .. }) => e,
                 e => Error::Script { vmid, source: Box::new(e) },
             })?;
             current.push(tags::SCRIPT_RAN.to_string());
@@ -576,6 +595,10 @@ impl ProxmoxProvider {
             let last = match self.client.agent_ping(node, vmid).await {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_auth() => return Err(e),
+                // Waiting cannot help: the option is off in the VM's (the template's) config.
+                Err(e) if e.said() == Some(Said::NoAgent) => {
+                    return Err(Error::AgentDisabled { vmid, template: self.config.template_name.clone() });
+                }
                 Err(e) => e.to_string(),
             };
             if started.elapsed() + self.timings.agent_poll > self.timings.agent_wait {
@@ -599,11 +622,8 @@ impl ProxmoxProvider {
     async fn delete(&self, id: &str) -> Result<(), Error> {
         let Ok(vmid) = id.parse::<u32>() else { return Ok(()) };
         let Some(r) = self.client.vms().await?.into_iter().find(|r| r.vmid == vmid) else { return Ok(()) };
-        if r.template
-            || r.kind != "qemu"
-            || !self.range().contains(&vmid)
-            || !tags::is_ours(&tags::split(r.tags.as_deref()))
-        {
+        let ours = tags::is_ours(&tags::split(r.tags.as_deref())) || self.untagged_claim_vm(&r).is_some();
+        if r.template || r.kind != "qemu" || !self.range().contains(&vmid) || !ours {
             return Err(Error::NotOurs { vmid });
         }
         if r.status.as_deref() != Some("stopped") {
@@ -655,11 +675,19 @@ impl VmProvider for ProxmoxProvider {
 
     async fn list_vms(&self, labels: &OwnerLabels) -> Result<Vec<Vm>, ProviderError> {
         let vms = self.client.vms().await.map_err(Error::into_provider)?;
+        let by_claim = labels.claim.as_ref().map(|c| c.as_str());
         Ok(vms
             .iter()
             .filter(|r| Self::is_vm(r))
-            .map(|r| to_vm(r, None))
-            .filter(|vm| labels.matches(&vm.labels))
+            .filter_map(|r| {
+                let vm = to_vm(r, None);
+                if labels.matches(&vm.labels) {
+                    return Some(vm);
+                }
+                // Asked for one claim (the reaper destroying or recovering it): its clone may have
+                // been interrupted before it was tagged. Listing it lets the claim be cleaned up.
+                (by_claim.is_some() && self.untagged_claim_vm(r).as_deref() == by_claim).then_some(vm)
+            })
             .collect())
     }
 }

@@ -81,6 +81,18 @@ pub(crate) fn granted(perms: &Permissions, path: &str, privilege: &str) -> bool 
     }
 }
 
+/// Whether a VM config's `agent` value (`1`, `enabled=1,fstrim_cloned_disks=1`, `0`, absent)
+/// enables the guest agent.
+fn agent_enabled(v: Option<&serde_json::Value>) -> bool {
+    match v {
+        Some(serde_json::Value::Number(n)) => n.as_u64().is_some_and(|n| n != 0),
+        Some(serde_json::Value::String(s)) => {
+            s.split(',').any(|p| matches!(p.trim(), "1" | "enabled=1" | "enabled=true"))
+        }
+        _ => false,
+    }
+}
+
 impl ProxmoxProvider {
     /// Runs every preflight check with this provider's endpoint and token.
     pub async fn preflight(&self) -> Vec<Check> {
@@ -107,17 +119,7 @@ impl ProxmoxProvider {
                     self.config.template_name
                 ),
             ),
-            (Ok(_), Some(t)) if t.node != self.config.cluster_node_name => Check::pass(
-                "template",
-                format!(
-                    "`{}` is VMID {} on node {} (cluster_node_name says {}; the template's node is used)",
-                    self.config.template_name, t.vmid, t.node, self.config.cluster_node_name
-                ),
-            ),
-            (Ok(_), Some(t)) => Check::pass(
-                "template",
-                format!("`{}` is VMID {} on node {}", self.config.template_name, t.vmid, t.node),
-            ),
+            (Ok(_), Some(t)) => self.check_template(t).await,
         });
         out.push(self.check_node(template.as_ref()).await);
         out.push(match &vms {
@@ -172,6 +174,38 @@ impl ProxmoxProvider {
         } else {
             Check::fail("permissions", format!("the token lacks {}", missing.join("; ")))
         }
+    }
+
+    /// The template exists (found by the caller) and has the QEMU guest agent enabled.
+    async fn check_template(&self, t: &Resource) -> Check {
+        let name = &self.config.template_name;
+        let config = match self.client.vm_config(&t.node, t.vmid).await {
+            Ok(c) => c,
+            Err(e) => {
+                return Check::fail(
+                    "template",
+                    format!("`{name}` is VMID {} but its config is unreadable: {e}", t.vmid),
+                );
+            }
+        };
+        if !agent_enabled(config.get("agent")) {
+            return Check::fail(
+                "template",
+                format!(
+                    "`{name}` (VMID {}) has the QEMU Guest Agent option off: the startup script could never be \
+                     run; enable it (agent: 1) and install qemu-guest-agent in the template",
+                    t.vmid
+                ),
+            );
+        }
+        let mut detail = format!("`{name}` is VMID {} on node {}, guest agent enabled", t.vmid, t.node);
+        if t.node != self.config.cluster_node_name {
+            detail.push_str(&format!(
+                " (cluster_node_name says {}; the template's node is used)",
+                self.config.cluster_node_name
+            ));
+        }
+        Check::pass("template", detail)
     }
 
     async fn check_node(&self, template: Option<&Resource>) -> Check {
@@ -276,5 +310,20 @@ mod tests {
         assert!(granted(&p, "/storage/local-lvm", "Datastore.AllocateSpace"));
         assert!(!granted(&p, "/storage/other", "Datastore.AllocateSpace"));
         assert!(!granted(&perms(json!({})), "/vms", "VM.Audit"));
+    }
+
+    #[test]
+    fn agent_option_shapes() {
+        for (v, on) in [
+            (json!("1"), true),
+            (json!("enabled=1,fstrim_cloned_disks=1"), true),
+            (json!("1,type=virtio"), true),
+            (json!("0"), false),
+            (json!("enabled=0"), false),
+            (json!(1), true),
+        ] {
+            assert_eq!(agent_enabled(Some(&v)), on, "{v}");
+        }
+        assert!(!agent_enabled(None));
     }
 }

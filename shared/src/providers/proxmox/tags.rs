@@ -107,6 +107,11 @@ pub fn labels(tags: &[String]) -> BTreeMap<String, String> {
     m
 }
 
+/// Whether `tag` is one kasm-autoscale writes (others, the template's or an operator's, are kept).
+pub fn is_kasm_autoscale_tag(tag: &str) -> bool {
+    [DEPLOYMENT, CONFIG, CLAIM].iter().any(|p| tag.starts_with(p)) || tag == SCRIPT_RAN
+}
+
 /// Whether `tags` mark a VM made by kasm-autoscale (any deployment).
 pub fn is_ours(tags: &[String]) -> bool {
     tags.iter().any(|t| t.starts_with(DEPLOYMENT))
