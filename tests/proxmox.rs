@@ -263,13 +263,15 @@ async fn a_failed_task_is_an_error_with_its_message() {
         "qmclone",
         "clone failed: can't lock file '/var/lock/qemu-server/lock-9000.conf' - got timeout",
     );
-    let p = provider(&server, config(5000, 5099));
-    let err = p.create_vm(&spec("prod", "a")).await.unwrap_err();
+    // 5000 is the range's only free VMID.
+    let p = provider(&server, config(5000, 5001));
+    let s = spec("prod", "a");
+    let err = p.create_vm(&s).await.unwrap_err();
     assert!(err.to_string().contains("can't lock file '/var/lock/qemu-server/lock-9000.conf' - got timeout"), "{err}");
     assert!(err.is_retryable(), "{err:?}");
-    // Nothing half-made is left behind, and a retry succeeds.
+    // Nothing half-made is left behind, and a retry of the claim succeeds with the freed VMID.
     assert!(server.vm(5000).is_none());
-    p.create_vm(&spec("prod", "a")).await.expect("retry");
+    assert_eq!(p.create_vm(&s).await.expect("retry").id, "5000");
 }
 
 #[tokio::test]

@@ -7,7 +7,8 @@
 //! first unfinished step and never makes a second VM:
 //!
 //! 1. **Find**: a VM of the claim is one tagged `ka-k-<claim>`, or one in our VMID range named
-//!    `spec.name` (a clone whose tagging was interrupted). Found → resume at step 4.
+//!    `spec.name` (a clone whose tagging was interrupted; `list_vms` for that one claim lists it
+//!    too, so the reaper can clean it up). Found → resume at step 4.
 //! 2. **Allocate**: the lowest VMID of `vmid_range_lower..=vmid_range_upper` that
 //!    `/cluster/resources` does not list (offline nodes' VMs included) and that this process has not
 //!    just handed out. Allocation and the clone request run under one in-process mutex; another
@@ -29,8 +30,10 @@
 //! [`ProviderError::Transient`] and **keeps the VM running**; the engine calls `create_vm` again
 //! after its retry delay (30 s, doubling, up to `max_create_attempts`), which resumes at step 6. A
 //! Windows template (sysprep, first-boot updates) often needs 5–10 minutes before its agent runs:
-//! with the defaults the provider waits 2 min per attempt across 5 attempts (≈ 17 min in all)
-//! before the claim fails, and nothing in this provider ever deletes a VM on its own. Once the
+//! with the defaults the provider waits 2 min per attempt across 5 attempts (≈ 17 min in all, with
+//! the engine's delays) before the claim fails, and nothing in this provider ever deletes a VM on
+//! its own. A template whose Guest Agent option is off ("No QEMU guest agent configured") fails at
+//! once as [`ProviderError::Invalid`]: waiting could never help (`preflight` checks it too). Once the
 //! script runs, the engine's `provision_timeout` counts until the Kasm agent checks in; for Windows
 //! set `provision_timeout` to at least 1200 s (the agent install itself can take 10 minutes).
 //!
@@ -44,6 +47,14 @@
 //! # Tags
 //! Labels map to tags as [`tags`] describes (`ka-d-`, `ka-c-`, `ka-k-` + a reversible encoding);
 //! the full labels are also in the VM's description.
+//!
+//! # Errors
+//! Statuses map through [`crate::http`] (401 Unauthenticated, 403 PermissionDenied, 5xx Transient,
+//! ...). Proxmox answers many client errors with a 500 and the reason in the body's `message`; the
+//! ones we act on are classified explicitly: "already exists" → Conflict (the next VMID is tried),
+//! "does not exist" / "unable to find configuration file" → NotFound (a delete of a missing VM
+//! succeeds), "already running" / "not running" → nothing to do, out of space or memory →
+//! OutOfCapacity. Failed tasks carry their exit status; a lock timeout is Transient.
 //!
 //! # Offline nodes
 //! Listing, lookups and VMID allocation use `/cluster/resources` only, which the cluster file system
@@ -92,9 +103,9 @@ pub struct ProxmoxProvider {
     client: Client,
     config: ProxmoxConfig,
     timings: Timings,
-    /// VMIDs this process handed out recently, with when and for which VM name. Held across the
+    /// VMIDs this process handed out (or found taken) recently, with when. Locked across the
     /// allocation and the clone request so two creates in one process never pick the same id.
-    reserved: tokio::sync::Mutex<BTreeMap<u32, (Instant, String)>>,
+    reserved: tokio::sync::Mutex<BTreeMap<u32, Instant>>,
 }
 
 /// What went wrong inside the provider; converted to [`ProviderError`] at the trait boundary.
@@ -366,13 +377,10 @@ impl ProxmoxProvider {
     }
 
     /// Allocates a VMID and sends the clone request; returns the VMID and the task, or the VMID of
-    /// a VM this process is already making for the same name.
+    /// the claim's VM when a concurrent call for the same claim made it first.
     async fn allocate_and_clone(&self, spec: &VmSpec, template: &Resource) -> Result<(u32, Option<String>), Error> {
         let mut reserved = self.reserved.lock().await;
-        reserved.retain(|_, (at, _)| at.elapsed() < RESERVATION);
-        if let Some((&vmid, _)) = reserved.iter().find(|(_, (_, name))| name == &spec.name) {
-            return Ok((vmid, None));
-        }
+        reserved.retain(|_, at| at.elapsed() < RESERVATION);
         let mut tried = Vec::new();
         for _ in 0..MAX_VMID_TRIES {
             // A fresh view for every attempt: other processes clone too.
@@ -389,7 +397,7 @@ impl ProxmoxProvider {
                     count,
                 });
             };
-            reserved.insert(vmid, (Instant::now(), spec.name.clone()));
+            reserved.insert(vmid, Instant::now());
             tried.push(vmid);
             match self.client.clone_vm(&template.node, template.vmid, &self.clone_form(vmid, spec, template)).await {
                 Ok(upid) => {
@@ -398,7 +406,7 @@ impl ProxmoxProvider {
                 }
                 Err(e) if e.said() == Some(Said::Exists) => {
                     tracing::info!(vmid, "VMID taken by another client; trying the next one");
-                    reserved.insert(vmid, (Instant::now(), String::new()));
+                    reserved.insert(vmid, Instant::now());
                 }
                 Err(e) if e.is_auth() => {
                     reserved.remove(&vmid);
@@ -411,7 +419,7 @@ impl ProxmoxProvider {
                         reserved.remove(&vmid);
                         return Err(e);
                     }
-                    reserved.insert(vmid, (Instant::now(), String::new()));
+                    reserved.insert(vmid, Instant::now());
                 }
             }
         }
@@ -469,13 +477,19 @@ impl ProxmoxProvider {
             None => {
                 let template = self.template(&vms)?.clone();
                 let (vmid, upid) = self.allocate_and_clone(spec, &template).await?;
-                if let Some(upid) = upid {
-                    self.wait_task(&upid, &template.node, "clone the template").await?;
+                if let Some(upid) = upid
+                    && let Err(e) = self.wait_task(&upid, &template.node, "clone the template").await
+                {
+                    // A failed clone is removed by Proxmox: its VMID is free again (a small range
+                    // must not look exhausted). A clone still running keeps its reservation.
+                    if matches!(e, Error::TaskFailed { .. }) {
+                        self.reserved.lock().await.remove(&vmid);
+                    }
+                    return Err(e);
                 }
-                self.resource(vmid).await?.ok_or_else(|| Error::TaskFailed {
-                    what: "clone the template".into(),
-                    upid: String::new(),
-                    message: format!("VM {vmid} is not listed after its clone finished"),
+                self.resource(vmid).await?.ok_or_else(|| Error::Decode {
+                    what: "find the clone".into(),
+                    message: format!("VM {vmid} is not listed by /cluster/resources after its clone finished"),
                 })?
             }
         };
