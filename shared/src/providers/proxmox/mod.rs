@@ -186,7 +186,7 @@ fn said(message: &str) -> Option<Said> {
         || m.contains("no such vm")
     {
         Some(Said::Missing)
-    } else if m.contains("already running") || m.contains(" not running") && !m.contains("agent") {
+    } else if m.contains("already running") || (m.contains(" not running") && !m.contains("agent")) {
         Some(Said::AlreadyThere)
     } else if ["not enough", "no space left", "out of space", "insufficient", "cannot allocate memory", "out of memory"]
         .iter()
