@@ -2,3 +2,4 @@
 
 pub mod kasm_server;
 pub mod moto;
+pub mod proxmox_server;

@@ -4,6 +4,7 @@
 mod configs;
 mod logging;
 mod plan;
+mod preflight;
 mod render;
 mod run;
 mod schema;
@@ -88,6 +89,13 @@ enum Command {
         #[arg(long)]
         interval: Option<u64>,
     },
+    /// Check each VM-provider config against its endpoint (credentials, privileges, template, free
+    /// VMIDs, script size); one `PASS`/`FAIL <config>.<check>: <detail>` line each. Exit 0 when all pass.
+    Preflight {
+        /// Config files.
+        #[arg(long = "config", required = true)]
+        config: Vec<PathBuf>,
+    },
     /// Show the VMs we own, by config and state, with age and last error.
     Status {
         /// The store: a state file path or `embedded:PATH`.
@@ -117,6 +125,10 @@ fn main() {
         Command::Run { config, state, listen, interval } => {
             logging::init(cli.log_format, "info");
             block_on(run::run(&config, &state, listen, interval, err))
+        }
+        Command::Preflight { config } => {
+            logging::init(cli.log_format, "warn");
+            block_on(preflight::run(&config, out, err))
         }
         Command::Status { store, json } => block_on(status::run(&store, json, out, err)),
     };

@@ -5,6 +5,7 @@
 
 pub mod conformance;
 pub mod memory;
+pub mod proxmox;
 pub mod registry;
 
 use async_trait::async_trait;

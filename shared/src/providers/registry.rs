@@ -12,9 +12,12 @@ pub async fn build(
     secrets: &dyn Secrets,
     settings: &Settings,
 ) -> Result<Arc<dyn VmProvider>, ProviderError> {
-    let _ = (secrets, settings);
+    let _ = settings;
     let provider: &'static str = config.kind().as_str();
     match config {
+        VmProviderConfig::Proxmox(c) => {
+            Ok(Arc::new(super::proxmox::ProxmoxBuilder::new(c.clone()).resolve_token(secrets).await?.build()?))
+        }
         VmProviderConfig::Aws(_)
         | VmProviderConfig::Azure(_)
         | VmProviderConfig::DigitalOcean(_)
@@ -22,7 +25,6 @@ pub async fn build(
         | VmProviderConfig::Harvester(_)
         | VmProviderConfig::Oci(_)
         | VmProviderConfig::Nutanix(_)
-        | VmProviderConfig::Proxmox(_)
         | VmProviderConfig::Vsphere(_)
         | VmProviderConfig::Openstack(_)
         | VmProviderConfig::Kubevirt(_) => Err(ProviderError::NotSupported {
