@@ -220,3 +220,21 @@ async fn kasm_unreachable_means_no_action_and_the_next_tick_retries() {
     let out = app::evaluate(&ok, None, "test").await;
     assert_eq!(out[0].claimed.len(), 2);
 }
+
+#[tokio::test]
+async fn plan_decides_from_kasm_and_changes_nothing() {
+    let l = Loop::new().await;
+    let ctx = l.ctx(&l.kasm.url, 8);
+    let plans = app::plan(&ctx, None).await.unwrap();
+    assert_eq!(plans.len(), 1);
+    let (input, plan) = &plans[0];
+    assert_eq!(plan.create, 2, "{:?}", plan.reasons);
+    assert!(plan.changes_something());
+    assert_eq!(input.config.autoscale_config_name, "agents");
+    assert!(plan.reasons.iter().any(|r| r.contains("standby")), "{:?}", plan.reasons);
+    // Nothing was written: no claims, no decisions, no control record, no provider call.
+    assert!(l.store.list(&InstanceFilter::default()).await.unwrap().is_empty());
+    assert!(l.store.decisions(None, 10).await.unwrap().is_empty());
+    assert_eq!(l.store.control("agents").await.unwrap().version, 0);
+    assert_eq!(l.provider.create_calls(), 0);
+}
