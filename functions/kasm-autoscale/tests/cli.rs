@@ -232,3 +232,61 @@ fn strip_settings(doc: &str) -> String {
     }
     out
 }
+
+#[test]
+fn run_serves_health_and_stops_within_10_s_of_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (dead, listen) = (free_port(), free_port());
+    let cfg = strip_settings(&std::fs::read_to_string(root().join("events/configs/proxmox.yaml")).unwrap());
+    let settings = format!(
+        "settings:\n  deployment_id: run-test\n  kasm:\n    url: http://127.0.0.1:{dead}\n    api_key: k\n    api_key_secret: env:KASM_TEST_SECRET\n"
+    );
+    let p = dir.path().join("c.yaml");
+    std::fs::write(&p, format!("{settings}{cfg}")).unwrap();
+    let state = dir.path().join("state.redb");
+    let mut child = bin()
+        .current_dir(root())
+        .env("KASM_TEST_SECRET", "s")
+        .env("PVE_TOKEN", "t")
+        .args(["run", "--config", p.to_str().unwrap(), "--state", state.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{listen}"), "--interval", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Up: /healthz answers (Kasm being unreachable does not stop the daemon; each tick retries).
+    let mut healthy = false;
+    for _ in 0..100 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", listen)) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut r = String::new();
+            let _ = s.read_to_string(&mut r);
+            if r.starts_with("HTTP/1.1 200") {
+                healthy = true;
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(healthy, "daemon never served /healthz");
+    std::thread::sleep(std::time::Duration::from_millis(1500)); // let a tick run
+    let t = std::time::Instant::now();
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(10), "still running 10 s after SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    use std::io::Read;
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.contains("unreachable"), "the failed evaluation is logged: {err}");
+    assert!(!err.contains("\"s\""), "secret in logs?");
+    assert!(state.exists(), "state file kept");
+}
