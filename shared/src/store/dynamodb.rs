@@ -479,6 +479,18 @@ fn image_s<'a>(img: &'a serde_json::Value, name: &str) -> Option<&'a str> {
     img.get(name).and_then(|v| v.get("S")).and_then(|v| v.as_str())
 }
 
+/// Whether table `name` exists (DescribeTable).
+pub async fn table_exists(client: &Client, name: &str) -> Result<bool, StoreError> {
+    match client.describe_table().table_name(name).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(false),
+        Err(e) => Err(StoreError::Backend(format!(
+            "DynamoDB DescribeTable on table {name} failed: {}",
+            DisplayErrorContext(&e)
+        ))),
+    }
+}
+
 /// The claim change a DynamoDB Streams record reports, as Lambda delivers the record (JSON with
 /// `eventName` and `dynamodb.NewImage` / `dynamodb.OldImage` in attribute-value form: `{"S": ".."}`).
 ///
