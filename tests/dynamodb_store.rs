@@ -235,3 +235,67 @@ async fn finished_claims_and_decisions_expire() {
     let d = table_ttl.time_to_live_description().unwrap();
     assert_eq!(d.attribute_name(), Some("ttl"));
 }
+
+/// DynamoDB cancels a transaction that races another on the same item with `TransactionConflict`
+/// (moto never does: it has no such isolation). Such a cancellation says nothing about the cap, so the
+/// store retries it; a failed condition in the same answer is final.
+#[tokio::test]
+async fn transaction_conflicts_are_retried_and_condition_failures_are_not() {
+    use axum::http::{HeaderMap, StatusCode};
+    use std::sync::atomic::AtomicUsize;
+
+    /// Answers TransactWriteItems: `conflicts` times TransactionConflict, then `then` (None = success).
+    async fn fake(conflicts: usize, then: Option<&'static str>) -> (String, Arc<AtomicUsize>) {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let count = seen.clone();
+        let app = axum::Router::new().fallback(move |headers: HeaderMap| {
+            let count = count.clone();
+            async move {
+                let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                assert_eq!(target, "DynamoDB_20120810.TransactWriteItems");
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let code = if n < conflicts { Some("TransactionConflict") } else { then };
+                let Some(code) = code else {
+                    return (StatusCode::OK, "{}".to_string());
+                };
+                let body = serde_json::json!({
+                    "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                    "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons",
+                    "CancellationReasons": [{"Code": "None"}, {"Code": code, "Message": "cancelled"}],
+                });
+                (StatusCode::BAD_REQUEST, body.to_string())
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), seen)
+    }
+    async fn store_at(endpoint: &str) -> DynamoDbStore {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "fake"))
+            .load()
+            .await;
+        DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&conf), "fake")
+    }
+
+    let (url, seen) = fake(3, None).await;
+    assert!(store_at(&url).await.try_claim(&claim("x1", "asc", "pc", 0), 5).await.expect("claim"));
+    assert_eq!(seen.load(Ordering::SeqCst), 4, "three conflicts, then the write");
+
+    // The counter's condition failed on the second try: the cap is reached, no more retries.
+    let (url, seen) = fake(1, Some("ConditionalCheckFailed")).await;
+    assert!(!store_at(&url).await.try_claim(&claim("x2", "asc", "pc", 0), 5).await.expect("claim"));
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+
+    // Any other cancellation is a backend error naming the operation and the table.
+    let (url, _) = fake(0, Some("ThrottlingError")).await;
+    match store_at(&url).await.try_claim(&claim("x3", "asc", "pc", 0), 5).await {
+        Err(shared::store::StoreError::Backend(m)) => {
+            assert!(m.contains("TransactWriteItems") && m.contains("table fake"), "{m}")
+        }
+        other => panic!("a throttled transaction gave {other:?}"),
+    }
+}

@@ -78,11 +78,7 @@ fn map_error(r: &SecretRef, e: &SdkError<GetSecretValueError>) -> SecretError {
         Some("AccessDeniedException") => "access denied (the function's role may not read it)".to_string(),
         Some("DecryptionFailure") => "its KMS key could not decrypt it".to_string(),
         Some("InvalidRequestException") => "it is scheduled for deletion or has no current version".to_string(),
-        Some(code) => format!("Secrets Manager GetSecretValue failed: {code}"),
-        None => format!(
-            "Secrets Manager GetSecretValue failed: {}",
-            aws_smithy_types::error::display::DisplayErrorContext(e)
-        ),
+        _ => format!("Secrets Manager GetSecretValue failed: {}", crate::aws_error::describe(e)),
     };
     SecretError::Unreadable { reference, cause }
 }

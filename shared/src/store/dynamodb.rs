@@ -39,13 +39,13 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
     TransactWriteItem, Update,
 };
-use aws_smithy_types::error::display::DisplayErrorContext;
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{Change, DecisionRecord, InstanceFilter, Store, StoreError, Versioned};
+use crate::aws_error::describe;
 use crate::config::ConfigSet;
 use crate::engine::ControlState;
 use crate::model::{ClaimId, Instance, InstanceState};
@@ -200,9 +200,9 @@ impl DynamoDbStore {
 
     fn backend<E>(&self, op: &str, e: SdkError<E>) -> StoreError
     where
-        E: std::error::Error + 'static,
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
     {
-        StoreError::Backend(format!("DynamoDB {op} on table {} failed: {}", self.table, DisplayErrorContext(&e)))
+        StoreError::Backend(format!("DynamoDB {op} on table {} failed: {}", self.table, describe(&e)))
     }
 
     fn claim_item(&self, c: &Instance) -> Result<Item, StoreError> {
@@ -430,16 +430,12 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
     match created {
         Ok(_) => {}
         Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {}
-        Err(e) => return Err(fail("CreateTable", DisplayErrorContext(&e).to_string())),
+        Err(e) => return Err(fail("CreateTable", describe(&e))),
     }
     let mut waited = Duration::ZERO;
     loop {
-        let d = client
-            .describe_table()
-            .table_name(name)
-            .send()
-            .await
-            .map_err(|e| fail("DescribeTable", DisplayErrorContext(&e).to_string()))?;
+        let d =
+            client.describe_table().table_name(name).send().await.map_err(|e| fail("DescribeTable", describe(&e)))?;
         if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
             break;
         }
@@ -454,7 +450,7 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
         .table_name(name)
         .send()
         .await
-        .map_err(|e| fail("DescribeTimeToLive", DisplayErrorContext(&e).to_string()))?;
+        .map_err(|e| fail("DescribeTimeToLive", describe(&e)))?;
     let status = ttl.time_to_live_description().and_then(|t| t.time_to_live_status());
     if !matches!(status, Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)) {
         client
@@ -469,7 +465,7 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
             )
             .send()
             .await
-            .map_err(|e| fail("UpdateTimeToLive", DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| fail("UpdateTimeToLive", describe(&e)))?;
     }
     Ok(())
 }
@@ -484,10 +480,7 @@ pub async fn table_exists(client: &Client, name: &str) -> Result<bool, StoreErro
     match client.describe_table().table_name(name).send().await {
         Ok(_) => Ok(true),
         Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(false),
-        Err(e) => Err(StoreError::Backend(format!(
-            "DynamoDB DescribeTable on table {name} failed: {}",
-            DisplayErrorContext(&e)
-        ))),
+        Err(e) => Err(StoreError::Backend(format!("DynamoDB DescribeTable on table {name} failed: {}", describe(&e)))),
     }
 }
 
