@@ -212,24 +212,48 @@ async fn finished_claims_and_decisions_expire() {
         let (client, table) = (client.clone(), table.clone());
         let sk = sk.to_string();
         async move {
-            client
-                .get_item()
-                .table_name(table)
-                .key("pk", AttributeValue::S(if sk.contains('#') { "claims".into() } else { "decisions".into() }))
-                .key("sk", AttributeValue::S(sk))
-                .send()
-                .await
-                .unwrap()
-                .item
-                .unwrap()
+            let key = [("pk", "claims".to_string()), ("sk", sk)].map(|(k, v)| (k.to_string(), AttributeValue::S(v)));
+            client.get_item().table_name(table).set_key(Some(key.into())).send().await.unwrap().item.unwrap()
         }
+    };
+    let days_kept = |item: &std::collections::HashMap<String, AttributeValue>| {
+        let ttl: i64 = item["ttl"].as_n().unwrap().parse().unwrap();
+        (ttl - Utc::now().timestamp()) / 86_400
     };
     assert!(!raw("claim#t1").await.contains_key("ttl"), "a live claim must not expire");
     let t1 = s.get(&ClaimId("t1".into())).await.unwrap().unwrap();
     s.update(&moved(&t1, InstanceState::Deleted, Utc::now()).unwrap()).await.unwrap();
-    let ttl: i64 = raw("claim#t1").await["ttl"].as_n().unwrap().parse().unwrap();
-    let days = (ttl - Utc::now().timestamp()) / 86_400;
+    let days = days_kept(&raw("claim#t1").await);
     assert!((2..=3).contains(&days), "finished claim kept {days} days");
+
+    let rec = DecisionRecord {
+        at: Utc::now(),
+        trigger: "schedule".into(),
+        plan: shared::engine::Plan {
+            autoscale_config: "asc".into(),
+            create: 0,
+            actions: vec![],
+            request_downscale_at: None,
+            reasons: vec![],
+            summary: Default::default(),
+        },
+    };
+    s.record_decision(&rec).await.unwrap();
+    for pk in ["decisions", "decisions#asc"] {
+        let items = client
+            .query()
+            .table_name(&table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default();
+        assert_eq!(items.len(), 1, "{pk}");
+        let days = days_kept(&items[0]);
+        assert!((13..=14).contains(&days), "decision under {pk} kept {days} days");
+    }
 
     let table_ttl = client.describe_time_to_live().table_name(&table).send().await.unwrap();
     let d = table_ttl.time_to_live_description().unwrap();
