@@ -9,6 +9,7 @@
 //! - [`sim`]: the simulator behind `kasm-autoscale simulate`.
 
 pub mod app;
+pub mod aws_error;
 pub mod clock;
 pub mod config;
 pub mod daemon;

@@ -41,6 +41,34 @@ impl Moto {
         m
     }
 
+    /// A server of its own that handles **one request at a time**, for tests of concurrent
+    /// transactions. moto's usual server is threaded and its TransactWriteItems takes no lock (a
+    /// cancelled transaction restores a snapshot taken before it, over other requests' writes), so
+    /// concurrent transactions are not atomic there; DynamoDB's are serializable. Serving requests in
+    /// turn gives DynamoDB's isolation while the clients still race: a read-then-write cap check would
+    /// still lose, because its read and its write are separate requests.
+    pub fn start_serial() -> Moto {
+        let bin = moto_bin().unwrap_or_else(|| {
+            panic!("moto_server not found: run `bash .ci/test` (it installs moto[server] into .ci/.venv), or pip install 'moto[server]'")
+        });
+        let python = python_of(&bin);
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let script = "import sys\n\
+from werkzeug.serving import run_simple\n\
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app\n\
+run_simple('127.0.0.1', int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False, request_handler=MotoRequestHandler)\n";
+        let child = Command::new(&python)
+            .args(["-c", script, &port.to_string()])
+            .env("MOTO_PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("failed to start a serial moto with {}: {e}", python.display()));
+        let m = Moto { endpoint: format!("http://127.0.0.1:{port}"), child: Some(child) };
+        m.wait_ready(Duration::from_secs(30));
+        m
+    }
+
     fn wait_ready(&self, within: Duration) {
         let addr = self.endpoint.trim_start_matches("http://").to_string();
         let start = Instant::now();
@@ -71,6 +99,17 @@ impl Drop for Moto {
             let _ = c.wait();
         }
     }
+}
+
+/// The Python that runs `moto_server` (its `#!` line), so the serial server imports the same moto.
+fn python_of(moto_server: &std::path::Path) -> PathBuf {
+    let text = std::fs::read_to_string(moto_server).unwrap_or_default();
+    text.lines()
+        .next()
+        .and_then(|l| l.strip_prefix("#!"))
+        .map(|l| PathBuf::from(l.trim()))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| moto_server.with_file_name("python3"))
 }
 
 fn moto_bin() -> Option<PathBuf> {

@@ -1,6 +1,7 @@
 //! `kasm-autoscale`: the operator's tool. `main` only parses arguments and wires; each command
 //! lives in its own module as a plain function returning the exit code.
 
+mod apply;
 mod configs;
 mod logging;
 mod plan;
@@ -96,6 +97,22 @@ enum Command {
         #[arg(long = "config", required = true)]
         config: Vec<PathBuf>,
     },
+    /// Validate config files and store them: prints the diff against the stored configs
+    /// (`+ added`, `- removed`, `~ changed: fields`); invalid files write nothing (exit 1).
+    Apply {
+        /// Config files (YAML or JSON), applied as one deployment.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The store: `dynamodb://TABLE` (default AWS configuration), a state file path or `embedded:PATH`.
+        #[arg(long)]
+        store: String,
+        /// Show the diff, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Create the DynamoDB table when it does not exist (normally the stack creates it).
+        #[arg(long)]
+        create_table: bool,
+    },
     /// Show the VMs we own, by config and state, with age and last error.
     Status {
         /// The store: a state file path or `embedded:PATH`.
@@ -129,6 +146,9 @@ fn main() {
         Command::Preflight { config } => {
             logging::init(cli.log_format, "warn");
             block_on(preflight::run(&config, out, err))
+        }
+        Command::Apply { files, store, dry_run, create_table } => {
+            block_on(apply::run(&files, &store, dry_run, create_table, out, err))
         }
         Command::Status { store, json } => block_on(status::run(&store, json, out, err)),
     };

@@ -1,5 +1,7 @@
 //! Secrets: resolves [`SecretRef`]s. Values are [`SecretString`]s, never logged or put in errors.
 
+pub mod aws;
+
 use async_trait::async_trait;
 use secrecy::SecretString;
 

@@ -6,6 +6,7 @@
 //! itself in [`Store::try_claim`], atomically, never by a read-then-write in the caller.
 
 pub mod conformance;
+pub mod dynamodb;
 pub mod embedded;
 pub mod memory;
 
@@ -17,6 +18,7 @@ use crate::config::ConfigSet;
 use crate::engine::{ControlState, Plan};
 use crate::model::{ClaimId, Instance, InstanceState};
 
+pub use dynamodb::DynamoDbStore;
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
 
