@@ -12,11 +12,12 @@ pub async fn build(
     secrets: &dyn Secrets,
     settings: &Settings,
 ) -> Result<Arc<dyn VmProvider>, ProviderError> {
-    let _ = (secrets, settings);
     let provider: &'static str = config.kind().as_str();
     match config {
-        VmProviderConfig::Aws(_)
-        | VmProviderConfig::Azure(_)
+        VmProviderConfig::Aws(c) => {
+            Ok(Arc::new(super::aws::AwsBuilder::new(c.clone()).build_with(secrets, settings).await?))
+        }
+        VmProviderConfig::Azure(_)
         | VmProviderConfig::DigitalOcean(_)
         | VmProviderConfig::Gcp(_)
         | VmProviderConfig::Harvester(_)
