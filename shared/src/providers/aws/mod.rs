@@ -400,4 +400,4 @@ pub fn decrypt_windows_password(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -219,7 +219,7 @@ fn a_bad_override_fails_the_build_with_the_parameter_named() {
 }
 
 /// A key pair and a ciphertext of `password`, made by the openssl CLI: (PKCS#8 PEM, PKCS#1 PEM, base64).
-fn openssl_fixture(password: &str) -> (String, String, String) {
+pub(crate) fn openssl_fixture(password: &str) -> (String, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let d = |f: &str| dir.path().join(f).to_string_lossy().to_string();
     let run = |args: &[&str]| {
