@@ -86,7 +86,7 @@ pub fn aws(o: &Map<String, Value>, field: &str) -> Found {
             f.push((format!("{field}.instance_config"), "must be an object of RunInstances parameters".into()));
             continue;
         };
-        for key in ic.keys() {
+        for (key, value) in ic {
             let path = format!("{field}.instance_config.{key}");
             if let Some((_, why)) = AWS_MANAGED.iter().find(|(m, _)| m == key) {
                 f.push((path, format!("cannot be overridden: {why}")));
@@ -95,6 +95,9 @@ pub fn aws(o: &Map<String, Value>, field: &str) -> Found {
             } else if !AWS_RUN_INSTANCES_PARAMETERS.contains(&key.as_str()) {
                 let hint = did_you_mean(key, AWS_RUN_INSTANCES_PARAMETERS.iter().copied());
                 f.push((path, format!("not an EC2 RunInstances parameter{hint}")));
+            } else if let Err(why) = crate::providers::aws::check_run_instances_parameter(key, value) {
+                // The provider's own mapper decides, so what validates is exactly what is applied.
+                f.push((path, why));
             }
         }
     }
@@ -445,6 +448,9 @@ mod tests {
         );
         assert!(found[0].1.contains("did you mean `EbsOptimized`"), "{found:?}");
         assert!(found[1].1.contains("idempotency"));
+        let nested = aws(&obj(json!({"instance_config": {"MetadataOptions": {"HttpToken": "required"}}})), "o");
+        assert_eq!(fields(&nested), ["o.instance_config.MetadataOptions"]);
+        assert!(nested[0].1.contains("HttpToken"), "{nested:?}");
         let unsupported = aws(&obj(json!({"instance_config": {"Operator": {"Principal": "x"}}})), "o");
         assert_eq!(fields(&unsupported), ["o.instance_config.Operator"]);
         assert!(unsupported[0].1.contains("not supported by kasm-autoscale"), "{unsupported:?}");

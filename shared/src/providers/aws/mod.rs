@@ -51,6 +51,14 @@ pub fn keypair_secret_ref(deployment_id: &str, key_name: &str) -> SecretRef {
     SecretRef::SecretsManager { id: format!("{deployment_id}/keypairs/{key_name}"), json_key: None }
 }
 
+/// Checks that `value` has the shape of RunInstances parameter `key` as the provider applies it (the
+/// config validator's check of `instance_config`, so a misspelt nested field is reported when the config
+/// is validated, not when the provider is built). The message names fields, never values.
+pub fn check_run_instances_parameter(key: &str, value: &Value) -> Result<(), String> {
+    let probe = aws_sdk_ec2::operation::run_instances::RunInstancesInput::builder();
+    client::apply_parameter(probe, key, value).map(|_| ()).map_err(|e| e.to_string())
+}
+
 /// The private key for Windows passwords, as far as the provider could get it when built.
 #[derive(Debug)]
 enum KeyState {
