@@ -250,3 +250,81 @@ async fn windows_password_reaches_get_password_data() {
     // (moto answers GetPasswordData for an unknown instance with empty data instead of
     // InvalidInstanceID.NotFound, so the NotFound path is covered by the classifier's unit test only.)
 }
+
+/// The registry builds the provider the way the Lambda does: credentials from the config's secret
+/// references, the region from the config, the endpoint from `AWS_ENDPOINT_URL`, and the key pair's
+/// private key from `secretsmanager:<deployment>/keypairs/<ssh_key_name>`. `AWS_ENDPOINT_URL` is
+/// process-wide, so the checks run in a child process of this test binary with it set.
+#[test]
+fn the_registry_builds_from_the_config_and_the_environment() {
+    let moto = Moto::start();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "registry_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run the child test");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("1 passed"), "child failed:\n{text}");
+}
+
+#[tokio::test]
+#[ignore = "run by the_registry_builds_from_the_config_and_the_environment, with AWS_ENDPOINT_URL set"]
+async fn registry_child() {
+    use shared::config::{Settings, VmProviderConfig};
+    use shared::providers::registry;
+    use shared::secrets::StaticSecrets;
+    assert!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "run through the parent test");
+    let dep = deployment("registry");
+    let dir = tempfile::tempdir().unwrap();
+    let pem_path = dir.path().join("k.pem");
+    let ok = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .arg(&pem_path)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let pem = std::fs::read_to_string(&pem_path).unwrap();
+    let mut map = std::collections::HashMap::new();
+    map.insert("env:TEST_AK".to_string(), "testing".to_string());
+    map.insert("env:TEST_SK".to_string(), "testing".to_string());
+    map.insert(format!("secretsmanager:{dep}/keypairs/kasm-key"), pem);
+    let secrets = StaticSecrets(map);
+    let settings = Settings { deployment_id: dep.clone(), ..Settings::default() };
+    let aws = |over: serde_json::Value| {
+        let mut v = serde_json::json!({
+            "provider": "aws", "name": "reg", "aws_region": "us-east-1", "aws_ec2_ami_id": "ami-12c6146b",
+            "aws_ec2_instance_type": "t3.medium", "max_instances": 3, "aws_ec2_ebs_volume_size_gb": 50,
+            "aws_ec2_ebs_volume_type": "gp3", "aws_access_key_id": "env:TEST_AK", "aws_secret_access_key": "env:TEST_SK",
+            "retrieve_windows_vm_password": true, "ssh_key_name": "kasm-key"
+        });
+        v.as_object_mut().unwrap().extend(over.as_object().unwrap().clone());
+        serde_json::from_value::<VmProviderConfig>(v).unwrap()
+    };
+
+    let p = registry::build(&aws(serde_json::json!({})), &secrets, &settings).await.expect("build");
+    assert_eq!(p.name(), "aws");
+    assert!(p.capabilities().windows_password && p.capabilities().idempotency_token);
+    let vm = p.create_vm(&spec(&dep, "c", "<powershell>echo hi</powershell>")).await.expect("create through moto");
+    assert_eq!(p.list_vms(&OwnerLabels::deployment(&dep)).await.unwrap().len(), 1);
+    // The key pair's key was read: moto's fake password data gets as far as RSA decryption.
+    let e = p.windows_password(&vm.id).await.unwrap_err();
+    assert!(e.to_string().contains("RSA decryption failed"), "{e}");
+
+    // No secret under the convention: the config still builds (Linux claims keep working) and the
+    // password call says which secret is missing.
+    let p2 = registry::build(&aws(serde_json::json!({"ssh_key_name": "absent-key"})), &secrets, &settings)
+        .await
+        .expect("build without the key pair's secret");
+    let e = p2.windows_password(&vm.id).await.unwrap_err();
+    assert!(e.to_string().contains(&format!("secretsmanager:{dep}/keypairs/absent-key")), "{e}");
+
+    // Half a key pair is a config error.
+    let half = aws(serde_json::json!({"aws_secret_access_key": null}));
+    let e = registry::build(&half, &secrets, &settings).await.unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Invalid, "{e}");
+    p.delete_vm(&vm.id).await.unwrap();
+}
