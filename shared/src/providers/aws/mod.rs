@@ -204,7 +204,12 @@ impl VmProvider for AwsProvider {
     async fn windows_password(&self, id: &str) -> Result<Option<SecretString>, ProviderError> {
         let out = match self.ec2.get_password_data().instance_id(id).send().await {
             Ok(o) => o,
-            Err(e) => return Err(from_sdk("GetPasswordData", e)),
+            Err(e) => {
+                return Err(match from_sdk("GetPasswordData", e) {
+                    ProviderError::NotFound { .. } => ProviderError::NotFound { provider: NAME, id: id.to_string() },
+                    other => other,
+                });
+            }
         };
         let data = out.password_data().unwrap_or("").trim();
         if data.is_empty() {
@@ -340,7 +345,10 @@ fn classify(
         | "SignatureDoesNotMatch"
         | "ExpiredToken"
         | "MissingAuthenticationToken" => ProviderError::Unauthenticated { provider: p, message },
-        "IdempotentParameterMismatch" | "IncorrectInstanceState" => ProviderError::Conflict { provider: p, message },
+        // The claim's token was used before with other parameters (the config changed between attempts):
+        // EC2 will refuse this token for good, so retrying cannot help.
+        "IdempotentParameterMismatch" => ProviderError::Invalid { provider: p, message },
+        "IncorrectInstanceState" => ProviderError::Conflict { provider: p, message },
         "InternalError" | "InternalFailure" | "ServiceUnavailable" | "Unavailable" => {
             ProviderError::Transient { provider: p, message }
         }
