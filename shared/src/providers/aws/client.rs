@@ -89,7 +89,7 @@ fn merge_objects(base: &mut Map<String, Value>, over: &Map<String, Value>) {
     }
 }
 
-/// Why a RunInstances parameter could not be applied. Names the parameter, never its value.
+/// Why a RunInstances parameter could not be applied, naming the parameter and the nested field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum ParamError {
     /// The mapper does not know the parameter.
@@ -113,7 +113,8 @@ impl std::fmt::Display for ParamError {
 }
 
 fn parse<T: DeserializeOwned>(key: &str, v: &Value) -> Result<T, ParamError> {
-    // serde_json's messages name fields and types, never the offending value.
+    // serde_json's messages name the field and the expected type, and may quote a scalar value: fine for
+    // override values, which are plain config (`UserData`, the one parameter carrying secrets, is refused).
     T::deserialize(v).map_err(|e| ParamError::Shape { key: key.to_string(), why: e.to_string() })
 }
 

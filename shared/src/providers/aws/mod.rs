@@ -53,7 +53,7 @@ pub fn keypair_secret_ref(deployment_id: &str, key_name: &str) -> SecretRef {
 
 /// Checks that `value` has the shape of RunInstances parameter `key` as the provider applies it (the
 /// config validator's check of `instance_config`, so a misspelt nested field is reported when the config
-/// is validated, not when the provider is built). The message names fields, never values.
+/// is validated, not when the provider is built). The message names the parameter and nested field.
 pub fn check_run_instances_parameter(key: &str, value: &Value) -> Result<(), String> {
     let probe = aws_sdk_ec2::operation::run_instances::RunInstancesInput::builder();
     client::apply_parameter(probe, key, value).map(|_| ()).map_err(|e| e.to_string())
