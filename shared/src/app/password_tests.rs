@@ -272,3 +272,12 @@ async fn failures_are_reported_and_retried_without_marking_the_claim() {
     assert_eq!(fetch_password(&w.ctx).await.set, vec![c.id.clone()]);
     assert!(w.kasm.password_is(&c.kasm_server_id, PASSWORD));
 }
+
+#[test]
+fn claims_stored_before_the_marker_existed_read_as_not_set() {
+    let c = Instance::new_claim(ClaimId("01old".into()), "rdp", "aws1", "aws", OsFamily::Windows, Utc::now());
+    let mut v = serde_json::to_value(&c).unwrap();
+    v.as_object_mut().unwrap().remove("password_set").expect("the field is serialized");
+    let back: Instance = serde_json::from_value(v).unwrap();
+    assert!(!back.password_set);
+}
