@@ -248,6 +248,10 @@ pub struct Instance {
     pub last_error: Option<String>,
     /// Why the claim is being drained or deleted.
     pub end_reason: Option<String>,
+    /// The Windows password the provider generated was handed to the Kasm server record (the password
+    /// itself is never stored here). Absent in records written before the field existed.
+    #[serde(default)]
+    pub password_set: bool,
 }
 
 impl Instance {
@@ -283,6 +287,7 @@ impl Instance {
             not_before: None,
             last_error: None,
             end_reason: None,
+            password_set: false,
         }
     }
 

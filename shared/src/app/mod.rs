@@ -1,4 +1,5 @@
-//! The handlers, one function each, generic over the ports: [`evaluate`], [`provision`], [`reap`].
+//! The handlers, one function each, generic over the ports: [`evaluate`], [`provision`], [`reap`],
+//! [`fetch_password`].
 //! The Lambda functions and the local daemon call exactly these; so does the simulator.
 //!
 //! Crash safety: every step is a conditional write on the claim (see [`crate::store`]), so any step
@@ -6,10 +7,12 @@
 //! VMs without claims, VMs that vanished) and finishes or undoes it.
 
 pub(crate) mod evaluate;
+mod password;
 mod provision;
 mod reap;
 
 pub use evaluate::{EvalOutcome, evaluate, plan};
+pub use password::{PasswordReport, fetch_password};
 pub use provision::{ProvisionOutcome, provision, provision_pending};
 pub use reap::{ReapReport, reap};
 
@@ -84,6 +87,9 @@ pub struct Tuning {
     pub stuck_requested_seconds: u64,
     /// An unclaimed VM carrying our deployment tag is deleted only after it was seen this long ago (two-phase).
     pub orphan_grace_seconds: u64,
+    /// How long after a Windows VM entered `booting` the password fetcher keeps asking for its generated
+    /// password before giving up (EC2 needs ≥ 15 minutes at times).
+    pub password_wait_seconds: u64,
 }
 
 impl Default for Tuning {
@@ -97,6 +103,7 @@ impl Default for Tuning {
             stuck_creating_seconds: 900,
             stuck_requested_seconds: 120,
             orphan_grace_seconds: 900,
+            password_wait_seconds: 1800,
         }
     }
 }
@@ -134,5 +141,7 @@ pub enum AppError {
     LeaseHeld(String),
 }
 
+#[cfg(test)]
+mod password_tests;
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,10 @@ use super::validate::did_you_mean;
 
 type Found = Vec<(String, String)>;
 
-/// EC2 RunInstances request parameters (API reference), as `instance_config` keys.
+/// EC2 RunInstances request parameters (API reference) accepted as `instance_config` keys: the ones the
+/// AWS provider's mapper applies, plus the managed ones (named so the error says why they are refused).
+/// Left out on purpose, so they are rejected: `ElasticGpuSpecification` and `ElasticInferenceAccelerators`
+/// (retired services) and `Operator` (reserved for AWS-managed services).
 pub const AWS_RUN_INSTANCES_PARAMETERS: &[&str] = &[
     "AdditionalInfo",
     "BlockDeviceMappings",
@@ -20,8 +23,6 @@ pub const AWS_RUN_INSTANCES_PARAMETERS: &[&str] = &[
     "DisableApiTermination",
     "DryRun",
     "EbsOptimized",
-    "ElasticGpuSpecification",
-    "ElasticInferenceAccelerators",
     "EnablePrimaryIpv6",
     "EnclaveOptions",
     "HibernationOptions",
@@ -43,7 +44,6 @@ pub const AWS_RUN_INSTANCES_PARAMETERS: &[&str] = &[
     "Monitoring",
     "NetworkInterfaces",
     "NetworkPerformanceOptions",
-    "Operator",
     "Placement",
     "PrivateDnsNameOptions",
     "PrivateIpAddress",
@@ -55,8 +55,11 @@ pub const AWS_RUN_INSTANCES_PARAMETERS: &[&str] = &[
     "UserData",
 ];
 
+/// RunInstances parameters EC2 has but kasm-autoscale does not apply (so they are refused, not dropped).
+pub const AWS_UNSUPPORTED: &[&str] = &["ElasticGpuSpecification", "ElasticInferenceAccelerators", "Operator"];
+
 /// RunInstances parameters kasm-autoscale sets itself and an override must not replace, with why.
-const AWS_MANAGED: &[(&str, &str)] = &[
+pub const AWS_MANAGED: &[(&str, &str)] = &[
     ("ClientToken", "it is the claim's idempotency token"),
     ("MinCount", "each claim creates exactly one instance"),
     ("MaxCount", "each claim creates exactly one instance"),
@@ -83,13 +86,18 @@ pub fn aws(o: &Map<String, Value>, field: &str) -> Found {
             f.push((format!("{field}.instance_config"), "must be an object of RunInstances parameters".into()));
             continue;
         };
-        for key in ic.keys() {
+        for (key, value) in ic {
             let path = format!("{field}.instance_config.{key}");
             if let Some((_, why)) = AWS_MANAGED.iter().find(|(m, _)| m == key) {
                 f.push((path, format!("cannot be overridden: {why}")));
+            } else if AWS_UNSUPPORTED.contains(&key.as_str()) {
+                f.push((path, "is an EC2 RunInstances parameter but not supported by kasm-autoscale".into()));
             } else if !AWS_RUN_INSTANCES_PARAMETERS.contains(&key.as_str()) {
                 let hint = did_you_mean(key, AWS_RUN_INSTANCES_PARAMETERS.iter().copied());
                 f.push((path, format!("not an EC2 RunInstances parameter{hint}")));
+            } else if let Err(why) = crate::providers::aws::check_run_instances_parameter(key, value) {
+                // The provider's own mapper decides, so what validates is exactly what is applied.
+                f.push((path, why));
             }
         }
     }
@@ -440,6 +448,12 @@ mod tests {
         );
         assert!(found[0].1.contains("did you mean `EbsOptimized`"), "{found:?}");
         assert!(found[1].1.contains("idempotency"));
+        let nested = aws(&obj(json!({"instance_config": {"MetadataOptions": {"HttpToken": "required"}}})), "o");
+        assert_eq!(fields(&nested), ["o.instance_config.MetadataOptions"]);
+        assert!(nested[0].1.contains("HttpToken"), "{nested:?}");
+        let unsupported = aws(&obj(json!({"instance_config": {"Operator": {"Principal": "x"}}})), "o");
+        assert_eq!(fields(&unsupported), ["o.instance_config.Operator"]);
+        assert!(unsupported[0].1.contains("not supported by kasm-autoscale"), "{unsupported:?}");
         let not_obj = obj(json!({"instance_config": [1]}));
         assert_eq!(fields(&aws(&not_obj, "o")), ["o.instance_config"]);
     }

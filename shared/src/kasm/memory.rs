@@ -89,6 +89,11 @@ impl MemoryKasm {
         self.lock().passwords.contains_key(server_id)
     }
 
+    /// Whether the password handed to `server_id` is `candidate` (tests compare without exposing it).
+    pub fn password_is(&self, server_id: &str, candidate: &str) -> bool {
+        self.lock().passwords.get(server_id).is_some_and(|p| p == candidate)
+    }
+
     fn check(&self) -> Result<(), KasmError> {
         match &self.lock().fail {
             Some(e) => Err(e.clone()),

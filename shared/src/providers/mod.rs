@@ -3,6 +3,7 @@
 //! `credential.rs` where auth needs it), a registry from config variant to provider, and one shared
 //! conformance suite every provider passes.
 
+pub mod aws;
 pub mod conformance;
 pub mod memory;
 pub mod proxmox;

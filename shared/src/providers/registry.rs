@@ -12,14 +12,15 @@ pub async fn build(
     secrets: &dyn Secrets,
     settings: &Settings,
 ) -> Result<Arc<dyn VmProvider>, ProviderError> {
-    let _ = settings;
     let provider: &'static str = config.kind().as_str();
     match config {
+        VmProviderConfig::Aws(c) => {
+            Ok(Arc::new(super::aws::AwsBuilder::new(c.clone()).build_with(secrets, settings).await?))
+        }
         VmProviderConfig::Proxmox(c) => {
             Ok(Arc::new(super::proxmox::ProxmoxBuilder::new(c.clone()).resolve_token(secrets).await?.build()?))
         }
-        VmProviderConfig::Aws(_)
-        | VmProviderConfig::Azure(_)
+        VmProviderConfig::Azure(_)
         | VmProviderConfig::DigitalOcean(_)
         | VmProviderConfig::Gcp(_)
         | VmProviderConfig::Harvester(_)
