@@ -134,11 +134,21 @@ pub const STORE_ENV: &str = "KASM_AUTOSCALE_STORE";
 pub async fn from_env() -> Result<(Ctx, crate::webhook::Keys), WireError> {
     let url = std::env::var(STORE_ENV)
         .map_err(|_| WireError::Config(format!("{STORE_ENV} is not set (e.g. dynamodb://kasm-autoscale)")))?;
-    let store = open_store(&url)?;
+    let store = open_store_async(&url, false).await?;
     let configs = store.load_configs().await?.ok_or_else(|| {
         WireError::Config(format!("store {url} holds no configs: run `kasm-autoscale apply FILE... --store {url}`"))
     })?;
-    let secrets: Arc<dyn Secrets> = Arc::new(crate::secrets::LocalSecrets);
+    // In AWS, `secretsmanager:` references resolve through Secrets Manager (cached per cold start);
+    // `env:` and `file:` work everywhere.
+    let secrets: Arc<dyn Secrets> = if url.starts_with("dynamodb://") {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        Arc::new(crate::secrets::aws::AwsSecrets::new(
+            aws_sdk_secretsmanager::Client::new(&conf),
+            crate::secrets::aws::DEFAULT_CACHE_TTL,
+        ))
+    } else {
+        Arc::new(crate::secrets::LocalSecrets)
+    };
     let kasm = kasm(&configs, secrets.as_ref()).await?;
     let providers = providers(&configs, secrets.as_ref()).await?;
     let keys = webhook_keys(&configs, secrets.as_ref()).await?;

@@ -21,7 +21,7 @@ pub async fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let store = match wiring::open_store(store_url.unwrap_or("memory:")) {
+    let store = match wiring::open_store_async(store_url.unwrap_or("memory:"), false).await {
         Ok(s) => s,
         Err(e) => return fail(err, &e.to_string()),
     };

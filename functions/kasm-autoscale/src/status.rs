@@ -9,7 +9,7 @@ use shared::wiring;
 
 /// Runs `status`.
 pub async fn run(store_url: &str, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let store = match wiring::open_store(store_url) {
+    let store = match wiring::open_store_async(store_url, false).await {
         Ok(s) => s,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");

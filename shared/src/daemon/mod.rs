@@ -204,7 +204,7 @@ fn spawn_cycle(
     });
 }
 
-/// One cycle: evaluate the triggered configs, provision what is pending, reap.
+/// One cycle: evaluate the triggered configs, provision what is pending, hand over Windows passwords, reap.
 pub async fn cycle(ctx: &Ctx, metrics: &Metrics, trigger: Trigger, why: &str) {
     let started = Instant::now();
     let names: Vec<Option<String>> = match trigger {
@@ -225,6 +225,10 @@ pub async fn cycle(ctx: &Ctx, metrics: &Metrics, trigger: Trigger, why: &str) {
     metrics.decision_latency(started.elapsed().as_secs_f64());
     for (claim, r) in app::provision_pending(ctx).await {
         record(metrics, claim.as_str(), r);
+    }
+    let pw = app::fetch_password(ctx).await;
+    if !pw.set.is_empty() || !pw.errors.is_empty() {
+        tracing::info!(set = pw.set.len(), errors = ?pw.errors, "windows password pass");
     }
     let rep = app::reap(ctx).await;
     if !rep.deleted.is_empty() || !rep.orphans_deleted.is_empty() {
