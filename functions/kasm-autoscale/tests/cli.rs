@@ -190,7 +190,7 @@ fn plan_with_kasm_unreachable_says_so_and_exits_1() {
     let o = bin()
         .current_dir(root())
         .env("KASM_TEST_SECRET", "do-not-print-me")
-        .env("PVE_TOKEN", "t")
+        .env("PROXMOX_TOKEN_VALUE", "t")
         .args(["plan", "--config", p.to_str().unwrap()])
         .output()
         .unwrap();
@@ -248,7 +248,7 @@ fn run_serves_health_and_stops_within_10_s_of_sigterm() {
     let mut child = bin()
         .current_dir(root())
         .env("KASM_TEST_SECRET", "s")
-        .env("PVE_TOKEN", "t")
+        .env("PROXMOX_TOKEN_VALUE", "t")
         .args(["run", "--config", p.to_str().unwrap(), "--state", state.to_str().unwrap()])
         .args(["--listen", &format!("127.0.0.1:{listen}"), "--interval", "1"])
         .stdout(std::process::Stdio::null())
@@ -270,7 +270,11 @@ fn run_serves_health_and_stops_within_10_s_of_sigterm() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(healthy, "daemon never served /healthz");
+    if !healthy {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!("daemon never served /healthz: {}", text(&out.stderr));
+    }
     std::thread::sleep(std::time::Duration::from_millis(1500)); // let a tick run
     let t = std::time::Instant::now();
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
