@@ -125,16 +125,7 @@ fn url_response(status: u16, body: &str) -> Value {
 }
 
 async fn evaluate(ctx: &Ctx, t: Trigger, why: &str) -> Vec<app::EvalOutcome> {
-    let names: Vec<Option<String>> = match t {
-        Trigger::None => return vec![],
-        Trigger::All => vec![None],
-        Trigger::Configs(c) => c.into_iter().map(Some).collect(),
-    };
-    let mut out = Vec::new();
-    for only in names {
-        out.extend(app::evaluate(ctx, only.as_deref(), why).await);
-    }
-    out
+    app::evaluate_triggered(ctx, &t, why).await
 }
 
 fn summary(outcomes: Vec<app::EvalOutcome>) -> Value {

@@ -87,6 +87,23 @@ pub async fn evaluate(ctx: &Ctx, only: Option<&str>, trigger: &str) -> Vec<EvalO
     out
 }
 
+/// Evaluates what a trigger names (every config, some, or none), as the schedule, webhooks and manual
+/// invocations ask for it.
+pub async fn evaluate_triggered(ctx: &Ctx, trigger: &crate::webhook::Trigger, why: &str) -> Vec<EvalOutcome> {
+    use crate::webhook::Trigger;
+    match trigger {
+        Trigger::None => vec![],
+        Trigger::All => evaluate(ctx, None, why).await,
+        Trigger::Configs(names) => {
+            let mut out = Vec::new();
+            for n in names {
+                out.extend(evaluate(ctx, Some(n), why).await);
+            }
+            out
+        }
+    }
+}
+
 /// The records of a config's zone and pool, and the sessions on them.
 ///
 /// Our own VMs' records always belong to the config that claimed them (matched by the `server_id` we

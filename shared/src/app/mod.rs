@@ -11,7 +11,7 @@ mod password;
 mod provision;
 mod reap;
 
-pub use evaluate::{EvalOutcome, evaluate, plan};
+pub use evaluate::{EvalOutcome, evaluate, evaluate_triggered, plan};
 pub use password::{PasswordReport, fetch_password};
 pub use provision::{ProvisionOutcome, provision, provision_pending};
 pub use reap::{ReapReport, reap};

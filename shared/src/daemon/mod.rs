@@ -207,20 +207,13 @@ fn spawn_cycle(
 /// One cycle: evaluate the triggered configs, provision what is pending, hand over Windows passwords, reap.
 pub async fn cycle(ctx: &Ctx, metrics: &Metrics, trigger: Trigger, why: &str) {
     let started = Instant::now();
-    let names: Vec<Option<String>> = match trigger {
-        Trigger::None => return,
-        Trigger::All => vec![None],
-        Trigger::Configs(c) => c.into_iter().map(Some).collect(),
-    };
-    for only in names {
-        for o in app::evaluate(ctx, only.as_deref(), why).await {
-            let result = match &o.result {
-                Ok(_) => "ok",
-                Err(_) if o.skipped_lease => "skipped",
-                Err(_) => "error",
-            };
-            metrics.evaluation(&o.autoscale_config, result);
-        }
+    for o in app::evaluate_triggered(ctx, &trigger, why).await {
+        let result = match &o.result {
+            Ok(_) => "ok",
+            Err(_) if o.skipped_lease => "skipped",
+            Err(_) => "error",
+        };
+        metrics.evaluation(&o.autoscale_config, result);
     }
     metrics.decision_latency(started.elapsed().as_secs_f64());
     for (claim, r) in app::provision_pending(ctx).await {
