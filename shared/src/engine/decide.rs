@@ -105,9 +105,11 @@ impl<'a> Eval<'a> {
         self.checked_in_recently(rec)
     }
 
-    /// Capacity per dimension: the config's override, else Kasm's per-agent override, else reported.
+    /// Capacity per dimension: for our agents the config's override, else Kasm's per-agent override,
+    /// else reported; for agents that are not ours (static ones) their own override, else reported.
     fn capacity(&self, rec: &KasmServer) -> Resources {
-        let ovr = self.input.config.overrides();
+        let ours = self.input.instances.iter().any(|i| i.kasm_server_id == rec.server_id);
+        let ovr = if ours { self.input.config.overrides() } else { Resources::default() };
         let mut c = Resources::default();
         for d in DIMS {
             let v = if ovr.get(d) > EPS {

@@ -17,8 +17,10 @@
 //! never checked in counts while enabled; one that stopped checking in is missing.
 //!
 //! # Docker agents
-//! Per dimension d ∈ {cores, memory_mb, gpus}: capacity = the config's override when > 0, else Kasm's
-//! per-agent `overridden` when > 0, else `reported`. `free_d` = Σ over counting records of
+//! Per dimension d ∈ {cores, memory_mb, gpus}: capacity of one of our agents = the config's override
+//! when > 0 (what the Kasm manager would have set on an agent its autoscaler launched), else Kasm's
+//! per-agent `overridden` when > 0, else `reported`; an agent that is not ours (a static agent in the
+//! same pool) keeps its own: `overridden` when > 0, else `reported`. `free_d` = Σ over counting records of
 //! max(0, capacity − allocated) + (pending VMs × per-VM size). Pending VMs are claims in
 //! requested/creating/booting whose record does not count yet (e.g. registered disabled, not yet
 //! activated). Per-VM size per dimension: override when > 0, else `Input::new_vm_size`, else the

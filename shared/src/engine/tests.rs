@@ -208,21 +208,41 @@ fn overrides_rule_capacity_and_vm_size() {
     i.new_vm_size = None;
     i.config.agent_cores_override = 2.0;
     i.config.agent_memory_override_gb = 4.0;
-    // The agent reports 16 cores but the override says 2, and Kasm's per-agent override is ignored.
-    let mut a = agent("static", 16.0, 65536.0, true, Some(5));
+    // Our agent reports 16 cores but the config's override says 2 (what Kasm would have set on it), and
+    // Kasm's per-agent override is ignored.
+    let mut a = agent("srv-mine", 16.0, 65536.0, true, Some(5));
     a.overridden = Resources::new(12.0, 0.0, 0.0);
-    i.servers = vec![a];
+    let i = with(i, vec![claim("mine", InstanceState::Running, 30)], vec![a.clone()]);
     let p = decide(&i, t0());
     assert_eq!(p.summary.free.cores, 2.0);
     assert_eq!(p.summary.free.memory_mb, 4096.0);
     assert_eq!(p.summary.per_vm.cores, 2.0);
     assert_eq!(p.create, 3);
     // Without the config override, Kasm's per-agent override beats what the agent reports.
-    i.config.agent_cores_override = 0.0;
-    i.new_vm_size = Some(Resources::new(4.0, 8192.0, 0.0));
-    let p = decide(&i, t0());
+    let mut j = i.clone();
+    j.config.agent_cores_override = 0.0;
+    j.new_vm_size = Some(Resources::new(4.0, 8192.0, 0.0));
+    let p = decide(&j, t0());
     assert_eq!(p.summary.free.cores, 12.0);
     assert_eq!(p.create, 0);
+}
+
+#[test]
+fn a_static_agent_keeps_its_own_capacity_whatever_the_configs_override() {
+    let mut i = input(8.0);
+    i.config.agent_cores_override = 2.0;
+    // Not ours: the config's override is for the VMs it launches, not for a 16-core static agent.
+    let mut a = agent("static", 16.0, 65536.0, true, Some(5));
+    i.servers = vec![a.clone()];
+    let p = decide(&i, t0());
+    assert_eq!(p.summary.free.cores, 16.0);
+    assert_eq!(p.create, 0, "{:?}", p.reasons);
+    // Its Kasm per-agent override still applies.
+    a.overridden = Resources::new(6.0, 0.0, 0.0);
+    i.servers = vec![a];
+    let p = decide(&i, t0());
+    assert_eq!(p.summary.free.cores, 6.0);
+    assert_eq!(p.create, 1, "{:?}", p.reasons);
 }
 
 #[test]
