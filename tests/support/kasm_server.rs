@@ -142,6 +142,20 @@ impl KasmTestServer {
         agent_id
     }
 
+    /// The agent with this server id reports now (its `last_reported` becomes the wall-clock time), as
+    /// a live agent does every few seconds; for tests that run the real clock.
+    pub fn check_in(&self, server_id: &str) {
+        let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+        for a in self.lock().agents.values_mut().filter(|a| a["server_id"] == server_id) {
+            a["last_reported"] = json!(now);
+        }
+    }
+
+    /// Sessions running now.
+    pub fn session_count(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
     /// Removes the agent with this server id.
     pub fn remove_agent(&self, server_id: &str) {
         self.lock().agents.retain(|_, a| a["server_id"] != server_id);

@@ -3,3 +3,5 @@
 pub mod kasm_server;
 pub mod moto;
 pub mod proxmox_server;
+pub mod runtime_api;
+pub mod streams;

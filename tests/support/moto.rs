@@ -48,22 +48,38 @@ impl Moto {
     /// turn gives DynamoDB's isolation while the clients still race: a read-then-write cap check would
     /// still lose, because its read and its write are separate requests.
     pub fn start_serial() -> Moto {
+        Self::start_own("", false)
+    }
+
+    /// A server of its own whose EC2 `GetPasswordData` answers as EC2 does for a Windows instance
+    /// launched with a key pair: the password, RSA-encrypted (PKCS#1 v1.5) with the key pair's public
+    /// key, base64-encoded. moto itself answers with random text that is no ciphertext at all. The
+    /// password of instance `i-…` is [`windows_password_of`]`("i-…")`, so a test can check what arrived.
+    pub fn start_with_windows_passwords() -> Moto {
+        Self::start_own(WINDOWS_PASSWORDS, true)
+    }
+
+    fn start_own(patch: &str, threaded: bool) -> Moto {
         let bin = moto_bin().unwrap_or_else(|| {
             panic!("moto_server not found: run `bash .ci/test` (it installs moto[server] into .ci/.venv), or pip install 'moto[server]'")
         });
         let python = python_of(&bin);
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let script = "import sys\n\
+        let threaded = if threaded { "True" } else { "False" };
+        let script = format!(
+            "import sys\n\
+{patch}\n\
 from werkzeug.serving import run_simple\n\
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app\n\
-run_simple('127.0.0.1', int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False, request_handler=MotoRequestHandler)\n";
+run_simple('127.0.0.1', int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded={threaded}, request_handler=MotoRequestHandler)\n"
+        );
         let child = Command::new(&python)
-            .args(["-c", script, &port.to_string()])
+            .args(["-c", &script, &port.to_string()])
             .env("MOTO_PORT", port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("failed to start a serial moto with {}: {e}", python.display()));
+            .unwrap_or_else(|e| panic!("failed to start moto with {}: {e}", python.display()));
         let m = Moto { endpoint: format!("http://127.0.0.1:{port}"), child: Some(child) };
         m.wait_ready(Duration::from_secs(30));
         m
@@ -120,3 +136,28 @@ fn moto_bin() -> Option<PathBuf> {
     std::env::var_os("PATH")
         .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("moto_server")).find(|p| p.is_file()))
 }
+
+/// The password [`Moto::start_with_windows_passwords`] gives a Windows instance.
+pub fn windows_password_of(instance_id: &str) -> String {
+    format!("Kasm-{instance_id}-P@ss")
+}
+
+/// Python run before moto serves: EC2's GetPasswordData as EC2Launch leaves it (see
+/// [`Moto::start_with_windows_passwords`]). Empty for an instance without the Windows platform or key.
+const WINDOWS_PASSWORDS: &str = r#"
+import base64
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from moto.ec2.models.windows import WindowsBackend
+
+def get_password_data(self, instance_id):
+    inst = self.get_instance(instance_id)
+    kp = self.key_pairs.get(inst.key_name or '')
+    if inst.platform != 'windows' or kp is None:
+        return ''
+    key = serialization.load_ssh_public_key(kp.material_public)
+    secret = ('Kasm-' + instance_id + '-P@ss').encode()
+    return base64.b64encode(key.encrypt(secret, padding.PKCS1v15())).decode()
+
+WindowsBackend.get_password_data = get_password_data
+"#;
