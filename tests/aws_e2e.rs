@@ -55,7 +55,7 @@ fn binaries() -> PathBuf {
     dir
 }
 
-fn config_yaml(dep: &str, kasm_url: &str) -> String {
+fn config_yaml(dep: &str, kasm_url: &str, windows_standby: u32) -> String {
     format!(
         r#"
 settings:
@@ -85,7 +85,7 @@ autoscale_configs:
     connection_port: 3389
     connection_username: kasm-user
     max_simultaneous_sessions_per_server: 1
-    minimum_pool_standby_sessions: 1
+    minimum_pool_standby_sessions: {windows_standby}
     require_checkin: false
 vm_provider_configs:
   - provider: aws
@@ -137,6 +137,8 @@ impl World {
             ("AWS_SECRET_ACCESS_KEY", "testing".into()),
             ("AWS_REGION", "us-east-1".into()),
             ("KASM_AUTOSCALE_STORE", format!("dynamodb://{}", self.table)),
+            // Warm functions look for configs changed by `apply` before every invocation.
+            ("KASM_AUTOSCALE_CONFIG_RECHECK_SECONDS", "0".into()),
         ]
     }
 
@@ -162,6 +164,23 @@ impl World {
             .await
             .expect("describe instances");
         out.reservations().iter().flat_map(|r| r.instances().to_vec()).collect()
+    }
+
+    /// `kasm-autoscale apply` of the configs (creating the table the first time); returns its output.
+    fn apply(&self, bin: &std::path::Path, windows_standby: u32) -> String {
+        let file = self.logs.path().join("kasm-autoscale.yaml");
+        std::fs::write(&file, config_yaml(&self.dep, &self.kasm.url, windows_standby)).unwrap();
+        let out = std::process::Command::new(bin.join("kasm-autoscale"))
+            .arg("apply")
+            .arg(&file)
+            .args(["--store", &format!("dynamodb://{}", self.table), "--create-table"])
+            .envs(self.env())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .expect("run kasm-autoscale apply");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "apply failed:\n{text}");
+        text
     }
 
     fn all_logs(&self) -> String {
@@ -207,18 +226,7 @@ async fn setup() -> World {
     };
 
     // `kasm-autoscale apply` validates the file and writes it to the (new) table.
-    let file = w.logs.path().join("kasm-autoscale.yaml");
-    std::fs::write(&file, config_yaml(&w.dep, &w.kasm.url)).unwrap();
-    let out = std::process::Command::new(bin.join("kasm-autoscale"))
-        .arg("apply")
-        .arg(&file)
-        .args(["--store", &format!("dynamodb://{}", w.table), "--create-table"])
-        .envs(w.env())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("run kasm-autoscale apply");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "apply failed:\n{text}");
+    w.apply(&bin, 1);
 
     // The four functions, cold-started after the configs are in the table.
     let env = w.env();
@@ -319,7 +327,12 @@ async fn the_whole_loop_runs_through_the_lambda_functions_on_the_emulator() {
     assert_eq!(resp["set"], json!([win.id]), "{resp}");
     assert_eq!(w.kasm.password(&win.kasm_server_id), Some(windows_password_of(&win_vm)));
 
-    // The agents boot and check in (disabled, as the installer leaves them); the next schedule enables them.
+    // The operator raises the Windows standby with `apply`; the warm functions pick it up.
+    let diff = w.apply(&target_profile_dir(), 2);
+    assert!(diff.contains("minimum_pool_standby_sessions"), "apply shows the change:\n{diff}");
+
+    // The agents boot and check in (disabled, as the installer leaves them); the next schedule enables
+    // them, and claims the second Windows server.
     for c in &claims {
         w.kasm.add_agent(AgentSpec {
             server_id: c.kasm_server_id.clone(),
@@ -334,6 +347,7 @@ async fn the_whole_loop_runs_through_the_lambda_functions_on_the_emulator() {
     }
     let resp = w.invoke("scale-evaluator", fixture("scale-evaluator/schedule-every-minute.json")).await;
     assert_eq!(evaluation(&resp, "linux-agents")["claimed"], 0, "{resp}");
+    assert_eq!(evaluation(&resp, "windows-desktops")["claimed"], 1, "new configs not in force: {resp}");
     for c in &claims {
         assert_eq!(w.kasm.agent(&c.kasm_server_id).unwrap()["enabled"], true, "agent not enabled");
     }
@@ -390,6 +404,7 @@ async fn the_whole_loop_runs_through_the_lambda_functions_on_the_emulator() {
     }
     assert!(w.claims("linux-agents").await.iter().all(|c| c.state == InstanceState::Deleted));
     assert_eq!(w.instances("windows-desktops").await.len(), 1, "the Windows standby stays");
+    assert_eq!(w.claims("windows-desktops").await.len(), 2);
     assert_eq!(w.store.count_owned("aws-linux").await.unwrap(), 0);
 
     // Secrets went nowhere: not in any function's output, not in the table.

@@ -135,12 +135,16 @@ pub async fn from_env() -> Result<(Ctx, crate::webhook::Keys), WireError> {
     let url = std::env::var(STORE_ENV)
         .map_err(|_| WireError::Config(format!("{STORE_ENV} is not set (e.g. dynamodb://kasm-autoscale)")))?;
     let store = open_store_async(&url, false).await?;
-    let configs = store.load_configs().await?.ok_or_else(|| {
-        WireError::Config(format!("store {url} holds no configs: run `kasm-autoscale apply FILE... --store {url}`"))
-    })?;
-    // In AWS, `secretsmanager:` references resolve through Secrets Manager (cached per cold start);
-    // `env:` and `file:` work everywhere.
-    let secrets: Arc<dyn Secrets> = if url.starts_with("dynamodb://") {
+    let configs = stored_configs(store.as_ref(), &url).await?;
+    let secrets = secrets_for(&url).await;
+    ctx_for(configs, store, secrets).await
+}
+
+/// The secret resolver that goes with a store: with `dynamodb://` (the AWS deployment)
+/// `secretsmanager:` references resolve through Secrets Manager (cached, default AWS configuration);
+/// `env:` and `file:` work everywhere.
+pub async fn secrets_for(store_url: &str) -> Arc<dyn Secrets> {
+    if store_url.starts_with("dynamodb://") {
         let conf = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
         Arc::new(crate::secrets::aws::AwsSecrets::new(
             aws_sdk_secretsmanager::Client::new(&conf),
@@ -148,11 +152,121 @@ pub async fn from_env() -> Result<(Ctx, crate::webhook::Keys), WireError> {
         ))
     } else {
         Arc::new(crate::secrets::LocalSecrets)
-    };
+    }
+}
+
+async fn stored_configs(store: &dyn Store, url: &str) -> Result<ConfigSet, WireError> {
+    store.load_configs().await?.ok_or_else(|| {
+        WireError::Config(format!("store {url} holds no configs: run `kasm-autoscale apply FILE... --store {url}`"))
+    })
+}
+
+/// The environment variable the deployed stack sets to its `DeploymentId`.
+pub const DEPLOYMENT_ENV: &str = "KASM_AUTOSCALE_DEPLOYMENT";
+
+/// The stack's IAM policies only allow acting on instances and secrets of its own deployment id, so
+/// configs for another id would fail on every VM with "access denied": refuse them up front instead.
+fn check_deployment(configs: &ConfigSet, stack: Option<&str>) -> Result<(), WireError> {
+    match stack {
+        Some(id) if !id.is_empty() && id != configs.settings.deployment_id => Err(WireError::Config(format!(
+            "settings.deployment_id: the stored configs say {:?} but this stack was deployed with DeploymentId {id:?} \
+             ({DEPLOYMENT_ENV}); its permissions cover only that id: set deployment_id to {id:?} and apply again",
+            configs.settings.deployment_id
+        ))),
+        _ => Ok(()),
+    }
+}
+
+async fn ctx_for(
+    configs: ConfigSet,
+    store: Arc<dyn Store>,
+    secrets: Arc<dyn Secrets>,
+) -> Result<(Ctx, crate::webhook::Keys), WireError> {
+    check_deployment(&configs, std::env::var(DEPLOYMENT_ENV).ok().as_deref())?;
     let kasm = kasm(&configs, secrets.as_ref()).await?;
     let providers = providers(&configs, secrets.as_ref()).await?;
     let keys = webhook_keys(&configs, secrets.as_ref()).await?;
     Ok((local_ctx(configs, store, kasm, providers, secrets).await, keys))
+}
+
+/// The environment variable setting how often (seconds) a warm function checks the store for new
+/// configs (default [`DEFAULT_CONFIG_RECHECK`]; 0 = before every invocation).
+pub const CONFIG_RECHECK_ENV: &str = "KASM_AUTOSCALE_CONFIG_RECHECK_SECONDS";
+/// How often a warm function checks the store for configs changed by `apply`, by default.
+pub const DEFAULT_CONFIG_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The context of a long-lived function process: built by [`from_env`] at cold start, and rebuilt
+/// when `kasm-autoscale apply` has changed the configs in the store, so a warm Lambda never keeps
+/// evaluating with configs the operator replaced. The store is read at most once per recheck
+/// interval; a reload that fails keeps the configs in force (logged), so a bad moment of the store
+/// or a secret never stops the functions.
+pub struct LambdaContext {
+    url: String,
+    recheck: std::time::Duration,
+    current: tokio::sync::Mutex<Current>,
+}
+
+struct Current {
+    ctx: Arc<Ctx>,
+    keys: Arc<crate::webhook::Keys>,
+    checked: std::time::Instant,
+}
+
+impl std::fmt::Debug for LambdaContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LambdaContext").field("store", &self.url).field("recheck", &self.recheck).finish()
+    }
+}
+
+impl LambdaContext {
+    /// Cold start: [`from_env`], and the recheck interval from [`CONFIG_RECHECK_ENV`].
+    pub async fn from_env() -> Result<Self, WireError> {
+        let (ctx, keys) = from_env().await?;
+        let recheck =
+            match std::env::var(CONFIG_RECHECK_ENV) {
+                Err(_) => DEFAULT_CONFIG_RECHECK,
+                Ok(v) => std::time::Duration::from_secs(v.trim().parse().map_err(|_| {
+                    WireError::Config(format!("{CONFIG_RECHECK_ENV}: expected whole seconds, got {v:?}"))
+                })?),
+            };
+        let url = std::env::var(STORE_ENV).unwrap_or_default();
+        Ok(Self::new(url, ctx, keys, recheck))
+    }
+
+    /// Wraps a built context.
+    pub fn new(url: String, ctx: Ctx, keys: crate::webhook::Keys, recheck: std::time::Duration) -> Self {
+        let current = Current { ctx: Arc::new(ctx), keys: Arc::new(keys), checked: std::time::Instant::now() };
+        Self { url, recheck, current: tokio::sync::Mutex::new(current) }
+    }
+
+    /// The context for the next invocation: the one in force, or — when the recheck interval has
+    /// passed and the stored configs differ — one rebuilt from the new configs.
+    pub async fn current(&self) -> (Arc<Ctx>, Arc<crate::webhook::Keys>) {
+        let mut cur = self.current.lock().await;
+        if cur.checked.elapsed() >= self.recheck {
+            cur.checked = std::time::Instant::now();
+            match self.reload(&cur.ctx).await {
+                Ok(None) => {}
+                Ok(Some((ctx, keys))) => {
+                    tracing::info!(store = %self.url, "configs changed in the store: reloaded");
+                    cur.ctx = Arc::new(ctx);
+                    cur.keys = Arc::new(keys);
+                }
+                Err(e) => {
+                    tracing::error!(store = %self.url, error = %e, "configs not reloaded; the ones in force stay")
+                }
+            }
+        }
+        (cur.ctx.clone(), cur.keys.clone())
+    }
+
+    async fn reload(&self, old: &Ctx) -> Result<Option<(Ctx, crate::webhook::Keys)>, WireError> {
+        let configs = stored_configs(old.store.as_ref(), &self.url).await?;
+        if configs == *old.configs {
+            return Ok(None);
+        }
+        ctx_for(configs, old.store.clone(), old.secrets.clone()).await.map(Some)
+    }
 }
 
 /// The webhook secrets the configs name (absent = that way in is closed).
@@ -168,4 +282,83 @@ pub async fn webhook_keys(configs: &ConfigSet, secrets: &dyn Secrets) -> Result<
         keys.max_body_bytes = w.max_body_bytes;
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigFile;
+
+    fn configs(secret_file: &std::path::Path, standby: u32) -> ConfigSet {
+        let doc = format!(
+            r#"
+settings:
+  deployment_id: reload-test
+  kasm:
+    url: https://kasm.example.com
+    api_key: key
+    api_key_secret: file:{}
+autoscale_configs:
+  - autoscale_config_name: agents
+    server_pool_id: 8b2d1f0e3c4a5b6c7d8e9f0a1b2c3d4e
+    zone_id: 5a1c0e7f2b3d4c5e8f9a0b1c2d3e4f50
+    vm_provider_config: none-yet
+    standby_cores: {standby}
+"#,
+            secret_file.display()
+        );
+        let f: ConfigFile = serde_yaml_ng::from_str(&doc).unwrap();
+        let mut s = ConfigSet::default();
+        s.merge(f);
+        s
+    }
+
+    async fn wired(store: Arc<dyn Store>, set: ConfigSet, recheck: u64) -> LambdaContext {
+        store.save_configs(&set).await.unwrap();
+        let (ctx, keys) = ctx_for(set, store, Arc::new(crate::secrets::LocalSecrets)).await.unwrap();
+        LambdaContext::new("memory:".into(), ctx, keys, std::time::Duration::from_secs(recheck))
+    }
+
+    #[tokio::test]
+    async fn a_warm_function_picks_up_applied_configs_and_keeps_its_own_when_they_do_not_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("kasm-secret");
+        std::fs::write(&secret, "s3cret").unwrap();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let w = wired(store.clone(), configs(&secret, 8), 0).await;
+        let (a, _) = w.current().await;
+        let (b, _) = w.current().await;
+        assert!(Arc::ptr_eq(&a, &b), "rebuilt although nothing changed");
+
+        // `apply` changed the standby: the next invocation runs with it.
+        store.save_configs(&configs(&secret, 16)).await.unwrap();
+        let (c, _) = w.current().await;
+        assert_eq!(c.configs.autoscale("agents").unwrap().standby_cores, 16.0);
+
+        // New configs whose secret cannot be read: the ones in force stay.
+        store.save_configs(&configs(&dir.path().join("missing"), 4)).await.unwrap();
+        let (d, _) = w.current().await;
+        assert!(Arc::ptr_eq(&c, &d));
+    }
+
+    #[test]
+    fn configs_of_another_deployment_than_the_stacks_are_refused() {
+        let set = configs(std::path::Path::new("/dev/null"), 8);
+        assert!(check_deployment(&set, None).is_ok());
+        assert!(check_deployment(&set, Some("reload-test")).is_ok());
+        let e = check_deployment(&set, Some("prod")).unwrap_err().to_string();
+        assert!(e.starts_with("settings.deployment_id:") && e.contains("\"prod\""), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_store_is_not_read_again_before_the_recheck_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("kasm-secret");
+        std::fs::write(&secret, "s3cret").unwrap();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let w = wired(store.clone(), configs(&secret, 8), 3600).await;
+        store.save_configs(&configs(&secret, 16)).await.unwrap();
+        let (c, _) = w.current().await;
+        assert_eq!(c.configs.autoscale("agents").unwrap().standby_cores, 8.0);
+    }
 }

@@ -4,10 +4,8 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use shared::engine::{Action, Input, Plan};
-use shared::secrets::LocalSecrets;
 use shared::wiring;
 
 use crate::configs;
@@ -21,7 +19,8 @@ pub async fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let store = match wiring::open_store_async(store_url.unwrap_or("memory:"), false).await {
+    let store_url = store_url.unwrap_or("memory:");
+    let store = match wiring::open_store_async(store_url, false).await {
         Ok(s) => s,
         Err(e) => return fail(err, &e.to_string()),
     };
@@ -29,7 +28,7 @@ pub async fn run(
         Ok(s) => s,
         Err(code) => return code,
     };
-    let secrets = Arc::new(LocalSecrets);
+    let secrets = wiring::secrets_for(store_url).await;
     let kasm = match wiring::kasm(&set, secrets.as_ref()).await {
         Ok(k) => k,
         Err(e) => return fail(err, &e.to_string()),

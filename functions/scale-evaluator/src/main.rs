@@ -1,4 +1,5 @@
-//! Lambda `scale-evaluator`: wiring only. Logs as JSON lines; clients are built once per cold start.
+//! Lambda `scale-evaluator`: wiring only. Logs as JSON lines; clients are built once per cold start
+//! and rebuilt only when `apply` changed the configs in the store.
 
 mod handler;
 
@@ -8,10 +9,13 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt().json().flatten_event(true).with_current_span(false).without_time().init();
-    let (ctx, keys) = shared::wiring::from_env().await?;
+    let wired = shared::wiring::LambdaContext::from_env().await?;
     lambda_runtime::run(service_fn(|ev: LambdaEvent<Value>| {
-        let (ctx, keys) = (&ctx, &keys);
-        async move { handler::handle(ctx, keys, ev.payload).await }
+        let wired = &wired;
+        async move {
+            let (ctx, keys) = wired.current().await;
+            handler::handle(&ctx, &keys, ev.payload).await
+        }
     }))
     .await
 }

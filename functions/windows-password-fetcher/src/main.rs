@@ -1,4 +1,5 @@
-//! Lambda `windows-password-fetcher`: wiring only. Logs as JSON lines; clients are built once per cold start.
+//! Lambda `windows-password-fetcher`: wiring only. Logs as JSON lines; clients are built once per cold start
+//! and rebuilt only when `apply` changed the configs in the store.
 
 mod handler;
 
@@ -8,10 +9,13 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt().json().flatten_event(true).with_current_span(false).without_time().init();
-    let (ctx, _keys) = shared::wiring::from_env().await?;
+    let wired = shared::wiring::LambdaContext::from_env().await?;
     lambda_runtime::run(service_fn(|ev: LambdaEvent<Value>| {
-        let ctx = &ctx;
-        async move { Ok::<Value, Error>(handler::handle(ctx, ev.payload).await) }
+        let wired = &wired;
+        async move {
+            let (ctx, _keys) = wired.current().await;
+            Ok::<Value, Error>(handler::handle(&ctx, ev.payload).await)
+        }
     }))
     .await
 }
