@@ -2,7 +2,7 @@
 //! model): one way to build a reqwest client ([`build_client`]), retries with decorrelated jitter that
 //! honour `Retry-After` ([`retry`]), a single-flight cache for expiring credentials ([`token`]),
 //! HTTP status → [`ProviderError`] in one place ([`to_provider_error`]) and redaction of secrets from
-//! anything that becomes an error message ([`redact`]).
+//! anything that becomes an error message ([`mod@redact`]).
 //!
 //! Backends never hand-roll retries or status mapping: they call [`retry::send`] and convert an
 //! [`HttpError`] at their boundary.
