@@ -130,13 +130,35 @@ pub const STORE_ENV: &str = "KASM_AUTOSCALE_STORE";
 
 /// Builds the context of a Lambda function (or any process configured by environment): the store
 /// from `KASM_AUTOSCALE_STORE`, the configs stored in it (written by `kasm-autoscale apply`), and the
-/// Kasm client, providers and webhook keys those configs name. Called once per cold start.
+/// Kasm client, providers and webhook keys those configs name.
 pub async fn from_env() -> Result<(Ctx, crate::webhook::Keys), WireError> {
-    let url = std::env::var(STORE_ENV)
-        .map_err(|_| WireError::Config(format!("{STORE_ENV} is not set (e.g. dynamodb://kasm-autoscale)")))?;
-    let store = open_store_async(&url, false).await?;
-    let configs = stored_configs(store.as_ref(), &url).await?;
-    let secrets = secrets_for(&url).await;
+    let url = store_url_from_env()?;
+    build_for_store(&url).await
+}
+
+fn store_url_from_env() -> Result<String, WireError> {
+    std::env::var(STORE_ENV)
+        .map_err(|_| WireError::Config(format!("{STORE_ENV} is not set (e.g. dynamodb://kasm-autoscale)")))
+}
+
+/// The context for the store at `url`. For `dynamodb://TABLE` one AWS configuration serves the store
+/// and Secrets Manager, and the table is not described first: the configs' read names the table if it
+/// is missing (one round trip less on every cold start).
+async fn build_for_store(url: &str) -> Result<(Ctx, crate::webhook::Keys), WireError> {
+    let (store, secrets): (Arc<dyn Store>, Arc<dyn Secrets>) = match url.strip_prefix("dynamodb://") {
+        Some(table) if !table.is_empty() && !table.contains('/') => {
+            let conf = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+            (
+                Arc::new(DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&conf), table)),
+                Arc::new(crate::secrets::aws::AwsSecrets::new(
+                    aws_sdk_secretsmanager::Client::new(&conf),
+                    crate::secrets::aws::DEFAULT_CACHE_TTL,
+                )),
+            )
+        }
+        _ => (open_store_async(url, false).await?, secrets_for(url).await),
+    };
+    let configs = stored_configs(store.as_ref(), url).await?;
     ctx_for(configs, store, secrets).await
 }
 
@@ -183,9 +205,12 @@ async fn ctx_for(
     secrets: Arc<dyn Secrets>,
 ) -> Result<(Ctx, crate::webhook::Keys), WireError> {
     check_deployment(&configs, std::env::var(DEPLOYMENT_ENV).ok().as_deref())?;
-    let kasm = kasm(&configs, secrets.as_ref()).await?;
-    let providers = providers(&configs, secrets.as_ref()).await?;
-    let keys = webhook_keys(&configs, secrets.as_ref()).await?;
+    // Independent reads (secrets, provider set-up): at once, so a cold start waits for the slowest only.
+    let (kasm, providers, keys) = tokio::try_join!(
+        kasm(&configs, secrets.as_ref()),
+        providers(&configs, secrets.as_ref()),
+        webhook_keys(&configs, secrets.as_ref()),
+    )?;
     Ok((local_ctx(configs, store, kasm, providers, secrets).await, keys))
 }
 
@@ -195,15 +220,16 @@ pub const CONFIG_RECHECK_ENV: &str = "KASM_AUTOSCALE_CONFIG_RECHECK_SECONDS";
 /// How often a warm function checks the store for configs changed by `apply`, by default.
 pub const DEFAULT_CONFIG_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The context of a long-lived function process: built by [`from_env`] at cold start, and rebuilt
-/// when `kasm-autoscale apply` has changed the configs in the store, so a warm Lambda never keeps
-/// evaluating with configs the operator replaced. The store is read at most once per recheck
-/// interval; a reload that fails keeps the configs in force (logged), so a bad moment of the store
-/// or a secret never stops the functions.
+/// The context of a long-lived function process. Built on the first invocation rather than during
+/// the process's init: the Runtime API is polled at once, and a deployment without configs (or with a
+/// secret that does not resolve) answers each invocation with that error instead of failing init.
+/// Rebuilt when `kasm-autoscale apply` has changed the configs in the store, so a warm Lambda never
+/// keeps evaluating with configs the operator replaced; the store is read at most once per recheck
+/// interval, and a reload that fails keeps the configs in force (logged).
 pub struct LambdaContext {
     url: String,
     recheck: std::time::Duration,
-    current: tokio::sync::Mutex<Current>,
+    current: tokio::sync::Mutex<Option<Current>>,
 }
 
 struct Current {
@@ -219,9 +245,10 @@ impl std::fmt::Debug for LambdaContext {
 }
 
 impl LambdaContext {
-    /// Cold start: [`from_env`], and the recheck interval from [`CONFIG_RECHECK_ENV`].
-    pub async fn from_env() -> Result<Self, WireError> {
-        let (ctx, keys) = from_env().await?;
+    /// Reads the settings from the environment (no I/O): the store from [`STORE_ENV`], the recheck
+    /// interval from [`CONFIG_RECHECK_ENV`].
+    pub fn from_env() -> Result<Self, WireError> {
+        let url = store_url_from_env()?;
         let recheck =
             match std::env::var(CONFIG_RECHECK_ENV) {
                 Err(_) => DEFAULT_CONFIG_RECHECK,
@@ -229,20 +256,26 @@ impl LambdaContext {
                     WireError::Config(format!("{CONFIG_RECHECK_ENV}: expected whole seconds, got {v:?}"))
                 })?),
             };
-        let url = std::env::var(STORE_ENV).unwrap_or_default();
-        Ok(Self::new(url, ctx, keys, recheck))
+        Ok(Self { url, recheck, current: tokio::sync::Mutex::new(None) })
     }
 
     /// Wraps a built context.
     pub fn new(url: String, ctx: Ctx, keys: crate::webhook::Keys, recheck: std::time::Duration) -> Self {
         let current = Current { ctx: Arc::new(ctx), keys: Arc::new(keys), checked: std::time::Instant::now() };
-        Self { url, recheck, current: tokio::sync::Mutex::new(current) }
+        Self { url, recheck, current: tokio::sync::Mutex::new(Some(current)) }
     }
 
-    /// The context for the next invocation: the one in force, or — when the recheck interval has
-    /// passed and the stored configs differ — one rebuilt from the new configs.
-    pub async fn current(&self) -> (Arc<Ctx>, Arc<crate::webhook::Keys>) {
-        let mut cur = self.current.lock().await;
+    /// The context for the next invocation: built on first use; then the one in force, or — when the
+    /// recheck interval has passed and the stored configs differ — one rebuilt from the new configs.
+    pub async fn current(&self) -> Result<(Arc<Ctx>, Arc<crate::webhook::Keys>), WireError> {
+        let mut slot = self.current.lock().await;
+        let Some(cur) = slot.as_mut() else {
+            let (ctx, keys) = build_for_store(&self.url).await?;
+            let cur = Current { ctx: Arc::new(ctx), keys: Arc::new(keys), checked: std::time::Instant::now() };
+            let out = (cur.ctx.clone(), cur.keys.clone());
+            *slot = Some(cur);
+            return Ok(out);
+        };
         if cur.checked.elapsed() >= self.recheck {
             cur.checked = std::time::Instant::now();
             match self.reload(&cur.ctx).await {
@@ -257,7 +290,7 @@ impl LambdaContext {
                 }
             }
         }
-        (cur.ctx.clone(), cur.keys.clone())
+        Ok((cur.ctx.clone(), cur.keys.clone()))
     }
 
     async fn reload(&self, old: &Ctx) -> Result<Option<(Ctx, crate::webhook::Keys)>, WireError> {
@@ -326,19 +359,30 @@ autoscale_configs:
         std::fs::write(&secret, "s3cret").unwrap();
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let w = wired(store.clone(), configs(&secret, 8), 0).await;
-        let (a, _) = w.current().await;
-        let (b, _) = w.current().await;
+        let (a, _) = w.current().await.unwrap();
+        let (b, _) = w.current().await.unwrap();
         assert!(Arc::ptr_eq(&a, &b), "rebuilt although nothing changed");
 
         // `apply` changed the standby: the next invocation runs with it.
         store.save_configs(&configs(&secret, 16)).await.unwrap();
-        let (c, _) = w.current().await;
+        let (c, _) = w.current().await.unwrap();
         assert_eq!(c.configs.autoscale("agents").unwrap().standby_cores, 16.0);
 
         // New configs whose secret cannot be read: the ones in force stay.
         store.save_configs(&configs(&dir.path().join("missing"), 4)).await.unwrap();
-        let (d, _) = w.current().await;
+        let (d, _) = w.current().await.unwrap();
         assert!(Arc::ptr_eq(&c, &d));
+    }
+
+    #[tokio::test]
+    async fn nothing_is_read_before_the_first_invocation_and_a_missing_config_is_its_error() {
+        let w = LambdaContext {
+            url: "memory:".into(),
+            recheck: DEFAULT_CONFIG_RECHECK,
+            current: tokio::sync::Mutex::new(None),
+        };
+        let e = w.current().await.unwrap_err().to_string();
+        assert!(e.contains("holds no configs") && e.contains("kasm-autoscale apply"), "{e}");
     }
 
     #[test]
@@ -358,7 +402,7 @@ autoscale_configs:
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let w = wired(store.clone(), configs(&secret, 8), 3600).await;
         store.save_configs(&configs(&secret, 16)).await.unwrap();
-        let (c, _) = w.current().await;
+        let (c, _) = w.current().await.unwrap();
         assert_eq!(c.configs.autoscale("agents").unwrap().standby_cores, 8.0);
     }
 }

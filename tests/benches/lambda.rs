@@ -1,10 +1,13 @@
-//! Benchmark of the four Lambda functions as deployed: the size of each stripped release binary, and
-//! its init time — process start to its first `GET /runtime/invocation/next` on a local Runtime API
-//! stub — with a real cold start: the configs read from a DynamoDB table and the secrets from Secrets
-//! Manager, both on a local moto server (loopback: no network latency is in the figures).
+//! Benchmark of the four Lambda functions as deployed: the size of each stripped release binary, its
+//! init time — process start to its first `GET /runtime/invocation/next` on a local Runtime API stub —
+//! and its first answer: process start to the response of a first, cheap invocation, which includes
+//! building the context (the configs read from a DynamoDB table, the secrets from Secrets Manager, both
+//! on a local moto server: loopback, so no network latency is in the figures). The functions build their
+//! context on the first invocation, so "first answer" is the cold start a caller waits for.
 //!
 //! `cargo build --release -p scale-evaluator -p provisioner -p reaper -p windows-password-fetcher`
 //! then `cargo bench -p integration-tests --bench lambda`. Targets: ≤ 8 MiB, ≤ 20 ms.
+//! `KASM_AUTOSCALE_BIN_DIR` points at other binaries (default: this bench's own `target/<profile>`).
 
 use integration_tests::kasm_server::{AcceptAuth, KasmTestServer};
 use integration_tests::moto::Moto;
@@ -15,6 +18,13 @@ use shared::store::{DynamoDbStore, dynamodb};
 use std::time::{Duration, Instant};
 
 const FUNCTIONS: [&str; 4] = ["scale-evaluator", "provisioner", "reaper", "windows-password-fetcher"];
+/// A first invocation that needs the whole context and does little else.
+const FIRST_EVENTS: [&str; 4] = [
+    "scale-evaluator/webhook-bad-signature.json",
+    "provisioner/direct-claim-ids.json",
+    "reaper/direct-reap-now.json",
+    "windows-password-fetcher/direct-fetch-now.json",
+];
 const RUNS: usize = 20;
 const SIZE_TARGET_MIB: f64 = 8.0;
 const INIT_TARGET_MS: f64 = 20.0;
@@ -62,7 +72,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let dir = target_profile_dir();
+    let dir =
+        std::env::var_os("KASM_AUTOSCALE_BIN_DIR").map(std::path::PathBuf::from).unwrap_or_else(target_profile_dir);
     let missing: Vec<&str> = FUNCTIONS.iter().copied().filter(|f| !dir.join(f).is_file()).collect();
     if !missing.is_empty() {
         eprintln!(
@@ -99,10 +110,16 @@ fn main() {
         let logs = tempfile::tempdir().expect("tempdir");
 
         println!("Lambda functions (release, stripped), init = process start → first Runtime API request, {RUNS} cold starts each");
-        println!("| function | binary size | init min | init median | init p90 | init max |");
-        println!("|---|---:|---:|---:|---:|---:|");
+        println!("| function | binary size | init min | init median | init p90 | first answer median | first answer p90 |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
         let mut over = vec![];
-        for f in FUNCTIONS {
+        for (f, first) in FUNCTIONS.into_iter().zip(FIRST_EVENTS) {
+            let event: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(first))
+                    .expect("event fixture"),
+            )
+            .expect("event JSON");
+            let mut answers = Vec::with_capacity(RUNS);
             let size = std::fs::metadata(dir.join(f)).expect("binary").len() as f64 / (1024.0 * 1024.0);
             let mut times = Vec::with_capacity(RUNS);
             for _ in 0..RUNS {
@@ -119,12 +136,21 @@ fn main() {
                     tokio::time::sleep(Duration::from_micros(200)).await;
                 };
                 times.push((polled - p.started).as_secs_f64() * 1000.0);
+                if let integration_tests::runtime_api::Outcome::Error(e) =
+                    api.invoke(event.clone(), Duration::from_secs(10)).await
+                {
+                    panic!("{f} failed its first invocation: {e}\n{}", p.logs());
+                }
+                answers.push(p.started.elapsed().as_secs_f64() * 1000.0);
                 drop(p);
             }
             times.sort_by(f64::total_cmp);
-            let (min, med, p90, max) =
-                (times[0], percentile(&times, 0.5), percentile(&times, 0.9), times[times.len() - 1]);
-            println!("| {f} | {size:.2} MiB | {min:.1} ms | {med:.1} ms | {p90:.1} ms | {max:.1} ms |");
+            answers.sort_by(f64::total_cmp);
+            let (min, med, p90) = (times[0], percentile(&times, 0.5), percentile(&times, 0.9));
+            let (amed, ap90) = (percentile(&answers, 0.5), percentile(&answers, 0.9));
+            println!(
+                "| {f} | {size:.2} MiB | {min:.1} ms | {med:.1} ms | {p90:.1} ms | {amed:.1} ms | {ap90:.1} ms |"
+            );
             if size > SIZE_TARGET_MIB {
                 over.push(format!("{f}: {size:.2} MiB > {SIZE_TARGET_MIB} MiB"));
             }

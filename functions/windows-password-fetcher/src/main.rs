@@ -1,5 +1,5 @@
-//! Lambda `windows-password-fetcher`: wiring only. Logs as JSON lines; clients are built once per cold start
-//! and rebuilt only when `apply` changed the configs in the store.
+//! Lambda `windows-password-fetcher`: wiring only. Logs as JSON lines; clients are built on the first
+//! invocation and rebuilt only when `apply` changed the configs in the store.
 
 mod handler;
 
@@ -9,11 +9,11 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt().json().flatten_event(true).with_current_span(false).without_time().init();
-    let wired = shared::wiring::LambdaContext::from_env().await?;
+    let wired = shared::wiring::LambdaContext::from_env()?;
     lambda_runtime::run(service_fn(|ev: LambdaEvent<Value>| {
         let wired = &wired;
         async move {
-            let (ctx, _keys) = wired.current().await;
+            let (ctx, _keys) = wired.current().await?;
             Ok::<Value, Error>(handler::handle(&ctx, ev.payload).await)
         }
     }))
