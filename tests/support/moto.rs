@@ -48,22 +48,44 @@ impl Moto {
     /// turn gives DynamoDB's isolation while the clients still race: a read-then-write cap check would
     /// still lose, because its read and its write are separate requests.
     pub fn start_serial() -> Moto {
+        Self::start_python(
+            "serial",
+            "import sys\n\
+from werkzeug.serving import run_simple\n\
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app\n\
+run_simple('127.0.0.1', int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False, request_handler=MotoRequestHandler)\n",
+        )
+    }
+
+    /// A server of its own that does not keep every model object it ever made. moto records each
+    /// instance of its models for its `/moto-api` data view and never lets go, and its
+    /// TransactWriteItems deep-copies the whole table first (its rollback snapshot): every transaction
+    /// leaks a copy of the table, which a run of thousands of transactions (a benchmark) cannot afford.
+    pub fn start_untracked() -> Moto {
+        Self::start_python(
+            "untracked",
+            "import sys\n\
+from moto.core.common_models import BaseModel\n\
+BaseModel.__new__ = staticmethod(lambda cls, *args, **kwargs: object.__new__(cls))\n\
+from moto.server import main\n\
+main(['-H', '127.0.0.1', '-p', sys.argv[1]])\n",
+        )
+    }
+
+    /// Runs `script` (given the port as its argument) with the Python of `moto_server`.
+    fn start_python(what: &str, script: &str) -> Moto {
         let bin = moto_bin().unwrap_or_else(|| {
             panic!("moto_server not found: run `bash .ci/test` (it installs moto[server] into .ci/.venv), or pip install 'moto[server]'")
         });
         let python = python_of(&bin);
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let script = "import sys\n\
-from werkzeug.serving import run_simple\n\
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app\n\
-run_simple('127.0.0.1', int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False, request_handler=MotoRequestHandler)\n";
         let child = Command::new(&python)
             .args(["-c", script, &port.to_string()])
             .env("MOTO_PORT", port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("failed to start a serial moto with {}: {e}", python.display()));
+            .unwrap_or_else(|e| panic!("failed to start a {what} moto with {}: {e}", python.display()));
         let m = Moto { endpoint: format!("http://127.0.0.1:{port}"), child: Some(child) };
         m.wait_ready(Duration::from_secs(30));
         m
