@@ -323,3 +323,34 @@ async fn transaction_conflicts_are_retried_and_condition_failures_are_not() {
         other => panic!("a throttled transaction gave {other:?}"),
     }
 }
+
+/// A scheduled evaluation in steady state (nothing to create, destroy or record in a control record)
+/// costs at most 3 DynamoDB requests per config: take the lease and read the control record, read
+/// the claims and counters, write the decision and give the lease back.
+#[tokio::test]
+async fn steady_state_evaluation_makes_at_most_three_requests_per_config() {
+    use integration_tests::evaluation::EvalWorld;
+    use shared::clock::Clock;
+    const CONFIGS: usize = 10;
+    let moto = Moto::start();
+    let w = EvalWorld::new(&moto, CONFIGS, 2).await;
+    w.reach_steady_state().await;
+
+    w.calls.reset();
+    let out = w.evaluate().await;
+    assert_eq!(out.len(), CONFIGS);
+    for o in &out {
+        let plan = o.result.as_ref().unwrap_or_else(|e| panic!("{}: {e}", o.autoscale_config));
+        assert!(plan.create == 0 && plan.actions.is_empty(), "{}: not steady: {plan:?}", o.autoscale_config);
+    }
+    let by_op: std::collections::BTreeMap<_, _> =
+        w.calls.by_operation().into_iter().map(|(op, s)| (op, s.count)).collect();
+    let total = w.calls.total();
+    assert!(total <= 3 * CONFIGS as u64, "{total} DynamoDB requests for {CONFIGS} configs: {by_op:?}");
+    // Every lease went back (another holder may take each config at once).
+    for c in &w.ctx.configs.autoscale_configs {
+        let name = &c.autoscale_config_name;
+        assert!(w.ctx.store.acquire_lease(name, "evaluator-2", w.clock.now(), 60).await.unwrap(), "{name}: lease kept");
+    }
+    assert_eq!(w.ctx.store.decisions(None, 1000).await.unwrap().len(), 4 * CONFIGS, "one decision per evaluation");
+}

@@ -1,5 +1,6 @@
 //! Test support shared by the integration tests: fake servers and fixtures.
 
+pub mod evaluation;
 pub mod kasm_server;
 pub mod moto;
 pub mod proxmox_server;

@@ -48,7 +48,28 @@ impl Moto {
     /// turn gives DynamoDB's isolation while the clients still race: a read-then-write cap check would
     /// still lose, because its read and its write are separate requests.
     pub fn start_serial() -> Moto {
-        Self::start_own("", false)
+        Self::start_python(
+            "serial",
+            "import sys\n\
+from werkzeug.serving import run_simple\n\
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app\n\
+run_simple('127.0.0.1', int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False, request_handler=MotoRequestHandler)\n",
+        )
+    }
+
+    /// A server of its own that does not keep every model object it ever made. moto records each
+    /// instance of its models for its `/moto-api` data view and never lets go, and its
+    /// TransactWriteItems deep-copies the whole table first (its rollback snapshot): every transaction
+    /// leaks a copy of the table, which a run of thousands of transactions (a benchmark) cannot afford.
+    pub fn start_untracked() -> Moto {
+        Self::start_python(
+            "untracked",
+            "import sys\n\
+from moto.core.common_models import BaseModel\n\
+BaseModel.__new__ = staticmethod(lambda cls, *args, **kwargs: object.__new__(cls))\n\
+from moto.server import main\n\
+main(['-H', '127.0.0.1', '-p', sys.argv[1]])\n",
+        )
     }
 
     /// A server of its own whose EC2 `GetPasswordData` answers as EC2 does for a Windows instance
@@ -56,30 +77,26 @@ impl Moto {
     /// key, base64-encoded. moto itself answers with random text that is no ciphertext at all. The
     /// password of instance `i-…` is [`windows_password_of`]`("i-…")`, so a test can check what arrived.
     pub fn start_with_windows_passwords() -> Moto {
-        Self::start_own(WINDOWS_PASSWORDS, true)
+        let script = format!(
+            "import sys\n{WINDOWS_PASSWORDS}\nfrom moto.server import main\nmain(['-H', '127.0.0.1', '-p', sys.argv[1]])\n"
+        );
+        Self::start_python("patched", &script)
     }
 
-    fn start_own(patch: &str, threaded: bool) -> Moto {
+    /// Runs `script` (given the port as its argument) with the Python of `moto_server`.
+    fn start_python(what: &str, script: &str) -> Moto {
         let bin = moto_bin().unwrap_or_else(|| {
             panic!("moto_server not found: run `bash .ci/test` (it installs moto[server] into .ci/.venv), or pip install 'moto[server]'")
         });
         let python = python_of(&bin);
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let threaded = if threaded { "True" } else { "False" };
-        let script = format!(
-            "import sys\n\
-{patch}\n\
-from werkzeug.serving import run_simple\n\
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app\n\
-run_simple('127.0.0.1', int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded={threaded}, request_handler=MotoRequestHandler)\n"
-        );
         let child = Command::new(&python)
-            .args(["-c", &script, &port.to_string()])
+            .args(["-c", script, &port.to_string()])
             .env("MOTO_PORT", port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("failed to start moto with {}: {e}", python.display()));
+            .unwrap_or_else(|e| panic!("failed to start a {what} moto with {}: {e}", python.display()));
         let m = Moto { endpoint: format!("http://127.0.0.1:{port}"), child: Some(child) };
         m.wait_ready(Duration::from_secs(30));
         m

@@ -1,15 +1,18 @@
-//! The scale-evaluator's handler: per config, take the lease, read Kasm and the store, decide,
-//! write claims and mark drains, release.
+//! The scale-evaluator's handler: per config, take the lease and read the store (one
+//! [`Store::begin_evaluation`](crate::store::Store::begin_evaluation)), decide, write claims and mark
+//! drains, then write the control record and the decision and release (one
+//! [`Store::finish_evaluation`](crate::store::Store::finish_evaluation)). Kasm is read once for all.
 
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 
 use super::{AppError, Ctx};
 use crate::config::AutoscaleConfig;
+use crate::config::VmProviderConfig;
 use crate::engine::{self, Action, Input, Plan};
 use crate::kasm::{KasmServer, KasmSession};
 use crate::model::{ClaimId, Instance, InstanceState};
-use crate::store::{DecisionRecord, InstanceFilter, moved};
+use crate::store::{DecisionRecord, EvalSnapshot, InstanceFilter, moved};
 
 /// What one config's evaluation came to.
 #[derive(Debug)]
@@ -38,7 +41,7 @@ pub async fn evaluate(ctx: &Ctx, only: Option<&str>, trigger: &str) -> Vec<EvalO
     let mut out = Vec::with_capacity(configs.len());
     for cfg in configs {
         let name = cfg.autoscale_config_name.clone();
-        let (servers, sessions) = match &kasm_view {
+        let view = match &kasm_view {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(autoscale_config = %name, error = %e, "evaluation stopped: Kasm could not be read; nothing created or destroyed");
@@ -52,9 +55,14 @@ pub async fn evaluate(ctx: &Ctx, only: Option<&str>, trigger: &str) -> Vec<EvalO
             }
         };
         let now = ctx.clock.now();
-        match ctx.store.acquire_lease(&name, &ctx.holder, now, ctx.tuning.lease_seconds).await {
-            Ok(true) => {}
-            Ok(false) => {
+        let begun = ctx
+            .store
+            .begin_evaluation(&name, &cfg.vm_provider_config, &ctx.holder, now, ctx.tuning.lease_seconds)
+            .await;
+        let mut claimed = Vec::new();
+        let result = match begun {
+            Ok(Some(snapshot)) => evaluate_one(ctx, cfg, view, snapshot, now, trigger, &mut claimed).await,
+            Ok(None) => {
                 tracing::info!(autoscale_config = %name, "skipped: another evaluation holds this config's lease");
                 out.push(EvalOutcome {
                     result: Err(AppError::LeaseHeld(name.clone())),
@@ -64,22 +72,14 @@ pub async fn evaluate(ctx: &Ctx, only: Option<&str>, trigger: &str) -> Vec<EvalO
                 });
                 continue;
             }
-            Err(e) => {
-                out.push(EvalOutcome {
-                    autoscale_config: name,
-                    result: Err(e.into()),
-                    claimed: vec![],
-                    skipped_lease: false,
-                });
-                continue;
-            }
-        }
-        let mut claimed = Vec::new();
-        let result = evaluate_one(ctx, cfg, servers, sessions, now, trigger, &mut claimed).await;
-        if let Err(e) = ctx.store.release_lease(&name, &ctx.holder).await {
-            tracing::warn!(autoscale_config = %name, error = %e, "failed to release the lease; it expires by itself");
-        }
+            // The lease may have been taken before a read failed.
+            Err(e) => Err(e.into()),
+        };
         if let Err(e) = &result {
+            // On success `finish_evaluation` gave the lease back.
+            if let Err(e) = ctx.store.release_lease(&name, &ctx.holder).await {
+                tracing::warn!(autoscale_config = %name, error = %e, "failed to release the lease; it expires by itself");
+            }
             tracing::error!(autoscale_config = %name, error = %e, "evaluation failed");
         }
         out.push(EvalOutcome { autoscale_config: name, result, claimed, skipped_lease: false });
@@ -137,7 +137,18 @@ pub(crate) fn scope(
     (mine, sess)
 }
 
-/// Builds the engine's input for one config from the store and Kasm's records.
+/// The provider config an autoscale config names.
+fn provider_of<'a>(ctx: &'a Ctx, cfg: &AutoscaleConfig) -> Result<&'a VmProviderConfig, AppError> {
+    ctx.configs.provider(&cfg.vm_provider_config).ok_or_else(|| {
+        AppError::UnknownConfig(format!(
+            "autoscale config {}: vm_provider_config {} does not exist",
+            cfg.autoscale_config_name, cfg.vm_provider_config
+        ))
+    })
+}
+
+/// Builds the engine's input for one config from the store (read without a lease: the read-only
+/// path of [`plan`]) and Kasm's records; also returns the control record's version.
 pub(crate) async fn build_input(
     ctx: &Ctx,
     cfg: &AutoscaleConfig,
@@ -145,21 +156,29 @@ pub(crate) async fn build_input(
     sessions: &[KasmSession],
 ) -> Result<(Input, u64), AppError> {
     let name = &cfg.autoscale_config_name;
-    let pcfg = ctx.configs.provider(&cfg.vm_provider_config).ok_or_else(|| {
-        AppError::UnknownConfig(format!(
-            "autoscale config {name}: vm_provider_config {} does not exist",
-            cfg.vm_provider_config
-        ))
-    })?;
+    let pcfg = provider_of(ctx, cfg)?;
     let instances =
         ctx.store.list(&InstanceFilter { autoscale_config: Some(name.clone()), ..Default::default() }).await?;
     let owned_total = ctx.store.count_owned(pcfg.name()).await?;
     let control = ctx.store.control(name).await?;
+    Ok(input_from(ctx, cfg, pcfg, servers, sessions, EvalSnapshot { control, instances, owned_total }))
+}
+
+/// The engine's input from what the store gave and Kasm's records, and the control record's version.
+fn input_from(
+    ctx: &Ctx,
+    cfg: &AutoscaleConfig,
+    pcfg: &VmProviderConfig,
+    servers: &[KasmServer],
+    sessions: &[KasmSession],
+    snapshot: EvalSnapshot,
+) -> (Input, u64) {
+    let EvalSnapshot { control, instances, owned_total } = snapshot;
     let ours: HashSet<&str> = instances.iter().map(|i| i.kasm_server_id.as_str()).collect();
     let (servers, sessions) = scope(cfg, servers, sessions, &ours);
     let input = Input {
         config: cfg.clone(),
-        schedules: ctx.configs.schedules_of(name),
+        schedules: ctx.configs.schedules_of(&cfg.autoscale_config_name),
         max_instances: pcfg.max_instances(),
         owned_total,
         new_vm_size: pcfg.common().vm_size(),
@@ -169,7 +188,7 @@ pub(crate) async fn build_input(
         servers,
         sessions,
     };
-    Ok((input, control.version))
+    (input, control.version)
 }
 
 /// What `decide` would do for `only` (or every config) now, changing nothing: `kasm-autoscale plan`.
@@ -186,18 +205,20 @@ pub async fn plan(ctx: &Ctx, only: Option<&str>) -> Result<Vec<(Input, Plan)>, A
     Ok(out)
 }
 
+/// One config's evaluation under its lease, from the snapshot `begin_evaluation` read; ends with
+/// `finish_evaluation` (which gives the lease back) unless it fails.
 async fn evaluate_one(
     ctx: &Ctx,
     cfg: &AutoscaleConfig,
-    servers: &[KasmServer],
-    sessions: &[KasmSession],
+    (servers, sessions): &(Vec<KasmServer>, Vec<KasmSession>),
+    snapshot: EvalSnapshot,
     now: DateTime<Utc>,
     trigger: &str,
     claimed: &mut Vec<ClaimId>,
 ) -> Result<Plan, AppError> {
     let name = &cfg.autoscale_config_name;
-    let (input, control_version) = build_input(ctx, cfg, servers, sessions).await?;
-    let pcfg = ctx.configs.provider(&cfg.vm_provider_config).expect("checked by build_input");
+    let pcfg = provider_of(ctx, cfg)?;
+    let (input, control_version) = input_from(ctx, cfg, pcfg, servers, sessions, snapshot);
     let mut plan = engine::decide(&input, now);
 
     // Apply: claims first (each one a conditional write that enforces the cap), then actions.
@@ -227,11 +248,9 @@ async fn evaluate_one(
     if !claimed.is_empty() {
         next.last_provision = Some(now);
     }
-    if next != input.control {
-        ctx.store.put_control(name, &next, control_version).await?;
-    }
+    let changed = (next != input.control).then_some((&next, control_version));
     let rec = DecisionRecord { at: now, trigger: trigger.to_string(), plan: plan.clone() };
-    ctx.store.record_decision(&rec).await?;
+    ctx.store.finish_evaluation(name, &ctx.holder, changed, &rec).await?;
     tracing::info!(
         target: "kasm_autoscale::decision",
         autoscale_config = %name,

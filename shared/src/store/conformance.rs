@@ -388,6 +388,163 @@ pub async fn change_feed_reports_claims(s: &dyn Store) {
     assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "{s:?}: change feed reported more");
 }
 
+/// `begin_evaluation` takes the lease like `acquire_lease`: a second holder gets `None` (and no lease)
+/// until the first finishes, releases, or its lease expires; `finish_evaluation` gives it back.
+pub async fn evaluation_lease_is_exclusive(s: &dyn Store) {
+    let (c, pc, t) = ("evl-asc", "evl-pc", t0());
+    let begin = |holder: &'static str, at: DateTime<Utc>| async move {
+        s.begin_evaluation(c, pc, holder, at, 60).await.unwrap_or_else(|e| panic!("{s:?}: begin by {holder}: {e}"))
+    };
+    assert!(begin("a", t).await.is_some(), "{s:?}: free lease refused");
+    assert!(begin("b", t + Duration::seconds(10)).await.is_none(), "{s:?}: a held lease was taken");
+    assert!(!s.acquire_lease(c, "b", t + Duration::seconds(10), 60).await.expect("lease"), "{s:?}: lease shared");
+    assert!(begin("a", t + Duration::seconds(10)).await.is_some(), "{s:?}: the holder may begin again (renewal)");
+    // A lease taken by `acquire_lease` keeps `begin_evaluation` out as well.
+    assert!(s.acquire_lease("evl-asc-2", "b", t, 60).await.expect("lease"));
+    assert!(s.begin_evaluation("evl-asc-2", pc, "a", t, 60).await.expect("begin").is_none(), "{s:?}: leases differ");
+
+    s.finish_evaluation(c, "a", None, &decision(c, 1)).await.expect("finish");
+    assert!(begin("b", t + Duration::seconds(11)).await.is_some(), "{s:?}: finish did not give the lease back");
+    // Expiry: b's lease from t+11 for 60 s ends at t+71 exactly.
+    assert!(begin("a", t + Duration::seconds(70)).await.is_none(), "{s:?}: lease expired early");
+    assert!(begin("a", t + Duration::seconds(71)).await.is_some(), "{s:?}: expired lease still held");
+    assert!(!s.acquire_lease(c, "b", t + Duration::seconds(72), 60).await.expect("lease"), "{s:?}: lease lost");
+    s.release_lease(c, "a").await.expect("release");
+    assert!(s.acquire_lease(c, "b", t + Duration::seconds(72), 60).await.expect("lease"), "{s:?}: released lease");
+    s.release_lease(c, "b").await.expect("release");
+}
+
+/// The snapshot of `begin_evaluation`: the config's claims as `list` gives them (no other config's, no
+/// `deleted` ones, oldest first), the provider config's count over every autoscale config, and the
+/// control record with its version. Lease writes and control writes do not disturb each other.
+pub async fn evaluation_snapshot_content(s: &dyn Store) {
+    let t = t0();
+    let rows = [
+        ("evs-3", "evs-a", "evs-p1", 30),
+        ("evs-1", "evs-a", "evs-p1", 10),
+        ("evs-2", "evs-b", "evs-p1", 20),
+        ("evs-4", "evs-a", "evs-p2", 5),
+        ("evs-5", "evs-a", "evs-p1", 0),
+        ("evs-6", "evs-c", "evs-p2", 0),
+    ];
+    for (id, asc, pc, secs) in rows {
+        assert!(s.try_claim(&claim(id, asc, pc, t + Duration::seconds(secs)), 100).await.expect("claim"));
+    }
+    step(s, &ClaimId("evs-5".into()), InstanceState::Deleted).await;
+    step(s, &ClaimId("evs-3".into()), InstanceState::Creating).await;
+
+    // Nothing stored for the config yet: the default record at version 0.
+    let snap = s.begin_evaluation("evs-none", "evs-p1", "a", t, 60).await.expect("begin").expect("free lease");
+    assert_eq!((snap.control.value, snap.control.version), (ControlState::default(), 0), "{s:?}: fresh control");
+    assert!(snap.instances.is_empty(), "{s:?}: claims of an unknown config");
+    assert_eq!(snap.owned_total, 3, "{s:?}: owned_total");
+    // A lease alone is no control record, and writing the record keeps the lease.
+    assert_eq!(s.control("evs-none").await.expect("control").version, 0, "{s:?}: a lease read as a record");
+    let ctl = ControlState { consecutive_failures: 4, last_provision: Some(t), ..Default::default() };
+    s.put_control("evs-none", &ctl, 0).await.expect("first put of a leased config");
+    assert!(!s.acquire_lease("evs-none", "b", t, 60).await.expect("lease"), "{s:?}: put_control dropped the lease");
+    s.release_lease("evs-none", "a").await.expect("release");
+    assert_eq!(s.control("evs-none").await.expect("control").value, ctl, "{s:?}: release dropped the record");
+
+    s.put_control("evs-a", &ctl, 0).await.expect("put");
+    let snap = s.begin_evaluation("evs-a", "evs-p1", "a", t, 60).await.expect("begin").expect("free lease");
+    let listed =
+        s.list(&InstanceFilter { autoscale_config: Some("evs-a".into()), ..Default::default() }).await.expect("list");
+    assert_eq!(snap.instances, listed, "{s:?}: snapshot claims differ from list");
+    let ids: Vec<&str> = snap.instances.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["evs-4", "evs-1", "evs-3"], "{s:?}: snapshot claims");
+    assert_eq!(snap.owned_total, s.count_owned("evs-p1").await.expect("count"), "{s:?}: owned_total");
+    assert_eq!(snap.owned_total, 3, "{s:?}: owned_total over every autoscale config");
+    assert_eq!((snap.control.value, snap.control.version), (ctl, 1), "{s:?}: snapshot control");
+    // The lease is not part of the record.
+    assert_eq!(s.control("evs-a").await.expect("control").version, 1, "{s:?}: control under a lease");
+    s.finish_evaluation("evs-a", "a", None, &decision("evs-a", 1)).await.expect("finish");
+
+    let snap = s.begin_evaluation("evs-c", "evs-p2", "a", t, 60).await.expect("begin").expect("free lease");
+    assert_eq!(snap.owned_total, 2, "{s:?}: owned_total of another provider config");
+    assert_eq!(snap.instances.len(), 1);
+    s.release_lease("evs-c", "a").await.expect("release");
+}
+
+/// `finish_evaluation` writes the control record (when given, at the version read), appends the decision
+/// and frees the lease; without a record it leaves the record alone.
+pub async fn finish_evaluation_writes_and_frees(s: &dyn Store) {
+    let (c, t) = ("evf-asc", t0());
+    let snap = s.begin_evaluation(c, "evf-pc", "a", t, 60).await.expect("begin").expect("free lease");
+    let ctl = ControlState { request_downscale_at: Some(t + Duration::minutes(10)), ..Default::default() };
+    let d1 = decision(c, 1);
+    s.finish_evaluation(c, "a", Some((&ctl, snap.control.version)), &d1).await.expect("finish");
+    let got = s.control(c).await.expect("control");
+    assert_eq!((got.value.clone(), got.version), (ctl.clone(), 1), "{s:?}: finish did not write the record");
+    assert_eq!(
+        s.decisions(Some(c), 10).await.expect("decisions"),
+        std::slice::from_ref(&d1),
+        "{s:?}: decision of finish"
+    );
+    assert_eq!(
+        s.decisions(None, 1).await.expect("decisions"),
+        std::slice::from_ref(&d1),
+        "{s:?}: decision in the global log"
+    );
+
+    let snap = s.begin_evaluation(c, "evf-pc", "b", t, 60).await.expect("begin").expect("finish freed the lease");
+    assert_eq!((snap.control.value, snap.control.version), (ctl.clone(), 1));
+    let d2 = decision(c, 2);
+    s.finish_evaluation(c, "b", None, &d2).await.expect("finish without a record");
+    assert_eq!(s.control(c).await.expect("control"), got, "{s:?}: finish without a record changed it");
+    assert_eq!(s.decisions(Some(c), 10).await.expect("decisions"), [d2, d1], "{s:?}: decisions of finish");
+    assert!(s.acquire_lease(c, "c", t, 60).await.expect("lease"), "{s:?}: finish did not free the lease");
+    s.release_lease(c, "c").await.expect("release");
+}
+
+/// A control record that moved on since `begin_evaluation` makes `finish_evaluation` a conflict that
+/// appends no decision; the lease is free once the caller releases it (as `app::evaluate` does).
+pub async fn finish_evaluation_with_stale_version(s: &dyn Store) {
+    let (c, t) = ("evc-asc", t0());
+    let snap = s.begin_evaluation(c, "evc-pc", "a", t, 60).await.expect("begin").expect("free lease");
+    let theirs = ControlState { consecutive_failures: 1, ..Default::default() };
+    // Someone else (a provisioner's backoff) writes the record meanwhile.
+    s.put_control(c, &theirs, snap.control.version).await.expect("their put");
+    let mine = ControlState { last_provision: Some(t), ..Default::default() };
+    match s.finish_evaluation(c, "a", Some((&mine, snap.control.version)), &decision(c, 1)).await {
+        Err(StoreError::Conflict { key }) => assert!(key.contains(c), "{s:?}: conflict key {key}"),
+        other => panic!("{s:?}: finish with a stale version gave {other:?}, want Conflict"),
+    }
+    let got = s.control(c).await.expect("control");
+    assert_eq!((got.value, got.version), (theirs, 1), "{s:?}: a refused finish changed the record");
+    assert!(s.decisions(Some(c), 10).await.expect("decisions").is_empty(), "{s:?}: a refused finish logged");
+    s.release_lease(c, "a").await.expect("release");
+    assert!(s.acquire_lease(c, "b", t, 60).await.expect("lease"), "{s:?}: the lease was not freed");
+    s.release_lease(c, "b").await.expect("release");
+}
+
+/// A holder whose lease expired and was taken by another still finishes as the single writes would:
+/// its record write succeeds only at the current version, its decision is logged, and the new
+/// holder keeps the lease.
+pub async fn finish_evaluation_after_losing_the_lease(s: &dyn Store) {
+    let (c, t) = ("evx-asc", t0());
+    let a = s.begin_evaluation(c, "evx-pc", "a", t, 60).await.expect("begin").expect("free lease");
+    let b = s.begin_evaluation(c, "evx-pc", "b", t + Duration::seconds(61), 60).await.expect("begin");
+    let b = b.unwrap_or_else(|| panic!("{s:?}: an expired lease was still held"));
+    assert_eq!(a.control.version, b.control.version);
+    let late = ControlState { consecutive_failures: 7, ..Default::default() };
+    let da = decision(c, 1);
+    s.finish_evaluation(c, "a", Some((&late, a.control.version)), &da).await.expect("late finish");
+    let got = s.control(c).await.expect("control");
+    assert_eq!((got.value, got.version), (late.clone(), a.control.version + 1), "{s:?}: late record write");
+    assert_eq!(s.decisions(Some(c), 10).await.expect("decisions"), std::slice::from_ref(&da), "{s:?}: late decision");
+    assert!(!s.acquire_lease(c, "c", t + Duration::seconds(62), 60).await.expect("lease"), "{s:?}: b lost the lease");
+    // b read the record before a's write: its own write is a conflict.
+    let mine = ControlState::default();
+    let r = s.finish_evaluation(c, "b", Some((&mine, b.control.version)), &decision(c, 2)).await;
+    assert!(matches!(r, Err(StoreError::Conflict { .. })), "{s:?}: b's stale finish gave {r:?}");
+    s.release_lease(c, "b").await.expect("release");
+    s.finish_evaluation(c, "c", None, &decision(c, 3)).await.expect("finish without a lease");
+    assert_eq!(s.decisions(Some(c), 10).await.expect("decisions").len(), 2);
+    assert!(s.acquire_lease(c, "c", t + Duration::seconds(62), 60).await.expect("lease"), "{s:?}: lease not free");
+    s.release_lease(c, "c").await.expect("release");
+}
+
 /// Every single-store check, in turn, on one fresh store.
 pub async fn run_all(s: &dyn Store) {
     configs_round_trip(s).await;
@@ -398,6 +555,11 @@ pub async fn run_all(s: &dyn Store) {
     list_filters_and_order(s).await;
     control_is_compare_and_set(s).await;
     lease_exclusive_and_expires(s).await;
+    evaluation_lease_is_exclusive(s).await;
+    evaluation_snapshot_content(s).await;
+    finish_evaluation_writes_and_frees(s).await;
+    finish_evaluation_with_stale_version(s).await;
+    finish_evaluation_after_losing_the_lease(s).await;
     decisions_newest_first(s).await;
     suspects_keep_first_seen(s).await;
     change_feed_reports_claims(s).await;

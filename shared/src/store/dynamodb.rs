@@ -8,8 +8,7 @@
 //! |---|---|---|---|
 //! | claim | `claims` | `claim#<claim id>` | `id`, `state`, `version` (N), `autoscale_config`, `provider_config`, `doc` (the [`Instance`] as JSON), `ttl` once `deleted` |
 //! | slot counter | `claims` | `count#<provider config>` | `provider_config`, `owned` (N): claims of that provider config in every state but `deleted` |
-//! | control record | `control#<autoscale config>` | `control` | `version` (N), `doc` (the [`ControlState`] as JSON) |
-//! | lease | `control#<autoscale config>` | `lease` | `holder`, `expires` (N, nanoseconds since the epoch) |
+//! | control record and lease | `control#<autoscale config>` | `control` | `version` (N), `doc` (the [`ControlState`] as JSON); while leased `holder`, `expires` (N, nanoseconds since the epoch) |
 //! | decision | `decisions` and `decisions#<autoscale config>` (written twice) | ULID of the write (time-ordered) | `doc` (the [`DecisionRecord`] as JSON), `ttl` |
 //! | orphan suspect | `suspect#<provider VM id>` | `suspect` | `first_seen` (RFC 3339), `ttl` |
 //! | configs | `configs` | `configs` | `doc` (the [`ConfigSet`] as JSON) |
@@ -17,6 +16,20 @@
 //! Claims and their counters share one partition, so one strongly consistent Query (`pk = claims`)
 //! reads every claim and every counter: the live set is small (bounded by the sum of `max_instances`),
 //! and finished claims leave through TTL.
+//!
+//! The lease lives on the control item, so taking it returns the control record in the same request.
+//! An item without `version` holds a lease only (the record is the default, version 0); record writes
+//! are updates that leave `holder` and `expires` alone. (Tables written before this layout may hold
+//! separate `lease` items, sk `lease`: nothing reads them.)
+//!
+//! # Evaluations: three requests per config
+//! [`Store::begin_evaluation`] is one `UpdateItem` on the control item (take the lease: `SET holder,
+//! expires` if it has no holder, is ours, or expired; `ReturnValues ALL_NEW` gives the control record)
+//! and then one Query of the `claims` partition (the config's claims and the provider config's counter).
+//! [`Store::finish_evaluation`] is one `TransactWriteItems`: update the control item (the record if it
+//! changed, at the version read; remove the lease, only if still ours) and put the decision twice.
+//! When that condition fails (the lease expired and was taken, or the record moved on), the writes are
+//! made one by one instead, with the outcome they always had.
 //!
 //! # The `max_instances` cap
 //! [`Store::try_claim`] is one `TransactWriteItems`: put the claim (`attribute_not_exists(pk)`) and
@@ -44,7 +57,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{Change, DecisionRecord, InstanceFilter, Store, StoreError, Versioned};
+use super::{Change, DecisionRecord, EvalSnapshot, InstanceFilter, Store, StoreError, Versioned};
 use crate::aws_error::describe;
 use crate::config::ConfigSet;
 use crate::engine::ControlState;
@@ -135,6 +148,19 @@ fn to_json<T: serde::Serialize>(v: &T, what: &str) -> Result<String, StoreError>
 fn doc<T: serde::de::DeserializeOwned>(item: &Item, what: &str) -> Result<T, StoreError> {
     let d = get_s(item, "doc").ok_or_else(|| corrupt(what, "no `doc` attribute"))?;
     serde_json::from_str(d).map_err(|e| corrupt(what, e))
+}
+
+/// The control record in the control item (`None` = no item). An item without `version` holds a
+/// lease only: the record is the default, at version 0.
+fn control_of(c: &str, item: Option<&Item>) -> Result<Versioned<ControlState>, StoreError> {
+    let Some(item) = item.filter(|i| i.contains_key("version")) else {
+        return Ok(Versioned { value: ControlState::default(), version: 0 });
+    };
+    let what = format!("control record {c}");
+    Ok(Versioned {
+        value: doc(item, &what)?,
+        version: get_n(item, "version").ok_or_else(|| corrupt(&what, "unreadable version"))?,
+    })
 }
 
 fn build<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, StoreError> {
@@ -370,6 +396,115 @@ impl DynamoDbStore {
             }
             Err(e) => Err(self.backend("PutItem (claim)", e)),
         }
+    }
+
+    /// Takes the lease on the control item (see the module docs) unless another holder has it
+    /// unexpired; returns the whole item as it is now (`None` = refused).
+    async fn take_lease(
+        &self,
+        c: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: u64,
+    ) -> Result<Option<Item>, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(control_pk(c), "control")))
+            .update_expression("SET #h = :h, #e = :exp")
+            .condition_expression("attribute_not_exists(#h) OR #h = :h OR #e <= :now")
+            .expression_attribute_names("#h", "holder")
+            .expression_attribute_names("#e", "expires")
+            .expression_attribute_values(":h", s(holder))
+            .expression_attribute_values(":exp", n(epoch_nanos(super::lease_expiry(now, ttl))))
+            .expression_attribute_values(":now", n(epoch_nanos(now)))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(self.backend("UpdateItem (lease)", e)),
+        }
+    }
+
+    /// An update of the control item: with `release`, removes that holder's lease (only if it holds
+    /// it); with `control`, writes the record (only if it is at the given version). Both may be given.
+    fn control_update(
+        &self,
+        c: &str,
+        release: Option<&str>,
+        control: Option<(&ControlState, u64)>,
+    ) -> Result<Update, StoreError> {
+        let mut u = Update::builder().table_name(&self.table).set_key(Some(key(control_pk(c), "control")));
+        let mut expr = vec![];
+        let mut conds = vec![];
+        if let Some((state, expected)) = control {
+            u = u
+                .expression_attribute_names("#d", "doc")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":doc", s(to_json(state, "a control record")?))
+                .expression_attribute_values(":next", n(expected + 1));
+            expr.push("SET #d = :doc, #v = :next");
+            if expected == 0 {
+                // Never written (the item may exist, holding only a lease).
+                conds.push("attribute_not_exists(#v)");
+            } else {
+                u = u.expression_attribute_values(":v", n(expected));
+                conds.push("#v = :v");
+            }
+        }
+        if let Some(holder) = release {
+            u = u
+                .expression_attribute_names("#h", "holder")
+                .expression_attribute_names("#e", "expires")
+                .expression_attribute_values(":h", s(holder));
+            expr.push("REMOVE #h, #e");
+            conds.push("#h = :h");
+        }
+        build(u.update_expression(expr.join(" ")).condition_expression(conds.join(" AND ")).build())
+    }
+
+    /// Sends `u` as a single UpdateItem; `false` when its condition failed.
+    async fn send_update(&self, op: &str, u: Update) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(u.key().clone()))
+            .update_expression(u.update_expression())
+            .set_condition_expression(u.condition_expression().map(str::to_string))
+            .set_expression_attribute_names(u.expression_attribute_names().cloned())
+            .set_expression_attribute_values(u.expression_attribute_values().cloned())
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(self.backend(op, e)),
+        }
+    }
+
+    /// The two puts of a decision (under every config's and under its own config's partition).
+    fn decision_puts(&self, rec: &DecisionRecord) -> Result<Vec<TransactWriteItem>, StoreError> {
+        // Keyed by when it was written, not by `rec.at`: the log is in append order.
+        let id = {
+            let mut g =
+                self.decision_ids.lock().map_err(|_| StoreError::Backend("decision id lock poisoned".into()))?;
+            g.generate().unwrap_or_else(|_| ulid::Ulid::new())
+        };
+        let json = to_json(rec, "a decision record")?;
+        let ttl = ttl_from_now(self.decision_ttl);
+        let mut items = vec![];
+        for pk in [decisions_pk(None), decisions_pk(Some(&rec.plan.autoscale_config))] {
+            let mut item = key(pk, id.to_string());
+            item.insert("doc".into(), s(json.clone()));
+            item.insert(TTL_ATTRIBUTE.into(), n(ttl));
+            let put = Put::builder().table_name(&self.table).set_item(Some(item));
+            items.push(TransactWriteItem::builder().put(build(put.build())?).build());
+        }
+        Ok(items)
     }
 }
 
@@ -629,97 +764,88 @@ impl Store for DynamoDbStore {
     }
 
     async fn control(&self, c: &str) -> Result<Versioned<ControlState>, StoreError> {
-        match self.get_item("GetItem (control)", key(control_pk(c), "control")).await? {
-            None => Ok(Versioned { value: ControlState::default(), version: 0 }),
-            Some(item) => Ok(Versioned {
-                value: doc(&item, &format!("control record {c}"))?,
-                version: get_n(&item, "version")
-                    .ok_or_else(|| corrupt(&format!("control record {c}"), "no version"))?,
-            }),
-        }
+        let item = self.get_item("GetItem (control)", key(control_pk(c), "control")).await?;
+        control_of(c, item.as_ref())
     }
 
     async fn put_control(&self, c: &str, state: &ControlState, expected: u64) -> Result<(), StoreError> {
-        let mut item = key(control_pk(c), "control");
-        item.insert("version".into(), n(expected + 1));
-        item.insert("doc".into(), s(to_json(state, "a control record")?));
-        let mut put = self.client.put_item().table_name(&self.table).set_item(Some(item));
-        put = if expected == 0 {
-            put.condition_expression("attribute_not_exists(pk)")
+        // An update, not a put: the lease on the same item stays as it is.
+        let u = self.control_update(c, None, Some((state, expected)))?;
+        if self.send_update("UpdateItem (control)", u).await? {
+            Ok(())
         } else {
-            put.condition_expression("#v = :v")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":v", n(expected))
-        };
-        match put.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(StoreError::Conflict { key: format!("control/{c}") })
-            }
-            Err(e) => Err(self.backend("PutItem (control)", e)),
+            Err(StoreError::Conflict { key: format!("control/{c}") })
         }
     }
 
     async fn acquire_lease(&self, c: &str, holder: &str, now: DateTime<Utc>, ttl: u64) -> Result<bool, StoreError> {
-        let mut item = key(control_pk(c), "lease");
-        item.insert("holder".into(), s(holder));
-        item.insert("expires".into(), n(epoch_nanos(super::lease_expiry(now, ttl))));
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR #h = :h OR #e <= :now")
-            .expression_attribute_names("#h", "holder")
-            .expression_attribute_names("#e", "expires")
-            .expression_attribute_values(":h", s(holder))
-            .expression_attribute_values(":now", n(epoch_nanos(now)))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(self.backend("PutItem (lease)", e)),
-        }
+        Ok(self.take_lease(c, holder, now, ttl).await?.is_some())
     }
 
     async fn release_lease(&self, c: &str, holder: &str) -> Result<(), StoreError> {
-        let res = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(control_pk(c), "lease")))
-            .condition_expression("#h = :h")
-            .expression_attribute_names("#h", "holder")
-            .expression_attribute_values(":h", s(holder))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            // Not ours (or no lease): nothing to give back.
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(self.backend("DeleteItem (lease)", e)),
+        // A failed condition: not ours (or no lease), nothing to give back.
+        self.send_update("UpdateItem (release lease)", self.control_update(c, Some(holder), None)?).await?;
+        Ok(())
+    }
+
+    async fn begin_evaluation(
+        &self,
+        c: &str,
+        provider_config: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: u64,
+    ) -> Result<Option<EvalSnapshot>, StoreError> {
+        let Some(item) = self.take_lease(c, holder, now, ttl).await? else {
+            return Ok(None);
+        };
+        let control = control_of(c, Some(&item))?;
+        // Claims and slot counters share the partition: one read gives both (after the lease, so it
+        // sees every claim the previous holder made).
+        let items = self.query("Query (claims)", CLAIMS, None, false, None).await?;
+        let counter = counter_sk(provider_config);
+        let filter = InstanceFilter { autoscale_config: Some(c.to_string()), ..Default::default() };
+        let mut instances = vec![];
+        let mut owned_total = 0;
+        for item in &items {
+            let sk = get_s(item, "sk").unwrap_or_default();
+            if sk == counter {
+                owned_total = get_n::<u32>(item, "owned").unwrap_or(0);
+            } else if sk.starts_with("claim#") {
+                // Other configs' claims are skipped unread; the doc decides for the rest.
+                if get_s(item, "autoscale_config").is_some_and(|a| a != c) {
+                    continue;
+                }
+                let i: Instance = doc(item, &format!("claim {sk}"))?;
+                if filter.matches(&i) {
+                    instances.push(i);
+                }
+            }
+        }
+        instances.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(Some(EvalSnapshot { control, instances, owned_total }))
+    }
+
+    async fn finish_evaluation(
+        &self,
+        c: &str,
+        holder: &str,
+        control: Option<(&ControlState, u64)>,
+        decision: &DecisionRecord,
+    ) -> Result<(), StoreError> {
+        let mut items =
+            vec![TransactWriteItem::builder().update(self.control_update(c, Some(holder), control)?).build()];
+        items.extend(self.decision_puts(decision)?);
+        match self.transact("TransactWriteItems (finish evaluation)", items).await? {
+            Tx::Done => Ok(()),
+            // The lease is no longer ours or the control record moved on: the writes one by one give
+            // the outcome they always gave (a stale version is a conflict; another holder keeps its lease).
+            Tx::Failed(_) => super::finish_evaluation_stepwise(self, c, holder, control, decision).await,
         }
     }
 
     async fn record_decision(&self, rec: &DecisionRecord) -> Result<(), StoreError> {
-        // Keyed by when it was written, not by `rec.at`: the log is in append order.
-        let id = {
-            let mut g =
-                self.decision_ids.lock().map_err(|_| StoreError::Backend("decision id lock poisoned".into()))?;
-            g.generate().unwrap_or_else(|_| ulid::Ulid::new())
-        };
-        let json = to_json(rec, "a decision record")?;
-        let ttl = ttl_from_now(self.decision_ttl);
-        let mut items = vec![];
-        for pk in [decisions_pk(None), decisions_pk(Some(&rec.plan.autoscale_config))] {
-            let mut item = key(pk, id.to_string());
-            item.insert("doc".into(), s(json.clone()));
-            item.insert(TTL_ATTRIBUTE.into(), n(ttl));
-            let put = Put::builder().table_name(&self.table).set_item(Some(item));
-            items.push(TransactWriteItem::builder().put(build(put.build())?).build());
-        }
-        match self.transact("TransactWriteItems (decision)", items).await? {
+        match self.transact("TransactWriteItems (decision)", self.decision_puts(rec)?).await? {
             Tx::Done => Ok(()),
             Tx::Failed(_) => Err(StoreError::Backend("DynamoDB refused an unconditional decision write".into())),
         }

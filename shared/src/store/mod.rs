@@ -4,6 +4,11 @@
 //! Every write that moves a claim is a compare-and-set on the claim's `version`, so a duplicate or
 //! late event is a no-op ([`StoreError::Conflict`]). The `max_instances` cap is enforced by the store
 //! itself in [`Store::try_claim`], atomically, never by a read-then-write in the caller.
+//!
+//! An evaluation of one config is [`Store::begin_evaluation`] (lease, then every read it needs) and
+//! [`Store::finish_evaluation`] (control record, decision, lease back), so a backend that bills per
+//! request can do each in as few requests as it can; [`begin_evaluation_stepwise`] and
+//! [`finish_evaluation_stepwise`] are the same from the single-record methods.
 
 pub mod conformance;
 pub mod dynamodb;
@@ -110,6 +115,18 @@ pub struct Change {
     pub new_state: InstanceState,
 }
 
+/// What an evaluation reads once it holds its config's lease ([`Store::begin_evaluation`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalSnapshot {
+    /// The config's control record, with the version its write must expect.
+    pub control: Versioned<ControlState>,
+    /// The config's claims (every state but `deleted`), oldest first, as [`Store::list`] gives them.
+    pub instances: Vec<Instance>,
+    /// Claims of the provider config counting toward its cap, of every autoscale config
+    /// ([`Store::count_owned`]).
+    pub owned_total: u32,
+}
+
 /// The store port.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -154,6 +171,44 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Gives the lease back (no-op unless `holder` has it).
     async fn release_lease(&self, autoscale_config: &str, holder: &str) -> Result<(), StoreError>;
 
+    /// Starts an evaluation of `autoscale_config`: takes its lease as [`Store::acquire_lease`] does,
+    /// then reads what the evaluation needs.
+    ///
+    /// # Behavior
+    /// - `Ok(None)` when another holder has the lease unexpired; nothing is read.
+    /// - The reads happen **after** the lease is taken, so they see every claim a previous holder made.
+    /// - The snapshot holds the config's control record and version, its claims as
+    ///   [`Store::list`] with only `autoscale_config` set gives them, and
+    ///   [`Store::count_owned`] of `provider_config`.
+    /// - On an error the lease may have been taken: the caller gives it back ([`Store::release_lease`]).
+    async fn begin_evaluation(
+        &self,
+        autoscale_config: &str,
+        provider_config: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl_seconds: u64,
+    ) -> Result<Option<EvalSnapshot>, StoreError>;
+
+    /// Ends an evaluation `holder` began: writes the control record if `control` is given (the state
+    /// and the version read), appends `decision`, and gives the lease back.
+    ///
+    /// # Behavior
+    /// - The control write is a compare-and-set as in [`Store::put_control`]: a stale version is a
+    ///   [`StoreError::Conflict`], and then neither the decision is appended nor the lease given back
+    ///   (the caller releases it).
+    /// - Otherwise the outcome is that of [`Store::put_control`], [`Store::record_decision`] and
+    ///   [`Store::release_lease`] in turn, also when the lease expired and another holder took it
+    ///   meanwhile (that holder keeps it).
+    /// - Failing to give the lease back after both writes is logged, not returned: it expires by itself.
+    async fn finish_evaluation(
+        &self,
+        autoscale_config: &str,
+        holder: &str,
+        control: Option<(&ControlState, u64)>,
+        decision: &DecisionRecord,
+    ) -> Result<(), StoreError>;
+
     /// Appends to the decision log.
     async fn record_decision(&self, rec: &DecisionRecord) -> Result<(), StoreError>;
 
@@ -177,6 +232,45 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
         None
     }
+}
+
+/// [`Store::begin_evaluation`] from single-record calls: [`Store::acquire_lease`], then
+/// [`Store::list`], [`Store::count_owned`] and [`Store::control`].
+pub async fn begin_evaluation_stepwise(
+    s: &dyn Store,
+    autoscale_config: &str,
+    provider_config: &str,
+    holder: &str,
+    now: DateTime<Utc>,
+    ttl_seconds: u64,
+) -> Result<Option<EvalSnapshot>, StoreError> {
+    if !s.acquire_lease(autoscale_config, holder, now, ttl_seconds).await? {
+        return Ok(None);
+    }
+    let filter = InstanceFilter { autoscale_config: Some(autoscale_config.to_string()), ..Default::default() };
+    let instances = s.list(&filter).await?;
+    let owned_total = s.count_owned(provider_config).await?;
+    let control = s.control(autoscale_config).await?;
+    Ok(Some(EvalSnapshot { control, instances, owned_total }))
+}
+
+/// [`Store::finish_evaluation`] from single-record calls: [`Store::put_control`] (when given),
+/// [`Store::record_decision`], [`Store::release_lease`].
+pub async fn finish_evaluation_stepwise(
+    s: &dyn Store,
+    autoscale_config: &str,
+    holder: &str,
+    control: Option<(&ControlState, u64)>,
+    decision: &DecisionRecord,
+) -> Result<(), StoreError> {
+    if let Some((state, expected)) = control {
+        s.put_control(autoscale_config, state, expected).await?;
+    }
+    s.record_decision(decision).await?;
+    if let Err(e) = s.release_lease(autoscale_config, holder).await {
+        tracing::warn!(autoscale_config, error = %e, "failed to release the lease; it expires by itself");
+    }
+    Ok(())
 }
 
 /// When a lease taken at `now` for `ttl_seconds` expires (the end of time if that overflows).
