@@ -128,8 +128,8 @@ pub async fn local_ctx(
 /// The environment variable naming the store (`dynamodb://TABLE` in Lambda; a state file path locally).
 pub const STORE_ENV: &str = "KASM_AUTOSCALE_STORE";
 
-/// Builds the context of a Lambda function (or any process configured by environment): the store
-/// from `KASM_AUTOSCALE_STORE`, the configs stored in it (written by `kasm-autoscale apply`), and the
+/// Builds the context of a Lambda function: the store from `KASM_AUTOSCALE_STORE` (`dynamodb://TABLE`,
+/// or `memory:` in tests), the configs stored in it (written by `kasm-autoscale apply`), and the
 /// Kasm client, providers and webhook keys those configs name.
 pub async fn from_env() -> Result<(Ctx, crate::webhook::Keys), WireError> {
     let url = store_url_from_env()?;
@@ -156,7 +156,14 @@ async fn build_for_store(url: &str) -> Result<(Ctx, crate::webhook::Keys), WireE
                 )),
             )
         }
-        _ => (open_store_async(url, false).await?, secrets_for(url).await),
+        // Functions run on DynamoDB; `memory:` is for tests. The embedded (redb) store is the local
+        // tools' and is kept out of the function binaries (it is ~0.4 MiB of code).
+        _ if url == "memory:" => (Arc::new(MemoryStore::new()), Arc::new(crate::secrets::LocalSecrets)),
+        _ => {
+            return Err(WireError::Config(format!(
+                "{STORE_ENV}={url}: a function needs dynamodb://TABLE (the local daemon, `kasm-autoscale run`, uses a state file)"
+            )));
+        }
     };
     let configs = stored_configs(store.as_ref(), url).await?;
     ctx_for(configs, store, secrets).await
@@ -383,6 +390,12 @@ autoscale_configs:
         };
         let e = w.current().await.unwrap_err().to_string();
         assert!(e.contains("holds no configs") && e.contains("kasm-autoscale apply"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_function_refuses_a_state_file_store() {
+        let e = build_for_store("/var/lib/kasm-autoscale/state.redb").await.unwrap_err().to_string();
+        assert!(e.contains("needs dynamodb://TABLE"), "{e}");
     }
 
     #[test]
