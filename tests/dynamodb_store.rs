@@ -179,6 +179,10 @@ async fn reads_follow_every_page() {
     for pc in ["pc0", "pc1", "pc2"] {
         assert_eq!(s.count_owned(pc).await.unwrap(), 3);
     }
+    let snap = s.begin_evaluation("asc", "pc1", "h", Utc::now(), 60).await.unwrap().expect("free lease");
+    assert_eq!(snap.instances, got, "an evaluation reads every page of claims");
+    assert_eq!(snap.owned_total, 3, "and the counter wherever its page is");
+    s.release_lease("asc", "h").await.unwrap();
 
     for n in 0..7 {
         let rec = DecisionRecord {
@@ -353,4 +357,74 @@ async fn steady_state_evaluation_makes_at_most_three_requests_per_config() {
         assert!(w.ctx.store.acquire_lease(name, "evaluator-2", w.clock.now(), 60).await.unwrap(), "{name}: lease kept");
     }
     assert_eq!(w.ctx.store.decisions(None, 1000).await.unwrap().len(), 4 * CONFIGS, "one decision per evaluation");
+}
+
+/// With the lease held, an evaluation is one UpdateItem and one Query to begin and one
+/// TransactWriteItems to finish, whether or not the control record is written (first write and later
+/// ones); a lost lease costs the single writes instead, with their outcome.
+#[tokio::test]
+async fn begin_and_finish_take_three_requests() {
+    use integration_tests::evaluation::DynamoCalls;
+    use shared::engine::ControlState;
+    let moto = Moto::start();
+    let (_, table) = fresh(&moto).await;
+    let sdk = moto.sdk_config().await;
+    let calls = DynamoCalls::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(calls.clone()).build(),
+    );
+    let s = DynamoDbStore::new(client, table);
+    assert!(s.try_claim(&claim("k1", "asc", "pc", 0), 5).await.unwrap());
+    let counts = |calls: &DynamoCalls| {
+        let v: Vec<(String, u64)> = calls.by_operation().into_iter().map(|(op, st)| (op, st.count)).collect();
+        calls.reset();
+        v
+    };
+    let ops = |v: &[(&str, u64)]| v.iter().map(|(op, n)| (op.to_string(), *n)).collect::<Vec<_>>();
+    let t = Utc::now();
+    calls.reset();
+
+    let mut version = 0;
+    for n in 1..=3u32 {
+        let snap = s.begin_evaluation("asc", "pc", "h", t, 60).await.unwrap().expect("free lease");
+        assert_eq!((snap.control.version, snap.instances.len(), snap.owned_total), (version, 1, 1));
+        let ctl = ControlState { consecutive_failures: n, ..Default::default() };
+        let write = (n != 2).then_some((&ctl, version));
+        s.finish_evaluation("asc", "h", write, &decision_of("asc", n)).await.unwrap();
+        assert_eq!(counts(&calls), ops(&[("Query", 1), ("TransactWriteItems", 1), ("UpdateItem", 1)]), "round {n}");
+        if write.is_some() {
+            version += 1;
+        }
+    }
+    assert_eq!(s.control("asc").await.unwrap().version, 2);
+    assert_eq!(s.decisions(Some("asc"), 10).await.unwrap().len(), 3);
+
+    // Lost lease: the transaction is refused, the single writes follow (and b keeps its lease).
+    s.begin_evaluation("asc", "pc", "a", t, 60).await.unwrap().expect("free lease");
+    s.begin_evaluation("asc", "pc", "b", t + Duration::seconds(61), 60).await.unwrap().expect("expired lease");
+    calls.reset();
+    let ctl = ControlState { consecutive_failures: 9, ..Default::default() };
+    s.finish_evaluation("asc", "a", Some((&ctl, 2)), &decision_of("asc", 4)).await.unwrap();
+    assert_eq!(
+        counts(&calls),
+        ops(&[("TransactWriteItems", 2), ("UpdateItem", 2)]),
+        "refused transaction, put_control, record_decision, release_lease"
+    );
+    assert_eq!(s.control("asc").await.unwrap().value, ctl);
+    assert!(!s.acquire_lease("asc", "c", t + Duration::seconds(62), 60).await.unwrap(), "b lost its lease");
+}
+
+fn decision_of(asc: &str, n: u32) -> DecisionRecord {
+    DecisionRecord {
+        at: Utc::now(),
+        trigger: format!("t{n}"),
+        plan: shared::engine::Plan {
+            autoscale_config: asc.into(),
+            create: 0,
+            actions: vec![],
+            request_downscale_at: None,
+            reasons: vec![],
+            summary: Default::default(),
+        },
+    }
 }

@@ -7,8 +7,7 @@ use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 
 use super::{AppError, Ctx};
-use crate::config::AutoscaleConfig;
-use crate::config::VmProviderConfig;
+use crate::config::{AutoscaleConfig, VmProviderConfig};
 use crate::engine::{self, Action, Input, Plan};
 use crate::kasm::{KasmServer, KasmSession};
 use crate::model::{ClaimId, Instance, InstanceState};

@@ -1,20 +1,21 @@
 //! Handler tests over the in-memory ports, with the faults Lambda really has injected: duplicate
 //! events, overlapping invocations, functions dying mid-way, provider errors, Kasm outages.
 
-use chrono::{Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::*;
 use crate::clock::VirtualClock;
 use crate::config::{ConfigFile, ConfigSet};
+use crate::engine::ControlState;
 use crate::kasm::memory::MemoryKasm;
 use crate::kasm::{KasmError, KasmServer, ServerKind};
 use crate::model::{ClaimId, Instance, InstanceState, OsFamily, OwnerLabels, Resources};
 use crate::providers::memory::MemoryProvider;
 use crate::providers::{ProviderError, Vm, VmState};
 use crate::secrets::StaticSecrets;
-use crate::store::{InstanceFilter, MemoryStore, Store, moved};
+use crate::store::{DecisionRecord, EvalSnapshot, InstanceFilter, MemoryStore, Store, StoreError, Versioned, moved};
 
 struct World {
     ctx: Ctx,
@@ -410,6 +411,104 @@ async fn every_evaluation_is_logged_with_its_reasons() {
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].trigger, "schedule");
     assert!(!d[0].plan.reasons.is_empty());
+}
+
+/// A memory store where another writer (a provisioner's backoff) writes the control record right
+/// after each evaluation read it.
+#[derive(Debug)]
+struct RacingStore(Arc<MemoryStore>);
+
+#[async_trait::async_trait]
+impl Store for RacingStore {
+    async fn try_claim(&self, claim: &Instance, cap: u32) -> Result<bool, StoreError> {
+        self.0.try_claim(claim, cap).await
+    }
+    async fn update(&self, new: &Instance) -> Result<Instance, StoreError> {
+        self.0.update(new).await
+    }
+    async fn get(&self, id: &ClaimId) -> Result<Option<Instance>, StoreError> {
+        self.0.get(id).await
+    }
+    async fn list(&self, filter: &InstanceFilter) -> Result<Vec<Instance>, StoreError> {
+        self.0.list(filter).await
+    }
+    async fn count_owned(&self, provider_config: &str) -> Result<u32, StoreError> {
+        self.0.count_owned(provider_config).await
+    }
+    async fn control(&self, c: &str) -> Result<Versioned<ControlState>, StoreError> {
+        self.0.control(c).await
+    }
+    async fn put_control(&self, c: &str, state: &ControlState, expected: u64) -> Result<(), StoreError> {
+        self.0.put_control(c, state, expected).await
+    }
+    async fn acquire_lease(&self, c: &str, holder: &str, now: DateTime<Utc>, ttl: u64) -> Result<bool, StoreError> {
+        self.0.acquire_lease(c, holder, now, ttl).await
+    }
+    async fn release_lease(&self, c: &str, holder: &str) -> Result<(), StoreError> {
+        self.0.release_lease(c, holder).await
+    }
+    async fn begin_evaluation(
+        &self,
+        c: &str,
+        provider_config: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: u64,
+    ) -> Result<Option<EvalSnapshot>, StoreError> {
+        let snap = self.0.begin_evaluation(c, provider_config, holder, now, ttl).await?;
+        if let Some(s) = &snap {
+            let theirs = ControlState { consecutive_failures: 1, ..s.control.value.clone() };
+            self.0.put_control(c, &theirs, s.control.version).await?;
+        }
+        Ok(snap)
+    }
+    async fn finish_evaluation(
+        &self,
+        c: &str,
+        holder: &str,
+        control: Option<(&ControlState, u64)>,
+        decision: &DecisionRecord,
+    ) -> Result<(), StoreError> {
+        self.0.finish_evaluation(c, holder, control, decision).await
+    }
+    async fn record_decision(&self, rec: &DecisionRecord) -> Result<(), StoreError> {
+        self.0.record_decision(rec).await
+    }
+    async fn decisions(&self, c: Option<&str>, limit: usize) -> Result<Vec<DecisionRecord>, StoreError> {
+        self.0.decisions(c, limit).await
+    }
+    async fn mark_suspect(&self, key: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+        self.0.mark_suspect(key, now).await
+    }
+    async fn clear_suspect(&self, key: &str) -> Result<(), StoreError> {
+        self.0.clear_suspect(key).await
+    }
+    async fn load_configs(&self) -> Result<Option<ConfigSet>, StoreError> {
+        self.0.load_configs().await
+    }
+    async fn save_configs(&self, configs: &ConfigSet) -> Result<(), StoreError> {
+        self.0.save_configs(configs).await
+    }
+}
+
+#[tokio::test]
+async fn a_control_record_that_moved_on_fails_the_evaluation_and_frees_the_lease() {
+    let mut w = world(configs(10, 8.0));
+    w.ctx.store = Arc::new(RacingStore(w.store.clone()));
+    let out = evaluate(&w.ctx, None, "schedule").await;
+    assert!(
+        matches!(out[0].result, Err(AppError::Store(StoreError::Conflict { .. }))),
+        "a stale control write: {:?}",
+        out[0].result
+    );
+    assert_eq!(out[0].claimed.len(), 2, "the claims written before the conflict are reported");
+    assert!(w.store.decisions(Some("agents"), 10).await.unwrap().is_empty(), "a failed evaluation was logged");
+    let control = w.store.control("agents").await.unwrap();
+    assert_eq!((control.value.consecutive_failures, control.version), (1, 1), "the other writer's record stands");
+    assert!(
+        w.store.acquire_lease("agents", "someone-else", w.clock.now(), 60).await.unwrap(),
+        "the failed evaluation kept its lease"
+    );
 }
 
 #[test]
