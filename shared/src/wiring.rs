@@ -148,13 +148,7 @@ async fn build_for_store(url: &str) -> Result<(Ctx, crate::webhook::Keys), WireE
     let (store, secrets): (Arc<dyn Store>, Arc<dyn Secrets>) = match url.strip_prefix("dynamodb://") {
         Some(table) if !table.is_empty() && !table.contains('/') => {
             let conf = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-            (
-                Arc::new(DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&conf), table)),
-                Arc::new(crate::secrets::aws::AwsSecrets::new(
-                    aws_sdk_secretsmanager::Client::new(&conf),
-                    crate::secrets::aws::DEFAULT_CACHE_TTL,
-                )),
-            )
+            (Arc::new(DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&conf), table)), aws_secrets(&conf))
         }
         // Functions run on DynamoDB; `memory:` is for tests. The embedded (redb) store is the local
         // tools' and is kept out of the function binaries (it is ~0.4 MiB of code).
@@ -174,14 +168,17 @@ async fn build_for_store(url: &str) -> Result<(Ctx, crate::webhook::Keys), WireE
 /// `env:` and `file:` work everywhere.
 pub async fn secrets_for(store_url: &str) -> Arc<dyn Secrets> {
     if store_url.starts_with("dynamodb://") {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        Arc::new(crate::secrets::aws::AwsSecrets::new(
-            aws_sdk_secretsmanager::Client::new(&conf),
-            crate::secrets::aws::DEFAULT_CACHE_TTL,
-        ))
+        aws_secrets(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await)
     } else {
         Arc::new(crate::secrets::LocalSecrets)
     }
+}
+
+fn aws_secrets(conf: &aws_config::SdkConfig) -> Arc<dyn Secrets> {
+    Arc::new(crate::secrets::aws::AwsSecrets::new(
+        aws_sdk_secretsmanager::Client::new(conf),
+        crate::secrets::aws::DEFAULT_CACHE_TTL,
+    ))
 }
 
 async fn stored_configs(store: &dyn Store, url: &str) -> Result<ConfigSet, WireError> {
