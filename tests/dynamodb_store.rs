@@ -300,7 +300,7 @@ async fn transaction_conflicts_are_retried_and_condition_failures_are_not() {
         (format!("http://{addr}"), seen)
     }
     async fn store_at(endpoint: &str) -> DynamoDbStore {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let conf = shared::http::aws::config_loader()
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "fake"))

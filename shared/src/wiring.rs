@@ -66,7 +66,7 @@ pub async fn open_store_async(url: &str, create_missing_table: bool) -> Result<A
     if table.is_empty() || table.contains('/') {
         return Err(WireError::Config(format!("store {url}: expected dynamodb://TABLE (a table name)")));
     }
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let conf = crate::http::aws::config_loader().load().await;
     let client = aws_sdk_dynamodb::Client::new(&conf);
     if create_missing_table {
         dynamodb::create_table(&client, table).await?;
@@ -147,7 +147,7 @@ fn store_url_from_env() -> Result<String, WireError> {
 async fn build_for_store(url: &str) -> Result<(Ctx, crate::webhook::Keys), WireError> {
     let (store, secrets): (Arc<dyn Store>, Arc<dyn Secrets>) = match url.strip_prefix("dynamodb://") {
         Some(table) if !table.is_empty() && !table.contains('/') => {
-            let conf = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+            let conf = crate::http::aws::config_loader().load().await;
             (Arc::new(DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&conf), table)), aws_secrets(&conf))
         }
         // Functions run on DynamoDB; `memory:` is for tests. The embedded (redb) store is the local
@@ -168,7 +168,7 @@ async fn build_for_store(url: &str) -> Result<(Ctx, crate::webhook::Keys), WireE
 /// `env:` and `file:` work everywhere.
 pub async fn secrets_for(store_url: &str) -> Arc<dyn Secrets> {
     if store_url.starts_with("dynamodb://") {
-        aws_secrets(&aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await)
+        aws_secrets(&crate::http::aws::config_loader().load().await)
     } else {
         Arc::new(crate::secrets::LocalSecrets)
     }

@@ -116,7 +116,7 @@ main(['-H', '127.0.0.1', '-p', sys.argv[1]])\n",
 
     /// An SDK config pointing at the emulator with placeholder credentials.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
+        shared::http::aws::config_loader()
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "moto"))

@@ -20,7 +20,7 @@ pub struct StreamReader {
 impl StreamReader {
     /// Opens the stream of `table` at its first record.
     pub async fn open(endpoint: &str, table: &str) -> StreamReader {
-        let http = reqwest::Client::new();
+        let http = shared::http::build_client(&Default::default()).unwrap();
         let t = call(&http, endpoint, "DynamoDB_20120810.DescribeTable", json!({"TableName": table})).await;
         let arn = t["Table"]["LatestStreamArn"].as_str().expect("the table has a stream").to_string();
         let d = call(&http, endpoint, "DynamoDBStreams_20120810.DescribeStream", json!({"StreamArn": arn})).await;

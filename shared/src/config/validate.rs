@@ -792,8 +792,9 @@ fn check_schedule(s: &Schedule) -> Found {
             "equals active_start_time, so the window is empty (use 00:00 to 24:00 for a whole day)",
         );
     }
-    if s.timezone.parse::<chrono_tz::Tz>().is_err() {
-        let hint = did_you_mean(&s.timezone, chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()));
+    if crate::engine::schedule::time_zone(&s.timezone).is_none() {
+        let names = crate::engine::schedule::time_zone_names();
+        let hint = did_you_mean(&s.timezone, names.iter().map(String::as_str));
         let hint = if hint.is_empty() { " (e.g. UTC, Europe/Berlin, America/New_York)".to_string() } else { hint };
         f.push(("timezone".into(), format!("`{}` is not an IANA timezone name{hint}", s.timezone)));
     }

@@ -97,7 +97,7 @@ async fn health_metrics_and_a_signed_webhook_that_triggers_provisioning() {
     let (ctx, store, provider) = ctx();
     // A long interval: only the first tick runs on its own; later work must come from the webhook.
     let d = start(ctx, Duration::from_secs(3600)).await;
-    let http = reqwest::Client::new();
+    let http = crate::http::build_client(&Default::default()).unwrap();
     let base = format!("http://{}", d.addr);
     let h = http.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(h.status(), 200);

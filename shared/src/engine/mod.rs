@@ -90,7 +90,7 @@
 mod decide;
 #[cfg(test)]
 mod props;
-mod schedule;
+pub(crate) mod schedule;
 #[cfg(test)]
 mod tests;
 

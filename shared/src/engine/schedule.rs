@@ -1,8 +1,8 @@
 //! Whether an autoscale config's schedules make it active at an instant, and the `minimum_instances`
 //! floor they set. Rules are documented in the engine's module docs ("Schedules").
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+use jiff::tz::{AmbiguousOffset, TimeZone};
 
 use crate::config::Schedule;
 
@@ -56,21 +56,33 @@ fn day_names(s: &Schedule) -> Vec<String> {
     s.days_of_the_week.iter().map(|d| d.to_chrono().to_string()).collect()
 }
 
+/// The IANA time zone called `name`, from the tz database compiled into the binary (so validation on
+/// an operator's machine and evaluation in Lambda agree, whatever the host has installed). The name
+/// must be spelled exactly as in the database (`America/New_York`), as Kasm's own lookup requires.
+pub(crate) fn time_zone(name: &str) -> Option<TimeZone> {
+    jiff::tz::db().get(name).ok().filter(|tz| tz.iana_name() == Some(name))
+}
+
+/// Every time zone name the compiled-in database knows (for "did you mean" hints).
+pub(crate) fn time_zone_names() -> Vec<String> {
+    jiff::tz::db().available().map(|n| n.as_str().to_string()).collect()
+}
+
 /// Whether the window of `s` contains `now`. A window belongs to its start day; an end ≤ start (or
 /// `24:00`) ends on the next day, so yesterday's window may still be open today.
 pub(crate) fn window_contains(s: &Schedule, now: DateTime<Utc>) -> Result<bool, String> {
-    let tz: Tz = s.timezone.parse().map_err(|_| format!("unknown timezone {:?}", s.timezone))?;
+    let tz = time_zone(&s.timezone).ok_or_else(|| format!("unknown timezone {:?}", s.timezone))?;
     let start = parse_hhmm(&s.active_start_time, false)
         .flatten()
         .ok_or_else(|| format!("bad active_start_time {:?}", s.active_start_time))?;
     let end =
         parse_hhmm(&s.active_end_time, true).ok_or_else(|| format!("bad active_end_time {:?}", s.active_end_time))?;
-    let today = now.with_timezone(&tz).date_naive();
+    let today = local_date(&tz, now)?;
     for day in [today - Duration::days(1), today] {
         if !s.days_of_the_week.iter().any(|d| d.to_chrono() == day.weekday()) {
             continue;
         }
-        let (start_at, end_at) = window_on(tz, day, start, end);
+        let (start_at, end_at) = window_on(&tz, day, start, end)?;
         if start_at <= now && now < end_at {
             return Ok(true);
         }
@@ -78,35 +90,72 @@ pub(crate) fn window_contains(s: &Schedule, now: DateTime<Utc>) -> Result<bool, 
     Ok(false)
 }
 
+/// The local calendar date in `tz` at the instant `now`.
+fn local_date(tz: &TimeZone, now: DateTime<Utc>) -> Result<NaiveDate, String> {
+    let instant = jiff::Timestamp::from_second(now.timestamp()).map_err(|_| format!("instant {now} out of range"))?;
+    let offset = tz.to_offset(instant).seconds();
+    Ok((now.naive_utc() + Duration::seconds(i64::from(offset))).date())
+}
+
 /// The UTC bounds of the window starting on local `day`. `end` = None means `24:00`.
-fn window_on(tz: Tz, day: NaiveDate, start: NaiveTime, end: Option<NaiveTime>) -> (DateTime<Utc>, DateTime<Utc>) {
+fn window_on(
+    tz: &TimeZone,
+    day: NaiveDate,
+    start: NaiveTime,
+    end: Option<NaiveTime>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
     let next = day + Duration::days(1);
     let end_local = match end {
         None => next.and_time(NaiveTime::MIN),
         Some(e) if e <= start => next.and_time(e),
         Some(e) => day.and_time(e),
     };
-    (resolve(tz, day.and_time(start), false), resolve(tz, end_local, true))
+    Ok((resolve(tz, day.and_time(start), false)?, resolve(tz, end_local, true)?))
 }
 
 /// Local wall time to an instant. Ambiguous times (DST fold) take the earlier instant for a start
 /// and the later for an end, so the window is never shortened. Non-existent times (DST gap) move
 /// to the first valid minute after the gap: "02:30" on a spring-forward night means 03:00.
-fn resolve(tz: Tz, local: NaiveDateTime, is_end: bool) -> DateTime<Utc> {
-    let pick = |l: NaiveDateTime| {
-        let r = tz.from_local_datetime(&l);
-        if is_end { r.latest() } else { r.earliest() }
+fn resolve(tz: &TimeZone, local: NaiveDateTime, is_end: bool) -> Result<DateTime<Utc>, String> {
+    let pick = |l: NaiveDateTime| -> Result<Option<DateTime<Utc>>, String> {
+        let offset = match tz.to_ambiguous_timestamp(civil(l)?).offset() {
+            AmbiguousOffset::Unambiguous { offset } => offset,
+            AmbiguousOffset::Fold { before, after } => {
+                if is_end {
+                    after
+                } else {
+                    before
+                }
+            }
+            AmbiguousOffset::Gap { .. } => return Ok(None),
+        };
+        Ok(Some((l - Duration::seconds(i64::from(offset.seconds()))).and_utc()))
     };
-    if let Some(t) = pick(local) {
-        return t.with_timezone(&Utc);
-    }
     // Gaps are at most a few hours in every zone in the tz database.
-    for m in 1..=(6 * 60) {
-        if let Some(t) = pick(local + Duration::minutes(m)) {
-            return t.with_timezone(&Utc);
+    for m in 0..=(6 * 60) {
+        if let Some(t) = pick(local + Duration::minutes(m))? {
+            return Ok(t);
         }
     }
-    Utc.from_utc_datetime(&local)
+    Ok(local.and_utc())
+}
+
+/// A chrono local date-time as jiff's civil date-time (whole seconds, as schedules are in minutes).
+fn civil(l: NaiveDateTime) -> Result<jiff::civil::DateTime, String> {
+    let out_of_range = || format!("local time {l} out of range");
+    let year = i16::try_from(l.year()).map_err(|_| out_of_range())?;
+    // Month, day, hour, minute and second are small by construction.
+    let small = |v: u32| v as i8;
+    jiff::civil::DateTime::new(
+        year,
+        small(l.month()),
+        small(l.day()),
+        small(l.hour()),
+        small(l.minute()),
+        small(l.second()),
+        0,
+    )
+    .map_err(|_| out_of_range())
 }
 
 /// Parses `HH:MM` (24 h). With `allow_24`, `24:00` parses as `None` (end of day).
@@ -222,5 +271,30 @@ mod tests {
         let e = evaluate(&[a, b, c], at("2026-11-22T10:30:00Z"));
         assert!(e.active);
         assert_eq!(e.floor, 5);
+    }
+
+    #[test]
+    fn time_zones_come_from_the_bundled_database_spelled_exactly() {
+        for name in ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "US/Eastern", "Etc/GMT+5"] {
+            assert!(time_zone(name).is_some(), "{name}");
+        }
+        for name in ["america/new_york", "Mars/Olympus", "", "Europe/Berlin "] {
+            assert!(time_zone(name).is_none(), "{name:?}");
+        }
+        let names = time_zone_names();
+        assert!(names.len() > 400, "{}", names.len());
+        assert!(names.iter().all(|n| time_zone(n).is_some()), "every listed name resolves");
+    }
+
+    #[test]
+    fn southern_hemisphere_and_half_hour_offsets() {
+        // Sydney is UTC+11 in (southern) summer; Kolkata is UTC+5:30 all year.
+        let s = sched(&[Weekday::Monday], "09:00", "17:00", "Australia/Sydney", 0);
+        assert!(window_contains(&s, at("2026-11-22T22:00:00Z")).unwrap()); // Mon 09:00 AEDT
+        assert!(!window_contains(&s, at("2026-11-22T21:59:00Z")).unwrap());
+        let s = sched(&[Weekday::Monday], "09:00", "17:00", "Asia/Kolkata", 0);
+        assert!(window_contains(&s, at("2026-11-23T03:30:00Z")).unwrap());
+        assert!(!window_contains(&s, at("2026-11-23T03:29:00Z")).unwrap());
+        assert!(!window_contains(&s, at("2026-11-23T11:30:00Z")).unwrap());
     }
 }

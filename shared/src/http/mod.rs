@@ -7,6 +7,7 @@
 //! Backends never hand-roll retries or status mapping: they call [`retry::send`] and convert an
 //! [`HttpError`] at their boundary.
 
+pub mod aws;
 pub mod redact;
 pub mod retry;
 pub mod token;
@@ -66,6 +67,7 @@ impl Default for ClientOptions {
 
 /// Builds the one kind of reqwest client we use: rustls, timeouts, the endpoint's TLS options.
 pub fn build_client(opts: &ClientOptions) -> Result<reqwest::Client, HttpError> {
+    install_crypto_provider();
     let mut b = reqwest::Client::builder()
         .tls_backend_rustls()
         .connect_timeout(opts.connect_timeout)
@@ -84,6 +86,13 @@ pub fn build_client(opts: &ClientOptions) -> Result<reqwest::Client, HttpError> 
         b = b.tls_danger_accept_invalid_certs(true);
     }
     b.build().map_err(|e| HttpError::Config { message: format!("cannot build the HTTP client: {}", e.without_url()) })
+}
+
+/// Makes ring the process's rustls crypto provider (reqwest is built without one of its own, so
+/// one TLS stack serves reqwest and the AWS SDK). Idempotent; a provider already installed stays.
+pub fn install_crypto_provider() {
+    // An error only says a provider is already installed, which is all this wants.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// What went wrong with one HTTP exchange. Every message has been through redaction.

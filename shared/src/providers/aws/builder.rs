@@ -2,7 +2,7 @@
 //! default chain), region, the checked `instance_config` override, and the Windows key pair's
 //! private key.
 
-use aws_config::{BehaviorVersion, Region};
+use aws_config::Region;
 use aws_sdk_ec2::Client;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
@@ -122,7 +122,7 @@ fn instance_config(cfg: &AwsConfig) -> Result<Map<String, Value>, ProviderError>
 
 async fn sdk_config(cfg: &AwsConfig, secrets: &dyn Secrets) -> Result<aws_config::SdkConfig, ProviderError> {
     // `defaults` reads AWS_ENDPOINT_URL (tests, emulators) and the default credential chain.
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(cfg.aws_region.clone()));
+    let mut loader = crate::http::aws::config_loader().region(Region::new(cfg.aws_region.clone()));
     match (&cfg.aws_access_key_id, &cfg.aws_secret_access_key) {
         (Some(id), Some(secret)) => {
             let id = secrets.resolve(id).await.map_err(|e| invalid_secret(cfg, e))?;

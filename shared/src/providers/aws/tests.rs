@@ -165,6 +165,7 @@ async fn the_request_has_token_tags_user_data_and_the_override() {
     let ec2 = aws_sdk_ec2::Client::from_conf(
         aws_sdk_ec2::Config::builder()
             .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+            .http_client(crate::http::aws::http_client())
             .region(aws_sdk_ec2::config::Region::new("us-east-1"))
             .build(),
     );
@@ -212,7 +213,10 @@ fn a_bad_override_fails_the_build_with_the_parameter_named() {
         json!({"instance_config": {"Monitoring": {"Enabeld": true}}}).as_object().unwrap().clone(),
     ));
     let ec2 = aws_sdk_ec2::Client::from_conf(
-        aws_sdk_ec2::Config::builder().behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest()).build(),
+        aws_sdk_ec2::Config::builder()
+            .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+            .http_client(crate::http::aws::http_client())
+            .build(),
     );
     let err = AwsBuilder::new(cfg).client(ec2).build().unwrap_err();
     assert_eq!(err.class(), ErrorClass::Invalid);

@@ -416,7 +416,7 @@ mod tests {
     fn the_auth_header_is_sensitive_and_redacted() {
         let secret = SecretString::from("0b9d3c52-1111-2222-3333-444455556666");
         let c = Client::new(
-            reqwest::Client::new(),
+            crate::http::build_client(&Default::default()).unwrap(),
             Url::parse("https://pve.example:8006/api2/json").unwrap(),
             "kasm@pve",
             "autoscale",

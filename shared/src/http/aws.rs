@@ -1,0 +1,38 @@
+//! The HTTP client every AWS SDK client uses: the SDK's hyper client on rustls with the ring crypto
+//! provider, the same TLS stack as [`build_client`](super::build_client). The SDK crates are built
+//! without their default client (which brings a second crypto library, aws-lc), so every AWS
+//! configuration must start from [`config_loader`] or set [`http_client`] itself; a client without one
+//! fails its first request with "no HTTP client".
+
+use std::sync::OnceLock;
+
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+
+/// The process's AWS HTTP client (connection pool shared by every AWS client built from it).
+pub fn http_client() -> SharedHttpClient {
+    static CLIENT: OnceLock<SharedHttpClient> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+        })
+        .clone()
+}
+
+/// `aws_config::defaults` at the latest behaviour version, with [`http_client`]: the default
+/// credential chain (environment, profile, web identity, container or instance role), region and
+/// `AWS_ENDPOINT_URL` settings as the SDK reads them.
+pub fn config_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http_client())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_loader_carries_the_shared_client() {
+        let conf = config_loader().region(aws_config::Region::new("us-east-1")).load().await;
+        assert!(conf.http_client().is_some(), "an SDK config without our client would fail every request");
+    }
+}
