@@ -29,61 +29,70 @@ pub struct EvalOutcome {
 /// Evaluates `only` (one config by name) or every config, at the clock's now. `trigger` is logged.
 ///
 /// Kasm is read once for all configs; when that read fails, every config's evaluation stops with
-/// the error and nothing is created or destroyed.
+/// the error and nothing is created or destroyed. Configs are evaluated concurrently (at most
+/// [`Tuning::evaluation_concurrency`](super::Tuning::evaluation_concurrency) at a time; each under its
+/// own lease, and a provider's cap is held by the store's claim transaction, not by running them in
+/// turn); the outcomes come back in the configs' order.
 pub async fn evaluate(ctx: &Ctx, only: Option<&str>, trigger: &str) -> Vec<EvalOutcome> {
+    use futures::StreamExt as _;
     let configs: Vec<&AutoscaleConfig> =
         ctx.configs.autoscale_configs.iter().filter(|c| only.is_none_or(|n| c.autoscale_config_name == n)).collect();
     let kasm_view = match (ctx.kasm.list_servers().await, ctx.kasm.list_sessions().await) {
         (Ok(s), Ok(k)) => Ok((s, k)),
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
-    let mut out = Vec::with_capacity(configs.len());
-    for cfg in configs {
-        let name = cfg.autoscale_config_name.clone();
-        let view = match &kasm_view {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!(autoscale_config = %name, error = %e, "evaluation stopped: Kasm could not be read; nothing created or destroyed");
-                out.push(EvalOutcome {
-                    autoscale_config: name,
-                    result: Err(AppError::Kasm(e.clone())),
-                    claimed: vec![],
-                    skipped_lease: false,
-                });
-                continue;
-            }
-        };
-        let now = ctx.clock.now();
-        let begun = ctx
-            .store
-            .begin_evaluation(&name, &cfg.vm_provider_config, &ctx.holder, now, ctx.tuning.lease_seconds)
-            .await;
-        let mut claimed = Vec::new();
-        let result = match begun {
-            Ok(Some(snapshot)) => evaluate_one(ctx, cfg, view, snapshot, now, trigger, &mut claimed).await,
-            Ok(None) => {
-                tracing::info!(autoscale_config = %name, "skipped: another evaluation holds this config's lease");
-                out.push(EvalOutcome {
-                    result: Err(AppError::LeaseHeld(name.clone())),
-                    autoscale_config: name,
-                    claimed: vec![],
-                    skipped_lease: true,
-                });
-                continue;
-            }
-            // The lease may have been taken before a read failed.
-            Err(e) => Err(e.into()),
-        };
-        if let Err(e) = &result {
-            // On success `finish_evaluation` gave the lease back.
-            if let Err(e) = ctx.store.release_lease(&name, &ctx.holder).await {
-                tracing::warn!(autoscale_config = %name, error = %e, "failed to release the lease; it expires by itself");
-            }
-            tracing::error!(autoscale_config = %name, error = %e, "evaluation failed");
+    // The futures are built first (they do nothing until polled): a closure inside the stream
+    // would make this future's type too general to be `Send` for the daemon's spawned tasks.
+    let each: Vec<_> = configs.into_iter().map(|cfg| evaluate_config(ctx, cfg, &kasm_view, trigger)).collect();
+    futures::stream::iter(each).buffered(ctx.tuning.evaluation_concurrency.max(1)).collect().await
+}
+
+/// One config's evaluation: lease and snapshot, decide, apply, record.
+async fn evaluate_config(
+    ctx: &Ctx,
+    cfg: &AutoscaleConfig,
+    kasm_view: &Result<(Vec<KasmServer>, Vec<KasmSession>), crate::kasm::KasmError>,
+    trigger: &str,
+) -> EvalOutcome {
+    let name = cfg.autoscale_config_name.clone();
+    let view = match kasm_view {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(autoscale_config = %name, error = %e, "evaluation stopped: Kasm could not be read; nothing created or destroyed");
+            return EvalOutcome {
+                autoscale_config: name,
+                result: Err(AppError::Kasm(e.clone())),
+                claimed: vec![],
+                skipped_lease: false,
+            };
         }
-        out.push(EvalOutcome { autoscale_config: name, result, claimed, skipped_lease: false });
+    };
+    let now = ctx.clock.now();
+    let begun =
+        ctx.store.begin_evaluation(&name, &cfg.vm_provider_config, &ctx.holder, now, ctx.tuning.lease_seconds).await;
+    let mut claimed = Vec::new();
+    let result = match begun {
+        Ok(Some(snapshot)) => evaluate_one(ctx, cfg, view, snapshot, now, trigger, &mut claimed).await,
+        Ok(None) => {
+            tracing::info!(autoscale_config = %name, "skipped: another evaluation holds this config's lease");
+            return EvalOutcome {
+                result: Err(AppError::LeaseHeld(name.clone())),
+                autoscale_config: name,
+                claimed: vec![],
+                skipped_lease: true,
+            };
+        }
+        // The lease may have been taken before a read failed.
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = &result {
+        // On success `finish_evaluation` gave the lease back.
+        if let Err(e) = ctx.store.release_lease(&name, &ctx.holder).await {
+            tracing::warn!(autoscale_config = %name, error = %e, "failed to release the lease; it expires by itself");
+        }
+        tracing::error!(autoscale_config = %name, error = %e, "evaluation failed");
     }
-    out
+    EvalOutcome { autoscale_config: name, result, claimed, skipped_lease: false }
 }
 
 /// Evaluates what a trigger names (every config, some, or none), as the schedule, webhooks and manual

@@ -90,6 +90,9 @@ pub struct Tuning {
     /// How long after a Windows VM entered `booting` the password fetcher keeps asking for its generated
     /// password before giving up (EC2 needs ≥ 15 minutes at times).
     pub password_wait_seconds: u64,
+    /// Configs one evaluation works on at the same time. Each is a few store round trips (plus Kasm
+    /// calls when it acts); 100 configs one after another would take seconds on DynamoDB.
+    pub evaluation_concurrency: usize,
 }
 
 impl Default for Tuning {
@@ -104,6 +107,7 @@ impl Default for Tuning {
             stuck_requested_seconds: 120,
             orphan_grace_seconds: 900,
             password_wait_seconds: 1800,
+            evaluation_concurrency: 8,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::clock::VirtualClock;
-use crate::config::{ConfigFile, ConfigSet};
+use crate::config::{AutoscaleConfig, ConfigFile, ConfigSet};
 use crate::engine::ControlState;
 use crate::kasm::memory::MemoryKasm;
 use crate::kasm::{KasmError, KasmServer, ServerKind};
@@ -413,39 +413,59 @@ async fn every_evaluation_is_logged_with_its_reasons() {
     assert!(!d[0].plan.reasons.is_empty());
 }
 
-/// A memory store where another writer (a provisioner's backoff) writes the control record right
-/// after each evaluation read it.
+/// A memory store with a hook on `begin_evaluation`.
 #[derive(Debug)]
-struct RacingStore(Arc<MemoryStore>);
+struct HookedStore {
+    inner: Arc<MemoryStore>,
+    hook: Hook,
+}
+
+#[derive(Debug)]
+enum Hook {
+    /// Another writer (a provisioner's backoff) writes the control record right after each
+    /// evaluation read it.
+    Race,
+    /// Each read takes a while; counts how many are under way at once.
+    Slow { in_flight: std::sync::atomic::AtomicUsize, peak: std::sync::atomic::AtomicUsize },
+}
+
+impl HookedStore {
+    fn racing(inner: Arc<MemoryStore>) -> Self {
+        HookedStore { inner, hook: Hook::Race }
+    }
+    fn slow(inner: Arc<MemoryStore>) -> Self {
+        HookedStore { inner, hook: Hook::Slow { in_flight: Default::default(), peak: Default::default() } }
+    }
+}
 
 #[async_trait::async_trait]
-impl Store for RacingStore {
+impl Store for HookedStore {
     async fn try_claim(&self, claim: &Instance, cap: u32) -> Result<bool, StoreError> {
-        self.0.try_claim(claim, cap).await
+        self.inner.try_claim(claim, cap).await
     }
     async fn update(&self, new: &Instance) -> Result<Instance, StoreError> {
-        self.0.update(new).await
+        self.inner.update(new).await
     }
     async fn get(&self, id: &ClaimId) -> Result<Option<Instance>, StoreError> {
-        self.0.get(id).await
+        self.inner.get(id).await
     }
     async fn list(&self, filter: &InstanceFilter) -> Result<Vec<Instance>, StoreError> {
-        self.0.list(filter).await
+        self.inner.list(filter).await
     }
     async fn count_owned(&self, provider_config: &str) -> Result<u32, StoreError> {
-        self.0.count_owned(provider_config).await
+        self.inner.count_owned(provider_config).await
     }
     async fn control(&self, c: &str) -> Result<Versioned<ControlState>, StoreError> {
-        self.0.control(c).await
+        self.inner.control(c).await
     }
     async fn put_control(&self, c: &str, state: &ControlState, expected: u64) -> Result<(), StoreError> {
-        self.0.put_control(c, state, expected).await
+        self.inner.put_control(c, state, expected).await
     }
     async fn acquire_lease(&self, c: &str, holder: &str, now: DateTime<Utc>, ttl: u64) -> Result<bool, StoreError> {
-        self.0.acquire_lease(c, holder, now, ttl).await
+        self.inner.acquire_lease(c, holder, now, ttl).await
     }
     async fn release_lease(&self, c: &str, holder: &str) -> Result<(), StoreError> {
-        self.0.release_lease(c, holder).await
+        self.inner.release_lease(c, holder).await
     }
     async fn begin_evaluation(
         &self,
@@ -455,12 +475,24 @@ impl Store for RacingStore {
         now: DateTime<Utc>,
         ttl: u64,
     ) -> Result<Option<EvalSnapshot>, StoreError> {
-        let snap = self.0.begin_evaluation(c, provider_config, holder, now, ttl).await?;
-        if let Some(s) = &snap {
-            let theirs = ControlState { consecutive_failures: 1, ..s.control.value.clone() };
-            self.0.put_control(c, &theirs, s.control.version).await?;
+        use std::sync::atomic::Ordering::SeqCst;
+        match &self.hook {
+            Hook::Race => {
+                let snap = self.inner.begin_evaluation(c, provider_config, holder, now, ttl).await?;
+                if let Some(s) = &snap {
+                    let theirs = ControlState { consecutive_failures: 1, ..s.control.value.clone() };
+                    self.inner.put_control(c, &theirs, s.control.version).await?;
+                }
+                Ok(snap)
+            }
+            Hook::Slow { in_flight, peak } => {
+                let now_in = in_flight.fetch_add(1, SeqCst) + 1;
+                peak.fetch_max(now_in, SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                in_flight.fetch_sub(1, SeqCst);
+                self.inner.begin_evaluation(c, provider_config, holder, now, ttl).await
+            }
         }
-        Ok(snap)
     }
     async fn finish_evaluation(
         &self,
@@ -469,32 +501,32 @@ impl Store for RacingStore {
         control: Option<(&ControlState, u64)>,
         decision: &DecisionRecord,
     ) -> Result<(), StoreError> {
-        self.0.finish_evaluation(c, holder, control, decision).await
+        self.inner.finish_evaluation(c, holder, control, decision).await
     }
     async fn record_decision(&self, rec: &DecisionRecord) -> Result<(), StoreError> {
-        self.0.record_decision(rec).await
+        self.inner.record_decision(rec).await
     }
     async fn decisions(&self, c: Option<&str>, limit: usize) -> Result<Vec<DecisionRecord>, StoreError> {
-        self.0.decisions(c, limit).await
+        self.inner.decisions(c, limit).await
     }
     async fn mark_suspect(&self, key: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
-        self.0.mark_suspect(key, now).await
+        self.inner.mark_suspect(key, now).await
     }
     async fn clear_suspect(&self, key: &str) -> Result<(), StoreError> {
-        self.0.clear_suspect(key).await
+        self.inner.clear_suspect(key).await
     }
     async fn load_configs(&self) -> Result<Option<ConfigSet>, StoreError> {
-        self.0.load_configs().await
+        self.inner.load_configs().await
     }
     async fn save_configs(&self, configs: &ConfigSet) -> Result<(), StoreError> {
-        self.0.save_configs(configs).await
+        self.inner.save_configs(configs).await
     }
 }
 
 #[tokio::test]
 async fn a_control_record_that_moved_on_fails_the_evaluation_and_frees_the_lease() {
     let mut w = world(configs(10, 8.0));
-    w.ctx.store = Arc::new(RacingStore(w.store.clone()));
+    w.ctx.store = Arc::new(HookedStore::racing(w.store.clone()));
     let out = evaluate(&w.ctx, None, "schedule").await;
     assert!(
         matches!(out[0].result, Err(AppError::Store(StoreError::Conflict { .. }))),
@@ -541,4 +573,25 @@ fn scope_counts_agents_without_a_reported_pool_and_always_our_own() {
     let (mine, _) = evaluate::scope(&cfg, &servers, &[], &ours);
     let ids: Vec<&str> = mine.iter().map(|s| s.server_id.as_str()).collect();
     assert_eq!(ids, vec!["no-pool", "same-pool", "ours-elsewhere"]);
+}
+
+#[tokio::test]
+async fn configs_are_evaluated_concurrently_in_order_and_share_the_cap() {
+    let mut set = configs(5, 8.0);
+    let base = set.autoscale_configs[0].clone();
+    set.autoscale_configs =
+        (0..20).map(|i| AutoscaleConfig { autoscale_config_name: format!("agents-{i:02}"), ..base.clone() }).collect();
+    let mut w = world(set);
+    let store = Arc::new(HookedStore::slow(w.store.clone()));
+    w.ctx.store = store.clone();
+    let out = evaluate(&w.ctx, None, "schedule").await;
+    let names: Vec<_> = out.iter().map(|o| o.autoscale_config.clone()).collect();
+    let expected: Vec<_> = (0..20).map(|i| format!("agents-{i:02}")).collect();
+    assert_eq!(names, expected, "outcomes come back in the configs' order");
+    let Hook::Slow { peak, .. } = &store.hook else { unreachable!() };
+    assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), w.ctx.tuning.evaluation_concurrency);
+    // Every config wants VMs; together they get exactly the provider's cap.
+    assert_eq!(w.store.count_owned("prov").await.unwrap(), 5);
+    assert_eq!(out.iter().map(|o| o.claimed.len()).sum::<usize>(), 5);
+    assert!(out.iter().all(|o| o.result.is_ok()), "{out:?}");
 }
