@@ -2,6 +2,10 @@
 //! the deployment settings, one provider per VM-provider config (through the registry), secrets from
 //! `env:` / `file:` references, and a store from a URL.
 
+mod logging;
+
+pub use logging::{LAMBDA_LOG_LEVEL_ENV, init_function_logging, log_filter};
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;

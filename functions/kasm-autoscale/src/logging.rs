@@ -1,6 +1,7 @@
 //! Log set-up: JSON lines by default (one structured line per decision), text for humans.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -11,12 +12,19 @@ pub enum Format {
     Text,
 }
 
-/// Installs the subscriber on stderr. `RUST_LOG` overrides `default_level`.
+/// Installs the subscriber on stderr. `RUST_LOG` (`target=level` directives) overrides
+/// `default_level`; libraries never log below `info` (see [`shared::wiring::log_filter`]: their debug
+/// output carries request contents, secrets among them).
 pub fn init(format: Format, default_level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let rust_log = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
+    let (filter, problem) = shared::wiring::log_filter(None, Some(rust_log.as_deref().unwrap_or(default_level)));
+    let registry = tracing_subscriber::registry().with(filter);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let _ = match format {
-        Format::Json => builder.json().flatten_event(true).try_init(),
-        Format::Text => builder.try_init(),
+        Format::Json => registry.with(layer.json().flatten_event(true)).try_init(),
+        Format::Text => registry.with(layer).try_init(),
     };
+    if let Some(p) = problem {
+        tracing::warn!("{p}");
+    }
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().json().flatten_event(true).with_current_span(false).without_time().init();
+    shared::wiring::init_function_logging();
     let wired = shared::wiring::LambdaContext::from_env()?;
     lambda_runtime::run(service_fn(|ev: LambdaEvent<Value>| {
         let wired = &wired;
