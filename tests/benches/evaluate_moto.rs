@@ -29,8 +29,9 @@ fn ms(d: Duration) -> String {
 async fn main() {
     let configs = knob("EVALUATE_MOTO_CONFIGS", 100);
     let runs = knob("EVALUATE_MOTO_RUNS", 10);
-    // Its own server, and one that does not leak a copy of the table per transaction (see
-    // `Moto::start_untracked`): a shared one grows by gigabytes over a run.
+    // Its own server, one that does not leak a copy of the table per transaction and that isolates
+    // the evaluation's concurrent transactions as DynamoDB does (see `Moto::start_untracked`): a
+    // shared one grows by gigabytes over a run.
     let moto = Moto::start_untracked();
     let w = EvalWorld::new_without_stream(&moto, configs, PROVIDER_CONFIGS).await;
     eprintln!("evaluate_moto: reaching steady state with {configs} configs...");
@@ -54,6 +55,7 @@ async fn main() {
             let t = ops.entry(op).or_default();
             t.count += s.count;
             t.waited += s.waited;
+            t.server_errors += s.server_errors;
         }
     }
 
@@ -81,11 +83,11 @@ async fn main() {
     println!("| per config, median | {} |", ms(median / configs as u32));
     println!("| DynamoDB requests per config | {calls} |");
     println!();
-    println!("| operation | requests per config | mean time per request |");
-    println!("|---|---|---|");
+    println!("| operation | requests per config | mean time per request | 5xx answers (sent again) |");
+    println!("|---|---|---|---|");
     for (op, s) in &ops {
         let mean = if s.count == 0 { Duration::ZERO } else { s.waited / s.count as u32 };
-        println!("| {op} | {} | {} |", per_config(s.count as f64 / runs as f64), ms(mean));
+        println!("| {op} | {} | {} | {} |", per_config(s.count as f64 / runs as f64), ms(mean), s.server_errors);
     }
     println!();
     let each: Vec<String> = times.iter().map(|t| format!("{:.0}", t.as_secs_f64() * 1000.0)).collect();

@@ -44,6 +44,8 @@ pub struct OpStats {
     pub count: u64,
     /// Time from sending to the response, summed over those answered.
     pub waited: Duration,
+    /// Of those sent, how many the server answered with a 5xx (the SDK sends them again).
+    pub server_errors: u64,
 }
 
 /// A request in flight: its operation and when it was sent.
@@ -74,12 +76,17 @@ impl Intercept for DynamoCalls {
 
     fn read_before_deserialization(
         &self,
-        _ctx: &BeforeDeserializationInterceptorContextRef<'_>,
+        ctx: &BeforeDeserializationInterceptorContextRef<'_>,
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(Sent(op, at)) = cfg.load::<Sent>() {
-            self.0.lock().expect("call counter").entry(op.clone()).or_default().waited += at.elapsed();
+            let mut calls = self.0.lock().expect("call counter");
+            let stats = calls.entry(op.clone()).or_default();
+            stats.waited += at.elapsed();
+            if ctx.response().status().is_server_error() {
+                stats.server_errors += 1;
+            }
         }
         Ok(())
     }

@@ -57,18 +57,22 @@ run_simple('127.0.0.1', int(sys.argv[1]), DomainDispatcherApplication(create_bac
         )
     }
 
-    /// A server of its own that does not keep every model object it ever made. moto records each
-    /// instance of its models for its `/moto-api` data view and never lets go, and its
-    /// TransactWriteItems deep-copies the whole table first (its rollback snapshot): every transaction
-    /// leaks a copy of the table, which a run of thousands of transactions (a benchmark) cannot afford.
+    /// A server of its own that does not keep every model object it ever made, and serves one request
+    /// at a time (as [`start_serial`](Self::start_serial): DynamoDB's isolation for concurrent
+    /// transactions, which moto's threaded server lacks — there, concurrent transactions also fail
+    /// with 500s now and then, and the SDK sends them again). moto records each instance of its models
+    /// for its `/moto-api` data view and never lets go, and its TransactWriteItems deep-copies the
+    /// whole table first (its rollback snapshot): every transaction leaks a copy of the table, which a
+    /// run of thousands of transactions (a benchmark) cannot afford.
     pub fn start_untracked() -> Moto {
         Self::start_python(
             "untracked",
             "import sys\n\
 from moto.core.common_models import BaseModel\n\
 BaseModel.__new__ = staticmethod(lambda cls, *args, **kwargs: object.__new__(cls))\n\
-from moto.server import main\n\
-main(['-H', '127.0.0.1', '-p', sys.argv[1]])\n",
+from werkzeug.serving import run_simple\n\
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app\n\
+run_simple('127.0.0.1', int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False, request_handler=MotoRequestHandler)\n",
         )
     }
 
