@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
-use super::{Change, DecisionRecord, EvalSnapshot, InstanceFilter, Store, StoreError, Versioned};
+use super::{Change, DecisionRecord, InstanceFilter, Store, StoreError, Versioned};
 use crate::config::ConfigSet;
 use crate::engine::ControlState;
 use crate::model::{ClaimId, Instance};
@@ -386,27 +386,6 @@ impl Store for EmbeddedStore {
             Ok(Written::Commit((), vec![]))
         })
         .await
-    }
-
-    async fn begin_evaluation(
-        &self,
-        c: &str,
-        provider_config: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        ttl: u64,
-    ) -> Result<Option<EvalSnapshot>, StoreError> {
-        super::begin_evaluation_stepwise(self, c, provider_config, holder, now, ttl).await
-    }
-
-    async fn finish_evaluation(
-        &self,
-        c: &str,
-        holder: &str,
-        control: Option<(&ControlState, u64)>,
-        decision: &DecisionRecord,
-    ) -> Result<(), StoreError> {
-        super::finish_evaluation_stepwise(self, c, holder, control, decision).await
     }
 
     async fn record_decision(&self, rec: &DecisionRecord) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use tokio::sync::broadcast;
 
-use super::{Change, DecisionRecord, EvalSnapshot, InstanceFilter, Store, StoreError, Versioned};
+use super::{Change, DecisionRecord, InstanceFilter, Store, StoreError, Versioned};
 use crate::config::ConfigSet;
 use crate::engine::ControlState;
 use crate::model::{ClaimId, Instance};
@@ -148,27 +148,6 @@ impl Store for MemoryStore {
             st.leases.remove(c);
         }
         Ok(())
-    }
-
-    async fn begin_evaluation(
-        &self,
-        c: &str,
-        provider_config: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        ttl: u64,
-    ) -> Result<Option<EvalSnapshot>, StoreError> {
-        super::begin_evaluation_stepwise(self, c, provider_config, holder, now, ttl).await
-    }
-
-    async fn finish_evaluation(
-        &self,
-        c: &str,
-        holder: &str,
-        control: Option<(&ControlState, u64)>,
-        decision: &DecisionRecord,
-    ) -> Result<(), StoreError> {
-        super::finish_evaluation_stepwise(self, c, holder, control, decision).await
     }
 
     async fn record_decision(&self, rec: &DecisionRecord) -> Result<(), StoreError> {

@@ -181,6 +181,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ///   [`Store::list`] with only `autoscale_config` set gives them, and
     ///   [`Store::count_owned`] of `provider_config`.
     /// - On an error the lease may have been taken: the caller gives it back ([`Store::release_lease`]).
+    ///
+    /// The default is [`begin_evaluation_stepwise`]; a backend with round trips to save overrides it.
     async fn begin_evaluation(
         &self,
         autoscale_config: &str,
@@ -188,7 +190,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         holder: &str,
         now: DateTime<Utc>,
         ttl_seconds: u64,
-    ) -> Result<Option<EvalSnapshot>, StoreError>;
+    ) -> Result<Option<EvalSnapshot>, StoreError> {
+        begin_evaluation_stepwise(self, autoscale_config, provider_config, holder, now, ttl_seconds).await
+    }
 
     /// Ends an evaluation `holder` began: writes the control record if `control` is given (the state
     /// and the version read), appends `decision`, and gives the lease back.
@@ -201,13 +205,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ///   [`Store::release_lease`] in turn, also when the lease expired and another holder took it
     ///   meanwhile (that holder keeps it).
     /// - Failing to give the lease back after both writes is logged, not returned: it expires by itself.
+    ///
+    /// The default is [`finish_evaluation_stepwise`].
     async fn finish_evaluation(
         &self,
         autoscale_config: &str,
         holder: &str,
         control: Option<(&ControlState, u64)>,
         decision: &DecisionRecord,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        finish_evaluation_stepwise(self, autoscale_config, holder, control, decision).await
+    }
 
     /// Appends to the decision log.
     async fn record_decision(&self, rec: &DecisionRecord) -> Result<(), StoreError>;
@@ -236,8 +244,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
 /// [`Store::begin_evaluation`] from single-record calls: [`Store::acquire_lease`], then
 /// [`Store::list`], [`Store::count_owned`] and [`Store::control`].
-pub async fn begin_evaluation_stepwise(
-    s: &dyn Store,
+pub async fn begin_evaluation_stepwise<S: Store + ?Sized>(
+    s: &S,
     autoscale_config: &str,
     provider_config: &str,
     holder: &str,
@@ -256,8 +264,8 @@ pub async fn begin_evaluation_stepwise(
 
 /// [`Store::finish_evaluation`] from single-record calls: [`Store::put_control`] (when given),
 /// [`Store::record_decision`], [`Store::release_lease`].
-pub async fn finish_evaluation_stepwise(
-    s: &dyn Store,
+pub async fn finish_evaluation_stepwise<S: Store + ?Sized>(
+    s: &S,
     autoscale_config: &str,
     holder: &str,
     control: Option<(&ControlState, u64)>,
