@@ -19,15 +19,10 @@ pub const LAMBDA_LOG_LEVEL_ENV: &str = "AWS_LAMBDA_LOG_LEVEL";
 pub fn init_function_logging() {
     let (filter, problem) =
         log_filter(std::env::var(LAMBDA_LOG_LEVEL_ENV).ok().as_deref(), std::env::var("RUST_LOG").ok().as_deref());
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .without_time()
-        .with_max_level(LevelFilter::TRACE)
-        .finish();
     use tracing_subscriber::layer::SubscriberExt as _;
-    let _ = tracing::subscriber::set_global_default(subscriber.with(filter));
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let json = tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(false).without_time();
+    let _ = tracing_subscriber::registry().with(filter).with(json).try_init();
     if let Some(p) = problem {
         tracing::warn!("{p}");
     }
