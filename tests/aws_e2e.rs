@@ -33,28 +33,11 @@ const HMAC_SECRET: &str = "e2e-webhook-hmac-secret-Hh42";
 const ZONE: &str = "5a1c0e7f2b3d4c5e8f9a0b1c2d3e4f50";
 const POOL: &str = "8b2d1f0e3c4a5b6c7d8e9f0a1b2c3d4e";
 const WIN_POOL: &str = "c0ffee00c0ffee00c0ffee00c0ffee00";
-const FUNCTIONS: [&str; 4] = ["scale-evaluator", "provisioner", "reaper", "windows-password-fetcher"];
+use integration_tests::runtime_api::FUNCTIONS;
 const WAIT: Duration = Duration::from_secs(60);
 
 /// The workspace's binaries of this test's profile, built if missing or out of date (a no-op after
 /// `cargo nextest run --workspace`, which builds them with the tests).
-fn binaries() -> PathBuf {
-    let dir = target_profile_dir();
-    let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug").to_string();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "--quiet", "--locked"]);
-    if profile != "debug" {
-        cmd.args(["--profile", if profile == "release" { "release" } else { &profile }]);
-    }
-    for p in FUNCTIONS.iter().chain(&["kasm-autoscale"]) {
-        cmd.args(["-p", p]);
-    }
-    let st = cmd.current_dir(env!("CARGO_MANIFEST_DIR")).status().expect("run cargo build");
-    assert!(st.success(), "building the function binaries failed");
-    dir
-}
-
 fn config_yaml(dep: &str, kasm_url: &str, windows_standby: u32) -> String {
     format!(
         r#"
@@ -189,7 +172,7 @@ impl World {
 }
 
 async fn setup() -> World {
-    let bin = binaries();
+    let bin = integration_tests::runtime_api::workspace_binaries();
     let moto = Moto::start_with_windows_passwords();
     let kasm = KasmTestServer::start(KASM_KEY, KASM_SECRET, AcceptAuth::Either).await;
     let dep = format!("e2e-{}", std::process::id());
@@ -279,6 +262,7 @@ async fn the_whole_loop_runs_through_the_lambda_functions_on_the_emulator() {
         server_id: "0000000000000000000000000000a11c".into(),
         hostname: "static-agent".into(),
         zone_id: ZONE.into(),
+        server_pool_id: Some(POOL.into()),
         enabled: true,
         cores: 8.0,
         memory_mb: 32768.0,
@@ -338,6 +322,7 @@ async fn the_whole_loop_runs_through_the_lambda_functions_on_the_emulator() {
             server_id: c.kasm_server_id.clone(),
             hostname: c.vm_name.clone(),
             zone_id: ZONE.into(),
+            server_pool_id: Some(POOL.into()),
             enabled: false,
             cores: 4.0,
             memory_mb: 8192.0,
@@ -400,7 +385,7 @@ async fn the_whole_loop_runs_through_the_lambda_functions_on_the_emulator() {
         assert!(state == "terminated" || state == "shutting-down", "{state}");
     }
     for c in &claims {
-        assert!(w.kasm.agent(&c.kasm_server_id).is_none(), "Kasm agent record left behind");
+        assert!(w.kasm.is_gone(&c.kasm_server_id), "Kasm agent record left behind");
     }
     assert!(w.claims("linux-agents").await.iter().all(|c| c.state == InstanceState::Deleted));
     assert_eq!(w.instances("windows-desktops").await.len(), 1, "the Windows standby stays");

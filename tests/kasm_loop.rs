@@ -141,6 +141,7 @@ async fn agents_check_in_are_enabled_then_drain_wait_for_sessions_and_are_delete
             server_id: c.kasm_server_id.clone(),
             hostname: c.vm_name.clone(),
             zone_id: ZONE.into(),
+            server_pool_id: Some(POOL.into()),
             enabled: false,
             cores: 4.0,
             memory_mb: 8192.0,
@@ -174,14 +175,14 @@ async fn agents_check_in_are_enabled_then_drain_wait_for_sessions_and_are_delete
     let rep = app::reap(&ctx0).await;
     assert_eq!(rep.waiting_for_sessions, vec![busy.id.clone()], "{rep:?}");
     assert_eq!(rep.deleted, vec![draining[1].id.clone()], "{rep:?}");
-    assert!(l.kasm.agent(&draining[1].kasm_server_id).is_none(), "Kasm record not deleted");
+    assert!(l.kasm.is_gone(&draining[1].kasm_server_id), "Kasm record not deleted");
     assert_eq!(l.provider.vms().len(), 1);
 
     // The session ends: the VM and its record are deleted.
     l.kasm.remove_session("late-session");
     let rep = app::reap(&ctx0).await;
     assert_eq!(rep.deleted, vec![busy.id.clone()], "{rep:?}");
-    assert!(l.kasm.agent(&busy.kasm_server_id).is_none());
+    assert!(l.kasm.is_gone(&busy.kasm_server_id));
     assert!(l.provider.vms().is_empty());
     assert_eq!(l.store.count_owned("prov").await.unwrap(), 0);
     let _ = l.now();

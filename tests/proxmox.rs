@@ -40,6 +40,7 @@ fn config(lo: u32, hi: u32) -> ProxmoxConfig {
         installed_os_type: OsFamily::Linux,
         startup_script_path: "/tmp".into(),
         startup_script: SCRIPT.into(),
+        endpoint_url: None,
     }
 }
 

@@ -224,7 +224,8 @@ pub struct Instance {
     pub version: u64,
     /// The provider's id of the VM, once known.
     pub vm_id: Option<String>,
-    /// The Kasm server/agent record id we put in the startup script (`{server_id}`).
+    /// The Kasm record id: for agents that register themselves, the id we render as `{server_id}`;
+    /// for records we create first (server pools, `precreate` agents), the id Kasm gave the record.
     pub kasm_server_id: String,
     /// The VM's name at the provider (deterministic from the claim id).
     pub vm_name: String,
@@ -268,7 +269,8 @@ impl Instance {
         let mut transitions = BTreeMap::new();
         transitions.insert(InstanceState::Requested.as_str().to_string(), now);
         Instance {
-            kasm_server_id: uuid::Uuid::new_v4().to_string(),
+            // 32 hex digits: how Kasm lists server ids (and what the agent installs with as `-i`).
+            kasm_server_id: uuid::Uuid::new_v4().simple().to_string(),
             vm_name,
             id,
             autoscale_config: autoscale_config.to_string(),

@@ -238,16 +238,19 @@ impl EvalWorld {
                 server_id: inst.kasm_server_id.clone(),
                 kind: ServerKind::Agent,
                 hostname: Some(inst.vm_name.clone()),
-                ip: None,
+                public_ip: None,
                 zone_id: cfg.zone_id.clone(),
-                pool_id: Some(cfg.server_pool_id.clone()),
+                friendly_name: None,
+                autoscale_config_id: None,
+                server_pool_id: Some(cfg.server_pool_id.clone()),
                 enabled: false,
-                status: "running".into(),
-                last_checkin: Some(self.clock.now()),
+                operational_status: "running".into(),
+                last_reported: Some(self.clock.now()),
                 reported: Resources::new(4.0, 8192.0, 0.0),
                 overridden: Resources::default(),
                 allocated: Resources::default(),
                 max_sessions: None,
+                agent_installed: false,
             });
         }
         assert_done(&self.evaluate().await, "the activating evaluation");

@@ -1,11 +1,27 @@
-//! An in-process Kasm manager for tests: an axum HTTP server on `127.0.0.1:0` that holds agents,
-//! server records and sessions in memory and answers the calls `shared::kasm::client` makes, with the
-//! shapes of the recorded fixtures (`shared/src/kasm/fixtures/`).
+//! An in-process Kasm manager for tests: an axum HTTP server on `127.0.0.1:0` that answers the calls
+//! a real Kasm manager has, the way Kasm 1.15's own API server does (the decompiled `admin_api.py`,
+//! `utils.py`, `data/model.py`, `data/access_postgres.py`; facts only), and nothing else:
+//! - `admin/get_servers` lists Docker Agents (`server_type: "host"`) and servers (`"Desktop"`) with
+//!   their sessions; with `target_server.server_id` only that record, plus a `registration_jwt`.
+//! - `public/get_kasms` lists sessions (`server_id`, `cores`, `memory` bytes, `operational_status`).
+//! - `admin/update_server` needs `server_type` (401 "Unauthorized Action" without it, or without the
+//!   Agents/Servers Modify permission for that type), changes only the fields sent (`null` = keep),
+//!   except `agent_installed` and `use_user_private_key`, which become false when absent (as in
+//!   1.15); answers `{"server": …}`.
+//! - `admin/create_server` needs `server_type` (and Agents/Servers Create), ignores a caller's
+//!   `server_id` (the id is generated), starts the record `starting` when `agent_installed`, else
+//!   `running`; answers `{}`.
+//! - `admin/delete_server` needs `force` to be a boolean, refuses while the record has sessions
+//!   unless forced, and only marks it `delete_pending`: the record disappears after the next full
+//!   listing shows it ([`KasmTestServer::finish_deletes`] removes it at once).
+//! - any other path (e.g. `admin/get_agents`, `admin/update_agent`) is 404.
 //!
-//! It checks credentials either way Kasm accepts them (JSON body or HTTP Basic; [`AcceptAuth`] can
-//! insist on one), and has knobs to inject faults on the next calls to a path ([`Fault`]: a status, a
-//! malformed answer, a slow answer), to add and remove agents, servers and sessions, and to inspect
-//! what was called.
+//! Auth as Kasm 1.15 reads it: `api-key` / `api-key-secret` headers first, else `api_key` /
+//! `api_key_secret` in the body ([`AcceptAuth`] may insist on one way, or on HTTP Basic as shown in
+//! pre-release 1.19 docs); a bad key is 403 "Access Denied", a missing permission 401 "Unauthorized".
+//! Agents register themselves ([`KasmTestServer::add_agent`]) with the id their script carries.
+//! Knobs inject faults on the next calls to a path ([`Fault`]) and take permissions away
+//! ([`KasmTestServer::revoke`]).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -15,18 +31,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Which ways of sending the API key the server accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AcceptAuth {
-    /// `api_key` / `api_key_secret` in the JSON body only (Kasm ≤ 1.18).
+    /// `api_key` / `api_key_secret` in the JSON body only (Kasm's documented Developer API).
     Body,
-    /// HTTP Basic only.
+    /// `api-key` / `api-key-secret` headers only.
+    Header,
+    /// HTTP Basic only (pre-release 1.19 docs).
     Basic,
-    /// Either.
+    /// Any of the three.
     Either,
 }
 
@@ -42,20 +60,35 @@ pub enum Fault {
     Slow(Duration),
 }
 
-/// One agent to add.
-#[derive(Debug, Clone)]
+/// Kasm's API-key permissions this server checks (`JWT_AUTHORIZATION` names).
+pub const PERMISSIONS: [&str; 9] = [
+    "AGENTS_VIEW",
+    "AGENTS_MODIFY",
+    "AGENTS_CREATE",
+    "SERVERS_VIEW",
+    "SERVERS_MODIFY",
+    "SERVERS_CREATE",
+    "SERVERS_DELETE",
+    "SESSIONS_VIEW",
+    "SESSIONS_DELETE",
+];
+
+/// One Docker Agent registering itself.
+#[derive(Debug, Clone, Default)]
 pub struct AgentSpec {
-    /// Kasm's server id of the agent (sessions and claims know it by this).
+    /// The id the agent registers with (its script's `-i {server_id}`); Kasm lists it as 32 hex.
     pub server_id: String,
-    /// Hostname.
+    /// Hostname it reports.
     pub hostname: String,
     /// Zone.
     pub zone_id: String,
-    /// Enabled.
+    /// Pool (`server_pool_id`), `None` = no pool.
+    pub server_pool_id: Option<String>,
+    /// Enabled (Kasm registers agents disabled unless `auto_agent` is on).
     pub enabled: bool,
-    /// Cores, memory (MB), GPUs as the agent reports them.
+    /// Cores it reports.
     pub cores: f64,
-    /// Memory in MB.
+    /// Memory in MB it reports (listed in bytes).
     pub memory_mb: f64,
     /// GPUs.
     pub gpus: f64,
@@ -66,9 +99,12 @@ struct Inner {
     api_key: String,
     secret: String,
     accept: AcceptAuth,
-    agents: BTreeMap<String, Value>,
-    servers: BTreeMap<String, Value>,
+    permissions: BTreeSet<&'static str>,
+    /// Records by normalised id (32 lower-case hex digits).
+    records: BTreeMap<String, Value>,
     sessions: BTreeMap<String, Value>,
+    /// Records marked `delete_pending`, with the full listings left before they disappear.
+    deleting: HashMap<String, u32>,
     passwords: HashMap<String, String>,
     faults: HashMap<String, VecDeque<Fault>>,
     hits: HashMap<String, usize>,
@@ -83,20 +119,26 @@ pub struct KasmTestServer {
     inner: Arc<Mutex<Inner>>,
 }
 
-fn id32(n: u64) -> String {
-    format!("{n:032x}")
+/// Kasm lists UUIDs as 32 hex digits.
+pub fn norm(id: &str) -> String {
+    id.chars().filter(|c| *c != '-').flat_map(char::to_lowercase).collect()
+}
+
+fn now_text() -> String {
+    chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }
 
 impl KasmTestServer {
-    /// Starts a server accepting `api_key` / `secret` as `accept` says.
+    /// Starts a server accepting `api_key` / `secret` as `accept` says, with every permission.
     pub async fn start(api_key: &str, secret: &str, accept: AcceptAuth) -> KasmTestServer {
         let inner = Arc::new(Mutex::new(Inner {
             api_key: api_key.into(),
             secret: secret.into(),
             accept,
-            agents: BTreeMap::new(),
-            servers: BTreeMap::new(),
+            permissions: PERMISSIONS.into_iter().collect(),
+            records: BTreeMap::new(),
             sessions: BTreeMap::new(),
+            deleting: HashMap::new(),
             passwords: HashMap::new(),
             faults: HashMap::new(),
             hits: HashMap::new(),
@@ -115,83 +157,114 @@ impl KasmTestServer {
         self.inner.lock().expect("kasm test server lock")
     }
 
-    /// Adds an agent; returns its agent id.
+    /// Takes a permission (a [`PERMISSIONS`] name) away from the key.
+    pub fn revoke(&self, permission: &str) {
+        self.lock().permissions.retain(|p| *p != permission);
+    }
+
+    /// A Docker Agent registers itself with the manager token, under the id its script carries
+    /// (an existing record with that id, e.g. one made by `create_server`, is taken over). Returns
+    /// the id as Kasm lists it.
     pub fn add_agent(&self, a: AgentSpec) -> String {
+        let id = norm(&a.server_id);
         let mut st = self.lock();
-        let agent_id = id32(0xa000 + st.next_id);
-        st.next_id += 1;
-        let rec = json!({
-            "agent_id": agent_id,
-            "server_id": a.server_id,
+        let rec = st.records.entry(id.clone()).or_insert_with(|| json!({ "server_id": id, "server_type": "host" }));
+        let fields = json!({
             "hostname": a.hostname,
-            "zone_id": a.zone_id,
+            "zone_id": norm(&a.zone_id),
             "zone_name": "default",
             "enabled": a.enabled,
-            "status": "running",
-            "last_reported": "2026-11-22 08:30:12.123456",
+            "operational_status": "running",
+            "last_reported": now_text(),
+            "agent_version": "1.15.0",
             "cores": a.cores,
-            // Kasm reports bytes, as a string in some versions.
-            "memory": format!("{}", (a.memory_mb * 1_000_000.0) as u64),
+            // Kasm reports bytes.
+            "memory": (a.memory_mb * 1_000_000.0) as u64,
             "gpus": a.gpus,
             "cores_override": 0,
             "memory_override": 0,
-            "gpus_override": null,
-            "version": "1.18.0",
+            "gpus_override": 0,
+            "max_simultaneous_sessions": 1,
+            "agent_installed": false,
+            "use_user_private_key": false,
+            "connection_type": "KasmVNC",
         });
-        st.agents.insert(agent_id.clone(), rec);
-        agent_id
+        for (k, v) in fields.as_object().expect("object") {
+            if k == "enabled" && rec.get("enabled").is_some() {
+                continue; // a pre-made record keeps the state the admin (or we) gave it
+            }
+            rec[k] = v.clone();
+        }
+        if let Some(p) = a.server_pool_id {
+            rec["server_pool_id"] = json!(norm(&p));
+        } else if rec.get("server_pool_id").is_none() {
+            rec["server_pool_id"] = Value::Null;
+        }
+        id
     }
 
-    /// The agent with this server id reports now (its `last_reported` becomes the wall-clock time), as
-    /// a live agent does every few seconds; for tests that run the real clock.
+    /// The record with this id reports now (its `last_reported` becomes the wall-clock time; a
+    /// `starting` record becomes `running`), as a live agent or Desktop Service does.
     pub fn check_in(&self, server_id: &str) {
-        let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string();
-        for a in self.lock().agents.values_mut().filter(|a| a["server_id"] == server_id) {
-            a["last_reported"] = json!(now);
+        if let Some(rec) = self.lock().records.get_mut(&norm(server_id)) {
+            rec["last_reported"] = json!(now_text());
+            if rec["operational_status"] == "starting" {
+                rec["operational_status"] = json!("running");
+            }
         }
     }
 
-    /// Sessions running now.
+    /// Sessions that exist now.
     pub fn session_count(&self) -> usize {
         self.lock().sessions.len()
     }
 
-    /// Removes the agent with this server id.
+    /// Removes a record at once (an operator deleting it, or Kasm finishing a delete).
     pub fn remove_agent(&self, server_id: &str) {
-        self.lock().agents.retain(|_, a| a["server_id"] != server_id);
+        self.lock().records.remove(&norm(server_id));
     }
 
-    /// Adds a server-pool server record.
+    /// Adds a server-pool server record as an operator would.
     pub fn add_server(&self, server_id: &str, hostname: &str, zone_id: &str, pool_id: &str, enabled: bool) {
+        let id = norm(server_id);
         let rec = json!({
-            "server_id": server_id,
+            "server_id": id,
+            "server_type": "Desktop",
             "friendly_name": hostname,
             "hostname": hostname,
             "connection_type": "RDP",
-            "connection_port": "3389",
-            "connection_info": "{}",
-            "max_simultaneous_sessions": "1",
-            "enabled": if enabled { 1 } else { 0 },
+            "connection_port": 3389,
+            "connection_info": {},
+            "max_simultaneous_sessions": 1,
+            "enabled": enabled,
             "operational_status": "running",
-            "zone_id": zone_id,
-            "server_pool_id": pool_id,
-            "last_reported": "2026-11-22T08:29:00Z",
-            "server_type": "Desktop",
+            "zone_id": norm(zone_id),
+            "server_pool_id": norm(pool_id),
+            "last_reported": null,
+            "agent_installed": false,
+            "use_user_private_key": false,
         });
-        self.lock().servers.insert(server_id.to_string(), rec);
+        self.lock().records.insert(id, rec);
     }
 
-    /// Starts a session on `server_id`.
+    /// Starts a `running` session on `server_id`.
     pub fn add_session(&self, kasm_id: &str, server_id: &str, cores: f64, memory_mb: f64) {
+        self.add_session_with_status(kasm_id, server_id, cores, memory_mb, "running");
+    }
+
+    /// Adds a session in any of Kasm's session statuses (`starting`, `requested`, `delete_pending`…).
+    pub fn add_session_with_status(&self, kasm_id: &str, server_id: &str, cores: f64, memory_mb: f64, status: &str) {
+        let sid = if server_id.is_empty() { Value::Null } else { json!(norm(server_id)) };
         let rec = json!({
             "kasm_id": kasm_id,
             "user_id": "50faa5439c574b518cd868dac9256e4b",
-            "server_id": server_id,
-            "operational_status": "running",
+            "server_id": sid,
+            "operational_status": status,
             "cores": cores,
             "memory": (memory_mb * 1_000_000.0) as u64,
-            "token": format!("session-token-{kasm_id}"),
-            "server": { "server_id": server_id, "hostname": "host", "port": 443, "zone_name": "default" },
+            "gpus": 0,
+            "token": "",
+            "user": { "username": "user@kasm.local" },
         });
         self.lock().sessions.insert(kasm_id.to_string(), rec);
     }
@@ -199,6 +272,15 @@ impl KasmTestServer {
     /// Ends a session.
     pub fn remove_session(&self, kasm_id: &str) {
         self.lock().sessions.remove(kasm_id);
+    }
+
+    /// Finishes every pending delete now (Kasm's background removal).
+    pub fn finish_deletes(&self) {
+        let mut st = self.lock();
+        let ids: Vec<String> = st.deleting.drain().map(|(k, _)| k).collect();
+        for id in ids {
+            st.records.remove(&id);
+        }
     }
 
     /// Injects `fault` on the next `times` calls to `path` (e.g. `/api/public/get_kasms`).
@@ -215,24 +297,46 @@ impl KasmTestServer {
         self.lock().hits.get(path).copied().unwrap_or(0)
     }
 
-    /// The agent record with this server id.
+    /// Every path called, with its count.
+    pub fn paths_called(&self) -> Vec<(String, usize)> {
+        let mut v: Vec<(String, usize)> = self.lock().hits.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        v.sort();
+        v
+    }
+
+    /// The record with this id (agent or server), as Kasm stores it.
     pub fn agent(&self, server_id: &str) -> Option<Value> {
-        self.lock().agents.values().find(|a| a["server_id"] == server_id).cloned()
+        self.lock().records.get(&norm(server_id)).cloned()
     }
 
-    /// The server record with this id.
+    /// Whether the record is gone or Kasm is deleting it (`delete_pending` after `delete_server`).
+    pub fn is_gone(&self, server_id: &str) -> bool {
+        self.agent(server_id).is_none_or(|r| r["operational_status"] == "delete_pending")
+    }
+
+    /// The record with this id (agent or server).
     pub fn server(&self, server_id: &str) -> Option<Value> {
-        self.lock().servers.get(server_id).cloned()
+        self.agent(server_id)
     }
 
-    /// Number of server records.
+    /// The records called `friendly_name`.
+    pub fn named(&self, friendly_name: &str) -> Vec<Value> {
+        self.lock().records.values().filter(|r| r["friendly_name"] == friendly_name).cloned().collect()
+    }
+
+    /// Number of server-pool (`Desktop`) records.
     pub fn server_count(&self) -> usize {
-        self.lock().servers.len()
+        self.lock().records.values().filter(|r| r["server_type"] == "Desktop").count()
     }
 
-    /// The connection password set on a server record (tests check the hand-off).
+    /// Every record.
+    pub fn records(&self) -> Vec<Value> {
+        self.lock().records.values().cloned().collect()
+    }
+
+    /// The connection password set on a record (tests check the hand-off).
     pub fn password(&self, server_id: &str) -> Option<String> {
-        self.lock().passwords.get(server_id).cloned()
+        self.lock().passwords.get(&norm(server_id)).cloned()
     }
 }
 
@@ -240,19 +344,22 @@ fn kasm_error(status: StatusCode, msg: &str) -> Response {
     (status, axum::Json(json!({ "error_message": msg }))).into_response()
 }
 
+/// Kasm 1.15 reads the `api-key`/`api-key-secret` headers first, else the body fields.
 fn authorized(st: &Inner, headers: &HeaderMap, body: &Value) -> bool {
-    let basic_ok = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
+    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let basic_ok = header("authorization")
+        .and_then(|v| v.strip_prefix("Basic ").map(str::to_string))
         .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
         .and_then(|b| String::from_utf8(b).ok())
         .is_some_and(|pair| pair == format!("{}:{}", st.api_key, st.secret));
+    let header_ok = header("api-key").as_deref() == Some(st.api_key.as_str())
+        && header("api-key-secret").as_deref() == Some(st.secret.as_str());
     let body_ok = body["api_key"] == st.api_key.as_str() && body["api_key_secret"] == st.secret.as_str();
     match st.accept {
         AcceptAuth::Body => body_ok,
+        AcceptAuth::Header => header_ok,
         AcceptAuth::Basic => basic_ok,
-        AcceptAuth::Either => body_ok || basic_ok,
+        AcceptAuth::Either => body_ok || header_ok || basic_ok,
     }
 }
 
@@ -276,7 +383,7 @@ async fn handle(
             return (status, format!("{{\"error_message\": \"injected {code}\", \"request\": {echo}}}"))
                 .into_response();
         }
-        Some(Fault::Malformed) => return (StatusCode::OK, "{\"agents\": [ {\"agent_id\": ").into_response(),
+        Some(Fault::Malformed) => return (StatusCode::OK, "{\"servers\": [ {\"server_id\": ").into_response(),
         Some(Fault::Slow(d)) => {
             let resp = answer(&inner, &call, &headers, &raw);
             tokio::time::sleep(d).await;
@@ -287,100 +394,186 @@ async fn handle(
     answer(&inner, &call, &headers, &raw)
 }
 
+/// The permission a record type needs for an action (`VIEW`, `MODIFY`, `CREATE`).
+fn type_permission(server_type: &str, action: &str) -> Option<String> {
+    match server_type {
+        "host" => Some(format!("AGENTS_{action}")),
+        "Desktop" => Some(format!("SERVERS_{action}")),
+        _ => None,
+    }
+}
+
 /// Does what the call asks and answers it.
 fn answer(inner: &Mutex<Inner>, call: &str, headers: &HeaderMap, raw: &[u8]) -> Response {
+    let known =
+        ["admin/get_servers", "public/get_kasms", "admin/update_server", "admin/create_server", "admin/delete_server"];
+    if !known.contains(&call) {
+        return (StatusCode::NOT_FOUND, "404 Not Found").into_response();
+    }
     let Ok(body) = serde_json::from_slice::<Value>(raw) else {
         return kasm_error(StatusCode::BAD_REQUEST, "request body is not JSON");
     };
     let mut st = inner.lock().expect("lock");
     if !authorized(&st, headers, &body) {
-        return kasm_error(StatusCode::UNAUTHORIZED, "Unauthorized access attempt with invalid API key");
+        return kasm_error(StatusCode::FORBIDDEN, "Access Denied");
+    }
+    let has = |st: &Inner, p: &str| st.permissions.contains(p);
+    // The decorator's check: any one of the call's permissions.
+    let needed: &[&str] = match call {
+        "admin/get_servers" => &["SERVERS_VIEW", "AGENTS_VIEW"],
+        "public/get_kasms" => &["SESSIONS_VIEW"],
+        "admin/update_server" => &["SERVERS_MODIFY", "AGENTS_MODIFY"],
+        "admin/create_server" => &["SERVERS_CREATE", "AGENTS_CREATE"],
+        _ => &["SERVERS_DELETE"],
+    };
+    if !needed.iter().any(|p| has(&st, p)) {
+        return kasm_error(StatusCode::UNAUTHORIZED, "Unauthorized");
     }
     match call {
-        "admin/get_agents" => axum::Json(json!({ "agents": st.agents.values().collect::<Vec<_>>() })).into_response(),
         "admin/get_servers" => {
-            axum::Json(json!({ "servers": st.servers.values().collect::<Vec<_>>() })).into_response()
+            let one = body["target_server"]["server_id"].as_str().map(norm);
+            if one.is_none() {
+                // A full listing: deletes that were shown once finish now.
+                let done: Vec<String> = st
+                    .deleting
+                    .iter_mut()
+                    .filter_map(|(k, left)| {
+                        *left = left.saturating_sub(1);
+                        (*left == 0).then(|| k.clone())
+                    })
+                    .collect();
+                for id in done {
+                    st.deleting.remove(&id);
+                    st.records.remove(&id);
+                }
+            }
+            let sessions = st.sessions.clone();
+            let servers: Vec<Value> = st
+                .records
+                .values()
+                .filter(|r| one.as_deref().is_none_or(|id| r["server_id"] == id))
+                .filter(|r| {
+                    type_permission(r["server_type"].as_str().unwrap_or(""), "VIEW").is_some_and(|p| has(&st, &p))
+                })
+                .map(|r| {
+                    let mut r = r.clone();
+                    let id = r["server_id"].clone();
+                    r["kasms"] = json!(sessions
+                        .values()
+                        .filter(|s| s["server_id"] == id)
+                        .map(|s| json!({ "kasm_id": s["kasm_id"], "start_date": "2026-11-22 08:00:00", "user": s["user"] }))
+                        .collect::<Vec<_>>());
+                    r["autoscale_config"] = json!({ "autoscale_config_id": null, "autoscale_config_name": null });
+                    if r.get("connection_password").is_some_and(|p| !p.is_null()) {
+                        r["connection_password"] = json!("********");
+                    }
+                    if one.is_some() {
+                        r["registration_jwt"] = json!(format!("test-registration-jwt-{}", id.as_str().unwrap_or("")));
+                    }
+                    r
+                })
+                .collect();
+            axum::Json(json!({ "servers": servers })).into_response()
         }
         "public/get_kasms" => axum::Json(json!({
             "current_time": "2026-11-22 08:30:15.000000",
             "kasms": st.sessions.values().collect::<Vec<_>>(),
         }))
         .into_response(),
-        "admin/update_agent" => {
-            let t = &body["target_agent"];
-            let Some(agent_id) = t["agent_id"].as_str() else {
-                return kasm_error(StatusCode::OK, "target_agent.agent_id is required");
-            };
-            let Some(rec) = st.agents.get_mut(agent_id) else { return kasm_error(StatusCode::OK, "Agent not found") };
-            if let Some(e) = t.get("enabled") {
-                rec["enabled"] = e.clone();
-            }
-            axum::Json(json!({ "agent": rec })).into_response()
-        }
         "admin/update_server" => {
-            let t = body["target_server"].as_object().cloned().unwrap_or_default();
-            let Some(id) = t.get("server_id").and_then(Value::as_str).map(str::to_string) else {
-                return kasm_error(StatusCode::OK, "target_server.server_id is required");
+            let Some(t) = body["target_server"].as_object().cloned() else {
+                return kasm_error(StatusCode::OK, "Invalid Request: Missing required parameters");
             };
-            if !st.servers.contains_key(&id) {
-                return kasm_error(StatusCode::OK, "Server not found");
+            let Some(id) = t.get("server_id").and_then(Value::as_str).map(norm) else {
+                return kasm_error(StatusCode::OK, "Invalid Request: Missing required parameters");
+            };
+            if !st.records.contains_key(&id) {
+                return kasm_error(StatusCode::OK, &format!("Server ({id}) Does not Exist"));
+            }
+            let server_type = t.get("server_type").and_then(Value::as_str).unwrap_or("");
+            if !type_permission(server_type, "MODIFY").is_some_and(|p| has(&st, &p)) {
+                return kasm_error(StatusCode::UNAUTHORIZED, "Unauthorized Action");
             }
             if let Some(pw) = t.get("connection_password").and_then(Value::as_str) {
                 st.passwords.insert(id.clone(), pw.to_string());
             }
-            let rec = st.servers.get_mut(&id).expect("checked");
-            for (k, v) in t.iter().filter(|(k, _)| k.as_str() != "connection_password") {
+            let rec = st.records.get_mut(&id).expect("checked");
+            for (k, v) in &t {
+                if v.is_null() || k == "server_id" || k == "connection_password" {
+                    continue;
+                }
                 rec[k] = v.clone();
+            }
+            // Kasm 1.15 passes these two as `get(…, False)`: absent means false.
+            for k in ["agent_installed", "use_user_private_key"] {
+                if !t.contains_key(k) {
+                    rec[k] = json!(false);
+                }
             }
             axum::Json(json!({ "server": rec })).into_response()
         }
         "admin/delete_server" => {
-            let Some(id) = body["target_server"]["server_id"].as_str().map(str::to_string) else {
-                return kasm_error(StatusCode::OK, "target_server.server_id is required");
-            };
+            if body.get("force").is_some_and(|f| !f.is_boolean()) {
+                return kasm_error(StatusCode::OK, "Invalid Request. 'force' option must be boolean");
+            }
             let force = body["force"].as_bool().unwrap_or(false);
-            let exists = st.servers.contains_key(&id) || st.agents.values().any(|a| a["server_id"] == id.as_str());
-            if !exists {
-                return kasm_error(StatusCode::OK, "Server not found");
+            let Some(id) = body["target_server"]["server_id"].as_str().map(norm) else {
+                return kasm_error(StatusCode::OK, "Invalid Request: Missing required parameters");
+            };
+            if !st.records.contains_key(&id) {
+                return kasm_error(StatusCode::OK, &format!("Server ({id}) Does not Exist"));
             }
-            if !force && st.sessions.values().any(|s| s["server_id"] == id.as_str()) {
-                return kasm_error(StatusCode::OK, "Server has active sessions; use force to delete");
+            let n = st.sessions.values().filter(|s| s["server_id"] == id.as_str()).count();
+            if n > 0 && !force {
+                return kasm_error(
+                    StatusCode::OK,
+                    &format!("Server contains ({n}) kasms and 'force' option not set to True"),
+                );
             }
-            st.servers.remove(&id);
-            st.agents.retain(|_, a| a["server_id"] != id.as_str());
-            st.sessions.retain(|_, s| s["server_id"] != id.as_str());
+            st.records.get_mut(&id).expect("checked")["operational_status"] = json!("delete_pending");
+            st.deleting.entry(id).or_insert(2);
             axum::Json(json!({})).into_response()
         }
         "admin/create_server" => {
             let t: Map<String, Value> = body["target_server"].as_object().cloned().unwrap_or_default();
-            let id = match t.get("server_id").and_then(Value::as_str) {
-                Some(id) => id.to_string(),
-                None => {
-                    st.next_id += 1;
-                    id32(0xc000 + st.next_id)
-                }
-            };
-            if st.servers.contains_key(&id) {
-                return kasm_error(StatusCode::OK, "A server with this id already exists");
+            if t.is_empty() {
+                return kasm_error(StatusCode::OK, "Invalid Request: Missing required parameters");
             }
+            let server_type = t.get("server_type").and_then(Value::as_str).unwrap_or("").to_string();
+            if !type_permission(&server_type, "CREATE").is_some_and(|p| has(&st, &p)) {
+                return kasm_error(StatusCode::UNAUTHORIZED, "Unauthorized Action");
+            }
+            st.next_id += 1;
+            // Kasm's own id (uuid_generate_v4); whatever the caller sent is ignored.
+            let id = format!("{:08x}c0de4d2e8f00{:016x}", st.next_id, st.next_id * 7919);
+            let agent_installed = t.get("agent_installed").and_then(Value::as_bool).unwrap_or(false);
+            let get = |k: &str| t.get(k).cloned().unwrap_or(Value::Null);
             let rec = json!({
                 "server_id": id,
-                "friendly_name": t.get("friendly_name").cloned().unwrap_or(Value::Null),
-                "hostname": t.get("hostname").cloned().unwrap_or(Value::Null),
-                "connection_type": t.get("connection_type").cloned().unwrap_or(Value::Null),
-                "connection_port": t.get("connection_port").cloned().unwrap_or(Value::Null),
-                "connection_info": t.get("connection_info").cloned().unwrap_or(json!("{}")),
+                "server_type": server_type,
+                "friendly_name": get("friendly_name"),
+                "hostname": get("hostname"),
+                "connection_type": t.get("connection_type").cloned().unwrap_or(json!("KasmVNC")),
+                "connection_port": get("connection_port"),
+                "connection_info": t.get("connection_info").cloned().unwrap_or(json!({})),
+                "connection_username": get("connection_username"),
                 "max_simultaneous_sessions": t.get("max_simultaneous_sessions").cloned().unwrap_or(json!(1)),
-                "enabled": t.get("enabled").cloned().unwrap_or(json!(false)),
-                "operational_status": "starting",
-                "zone_id": t.get("zone_id").cloned().unwrap_or(Value::Null),
-                "server_pool_id": t.get("pool_id").cloned().unwrap_or(Value::Null),
+                "enabled": t.get("enabled").cloned().unwrap_or(json!(true)),
+                "operational_status": if agent_installed { "starting" } else { "running" },
+                "zone_id": get("zone_id"),
+                "server_pool_id": get("server_pool_id"),
                 "last_reported": null,
-                "server_type": "Desktop",
+                "agent_installed": agent_installed,
+                "use_user_private_key": t.get("use_user_private_key").cloned().unwrap_or(json!(false)),
+                "cores": 0,
+                "memory": 0,
             });
-            st.servers.insert(id, rec.clone());
-            axum::Json(json!({ "server": rec })).into_response()
+            if let Some(pw) = t.get("connection_password").and_then(Value::as_str) {
+                st.passwords.insert(id.clone(), pw.to_string());
+            }
+            st.records.insert(id, rec);
+            axum::Json(json!({})).into_response()
         }
-        _ => kasm_error(StatusCode::NOT_FOUND, "No such API call"),
+        _ => (StatusCode::NOT_FOUND, "404 Not Found").into_response(),
     }
 }

@@ -56,16 +56,19 @@ pub fn inputs(configs: usize, agents: usize, sessions: usize) -> Vec<Input> {
                     server_id: id,
                     kind: ServerKind::Agent,
                     hostname: Some(format!("agent-{c}-{a}.internal")),
-                    ip: Some(format!("10.{}.{}.{}", c / 256 % 256, c % 256, a % 256)),
+                    public_ip: Some(format!("10.{}.{}.{}", c / 256 % 256, c % 256, a % 256)),
                     zone_id: "zone".into(),
-                    pool_id: Some("pool".into()),
+                    friendly_name: None,
+                    autoscale_config_id: None,
+                    server_pool_id: Some("pool".into()),
                     enabled: state != InstanceState::Draining && !(ours && state == InstanceState::Booting),
-                    status: "running".into(),
-                    last_checkin: Some(now - Duration::seconds((a % 7) as i64 * 30)),
+                    operational_status: "running".into(),
+                    last_reported: Some(now - Duration::seconds((a % 7) as i64 * 30)),
                     reported: Resources::new(8.0, 32768.0, 0.0),
                     overridden: Resources::default(),
                     allocated: Resources::default(),
                     max_sessions: None,
+                    agent_installed: false,
                 });
             }
             // One claim still being created (no record yet).

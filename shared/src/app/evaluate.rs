@@ -114,24 +114,27 @@ pub async fn evaluate_triggered(ctx: &Ctx, trigger: &crate::webhook::Trigger, wh
 
 /// The records of a config's zone and pool, and the sessions on them.
 ///
-/// Our own VMs' records always belong to the config that claimed them (matched by the `server_id` we
-/// put in the startup script). Other records belong when their zone matches and their pool is the
-/// config's — or, for Docker Agents whose pool Kasm does not report (versions without agent pools),
-/// by zone alone: capacity that may serve the pool is counted rather than ignored, so a missing field
-/// can never make the evaluator see an empty pool and scale up to the cap.
+/// Our own VMs' records always belong to the config that claimed them (matched by the claim's
+/// `server_id` or, for records we create, the claim's VM name as `friendly_name`). Other records
+/// belong when their zone matches and their `server_pool_id` is the config's — or, for Docker Agents
+/// in no pool (Kasm lists `server_pool_id: null` for agents never assigned to one), by zone alone:
+/// capacity that may serve the pool is counted rather than ignored, so a missing field can never make
+/// the evaluator see an empty pool and scale up to the cap.
 pub(crate) fn scope(
     cfg: &AutoscaleConfig,
     servers: &[KasmServer],
     sessions: &[KasmSession],
-    ours: &HashSet<&str>,
+    ours: &HashSet<String>,
+    names: &HashSet<&str>,
 ) -> (Vec<KasmServer>, Vec<KasmSession>) {
     let mine: Vec<KasmServer> = servers
         .iter()
         .filter(|s| {
-            ours.contains(s.server_id.as_str())
-                || (s.zone_id == cfg.zone_id
-                    && match s.pool_id.as_deref() {
-                        Some(p) => p == cfg.server_pool_id,
+            ours.contains(crate::kasm::norm_id(&s.server_id).as_str())
+                || s.friendly_name.as_deref().is_some_and(|n| names.contains(n))
+                || (crate::kasm::same_id(&s.zone_id, &cfg.zone_id)
+                    && match s.server_pool_id.as_deref() {
+                        Some(p) => crate::kasm::same_id(p, &cfg.server_pool_id),
                         None => {
                             s.kind == crate::kasm::ServerKind::Agent
                                 && cfg.autoscale_type == crate::config::AutoscaleType::DockerAgent
@@ -140,8 +143,8 @@ pub(crate) fn scope(
         })
         .cloned()
         .collect();
-    let ids: HashSet<&str> = mine.iter().map(|s| s.server_id.as_str()).collect();
-    let sess = sessions.iter().filter(|k| ids.contains(k.server_id.as_str())).cloned().collect();
+    let ids: HashSet<String> = mine.iter().map(|s| crate::kasm::norm_id(&s.server_id)).collect();
+    let sess = sessions.iter().filter(|k| ids.contains(&crate::kasm::norm_id(&k.server_id))).cloned().collect();
     (mine, sess)
 }
 
@@ -182,8 +185,9 @@ fn input_from(
     snapshot: EvalSnapshot,
 ) -> (Input, u64) {
     let EvalSnapshot { control, instances, owned_total } = snapshot;
-    let ours: HashSet<&str> = instances.iter().map(|i| i.kasm_server_id.as_str()).collect();
-    let (servers, sessions) = scope(cfg, servers, sessions, &ours);
+    let ours: HashSet<String> = instances.iter().map(|i| crate::kasm::norm_id(&i.kasm_server_id)).collect();
+    let names: HashSet<&str> = instances.iter().map(|i| i.vm_name.as_str()).collect();
+    let (servers, sessions) = scope(cfg, servers, sessions, &ours, &names);
     let input = Input {
         config: cfg.clone(),
         schedules: ctx.configs.schedules_of(&cfg.autoscale_config_name),

@@ -159,16 +159,19 @@ async fn booted(w: &World, os: OsFamily) -> Instance {
         server_id: b.kasm_server_id.clone(),
         kind: ServerKind::Server,
         hostname: Some(b.vm_name.clone()),
-        ip: None,
+        public_ip: None,
         zone_id: "zone".into(),
-        pool_id: Some("pool".into()),
+        friendly_name: None,
+        autoscale_config_id: None,
+        server_pool_id: Some("pool".into()),
         enabled: true,
-        status: "starting".into(),
-        last_checkin: None,
+        operational_status: "starting".into(),
+        last_reported: None,
         reported: Resources::default(),
         overridden: Resources::default(),
         allocated: Resources::default(),
         max_sessions: Some(1),
+        agent_installed: false,
     });
     b
 }

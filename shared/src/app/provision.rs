@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{AppError, Ctx};
+use crate::config::settings::AgentRegistration;
 use crate::config::{AutoscaleConfig, AutoscaleType, VmProviderConfig};
-use crate::kasm::NewServer;
+use crate::kasm::{KasmError, NewServer, ServerKind};
 use crate::model::{ClaimId, Instance, InstanceState, OwnerLabels};
 use crate::providers::{ErrorClass, ProviderError, Vm, VmSpec};
 use crate::script::{self, Vars};
@@ -71,7 +72,13 @@ pub async fn provision(ctx: &Ctx, id: &ClaimId) -> Result<ProvisionOutcome, AppE
         fail(ctx, &creating, &msg, now).await?;
         return Ok(ProvisionOutcome::Failed { error: msg, class: None });
     };
-    let spec = match build_spec(ctx, &creating, &cfg, &pcfg).await {
+    // Records Kasm must hold before the VM boots (server pools; agents in `precreate` mode): Kasm
+    // chooses their id, which the startup script needs as `{server_id}`.
+    let (creating, registration_jwt) = match ensure_record(ctx, &creating, &cfg).await {
+        Ok(r) => r,
+        Err(e) => return handle_record_error(ctx, &creating, e, now).await,
+    };
+    let spec = match build_spec(ctx, &creating, &cfg, &pcfg, registration_jwt).await {
         Ok(s) => s,
         Err(e) => {
             // A config or secret problem: retrying cannot help until an operator fixes it.
@@ -125,23 +132,12 @@ pub(crate) async fn record_vm(
     booting.last_error = None;
     booting.not_before = None;
     let booting = ctx.store.update(&booting).await?;
-    if cfg.autoscale_type == AutoscaleType::Server {
-        let server = NewServer {
-            server_id: booting.kasm_server_id.clone(),
-            hostname: booting.private_ip.clone().unwrap_or_else(|| vm.name.clone()),
-            zone_id: cfg.zone_id.clone(),
-            pool_id: cfg.server_pool_id.clone(),
-            connection_type: format!("{:?}", cfg.connection_type.unwrap_or_default()),
-            connection_port: cfg.connection_port,
-            connection_username: cfg.connection_username.clone(),
-            max_simultaneous_sessions: cfg.max_simultaneous_sessions_per_server,
-            require_checkin: cfg.require_checkin,
-            enabled: true,
-        };
-        if let Err(e) = ctx.kasm.create_server(&server).await {
-            // The VM exists and is claimed; the next evaluation's provision timeout cleans up if
-            // the record never appears.
-            tracing::warn!(claim = %booting.id, error = %e, "failed to create the Kasm server record");
+    if needs_record(ctx, cfg) {
+        // The record was made before the VM with the VM's name as hostname; point it at the address.
+        let host = booting.private_ip.clone().unwrap_or_else(|| vm.name.clone());
+        if let Err(e) = ctx.kasm.set_hostname(&booting.kasm_server_id, &host).await {
+            // The VM exists and is claimed; the provision timeout cleans up if it never becomes usable.
+            tracing::warn!(claim = %booting.id, server = %booting.kasm_server_id, error = %e, "failed to set the Kasm record's hostname");
         }
     }
     let mut control = ctx.store.control(&booting.autoscale_config).await?;
@@ -152,6 +148,96 @@ pub(crate) async fn record_vm(
         let _ = ctx.store.put_control(&booting.autoscale_config, &control.value, control.version).await;
     }
     Ok(booting)
+}
+
+/// Whether a claim of `cfg` needs its Kasm record created before its VM: server pools always (Kasm
+/// makes server records only through `create_server`), Docker Agents when the settings say
+/// `agent_registration: precreate`.
+pub(crate) fn needs_record(ctx: &Ctx, cfg: &AutoscaleConfig) -> bool {
+    match cfg.autoscale_type {
+        AutoscaleType::Server => true,
+        AutoscaleType::DockerAgent => {
+            ctx.configs.settings.kasm.as_ref().is_some_and(|k| k.agent_registration == AgentRegistration::Precreate)
+        }
+    }
+}
+
+/// Makes sure the claim's Kasm record exists when it needs one (see [`needs_record`]) and the claim
+/// holds its id; returns the claim as stored and the record's registration token. Idempotent: the
+/// record is found by the claim's VM name, so a retry or a crash after Kasm's accept makes no second.
+async fn ensure_record(
+    ctx: &Ctx,
+    creating: &Instance,
+    cfg: &AutoscaleConfig,
+) -> Result<(Instance, Option<SecretString>), AppError> {
+    if !needs_record(ctx, cfg) {
+        return Ok((creating.clone(), None));
+    }
+    let server = cfg.autoscale_type == AutoscaleType::Server;
+    let secret = |r: &Option<crate::config::SecretRef>| {
+        let r = r.clone();
+        async move {
+            match (server, r) {
+                (true, Some(r)) => ctx.secrets.resolve(&r).await.map(Some),
+                _ => Ok(None),
+            }
+        }
+    };
+    let new = NewServer {
+        kind: if server { ServerKind::Server } else { ServerKind::Agent },
+        friendly_name: creating.vm_name.clone(),
+        hostname: creating.vm_name.clone(),
+        zone_id: cfg.zone_id.clone(),
+        server_pool_id: cfg.server_pool_id.clone(),
+        connection_type: server.then(|| format!("{:?}", cfg.connection_type.unwrap_or_default())),
+        connection_port: cfg.connection_port.filter(|_| server),
+        connection_username: cfg.connection_username.clone().filter(|_| server),
+        connection_password: secret(&cfg.connection_password).await?,
+        connection_private_key: secret(&cfg.connection_private_key).await?,
+        connection_passphrase: secret(&cfg.connection_passphrase).await?,
+        use_user_private_key: server && cfg.use_user_private_key,
+        connection_info: cfg.connection_info.as_ref().filter(|_| server).map(|j| j.0.clone()),
+        max_simultaneous_sessions: cfg.max_simultaneous_sessions_per_server,
+        // Kasm: true = the record starts `starting` and waits for the Desktop Service to check in.
+        agent_installed: server && (cfg.agent_installed || cfg.require_checkin),
+        // Enabled by the evaluator once the VM is up (booting → running), never before it exists.
+        enabled: false,
+    };
+    let ensured = ctx.kasm.ensure_server(&new).await?;
+    if ensured.created {
+        tracing::info!(claim = %creating.id, server = %ensured.server_id, name = %new.friendly_name, "created the Kasm record");
+    }
+    if crate::kasm::same_id(&creating.kasm_server_id, &ensured.server_id) {
+        return Ok((creating.clone(), ensured.registration_jwt));
+    }
+    let mut with_id = creating.clone();
+    with_id.kasm_server_id = ensured.server_id;
+    let stored = ctx.store.update(&with_id).await?;
+    Ok((stored, ensured.registration_jwt))
+}
+
+/// A Kasm failure while making the claim's record: an unreachable or failing manager is retried
+/// like a provider error; a refused key or a missing permission fails the claim (retrying cannot
+/// help until an operator fixes the key).
+async fn handle_record_error(
+    ctx: &Ctx,
+    creating: &Instance,
+    e: AppError,
+    now: DateTime<Utc>,
+) -> Result<ProvisionOutcome, AppError> {
+    let retryable = matches!(&e, AppError::Kasm(KasmError::Unreachable { .. } | KasmError::Api { .. }));
+    let msg = format!("creating the Kasm record failed: {e}");
+    tracing::warn!(claim = %creating.id, error = %msg, retryable, "Kasm record not made");
+    if retryable && creating.attempts < ctx.tuning.max_create_attempts {
+        let mut back = moved(creating, InstanceState::Requested, now)?;
+        let delay = ctx.tuning.retry_base_seconds.saturating_mul(1u64 << creating.attempts.min(10).saturating_sub(1));
+        back.not_before = Some(now + chrono::Duration::seconds(delay as i64));
+        back.last_error = Some(msg.clone());
+        ctx.store.update(&back).await?;
+        return Ok(ProvisionOutcome::Retrying { error: msg, class: None });
+    }
+    fail(ctx, creating, &msg, now).await?;
+    Ok(ProvisionOutcome::Failed { error: msg, class: None })
 }
 
 async fn handle_create_error(
@@ -201,8 +287,9 @@ pub(crate) async fn build_spec(
     inst: &Instance,
     cfg: &AutoscaleConfig,
     pcfg: &VmProviderConfig,
+    registration_jwt: Option<SecretString>,
 ) -> Result<VmSpec, AppError> {
-    let vars = script_vars(ctx, inst, cfg, pcfg).await?;
+    let vars = script_vars(ctx, inst, cfg, pcfg, registration_jwt).await?;
     let template = pcfg.common().startup_script();
     let script = if template.trim().is_empty() {
         None
@@ -229,6 +316,7 @@ pub(crate) async fn script_vars(
     inst: &Instance,
     cfg: &AutoscaleConfig,
     pcfg: &VmProviderConfig,
+    registration_jwt: Option<SecretString>,
 ) -> Result<Vars, AppError> {
     let mut v = Vars::new();
     let set = |v: &mut Vars, k: &str, val: Option<String>| {
@@ -256,9 +344,9 @@ pub(crate) async fn script_vars(
         None => None,
     };
     set(&mut v, "connection_password", password);
-    // Issued by the Kasm manager for servers it registers itself; an external autoscaler has no
-    // way to mint one, so it renders None (see README: server check-in).
-    set(&mut v, "checkin_jwt", None);
+    // The record's registration token, as Kasm hands it out on a one-record `get_servers` (a
+    // SERVER_AGENT token for `POST /api/set_server_status`); None for records we did not create.
+    set(&mut v, "checkin_jwt", registration_jwt.map(|t| t.expose_secret().to_string()));
     set(&mut v, "ad_join_credential", None);
     set(&mut v, "domain", cfg.connection_sso_username_domain.clone());
     set(&mut v, "ssh_key", pcfg.common().ssh_public_key().map(str::to_string));

@@ -47,12 +47,12 @@ pub async fn reap(ctx: &Ctx) -> ReapReport {
     if !draining.is_empty() {
         match ctx.kasm.list_sessions().await {
             Ok(sessions) => {
-                let mut per_server: HashMap<&str, u32> = HashMap::new();
-                for s in &sessions {
-                    *per_server.entry(s.server_id.as_str()).or_default() += 1;
+                let mut per_server: HashMap<String, u32> = HashMap::new();
+                for s in sessions.iter().filter(|s| !s.server_id.is_empty()) {
+                    *per_server.entry(crate::kasm::norm_id(&s.server_id)).or_default() += 1;
                 }
                 for inst in draining {
-                    if per_server.get(inst.kasm_server_id.as_str()).copied().unwrap_or(0) > 0 {
+                    if per_server.get(&crate::kasm::norm_id(&inst.kasm_server_id)).copied().unwrap_or(0) > 0 {
                         rep.waiting_for_sessions.push(inst.id.clone());
                         continue;
                     }
@@ -125,9 +125,20 @@ async fn step(ctx: &Ctx, inst: &Instance, to: InstanceState, now: DateTime<Utc>)
     }
 }
 
-/// Destroys a `deleting` claim's VM (by id, or by its claim label when the id was never recorded),
-/// removes its Kasm record, and marks it `deleted`.
+/// Removes a `deleting` claim's Kasm record, destroys its VM (by id, or by its claim label when the
+/// id was never recorded), and marks it `deleted`. The record goes first: Kasm refuses to delete a
+/// record that still has sessions (we never force), and that refusal keeps the VM alive.
 async fn destroy(ctx: &Ctx, inst: &Instance, now: DateTime<Utc>) -> Result<(), AppError> {
+    ctx.kasm.delete_server(&inst.kasm_server_id).await?;
+    // A record made for the claim whose id never reached the claim (a crash in between) carries the
+    // claim's VM name.
+    if let Some(cfg) = ctx.configs.autoscale(&inst.autoscale_config)
+        && super::provision::needs_record(ctx, cfg)
+        && let Some(rec) = ctx.kasm.find_by_name(&inst.vm_name).await?
+        && !crate::kasm::same_id(&rec.server_id, &inst.kasm_server_id)
+    {
+        ctx.kasm.delete_server(&rec.server_id).await?;
+    }
     let provider = ctx.provider(&inst.provider_config)?;
     let mut ids: Vec<String> = inst.vm_id.iter().cloned().collect();
     if ids.is_empty() {
@@ -137,7 +148,6 @@ async fn destroy(ctx: &Ctx, inst: &Instance, now: DateTime<Utc>) -> Result<(), A
     for id in &ids {
         provider.delete_vm(id).await?;
     }
-    ctx.kasm.delete_server(&inst.kasm_server_id).await?;
     let mut done = moved(inst, InstanceState::Deleted, now)?;
     done.end_reason = done.end_reason.or(Some("deleted".into()));
     ctx.store.update(&done).await?;

@@ -100,16 +100,19 @@ fn check_in(w: &World, inst: &Instance, enabled: bool) {
         server_id: inst.kasm_server_id.clone(),
         kind: ServerKind::Agent,
         hostname: Some(inst.vm_name.clone()),
-        ip: None,
+        public_ip: None,
         zone_id: "zone".into(),
-        pool_id: Some("pool".into()),
+        friendly_name: None,
+        autoscale_config_id: None,
+        server_pool_id: Some("pool".into()),
         enabled,
-        status: "running".into(),
-        last_checkin: Some(w.clock.now()),
+        operational_status: "running".into(),
+        last_reported: Some(w.clock.now()),
         reported: Resources::new(4.0, 8192.0, 0.0),
         overridden: Resources::default(),
         allocated: Resources::default(),
         max_sessions: None,
+        agent_installed: false,
     });
 }
 
@@ -154,7 +157,7 @@ async fn the_startup_script_is_rendered_into_the_spec() {
     let c = put_claim(&w).await;
     let cfg = w.ctx.configs.autoscale("agents").unwrap().clone();
     let pcfg = w.ctx.configs.provider("prov").unwrap().clone();
-    let spec = provision::build_spec(&w.ctx, &c, &cfg, &pcfg).await.unwrap();
+    let spec = provision::build_spec(&w.ctx, &c, &cfg, &pcfg, None).await.unwrap();
     use secrecy::ExposeSecret;
     let script = spec.startup_script.unwrap();
     assert!(script.expose_secret().contains(&c.kasm_server_id), "server_id not rendered");
@@ -217,7 +220,7 @@ async fn a_provisioner_that_died_after_create_is_recovered_without_a_second_vm()
     let creating = w.store.update(&moved(&c, InstanceState::Creating, w.clock.now()).unwrap()).await.unwrap();
     let cfg = w.ctx.configs.autoscale("agents").unwrap().clone();
     let pcfg = w.ctx.configs.provider("prov").unwrap().clone();
-    let spec = provision::build_spec(&w.ctx, &creating, &cfg, &pcfg).await.unwrap();
+    let spec = provision::build_spec(&w.ctx, &creating, &cfg, &pcfg, None).await.unwrap();
     let vm = w.provider.create_vm(&spec).await.unwrap();
     // Too early to presume it dead.
     let rep = reap(&w.ctx).await;
@@ -551,16 +554,19 @@ fn scope_counts_agents_without_a_reported_pool_and_always_our_own() {
         server_id: id.into(),
         kind: ServerKind::Agent,
         hostname: None,
-        ip: None,
+        public_ip: None,
         zone_id: zone.into(),
-        pool_id: pool.map(str::to_string),
+        friendly_name: None,
+        autoscale_config_id: None,
+        server_pool_id: pool.map(str::to_string),
         enabled: true,
-        status: "running".into(),
-        last_checkin: None,
+        operational_status: "running".into(),
+        last_reported: None,
         reported: Resources::default(),
         overridden: Resources::default(),
         allocated: Resources::default(),
         max_sessions: None,
+        agent_installed: false,
     };
     let servers = vec![
         rec("no-pool", "zone", None),
@@ -569,8 +575,11 @@ fn scope_counts_agents_without_a_reported_pool_and_always_our_own() {
         rec("other-zone", "far", None),
         rec("ours-elsewhere", "far", Some("elsewhere")),
     ];
-    let ours = ["ours-elsewhere"].into_iter().collect();
-    let (mine, _) = evaluate::scope(&cfg, &servers, &[], &ours);
+    let ours = [shared_norm("ours-elsewhere")].into_iter().collect();
+    let (mine, _) = evaluate::scope(&cfg, &servers, &[], &ours, &Default::default());
+    fn shared_norm(id: &str) -> String {
+        crate::kasm::norm_id(id)
+    }
     let ids: Vec<&str> = mine.iter().map(|s| s.server_id.as_str()).collect();
     assert_eq!(ids, vec!["no-pool", "same-pool", "ours-elsewhere"]);
 }

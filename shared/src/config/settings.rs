@@ -97,11 +97,28 @@ impl Default for Settings {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KasmAuthMode {
-    /// `api_key` and `api_key_secret` in the JSON body (Kasm ≤ 1.18).
+    /// `api_key` and `api_key_secret` in the JSON body: what Kasm's Developer API documents for
+    /// every version up to 1.18, and what its 1.15 server reads (the default).
     #[default]
     Body,
-    /// HTTP Basic `api_key:api_key_secret` (Kasm 1.19+).
+    /// `api-key` and `api-key-secret` request headers (Kasm 1.15's server reads them before the body).
+    Header,
+    /// HTTP Basic `api_key:api_key_secret`: shown only in pre-release Kasm 1.19 docs; an option,
+    /// never the default.
     Basic,
+}
+
+/// How a Docker Agent VM we create gets its Kasm record (see the README, "How agents register").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentRegistration {
+    /// The agent registers itself with the manager token, under the id we render as `{server_id}`
+    /// (the agent installer's `-i {server_id}`); we match its record by that id only.
+    #[default]
+    RenderedId,
+    /// We create the agent's record first (`admin/create_server`, `server_type: "host"`; the key needs
+    /// Agents Create) and render the id Kasm generated as `{server_id}`.
+    Precreate,
 }
 
 /// The Kasm manager this deployment scales.
@@ -126,4 +143,7 @@ pub struct KasmSettings {
     /// The zone's upstream auth address (`{upstream_auth_address}`).
     #[serde(default)]
     pub upstream_auth_address: Option<String>,
+    /// How the Docker Agents we create get their Kasm record.
+    #[serde(default)]
+    pub agent_registration: AgentRegistration,
 }

@@ -1098,6 +1098,10 @@ fn check_proxmox(f: &mut Found, c: &ProxmoxConfig) {
         ));
     }
     need(f, c.username.contains('@'), "username", "must include the realm, e.g. KasmUser@pve");
+    if let Some(u) = &c.endpoint_url {
+        let ok = url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        need(f, ok, "endpoint_url", "must be an http(s)://host[:port] URL");
+    }
     need(
         f,
         !c.token_name.contains('!'),

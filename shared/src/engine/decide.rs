@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::schedule;
 use super::{Action, Input, Plan, Summary};
 use crate::config::AutoscaleType;
-use crate::kasm::{KasmServer, ServerKind};
+use crate::kasm::{KasmServer, ServerKind, norm_id, same_id};
 use crate::model::{Dim, Instance, InstanceState, Resources};
 
 /// Tolerance for comparing fractional resources (core overrides may be fractional).
@@ -90,16 +90,16 @@ impl<'a> Eval<'a> {
 
     /// Checked in within `agent_missing_after` (a check-in stamped in the future counts: clock skew).
     fn checked_in_recently(&self, rec: &KasmServer) -> bool {
-        rec.last_checkin.is_some_and(|t| self.secs_since(t) <= self.input.timers.agent_missing_after as i64)
+        rec.last_reported.is_some_and(|t| self.secs_since(t) <= self.input.timers.agent_missing_after as i64)
     }
 
     /// Whether a record's capacity counts. Server-pool servers without the desktop service never check
     /// in, so a server that never checked in counts while enabled; one that stopped checking in is missing.
     fn healthy(&self, rec: &KasmServer) -> bool {
-        if !rec.enabled {
+        if !rec.enabled || rec.is_going() {
             return false;
         }
-        if self.server_pool && rec.last_checkin.is_none() {
+        if self.server_pool && rec.last_reported.is_none() {
             return true;
         }
         self.checked_in_recently(rec)
@@ -108,7 +108,7 @@ impl<'a> Eval<'a> {
     /// Capacity per dimension: for our agents the config's override, else Kasm's per-agent override,
     /// else reported; for agents that are not ours (static ones) their own override, else reported.
     fn capacity(&self, rec: &KasmServer) -> Resources {
-        let ours = self.input.instances.iter().any(|i| i.kasm_server_id == rec.server_id);
+        let ours = self.input.instances.iter().any(|i| same_id(&i.kasm_server_id, &rec.server_id));
         let ovr = if ours { self.input.config.overrides() } else { Resources::default() };
         let mut c = Resources::default();
         for d in DIMS {
@@ -152,9 +152,11 @@ impl<'a> Eval<'a> {
         if other_kind > 0 {
             self.reasons.push(format!("ignored {other_kind} Kasm records of the other pool type"));
         }
-        let mut sessions_by_server: HashMap<&str, u32> = HashMap::with_capacity(records.len());
-        for s in &input.sessions {
-            *sessions_by_server.entry(s.server_id.as_str()).or_default() += 1;
+        // Every session on a record counts here, in any status: Kasm refuses to delete a record that
+        // has any, and a VM with sessions is never destroyed.
+        let mut sessions_by_server: HashMap<String, u32> = HashMap::with_capacity(records.len());
+        for s in input.sessions.iter().filter(|s| !s.server_id.is_empty()) {
+            *sessions_by_server.entry(norm_id(&s.server_id)).or_default() += 1;
         }
 
         // Claims in id order so matching and every later choice do not depend on input order.
@@ -201,7 +203,7 @@ impl<'a> Eval<'a> {
                     static_n += 1;
                     if self.healthy(rec) {
                         free_rec += self.free_of(rec);
-                        let on = sessions_by_server.get(rec.server_id.as_str()).copied().unwrap_or(0);
+                        let on = sessions_by_server.get(&norm_id(&rec.server_id)).copied().unwrap_or(0);
                         avail_rec += self.max_sessions(rec).saturating_sub(on) as u64;
                     }
                 }
@@ -275,13 +277,13 @@ impl<'a> Eval<'a> {
         summary.vms_by_state = by_state;
         summary.sessions = records
             .iter()
-            .map(|&r| sessions_by_server.get(input.servers[r].server_id.as_str()).copied().unwrap_or(0))
+            .map(|&r| sessions_by_server.get(&norm_id(&input.servers[r].server_id)).copied().unwrap_or(0))
             .sum::<u32>()
             + self
                 .claims
                 .iter()
-                .filter(|c| c.rec.is_none_or(|r| input.servers[r].server_id != c.inst.kasm_server_id))
-                .map(|c| sessions_by_server.get(c.inst.kasm_server_id.as_str()).copied().unwrap_or(0))
+                .filter(|c| c.rec.is_none_or(|r| !same_id(&input.servers[r].server_id, &c.inst.kasm_server_id)))
+                .map(|c| sessions_by_server.get(&norm_id(&c.inst.kasm_server_id)).copied().unwrap_or(0))
                 .sum::<u32>();
         if static_n > 0 {
             self.reasons.push(format!("{static_n} of the pool's records are not ours: counted, never drained"));
@@ -307,20 +309,22 @@ impl<'a> Eval<'a> {
         }
     }
 
-    /// Matches Kasm records to claims: by record id first, then (for claims still unmatched) by
-    /// hostname (the claim's hostname or VM name, ASCII case-insensitive) or private IP. A record
-    /// matches at most one claim; among several matching records the smallest id wins. Returns the
-    /// owning claim (index into `insts`) per index of `Input::servers`.
+    /// Matches Kasm records to claims: by record id (the `{server_id}` the claim rendered, or the id
+    /// Kasm gave the record we created for it), then, for claims still unmatched, by `friendly_name`
+    /// equal to the claim's VM name (the name we give records we create). Never by hostname or
+    /// address: a guess could hand an operator's agent to a claim and drain it. A record matches at
+    /// most one claim; among several matching records the smallest id wins. Returns the owning claim
+    /// (index into `insts`) per index of `Input::servers`.
     fn match_records(&self, insts: &[&Instance], records: &[usize]) -> Vec<Option<usize>> {
         let servers = &self.input.servers;
         let mut owner: Vec<Option<usize>> = vec![None; servers.len()];
-        let mut by_id: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+        let mut by_id: HashMap<String, usize> = HashMap::with_capacity(records.len());
         for &r in records {
-            by_id.entry(servers[r].server_id.as_str()).and_modify(|e| *e = (*e).min(r)).or_insert(r);
+            by_id.entry(norm_id(&servers[r].server_id)).and_modify(|e| *e = (*e).min(r)).or_insert(r);
         }
         let mut matched = vec![false; insts.len()];
         for (ci, inst) in insts.iter().enumerate() {
-            if let Some(&r) = by_id.get(inst.kasm_server_id.as_str())
+            if let Some(&r) = by_id.get(&norm_id(&inst.kasm_server_id))
                 && owner[r].is_none()
             {
                 owner[r] = Some(ci);
@@ -331,17 +335,10 @@ impl<'a> Eval<'a> {
             if matched[ci] {
                 continue;
             }
-            let host_eq = |h: &Option<String>| {
-                h.as_deref().is_some_and(|h| {
-                    inst.hostname.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(h))
-                        || inst.vm_name.eq_ignore_ascii_case(h)
-                })
-            };
-            let ip_eq = |ip: &Option<String>| ip.is_some() && ip.as_deref() == inst.private_ip.as_deref();
             let best = records
                 .iter()
                 .copied()
-                .filter(|&r| owner[r].is_none() && (host_eq(&servers[r].hostname) || ip_eq(&servers[r].ip)))
+                .filter(|&r| owner[r].is_none() && servers[r].friendly_name.as_deref() == Some(inst.vm_name.as_str()))
                 .min_by(|&a, &b| servers[a].server_id.cmp(&servers[b].server_id));
             if let Some(r) = best {
                 owner[r] = Some(ci);
@@ -352,12 +349,12 @@ impl<'a> Eval<'a> {
 
     /// Lifecycle of one claim: destroy (failed, provision timeout, dead agent), activate (checked in),
     /// and how it counts toward capacity.
-    fn classify(&self, inst: &'a Instance, rec_i: Option<usize>, sessions: &HashMap<&str, u32>) -> Claim<'a> {
+    fn classify(&self, inst: &'a Instance, rec_i: Option<usize>, sessions: &HashMap<String, u32>) -> Claim<'a> {
         let input = self.input;
         let rec = rec_i.map(|r| &input.servers[r]);
-        let on = |id: &str| sessions.get(id).copied().unwrap_or(0);
+        let on = |id: &str| sessions.get(&norm_id(id)).copied().unwrap_or(0);
         let n_sessions = match rec {
-            Some(r) if r.server_id != inst.kasm_server_id => on(&r.server_id) + on(&inst.kasm_server_id),
+            Some(r) if !same_id(&r.server_id, &inst.kasm_server_id) => on(&r.server_id) + on(&inst.kasm_server_id),
             Some(r) => on(&r.server_id),
             None => on(&inst.kasm_server_id),
         };
@@ -377,10 +374,13 @@ impl<'a> Eval<'a> {
             c.contrib_sessions = self.max_sessions(r).saturating_sub(n_sessions);
         }
         let in_state = self.secs_since(inst.state_since);
+        // Addresses never make a record ours (a guess could drain an operator's agent), but they do
+        // hold a destroy: sessions on any record at the VM's name or address keep the VM alive.
+        let guard_sessions = n_sessions + self.sessions_at_address(inst, rec_i, sessions);
         let mut held = None;
         let mut destroy = |why: String| -> Option<String> {
             // Invariant: a VM with sessions is never destroyed, whatever its claim says.
-            if n_sessions > 0 {
+            if guard_sessions > 0 {
                 held = Some(why);
                 None
             } else {
@@ -398,6 +398,11 @@ impl<'a> Eval<'a> {
             InstanceState::Requested | InstanceState::Creating => {
                 c.counts = if rec.is_some_and(|r| self.healthy(r)) { Counts::Record } else { Counts::Pending };
             }
+            // An operator (or Kasm) is deleting the record: the VM can never take sessions again.
+            InstanceState::Booting | InstanceState::Running if rec.is_some_and(KasmServer::is_going) => {
+                let status = rec.map(|r| r.operational_status.as_str()).unwrap_or_default();
+                c.destroy = destroy(format!("Kasm is deleting its record ({status}): removing the VM"));
+            }
             InstanceState::Booting => {
                 let checked = rec.is_some_and(|r| self.checked_in_recently(r));
                 let activatable = match rec {
@@ -410,7 +415,7 @@ impl<'a> Eval<'a> {
                     c.activate = Some(!r.enabled);
                     c.counts = if self.healthy(r) { Counts::Record } else { Counts::Pending };
                 } else if in_state >= input.timers.provision_timeout as i64 {
-                    let why = match rec.and_then(|r| r.last_checkin) {
+                    let why = match rec.and_then(|r| r.last_reported) {
                         None => format!("never checked in within {} s", input.timers.provision_timeout),
                         Some(t) => format!(
                             "no check-in for {} s while booting (provision timeout {} s)",
@@ -430,7 +435,7 @@ impl<'a> Eval<'a> {
                 let dead_after = input.timers.agent_dead_after as i64;
                 let dead = match rec {
                     None => (in_state >= dead_after).then(|| format!("dead agent: no Kasm record for {in_state} s")),
-                    Some(r) => match r.last_checkin {
+                    Some(r) => match r.last_reported {
                         Some(t) => (self.secs_since(t) >= dead_after)
                             .then(|| format!("dead agent: no check-in for {} s", self.secs_since(t))),
                         // Servers without the desktop service never check in: not a sign of death.
@@ -449,6 +454,25 @@ impl<'a> Eval<'a> {
         }
         c.held = held;
         c
+    }
+
+    /// Sessions on records other than the claim's own whose hostname is the VM's name or hostname, or
+    /// whose hostname or public IP is the VM's address (the destroy guard only; see `classify`).
+    fn sessions_at_address(&self, inst: &Instance, own: Option<usize>, sessions: &HashMap<String, u32>) -> u32 {
+        let names = [inst.hostname.as_deref(), Some(inst.vm_name.as_str())];
+        let ip = inst.private_ip.as_deref();
+        self.input
+            .servers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != own)
+            .filter(|(_, r)| {
+                let host = r.hostname.as_deref();
+                host.is_some_and(|h| names.iter().flatten().any(|n| n.eq_ignore_ascii_case(h)))
+                    || ip.is_some_and(|ip| host == Some(ip) || r.public_ip.as_deref() == Some(ip))
+            })
+            .map(|(_, r)| sessions.get(&norm_id(&r.server_id)).copied().unwrap_or(0))
+            .sum()
     }
 
     /// Per-VM size (docker agents): per dimension the config's override, else `new_vm_size`, else the
@@ -482,7 +506,7 @@ impl<'a> Eval<'a> {
                 c.inst.state == InstanceState::Draining
                     && c.rec.is_some_and(|r| {
                         let rec = &self.input.servers[r];
-                        self.checked_in_recently(rec) || (self.server_pool && rec.last_checkin.is_none())
+                        self.checked_in_recently(rec) || (self.server_pool && rec.last_reported.is_none())
                     })
             })
             .collect();

@@ -191,7 +191,7 @@ fn record(server_pool: bool, id: &str, r: &RecSpec, now: DateTime<Utc>) -> KasmS
     } else {
         agent(id, r.cores as f64, r.mem_gb as f64 * 1024.0, r.enabled, checkin_age)
     };
-    k.last_checkin = r.checkin_age.map(|a| now - Duration::seconds(a));
+    k.last_reported = r.checkin_age.map(|a| now - Duration::seconds(a));
     if !server_pool {
         k.reported.gpus = r.gpus as f64;
         let f = r.alloc_pct as f64 / 100.0;
@@ -287,7 +287,8 @@ fn build(s: &Spec) -> Input {
     }
 }
 
-/// Records that belong to claim `c` in the generated inputs (by id or by its VM name).
+/// Records of claim `c`'s VM in the generated inputs (by id, or registered under its VM name: such a
+/// record is not matched to the claim, but its sessions are the VM's).
 fn records_of<'a>(input: &'a Input, c: &'a Instance) -> impl Iterator<Item = &'a KasmServer> {
     input.servers.iter().filter(move |r| r.server_id == c.kasm_server_id || r.hostname.as_deref() == Some(&c.vm_name))
 }
@@ -412,7 +413,7 @@ fn apply(input: &mut Input, p: &Plan, now: DateTime<Utc>, round: usize) {
             agent(&c.kasm_server_id, size.cores, size.memory_mb, false, None)
         };
         r.reported.gpus = if server_pool { 0.0 } else { size.gpus };
-        r.last_checkin = Some(now);
+        r.last_reported = Some(now);
         input.servers.push(r);
         input.instances.push(c);
         input.owned_total += 1;
@@ -424,8 +425,8 @@ fn apply(input: &mut Input, p: &Plan, now: DateTime<Utc>, round: usize) {
 fn advance(input: &mut Input, from: DateTime<Utc>, to: DateTime<Utc>) {
     let missing = input.timers.agent_missing_after as i64;
     for r in &mut input.servers {
-        if r.last_checkin.is_some_and(|t| (from - t).num_seconds() <= missing) {
-            r.last_checkin = Some(to);
+        if r.last_reported.is_some_and(|t| (from - t).num_seconds() <= missing) {
+            r.last_reported = Some(to);
         }
     }
 }

@@ -28,16 +28,19 @@ pub(super) fn agent(server_id: &str, cores: f64, mem: f64, enabled: bool, checki
         server_id: server_id.into(),
         kind: ServerKind::Agent,
         hostname: None,
-        ip: None,
+        public_ip: None,
         zone_id: "zone".into(),
-        pool_id: Some("pool".into()),
+        friendly_name: None,
+        autoscale_config_id: None,
+        server_pool_id: Some("pool".into()),
         enabled,
-        status: "running".into(),
-        last_checkin: checkin_age.map(|a| t0() - Duration::seconds(a)),
+        operational_status: "running".into(),
+        last_reported: checkin_age.map(|a| t0() - Duration::seconds(a)),
         reported: Resources::new(cores, mem, 0.0),
         overridden: Resources::default(),
         allocated: Resources::default(),
         max_sessions: None,
+        agent_installed: false,
     }
 }
 
@@ -322,22 +325,27 @@ fn operators_own_agents_count_and_are_never_drained() {
 }
 
 #[test]
-fn records_match_by_hostname_or_ip_when_the_id_differs() {
+fn records_match_by_id_or_our_record_name_never_by_address() {
+    // Issue 10: never match by guess. A record whose hostname or address equals a claim's VM is an
+    // operator's until its id (or the name we give records we create) says otherwise.
     let mut a = claim("a", InstanceState::Running, 100);
     a.hostname = Some("VM-A.internal".into());
     let mut b = claim("b", InstanceState::Running, 100);
     b.private_ip = Some("10.0.0.7".into());
     let c = claim("c", InstanceState::Running, 100);
+    let mut d = claim("d", InstanceState::Running, 100);
+    d.kasm_server_id = "9c8b7a6f-5e4d-3c2b-1a0f-9e8d7c6b5a4f".into();
     let mut ra = agent("kasm-1", 4.0, 8192.0, true, Some(5));
     ra.hostname = Some("vm-a.internal".into());
     let mut rb = agent("kasm-2", 4.0, 8192.0, true, Some(5));
-    rb.ip = Some("10.0.0.7".into());
+    rb.public_ip = Some("10.0.0.7".into());
     let mut rc = agent("kasm-3", 4.0, 8192.0, true, Some(5));
-    rc.hostname = Some(c.vm_name.clone());
-    let mut i = with(input(0.0), vec![a, b, c], vec![ra, rb, rc]);
+    rc.friendly_name = Some(c.vm_name.clone());
+    // The id we rendered, as Kasm lists it: 32 hex digits, other case, no dashes.
+    let rd = agent("9C8B7A6F5E4D3C2B1A0F9E8D7C6B5A4F", 4.0, 8192.0, true, Some(5));
+    let mut i = with(input(0.0), vec![a, b, c, d], vec![ra, rb, rc, rd.clone()]);
     i.control.request_downscale_at = Some(t0() - Duration::hours(1));
     let p = decide(&i, t0());
-    // All three are ours (matched), idle, and removable: drained by their Kasm ids.
     let drained: Vec<_> = p
         .actions
         .iter()
@@ -346,11 +354,31 @@ fn records_match_by_hostname_or_ip_when_the_id_differs() {
             _ => None,
         })
         .collect();
-    assert_eq!(drained.len(), 3);
-    for id in ["kasm-1", "kasm-2", "kasm-3"] {
-        assert!(drained.contains(&id), "{drained:?}");
-    }
-    assert!(!has_reason(&p, "not ours"));
+    assert_eq!(drained.len(), 2, "{drained:?}");
+    assert!(drained.contains(&"kasm-3") && drained.contains(&rd.server_id.as_str()), "{drained:?}");
+    assert!(!drained.contains(&"kasm-1") && !drained.contains(&"kasm-2"), "matched by address: {drained:?}");
+    assert_reason(&p, "2 of the pool's records are not ours");
+}
+
+#[test]
+fn records_kasm_is_deleting_hold_no_capacity_and_their_vms_go() {
+    // delete_pending / destroying: no capacity, not missing, and our VM behind it is removed (once
+    // it has no sessions).
+    let a = claim("a", InstanceState::Running, 100);
+    let mut ra = agent(&a.kasm_server_id, 8.0, 16384.0, true, Some(5));
+    ra.operational_status = "delete_pending".into();
+    let mut other = agent("static-1", 8.0, 16384.0, true, Some(5));
+    other.operational_status = "destroying".into();
+    let i = with(input(4.0), vec![a.clone()], vec![ra, other]);
+    let p = decide(&i, t0());
+    assert!(p.create >= 1, "no capacity counted from going records: {p:?}");
+    assert!(
+        p.actions.iter().any(
+            |x| matches!(x, Action::Destroy { claim, reason } if *claim == a.id && reason.contains("delete_pending"))
+        ),
+        "{:?}",
+        p.actions
+    );
 }
 
 // ---------- lifecycle ----------
@@ -405,7 +433,7 @@ fn timed_out_booting_vm_no_longer_counts_so_a_replacement_is_created() {
 #[test]
 fn dead_agents_are_destroyed_unless_they_have_sessions() {
     let (c, mut r) = running("a", 10_000);
-    r.last_checkin = Some(t0() - Duration::seconds(3600));
+    r.last_reported = Some(t0() - Duration::seconds(3600));
     let mut i = with(input(0.0), vec![c], vec![r]);
     let p = decide(&i, t0());
     assert_eq!(destroys(&p), vec![("a", "dead agent: no check-in for 3600 s (dead after 3600 s)")]);
@@ -415,7 +443,7 @@ fn dead_agents_are_destroyed_unless_they_have_sessions() {
     assert_reason(&p, "not destroying a although dead agent");
     // Missing but not dead yet: kept, not counted.
     i.sessions.clear();
-    i.servers[0].last_checkin = Some(t0() - Duration::seconds(1200));
+    i.servers[0].last_reported = Some(t0() - Duration::seconds(1200));
     let p = decide(&i, t0());
     assert!(destroys(&p).is_empty());
     assert_eq!(p.summary.free.cores, 0.0);
@@ -653,10 +681,10 @@ fn server_activation_follows_require_checkin() {
     let mut i = i;
     i.config.require_checkin = true;
     assert!(decide(&i, t0()).actions.is_empty(), "waits for the check-in");
-    i.servers[0].last_checkin = Some(t0());
+    i.servers[0].last_reported = Some(t0());
     assert_eq!(decide(&i, t0()).actions.len(), 1);
     // No check-in within the provision timeout → destroyed.
-    i.servers[0].last_checkin = None;
+    i.servers[0].last_reported = None;
     i.instances[0].state_since = t0() - Duration::seconds(601);
     assert_eq!(destroys(&decide(&i, t0())).len(), 1);
 }
@@ -713,4 +741,26 @@ fn summary_is_complete() {
     assert_eq!(s.vms_by_state["requested"], 1);
     assert_eq!(p.autoscale_config, "cfg");
     assert!(!p.reasons.is_empty());
+}
+
+#[test]
+fn sessions_on_a_record_at_the_vms_address_hold_its_destroy() {
+    // Not ours by address (never a guess), but its sessions are the VM's: no destroy while they last.
+    let mut c = claim("a", InstanceState::Failed, 100);
+    c.private_ip = Some("10.0.0.9".into());
+    let mut other = agent("registered-elsewhere", 4.0, 8192.0, true, Some(5));
+    other.hostname = Some("10.0.0.9".into());
+    let mut i = with(input(0.0), vec![c.clone()], vec![other]);
+    i.sessions.push(crate::kasm::KasmSession {
+        kasm_id: "k1".into(),
+        server_id: "registered-elsewhere".into(),
+        resources: Resources::new(1.0, 1024.0, 0.0),
+        status: "running".into(),
+    });
+    let p = decide(&i, t0());
+    assert!(!p.actions.iter().any(|a| matches!(a, Action::Destroy { .. })), "{:?}", p.actions);
+    assert_reason(&p, "not destroying a");
+    i.sessions.clear();
+    let p = decide(&i, t0());
+    assert!(p.actions.iter().any(|a| matches!(a, Action::Destroy { claim, .. } if *claim == c.id)), "{:?}", p.actions);
 }

@@ -1,48 +1,65 @@
 //! The HTTP client for Kasm's API: every endpoint path, request and response shape in this one module.
 //!
-//! # Which endpoints, and why
-//! Kasm's public Developer API (`/api/public/...`) covers sessions, users and groups but has no call for
-//! agents or server records, so reads and acts on those use the admin calls Kasm's own web UI makes
-//! (`/api/admin/...`). Both accept an API key; the key needs the matching permissions (agents,
-//! servers, sessions: view and modify).
+//! # Which calls, and where they come from
+//! Every path, field and status here was read off Kasm's own server code (the decompiled 1.15 API
+//! server, `admin_api.py`, `utils.py`, `data/model.py`, `data/access_postgres.py`) and Kasm 1.19's
+//! database schema; see `fixtures/README.md` for the source of each fixture. Kasm has no
+//! `get_agents`/`update_agent`: Docker Agents are `servers` records with `server_type: "host"`,
+//! server-pool servers have `server_type: "Desktop"`.
 //!
-//! | port method | call(s) | notes |
+//! | port method | call(s) | Kasm permission(s) |
 //! |---|---|---|
-//! | `list_servers` | `admin/get_agents`, `admin/get_servers`, `public/get_kasms` | allocated resources are summed from live sessions: neither list reports them reliably across versions |
-//! | `list_sessions` | `public/get_kasms` | |
-//! | `set_enabled` | `admin/get_agents` → `admin/update_agent`, else `admin/get_servers` → `admin/update_server` | read-modify-write |
-//! | `delete_server` | `admin/get_agents` + `admin/get_servers`, then `admin/delete_server` | missing = done; `force: false` |
-//! | `create_server` | `admin/get_servers`, then `admin/create_server` | an existing id = done |
-//! | `set_connection_password` | `admin/get_servers` → `admin/update_server` | read-modify-write |
+//! | `list_servers` | `admin/get_servers` + `public/get_kasms` | Agents View, Servers View, Sessions View |
+//! | `list_sessions` | `public/get_kasms` | Sessions View |
+//! | `set_enabled`, `set_hostname`, `set_connection_password` | `admin/get_servers {target_server}` → `admin/update_server` | Agents Modify (agents) / Servers Modify (servers) |
+//! | `delete_server` | `admin/get_servers {target_server}` → `admin/delete_server {force: false}` | Servers Delete (Kasm checks it for agents too) |
+//! | `find_by_name` | `admin/get_servers` | as `list_servers` |
+//! | `ensure_server` | `admin/get_servers` → `admin/create_server` → `admin/get_servers` (twice) | Servers Create (servers) / Agents Create (agents, `precreate` only) |
 //!
-//! Every call is a `POST` with a JSON body. Auth is either `api_key` + `api_key_secret` in the body
-//! (Kasm ≤ 1.18) or HTTP Basic `api_key:api_key_secret` (1.19+), per [`KasmAuthMode`].
+//! Every call is a `POST` with a JSON body. Auth ([`KasmAuthMode`]): `api_key` + `api_key_secret` in
+//! the body (the default; Kasm's documented Developer API), the `api-key` / `api-key-secret` headers
+//! (read first by Kasm 1.15's server), or HTTP Basic (pre-release 1.19 docs only).
 //!
 //! # Behaviour worth knowing
 //! - **Reads are retried, writes never**: reads go through [`crate::http::retry`] as idempotent
 //!   (timeouts, 5xx, 429, refused connections); a write is sent once, because a 500 or a timeout may
 //!   hide a write that happened, and the next evaluation re-reads the truth anyway.
-//! - **Updates are read-modify-write**: the record as Kasm listed it, with one field changed, is sent
-//!   back whole. Fields this client does not know survive whether Kasm applies updates partially or
-//!   whole.
-//! - **Lenient parsing**: unknown fields are ignored, optional fields may be missing or `null`, numbers
-//!   may arrive as strings, booleans as `0`/`1`/`"true"`. What cannot be read safely (a record
-//!   without an id, a check-in time that is not a time) is a [`KasmError::Parse`], not a guess: a
-//!   misread agent would be a wrong scaling decision.
-//! - Memory arrives in bytes and is reported in MB (10^6 bytes, as Kasm counts).
-//! - Ids are compared without dashes and case (Kasm lists 32 hex digits; a claim may hold a dashed
-//!   UUID); records keep Kasm's spelling.
+//! - **Updates are partial, with two fields carried over**: `update_server` requires `server_type`
+//!   (without it Kasm answers 401 "Unauthorized Action") and leaves every field that is absent or
+//!   `null` alone — except `agent_installed` and `use_user_private_key`, which Kasm 1.15 defaults to
+//!   `false` when absent. So an update sends `server_id`, `server_type`, the changed field, and those
+//!   two as the record had them; nothing else.
+//! - **Kasm chooses record ids**: `create_server` ignores a caller's id and answers `{}`. A record we
+//!   create is named with the claim's VM name (`friendly_name`) and found again by that name, never by
+//!   address; a second record with the same name is an error, not a guess.
+//! - **Deletes are asynchronous**: `delete_server` only marks the record `delete_pending` (Kasm removes
+//!   it later) and refuses while the record has sessions unless forced; we never force. A record that
+//!   is already `delete_pending` or `destroying` is not deleted again.
+//! - **Errors**: 403 "Access Denied" (bad key), "… not licensed" and 401 "Access has expired" are
+//!   [`KasmError::Auth`]; any other 401 ("Unauthorized", "Unauthorized Action": a valid key without the
+//!   permission, or a read-only key on a write) is [`KasmError::Permission`] naming the permission
+//!   Kasm checks for that call; `{"error_message": …}` with 200 is [`KasmError::Api`].
+//! - **Lenient parsing** ([`super::lenient`]): unknown fields are ignored, optional fields may be
+//!   missing or `null`, numbers may arrive as strings; both spellings of renamed columns are read
+//!   (1.15 `memory` / 1.19 `memory_bytes`, `memory_override` / `memory_override_bytes`;
+//!   `autoscale_config_id` top-level or under `autoscale_config`). What cannot be read safely (a record
+//!   without an id or with an unknown `server_type`, a time that is not a time) is a
+//!   [`KasmError::Parse`]: a misread record would be a wrong scaling decision.
+//! - Memory arrives in bytes and is reported in MB (10^6 bytes). GPUs: the `gpus` Kasm derives from
+//!   `docker_info`.
+//! - Ids compare without dashes and case ([`super::norm_id`]); records keep Kasm's spelling.
 //! - Errors name the call and never carry a secret: bodies are redacted ([`crate::http::Redactor`])
 //!   and parse errors drop the quoted values serde would echo.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{KasmApi, KasmError, KasmServer, KasmSession, NewServer, ServerKind};
+use super::lenient;
+use super::{EnsuredServer, KasmApi, KasmError, KasmServer, KasmSession, NewServer, ServerKind, norm_id, same_id};
 use crate::config::settings::{KasmAuthMode, KasmSettings};
 use crate::http::retry::Idempotency;
 use crate::http::{self, ClientOptions, HttpError, Redactor, RetryConfig, TlsOptions};
@@ -51,17 +68,13 @@ use crate::model::Resources;
 /// The Kasm API calls this client makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Call {
-    /// `admin/get_agents`: Docker Agents.
-    GetAgents,
-    /// `admin/get_servers`: server records (server pools, fixed servers).
+    /// `admin/get_servers`: Docker Agent (`host`) and server (`Desktop`) records.
     GetServers,
-    /// `public/get_kasms`: live sessions.
+    /// `public/get_kasms`: sessions.
     GetKasms,
-    /// `admin/update_agent`.
-    UpdateAgent,
-    /// `admin/update_server`.
+    /// `admin/update_server`: partial update of a record.
     UpdateServer,
-    /// `admin/delete_server` (agents and servers).
+    /// `admin/delete_server`: marks a record `delete_pending`.
     DeleteServer,
     /// `admin/create_server`.
     CreateServer,
@@ -69,23 +82,14 @@ pub enum Call {
 
 impl Call {
     /// Every call.
-    pub const ALL: [Call; 7] = [
-        Call::GetAgents,
-        Call::GetServers,
-        Call::GetKasms,
-        Call::UpdateAgent,
-        Call::UpdateServer,
-        Call::DeleteServer,
-        Call::CreateServer,
-    ];
+    pub const ALL: [Call; 5] =
+        [Call::GetServers, Call::GetKasms, Call::UpdateServer, Call::DeleteServer, Call::CreateServer];
 
     /// The call's name, as errors name it.
     pub fn name(self) -> &'static str {
         match self {
-            Call::GetAgents => "get_agents",
             Call::GetServers => "get_servers",
             Call::GetKasms => "get_kasms",
-            Call::UpdateAgent => "update_agent",
             Call::UpdateServer => "update_server",
             Call::DeleteServer => "delete_server",
             Call::CreateServer => "create_server",
@@ -95,10 +99,8 @@ impl Call {
     /// The path under the manager's base URL.
     pub fn path(self) -> &'static str {
         match self {
-            Call::GetAgents => "/api/admin/get_agents",
             Call::GetServers => "/api/admin/get_servers",
             Call::GetKasms => "/api/public/get_kasms",
-            Call::UpdateAgent => "/api/admin/update_agent",
             Call::UpdateServer => "/api/admin/update_server",
             Call::DeleteServer => "/api/admin/delete_server",
             Call::CreateServer => "/api/admin/create_server",
@@ -107,7 +109,23 @@ impl Call {
 
     /// Whether the call only reads (and so may be retried).
     pub fn is_read(self) -> bool {
-        matches!(self, Call::GetAgents | Call::GetServers | Call::GetKasms)
+        matches!(self, Call::GetServers | Call::GetKasms)
+    }
+
+    /// The permission(s) Kasm checks for the call (its `@Authenticated(requested_actions=…)` and, for
+    /// records, the per-`server_type` check), as Kasm's API-key Permissions tab names them.
+    pub fn permission(self, kind: Option<ServerKind>) -> &'static str {
+        match (self, kind) {
+            (Call::GetServers, _) => "Agents View and Servers View (each record type is listed only with its own)",
+            (Call::GetKasms, _) => "Sessions View",
+            (Call::UpdateServer, Some(ServerKind::Agent)) => "Agents Modify",
+            (Call::UpdateServer, Some(ServerKind::Server)) => "Servers Modify",
+            (Call::UpdateServer, None) => "Agents Modify / Servers Modify",
+            (Call::DeleteServer, _) => "Servers Delete",
+            (Call::CreateServer, Some(ServerKind::Agent)) => "Agents Create",
+            (Call::CreateServer, Some(ServerKind::Server)) => "Servers Create",
+            (Call::CreateServer, None) => "Agents Create / Servers Create",
+        }
     }
 
     /// The call serving `path`, if any.
@@ -205,11 +223,22 @@ impl KasmClient {
         Value::Object(payload)
     }
 
-    /// Makes one call and returns Kasm's JSON answer (an object without `error_message`).
-    async fn call(&self, call: Call, payload: Map<String, Value>, redactor: &Redactor) -> Result<Value, KasmError> {
+    /// Makes one call and returns Kasm's JSON answer (an object without `error_message`). `kind` names
+    /// the record type a write is about, for the permission a 401 names.
+    async fn call(
+        &self,
+        call: Call,
+        kind: Option<ServerKind>,
+        payload: Map<String, Value>,
+        redactor: &Redactor,
+    ) -> Result<Value, KasmError> {
         let mut rb = self.http.post(format!("{}{}", self.base, call.path())).json(&self.authed(payload));
-        if self.auth == KasmAuthMode::Basic {
-            rb = rb.basic_auth(&self.api_key, Some(self.secret.expose_secret()));
+        match self.auth {
+            KasmAuthMode::Body => {}
+            KasmAuthMode::Header => {
+                rb = rb.header("api-key", &self.api_key).header("api-key-secret", self.secret.expose_secret());
+            }
+            KasmAuthMode::Basic => rb = rb.basic_auth(&self.api_key, Some(self.secret.expose_secret())),
         }
         let req = rb.build().map_err(|e| KasmError::Config {
             message: redactor.redact(&format!("cannot build the {} request: {}", call.name(), e.without_url())),
@@ -228,7 +257,7 @@ impl KasmClient {
                 })?;
                 parse_answer(call, &text, redactor)
             }
-            Err(HttpError::Status { status, body, .. }) => Err(status_error(call, status.as_u16(), &body)),
+            Err(HttpError::Status { status, body, .. }) => Err(status_error(call, kind, status.as_u16(), &body)),
             Err(e @ (HttpError::Timeout { .. } | HttpError::Connect { .. } | HttpError::Transport { .. })) => {
                 Err(KasmError::Unreachable { call: name, message: e.to_string() })
             }
@@ -236,53 +265,62 @@ impl KasmClient {
         }
     }
 
-    async fn read(&self, call: Call, key: &str) -> Result<Vec<Value>, KasmError> {
-        let answer = self.call(call, Map::new(), &self.redactor).await?;
-        match answer.get(key) {
-            Some(Value::Array(items)) => Ok(items.clone()),
-            Some(Value::Null) | None => {
-                Err(KasmError::Parse { call: call.name().into(), message: format!("the answer has no `{key}` list") })
-            }
-            Some(_) => Err(KasmError::Parse { call: call.name().into(), message: format!("`{key}` is not a list") }),
+    /// `get_servers`, every record or (with `one`) the record with that id: `(raw, parsed)` pairs.
+    async fn servers(&self, one: Option<&str>) -> Result<Vec<(Value, KasmServer)>, KasmError> {
+        let mut payload = Map::new();
+        if let Some(id) = one {
+            payload.insert("target_server".into(), json!({ "server_id": norm_id(id) }));
         }
+        let answer = self.call(Call::GetServers, None, payload, &self.redactor).await?;
+        let items = list_of(Call::GetServers, &answer, "servers")?;
+        let parsed = parse_servers(&items)?;
+        let mut out: Vec<(Value, KasmServer)> = items.into_iter().zip(parsed).collect();
+        if let Some(id) = one {
+            // The filter is Kasm's; keep only the record asked for whatever a version answers.
+            out.retain(|(_, s)| same_id(&s.server_id, id));
+        }
+        Ok(out)
     }
 
-    async fn agents_raw(&self) -> Result<Vec<Value>, KasmError> {
-        self.read(Call::GetAgents, "agents").await
-    }
-
-    async fn servers_raw(&self) -> Result<Vec<Value>, KasmError> {
-        self.read(Call::GetServers, "servers").await
+    /// The record with this id, if Kasm has it.
+    async fn one(&self, server_id: &str) -> Result<Option<(Value, KasmServer)>, KasmError> {
+        Ok(self.servers(Some(server_id)).await?.into_iter().next())
     }
 
     async fn sessions(&self) -> Result<Vec<KasmSession>, KasmError> {
-        parse_sessions(&self.read(Call::GetKasms, "kasms").await?)
+        let answer = self.call(Call::GetKasms, None, Map::new(), &self.redactor).await?;
+        parse_sessions(&list_of(Call::GetKasms, &answer, "kasms")?)
     }
 
-    /// Whether a record with this id exists, and Kasm's spelling of its server id.
-    async fn locate(&self, id: &str) -> Result<Option<String>, KasmError> {
-        let (agents, servers) = tokio::try_join!(self.agents_raw(), self.servers_raw())?;
-        let found = find_record(&agents, id, &["server_id", "agent_id"])
-            .or_else(|| find_record(&servers, id, &["server_id"]))
-            .and_then(|r| str_field(r, "server_id").or_else(|| str_field(r, "agent_id")));
-        Ok(found)
+    /// A partial `update_server` of one record (see the module docs).
+    async fn update(&self, server_id: &str, changes: Map<String, Value>, redactor: &Redactor) -> Result<(), KasmError> {
+        let Some((raw, rec)) = self.one(server_id).await? else {
+            return Err(KasmError::NotFound { call: Call::UpdateServer.name().into(), id: server_id.to_string() });
+        };
+        let body = update_payload(&raw, &rec, changes);
+        self.call(Call::UpdateServer, Some(rec.kind), body, redactor).await?;
+        Ok(())
+    }
+
+    /// The records whose `friendly_name` is exactly `name`.
+    async fn named(&self, name: &str) -> Result<Vec<KasmServer>, KasmError> {
+        Ok(self
+            .servers(None)
+            .await?
+            .into_iter()
+            .map(|(_, s)| s)
+            .filter(|s| s.friendly_name.as_deref() == Some(name))
+            .collect())
     }
 }
 
 #[async_trait::async_trait]
 impl KasmApi for KasmClient {
     async fn list_servers(&self) -> Result<Vec<KasmServer>, KasmError> {
-        let (agents, servers, sessions) = tokio::try_join!(self.agents_raw(), self.servers_raw(), self.sessions())?;
-        let mut out = parse_agents(&agents)?;
-        let agent_ids: std::collections::HashSet<String> = out.iter().map(|s| norm_id(&s.server_id)).collect();
-        for s in parse_servers(&servers)? {
-            // Some versions list agents among the servers too: the agent record is the richer one.
-            if !agent_ids.contains(&norm_id(&s.server_id)) {
-                out.push(s);
-            }
-        }
+        let (servers, sessions) = tokio::try_join!(self.servers(None), self.sessions())?;
+        let mut out: Vec<KasmServer> = servers.into_iter().map(|(_, s)| s).collect();
         let mut allocated: HashMap<String, Resources> = HashMap::new();
-        for sess in &sessions {
+        for sess in sessions.iter().filter(|s| s.allocates()) {
             *allocated.entry(norm_id(&sess.server_id)).or_default() += sess.resources;
         }
         for s in &mut out {
@@ -296,98 +334,162 @@ impl KasmApi for KasmClient {
     }
 
     async fn set_enabled(&self, server_id: &str, enabled: bool) -> Result<(), KasmError> {
-        let agents = self.agents_raw().await?;
-        if let Some(rec) = find_record(&agents, server_id, &["server_id", "agent_id"]) {
-            let body = update_payload("target_agent", rec, "enabled", Value::Bool(enabled));
-            self.call(Call::UpdateAgent, body, &self.redactor).await?;
-            return Ok(());
-        }
-        let servers = self.servers_raw().await?;
-        if let Some(rec) = find_record(&servers, server_id, &["server_id"]) {
-            let body = update_payload("target_server", rec, "enabled", Value::Bool(enabled));
-            self.call(Call::UpdateServer, body, &self.redactor).await?;
-            return Ok(());
-        }
-        Err(KasmError::NotFound { call: Call::UpdateServer.name().into(), id: server_id.to_string() })
+        let mut changes = Map::new();
+        changes.insert("enabled".into(), Value::Bool(enabled));
+        self.update(server_id, changes, &self.redactor).await
     }
 
     async fn delete_server(&self, server_id: &str) -> Result<(), KasmError> {
-        let Some(kasm_id) = self.locate(server_id).await? else { return Ok(()) };
-        match self.call(Call::DeleteServer, delete_payload(&kasm_id), &self.redactor).await {
+        let Some((_, rec)) = self.one(server_id).await? else { return Ok(()) };
+        if rec.is_going() {
+            return Ok(());
+        }
+        match self.call(Call::DeleteServer, Some(rec.kind), delete_payload(&rec.server_id), &self.redactor).await {
             Ok(_) => Ok(()),
-            // Gone in the meantime (another reaper, an operator): that is what we wanted.
-            Err(e @ KasmError::Api { .. }) => match self.locate(server_id).await? {
+            // Gone or going in the meantime (another reaper, an operator): that is what we wanted.
+            Err(e @ KasmError::Api { .. }) => match self.one(server_id).await? {
                 None => Ok(()),
+                Some((_, r)) if r.is_going() => Ok(()),
                 Some(_) => Err(e),
             },
             Err(e) => Err(e),
         }
     }
 
-    async fn create_server(&self, server: &NewServer) -> Result<(), KasmError> {
-        let servers = self.servers_raw().await?;
-        if find_record(&servers, &server.server_id, &["server_id"]).is_some() {
-            // Idempotent on the id: a retry after a lost answer must not make a second record.
-            return Ok(());
+    async fn find_by_name(&self, friendly_name: &str) -> Result<Option<KasmServer>, KasmError> {
+        let mut found = self.named(friendly_name).await?;
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.pop()),
+            n => Err(KasmError::Api {
+                call: Call::GetServers.name().into(),
+                message: format!(
+                    "{n} records are named {friendly_name:?}; expected one (remove the duplicates in Kasm's admin UI)"
+                ),
+            }),
         }
-        self.call(Call::CreateServer, create_payload(server), &self.redactor).await?;
-        Ok(())
+    }
+
+    async fn ensure_server(&self, new: &NewServer) -> Result<EnsuredServer, KasmError> {
+        let (server_id, created) = match self.find_by_name(&new.friendly_name).await? {
+            Some(s) => (s.server_id, false),
+            None => {
+                let mut redactor = self.redactor.clone();
+                for s in [&new.connection_password, &new.connection_private_key, &new.connection_passphrase]
+                    .into_iter()
+                    .flatten()
+                {
+                    redactor = redactor.with_secret(s);
+                }
+                self.call(Call::CreateServer, Some(new.kind), create_payload(new), &redactor).await?;
+                // Kasm answers `{}` (1.15): the record is found by the name we gave it.
+                match self.find_by_name(&new.friendly_name).await? {
+                    Some(s) => (s.server_id, true),
+                    None => {
+                        return Err(KasmError::Api {
+                            call: Call::CreateServer.name().into(),
+                            message: format!(
+                                "Kasm accepted the record {:?} but get_servers does not list it (does the key have {}?)",
+                                new.friendly_name,
+                                Call::GetServers.permission(Some(new.kind))
+                            ),
+                        });
+                    }
+                }
+            }
+        };
+        let registration_jwt = match self.one(&server_id).await? {
+            Some((raw, _)) => raw
+                .get("registration_jwt")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(|t| SecretString::from(t.to_string())),
+            None => None,
+        };
+        Ok(EnsuredServer { server_id, created, registration_jwt })
+    }
+
+    async fn set_hostname(&self, server_id: &str, hostname: &str) -> Result<(), KasmError> {
+        let mut changes = Map::new();
+        changes.insert("hostname".into(), Value::String(hostname.to_string()));
+        self.update(server_id, changes, &self.redactor).await
     }
 
     async fn set_connection_password(&self, server_id: &str, password: &SecretString) -> Result<(), KasmError> {
-        let servers = self.servers_raw().await?;
-        let Some(rec) = find_record(&servers, server_id, &["server_id"]) else {
-            return Err(KasmError::NotFound { call: Call::UpdateServer.name().into(), id: server_id.to_string() });
-        };
-        let body = update_payload(
-            "target_server",
-            rec,
-            "connection_password",
-            Value::String(password.expose_secret().to_string()),
-        );
+        let mut changes = Map::new();
+        changes.insert("connection_password".into(), Value::String(password.expose_secret().to_string()));
         // The password joins the redactor for this call: Kasm may echo the record in an error.
         let redactor = self.redactor.clone().with_secret(password);
-        self.call(Call::UpdateServer, body, &redactor).await?;
-        Ok(())
+        self.update(server_id, changes, &redactor).await
     }
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Request bodies (without credentials; see `KasmClient::authed`).
 
-/// `{wrapper: record-with-field-set}`: read-modify-write of a listed record.
-fn update_payload(wrapper: &str, record: &Value, field: &str, value: Value) -> Map<String, Value> {
-    let mut rec = record.as_object().cloned().unwrap_or_default();
-    rec.insert(field.into(), value);
+/// `{target_server: {server_id, server_type, agent_installed, use_user_private_key, ...changes}}`: the
+/// fields Kasm's `update_server` requires or would reset when absent, taken from the record as
+/// listed, and the changes.
+fn update_payload(raw: &Value, rec: &KasmServer, changes: Map<String, Value>) -> Map<String, Value> {
+    let mut t = Map::new();
+    t.insert("server_id".into(), json!(rec.server_id));
+    let server_type = raw.get("server_type").and_then(Value::as_str).unwrap_or(rec.kind.server_type());
+    t.insert("server_type".into(), json!(server_type));
+    for carried in ["agent_installed", "use_user_private_key"] {
+        if let Some(v) = raw.get(carried).and_then(|v| lenient::boolean(v.clone()).ok().flatten()) {
+            t.insert(carried.into(), Value::Bool(v));
+        }
+    }
+    t.extend(changes);
     let mut m = Map::new();
-    m.insert(wrapper.into(), Value::Object(rec));
+    m.insert("target_server".into(), Value::Object(t));
     m
 }
 
 fn delete_payload(server_id: &str) -> Map<String, Value> {
-    // `force: false`: Kasm refuses to delete a record with sessions, a guard behind the engine's drain.
-    let v = json!({ "force": false, "target_server": { "server_id": server_id } });
-    v.as_object().cloned().unwrap_or_default()
+    // `force: false` (a real boolean: Kasm rejects anything else): Kasm refuses to delete a record
+    // with sessions, a guard behind the engine's drain.
+    let mut m = Map::new();
+    m.insert("force".into(), Value::Bool(false));
+    m.insert("target_server".into(), json!({ "server_id": server_id }));
+    m
 }
 
+/// `create_server`'s `target_server`: the fields Kasm 1.15's `create_server` reads, no id (Kasm
+/// generates it).
 fn create_payload(n: &NewServer) -> Map<String, Value> {
     let mut t = Map::new();
-    t.insert("server_id".into(), json!(n.server_id));
-    t.insert("friendly_name".into(), json!(n.hostname));
+    t.insert("server_type".into(), json!(n.kind.server_type()));
+    t.insert("friendly_name".into(), json!(n.friendly_name));
     t.insert("hostname".into(), json!(n.hostname));
     t.insert("zone_id".into(), json!(n.zone_id));
-    t.insert("pool_id".into(), json!(n.pool_id));
-    t.insert("connection_type".into(), json!(n.connection_type));
+    t.insert("server_pool_id".into(), json!(n.server_pool_id));
+    t.insert("enabled".into(), json!(n.enabled));
+    t.insert("max_simultaneous_sessions".into(), json!(n.max_simultaneous_sessions));
+    t.insert("agent_installed".into(), json!(n.agent_installed));
+    t.insert("use_user_private_key".into(), json!(n.use_user_private_key));
+    if let Some(c) = &n.connection_type {
+        t.insert("connection_type".into(), json!(c));
+    }
     if let Some(p) = n.connection_port {
         t.insert("connection_port".into(), json!(p));
     }
     if let Some(u) = &n.connection_username {
         t.insert("connection_username".into(), json!(u));
     }
-    t.insert("connection_info".into(), json!("{}"));
-    t.insert("max_simultaneous_sessions".into(), json!(n.max_simultaneous_sessions));
-    t.insert("require_checkin".into(), json!(n.require_checkin));
-    t.insert("enabled".into(), json!(n.enabled));
+    let secrets = [
+        ("connection_password", &n.connection_password),
+        ("connection_private_key", &n.connection_private_key),
+        ("connection_passphrase", &n.connection_passphrase),
+    ];
+    for (k, v) in secrets {
+        if let Some(v) = v {
+            t.insert(k.into(), json!(v.expose_secret()));
+        }
+    }
+    if let Some(info) = &n.connection_info {
+        t.insert("connection_info".into(), Value::Object(info.clone()));
+    }
     let mut m = Map::new();
     m.insert("target_server".into(), Value::Object(t));
     m
@@ -404,14 +506,20 @@ fn parse_answer(call: Call, text: &str, redactor: &Redactor) -> Result<Value, Ka
         return Err(KasmError::Parse { call: call.name().into(), message: "the answer is not a JSON object".into() });
     }
     if let Some(msg) = error_message(&v) {
-        let message = http::body_snippet(&msg, redactor);
-        return Err(if looks_like_auth(&message) {
-            KasmError::Auth { call: call.name().into(), message }
-        } else {
-            KasmError::Api { call: call.name().into(), message }
-        });
+        return Err(KasmError::Api { call: call.name().into(), message: http::body_snippet(&msg, redactor) });
     }
     Ok(v)
+}
+
+/// `answer[key]` as a list; a missing or other value is a parse error naming the call.
+fn list_of(call: Call, answer: &Value, key: &str) -> Result<Vec<Value>, KasmError> {
+    match answer.get(key) {
+        Some(Value::Array(items)) => Ok(items.clone()),
+        Some(Value::Null) | None => {
+            Err(KasmError::Parse { call: call.name().into(), message: format!("the answer has no `{key}` list") })
+        }
+        Some(_) => Err(KasmError::Parse { call: call.name().into(), message: format!("`{key}` is not a list") }),
+    }
 }
 
 fn error_message(v: &Value) -> Option<String> {
@@ -423,26 +531,22 @@ fn error_message(v: &Value) -> Option<String> {
     }
 }
 
-/// Kasm answers a refused key with `error_message` and, depending on version, 200, 401 or 403.
-fn looks_like_auth(msg: &str) -> bool {
-    let m = msg.to_ascii_lowercase();
-    ["unauthorized", "not authorized", "access denied", "forbidden", "invalid api key", "permission"]
-        .iter()
-        .any(|k| m.contains(k))
-}
-
-/// An error status: 401/403 are auth, anything else an API error with Kasm's message when it sent one.
-fn status_error(call: Call, status: u16, body: &str) -> KasmError {
+/// An error status, as Kasm 1.15's `Authenticated` decorator and handlers set them: 403 is a refused
+/// key ("Access Denied") or an unlicensed Developer API; 401 is an expired key ("Access has
+/// expired") or, otherwise, a missing permission ("Unauthorized", "Unauthorized Action").
+fn status_error(call: Call, kind: Option<ServerKind>, status: u16, body: &str) -> KasmError {
     let kasm_msg = serde_json::from_str::<Value>(body).ok().and_then(|v| error_message(&v));
-    let message = match kasm_msg {
+    let message = match &kasm_msg {
         Some(m) => format!("HTTP {status}: {m}"),
         None if body.trim().is_empty() => format!("HTTP {status}"),
         None => format!("HTTP {status}: {}", body.trim()),
     };
-    if status == 401 || status == 403 {
-        KasmError::Auth { call: call.name().into(), message }
-    } else {
-        KasmError::Api { call: call.name().into(), message }
+    let expired = kasm_msg.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("expired"));
+    match status {
+        403 => KasmError::Auth { call: call.name().into(), message },
+        401 if expired => KasmError::Auth { call: call.name().into(), message },
+        401 => KasmError::Permission { call: call.name().into(), permission: call.permission(kind).into(), message },
+        _ => KasmError::Api { call: call.name().into(), message },
     }
 }
 
@@ -469,139 +573,51 @@ fn scrub_serde(msg: &str) -> String {
 // ---------------------------------------------------------------------------------------------------
 // Records.
 
-/// Ids compare without dashes and case.
-fn norm_id(id: &str) -> String {
-    id.chars().filter(|c| *c != '-').flat_map(char::to_lowercase).collect()
-}
-
-fn str_field(v: &Value, key: &str) -> Option<String> {
-    match v.get(key)? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn find_record<'a>(records: &'a [Value], id: &str, keys: &[&str]) -> Option<&'a Value> {
-    let want = norm_id(id);
-    records.iter().find(|r| keys.iter().any(|k| str_field(r, k).is_some_and(|v| norm_id(&v) == want)))
-}
-
-/// Lenient field readers for [`serde`] (`deserialize_with`).
-mod lenient {
-    use super::*;
-    use serde::Deserializer;
-    use serde::de::Error as _;
-
-    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-        Ok(match Value::deserialize(d)? {
-            Value::String(s) if s.is_empty() => None,
-            Value::String(s) => Some(s),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Null => None,
-            other => return Err(D::Error::custom(format!("expected a string, found {}", kind(&other)))),
-        })
-    }
-
-    pub fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-        Ok(match Value::deserialize(d)? {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) if s.trim().is_empty() => None,
-            Value::String(s) => Some(
-                s.trim()
-                    .parse::<f64>()
-                    .map_err(|_| D::Error::custom("expected a number, found a non-numeric string"))?,
-            ),
-            Value::Null => None,
-            other => return Err(D::Error::custom(format!("expected a number, found {}", kind(&other)))),
-        })
-    }
-
-    pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-        match number(d)? {
-            None => Ok(None),
-            Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= u32::MAX as f64 => Ok(Some(f as u32)),
-            Some(_) => Err(D::Error::custom("expected a non-negative whole number")),
-        }
-    }
-
-    pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-        Ok(match Value::deserialize(d)? {
-            Value::Bool(b) => Some(b),
-            Value::Number(n) => Some(n.as_f64().is_some_and(|f| f != 0.0)),
-            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => Some(true),
-                "false" | "0" | "no" | "off" => Some(false),
-                "" => None,
-                _ => return Err(D::Error::custom("expected a boolean, found another string")),
-            },
-            Value::Null => None,
-            other => return Err(D::Error::custom(format!("expected a boolean, found {}", kind(&other)))),
-        })
-    }
-
-    /// Kasm's `YYYY-MM-DD HH:MM:SS[.ffffff]` (UTC, no zone), or RFC 3339.
-    pub fn time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-        let s = match Value::deserialize(d)? {
-            Value::Null => return Ok(None),
-            Value::String(s) if s.trim().is_empty() => return Ok(None),
-            Value::String(s) => s,
-            other => return Err(D::Error::custom(format!("expected a time, found {}", kind(&other)))),
-        };
-        let s = s.trim();
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").map(|n| n.and_utc()))
-            .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").map(|n| n.and_utc()))
-            .map(Some)
-            .map_err(|_| D::Error::custom("expected a time as YYYY-MM-DD HH:MM:SS or RFC 3339"))
-    }
-
-    fn kind(v: &Value) -> &'static str {
-        match v {
-            Value::Null => "null",
-            Value::Bool(_) => "a boolean",
-            Value::Number(_) => "a number",
-            Value::String(_) => "a string",
-            Value::Array(_) => "a list",
-            Value::Object(_) => "an object",
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct AgentDto {
+/// The autoscale link as Kasm 1.15's `get_servers` adds it (`{"autoscale_config": {...}}`).
+#[derive(Debug, Default, Deserialize)]
+struct AutoscaleLinkDto {
     #[serde(default, deserialize_with = "lenient::string")]
-    agent_id: Option<String>,
+    autoscale_config_id: Option<String>,
+}
+
+/// One `get_servers` record: `Server.jsonDict` plus what `_get_servers` adds, in 1.15 and 1.19
+/// spellings.
+#[derive(Debug, Deserialize)]
+struct ServerDto {
     #[serde(default, deserialize_with = "lenient::string")]
     server_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
+    server_type: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
     hostname: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
-    ip: Option<String>,
+    friendly_name: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     public_ip: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     zone_id: Option<String>,
-    /// Kasm versions with Docker Agent pools name the agent's pool; older ones do not.
-    #[serde(default, deserialize_with = "lenient::string")]
-    pool_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     server_pool_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    autoscale_config_id: Option<String>,
+    #[serde(default)]
+    autoscale_config: Option<AutoscaleLinkDto>,
     #[serde(default, deserialize_with = "lenient::boolean")]
     enabled: Option<bool>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    status: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     operational_status: Option<String>,
     #[serde(default, deserialize_with = "lenient::time")]
     last_reported: Option<DateTime<Utc>>,
-    #[serde(default, deserialize_with = "lenient::time")]
-    last_checkin: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "lenient::count")]
+    max_simultaneous_sessions: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    agent_installed: Option<bool>,
     #[serde(default, deserialize_with = "lenient::number")]
     cores: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
     memory: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    memory_bytes: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
     gpus: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
@@ -609,67 +625,26 @@ struct AgentDto {
     #[serde(default, deserialize_with = "lenient::number")]
     memory_override: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
+    memory_override_bytes: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::number")]
     gpus_override: Option<f64>,
 }
 
-#[derive(Debug, Deserialize)]
-struct ServerDto {
-    #[serde(default, deserialize_with = "lenient::string")]
-    server_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    hostname: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    ip: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    zone_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    pool_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    server_pool_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::boolean")]
-    enabled: Option<bool>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    status: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    operational_status: Option<String>,
-    #[serde(default, deserialize_with = "lenient::time")]
-    last_reported: Option<DateTime<Utc>>,
-    #[serde(default, deserialize_with = "lenient::time")]
-    last_checkin: Option<DateTime<Utc>>,
-    #[serde(default, deserialize_with = "lenient::count")]
-    max_simultaneous_sessions: Option<u32>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    server_type: Option<String>,
-    #[serde(default, deserialize_with = "lenient::number")]
-    cores: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::number")]
-    memory: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::number")]
-    gpus: Option<f64>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SessionServerDto {
-    #[serde(default, deserialize_with = "lenient::string")]
-    server_id: Option<String>,
-}
-
+/// One `get_kasms` session (`Kasm.__dict__` serialised).
 #[derive(Debug, Deserialize)]
 struct SessionDto {
     #[serde(default, deserialize_with = "lenient::string")]
     kasm_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     server_id: Option<String>,
-    #[serde(default)]
-    server: Option<SessionServerDto>,
     #[serde(default, deserialize_with = "lenient::string")]
     operational_status: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    status: Option<String>,
     #[serde(default, deserialize_with = "lenient::number")]
     cores: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
     memory: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    memory_bytes: Option<f64>,
     #[serde(default, deserialize_with = "lenient::number")]
     gpus: Option<f64>,
 }
@@ -697,60 +672,43 @@ fn missing(call: Call, i: usize, what: &str) -> KasmError {
     KasmError::Parse { call: call.name().into(), message: format!("record {i} has no {what}") }
 }
 
-/// `get_agents` records → agents. `allocated` is left empty (see [`KasmApi::list_servers`]).
-fn parse_agents(items: &[Value]) -> Result<Vec<KasmServer>, KasmError> {
-    let dtos: Vec<AgentDto> = parse_each(Call::GetAgents, items)?;
-    dtos.into_iter()
-        .enumerate()
-        .map(|(i, a)| {
-            // Sessions and our claims know an agent by its server id; very old answers only had agent_id.
-            let server_id = a.server_id.or(a.agent_id).ok_or_else(|| missing(Call::GetAgents, i, "server_id"))?;
-            Ok(KasmServer {
-                server_id,
-                kind: ServerKind::Agent,
-                hostname: a.hostname,
-                ip: a.ip.or(a.public_ip),
-                zone_id: a.zone_id.unwrap_or_default(),
-                pool_id: a.pool_id.or(a.server_pool_id),
-                // Unknown = disabled: capacity we are not sure of is not counted.
-                enabled: a.enabled.unwrap_or(false),
-                status: a.status.or(a.operational_status).unwrap_or_else(|| "unknown".into()),
-                last_checkin: a.last_reported.or(a.last_checkin),
-                reported: resources(a.cores, a.memory, a.gpus),
-                overridden: resources(a.cores_override, a.memory_override, a.gpus_override),
-                allocated: Resources::default(),
-                max_sessions: None,
-            })
-        })
-        .collect()
-}
-
-/// `get_servers` records → servers (records typed `host` are agents).
+/// `get_servers` records → agents (`host`) and servers (`Desktop`). `allocated` is left empty (see
+/// [`KasmApi::list_servers`]).
 fn parse_servers(items: &[Value]) -> Result<Vec<KasmServer>, KasmError> {
     let dtos: Vec<ServerDto> = parse_each(Call::GetServers, items)?;
     dtos.into_iter()
         .enumerate()
         .map(|(i, s)| {
             let server_id = s.server_id.ok_or_else(|| missing(Call::GetServers, i, "server_id"))?;
-            let kind = if s.server_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("host")) {
-                ServerKind::Agent
-            } else {
-                ServerKind::Server
+            let kind = match s.server_type.as_deref() {
+                Some("host") => ServerKind::Agent,
+                Some("Desktop") => ServerKind::Server,
+                Some(other) => {
+                    return Err(KasmError::Parse {
+                        call: Call::GetServers.name().into(),
+                        message: format!("record {i} has an unknown server_type {other:?} (expected host or Desktop)"),
+                    });
+                }
+                None => return Err(missing(Call::GetServers, i, "server_type")),
             };
             Ok(KasmServer {
                 server_id,
                 kind,
                 hostname: s.hostname,
-                ip: s.ip,
+                friendly_name: s.friendly_name,
+                public_ip: s.public_ip,
                 zone_id: s.zone_id.unwrap_or_default(),
-                pool_id: s.pool_id.or(s.server_pool_id),
+                server_pool_id: s.server_pool_id,
+                autoscale_config_id: s.autoscale_config_id.or(s.autoscale_config.and_then(|a| a.autoscale_config_id)),
+                // Unknown = disabled: capacity we are not sure of is not counted.
                 enabled: s.enabled.unwrap_or(false),
-                status: s.status.or(s.operational_status).unwrap_or_else(|| "unknown".into()),
-                last_checkin: s.last_reported.or(s.last_checkin),
-                reported: resources(s.cores, s.memory, s.gpus),
-                overridden: Resources::default(),
+                operational_status: s.operational_status.unwrap_or_else(|| "unknown".into()),
+                last_reported: s.last_reported,
+                reported: resources(s.cores, s.memory_bytes.or(s.memory), s.gpus),
+                overridden: resources(s.cores_override, s.memory_override_bytes.or(s.memory_override), s.gpus_override),
                 allocated: Resources::default(),
                 max_sessions: s.max_simultaneous_sessions,
+                agent_installed: s.agent_installed.unwrap_or(false),
             })
         })
         .collect()
@@ -764,9 +722,9 @@ fn parse_sessions(items: &[Value]) -> Result<Vec<KasmSession>, KasmError> {
         .map(|(i, k)| {
             Ok(KasmSession {
                 kasm_id: k.kasm_id.ok_or_else(|| missing(Call::GetKasms, i, "kasm_id"))?,
-                server_id: k.server_id.or(k.server.and_then(|s| s.server_id)).unwrap_or_default(),
-                resources: resources(k.cores, k.memory, k.gpus),
-                status: k.operational_status.or(k.status).unwrap_or_else(|| "unknown".into()),
+                server_id: k.server_id.unwrap_or_default(),
+                resources: resources(k.cores, k.memory_bytes.or(k.memory), k.gpus),
+                status: k.operational_status.unwrap_or_else(|| "unknown".into()),
             })
         })
         .collect()
@@ -776,15 +734,17 @@ fn parse_sessions(items: &[Value]) -> Result<Vec<KasmSession>, KasmError> {
 mod tests {
     use super::*;
     use crate::config::SecretRef;
+    use crate::config::settings::AgentRegistration;
 
     const SECRET: &str = "kasm-secret-0123456789";
+    const AGENT: &str = "2f4c6e8a0b1d3f5a7c9e1b3d5f7a9c1e";
+    const SERVER: &str = "9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f";
 
     fn fixture(name: &str) -> Value {
         let text = match name {
-            "get_agents" => include_str!("fixtures/get_agents.json"),
             "get_servers" => include_str!("fixtures/get_servers.json"),
+            "get_servers_one" => include_str!("fixtures/get_servers_one.json"),
             "get_kasms" => include_str!("fixtures/get_kasms.json"),
-            "update_agent" => include_str!("fixtures/update_agent.json"),
             "update_server" => include_str!("fixtures/update_server.json"),
             "update_server_password" => include_str!("fixtures/update_server_password.json"),
             "delete_server" => include_str!("fixtures/delete_server.json"),
@@ -814,6 +774,7 @@ mod tests {
             verify_tls: true,
             manager_token: None,
             upstream_auth_address: None,
+            agent_registration: AgentRegistration::RenderedId,
         }
     }
 
@@ -832,137 +793,175 @@ mod tests {
             assert_eq!(f["call"], c.name());
             assert_eq!(f["path"], c.path());
             assert_eq!(Call::from_path(c.path()), Some(c));
+            assert!(f["source"].as_str().is_some_and(|s| s.contains("Kasm")), "{}: no source", c.name());
         }
         assert_eq!(fixture("update_server_password")["path"], Call::UpdateServer.path());
+        assert_eq!(fixture("get_servers_one")["path"], Call::GetServers.path());
+        // What Kasm does not have is not called.
+        assert!(Call::from_path("/api/admin/get_agents").is_none());
+        assert!(Call::from_path("/api/admin/update_agent").is_none());
     }
 
     #[test]
-    fn agents_parse_leniently() {
-        let a = parse_agents(&items("get_agents", "agents")).unwrap();
-        assert_eq!(a.len(), 2);
-        assert_eq!(a[0].server_id, "2f4c6e8a0b1d3f5a7c9e1b3d5f7a9c1e");
-        assert_eq!(a[0].kind, ServerKind::Agent);
-        assert!(a[0].enabled);
-        assert_eq!(a[0].status, "running");
-        assert_eq!(a[0].ip.as_deref(), Some("10.0.1.11"));
-        assert_eq!(a[0].reported, Resources::new(4.0, 16_000.0, 0.0));
-        assert_eq!(a[0].overridden, Resources::new(8.0, 0.0, 0.0));
-        assert_eq!(a[0].last_checkin.unwrap().to_rfc3339(), "2026-11-22T08:30:12.123456+00:00");
-        // Strings for booleans and numbers, the other status field, no check-in yet.
-        assert!(!a[1].enabled);
-        assert_eq!(a[1].status, "missing");
-        assert_eq!(a[1].last_checkin, None);
-        assert_eq!(a[1].reported, Resources::new(2.0, 8_000.0, 0.0));
-    }
-
-    #[test]
-    fn servers_parse_leniently() {
+    fn servers_parse_both_types_and_both_versions() {
         let s = parse_servers(&items("get_servers", "servers")).unwrap();
-        assert_eq!(s.len(), 2);
-        assert_eq!(s[0].kind, ServerKind::Server);
-        assert!(s[0].enabled, "enabled: 1");
-        assert_eq!(s[0].max_sessions, Some(2));
-        assert_eq!(s[0].pool_id.as_deref(), Some("4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e"));
-        assert_eq!(s[0].last_checkin.unwrap().to_rfc3339(), "2026-11-22T08:29:00+00:00");
-        assert_eq!(s[1].pool_id.as_deref(), Some("4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e"), "pool_id spelling");
-        assert_eq!(s[1].status, "unknown");
-        assert_eq!(s[1].max_sessions, None);
-        assert_eq!(s[1].last_checkin, None);
+        assert_eq!(s.len(), 3);
+        let a = &s[0];
+        assert_eq!((a.server_id.as_str(), a.kind), (AGENT, ServerKind::Agent));
+        assert!(a.enabled && !a.is_going());
+        assert_eq!(a.operational_status, "running");
+        assert_eq!(a.public_ip.as_deref(), Some("203.0.113.11"));
+        assert_eq!(a.server_pool_id, None);
+        assert_eq!(a.autoscale_config_id.as_deref(), Some("0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a"), "nested in 1.15");
+        assert_eq!(a.reported, Resources::new(4.0, 16_000.0, 0.0));
+        assert_eq!(a.overridden, Resources::new(8.0, 0.0, 0.0));
+        assert_eq!(a.last_reported.unwrap().to_rfc3339(), "2026-11-22T08:30:12.123456+00:00");
+        let d = &s[1];
+        assert_eq!((d.server_id.as_str(), d.kind), (SERVER, ServerKind::Server));
+        assert!(d.enabled, "enabled: 1");
+        assert!(d.agent_installed);
+        assert_eq!(d.max_sessions, Some(2));
+        assert_eq!(d.friendly_name.as_deref(), Some("kasm-01jd0000000000000000000000"));
+        assert_eq!(d.server_pool_id.as_deref(), Some("4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e"));
+        assert_eq!(d.last_reported, None);
+        let g = &s[2];
+        assert!(g.is_going() && !g.enabled, "delete_pending, enabled: \"false\"");
+        assert_eq!(g.reported, Resources::new(2.0, 8_000.0, 0.0));
     }
 
     #[test]
-    fn sessions_parse_leniently() {
+    fn sessions_parse_and_only_running_or_starting_allocate() {
         let k = parse_sessions(&items("get_kasms", "kasms")).unwrap();
-        assert_eq!(k.len(), 2);
-        assert_eq!(k[0].server_id, "2f4c6e8a0b1d3f5a7c9e1b3d5f7a9c1e");
+        assert_eq!(k.len(), 5);
+        assert_eq!(k[0].server_id, AGENT);
         assert_eq!(k[0].resources, Resources::new(2.0, 2_768.0, 0.0));
-        assert_eq!(k[0].status, "running");
-        assert_eq!(k[1].server_id, "9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f", "from the nested server");
-        assert_eq!(k[1].resources, Resources::default());
+        assert_eq!(k[1].resources, Resources::new(1.0, 1_000.0, 0.0));
+        let allocating: Vec<bool> = k.iter().map(KasmSession::allocates).collect();
+        assert_eq!(allocating, [true, true, false, true, false]);
+        assert_eq!(k[4].server_id, "", "not placed yet");
+        assert_eq!(k[4].status, "requested");
     }
 
     #[test]
     fn unreadable_records_are_parse_errors_without_values() {
-        let bad_time = vec![json!({"agent_id": "a", "last_reported": "yesterday-ish token-xyz"})];
-        let e = parse_agents(&bad_time).unwrap_err();
-        assert!(matches!(&e, KasmError::Parse { call, .. } if call == "get_agents"), "{e}");
+        let bad_time = vec![json!({"server_id": "a", "server_type": "host", "last_reported": "yesterday token-xyz"})];
+        let e = parse_servers(&bad_time).unwrap_err();
+        assert!(matches!(&e, KasmError::Parse { call, .. } if call == "get_servers"), "{e}");
         assert!(!e.to_string().contains("token-xyz"), "{e}");
-        let no_id = vec![json!({"hostname": "h"})];
-        assert!(matches!(parse_agents(&no_id), Err(KasmError::Parse { .. })));
+        assert!(matches!(
+            parse_servers(&[json!({"hostname": "h", "server_type": "host"})]),
+            Err(KasmError::Parse { .. })
+        ));
+        let e = parse_servers(&[json!({"server_id": "s"})]).unwrap_err();
+        assert!(e.to_string().contains("server_type"), "{e}");
+        let e = parse_servers(&[json!({"server_id": "s", "server_type": "Agent"})]).unwrap_err();
+        assert!(e.to_string().contains("unknown server_type"), "{e}");
         let bad_type = vec![json!({"kasm_id": "k", "cores": {"secret": "s3cr3t-value"}})];
         let e = parse_sessions(&bad_type).unwrap_err();
         assert!(!e.to_string().contains("s3cr3t"), "{e}");
-        let bad_count = vec![json!({"server_id": "s", "max_simultaneous_sessions": "-1"})];
+        let bad_count = vec![json!({"server_id": "s", "server_type": "Desktop", "max_simultaneous_sessions": "-1"})];
         assert!(matches!(parse_servers(&bad_count), Err(KasmError::Parse { .. })));
     }
 
     #[test]
     fn request_bodies_match_the_fixtures() {
         let c = client(KasmAuthMode::Body);
-        for read in ["get_agents", "get_servers", "get_kasms"] {
+        for read in ["get_servers", "get_kasms"] {
             assert_eq!(c.authed(Map::new()), expected_request(read, None), "{read}");
         }
-        let agents = items("get_agents", "agents");
-        let body = update_payload("target_agent", &agents[1], "enabled", Value::Bool(true));
-        assert_eq!(c.authed(body), expected_request("update_agent", None));
-        let servers = items("get_servers", "servers");
-        let body = update_payload("target_server", &servers[1], "enabled", Value::Bool(true));
-        assert_eq!(c.authed(body), expected_request("update_server", None));
-        let body = update_payload("target_server", &servers[1], "connection_password", json!("pw-1234"));
-        assert_eq!(c.authed(body), expected_request("update_server_password", Some("pw-1234")));
+        let one = json!({ "target_server": { "server_id": SERVER } }).as_object().cloned().unwrap();
+        assert_eq!(c.authed(one), expected_request("get_servers_one", None));
+        let raw = &items("get_servers", "servers")[1];
+        let rec = &parse_servers(std::slice::from_ref(raw)).unwrap()[0];
+        let changes = json!({ "enabled": false }).as_object().cloned().unwrap();
+        assert_eq!(c.authed(update_payload(raw, rec, changes)), expected_request("update_server", None));
+        let changes = json!({ "connection_password": "pw-1234" }).as_object().cloned().unwrap();
         assert_eq!(
-            c.authed(delete_payload("9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f")),
-            expected_request("delete_server", None)
+            c.authed(update_payload(raw, rec, changes)),
+            expected_request("update_server_password", Some("pw-1234"))
         );
+        assert_eq!(c.authed(delete_payload(SERVER)), expected_request("delete_server", None));
         let n = NewServer {
-            server_id: "1f2e3d4c5b6a79880716253443526170".into(),
-            hostname: "10.0.2.37".into(),
+            kind: ServerKind::Server,
+            friendly_name: "kasm-01jd0000000000000000000000".into(),
+            hostname: "kasm-01jd0000000000000000000000".into(),
             zone_id: "5a6b7c8d9e0f11223344556677889900".into(),
-            pool_id: "4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e".into(),
-            connection_type: "RDP".into(),
+            server_pool_id: "4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e".into(),
+            connection_type: Some("RDP".into()),
             connection_port: Some(3389),
             connection_username: Some("Administrator".into()),
-            max_simultaneous_sessions: 1,
-            require_checkin: true,
+            connection_password: Some(SecretString::from("static-pw-5678")),
+            connection_private_key: None,
+            connection_passphrase: None,
+            use_user_private_key: false,
+            connection_info: json!({ "guac": { "settings": { "ignore-cert": "true" } } }).as_object().cloned(),
+            max_simultaneous_sessions: 2,
+            agent_installed: true,
             enabled: true,
         };
-        assert_eq!(c.authed(create_payload(&n)), expected_request("create_server", None));
+        assert_eq!(c.authed(create_payload(&n)), expected_request("create_server", Some("static-pw-5678")));
+        assert!(create_payload(&n)["target_server"].get("server_id").is_none(), "Kasm chooses the id");
+        let agent = NewServer { kind: ServerKind::Agent, connection_type: None, ..n };
+        assert_eq!(create_payload(&agent)["target_server"]["server_type"], "host");
     }
 
     #[test]
-    fn basic_mode_keeps_credentials_out_of_the_body() {
-        let c = client(KasmAuthMode::Basic);
-        let body = c.authed(delete_payload("x"));
-        assert!(body.get("api_key").is_none() && body.get("api_key_secret").is_none());
-        assert!(!body.to_string().contains(SECRET));
+    fn an_update_of_a_record_without_the_carried_fields_sends_only_the_change() {
+        let raw = json!({ "server_id": AGENT, "server_type": "host" });
+        let rec = &parse_servers(std::slice::from_ref(&raw)).unwrap()[0];
+        let body = update_payload(&raw, rec, json!({ "enabled": true }).as_object().cloned().unwrap());
+        assert_eq!(body["target_server"], json!({ "server_id": AGENT, "server_type": "host", "enabled": true }));
     }
 
     #[test]
-    fn error_answers_name_the_call() {
+    fn header_and_basic_modes_keep_credentials_out_of_the_body() {
+        for mode in [KasmAuthMode::Basic, KasmAuthMode::Header] {
+            let c = client(mode);
+            let body = c.authed(delete_payload("x"));
+            assert!(body.get("api_key").is_none() && body.get("api_key_secret").is_none());
+            assert!(!body.to_string().contains(SECRET));
+        }
+    }
+
+    #[test]
+    fn statuses_map_as_kasm_sets_them() {
         let r = Redactor::new();
-        let e = parse_answer(Call::GetAgents, &fixture("error")["response"].to_string(), &r).unwrap_err();
-        assert!(matches!(&e, KasmError::Auth { call, .. } if call == "get_agents"), "{e:?}");
-        let e = parse_answer(Call::DeleteServer, r#"{"error_message":"Server has active sessions"}"#, &r).unwrap_err();
+        let resp = |k: &str| fixture("error")["responses"][k].to_string();
+        let e = status_error(Call::GetServers, None, 403, &resp("403"));
         assert!(
-            matches!(&e, KasmError::Api { call, message } if call == "delete_server" && message.contains("active"))
+            matches!(&e, KasmError::Auth { call, message } if call == "get_servers" && message.contains("Access Denied"))
+        );
+        let e = status_error(Call::GetKasms, None, 403, &resp("403-licence"));
+        assert!(matches!(&e, KasmError::Auth { message, .. } if message.contains("not licensed")));
+        let e = status_error(Call::GetKasms, None, 401, &resp("401-expired"));
+        assert!(matches!(&e, KasmError::Auth { message, .. } if message.contains("expired")));
+        let e = status_error(Call::UpdateServer, Some(ServerKind::Agent), 401, &resp("401-action"));
+        assert!(
+            matches!(&e, KasmError::Permission { call, permission, .. } if call == "update_server" && permission == "Agents Modify"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("Agents Modify"), "{e}");
+        let e = status_error(Call::CreateServer, Some(ServerKind::Server), 401, &resp("401"));
+        assert!(matches!(&e, KasmError::Permission { permission, .. } if permission == "Servers Create"));
+        let e = status_error(Call::DeleteServer, Some(ServerKind::Agent), 401, &resp("401"));
+        assert!(matches!(&e, KasmError::Permission { permission, .. } if permission == "Servers Delete"));
+        let e = parse_answer(Call::UpdateServer, &resp("200"), &r).unwrap_err();
+        assert!(
+            matches!(&e, KasmError::Api { call, message } if call == "update_server" && message.contains("Does not Exist"))
         );
         assert!(parse_answer(Call::GetKasms, r#"{"error_message":null,"kasms":[]}"#, &r).is_ok());
         assert!(parse_answer(Call::GetKasms, r#"{"error_message":"","kasms":[]}"#, &r).is_ok());
         assert!(matches!(parse_answer(Call::GetKasms, "<html>", &r), Err(KasmError::Parse { .. })));
         assert!(matches!(parse_answer(Call::GetKasms, "[1]", &r), Err(KasmError::Parse { .. })));
-        let e = status_error(Call::GetServers, 403, r#"{"error_message":"Forbidden"}"#);
-        assert!(
-            matches!(&e, KasmError::Auth { call, message } if call == "get_servers" && message.contains("Forbidden"))
-        );
-        let e = status_error(Call::GetServers, 502, "");
+        let e = status_error(Call::GetServers, None, 502, "");
         assert!(matches!(&e, KasmError::Api { message, .. } if message == "HTTP 502"));
     }
 
     #[test]
     fn ids_match_without_dashes_or_case() {
-        let recs = vec![json!({"server_id": "9C8B7A6F5E4D3C2B1A0F9E8D7C6B5A4F"})];
-        assert!(find_record(&recs, "9c8b7a6f-5e4d-3c2b-1a0f-9e8d7c6b5a4f", &["server_id"]).is_some());
-        assert!(find_record(&recs, "9c8b7a6f", &["server_id"]).is_none());
+        assert!(same_id("9C8B7A6F5E4D3C2B1A0F9E8D7C6B5A4F", "9c8b7a6f-5e4d-3c2b-1a0f-9e8d7c6b5a4f"));
+        assert!(!same_id("9c8b7a6f", "9c8b7a6f-5e4d-3c2b-1a0f-9e8d7c6b5a4f"));
+        assert_eq!(norm_id("AB-cd"), "abcd");
     }
 
     #[test]

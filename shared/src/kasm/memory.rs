@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{KasmApi, KasmError, KasmServer, KasmSession, NewServer, ServerKind};
+use super::{EnsuredServer, KasmApi, KasmError, KasmServer, KasmSession, NewServer, norm_id};
 use crate::model::Resources;
 
 #[derive(Debug, Default)]
@@ -14,6 +14,8 @@ struct State {
     sessions: BTreeMap<String, KasmSession>,
     passwords: BTreeMap<String, String>,
     fail: Option<KasmError>,
+    /// Records created through `ensure_server` so far (their ids are generated from it).
+    created: u64,
 }
 
 /// An in-memory Kasm manager.
@@ -34,12 +36,12 @@ impl MemoryKasm {
 
     /// Adds or replaces a record (a VM checking in, or an operator's static agent).
     pub fn upsert_server(&self, s: KasmServer) {
-        self.lock().servers.insert(s.server_id.clone(), s);
+        self.lock().servers.insert(norm_id(&s.server_id), s);
     }
 
     /// A record by id.
     pub fn server(&self, id: &str) -> Option<KasmServer> {
-        self.lock().servers.get(id).cloned()
+        self.lock().servers.get(&norm_id(id)).cloned()
     }
 
     /// Every record.
@@ -50,7 +52,7 @@ impl MemoryKasm {
     /// Starts a session on a server, allocating its resources. Fails if the server is missing.
     pub fn start_session(&self, kasm_id: &str, server_id: &str, r: Resources) -> bool {
         let mut st = self.lock();
-        let Some(s) = st.servers.get_mut(server_id) else { return false };
+        let Some(s) = st.servers.get_mut(&norm_id(server_id)) else { return false };
         s.allocated += r;
         st.sessions.insert(
             kasm_id.to_string(),
@@ -68,7 +70,7 @@ impl MemoryKasm {
     pub fn end_session(&self, kasm_id: &str) {
         let mut st = self.lock();
         if let Some(sess) = st.sessions.remove(kasm_id)
-            && let Some(s) = st.servers.get_mut(&sess.server_id)
+            && let Some(s) = st.servers.get_mut(&norm_id(&sess.server_id))
         {
             s.allocated = s.allocated - sess.resources;
         }
@@ -86,12 +88,12 @@ impl MemoryKasm {
 
     /// Whether a password was handed to `server_id` (the value is never exposed).
     pub fn has_password(&self, server_id: &str) -> bool {
-        self.lock().passwords.contains_key(server_id)
+        self.lock().passwords.contains_key(&norm_id(server_id))
     }
 
     /// Whether the password handed to `server_id` is `candidate` (tests compare without exposing it).
     pub fn password_is(&self, server_id: &str, candidate: &str) -> bool {
-        self.lock().passwords.get(server_id).is_some_and(|p| p == candidate)
+        self.lock().passwords.get(&norm_id(server_id)).is_some_and(|p| p == candidate)
     }
 
     fn check(&self) -> Result<(), KasmError> {
@@ -117,7 +119,7 @@ impl KasmApi for MemoryKasm {
     async fn set_enabled(&self, server_id: &str, enabled: bool) -> Result<(), KasmError> {
         self.check()?;
         let mut st = self.lock();
-        match st.servers.get_mut(server_id) {
+        match st.servers.get_mut(&norm_id(server_id)) {
             Some(s) => {
                 s.enabled = enabled;
                 Ok(())
@@ -129,40 +131,76 @@ impl KasmApi for MemoryKasm {
     async fn delete_server(&self, server_id: &str) -> Result<(), KasmError> {
         self.check()?;
         let mut st = self.lock();
-        st.servers.remove(server_id);
-        st.sessions.retain(|_, s| s.server_id != server_id);
+        let id = norm_id(server_id);
+        st.servers.remove(&id);
+        st.sessions.retain(|_, s| norm_id(&s.server_id) != id);
         Ok(())
     }
 
-    async fn create_server(&self, n: &NewServer) -> Result<(), KasmError> {
+    async fn find_by_name(&self, friendly_name: &str) -> Result<Option<KasmServer>, KasmError> {
         self.check()?;
+        let st = self.lock();
+        let mut found: Vec<&KasmServer> =
+            st.servers.values().filter(|s| s.friendly_name.as_deref() == Some(friendly_name)).collect();
+        match found.len() {
+            0 | 1 => Ok(found.pop().cloned()),
+            n => Err(KasmError::Api {
+                call: "get_servers".into(),
+                message: format!("{n} records are named {friendly_name:?}"),
+            }),
+        }
+    }
+
+    async fn ensure_server(&self, n: &NewServer) -> Result<EnsuredServer, KasmError> {
+        if let Some(s) = self.find_by_name(&n.friendly_name).await? {
+            return Ok(EnsuredServer { server_id: s.server_id, created: false, registration_jwt: None });
+        }
+        let mut st = self.lock();
+        st.created += 1;
+        // Deterministic ids (the simulator's output must not depend on chance), 32 hex digits like Kasm's.
+        let server_id = format!("{:032x}", 0x5e00_0000_u64 + st.created);
         let s = KasmServer {
-            server_id: n.server_id.clone(),
-            kind: ServerKind::Server,
+            server_id: server_id.clone(),
+            kind: n.kind,
             hostname: Some(n.hostname.clone()),
-            ip: None,
+            friendly_name: Some(n.friendly_name.clone()),
+            public_ip: None,
             zone_id: n.zone_id.clone(),
-            pool_id: Some(n.pool_id.clone()),
+            server_pool_id: Some(n.server_pool_id.clone()),
+            autoscale_config_id: None,
             enabled: n.enabled,
-            status: "starting".into(),
-            last_checkin: None,
+            operational_status: if n.agent_installed { "starting" } else { "running" }.into(),
+            last_reported: None,
             reported: Resources::default(),
             overridden: Resources::default(),
             allocated: Resources::default(),
             max_sessions: Some(n.max_simultaneous_sessions),
+            agent_installed: n.agent_installed,
         };
-        self.lock().servers.entry(n.server_id.clone()).or_insert(s);
-        Ok(())
+        st.servers.insert(server_id.clone(), s);
+        Ok(EnsuredServer { server_id, created: true, registration_jwt: None })
+    }
+
+    async fn set_hostname(&self, server_id: &str, hostname: &str) -> Result<(), KasmError> {
+        self.check()?;
+        match self.lock().servers.get_mut(&norm_id(server_id)) {
+            Some(s) => {
+                s.hostname = Some(hostname.to_string());
+                Ok(())
+            }
+            None => Err(KasmError::NotFound { call: "update_server".into(), id: server_id.to_string() }),
+        }
     }
 
     async fn set_connection_password(&self, server_id: &str, password: &SecretString) -> Result<(), KasmError> {
         use secrecy::ExposeSecret;
         self.check()?;
         let mut st = self.lock();
-        if !st.servers.contains_key(server_id) {
+        let id = norm_id(server_id);
+        if !st.servers.contains_key(&id) {
             return Err(KasmError::NotFound { call: "update_server".into(), id: server_id.to_string() });
         }
-        st.passwords.insert(server_id.to_string(), password.expose_secret().to_string());
+        st.passwords.insert(id, password.expose_secret().to_string());
         Ok(())
     }
 }

@@ -1,10 +1,15 @@
-//! The Kasm manager, as a port: what the engine reads (servers/agents, sessions) and what the app
-//! does (enable, disable, delete records, create server records, set passwords).
+//! The Kasm manager, as a port: what the engine reads (Docker Agent and server records, sessions)
+//! and what the app does (enable, disable, delete records, create server records, set passwords).
 //!
 //! The HTTP client against Kasm's API lives in this module too (every endpoint path and shape in one
 //! place: [`client`]); [`memory::MemoryKasm`] is the in-memory cluster used by tests and the simulator.
+//!
+//! The records here carry Kasm's own field names (`server_pool_id`, `operational_status`,
+//! `last_reported`, `public_ip`: the `servers` table of Kasm's database and its `admin/get_servers`
+//! answer), so what an operator reads in Kasm's admin UI and in our decision log is the same thing.
 
 pub mod client;
+mod lenient;
 pub mod memory;
 
 pub use client::{KasmClient, KasmClientOptions};
@@ -16,94 +21,183 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Resources;
 
-/// Whether a Kasm record is a Docker Agent or a Server-pool server.
+/// Whether a Kasm record is a Docker Agent or a Server-pool server (Kasm's `server_type`: `host` or
+/// `Desktop`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServerKind {
-    /// A Docker Agent (many container sessions).
+    /// A Docker Agent (`server_type: "host"`; many container sessions).
     Agent,
-    /// A server-pool server (RDP / VNC / SSH / KasmVNC sessions).
+    /// A server-pool server (`server_type: "Desktop"`; RDP / VNC / SSH / KasmVNC sessions).
     Server,
 }
 
-/// One agent or server record as Kasm reports it.
+impl ServerKind {
+    /// Kasm's `server_type` value for this kind.
+    pub fn server_type(self) -> &'static str {
+        match self {
+            ServerKind::Agent => "host",
+            ServerKind::Server => "Desktop",
+        }
+    }
+}
+
+/// Kasm's server `operational_status` values that mean the record is on its way out
+/// (`admin/delete_server` marks `delete_pending`; Kasm then moves it through `destroying`).
+pub const GOING_STATUSES: [&str; 2] = ["delete_pending", "destroying"];
+
+/// Kasm's session `operational_status` values that hold an agent's cores and memory (Kasm's
+/// `core_calculations` / `memory_calculations` count only these).
+pub const ALLOCATING_SESSION_STATUSES: [&str; 2] = ["running", "starting"];
+
+/// Ids compare without dashes and case: Kasm lists UUIDs as 32 hex digits, an operator or an older
+/// claim may spell the same UUID with dashes.
+pub fn norm_id(id: &str) -> String {
+    id.chars().filter(|c| *c != '-').flat_map(char::to_lowercase).collect()
+}
+
+/// Whether two Kasm ids name the same record (see [`norm_id`]).
+pub fn same_id(a: &str, b: &str) -> bool {
+    a.len().abs_diff(b.len()) <= 4 && norm_id(a) == norm_id(b)
+}
+
+/// One Docker Agent or server record as Kasm reports it (`admin/get_servers`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KasmServer {
-    /// Kasm's id of the record (for VMs we create: the `{server_id}` we put in the script).
+    /// Kasm's id of the record (32 hex digits as Kasm lists it).
     pub server_id: String,
-    /// Agent or server.
+    /// Agent or server (`server_type`).
     pub kind: ServerKind,
     /// Hostname as registered.
     pub hostname: Option<String>,
-    /// IP address as registered.
-    pub ip: Option<String>,
+    /// The name shown in Kasm's admin UI; for records we create, the claim's VM name.
+    pub friendly_name: Option<String>,
+    /// Public IP the agent reported.
+    pub public_ip: Option<String>,
     /// Deployment zone.
     pub zone_id: String,
-    /// Pool.
-    pub pool_id: Option<String>,
-    /// Enabled in Kasm (disabled agents take no new sessions).
+    /// Pool (`server_pool_id`); `None` when the record is in no pool.
+    pub server_pool_id: Option<String>,
+    /// The Kasm autoscale config that created the record (Kasm's own autoscaler), if any.
+    pub autoscale_config_id: Option<String>,
+    /// Enabled in Kasm (disabled records take no new sessions).
     pub enabled: bool,
-    /// Kasm's status text (e.g. `running`, `missing`).
-    pub status: String,
-    /// Last check-in; `None` = never checked in.
-    pub last_checkin: Option<DateTime<Utc>>,
+    /// Kasm's `operational_status` (running, starting, missing, dead, delete_pending, destroying).
+    pub operational_status: String,
+    /// Last report from the agent / server; `None` = never reported.
+    pub last_reported: Option<DateTime<Utc>>,
     /// What the agent reports (cores, memory MB, GPUs).
     pub reported: Resources,
-    /// Per-agent overrides set in Kasm (0 = none).
+    /// Per-record overrides set in Kasm (0 = none).
     pub overridden: Resources,
-    /// Resources allocated to sessions.
+    /// Resources held by sessions in `running` / `starting` (Kasm's own rule).
     pub allocated: Resources,
     /// Server pools: sessions this server takes at once (None = the autoscale config's value).
     pub max_sessions: Option<u32>,
+    /// Kasm's `agent_installed` (server pools: the Kasm Desktop Service checks in).
+    pub agent_installed: bool,
 }
 
-/// One live session.
+impl KasmServer {
+    /// Whether Kasm is deleting the record (`delete_pending`, `destroying`): it has no capacity, is
+    /// not missing, and is never deleted again.
+    pub fn is_going(&self) -> bool {
+        GOING_STATUSES.iter().any(|s| self.operational_status.eq_ignore_ascii_case(s))
+    }
+}
+
+/// One session (`public/get_kasms`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KasmSession {
     /// Kasm's id of the session.
     pub kasm_id: String,
-    /// The agent/server it runs on.
+    /// The agent/server it runs on (empty while not placed).
     pub server_id: String,
-    /// Resources it holds.
+    /// Resources it holds when it allocates (see [`KasmSession::allocates`]).
     pub resources: Resources,
-    /// Kasm's operational status (e.g. `running`).
+    /// Kasm's `operational_status` (e.g. `running`, `starting`, `requested`).
     pub status: String,
 }
 
-/// A server record to create for a server-pool VM (Kasm makes it before the VM exists).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl KasmSession {
+    /// Whether the session holds its agent's cores/memory/GPUs (`running` or `starting`).
+    pub fn allocates(&self) -> bool {
+        ALLOCATING_SESSION_STATUSES.iter().any(|s| self.status.eq_ignore_ascii_case(s))
+    }
+}
+
+/// A record to create before its VM exists (server pools always; Docker Agents when
+/// `settings.kasm.agent_registration` is `precreate`). Kasm chooses the id; the record is found
+/// again by its `friendly_name`, which is the claim's VM name and so unique to the claim.
+#[derive(Debug, Clone)]
 pub struct NewServer {
-    /// The id to create it with (the claim's `kasm_server_id`).
-    pub server_id: String,
-    /// Hostname or IP the connection goes to.
+    /// Agent (`host`) or server (`Desktop`).
+    pub kind: ServerKind,
+    /// The claim's VM name: how the record is found again (idempotency) and shown in Kasm.
+    pub friendly_name: String,
+    /// Hostname or IP the connection goes to (the VM name until the VM has an address).
     pub hostname: String,
     /// Zone.
     pub zone_id: String,
     /// Pool.
-    pub pool_id: String,
-    /// Connection type (KasmVNC, RDP, VNC, SSH).
-    pub connection_type: String,
+    pub server_pool_id: String,
+    /// Connection type (KasmVNC, RDP, VNC, SSH); server pools only.
+    pub connection_type: Option<String>,
     /// Port.
     pub connection_port: Option<u16>,
-    /// Username.
+    /// Username (static credentials, or an SSO template such as `{sso_username}`).
     pub connection_username: Option<String>,
+    /// Static password (resolved secret); sent once, never logged.
+    pub connection_password: Option<SecretString>,
+    /// Static SSH private key (resolved secret).
+    pub connection_private_key: Option<SecretString>,
+    /// Passphrase of the key (resolved secret).
+    pub connection_passphrase: Option<SecretString>,
+    /// Use the user's own SSH key.
+    pub use_user_private_key: bool,
+    /// Kasm's `connection_info` JSON (RDP/VNC/SSH options), as the config gives it.
+    pub connection_info: Option<serde_json::Map<String, serde_json::Value>>,
     /// Sessions at once.
     pub max_simultaneous_sessions: u32,
-    /// Wait for a check-in before use.
-    pub require_checkin: bool,
+    /// Kasm's `agent_installed` (true → the record starts `starting` and waits for the Kasm Desktop
+    /// Service to check in: Kasm's Require Checkin).
+    pub agent_installed: bool,
     /// Enabled on creation.
     pub enabled: bool,
+}
+
+/// A record that exists in Kasm for a claim.
+#[derive(Debug, Clone)]
+pub struct EnsuredServer {
+    /// Kasm's id of the record.
+    pub server_id: String,
+    /// Whether this call created it (false: it existed already).
+    pub created: bool,
+    /// The record's registration token (Kasm's `registration_jwt` of a one-record `get_servers`),
+    /// rendered as `{checkin_jwt}`; a secret.
+    pub registration_jwt: Option<SecretString>,
 }
 
 /// What went wrong talking to Kasm. Messages name the call, never a secret.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum KasmError {
-    /// The API key was refused (401/403).
+    /// The API key was refused (403 "Access Denied", an expired key, or an unlicensed Developer API).
     #[error("Kasm refused the API key on {call}: {message}")]
     Auth {
         /// The API call.
         call: String,
+        /// Kasm's message.
+        message: String,
+    },
+    /// The key is valid but lacks a permission the call needs (401 "Unauthorized" /
+    /// "Unauthorized Action", or a read-only key on a write).
+    #[error("the Kasm API key lacks a permission for {call}: give it {permission} ({message})")]
+    Permission {
+        /// The API call.
+        call: String,
+        /// The permission(s) Kasm checks for this call, as its admin UI names them.
+        permission: String,
         /// Kasm's message.
         message: String,
     },
@@ -150,16 +244,25 @@ pub enum KasmError {
 /// The Kasm manager's API, as the app uses it.
 #[async_trait]
 pub trait KasmApi: Send + Sync + std::fmt::Debug {
-    /// Every agent and server record, in every zone and pool.
+    /// Every Docker Agent and server record, in every zone and pool, with `allocated` summed from the
+    /// sessions that hold resources (`running` / `starting`).
     async fn list_servers(&self) -> Result<Vec<KasmServer>, KasmError>;
-    /// Every live session.
+    /// Every session, in every status.
     async fn list_sessions(&self) -> Result<Vec<KasmSession>, KasmError>;
     /// Enables or disables a record (disabled = takes no new sessions: how a VM is drained).
+    /// A missing record is [`KasmError::NotFound`].
     async fn set_enabled(&self, server_id: &str, enabled: bool) -> Result<(), KasmError>;
-    /// Deletes a record. Deleting a missing record succeeds.
+    /// Deletes a record without force: Kasm refuses while it has sessions. Deleting a missing record,
+    /// or one Kasm is already deleting (`delete_pending`, `destroying`), succeeds without a call.
     async fn delete_server(&self, server_id: &str) -> Result<(), KasmError>;
-    /// Creates a server-pool server record.
-    async fn create_server(&self, server: &NewServer) -> Result<(), KasmError>;
+    /// The record called `friendly_name` (our claims' VM names), if exactly one exists; several are
+    /// an error (never a guess).
+    async fn find_by_name(&self, friendly_name: &str) -> Result<Option<KasmServer>, KasmError>;
+    /// Creates the record unless one called `new.friendly_name` exists, and returns its id and
+    /// registration token. Safe to repeat: a retry after a lost answer finds the first record.
+    async fn ensure_server(&self, new: &NewServer) -> Result<EnsuredServer, KasmError>;
+    /// Points a record at the address its VM got (`hostname`).
+    async fn set_hostname(&self, server_id: &str, hostname: &str) -> Result<(), KasmError>;
     /// Sets a server record's connection password (the Windows password fetcher's hand-off).
     async fn set_connection_password(&self, server_id: &str, password: &SecretString) -> Result<(), KasmError>;
 }

@@ -18,7 +18,11 @@ pub async fn build(
             Ok(Arc::new(super::aws::AwsBuilder::new(c.clone()).build_with(secrets, settings).await?))
         }
         VmProviderConfig::Proxmox(c) => {
-            Ok(Arc::new(super::proxmox::ProxmoxBuilder::new(c.clone()).resolve_token(secrets).await?.build()?))
+            let mut b = super::proxmox::ProxmoxBuilder::new(c.clone());
+            if let Some(url) = &c.endpoint_url {
+                b = b.endpoint(url);
+            }
+            Ok(Arc::new(b.resolve_token(secrets).await?.build()?))
         }
         VmProviderConfig::Azure(_)
         | VmProviderConfig::DigitalOcean(_)

@@ -369,33 +369,36 @@ fn check_in(
     let Some(a) = configs.autoscale(&inst.autoscale_config) else { return };
     match kasm.server(&inst.kasm_server_id) {
         Some(mut s) => {
-            s.last_checkin = Some(now);
-            if s.kind == ServerKind::Server && s.status != "running" {
-                s.status = "running".into();
+            s.last_reported = Some(now);
+            if s.kind == ServerKind::Server && s.operational_status != "running" {
+                s.operational_status = "running".into();
             }
             kasm.upsert_server(s);
         }
         None if a.autoscale_type == AutoscaleType::DockerAgent => kasm.upsert_server(KasmServer {
             server_id: inst.kasm_server_id.clone(),
             kind: ServerKind::Agent,
-            hostname: Some(vm.name.clone()),
-            ip: vm.private_ip.clone(),
+            hostname: vm.private_ip.clone().or_else(|| Some(vm.name.clone())),
+            friendly_name: None,
+            public_ip: vm.public_ip.clone(),
             zone_id: a.zone_id.clone(),
-            pool_id: Some(a.server_pool_id.clone()),
+            server_pool_id: Some(a.server_pool_id.clone()),
+            autoscale_config_id: None,
             enabled: false,
-            status: "running".into(),
-            last_checkin: Some(now),
+            operational_status: "running".into(),
+            last_reported: Some(now),
             reported: vm_size(configs, &inst.autoscale_config),
             overridden: Resources::default(),
             allocated: Resources::default(),
             max_sessions: None,
+            agent_installed: false,
         }),
         None => {}
     }
 }
 
 fn usable(s: &KasmServer) -> bool {
-    s.enabled && s.last_checkin.is_some()
+    s.enabled && s.last_reported.is_some()
 }
 
 fn capacity_of(s: &KasmServer) -> Resources {
@@ -413,7 +416,7 @@ fn place(kasm: &MemoryKasm, configs: &ConfigSet, w: &Waiting) -> Option<String> 
     let mut servers: Vec<KasmServer> = kasm
         .servers()
         .into_iter()
-        .filter(|s| usable(s) && s.zone_id == a.zone_id && s.pool_id.as_deref() == Some(&a.server_pool_id))
+        .filter(|s| usable(s) && s.zone_id == a.zone_id && s.server_pool_id.as_deref() == Some(&a.server_pool_id))
         .collect();
     servers.sort_by(|x, y| x.server_id.cmp(&y.server_id));
     servers.into_iter().find_map(|s| {
@@ -445,7 +448,7 @@ fn demand_capacity(kasm: &MemoryKasm, configs: &ConfigSet, waiting: &VecDeque<Wa
     let mut demand = 0.0;
     let mut capacity = 0.0;
     for s in &servers {
-        match kind_of(s.pool_id.as_deref(), &s.zone_id) {
+        match kind_of(s.server_pool_id.as_deref(), &s.zone_id) {
             Some(AutoscaleType::Server) => {
                 demand += kasm.sessions().iter().filter(|k| k.server_id == s.server_id).count() as f64;
                 if usable(s) {

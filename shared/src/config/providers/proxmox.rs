@@ -64,6 +64,10 @@ pub struct ProxmoxConfig {
     /// Kasm Agent (a template).
     #[serde(default)]
     pub startup_script: String,
+    /// Our extension (not a Kasm field): the API's base URL instead of `https://{host}`, e.g. a
+    /// TLS-terminating proxy, or a test server (`http://127.0.0.1:8006`). `/api2/json` is appended.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
 }
 
 impl ProviderConfigCommon for ProxmoxConfig {

@@ -175,6 +175,7 @@ mod tests {
             installed_os_type: OsFamily::Linux,
             startup_script_path: "/tmp".into(),
             startup_script: String::new(),
+            endpoint_url: None,
         }
     }
 
