@@ -1,4 +1,5 @@
-//! Schedules: when an autoscale config is active. No schedule = always active.
+//! Schedules: when an autoscale config is active. No schedule = always active. The rule is Kasm's
+//! (`Schedule.is_active`); the engine's module docs ("Schedules") state it.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,11 @@ impl Weekday {
     /// The day with ISO number `n` (1 = Monday .. 7 = Sunday).
     pub fn from_iso(n: u32) -> Option<Weekday> {
         n.checked_sub(1).and_then(|i| DAYS.get(i as usize)).copied()
+    }
+
+    /// The ISO number of the day (1 = Monday .. 7 = Sunday), as Kasm stores `days_of_the_week`.
+    pub fn iso(self) -> u32 {
+        self as u32 + 1
     }
 }
 
@@ -117,19 +123,22 @@ impl Weekday {
     }
 }
 
-/// A schedule attached to an autoscale config: active on `days_of_the_week` between
-/// `active_start_time` and `active_end_time` (HH:MM, local to `timezone`). An end before the start
-/// spans midnight.
+/// A schedule attached to an autoscale config, with Kasm's fields and Kasm's meaning: on the listed
+/// days, active from `active_start_time` to `active_end_time` inclusive, read on the wall clock of
+/// `timezone` in whole minutes. An end before the start spans midnight (continuing into the next
+/// morning only when that day is not itself listed); an end equal to the start means "until midnight".
+/// The full rule is in the engine's module docs ("Schedules").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     /// The autoscale config (by `autoscale_config_name`) this schedule belongs to.
     pub autoscale_config: String,
-    /// Days on which the window starts.
+    /// Days on which the window starts: names or Kasm's ISO numbers (1 = Monday .. 7 = Sunday).
     pub days_of_the_week: Vec<Weekday>,
-    /// Start of the window, `HH:MM` (24 h).
+    /// Start of the window, `HH:MM` or `HH:MM:SS` (24 h; seconds are ignored, as Kasm ignores them).
     pub active_start_time: String,
-    /// End of the window, `HH:MM` (24 h); `24:00` or an end before the start spans to the next day.
+    /// End of the window, `HH:MM` or `HH:MM:SS`, inclusive to the minute. `24:00` (our addition;
+    /// Kasm stores a time of day, which cannot be 24:00) means 23:59, the end of the day.
     pub active_end_time: String,
     /// IANA timezone name, e.g. `Europe/Berlin`. Default UTC.
     #[serde(default = "utc")]
@@ -141,6 +150,44 @@ pub struct Schedule {
 
 fn utc() -> String {
     "UTC".to_string()
+}
+
+/// The last minute of a day, 23:59, which `24:00` stands for as an end.
+const LAST_MINUTE: u32 = 23 * 60 + 59;
+
+impl Schedule {
+    /// `active_start_time` as minutes after local midnight (0 ..= 1439), seconds dropped; `None` if
+    /// it is not a time of day `HH:MM` or `HH:MM:SS`.
+    pub fn start_minute(&self) -> Option<u32> {
+        parse_time_of_day(&self.active_start_time, false)
+    }
+
+    /// `active_end_time` as minutes after local midnight (0 ..= 1439), seconds dropped, `24:00`
+    /// read as 23:59; `None` if it is not `HH:MM` or `HH:MM:SS` (or `24:00`/`24:00:00`).
+    pub fn end_minute(&self) -> Option<u32> {
+        parse_time_of_day(&self.active_end_time, true)
+    }
+}
+
+/// Parses `HH:MM` or `HH:MM:SS` (two digits each, 24 h) to the minute of the day, dropping the
+/// seconds as Kasm does. With `is_end`, `24:00` (and `24:00:00`) is the last minute, 23:59: an
+/// operator writing "until 24:00" means the end of the day, and Kasm's end minute is inclusive.
+fn parse_time_of_day(s: &str, is_end: bool) -> Option<u32> {
+    let two_digits = |p: &str, max: u32| -> Option<u32> {
+        let ok = p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit());
+        ok.then(|| p.parse().ok()).flatten().filter(|v| *v <= max)
+    };
+    let parts: Vec<&str> = s.split(':').collect();
+    let (h, m, sec) = match parts[..] {
+        [h, m] => (two_digits(h, 24)?, two_digits(m, 59)?, 0),
+        [h, m, sec] => (two_digits(h, 24)?, two_digits(m, 59)?, two_digits(sec, 59)?),
+        _ => return None,
+    };
+    match h {
+        24 if is_end && m == 0 && sec == 0 => Some(LAST_MINUTE),
+        24 => None,
+        _ => Some(h * 60 + m),
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +215,53 @@ mod tests {
         for bad in ["[0]", "[8]", "[-1]", "[funday]", "[mo]", "[1.5]", "[true]"] {
             let err = days(bad).unwrap_err();
             assert!(err.contains("1..=7") || err.contains("invalid type"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn iso_numbers_round_trip() {
+        for n in 1..=7 {
+            assert_eq!(Weekday::from_iso(n).unwrap().iso(), n);
+        }
+        assert_eq!(Weekday::Monday.iso(), 1);
+        assert_eq!(Weekday::Sunday.iso(), 7);
+        assert_eq!(Weekday::from_iso(0), None);
+        assert_eq!(Weekday::from_iso(8), None);
+    }
+
+    #[test]
+    fn times_are_minutes_of_the_day_seconds_dropped() {
+        let s = |start: &str, end: &str| {
+            let s = Schedule {
+                autoscale_config: "a".into(),
+                days_of_the_week: vec![Weekday::Monday],
+                active_start_time: start.into(),
+                active_end_time: end.into(),
+                timezone: utc(),
+                minimum_instances: 0,
+            };
+            (s.start_minute(), s.end_minute())
+        };
+        assert_eq!(s("00:00", "23:59"), (Some(0), Some(1439)));
+        assert_eq!(s("08:30:45", "17:00:59"), (Some(510), Some(1020)));
+        // 24:00 is an end only, meaning the last minute of the day.
+        assert_eq!(s("24:00", "24:00"), (None, Some(1439)));
+        assert_eq!(s("24:00:00", "24:00:00"), (None, Some(1439)));
+        for bad in [
+            "24:00:01",
+            "24:01",
+            "8:00",
+            "08:60",
+            "08:00:60",
+            "",
+            "08",
+            "08:00:00:00",
+            " 08:00",
+            "+8:00",
+            "08:0",
+            "٠٨:00",
+        ] {
+            assert_eq!(s(bad, bad), (None, None), "{bad:?}");
         }
     }
 

@@ -760,17 +760,6 @@ fn check_autoscale(c: &AutoscaleConfig) -> Found {
     f
 }
 
-/// Parses `HH:MM`; `allow_24` admits `24:00` (an end at midnight).
-fn parse_hhmm(s: &str, allow_24: bool) -> Option<u32> {
-    let (h, m) = s.split_once(':')?;
-    if h.len() != 2 || m.len() != 2 {
-        return None;
-    }
-    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-    let ok = (h < 24 && m < 60) || (allow_24 && h == 24 && m == 0);
-    ok.then_some(h * 60 + m)
-}
-
 fn check_schedule(s: &Schedule) -> Found {
     let mut f = Found::new();
     need(&mut f, !s.days_of_the_week.is_empty(), "days_of_the_week", "must list at least one day");
@@ -780,18 +769,14 @@ fn check_schedule(s: &Schedule) -> Found {
             f.push(("days_of_the_week".into(), format!("{} is listed twice", serde_name(d))));
         }
     }
-    let start = parse_hhmm(&s.active_start_time, false);
-    let end = parse_hhmm(&s.active_end_time, true);
-    need(&mut f, start.is_some(), "active_start_time", "must be a time HH:MM (00:00 to 23:59)");
-    need(&mut f, end.is_some(), "active_end_time", "must be a time HH:MM (00:00 to 24:00)");
-    if let (Some(a), Some(b)) = (start, end) {
-        need(
-            &mut f,
-            a != b,
-            "active_end_time",
-            "equals active_start_time, so the window is empty (use 00:00 to 24:00 for a whole day)",
-        );
-    }
+    // start = end is valid: Kasm reads it as "from the start until midnight" (engine docs, "Schedules").
+    need(&mut f, s.start_minute().is_some(), "active_start_time", "must be a time HH:MM or HH:MM:SS (00:00 to 23:59)");
+    need(
+        &mut f,
+        s.end_minute().is_some(),
+        "active_end_time",
+        "must be a time HH:MM or HH:MM:SS (00:00 to 23:59, or 24:00 for the end of the day)",
+    );
     if crate::engine::schedule::time_zone(&s.timezone).is_none() {
         let names = crate::engine::schedule::time_zone_names();
         let hint = did_you_mean(&s.timezone, names.iter().map(String::as_str));

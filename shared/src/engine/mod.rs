@@ -62,11 +62,29 @@
 //! below the floor; the clock is then reset.
 //!
 //! # Schedules
-//! A config is active if it has no schedules or any schedule window contains now, in the schedule's
-//! IANA timezone. A window belongs to its start day; an end ≤ start ends on the next day (end = start
-//! is 24 h); `24:00` is allowed as an end. In a DST gap a time moves to the first valid minute after
-//! it; in a DST fold a start takes the earlier instant and an end the later one. A schedule that does
-//! not parse is treated as active (fail open: never strand users) without a floor, and says so.
+//! Kasm's rule (`Schedule.is_active` in Kasm 1.15's `data/model.py`), matched minute for minute in
+//! `schedule::is_active`. A config is active if it has no schedules or any of its schedules is
+//! active. A schedule is read on the wall clock of its IANA zone at now, in whole minutes (the
+//! seconds of now and of `active_start_time`/`active_end_time` are dropped); `days_of_the_week` are
+//! ISO weekdays, 1 = Monday .. 7 = Sunday:
+//! - today listed: start < end → active iff start ≤ now ≤ end (the end minute is inclusive);
+//!   start ≥ end → active iff now ≥ start, to midnight (so start = end means "from the start until
+//!   midnight", not 24 hours);
+//! - today not listed, yesterday listed and start > end → active iff now ≤ end: yesterday's window
+//!   past midnight. It continues into the next morning only when that day is not itself listed
+//!   (Mon–Fri 22:00–06:00 is active Mon–Fri 22:00–24:00 and Saturday 00:00–06:00);
+//! - "yesterday" is today's ISO number − 1, as in Kasm: on a Monday that is 0, which no schedule
+//!   lists, so a Sunday window crossing midnight stops at midnight. A Kasm quirk matched knowingly;
+//!   a second schedule (Monday 00:00 to the end) adds the morning.
+//!
+//! `24:00` (ours, accepted before this rule; Kasm stores a time of day, which cannot be 24:00) is an
+//! end only and means 23:59, the last minute. DST: now becomes wall time as Python's `astimezone`
+//! makes it (one wall time per instant). Skipped wall times never occur: a start in the gap opens
+//! the window at the first minute after it, an end in the gap closes it when the clock jumps.
+//! Repeated wall times occur twice: a window ending in the repeated hour reopens when the clock falls
+//! back, one starting in it closes when the clock falls back and reopens at its start. A schedule
+//! that does not parse is treated as active (fail open: never strand users) without a floor, and
+//! says so. The floor (`minimum_instances`, ours) is the largest among the active schedules.
 //! Inactive: no creates, no undrains; every idle owned VM is drained at once (no backoff); VMs with
 //! sessions are kept.
 //!

@@ -399,17 +399,22 @@ fn schedule_times_and_timezones() {
     };
     assert!(sched("22:00", "06:00", "Asia/Tokyo").is_empty(), "a window may span midnight");
     assert!(sched("00:00", "24:00", "UTC").is_empty());
-    assert_eq!(
-        sched("24:00", "7:00", "UTC"),
-        [
-            "f.yaml: schedules[0].active_start_time: must be a time HH:MM (00:00 to 23:59)",
-            "f.yaml: schedules[0].active_end_time: must be a time HH:MM (00:00 to 24:00)",
-        ]
-    );
+    // Kasm's times carry seconds (ignored); start = end is Kasm's "from the start until midnight".
+    assert!(sched("08:00:00", "17:59:59", "UTC").is_empty());
+    assert!(sched("09:00", "09:00", "UTC").is_empty());
+    assert!(sched("00:00:00", "24:00:00", "UTC").is_empty());
+    const START: &str = "f.yaml: schedules[0].active_start_time: must be a time HH:MM or HH:MM:SS (00:00 to 23:59)";
+    const END: &str = "f.yaml: schedules[0].active_end_time: must be a time HH:MM or HH:MM:SS (00:00 to 23:59, or 24:00 for the end of the day)";
+    assert_eq!(sched("24:00", "7:00", "UTC"), [START, END]);
+    for (start, end) in
+        [("8:00", "24:01"), ("08:00:60", "24:00:01"), ("08:00:00:00", "18"), ("08:00 ", "18:00:0"), ("", "1:00:00")]
+    {
+        assert_eq!(sched(start, end, "UTC"), [START, END], "{start:?} {end:?}");
+    }
     assert_eq!(
         sched("08:00", "09:60", "Mars/Olympus_Mons_Base"),
         [
-            "f.yaml: schedules[0].active_end_time: must be a time HH:MM (00:00 to 24:00)",
+            END,
             "f.yaml: schedules[0].timezone: `Mars/Olympus_Mons_Base` is not an IANA timezone name (e.g. UTC, Europe/Berlin, America/New_York)",
         ]
     );
@@ -419,4 +424,50 @@ fn schedule_times_and_timezones() {
             "f.yaml: schedules[0].timezone: `america/new_york` is not an IANA timezone name (did you mean `America/New_York`?)"
         ]
     );
+}
+
+#[test]
+fn schedule_days_are_names_or_kasm_iso_numbers() {
+    let days = |list: &str| {
+        let text = format!(
+            "schedules:\n  - {{autoscale_config: a, days_of_the_week: {list}, active_start_time: '08:00', active_end_time: '09:00'}}\nautoscale_configs:\n{}vm_provider_configs:\n{DO_PROVIDER}",
+            agent("a", "d")
+        );
+        let (set, problems) = validate_text(&text, "f.yaml");
+        (
+            set.schedules.first().map(|s| s.days_of_the_week.iter().map(|d| d.iso()).collect::<Vec<_>>()),
+            lines(&problems),
+        )
+    };
+    // Kasm stores ISO weekday numbers (1 = Monday .. 7 = Sunday); numbers, numeric strings and names all work.
+    assert_eq!(days("[1, 2, 3, 4, 5, 6, 7]"), (Some(vec![1, 2, 3, 4, 5, 6, 7]), vec![]));
+    assert_eq!(days("['1', '7', sat, Friday]"), (Some(vec![1, 7, 6, 5]), vec![]));
+    assert_eq!(days("[7, sunday]").1, ["f.yaml: schedules[0].days_of_the_week: sunday is listed twice"]);
+    for (list, at, bad) in [
+        ("[0]", 0, "integer `0`"),
+        ("[1, 8]", 1, "integer `8`"),
+        ("[1, '0']", 1, "string \"0\""),
+        ("[-1]", 0, "integer `-1`"),
+        ("[mon, someday]", 1, "string \"someday\""),
+        ("[1.5]", 0, "floating point `1.5`"),
+    ] {
+        let (_, problems) = days(list);
+        assert_eq!(problems.len(), 1, "{list}: {problems:?}");
+        let want = format!("f.yaml: schedules[0].days_of_the_week[{at}]: invalid ");
+        assert!(problems[0].starts_with(&want) && problems[0].contains(bad), "{list}: {problems:?}");
+    }
+}
+
+#[test]
+fn unquoted_schedule_times_read_as_text() {
+    // YAML 1.1 would read 17:30:00 as a base-60 number; our YAML parser keeps it text, as written.
+    let text = format!(
+        "schedules:\n  - {{autoscale_config: a, days_of_the_week: [1], active_start_time: 08:00, active_end_time: 17:30:00}}\nautoscale_configs:\n{}vm_provider_configs:\n{DO_PROVIDER}",
+        agent("a", "d")
+    );
+    let (set, problems) = validate_text(&text, "f.yaml");
+    assert!(problems.is_empty(), "{problems:?}");
+    let s = &set.schedules[0];
+    assert_eq!((s.active_start_time.as_str(), s.active_end_time.as_str()), ("08:00", "17:30:00"));
+    assert_eq!((s.start_minute(), s.end_minute()), (Some(8 * 60), Some(17 * 60 + 30)));
 }
