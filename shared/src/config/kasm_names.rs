@@ -622,3 +622,6 @@ mod tests {
         assert_eq!(time_of_day(&Value::from("soon")), Ok(Value::from("soon")));
     }
 }
+
+#[cfg(test)]
+mod export_tests;

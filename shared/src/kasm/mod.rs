@@ -5,6 +5,7 @@
 //! place: [`client`]); [`memory::MemoryKasm`] is the in-memory cluster used by tests and the simulator.
 
 pub mod client;
+pub mod import;
 pub mod memory;
 
 pub use client::{KasmClient, KasmClientOptions};
