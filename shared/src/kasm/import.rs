@@ -110,7 +110,11 @@ pub fn explain(e: &KasmError) -> String {
     let KasmError::Auth { call, message } = e else { return e.to_string() };
     let permission = import_call(call).map(|c| format!("{} (\"{}\")", c.permission, c.permission_text));
     let lower = message.to_ascii_lowercase();
-    let refused = message.starts_with("HTTP 403") || lower.contains("access denied") || lower.contains("licensed");
+    // Kasm answers an expired key with 401 "Access has expired": a refused key too, not a permission.
+    let refused = message.starts_with("HTTP 403")
+        || lower.contains("access denied")
+        || lower.contains("licensed")
+        || lower.contains("expired");
     if refused {
         return format!(
             "Kasm refused the API key on {call} ({message}): the key or its secret is wrong, the key has expired, \

@@ -242,6 +242,11 @@ fn kasm_errors_name_the_permission_or_the_key() {
     assert!(e.contains("the key or its secret is wrong") && !e.contains("permission"), "{e}");
     let e = explain(&auth("get_server_pools", "HTTP 403: Access Denied. This feature is not licensed"));
     assert!(e.contains("not licensed"), "{e}");
+    let e = explain(&auth("get_server_pools", "HTTP 401: Access has expired"));
+    assert!(e.contains("has expired") && !e.contains("SERVER_POOLS_VIEW"), "{e}");
+    // Some versions answer 200 with the error message.
+    let e = explain(&auth("get_dns_provider_configs", "Unauthorized"));
+    assert!(e.contains("lacks the permission DNS_PROVIDERS_VIEW"), "{e}");
     for c in IMPORT_CALLS {
         assert!(c.call.is_read(), "{}", c.call.name());
         assert_eq!(c.call.path(), format!("/api/admin/{}", c.call.name()));
