@@ -670,13 +670,13 @@ impl Importer {
     }
 
     fn schedule(&mut self, i: usize, r: &Json) -> Value {
-        let mut m = to_yaml(r);
-        let owner = text(r.get("autoscale_config_id"))
-            .and_then(|id| self.ids.resolve(Target::Autoscale, &id).ok())
-            .unwrap_or_else(|| format!("schedules[{i}]"));
-        let label = format!("{owner} schedule {}", i + 1);
-        let m_out = self.take(&label, std::mem::take(&mut m), Schedule::KASM_COLUMNS, &shape::<Schedule>());
-        let mut m = m_out;
+        // Labelled as validation labels it (by position; the schedules are written in this order).
+        let label =
+            match text(r.get("autoscale_config_id")).and_then(|id| self.ids.resolve(Target::Autoscale, &id).ok()) {
+                Some(owner) => format!("schedules[{i}] ({owner})"),
+                None => format!("schedules[{i}]"),
+            };
+        let mut m = self.take(&label, to_yaml(r), Schedule::KASM_COLUMNS, &shape::<Schedule>());
         let start = m.get("active_start_time").and_then(Value::as_str).map(str::to_string);
         let end = m.get("active_end_time").and_then(Value::as_str).map(str::to_string);
         if let (Some(s), Some(e)) = (start, end)
