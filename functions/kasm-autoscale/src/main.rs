@@ -3,6 +3,7 @@
 
 mod apply;
 mod configs;
+mod import;
 mod logging;
 mod plan;
 mod preflight;
@@ -14,6 +15,7 @@ mod status;
 mod validate;
 
 use clap::{Parser, Subcommand};
+use shared::config::KasmAuthMode;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -113,6 +115,29 @@ enum Command {
         #[arg(long)]
         create_table: bool,
     },
+    /// Read a running Kasm's autoscale, VM-provider and DNS-provider configs, server pools and schedules
+    /// through its admin API and write a config file of ours (secrets become `env:` references, listed at
+    /// the end). Exit 0 when the file validates, 1 otherwise or on any Kasm error.
+    Import {
+        /// Base URL of the Kasm manager, e.g. https://kasm.example.com.
+        #[arg(long)]
+        kasm_url: String,
+        /// The API key (Settings → Developers); its secret is read from the environment.
+        #[arg(long)]
+        api_key: String,
+        /// The environment variable holding the API key's secret.
+        #[arg(long, default_value = "KASM_API_KEY_SECRET")]
+        api_key_secret_env: String,
+        /// How the key is sent: `body` (default), `header` (`api-key` headers) or `basic`.
+        #[arg(long, value_parser = ["body", "header", "basic"], default_value = "body")]
+        auth_mode: String,
+        /// Do not verify the manager's TLS certificate (a lab with a self-signed certificate).
+        #[arg(long)]
+        insecure: bool,
+        /// Write the config file here (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Show the VMs we own, by config and state, with age and last error.
     Status {
         /// The store: a state file path or `embedded:PATH`.
@@ -151,6 +176,22 @@ fn main() {
             block_on(apply::run(&files, &store, dry_run, create_table, out, err))
         }
         Command::Status { store, json } => block_on(status::run(&store, json, out, err)),
+        Command::Import { kasm_url, api_key, api_key_secret_env, auth_mode, insecure, out: file } => {
+            logging::init(cli.log_format, "warn");
+            let args = import::Args {
+                kasm_url: &kasm_url,
+                api_key: &api_key,
+                api_key_secret_env: &api_key_secret_env,
+                auth_mode: match auth_mode.as_str() {
+                    "basic" => KasmAuthMode::Basic,
+                    "header" => KasmAuthMode::Header,
+                    _ => KasmAuthMode::Body,
+                },
+                insecure,
+                out: file.as_deref(),
+            };
+            block_on(import::run(&args, out, err))
+        }
     };
     std::process::exit(code);
 }

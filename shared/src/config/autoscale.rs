@@ -4,16 +4,22 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::json_text::JsonText;
+use super::kasm_names::{
+    Accept, KasmColumn, KasmColumns, Target, Unit, no_field, own_id, reference, same, same_or_empty, size,
+};
 use super::secret::SecretRef;
 
 /// What the config scales: Docker Agents (many container sessions per VM) or Server-pool VMs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AutoscaleType {
-    /// VMs running the Kasm Agent; scaled on standby cores / memory / GPUs.
+    /// VMs running the Kasm Agent; scaled on standby cores / memory / GPUs. Kasm writes `Docker Agent`.
     #[default]
+    #[serde(alias = "Docker Agent")]
     DockerAgent,
-    /// Whole VMs reached over RDP / KasmVNC / VNC / SSH; scaled on Minimum Available Sessions.
+    /// Whole VMs reached over RDP / KasmVNC / VNC / SSH; scaled on Minimum Available Sessions. Kasm writes
+    /// `Server` (its Helm chart's preseed documentation).
+    #[serde(alias = "Server")]
     Server,
 }
 
@@ -147,6 +153,99 @@ pub struct AutoscaleConfig {
     /// AD: the Kasm LDAP config used for AD joins.
     #[serde(default)]
     pub ldap_id: Option<String>,
+}
+
+/// Kasm's `autoscale_configs` columns. A config names its VM-provider (and DNS-provider) config by one of
+/// eleven (five) id columns, one per provider; they resolve to our `vm_provider_config` /
+/// `dns_provider_config` by the ids the provider configs of the same file carry.
+impl KasmColumns for AutoscaleConfig {
+    const KASM_TABLE: &'static str = "autoscale_configs";
+    const KASM_COLUMNS: &'static [KasmColumn] = &[
+        own_id("autoscale_config_id"),
+        same("autoscale_config_name"),
+        same("autoscale_type"),
+        same("enabled"),
+        same("server_pool_id"),
+        same("zone_id"),
+        reference("aws_config_id", "vm_provider_config", Target::VmProvider("aws")),
+        reference("azure_config_id", "vm_provider_config", Target::VmProvider("azure")),
+        reference("digital_ocean_vm_config_id", "vm_provider_config", Target::VmProvider("digital_ocean")),
+        reference("gcp_vm_config_id", "vm_provider_config", Target::VmProvider("gcp")),
+        reference("harvester_vm_config_id", "vm_provider_config", Target::VmProvider("harvester")),
+        reference("kubevirt_vm_config_id", "vm_provider_config", Target::VmProvider("kubevirt")),
+        reference("nutanix_vm_config_id", "vm_provider_config", Target::VmProvider("nutanix")),
+        reference("oci_vm_config_id", "vm_provider_config", Target::VmProvider("oci")),
+        reference("openstack_vm_config_id", "vm_provider_config", Target::VmProvider("openstack")),
+        reference("proxmox_vm_config_id", "vm_provider_config", Target::VmProvider("proxmox")),
+        reference("vsphere_vm_config_id", "vm_provider_config", Target::VmProvider("vsphere")),
+        reference("aws_dns_config_id", "dns_provider_config", Target::DnsProvider("aws")),
+        reference("azure_dns_config_id", "dns_provider_config", Target::DnsProvider("azure")),
+        reference("digital_ocean_dns_config_id", "dns_provider_config", Target::DnsProvider("digital_ocean")),
+        reference("gcp_dns_config_id", "dns_provider_config", Target::DnsProvider("gcp")),
+        reference("oci_dns_config_id", "dns_provider_config", Target::DnsProvider("oci")),
+        same("aggressive_scaling"),
+        same("downscale_backoff"),
+        same("standby_cores"),
+        same("standby_gpus"),
+        size("standby_memory_bytes", "standby_memory_mb", Unit::Bytes, Unit::Mb, false),
+        same("agent_cores_override"),
+        same("agent_gpus_override"),
+        size("agent_memory_override_bytes", "agent_memory_override_gb", Unit::Bytes, Unit::Gb, false),
+        same("register_dns"),
+        same("base_domain_name"),
+        same("connection_type"),
+        same("connection_port"),
+        same("connection_credential_type"),
+        same("connection_username"),
+        same("connection_password"),
+        same("connection_private_key"),
+        same("connection_passphrase"),
+        same("use_user_private_key"),
+        same("connection_sso_username_domain"),
+        same_or_empty("connection_info"),
+        same("max_simultaneous_sessions_per_server"),
+        same("minimum_pool_standby_sessions"),
+        same("require_checkin"),
+        same("agent_installed"),
+        same("ad_create_machine_record"),
+        same("ad_computer_container_dn"),
+        same("ad_recursive_machine_record_cleanup"),
+        same("ldap_id"),
+        no_field("last_provision", "runtime state Kasm keeps; kasm-autoscale keeps its own in its store", Accept::Any),
+        no_field(
+            "request_downscale_at",
+            "runtime state Kasm keeps; kasm-autoscale keeps its own in its store",
+            Accept::Any,
+        ),
+        no_field(
+            "hooks",
+            "Kasm's autoscale hooks are run by Kasm's own autoscaler; kasm-autoscale does not run them",
+            Accept::Unset,
+        ),
+        no_field("reusable", "server reuse is not supported by kasm-autoscale yet", Accept::Unset),
+        no_field(
+            "max_simultaneous_users",
+            "not supported by kasm-autoscale yet (Kasm's default is 1)",
+            Accept::UnsetOr(1),
+        ),
+        no_field("rotate_servers_in_days", "server rotation is not supported by kasm-autoscale yet", Accept::Unset),
+        no_field(
+            "rotate_servers_pre_warm_minutes",
+            "server rotation is not supported by kasm-autoscale yet",
+            Accept::Unset,
+        ),
+        // Kasm 1.15 and 1.16 only (removed in 1.17): the TLS certificate and key of the VMs' nginx.
+        no_field(
+            "nginx_cert",
+            "removed in Kasm 1.17; kasm-autoscale renders `{nginx_cert_in}` as None",
+            Accept::UnsetOrSecretRef,
+        ),
+        no_field(
+            "nginx_key",
+            "removed in Kasm 1.17; kasm-autoscale renders `{nginx_key_in}` as None",
+            Accept::UnsetOrSecretRef,
+        ),
+    ];
 }
 
 impl AutoscaleConfig {

@@ -5,6 +5,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::kasm_names::{Accept, KasmColumn, KasmColumns, no_field, own_id, renamed, same};
 use super::providers::AzureAuthority;
 use super::secret::SecretRef;
 
@@ -47,6 +48,18 @@ pub struct Route53DnsConfig {
     pub ttl: u32,
 }
 
+/// Kasm's `aws_dns_configs` columns. Kasm has no hosted zone column (it finds the zone by the autoscale
+/// config's base domain); `hosted_zone_id` is ours.
+impl KasmColumns for Route53DnsConfig {
+    const KASM_TABLE: &'static str = "aws_dns_configs";
+    const KASM_COLUMNS: &'static [KasmColumn] = &[
+        own_id("config_id"),
+        renamed("config_name", "name"),
+        same("aws_access_key_id"),
+        same("aws_secret_access_key"),
+    ];
+}
+
 /// Azure DNS.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +86,26 @@ pub struct AzureDnsConfig {
     pub ttl: u32,
 }
 
+/// Kasm's `azure_dns_configs` columns (`zone_name` is ours).
+impl KasmColumns for AzureDnsConfig {
+    const KASM_TABLE: &'static str = "azure_dns_configs";
+    const KASM_COLUMNS: &'static [KasmColumn] = &[
+        own_id("azure_dns_config_id"),
+        renamed("config_name", "name"),
+        same("azure_subscription_id"),
+        same("azure_resource_group"),
+        same("azure_tenant_id"),
+        same("azure_client_id"),
+        same("azure_client_secret"),
+        same("azure_authority"),
+        no_field(
+            "azure_region",
+            "Azure DNS zones are global; kasm-autoscale finds the zone by `zone_name` in the resource group",
+            Accept::Any,
+        ),
+    ];
+}
+
 /// DigitalOcean DNS (domains).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +119,13 @@ pub struct DigitalOceanDnsConfig {
     /// TTL (seconds) of the records (DigitalOcean's minimum is 30).
     #[serde(default = "ttl")]
     pub ttl: u32,
+}
+
+/// Kasm's `digital_ocean_dns_configs` columns (`domain` is ours).
+impl KasmColumns for DigitalOceanDnsConfig {
+    const KASM_TABLE: &'static str = "digital_ocean_dns_configs";
+    const KASM_COLUMNS: &'static [KasmColumn] =
+        &[own_id("config_id"), renamed("config_name", "name"), renamed("digital_ocean_token", "token")];
 }
 
 /// GCP Cloud DNS.
@@ -103,6 +143,13 @@ pub struct GcpDnsConfig {
     /// TTL (seconds) of the records.
     #[serde(default = "ttl")]
     pub ttl: u32,
+}
+
+/// Kasm's `gcp_dns_configs` columns (`managed_zone` is ours).
+impl KasmColumns for GcpDnsConfig {
+    const KASM_TABLE: &'static str = "gcp_dns_configs";
+    const KASM_COLUMNS: &'static [KasmColumn] =
+        &[own_id("config_id"), renamed("config_name", "name"), same("gcp_credentials"), same("gcp_project")];
 }
 
 /// OCI DNS.
@@ -128,6 +175,33 @@ pub struct OciDnsConfig {
     /// TTL (seconds) of the records.
     #[serde(default = "ttl")]
     pub ttl: u32,
+}
+
+/// Kasm's `oci_dns_configs` columns (`zone_name_or_id` is ours).
+impl KasmColumns for OciDnsConfig {
+    const KASM_TABLE: &'static str = "oci_dns_configs";
+    const KASM_COLUMNS: &'static [KasmColumn] = &[
+        own_id("config_id"),
+        renamed("config_name", "name"),
+        same("oci_user_ocid"),
+        renamed("oci_fingerprint", "oci_public_key_fingerprint"),
+        same("oci_private_key"),
+        same("oci_region"),
+        same("oci_tenancy_ocid"),
+        same("oci_compartment_ocid"),
+    ];
+}
+
+/// Kasm's columns of the DNS-provider config of kind `kind` (a [`DNS_PROVIDER_KINDS`] tag), if it is one.
+pub fn dns_kasm_columns(kind: &str) -> Option<&'static [KasmColumn]> {
+    Some(match kind {
+        "aws" => Route53DnsConfig::KASM_COLUMNS,
+        "azure" => AzureDnsConfig::KASM_COLUMNS,
+        "digital_ocean" => DigitalOceanDnsConfig::KASM_COLUMNS,
+        "gcp" => GcpDnsConfig::KASM_COLUMNS,
+        "oci" => OciDnsConfig::KASM_COLUMNS,
+        _ => return None,
+    })
 }
 
 /// The DNS providers, by their `provider:` tag.

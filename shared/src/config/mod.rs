@@ -4,6 +4,7 @@
 pub mod autoscale;
 pub mod dns;
 pub mod json_text;
+pub mod kasm_names;
 pub mod overrides;
 pub mod provider;
 pub mod providers;
@@ -120,9 +121,15 @@ pub enum ConfigError {
 
 /// Parses one config document (YAML, of which JSON is a subset) without the semantic checks; stops at the
 /// first error. `origin` names it in errors. [`validate_text`] reports every problem instead.
+/// Kasm's own field names ([`kasm_names`]) are taken as validation takes them.
 pub fn parse_config(text: &str, origin: &str) -> Result<ConfigFile, ConfigError> {
-    serde_yaml_ng::from_str::<ConfigFile>(text)
-        .map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })
+    let parse_error = |message: String| ConfigError::Parse { path: origin.to_string(), message };
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+    doc.apply_merge().map_err(|e| parse_error(e.to_string()))?;
+    if let Some(p) = validate::kasm_names_to_ours(&mut doc, origin).into_iter().next() {
+        return Err(parse_error(format!("{}: {}", p.field.unwrap_or_default(), p.message)));
+    }
+    serde_yaml_ng::from_value::<ConfigFile>(doc).map_err(|e| parse_error(e.to_string()))
 }
 
 /// Reads and parses one config file.

@@ -3,6 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::kasm_names::{KasmColumn, KasmColumns};
 use super::providers::*;
 use crate::model::{OsFamily, Resources};
 
@@ -65,6 +66,30 @@ impl ProviderKind {
             ProviderKind::Openstack => "openstack",
             ProviderKind::Kubevirt => "kubevirt",
         }
+    }
+}
+
+impl ProviderKind {
+    /// Kasm's names for this provider's config fields (see [`super::kasm_names`]).
+    pub fn kasm_columns(self) -> &'static [KasmColumn] {
+        match self {
+            ProviderKind::Aws => AwsConfig::KASM_COLUMNS,
+            ProviderKind::Azure => AzureConfig::KASM_COLUMNS,
+            ProviderKind::DigitalOcean => DigitalOceanConfig::KASM_COLUMNS,
+            ProviderKind::Gcp => GcpConfig::KASM_COLUMNS,
+            ProviderKind::Harvester => HarvesterConfig::KASM_COLUMNS,
+            ProviderKind::Oci => OciConfig::KASM_COLUMNS,
+            ProviderKind::Nutanix => NutanixConfig::KASM_COLUMNS,
+            ProviderKind::Proxmox => ProxmoxConfig::KASM_COLUMNS,
+            ProviderKind::Vsphere => VsphereConfig::KASM_COLUMNS,
+            ProviderKind::Openstack => OpenstackConfig::KASM_COLUMNS,
+            ProviderKind::Kubevirt => KubevirtConfig::KASM_COLUMNS,
+        }
+    }
+
+    /// The provider with short name `name` (`aws`, `digital_ocean`, ...).
+    pub fn from_name(name: &str) -> Option<ProviderKind> {
+        ProviderKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 

@@ -4,6 +4,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::kasm_names::{Conv, KasmColumn, KasmColumns, Target, converted, own_id, reference, same};
+
 /// A day of the week (ISO: Monday first). Accepts `monday`/`mon` (any case) or 1..=7 (1 = Monday).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -146,6 +148,20 @@ pub struct Schedule {
     /// Our extension: keep at least this many VMs while the schedule is active (pre-warmed fleet).
     #[serde(default)]
     pub minimum_instances: u32,
+}
+
+/// Kasm's `schedules` columns: the schedule names its autoscale config by Kasm id (resolved by the ids the
+/// autoscale configs of the same file carry), and Kasm writes times as `HH:MM:SS`.
+impl KasmColumns for Schedule {
+    const KASM_TABLE: &'static str = "schedules";
+    const KASM_COLUMNS: &'static [KasmColumn] = &[
+        own_id("schedule_id"),
+        reference("autoscale_config_id", "autoscale_config", Target::Autoscale),
+        same("days_of_the_week"),
+        converted("active_start_time", "active_start_time", Conv::TimeOfDay),
+        converted("active_end_time", "active_end_time", Conv::TimeOfDay),
+        same("timezone"),
+    ];
 }
 
 fn utc() -> String {

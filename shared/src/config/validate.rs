@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
 
-use super::dns::DNS_PROVIDER_KINDS;
+use super::dns::{DNS_PROVIDER_KINDS, dns_kasm_columns};
+use super::kasm_names::{self, KasmColumn, KasmColumns, KasmIds, Target};
 use super::overrides;
 use super::providers::*;
 use super::{
@@ -125,6 +126,65 @@ pub fn validate_set(set: &ConfigSet, origin: &str) -> Vec<Problem> {
     c.problems
 }
 
+/// Rewrites every config entry of a document from Kasm's names to ours (as validation does), for plain
+/// parsing; returns the columns that could not be taken, as problems of `origin`.
+pub(crate) fn kasm_names_to_ours(doc: &mut Value, origin: &str) -> Vec<Problem> {
+    let Value::Mapping(root) = doc else { return Vec::new() };
+    let ids = kasm_ids(root);
+    let mut problems = Vec::new();
+    for (list, value) in root.iter_mut() {
+        let (Some(list), Value::Sequence(items)) = (list.as_str(), value) else { continue };
+        for item in items {
+            let Value::Mapping(m) = item else { continue };
+            let kind = m.get("provider").and_then(Value::as_str);
+            let columns: &[KasmColumn] = match list {
+                "autoscale_configs" => AutoscaleConfig::KASM_COLUMNS,
+                "schedules" => Schedule::KASM_COLUMNS,
+                "vm_provider_configs" => {
+                    kind.and_then(ProviderKind::from_name).map(ProviderKind::kasm_columns).unwrap_or_default()
+                }
+                "dns_provider_configs" => kind.and_then(dns_kasm_columns).unwrap_or_default(),
+                _ => &[],
+            };
+            for p in kasm_names::to_ours(m, columns, &ids).problems {
+                problems.push(Problem {
+                    file: origin.to_string(),
+                    config: None,
+                    field: Some(p.field),
+                    message: p.message,
+                });
+            }
+        }
+    }
+    problems
+}
+
+/// Kasm's ids of the configs in one document (autoscale, VM-provider and DNS-provider configs), for the
+/// references Kasm makes by id.
+fn kasm_ids(root: &Mapping) -> KasmIds {
+    let mut ids = KasmIds::default();
+    let items = |key: &str| root.get(key).and_then(Value::as_sequence).cloned().unwrap_or_default();
+    for item in items("autoscale_configs") {
+        if let Value::Mapping(m) = item {
+            ids.insert_entry(Target::Autoscale, &m, AutoscaleConfig::KASM_COLUMNS, "autoscale_config_name");
+        }
+    }
+    for item in items("vm_provider_configs") {
+        let Value::Mapping(m) = item else { continue };
+        if let Some(kind) = m.get("provider").and_then(Value::as_str).and_then(ProviderKind::from_name) {
+            ids.insert_entry(Target::VmProvider(kind.as_str()), &m, kind.kasm_columns(), "name");
+        }
+    }
+    for item in items("dns_provider_configs") {
+        let Value::Mapping(m) = item else { continue };
+        let kind = m.get("provider").and_then(Value::as_str).and_then(|k| DNS_PROVIDER_KINDS.iter().find(|d| **d == k));
+        if let (Some(kind), Some(columns)) = (kind, kind.and_then(|k| dns_kasm_columns(k))) {
+            ids.insert_entry(Target::DnsProvider(kind), &m, columns, "name");
+        }
+    }
+    ids
+}
+
 fn label_or(name: &str, list: &str, i: usize) -> String {
     if name.trim().is_empty() { format!("{list}[{i}]") } else { name.to_string() }
 }
@@ -186,6 +246,8 @@ struct Collected {
     known_autoscale: HashSet<String>,
     known_providers: HashSet<String>,
     known_dns: HashSet<String>,
+    // Kasm's ids of the configs of the document being parsed (Kasm's references are by id, per document).
+    kasm_ids: KasmIds,
 }
 
 const TOP_LEVEL: [&str; 5] =
@@ -221,13 +283,14 @@ impl Collected {
                 );
             }
         };
+        self.kasm_ids = kasm_ids(&root);
         for (k, v) in root {
             let Some(key) = k.as_str().map(str::to_string) else {
                 self.problem(file, None, None, "top-level keys must be strings");
                 continue;
             };
             if key == "settings" {
-                let p = self.entry::<Settings>(file, "settings", v);
+                let p = self.entry::<Settings>(file, "settings", v, &[]);
                 self.keep(p, file, "settings", check_settings, |c| &mut c.settings);
                 continue;
             }
@@ -251,12 +314,14 @@ impl Collected {
     }
 
     fn parse_entry(&mut self, file: &str, list: &str, i: usize, item: Value) {
-        let name_key = match list {
-            "autoscale_configs" => Some("autoscale_config_name"),
-            "vm_provider_configs" | "dns_provider_configs" => Some("name"),
-            _ => None,
+        // Kasm's own name column (`config_name`) names a provider config too.
+        let name_keys: &[&str] = match list {
+            "autoscale_configs" => &["autoscale_config_name"],
+            "vm_provider_configs" | "dns_provider_configs" => &["name", "config_name"],
+            _ => &[],
         };
-        let name = name_key.and_then(|k| item.get(k)).and_then(Value::as_str).unwrap_or("").to_string();
+        let name_key = name_keys.first();
+        let name = name_keys.iter().find_map(|k| item.get(*k).and_then(Value::as_str)).unwrap_or("").to_string();
         let label = match name_key {
             Some(_) => label_or(&name, list, i),
             None => format!("{list}[{i}]"),
@@ -264,7 +329,7 @@ impl Collected {
         match list {
             "autoscale_configs" => {
                 self.known_autoscale.insert(name.clone());
-                let p = self.entry::<AutoscaleConfig>(file, &label, item);
+                let p = self.entry::<AutoscaleConfig>(file, &label, item, AutoscaleConfig::KASM_COLUMNS);
                 self.keep(p, file, &label, check_autoscale, |c| &mut c.autoscale);
             }
             "vm_provider_configs" => {
@@ -278,7 +343,7 @@ impl Collected {
                 self.keep(p, file, &label, check_dns, |c| &mut c.dns);
             }
             _ => {
-                let p = self.entry::<Schedule>(file, &label, item);
+                let p = self.entry::<Schedule>(file, &label, item, Schedule::KASM_COLUMNS);
                 self.keep(p, file, &label, check_schedule, |c| &mut c.schedules);
             }
         }
@@ -341,30 +406,32 @@ impl Collected {
     fn provider_entry(&mut self, file: &str, label: &str, item: Value) -> Option<Parsed<VmProviderConfig>> {
         let kinds: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
         let (kind, rest) = self.tagged(file, label, item, &kinds)?;
+        let columns = ProviderKind::from_name(kind).map(ProviderKind::kasm_columns).unwrap_or_default();
         Some(match kind {
-            "aws" => self.entry(file, label, rest)?.map(VmProviderConfig::Aws),
-            "azure" => self.entry(file, label, rest)?.map(VmProviderConfig::Azure),
-            "digital_ocean" => self.entry(file, label, rest)?.map(VmProviderConfig::DigitalOcean),
-            "gcp" => self.entry(file, label, rest)?.map(VmProviderConfig::Gcp),
-            "harvester" => self.entry(file, label, rest)?.map(VmProviderConfig::Harvester),
-            "oci" => self.entry(file, label, rest)?.map(VmProviderConfig::Oci),
-            "nutanix" => self.entry(file, label, rest)?.map(VmProviderConfig::Nutanix),
-            "proxmox" => self.entry(file, label, rest)?.map(VmProviderConfig::Proxmox),
-            "vsphere" => self.entry(file, label, rest)?.map(VmProviderConfig::Vsphere),
-            "openstack" => self.entry(file, label, rest)?.map(VmProviderConfig::Openstack),
-            "kubevirt" => self.entry(file, label, rest)?.map(VmProviderConfig::Kubevirt),
+            "aws" => self.entry(file, label, rest, columns)?.map(VmProviderConfig::Aws),
+            "azure" => self.entry(file, label, rest, columns)?.map(VmProviderConfig::Azure),
+            "digital_ocean" => self.entry(file, label, rest, columns)?.map(VmProviderConfig::DigitalOcean),
+            "gcp" => self.entry(file, label, rest, columns)?.map(VmProviderConfig::Gcp),
+            "harvester" => self.entry(file, label, rest, columns)?.map(VmProviderConfig::Harvester),
+            "oci" => self.entry(file, label, rest, columns)?.map(VmProviderConfig::Oci),
+            "nutanix" => self.entry(file, label, rest, columns)?.map(VmProviderConfig::Nutanix),
+            "proxmox" => self.entry(file, label, rest, columns)?.map(VmProviderConfig::Proxmox),
+            "vsphere" => self.entry(file, label, rest, columns)?.map(VmProviderConfig::Vsphere),
+            "openstack" => self.entry(file, label, rest, columns)?.map(VmProviderConfig::Openstack),
+            "kubevirt" => self.entry(file, label, rest, columns)?.map(VmProviderConfig::Kubevirt),
             other => unreachable!("provider kind {other} is in ProviderKind::ALL but not matched here"),
         })
     }
 
     fn dns_entry(&mut self, file: &str, label: &str, item: Value) -> Option<Parsed<DnsProviderConfig>> {
         let (kind, rest) = self.tagged(file, label, item, &DNS_PROVIDER_KINDS)?;
+        let columns = dns_kasm_columns(kind).unwrap_or_default();
         Some(match kind {
-            "aws" => self.entry(file, label, rest)?.map(DnsProviderConfig::Aws),
-            "azure" => self.entry(file, label, rest)?.map(DnsProviderConfig::Azure),
-            "digital_ocean" => self.entry(file, label, rest)?.map(DnsProviderConfig::DigitalOcean),
-            "gcp" => self.entry(file, label, rest)?.map(DnsProviderConfig::Gcp),
-            "oci" => self.entry(file, label, rest)?.map(DnsProviderConfig::Oci),
+            "aws" => self.entry(file, label, rest, columns)?.map(DnsProviderConfig::Aws),
+            "azure" => self.entry(file, label, rest, columns)?.map(DnsProviderConfig::Azure),
+            "digital_ocean" => self.entry(file, label, rest, columns)?.map(DnsProviderConfig::DigitalOcean),
+            "gcp" => self.entry(file, label, rest, columns)?.map(DnsProviderConfig::Gcp),
+            "oci" => self.entry(file, label, rest, columns)?.map(DnsProviderConfig::Oci),
             other => unreachable!("DNS provider kind {other} is in DNS_PROVIDER_KINDS but not matched here"),
         })
     }
@@ -372,11 +439,25 @@ impl Collected {
     /// Deserializes one config, reporting every field that fails: a failing field is removed (a missing one
     /// given a stand-in value) and the config tried again, until it deserializes or nothing more can be learnt.
     /// The result is clean only when nothing failed; otherwise `touched` names the fields that were patched.
-    fn entry<T: DeserializeOwned>(&mut self, file: &str, label: &str, item: Value) -> Option<Parsed<T>> {
+    /// Kasm's names for the fields (`columns`) are taken first ([`kasm_names::to_ours`]).
+    fn entry<T: DeserializeOwned>(
+        &mut self,
+        file: &str,
+        label: &str,
+        item: Value,
+        columns: &[KasmColumn],
+    ) -> Option<Parsed<T>> {
         let Value::Mapping(mut map) = item else {
             self.problem(file, Some(label), None, "expected a mapping of fields");
             return None;
         };
+        // Kasm columns that could not be taken are reported here; the fields they stood for are then known
+        // to be missing, which is not reported again.
+        let mut reported: Vec<String> = Vec::new();
+        for p in kasm_names::to_ours(&mut map, columns, &self.kasm_ids).problems {
+            self.problem(file, Some(label), Some(&p.field), p.message);
+            reported.push(p.ours.map_or(p.field, str::to_string));
+        }
         let attempt = |map: &Mapping| serde_path_to_error::deserialize::<_, T>(Value::Mapping(map.clone()));
         let mut touched: Vec<String> = Vec::new();
         let mut pending = None;
@@ -384,7 +465,10 @@ impl Collected {
         // twice ends the loop); the bound is only a backstop well above any config's field count.
         for _ in 0..256 {
             let err = match pending.take().map_or_else(|| attempt(&map), Err) {
-                Ok(value) => return Some(Parsed { value, touched }),
+                Ok(value) => {
+                    touched.extend(reported);
+                    return Some(Parsed { value, touched });
+                }
                 Err(e) => e,
             };
             let (field, message, key) = describe(&err.path().to_string(), &err.into_inner().to_string());
@@ -394,7 +478,7 @@ impl Collected {
             };
             match message.strip_prefix(MISSING) {
                 // A field patched before and now missing (it was removed) was reported already.
-                Some(missing) if touched.iter().any(|t| t == missing) => {}
+                Some(missing) if touched.iter().chain(&reported).any(|t| t == missing) => {}
                 Some(missing) => self.problem(file, Some(label), Some(missing), "is required"),
                 None => self.problem(file, Some(label), field.as_deref(), message.clone()),
             }
@@ -411,7 +495,10 @@ impl Collected {
             for stand_in in stand_ins() {
                 map.insert(Value::String(target.clone()), stand_in);
                 match attempt(&map) {
-                    Ok(value) => return Some(Parsed { value, touched }),
+                    Ok(value) => {
+                        touched.extend(reported);
+                        return Some(Parsed { value, touched });
+                    }
                     Err(e) => {
                         let (_, _, k) = describe(&e.path().to_string(), &e.inner().to_string());
                         if k.as_deref() != Some(target.as_str()) {

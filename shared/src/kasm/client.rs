@@ -78,12 +78,32 @@ pub enum Call {
     DeleteServer,
     /// `admin/create_server`.
     CreateServer,
+    /// `admin/get_autoscale_configs` (import; Kasm permission AUTOSCALE_VIEW).
+    GetAutoscaleConfigs,
+    /// `admin/get_vm_provider_configs` (import; VM_PROVIDER_VIEW).
+    GetVmProviderConfigs,
+    /// `admin/get_dns_provider_configs` (import; DNS_PROVIDERS_VIEW).
+    GetDnsProviderConfigs,
+    /// `admin/get_server_pools` (import; SERVER_POOLS_VIEW).
+    GetServerPools,
+    /// `admin/get_schedules` of one autoscale config (import; AUTOSCALE_SCHEDULE_VIEW).
+    GetSchedules,
 }
 
 impl Call {
     /// Every call.
-    pub const ALL: [Call; 5] =
-        [Call::GetServers, Call::GetKasms, Call::UpdateServer, Call::DeleteServer, Call::CreateServer];
+    pub const ALL: [Call; 10] = [
+        Call::GetServers,
+        Call::GetKasms,
+        Call::UpdateServer,
+        Call::DeleteServer,
+        Call::CreateServer,
+        Call::GetAutoscaleConfigs,
+        Call::GetVmProviderConfigs,
+        Call::GetDnsProviderConfigs,
+        Call::GetServerPools,
+        Call::GetSchedules,
+    ];
 
     /// The call's name, as errors name it.
     pub fn name(self) -> &'static str {
@@ -93,6 +113,11 @@ impl Call {
             Call::UpdateServer => "update_server",
             Call::DeleteServer => "delete_server",
             Call::CreateServer => "create_server",
+            Call::GetAutoscaleConfigs => "get_autoscale_configs",
+            Call::GetVmProviderConfigs => "get_vm_provider_configs",
+            Call::GetDnsProviderConfigs => "get_dns_provider_configs",
+            Call::GetServerPools => "get_server_pools",
+            Call::GetSchedules => "get_schedules",
         }
     }
 
@@ -104,12 +129,26 @@ impl Call {
             Call::UpdateServer => "/api/admin/update_server",
             Call::DeleteServer => "/api/admin/delete_server",
             Call::CreateServer => "/api/admin/create_server",
+            Call::GetAutoscaleConfigs => "/api/admin/get_autoscale_configs",
+            Call::GetVmProviderConfigs => "/api/admin/get_vm_provider_configs",
+            Call::GetDnsProviderConfigs => "/api/admin/get_dns_provider_configs",
+            Call::GetServerPools => "/api/admin/get_server_pools",
+            Call::GetSchedules => "/api/admin/get_schedules",
         }
     }
 
     /// Whether the call only reads (and so may be retried).
     pub fn is_read(self) -> bool {
-        matches!(self, Call::GetServers | Call::GetKasms)
+        matches!(
+            self,
+            Call::GetServers
+                | Call::GetKasms
+                | Call::GetAutoscaleConfigs
+                | Call::GetVmProviderConfigs
+                | Call::GetDnsProviderConfigs
+                | Call::GetServerPools
+                | Call::GetSchedules
+        )
     }
 
     /// The permission(s) Kasm checks for the call (its `@Authenticated(requested_actions=…)` and, for
@@ -125,6 +164,11 @@ impl Call {
             (Call::CreateServer, Some(ServerKind::Agent)) => "Agents Create",
             (Call::CreateServer, Some(ServerKind::Server)) => "Servers Create",
             (Call::CreateServer, None) => "Agents Create / Servers Create",
+            (Call::GetAutoscaleConfigs, _) => "Auto Scale View",
+            (Call::GetVmProviderConfigs, _) => "VM Provider View",
+            (Call::GetDnsProviderConfigs, _) => "DNS Providers View",
+            (Call::GetServerPools, _) => "Server Pools View",
+            (Call::GetSchedules, _) => "Auto Scale Schedule View",
         }
     }
 
@@ -263,6 +307,15 @@ impl KasmClient {
             }
             Err(e) => Err(KasmError::Config { message: e.to_string() }),
         }
+    }
+
+    /// Makes the read call `call` with `payload` (credentials are added) and returns Kasm's JSON answer,
+    /// an object without `error_message`; retried like every read. Refuses a call that writes.
+    pub async fn read_call(&self, call: Call, payload: Map<String, Value>) -> Result<Value, KasmError> {
+        if !call.is_read() {
+            return Err(KasmError::Config { message: format!("{} is not a read call", call.name()) });
+        }
+        self.call(call, None, payload, &self.redactor).await
     }
 
     /// `get_servers`, every record or (with `one`) the record with that id: `(raw, parsed)` pairs.
@@ -750,6 +803,11 @@ mod tests {
             "delete_server" => include_str!("fixtures/delete_server.json"),
             "create_server" => include_str!("fixtures/create_server.json"),
             "error" => include_str!("fixtures/error.json"),
+            "get_autoscale_configs" => include_str!("fixtures/import/get_autoscale_configs.json"),
+            "get_vm_provider_configs" => include_str!("fixtures/import/get_vm_provider_configs.json"),
+            "get_dns_provider_configs" => include_str!("fixtures/import/get_dns_provider_configs.json"),
+            "get_server_pools" => include_str!("fixtures/import/get_server_pools.json"),
+            "get_schedules" => include_str!("fixtures/import/get_schedules.json"),
             other => panic!("no fixture {other}"),
         };
         serde_json::from_str(text).unwrap()

@@ -9,6 +9,7 @@
 //! answer), so what an operator reads in Kasm's admin UI and in our decision log is the same thing.
 
 pub mod client;
+pub mod import;
 mod lenient;
 pub mod memory;
 

@@ -5,6 +5,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::json_text::JsonText;
+use crate::config::kasm_names::{
+    Accept, KasmColumn, KasmColumns, Unit, no_field, own_id, renamed, renamed_or_empty, same, size,
+};
 use crate::config::provider::ProviderConfigCommon;
 use crate::config::secret::SecretRef;
 use crate::model::Resources;
@@ -63,6 +66,40 @@ pub struct AwsConfig {
     /// request parameters (e.g. `{"instance_config": {"EbsOptimized": true}}`); a map or JSON text.
     #[serde(default, alias = "config_override")]
     pub aws_config_override: Option<JsonText<serde_json::Map<String, serde_json::Value>>>,
+}
+
+/// Kasm's `aws_configs` columns.
+impl KasmColumns for AwsConfig {
+    const KASM_TABLE: &'static str = "aws_configs";
+    const KASM_COLUMNS: &'static [KasmColumn] = &[
+        own_id("aws_config_id"),
+        renamed("config_name", "name"),
+        same("aws_access_key_id"),
+        same("aws_secret_access_key"),
+        same("aws_region"),
+        same("aws_ec2_ami_id"),
+        same("aws_ec2_instance_type"),
+        same("max_instances"),
+        same("aws_ec2_security_group_ids"),
+        same("aws_ec2_subnet_id"),
+        size("aws_ec2_ebs_volume_size_bytes", "aws_ec2_ebs_volume_size_gb", Unit::Bytes, Unit::Gib, true),
+        same("aws_ec2_ebs_volume_type"),
+        same("aws_ec2_iam"),
+        same("aws_ec2_custom_tags"),
+        same("startup_script"),
+        renamed("retrieve_password", "retrieve_windows_vm_password"),
+        renamed_or_empty("aws_ec2_config_override", "aws_config_override"),
+        no_field(
+            "aws_ec2_private_key",
+            "the key pair Kasm generates for its own instances; kasm-autoscale names an EC2 key pair in `ssh_key_name` instead",
+            Accept::UnsetOrSecretRef,
+        ),
+        no_field(
+            "aws_ec2_public_key",
+            "the key pair Kasm generates for its own instances; kasm-autoscale names an EC2 key pair in `ssh_key_name` instead",
+            Accept::Any,
+        ),
+    ];
 }
 
 impl ProviderConfigCommon for AwsConfig {

@@ -5,22 +5,29 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::json_text::JsonText;
+use crate::config::kasm_names::{
+    Accept, KasmColumn, KasmColumns, Unit, no_field, own_id, renamed, same, same_or_empty, size,
+};
 use crate::config::provider::ProviderConfigCommon;
 use crate::config::secret::SecretRef;
 use crate::model::{OsFamily, Resources};
 
-/// The Azure cloud (authority) to authenticate against.
+/// The Azure cloud (authority) to authenticate against. Kasm writes the names in capitals (`AZURE_PUBLIC_CLOUD`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AzureAuthority {
     /// Azure Public Cloud (login.microsoftonline.com).
     #[default]
+    #[serde(alias = "AZURE_PUBLIC_CLOUD")]
     AzurePublicCloud,
     /// Azure Government.
+    #[serde(alias = "AZURE_GOVERNMENT")]
     AzureGovernment,
     /// Azure China (21Vianet).
+    #[serde(alias = "AZURE_CHINA")]
     AzureChina,
     /// Azure Germany.
+    #[serde(alias = "AZURE_GERMANY")]
     AzureGermany,
 }
 
@@ -123,6 +130,67 @@ pub struct AzureConfig {
     /// (`os_profile.linux_configuration.ssh.public_keys.0.path`). A map or JSON text.
     #[serde(default, alias = "config_override")]
     pub azure_config_override: Option<JsonText<serde_json::Map<String, serde_json::Value>>>,
+}
+
+/// Kasm's `azure_configs` columns.
+impl KasmColumns for AzureConfig {
+    const KASM_TABLE: &'static str = "azure_configs";
+    const KASM_COLUMNS: &'static [KasmColumn] = &[
+        own_id("azure_config_id"),
+        renamed("config_name", "name"),
+        same("azure_subscription_id"),
+        same("azure_resource_group"),
+        same("azure_tenant_id"),
+        same("azure_client_id"),
+        same("azure_client_secret"),
+        same("azure_authority"),
+        same("azure_region"),
+        same("max_instances"),
+        same("azure_vm_size"),
+        same("azure_os_disk_type"),
+        size("azure_os_disk_size_bytes", "azure_os_disk_size_gb", Unit::Bytes, Unit::Gib, true),
+        same("azure_image_reference"),
+        renamed("azure_is_windows", "azure_image_is_windows"),
+        same("azure_network_sg"),
+        same("azure_subnet"),
+        same("azure_public_ip"),
+        same("azure_tags"),
+        same("azure_os_username"),
+        same("azure_os_password"),
+        same("azure_ssh_public_key"),
+        same("startup_script"),
+        same_or_empty("azure_config_override"),
+        no_field(
+            "plan_name",
+            "no marketplace-plan field in kasm-autoscale yet; set the plan through `azure_config_override`",
+            Accept::Unset,
+        ),
+        no_field(
+            "plan_product",
+            "no marketplace-plan field in kasm-autoscale yet; set the plan through `azure_config_override`",
+            Accept::Unset,
+        ),
+        no_field(
+            "plan_publisher",
+            "no marketplace-plan field in kasm-autoscale yet; set the plan through `azure_config_override`",
+            Accept::Unset,
+        ),
+        no_field(
+            "security_type",
+            "no security-profile field in kasm-autoscale yet; set it through `azure_config_override`",
+            Accept::Unset,
+        ),
+        no_field(
+            "secure_boot_enabled",
+            "no security-profile field in kasm-autoscale yet; set it through `azure_config_override`",
+            Accept::Unset,
+        ),
+        no_field(
+            "tpm_enabled",
+            "no security-profile field in kasm-autoscale yet; set it through `azure_config_override`",
+            Accept::Unset,
+        ),
+    ];
 }
 
 impl ProviderConfigCommon for AzureConfig {

@@ -3,6 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::kasm_names::{KasmColumn, KasmColumns, own_id, renamed, same};
 use crate::config::provider::ProviderConfigCommon;
 use crate::config::secret::SecretRef;
 use crate::model::Resources;
@@ -37,6 +38,24 @@ pub struct DigitalOceanConfig {
     /// Run when a droplet is created; installs and configures the Kasm Agent (a template).
     #[serde(default)]
     pub startup_script: String,
+}
+
+/// Kasm's `digital_ocean_vm_configs` columns.
+impl KasmColumns for DigitalOceanConfig {
+    const KASM_TABLE: &'static str = "digital_ocean_vm_configs";
+    const KASM_COLUMNS: &'static [KasmColumn] = &[
+        own_id("config_id"),
+        renamed("config_name", "name"),
+        renamed("digital_ocean_token", "token"),
+        same("max_instances"),
+        same("region"),
+        renamed("digital_ocean_droplet_image", "image"),
+        renamed("digital_ocean_droplet_size", "droplet_size"),
+        renamed("digital_ocean_tags", "tags"),
+        renamed("digital_ocean_sshkey_name", "ssh_key_name"),
+        renamed("digital_ocean_firewall_name", "firewall_name"),
+        same("startup_script"),
+    ];
 }
 
 impl DigitalOceanConfig {

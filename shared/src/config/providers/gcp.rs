@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::json_text::JsonText;
+use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, same, same_or_empty, size};
 use crate::config::provider::ProviderConfigCommon;
 use crate::config::secret::SecretRef;
 use crate::model::{OsFamily, Resources};
@@ -151,6 +152,37 @@ pub struct GcpConfig {
     /// on Windows (a template).
     #[serde(default)]
     pub startup_script: String,
+}
+
+/// Kasm's `gcp_vm_configs` columns. Kasm stores `{}` / `[]` for unset JSON columns; they mean "not set".
+impl KasmColumns for GcpConfig {
+    const KASM_TABLE: &'static str = "gcp_vm_configs";
+    const KASM_COLUMNS: &'static [KasmColumn] = &[
+        own_id("config_id"),
+        renamed("config_name", "name"),
+        same("gcp_credentials"),
+        same("max_instances"),
+        same("gcp_project"),
+        same("gcp_region"),
+        same("gcp_zone"),
+        same("gcp_machine_type"),
+        same("gcp_image"),
+        size("gcp_boot_volume_bytes", "gcp_boot_volume_gb", Unit::Bytes, Unit::Gib, true),
+        same("gcp_disk_type"),
+        same("gcp_cmek"),
+        same("gcp_network"),
+        same("gcp_subnetwork"),
+        same("gcp_public_ip"),
+        same_or_empty("gcp_network_tags"),
+        same_or_empty("gcp_custom_labels"),
+        same_or_empty("gcp_metadata"),
+        same_or_empty("gcp_service_account"),
+        same_or_empty("gcp_guest_accelerators"),
+        same_or_empty("gcp_config_override"),
+        renamed("vm_installed_os_type", "gcp_vm_installed_os_type"),
+        renamed("startup_script_type", "gcp_startup_script_type"),
+        same("startup_script"),
+    ];
 }
 
 impl ProviderConfigCommon for GcpConfig {

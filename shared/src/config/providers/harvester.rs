@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::kubevirt::{KubeInterfaceType, KubeManifest, KubeNetworkType};
+use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, renamed_or_empty, same, size};
 use crate::config::provider::ProviderConfigCommon;
 use crate::config::secret::SecretRef;
 use crate::model::Resources;
@@ -62,6 +63,33 @@ pub struct HarvesterConfig {
     /// Enable Secure Boot (requires EFI boot).
     #[serde(default)]
     pub enable_secure_boot: bool,
+}
+
+/// Kasm's `harvester_vm_configs` columns.
+impl KasmColumns for HarvesterConfig {
+    const KASM_TABLE: &'static str = "harvester_vm_configs";
+    const KASM_COLUMNS: &'static [KasmColumn] = &[
+        own_id("config_id"),
+        renamed("config_name", "name"),
+        same("max_instances"),
+        renamed("kube_host", "host"),
+        renamed("kube_ssl_cert", "ssl_certificate"),
+        renamed("kube_api_token", "api_token"),
+        same("vm_namespace"),
+        renamed("vm_public_ssh_key", "vm_ssh_public_key"),
+        same("cores"),
+        size("memory_bytes", "memory", Unit::Bytes, Unit::Gib, true),
+        same("disk_image"),
+        size("disk_size_bytes", "disk_size", Unit::Bytes, Unit::Gib, true),
+        same("network_type"),
+        same("interface_type"),
+        same("network_name"),
+        same("startup_script"),
+        renamed_or_empty("config_override", "configuration_override"),
+        same("enable_tpm"),
+        same("enable_efi_boot"),
+        same("enable_secure_boot"),
+    ];
 }
 
 impl ProviderConfigCommon for HarvesterConfig {

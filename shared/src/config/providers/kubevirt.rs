@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::json_text::YamlText;
+use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, renamed_or_empty, same, size};
 use crate::config::provider::ProviderConfigCommon;
 use crate::config::secret::SecretRef;
 use crate::model::Resources;
@@ -90,6 +91,33 @@ pub struct KubevirtConfig {
     /// Enable Secure Boot (requires EFI boot).
     #[serde(default)]
     pub enable_secure_boot: bool,
+}
+
+/// Kasm's `kubevirt_vm_configs` columns.
+impl KasmColumns for KubevirtConfig {
+    const KASM_TABLE: &'static str = "kubevirt_vm_configs";
+    const KASM_COLUMNS: &'static [KasmColumn] = &[
+        own_id("config_id"),
+        renamed("config_name", "name"),
+        same("max_instances"),
+        renamed("kube_host", "host"),
+        renamed("kube_ssl_cert", "ssl_certificate"),
+        renamed("kube_api_token", "api_token"),
+        same("vm_namespace"),
+        renamed("vm_public_ssh_key", "vm_ssh_public_key"),
+        renamed("cores", "vm_cores"),
+        size("memory_bytes", "vm_memory", Unit::Bytes, Unit::Gib, true),
+        size("disk_size_bytes", "vm_disk_size", Unit::Bytes, Unit::Gib, true),
+        renamed("disk_source", "vm_disk_source"),
+        renamed("interface_type", "vm_interface_type"),
+        renamed("network_name", "vm_network_name"),
+        renamed("network_type", "vm_network_type"),
+        same("startup_script"),
+        renamed_or_empty("config_override", "configuration_override"),
+        same("enable_tpm"),
+        same("enable_efi_boot"),
+        same("enable_secure_boot"),
+    ];
 }
 
 impl ProviderConfigCommon for KubevirtConfig {

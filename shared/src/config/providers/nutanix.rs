@@ -3,6 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, same, size};
 use crate::config::provider::ProviderConfigCommon;
 use crate::config::secret::SecretRef;
 use crate::model::Resources;
@@ -58,6 +59,26 @@ pub struct NutanixConfig {
     /// Bash or cloud-config on Linux, PowerShell on Windows (a template).
     #[serde(default)]
     pub startup_script: String,
+}
+
+/// Kasm's `nutanix_vm_configs` columns.
+impl KasmColumns for NutanixConfig {
+    const KASM_TABLE: &'static str = "nutanix_vm_configs";
+    const KASM_COLUMNS: &'static [KasmColumn] = &[
+        own_id("config_id"),
+        renamed("config_name", "name"),
+        same("max_instances"),
+        same("host"),
+        same("port"),
+        same("username"),
+        same("password"),
+        same("verify_ssl"),
+        same("api_version"),
+        renamed("vm_candidate", "vm_candidate_name"),
+        renamed("cores", "vm_cores"),
+        size("memory_bytes", "vm_memory", Unit::Bytes, Unit::Gib, true),
+        same("startup_script"),
+    ];
 }
 
 impl ProviderConfigCommon for NutanixConfig {

@@ -5,6 +5,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::json_text::JsonText;
+use crate::config::kasm_names::{
+    Conv, KasmColumn, KasmColumns, Unit, converted, own_id, renamed, same, same_or_empty, size,
+};
 use crate::config::provider::ProviderConfigCommon;
 use crate::config::secret::SecretRef;
 use crate::model::Resources;
@@ -85,6 +88,52 @@ pub struct OciConfig {
     /// "are_legacy_imds_endpoints_disabled": true}}}`; nested models name their type with `OCI_MODEL_NAME`.
     #[serde(default, alias = "config_override")]
     pub oci_config_override: Option<JsonText<serde_json::Map<String, serde_json::Value>>>,
+}
+
+/// Kasm's `oci_vm_configs` columns.
+impl KasmColumns for OciConfig {
+    const KASM_TABLE: &'static str = "oci_vm_configs";
+    const KASM_COLUMNS: &'static [KasmColumn] = &[
+        own_id("config_id"),
+        renamed("config_name", "name"),
+        same("oci_user_ocid"),
+        renamed("oci_fingerprint", "oci_public_key_fingerprint"),
+        same("oci_private_key"),
+        same("oci_region"),
+        same("oci_tenancy_ocid"),
+        same("oci_compartment_ocid"),
+        same_or_empty("oci_nsg_ocids"),
+        same("max_instances"),
+        same("oci_availability_domains"),
+        same("oci_image_ocid"),
+        same("oci_shape"),
+        same("oci_flex_cpus"),
+        converted("oci_baseline_ocpu_utilization", "oci_baseline_ocpu_utilization", Conv::Custom(baseline_percent)),
+        size("oci_flex_memory_bytes", "oci_flex_memory_gb", Unit::Bytes, Unit::Gib, false),
+        size("oci_boot_volume_bytes", "oci_boot_volume_gb", Unit::Bytes, Unit::Gib, true),
+        renamed("oci_storage_vpus_per_gb", "oci_boot_volume_vpus_per_gb"),
+        same_or_empty("oci_custom_tags"),
+        same("oci_subnet_ocid"),
+        same("oci_ssh_public_key"),
+        same("startup_script"),
+        same_or_empty("oci_config_override"),
+    ];
+}
+
+/// Kasm keeps the baseline OCPU utilization as text: a percentage (`"50"`), or OCI's own enum name
+/// (`BASELINE_1_8`, `BASELINE_1_2`, `BASELINE_1_1`: an eighth, half, all of a core). Ours is the percentage.
+fn baseline_percent(v: &serde_yaml_ng::Value) -> Result<serde_yaml_ng::Value, String> {
+    use serde_yaml_ng::Value;
+    let Some(s) = v.as_str() else { return Ok(v.clone()) };
+    let pct = match s.trim() {
+        "BASELINE_1_8" => 12.5,
+        "BASELINE_1_2" => 50.0,
+        "BASELINE_1_1" => 100.0,
+        t => t.parse::<f64>().map_err(|_| {
+            "expected a percentage (12.5, 50 or 100) or BASELINE_1_8, BASELINE_1_2, BASELINE_1_1".to_string()
+        })?,
+    };
+    Ok(Value::Number(pct.into()))
 }
 
 impl OciConfig {

@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::json_text::JsonText;
+use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, renamed_or_empty, same, size};
 use crate::config::provider::ProviderConfigCommon;
 use crate::config::secret::SecretRef;
 use crate::model::Resources;
@@ -98,6 +99,44 @@ pub struct OpenstackConfig {
     /// Config override: a map (or JSON text) of Nova create-server attributes merged into the request.
     #[serde(default)]
     pub config_override: Option<JsonText<serde_json::Map<String, serde_json::Value>>>,
+}
+
+/// Kasm's `openstack_vm_configs` columns (Kasm 1.15's API writes `openstack_volume_size_gb`).
+impl KasmColumns for OpenstackConfig {
+    const KASM_TABLE: &'static str = "openstack_vm_configs";
+    const KASM_COLUMNS: &'static [KasmColumn] = &[
+        own_id("config_id"),
+        renamed("config_name", "name"),
+        same("max_instances"),
+        renamed("openstack_keystone_endpoint", "openstack_identity_endpoint"),
+        same("openstack_nova_endpoint"),
+        same("openstack_nova_version"),
+        same("openstack_glance_endpoint"),
+        same("openstack_glance_version"),
+        same("openstack_cinder_endpoint"),
+        same("openstack_cinder_version"),
+        renamed("openstack_project_name", "project_name"),
+        renamed("openstack_auth_method", "authentication_method"),
+        renamed("openstack_application_credential_id", "application_credential_id"),
+        renamed("openstack_application_credential_secret", "application_credential_secret"),
+        renamed("openstack_project_domain_name", "project_domain_name"),
+        renamed("openstack_user_domain_name", "user_domain_name"),
+        renamed("openstack_username", "username"),
+        renamed("openstack_password", "password"),
+        renamed_or_empty("openstack_metadata", "metadata"),
+        renamed("openstack_image_id", "image_id"),
+        renamed("openstack_flavor", "flavor"),
+        renamed("openstack_create_volume", "create_volume"),
+        size("openstack_volume_size_bytes", "volume_size_gb", Unit::Bytes, Unit::Gib, true),
+        renamed("openstack_volume_size_gb", "volume_size_gb"),
+        renamed("openstack_volume_type", "volume_type"),
+        same("startup_script"),
+        renamed_or_empty("openstack_security_groups", "security_groups"),
+        renamed("openstack_network_id", "network_id"),
+        renamed("openstack_key_name", "key_name"),
+        renamed("openstack_availability_zone", "availability_zone"),
+        renamed_or_empty("openstack_config_override", "config_override"),
+    ];
 }
 
 impl ProviderConfigCommon for OpenstackConfig {

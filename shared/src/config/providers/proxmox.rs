@@ -3,6 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, same, size};
 use crate::config::provider::ProviderConfigCommon;
 use crate::config::secret::SecretRef;
 use crate::model::{OsFamily, Resources};
@@ -68,6 +69,34 @@ pub struct ProxmoxConfig {
     /// TLS-terminating proxy, or a test server (`http://127.0.0.1:8006`). `/api2/json` is appended.
     #[serde(default)]
     pub endpoint_url: Option<String>,
+}
+
+/// Kasm's `proxmox_vm_configs` columns.
+impl KasmColumns for ProxmoxConfig {
+    const KASM_TABLE: &'static str = "proxmox_vm_configs";
+    const KASM_COLUMNS: &'static [KasmColumn] = &[
+        own_id("config_id"),
+        renamed("config_name", "name"),
+        same("max_instances"),
+        same("host"),
+        same("username"),
+        same("token_name"),
+        same("token_value"),
+        same("verify_ssl"),
+        same("vmid_range_lower"),
+        same("vmid_range_upper"),
+        same("full_clone"),
+        same("template_name"),
+        same("cluster_node_name"),
+        same("resource_pool_name"),
+        same("storage_pool_name"),
+        same("target_node_name"),
+        renamed("cores", "vm_cores"),
+        size("memory_bytes", "vm_memory", Unit::Bytes, Unit::Gib, true),
+        same("installed_os_type"),
+        same("startup_script_path"),
+        same("startup_script"),
+    ];
 }
 
 impl ProviderConfigCommon for ProxmoxConfig {

@@ -3,6 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::kasm_names::{Accept, KasmColumn, KasmColumns, Unit, no_field, own_id, renamed, same, size};
 use crate::config::provider::ProviderConfigCommon;
 use crate::config::secret::SecretRef;
 use crate::model::{OsFamily, Resources};
@@ -63,6 +64,54 @@ pub struct VsphereConfig {
     /// configures the Kasm Agent (a template).
     #[serde(default)]
     pub startup_script: String,
+}
+
+/// Kasm's `vsphere_vm_configs` columns; Kasm 1.15's API writes `vsphere_datastore`,
+/// `vsphere_datastore_cluster_name` and `vsphere_memoryMB` (MiB) instead.
+impl KasmColumns for VsphereConfig {
+    const KASM_TABLE: &'static str = "vsphere_vm_configs";
+    const KASM_COLUMNS: &'static [KasmColumn] = &[
+        own_id("config_id"),
+        renamed("config_name", "name"),
+        same("max_instances"),
+        same("vsphere_vcenter_address"),
+        same("vsphere_vcenter_port"),
+        same("vsphere_vcenter_username"),
+        same("vsphere_vcenter_password"),
+        renamed("vsphere_template_name", "vm_template_name"),
+        renamed("vsphere_datacenter_name", "datacenter_name"),
+        renamed("vsphere_vm_folder", "vm_folder"),
+        renamed("vsphere_datastore_name", "datastore_name"),
+        renamed("vsphere_datastore", "datastore_name"),
+        renamed("vsphere_datastore_cluster_name", "datastore_cluster_name"),
+        renamed("vsphere_cluster_name", "cluster_name"),
+        renamed("vsphere_resource_pool", "resource_pool"),
+        renamed("vsphere_os_username", "guest_vm_username"),
+        renamed("vsphere_os_password", "guest_vm_password"),
+        renamed("vsphere_cpus", "number_of_guest_cpus"),
+        size("vsphere_memory_bytes", "amount_of_guest_memory_gib", Unit::Bytes, Unit::Gib, true),
+        size("vsphere_memoryMB", "amount_of_guest_memory_gib", Unit::Mib, Unit::Gib, true),
+        renamed("vsphere_installed_OS_type", "os_family"),
+        same("startup_script"),
+        no_field(
+            "vsphere_use_datastore_cluster",
+            "which datastore cluster it means is not known to kasm-autoscale; name it in `datastore_cluster_name`",
+            Accept::Unset,
+        ),
+        no_field(
+            "vsphere_clone_type",
+            "kasm-autoscale's vSphere config clones the template and has no clone-type field",
+            Accept::Unset,
+        ),
+        no_field("vsphere_vm_snapshot_name", "kasm-autoscale clones the template, not a snapshot", Accept::Unset),
+        no_field("vsphere_vm_name", "kasm-autoscale names the VMs itself (by claim)", Accept::Unset),
+        no_field(
+            "vsphere_startup_script_method",
+            "kasm-autoscale's vSphere config runs the startup script through VMware Tools and has no other method",
+            Accept::Unset,
+        ),
+        no_field("vm_public_ssh_key", "kasm-autoscale's vSphere config has no SSH key field yet", Accept::Unset),
+    ];
 }
 
 impl ProviderConfigCommon for VsphereConfig {
