@@ -56,6 +56,9 @@ pub struct Summary {
     pub vms_destroyed: u32,
     /// Provider create errors met.
     pub provider_errors: u32,
+    /// Server rotation: VMs drained because they reached `rotate_servers_in_days` (each after its
+    /// replacement served).
+    pub vms_rotated: u32,
 }
 
 /// One sample of the timeline, per step.
@@ -153,6 +156,8 @@ pub async fn run(lt: &LoadedTrace) -> Report {
     let mut ready_at: HashMap<String, DateTime<Utc>> = HashMap::new();
     let mut next_session = 0u64;
     let mut known_vms: HashMap<String, String> = HashMap::new();
+    // Claims drained for rotation, until the reaper has removed them.
+    let mut rotated_out: std::collections::HashSet<ClaimId> = std::collections::HashSet::new();
 
     for i in 0..=steps {
         let now = start + step * i as i32;
@@ -266,9 +271,26 @@ pub async fn run(lt: &LoadedTrace) -> Report {
                 if plan.changes_something() {
                     let mut what = Vec::new();
                     if !o.claimed.is_empty() {
-                        what.push(format!("+{} VMs", o.claimed.len()));
+                        // Replacement claims are written after the standby ones (see `app::evaluate`).
+                        let standby = (plan.create as usize - plan.replacements.len()).min(o.claimed.len());
+                        let replacing = &plan.replacements[..o.claimed.len() - standby];
+                        what.push(if replacing.is_empty() {
+                            format!("+{} VMs", o.claimed.len())
+                        } else {
+                            let names: Vec<&str> = replacing.iter().map(ClaimId::as_str).collect();
+                            format!(
+                                "+{} VMs ({} replacing {} for rotation)",
+                                o.claimed.len(),
+                                replacing.len(),
+                                names.join(", ")
+                            )
+                        });
                     }
                     for a in &plan.actions {
+                        if let crate::engine::Action::Drain { claim, replaced_by: Some(_), .. } = a {
+                            summary.vms_rotated += 1;
+                            rotated_out.insert(claim.clone());
+                        }
                         what.push(action_text(a));
                     }
                     events.push(Event {
@@ -291,6 +313,11 @@ pub async fn run(lt: &LoadedTrace) -> Report {
         let rep = app::reap(&ctx).await;
         for e in &rep.errors {
             events.push(Event { minute, text: format!("reaper: {e}") });
+        }
+        for id in &rep.deleted {
+            if rotated_out.remove(id) {
+                events.push(Event { minute, text: format!("rotation: rotated-out VM {id} removed") });
+            }
         }
 
         // Invariant and samples.
@@ -341,6 +368,9 @@ fn action_text(a: &crate::engine::Action) -> String {
     match a {
         Action::Activate { claim, enable, .. } => {
             format!("activate {claim}{}", if *enable { " (enable)" } else { "" })
+        }
+        Action::Drain { claim, replaced_by: Some(new), .. } => {
+            format!("drain {claim} (rotated out, replaced by {new})")
         }
         Action::Drain { claim, .. } => format!("drain {claim}"),
         Action::Undrain { claim, .. } => format!("undrain {claim}"),
@@ -503,6 +533,9 @@ pub fn render_text(r: &Report) -> String {
     let _ = writeln!(s, "  longest wait            {} s", x.max_wait_seconds);
     let _ = writeln!(s, "  VMs created / destroyed {} / {}", x.vms_created, x.vms_destroyed);
     let _ = writeln!(s, "  provider errors         {}", x.provider_errors);
+    if x.vms_rotated > 0 {
+        let _ = writeln!(s, "  VMs rotated out         {}", x.vms_rotated);
+    }
     let _ = writeln!(s, "  evaluations             {}", x.decisions);
     let _ = writeln!(s, "  max_instances exceeded  {}", x.max_instances_exceeded);
     s
