@@ -235,13 +235,14 @@ pub enum Action {
 pub struct Summary {
     /// Whether a schedule (or none) makes the config active now.
     pub active: bool,
-    /// Free capacity per dimension (docker agents), booting VMs included.
+    /// Free capacity per dimension (docker agents), booting VMs included, VMs retiring for rotation
+    /// not (their replacements stand in for them).
     pub free: Resources,
     /// Standby asked for.
     pub standby: Resources,
     /// What one new VM adds (after overrides).
     pub per_vm: Resources,
-    /// Server pools: available sessions, booting servers included.
+    /// Server pools: available sessions, booting servers included, servers retiring for rotation not.
     pub available_sessions: u32,
     /// Server pools: Minimum Available Sessions.
     pub minimum_sessions: u32,
