@@ -115,10 +115,10 @@ impl<'a> Eval<'a> {
         self.checked_in_recently(rec)
     }
 
-    /// Capacity per dimension: for our agents the config's override, else Kasm's per-agent override,
-    /// else reported; for agents that are not ours (static ones) their own override, else reported.
-    fn capacity(&self, rec: &KasmServer) -> Resources {
-        let ours = self.input.instances.iter().any(|i| i.kasm_server_id == rec.server_id);
+    /// Capacity per dimension: for our agents (`ours`: the record matched a claim, by id or by
+    /// hostname/IP) the config's override, else Kasm's per-agent override, else reported; for agents
+    /// that are not ours (static ones) their own override, else reported.
+    fn capacity(&self, rec: &KasmServer, ours: bool) -> Resources {
         let ovr = if ours { self.input.config.overrides() } else { Resources::default() };
         let mut c = Resources::default();
         for d in DIMS {
@@ -136,8 +136,8 @@ impl<'a> Eval<'a> {
 
     /// Free capacity of a record, never negative per dimension (an over-committed agent has no room,
     /// it does not take room away from the others).
-    fn free_of(&self, rec: &KasmServer) -> Resources {
-        let cap = self.capacity(rec);
+    fn free_of(&self, rec: &KasmServer, ours: bool) -> Resources {
+        let cap = self.capacity(rec, ours);
         let mut f = Resources::default();
         for d in DIMS {
             f.set(d, (cap.get(d) - rec.allocated.get(d)).max(0.0));
@@ -214,7 +214,7 @@ impl<'a> Eval<'a> {
                 None => {
                     static_n += 1;
                     if self.healthy(rec) {
-                        free_rec += self.free_of(rec);
+                        free_rec += self.free_of(rec, false);
                         let on = sessions_by_server.get(rec.server_id.as_str()).copied().unwrap_or(0);
                         avail_rec += self.max_sessions(rec).saturating_sub(on) as u64;
                     }
@@ -406,7 +406,7 @@ impl<'a> Eval<'a> {
             protected: false,
         };
         if let Some(r) = rec {
-            c.contrib = self.free_of(r);
+            c.contrib = self.free_of(r, true);
             c.contrib_sessions = self.max_sessions(r).saturating_sub(n_sessions);
         }
         let in_state = self.secs_since(inst.state_since);
@@ -493,7 +493,8 @@ impl<'a> Eval<'a> {
                 .servers
                 .iter()
                 .filter(|s| s.kind == ServerKind::Agent)
-                .map(|s| self.capacity(s).get(d))
+                // Only asked for a dimension without override, where whose record it is does not matter.
+                .map(|s| self.capacity(s, false).get(d))
                 .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
         };
         DIMS.map(|d| {

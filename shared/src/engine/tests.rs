@@ -984,3 +984,17 @@ fn server_pools_rotate_too() {
     assert_eq!(rotation_drains(&p), vec![("old", "new")], "{:#?}", p.reasons);
     assert_eq!(p.create, 0);
 }
+
+#[test]
+fn an_agent_of_ours_found_by_hostname_counts_with_the_configs_override() {
+    // Registered under another id, matched by its VM name: ours, so the override (3 cores) counts,
+    // not the 5 it reports — as for a record matched by id.
+    let c = claim("c", InstanceState::Running, 100);
+    let mut r = agent("kasm-elsewhere", 5.0, 8192.0, true, Some(5));
+    r.hostname = Some(c.vm_name.clone());
+    let mut i = with(input(4.0), vec![c], vec![r]);
+    i.config.agent_cores_override = 3.0;
+    let p = decide(&i, t0());
+    assert_eq!(p.summary.free.cores, 3.0, "{:#?}", p.reasons);
+    assert_eq!(p.create, 1);
+}
