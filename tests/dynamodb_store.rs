@@ -137,6 +137,7 @@ async fn a_new_client_sees_everything() {
         plan: shared::engine::Plan {
             autoscale_config: "asc".into(),
             create: 1,
+            replacements: vec![],
             actions: vec![],
             request_downscale_at: None,
             reasons: vec!["below standby".into()],
@@ -191,6 +192,7 @@ async fn reads_follow_every_page() {
             plan: shared::engine::Plan {
                 autoscale_config: "asc".into(),
                 create: n,
+                replacements: vec![],
                 actions: vec![],
                 request_downscale_at: None,
                 reasons: vec![],
@@ -236,6 +238,7 @@ async fn finished_claims_and_decisions_expire() {
         plan: shared::engine::Plan {
             autoscale_config: "asc".into(),
             create: 0,
+            replacements: vec![],
             actions: vec![],
             request_downscale_at: None,
             reasons: vec![],
@@ -425,6 +428,7 @@ fn decision_of(asc: &str, n: u32) -> DecisionRecord {
         plan: shared::engine::Plan {
             autoscale_config: asc.into(),
             create: 0,
+            replacements: vec![],
             actions: vec![],
             request_downscale_at: None,
             reasons: vec![],

@@ -253,6 +253,10 @@ pub struct Instance {
     /// itself is never stored here). Absent in records written before the field existed.
     #[serde(default)]
     pub password_set: bool,
+    /// Server rotation: the claim of the VM this one was created to replace (it is drained once this
+    /// one serves). Absent for ordinary claims and in records written before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<ClaimId>,
 }
 
 impl Instance {
@@ -290,7 +294,15 @@ impl Instance {
             last_error: None,
             end_reason: None,
             password_set: false,
+            replaces: None,
         }
+    }
+
+    /// Since when the VM exists: the provisioner's move to `booting` (the provider's create
+    /// returned), else — a record without that transition — the claim's creation, which is earlier, so
+    /// an age read from it is never too young. Server rotation measures a VM's age from here.
+    pub fn vm_since(&self) -> DateTime<Utc> {
+        self.transitions.get(InstanceState::Booting.as_str()).copied().unwrap_or(self.created_at)
     }
 
     /// How long the claim has been in its current state.
@@ -348,5 +360,37 @@ impl OwnerLabels {
     /// Whether a resource with `labels` matches every label set here.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.to_map().iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_claim_stored_before_rotation_existed_still_loads() {
+        let t = Utc.with_ymd_and_hms(2026, 1, 5, 8, 0, 0).unwrap();
+        let mut c = Instance::new_claim(ClaimId("01old".into()), "a", "p", "aws", OsFamily::Linux, t);
+        // An ordinary claim is stored without the field, exactly as before it existed.
+        let mut doc = serde_json::to_value(&c).unwrap();
+        assert!(doc.get("replaces").is_none(), "{doc}");
+        doc.as_object_mut().unwrap().remove("password_set");
+        let back: Instance = serde_json::from_value(doc).unwrap();
+        assert_eq!(back, c);
+        c.replaces = Some(ClaimId("01older".into()));
+        let back: Instance = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back.replaces, Some(ClaimId("01older".into())));
+    }
+
+    #[test]
+    fn a_vm_exists_since_it_was_booting() {
+        let t = Utc.with_ymd_and_hms(2026, 1, 5, 8, 0, 0).unwrap();
+        let mut c = Instance::new_claim(ClaimId("01a".into()), "a", "p", "aws", OsFamily::Linux, t);
+        assert_eq!(c.vm_since(), t, "no booting transition: the claim's creation");
+        let booted = t + chrono::Duration::minutes(7);
+        c.transitions.insert("booting".into(), booted);
+        c.transitions.insert("running".into(), booted + chrono::Duration::minutes(4));
+        assert_eq!(c.vm_since(), booted);
     }
 }

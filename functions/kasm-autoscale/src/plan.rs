@@ -93,11 +93,19 @@ pub fn text(input: &Input, plan: &Plan) -> String {
     );
     let mut what = Vec::new();
     if plan.create > 0 {
-        what.push(format!("create {}", plan.create));
+        what.push(if plan.replacements.is_empty() {
+            format!("create {}", plan.create)
+        } else {
+            let old: Vec<&str> = plan.replacements.iter().map(|c| c.as_str()).collect();
+            format!("create {} ({} replacing {} for rotation)", plan.create, old.len(), old.join(", "))
+        });
     }
     for a in &plan.actions {
         what.push(match a {
             Action::Activate { claim, .. } => format!("activate {claim}"),
+            Action::Drain { claim, replaced_by: Some(new), .. } => {
+                format!("drain {claim} (rotated out, replaced by {new})")
+            }
             Action::Drain { claim, .. } => format!("drain {claim}"),
             Action::Undrain { claim, .. } => format!("undrain {claim}"),
             Action::Destroy { claim, .. } => format!("destroy {claim}"),

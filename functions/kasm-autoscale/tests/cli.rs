@@ -23,7 +23,7 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn every_shipped_trace_simulates_within_the_cap() {
     let dir = tempfile::tempdir().unwrap();
-    for trace in ["morning-rush", "windows-server-pool", "scheduled-prewarm"] {
+    for trace in ["morning-rush", "windows-server-pool", "scheduled-prewarm", "server-rotation"] {
         let out_dir = dir.path().join(trace);
         let o = run(&[
             "simulate",
@@ -80,6 +80,10 @@ fn the_shipped_traces_show_what_they_are_about() {
     assert_eq!(p["provider_errors"], 3, "{p}");
     assert_eq!(p["peak_vms"], 4, "{p}");
     assert_eq!(p["vms_destroyed"], 4, "{p}");
+    // Rotation: agents replaced after a day, nobody waits while they are.
+    let r = sim("server-rotation");
+    assert_eq!(r["vms_rotated"], 3, "{r}");
+    assert_eq!(r["sessions_waited"], 0, "{r}");
 }
 
 #[test]

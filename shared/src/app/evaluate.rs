@@ -233,10 +233,13 @@ async fn evaluate_one(
     let (input, control_version) = input_from(ctx, cfg, pcfg, servers, sessions, snapshot);
     let mut plan = engine::decide(&input, now);
 
-    // Apply: claims first (each one a conditional write that enforces the cap), then actions.
-    for _ in 0..plan.create {
-        let claim =
+    // Apply: claims first (each one a conditional write that enforces the cap), then actions. The
+    // standby/floor claims come first, then one per rotation replacement, naming the VM it replaces.
+    let standby_n = plan.create as usize - plan.replacements.len().min(plan.create as usize);
+    for k in 0..plan.create as usize {
+        let mut claim =
             Instance::new_claim(ClaimId::generate(now), name, pcfg.name(), pcfg.kind().as_str(), cfg.vm_os(pcfg), now);
+        claim.replaces = k.checked_sub(standby_n).and_then(|r| plan.replacements.get(r)).cloned();
         if ctx.store.try_claim(&claim, pcfg.max_instances()).await? {
             claimed.push(claim.id.clone());
         } else {
@@ -286,7 +289,7 @@ async fn apply_action(ctx: &Ctx, instances: &[Instance], action: &Action, now: D
             }
             ctx.store.update(&moved(&inst, InstanceState::Running, now)?).await?;
         }
-        Action::Drain { claim, server_id, reason } => {
+        Action::Drain { claim, server_id, reason, .. } => {
             let Some(inst) = find(claim) else { return Ok(()) };
             // Disable first: once disabled Kasm places no new session there, so "0 sessions" stays true.
             ctx.kasm.set_enabled(server_id, false).await?;

@@ -604,3 +604,64 @@ async fn configs_are_evaluated_concurrently_in_order_and_share_the_cap() {
     assert_eq!(out.iter().map(|o| o.claimed.len()).sum::<usize>(), 5);
     assert!(out.iter().all(|o| o.result.is_ok()), "{out:?}");
 }
+
+// ---- server rotation ----
+
+/// One evaluation of the only config: its plan and the claims written.
+async fn one(w: &World) -> (crate::engine::Plan, Vec<ClaimId>) {
+    let o = evaluate(&w.ctx, None, "test").await.into_iter().next().unwrap();
+    (o.result.unwrap(), o.claimed)
+}
+
+#[tokio::test]
+async fn rotation_claims_one_replacement_then_drains_and_deletes_the_old_vm_after_its_session() {
+    let mut set = configs(5, 2.0);
+    set.autoscale_configs[0].rotate_servers_in_days = Some(1);
+    set.autoscale_configs[0].rotate_servers_pre_warm_minutes = Some(60);
+    let w = world(set);
+    // Day one: one agent for the standby, up and serving with a session.
+    let (_, claimed) = one(&w).await;
+    assert_eq!(claimed.len(), 1);
+    let old_id = claimed[0].clone();
+    provision_pending(&w.ctx).await;
+    let old = w.store.get(&old_id).await.unwrap().unwrap();
+    check_in(&w, &old, false);
+    one(&w).await;
+    w.kasm.start_session("k1", &old.kasm_server_id, Resources::new(1.0, 1024.0, 0.0));
+
+    // 23 hours later: the replacement is claimed, naming the VM it replaces — once.
+    w.clock.advance(Duration::hours(23));
+    check_in(&w, &old, true);
+    let (plan, claimed) = one(&w).await;
+    assert_eq!(plan.replacements, vec![old_id.clone()], "{:#?}", plan.reasons);
+    assert_eq!(claimed.len(), 1);
+    let new = w.store.get(&claimed[0]).await.unwrap().unwrap();
+    assert_eq!(new.replaces.as_ref(), Some(&old_id));
+    let (plan, claimed) = one(&w).await;
+    assert!(claimed.is_empty() && plan.create == 0, "a second replacement: {:#?}", plan.reasons);
+    provision_pending(&w.ctx).await;
+    let new = w.store.get(&new.id).await.unwrap().unwrap();
+    check_in(&w, &new, false);
+    one(&w).await;
+    assert_eq!(w.store.get(&new.id).await.unwrap().unwrap().state, InstanceState::Running);
+
+    // One day old: drained (disabled) although it has a session; deleted only once it ended.
+    w.clock.advance(Duration::hours(1));
+    check_in(&w, &old, true);
+    check_in(&w, &new, true);
+    let (plan, _) = one(&w).await;
+    assert!(
+        plan.actions.iter().any(|a| matches!(a, crate::engine::Action::Drain { claim, replaced_by: Some(n), .. } if claim == &old_id && n == &new.id)),
+        "{:?} {:#?}",
+        plan.actions,
+        plan.reasons
+    );
+    assert_eq!(w.store.get(&old_id).await.unwrap().unwrap().state, InstanceState::Draining);
+    assert!(!w.kasm.server(&old.kasm_server_id).unwrap().enabled, "the old agent takes no new sessions");
+    let rep = reap(&w.ctx).await;
+    assert_eq!(rep.waiting_for_sessions, vec![old_id.clone()]);
+    w.kasm.end_session("k1");
+    let rep = reap(&w.ctx).await;
+    assert_eq!(rep.deleted, vec![old_id.clone()]);
+    assert_eq!(w.provider.vms().len(), 1, "only the replacement is left");
+}

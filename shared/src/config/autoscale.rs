@@ -153,6 +153,27 @@ pub struct AutoscaleConfig {
     /// AD: the Kasm LDAP config used for AD joins.
     #[serde(default)]
     pub ldap_id: Option<String>,
+    // Server rotation. Facts: Kasm 1.19's database schema (kasm-helm `tests/schemas/1_19_0-schema.yaml`)
+    // has both columns on `autoscale_configs` as nullable INTEGERs, and Kasm's Helm preseed docs
+    // (kasm-helm `charts/kasm-helm/docs/preseed.md`) list both as optional with default `null`. Kasm's
+    // developer docs list "agent rotation" among the Docker Agent pool's AutoScale settings
+    // (https://docs.kasm.com/docs/develop/how-to/autoscale/infrastructure-components), so rotation is
+    // not limited to server pools. The exact timing (when the replacement counts, when the old VM is
+    // drained, what the cap and standby do to it) is not in the docs we could read: that rule is our
+    // decision, written down once in `engine/mod.rs` ("Rotation").
+    /// Server rotation (Kasm 1.19 `rotate_servers_in_days`): a VM of this config is replaced once it
+    /// has existed this many days — its replacement is claimed
+    /// `rotate_servers_pre_warm_minutes` ahead, then the old VM is drained (disabled in Kasm) and
+    /// deleted once it has no sessions. Absent (Kasm's default, `null`) or 0 = no rotation. Applies to
+    /// docker_agent and server configs alike.
+    #[serde(default)]
+    pub rotate_servers_in_days: Option<u32>,
+    /// Server rotation (Kasm 1.19 `rotate_servers_pre_warm_minutes`): how many minutes before a VM
+    /// reaches `rotate_servers_in_days` its replacement is claimed, so the replacement is up when the
+    /// old VM is drained. Absent (Kasm's default, `null`) = 0: the replacement is claimed when the old
+    /// VM reaches its rotation age. Must be shorter than the rotation period.
+    #[serde(default)]
+    pub rotate_servers_pre_warm_minutes: Option<u32>,
 }
 
 /// Kasm's `autoscale_configs` columns. A config names its VM-provider (and DNS-provider) config by one of
@@ -228,12 +249,8 @@ impl KasmColumns for AutoscaleConfig {
             "not supported by kasm-autoscale yet (Kasm's default is 1)",
             Accept::UnsetOr(1),
         ),
-        no_field("rotate_servers_in_days", "server rotation is not supported by kasm-autoscale yet", Accept::Unset),
-        no_field(
-            "rotate_servers_pre_warm_minutes",
-            "server rotation is not supported by kasm-autoscale yet",
-            Accept::Unset,
-        ),
+        same("rotate_servers_in_days"),
+        same("rotate_servers_pre_warm_minutes"),
         // Kasm 1.15 and 1.16 only (removed in 1.17): the TLS certificate and key of the VMs' nginx.
         no_field(
             "nginx_cert",
@@ -287,7 +304,19 @@ impl AutoscaleConfig {
             ad_computer_container_dn: None,
             ad_recursive_machine_record_cleanup: false,
             ldap_id: None,
+            rotate_servers_in_days: None,
+            rotate_servers_pre_warm_minutes: None,
         }
+    }
+
+    /// Server rotation as `(rotate after, claim the replacement after)` in seconds of a VM's age, or
+    /// `None` when rotation is off (`rotate_servers_in_days` absent or 0). A pre-warm longer than the
+    /// period (refused by validation) claims the replacement as soon as the VM exists.
+    pub fn rotation(&self) -> Option<(i64, i64)> {
+        let days = self.rotate_servers_in_days.filter(|d| *d > 0)?;
+        let rotate = days as i64 * 86_400;
+        let pre_warm = self.rotate_servers_pre_warm_minutes.unwrap_or(0) as i64 * 60;
+        Some((rotate, (rotate - pre_warm).max(0)))
     }
 
     /// The standby the config asks for, per dimension.

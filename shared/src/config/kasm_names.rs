@@ -370,13 +370,18 @@ pub fn convert_size(v: &Value, from: Unit, to: Unit, whole: bool) -> Result<Valu
     Ok(Value::Number(serde_yaml_ng::Number::from(bytes as f64 / per as f64)))
 }
 
-/// `HH:MM[:SS[.ffffff]]` → `HH:MM` (other text is left for the field's own check).
+/// A valid time of day `HH:MM:SS[.ffffff]` (hours 00–23, minutes and seconds 00–59) → `HH:MM`; any
+/// other text is left for the field's own check (which names it), so nothing invalid becomes valid.
 pub fn time_of_day(v: &Value) -> Result<Value, String> {
     let Some(s) = v.as_str() else { return Ok(v.clone()) };
     let parts: Vec<&str> = s.trim().split(':').collect();
+    let two = |p: &str, max: u32| p.len() == 2 && p.parse::<u32>().is_ok_and(|n| n <= max);
     match parts.as_slice() {
         [h, m, sec]
-            if !h.is_empty() && !m.is_empty() && sec.split('.').all(|p| p.chars().all(|c| c.is_ascii_digit())) =>
+            if two(h, 23) && two(m, 59) && {
+                let whole = sec.split('.').next().unwrap_or("");
+                two(whole, 59) && sec.split('.').skip(1).all(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_digit()))
+            } =>
         {
             Ok(Value::String(format!("{h}:{m}")))
         }

@@ -151,7 +151,8 @@ pub struct Schedule {
 }
 
 /// Kasm's `schedules` columns: the schedule names its autoscale config by Kasm id (resolved by the ids the
-/// autoscale configs of the same file carry), and Kasm writes times as `HH:MM:SS`.
+/// autoscale configs of the same file carry); Kasm's `HH:MM:SS` times are written `HH:MM` (Kasm
+/// ignores the seconds too).
 impl KasmColumns for Schedule {
     const KASM_TABLE: &'static str = "schedules";
     const KASM_COLUMNS: &'static [KasmColumn] = &[

@@ -844,8 +844,28 @@ fn check_autoscale(c: &AutoscaleConfig) -> Found {
     if c.ad_create_machine_record {
         need(&mut f, c.ldap_id.is_some(), "ldap_id", "is required when ad_create_machine_record is on");
     }
+    if let Some(days) = c.rotate_servers_in_days.filter(|d| *d > 0) {
+        need(
+            &mut f,
+            days <= MAX_ROTATE_DAYS,
+            "rotate_servers_in_days",
+            format!("must be at most {MAX_ROTATE_DAYS} days (0 or absent = no rotation)"),
+        );
+        let period = days as u64 * 1440;
+        need(
+            &mut f,
+            (c.rotate_servers_pre_warm_minutes.unwrap_or(0) as u64) < period,
+            "rotate_servers_pre_warm_minutes",
+            format!(
+                "must be shorter than the rotation period (rotate_servers_in_days {days} = {period} minutes), or every VM would need a replacement as soon as it exists"
+            ),
+        );
+    }
     f
 }
+
+/// The longest rotation period accepted (ten years): a larger value is a typo, not a policy.
+const MAX_ROTATE_DAYS: u32 = 3650;
 
 fn check_schedule(s: &Schedule) -> Found {
     let mut f = Found::new();

@@ -9,7 +9,7 @@ use super::schedule;
 use super::{Action, Input, Plan, Summary};
 use crate::config::AutoscaleType;
 use crate::kasm::{KasmServer, ServerKind, norm_id, same_id};
-use crate::model::{Dim, Instance, InstanceState, Resources};
+use crate::model::{ClaimId, Dim, Instance, InstanceState, Resources};
 
 /// Tolerance for comparing fractional resources (core overrides may be fractional).
 const EPS: f64 = 1e-9;
@@ -55,6 +55,16 @@ struct Claim<'a> {
     /// A destroy withheld because the VM has sessions, and why it was due.
     held: Option<String>,
     activate: Option<bool>,
+    /// Rotation: a running VM of ours past its pre-warm age (its replacement is due).
+    due: bool,
+    /// Rotation: past its rotation age (drained once its replacement serves).
+    expired: bool,
+    /// Rotation: index into `claims` of its live replacement.
+    replacement: Option<usize>,
+    /// Rotation: due with a live replacement; its capacity no longer counts (the replacement's does).
+    retiring: bool,
+    /// Rotation: the live replacement of a retiring VM (no scale-down candidate while that retires).
+    protected: bool,
 }
 
 struct Eval<'a> {
@@ -105,10 +115,10 @@ impl<'a> Eval<'a> {
         self.checked_in_recently(rec)
     }
 
-    /// Capacity per dimension: for our agents the config's override, else Kasm's per-agent override,
-    /// else reported; for agents that are not ours (static ones) their own override, else reported.
-    fn capacity(&self, rec: &KasmServer) -> Resources {
-        let ours = self.input.instances.iter().any(|i| same_id(&i.kasm_server_id, &rec.server_id));
+    /// Capacity per dimension: for our agents (`ours`: the record matched a claim, by id or by our
+    /// record name) the config's override, else Kasm's per-agent override, else reported; for agents
+    /// that are not ours (static ones) their own override, else reported.
+    fn capacity(&self, rec: &KasmServer, ours: bool) -> Resources {
         let ovr = if ours { self.input.config.overrides() } else { Resources::default() };
         let mut c = Resources::default();
         for d in DIMS {
@@ -126,8 +136,8 @@ impl<'a> Eval<'a> {
 
     /// Free capacity of a record, never negative per dimension (an over-committed agent has no room,
     /// it does not take room away from the others).
-    fn free_of(&self, rec: &KasmServer) -> Resources {
-        let cap = self.capacity(rec);
+    fn free_of(&self, rec: &KasmServer, ours: bool) -> Resources {
+        let cap = self.capacity(rec, ours);
         let mut f = Resources::default();
         for d in DIMS {
             f.set(d, (cap.get(d) - rec.allocated.get(d)).max(0.0));
@@ -175,6 +185,7 @@ impl<'a> Eval<'a> {
             let claim = self.classify(inst, rec_of[ci], &sessions_by_server);
             self.claims.push(claim);
         }
+        self.mark_rotation();
         for c in &self.claims {
             if let Some(why) = &c.held {
                 self.reasons
@@ -193,8 +204,11 @@ impl<'a> Eval<'a> {
         }
 
         // Capacity of records that count: the operator's own healthy ones and ours that count as records.
+        // A retiring VM's (rotation) is kept apart: its replacement stands in for it.
         let mut free_rec = Resources::default();
         let mut avail_rec: u64 = 0;
+        let mut retiring_free = Resources::default();
+        let mut retiring_avail: u64 = 0;
         let mut static_n = 0u32;
         for &r in &records {
             let rec = &input.servers[r];
@@ -202,12 +216,16 @@ impl<'a> Eval<'a> {
                 None => {
                     static_n += 1;
                     if self.healthy(rec) {
-                        free_rec += self.free_of(rec);
+                        free_rec += self.free_of(rec, false);
                         let on = sessions_by_server.get(&norm_id(&rec.server_id)).copied().unwrap_or(0);
                         avail_rec += self.max_sessions(rec).saturating_sub(on) as u64;
                     }
                 }
                 // Ours: exactly what a removal would take away again.
+                Some(ci) if self.claims[ci].counts == Counts::Record && self.claims[ci].retiring => {
+                    retiring_free += self.claims[ci].contrib;
+                    retiring_avail += self.claims[ci].contrib_sessions as u64;
+                }
                 Some(ci) if self.claims[ci].counts == Counts::Record => {
                     free_rec += self.claims[ci].contrib;
                     avail_rec += self.claims[ci].contrib_sessions as u64;
@@ -222,10 +240,15 @@ impl<'a> Eval<'a> {
         self.reasons.extend(sched.notes.iter().cloned());
         let active = sched.active;
         let floor = if active { sched.floor } else { 0 };
+        // Retiring VMs (rotation) are not counted toward the floor: their replacements are.
         let mut nondraining = self
             .claims
             .iter()
-            .filter(|c| c.destroy.is_none() && (c.inst.state.is_pending() || c.inst.state == InstanceState::Running))
+            .filter(|c| {
+                c.destroy.is_none()
+                    && !c.retiring
+                    && (c.inst.state.is_pending() || c.inst.state == InstanceState::Running)
+            })
             .count() as u32;
 
         let enabled = input.config.enabled;
@@ -254,6 +277,10 @@ impl<'a> Eval<'a> {
         let mut free_rec = free_rec + up.undrained;
         let mut avail_rec = avail_rec + up.undrained_sessions;
         let create = self.limit_creates(up.wanted);
+        let replacements = self.claim_replacements(may_scale, create);
+        if may_scale {
+            self.rotate_out(free_rec, avail_rec, &mut retiring_free, &mut retiring_avail, nondraining, floor);
+        }
 
         // Scale down.
         let request_downscale_at = if !enabled {
@@ -301,7 +328,8 @@ impl<'a> Eval<'a> {
         actions.append(&mut self.actions_drain);
         Plan {
             autoscale_config: input.config.autoscale_config_name.clone(),
-            create,
+            create: create + replacements.len() as u32,
+            replacements,
             actions,
             request_downscale_at,
             reasons: self.reasons,
@@ -368,9 +396,14 @@ impl<'a> Eval<'a> {
             destroy: None,
             held: None,
             activate: None,
+            due: false,
+            expired: false,
+            replacement: None,
+            retiring: false,
+            protected: false,
         };
         if let Some(r) = rec {
-            c.contrib = self.free_of(r);
+            c.contrib = self.free_of(r, true);
             c.contrib_sessions = self.max_sessions(r).saturating_sub(n_sessions);
         }
         let in_state = self.secs_since(inst.state_since);
@@ -484,7 +517,8 @@ impl<'a> Eval<'a> {
                 .servers
                 .iter()
                 .filter(|s| s.kind == ServerKind::Agent)
-                .map(|s| self.capacity(s).get(d))
+                // Only asked for a dimension without override, where whose record it is does not matter.
+                .map(|s| self.capacity(s, false).get(d))
                 .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
         };
         DIMS.map(|d| {
@@ -504,6 +538,7 @@ impl<'a> Eval<'a> {
             .filter(|&i| {
                 let c = &self.claims[i];
                 c.inst.state == InstanceState::Draining
+                    && !self.past_due_age(c.inst)
                     && c.rec.is_some_and(|r| {
                         let rec = &self.input.servers[r];
                         self.checked_in_recently(rec) || (self.server_pool && rec.last_reported.is_none())
@@ -515,6 +550,193 @@ impl<'a> Eval<'a> {
             b.state_since.cmp(&a.state_since).then_with(|| a.id.cmp(&b.id))
         });
         v
+    }
+
+    /// Whether a claim's VM is past the age at which rotation wants its replacement.
+    fn past_due_age(&self, inst: &Instance) -> bool {
+        self.input.config.rotation().is_some_and(|(_, due_at)| self.secs_since(inst.vm_since()) >= due_at)
+    }
+
+    /// Rotation state of every claim: which running VMs of ours are due (past the pre-warm age) or
+    /// expired (past the rotation age), which claim is a due VM's live replacement, and so which VMs
+    /// retire (their capacity no longer counts) and which replacements are protected from scale-down.
+    fn mark_rotation(&mut self) {
+        let Some((rotate, due_at)) = self.input.config.rotation() else { return };
+        for i in 0..self.claims.len() {
+            let c = &self.claims[i];
+            if c.inst.state != InstanceState::Running || c.destroy.is_some() || c.rec.is_none() {
+                continue;
+            }
+            let age = self.secs_since(c.inst.vm_since());
+            let c = &mut self.claims[i];
+            c.due = age >= due_at;
+            c.expired = age >= rotate;
+        }
+        let index: HashMap<&ClaimId, usize> = self.claims.iter().enumerate().map(|(i, c)| (&c.inst.id, i)).collect();
+        let mut replacement: Vec<Option<usize>> = vec![None; self.claims.len()];
+        // Claims are in id order: among several live replacements of one VM, one that serves wins,
+        // else the first.
+        for (j, r) in self.claims.iter().enumerate() {
+            let live = r.destroy.is_none() && (r.inst.state.is_pending() || r.inst.state == InstanceState::Running);
+            let Some(&old) = r.inst.replaces.as_ref().and_then(|id| index.get(id)) else { continue };
+            if !live || old == j || !self.claims[old].due {
+                continue;
+            }
+            match replacement[old] {
+                Some(k) if self.claims[k].counts == Counts::Record || r.counts != Counts::Record => {}
+                _ => replacement[old] = Some(j),
+            }
+        }
+        for (old, rep) in replacement.into_iter().enumerate() {
+            if let Some(k) = rep {
+                self.claims[old].replacement = Some(k);
+                self.claims[old].retiring = true;
+                self.claims[k].protected = true;
+            }
+        }
+        let due = self.claims.iter().filter(|c| c.due).count();
+        if due > 0 {
+            let retiring = self.claims.iter().filter(|c| c.retiring).count();
+            self.reasons.push(format!(
+                "rotation (rotate_servers_in_days {}, pre-warm {} min): {due} VMs past {}, {retiring} of them with a replacement (their capacity is the replacement's)",
+                rotate / 86_400,
+                (rotate - due_at) / 60,
+                fmt_age(due_at)
+            ));
+        }
+    }
+
+    /// Rotation: one replacement claim for every due VM without a live one, oldest first, after the
+    /// `created` standby/floor claims, under the same provider backoff and `max_instances` cap.
+    fn claim_replacements(&mut self, may_scale: bool, created: u32) -> Vec<ClaimId> {
+        let Some((rotate, due_at)) = self.input.config.rotation() else { return Vec::new() };
+        // A draining replacement undrained by this plan serves again: its VM needs no other.
+        let undrained_for: Vec<&ClaimId> = self
+            .actions_undrain
+            .iter()
+            .filter_map(|a| match a {
+                Action::Undrain { claim, .. } => {
+                    self.claims.iter().find(|c| &c.inst.id == claim).and_then(|c| c.inst.replaces.as_ref())
+                }
+                _ => None,
+            })
+            .collect();
+        let mut due: Vec<usize> = (0..self.claims.len())
+            .filter(|&i| {
+                let c = &self.claims[i];
+                c.due && c.replacement.is_none() && !undrained_for.contains(&&c.inst.id)
+            })
+            .collect();
+        if due.is_empty() {
+            return Vec::new();
+        }
+        due.sort_by(|&a, &b| {
+            let (a, b) = (self.claims[a].inst, self.claims[b].inst);
+            a.vm_since().cmp(&b.vm_since()).then_with(|| a.id.cmp(&b.id))
+        });
+        let names = |v: &[usize]| v.iter().map(|&i| self.claims[i].inst.id.as_str()).collect::<Vec<_>>().join(", ");
+        let input = self.input;
+        if !may_scale {
+            let why = if input.config.enabled { "the schedule is inactive" } else { "the config is disabled" };
+            self.reasons.push(format!(
+                "rotation: {} VMs due for replacement ({}), none claimed while {why}",
+                due.len(),
+                names(&due)
+            ));
+            return Vec::new();
+        }
+        if let Some(until) = input.control.backoff_until
+            && until > self.now
+        {
+            self.reasons.push(format!(
+                "rotation: provider backoff until {}: the replacements of {} wait; those VMs keep serving",
+                until.format("%H:%M:%S"),
+                names(&due)
+            ));
+            return Vec::new();
+        }
+        let room = input.max_instances.saturating_sub(input.owned_total.saturating_add(created)) as usize;
+        let n = room.min(due.len());
+        for &i in &due[..n] {
+            let c = &self.claims[i];
+            self.reasons.push(format!(
+                "rotation: {} has existed {} (rotate after {}, replacement claimed {} ahead): claiming its replacement",
+                c.inst.id,
+                fmt_age(self.secs_since(c.inst.vm_since())),
+                fmt_age(rotate),
+                fmt_age(rotate - due_at)
+            ));
+        }
+        if n < due.len() {
+            self.reasons.push(format!(
+                "rotation: at max_instances {} ({} owned, {created} claimed for standby): no replacement for {}; they keep serving until a slot frees",
+                input.max_instances,
+                input.owned_total,
+                names(&due[n..])
+            ));
+        }
+        due[..n].iter().map(|&i| self.claims[i].inst.id.clone()).collect()
+    }
+
+    /// Rotation: drains expired VMs whose replacement serves, oldest first, while the capacity left
+    /// (`free_rec`/`avail_rec`, plus the retiring VMs' not drained yet) keeps the standby and the
+    /// floor. `nondraining` excludes retiring VMs.
+    fn rotate_out(
+        &mut self,
+        free_rec: Resources,
+        avail_rec: u64,
+        retiring_free: &mut Resources,
+        retiring_avail: &mut u64,
+        nondraining: u32,
+        floor: u32,
+    ) {
+        let mut order: Vec<usize> = (0..self.claims.len()).filter(|&i| self.claims[i].retiring).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (self.claims[a].inst, self.claims[b].inst);
+            a.vm_since().cmp(&b.vm_since()).then_with(|| a.id.cmp(&b.id))
+        });
+        let mut up = nondraining + order.len() as u32;
+        for i in order {
+            let c = &self.claims[i];
+            if !c.expired {
+                continue;
+            }
+            let k = c.replacement.expect("retiring VMs have a replacement");
+            let r = &self.claims[k];
+            let (old, new) = (c.inst.id.clone(), r.inst.id.clone());
+            if r.counts != Counts::Record {
+                self.reasons.push(format!(
+                    "rotation: {old} is due to go; waiting for its replacement {new} ({}) to serve",
+                    r.inst.state
+                ));
+                continue;
+            }
+            if !self.removable(&(free_rec + *retiring_free), avail_rec + *retiring_avail, c) {
+                self.reasons.push(format!(
+                    "rotation: {old} is due to go, but without it the pool would drop below {}: it keeps serving until more capacity does",
+                    if self.server_pool { "Minimum Available Sessions" } else { "standby" }
+                ));
+                continue;
+            }
+            if up <= floor {
+                self.reasons.push(format!(
+                    "rotation: {old} is due to go, but minimum_instances {floor} from the schedule needs it"
+                ));
+                continue;
+            }
+            let (contrib, contrib_sessions, counts, sessions) = (c.contrib, c.contrib_sessions, c.counts, c.sessions);
+            if counts == Counts::Record {
+                *retiring_free = *retiring_free - contrib;
+                *retiring_avail -= (contrib_sessions as u64).min(*retiring_avail);
+            }
+            up -= 1;
+            let age = fmt_age(self.secs_since(self.claims[i].inst.vm_since()));
+            let reason =
+                format!("rotation: existed {age}, replaced by {new}; deleted once it has no sessions ({sessions} now)");
+            self.reasons.push(format!("rotation: draining {old} ({age} old), its replacement {new} serves"));
+            let server_id = self.input.servers[self.claims[i].rec.expect("due VMs have a record")].server_id.clone();
+            self.actions_drain.push(Action::Drain { claim: old, server_id, reason, replaced_by: Some(new) });
+        }
     }
 
     fn undrain(&mut self, i: usize) {
@@ -738,21 +960,26 @@ impl<'a> Eval<'a> {
         wanted
     }
 
-    /// Our running, enabled VMs without sessions, newest first (the newest VM is the one whose
-    /// removal least surprises: it has served the least, and older VMs keep warm caches).
-    fn idle_candidates(&self) -> Vec<usize> {
+    /// Our running, enabled VMs without sessions: VMs due for rotation first, then newest first (the
+    /// newest VM is the one whose removal least surprises: it has served the least, and older VMs keep
+    /// warm caches). With `protect`, retiring VMs and their replacements are left to rotation.
+    fn idle_candidates(&self, protect: bool) -> Vec<usize> {
         let mut v: Vec<usize> = (0..self.claims.len())
             .filter(|&i| {
                 let c = &self.claims[i];
                 c.inst.state == InstanceState::Running
                     && c.destroy.is_none()
                     && c.sessions == 0
+                    && !(protect && (c.retiring || c.protected))
                     && c.rec.is_some_and(|r| self.input.servers[r].enabled)
             })
             .collect();
         v.sort_by(|&a, &b| {
-            let (a, b) = (&self.claims[a].inst, &self.claims[b].inst);
-            b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id))
+            let (a, b) = (&self.claims[a], &self.claims[b]);
+            b.due
+                .cmp(&a.due)
+                .then_with(|| b.inst.created_at.cmp(&a.inst.created_at))
+                .then_with(|| b.inst.id.cmp(&a.inst.id))
         });
         v
     }
@@ -760,11 +987,11 @@ impl<'a> Eval<'a> {
     fn drain(&mut self, i: usize, reason: String) {
         let c = &self.claims[i];
         let server_id = self.input.servers[c.rec.expect("idle candidates have a record")].server_id.clone();
-        self.actions_drain.push(Action::Drain { claim: c.inst.id.clone(), server_id, reason });
+        self.actions_drain.push(Action::Drain { claim: c.inst.id.clone(), server_id, reason, replaced_by: None });
     }
 
     fn drain_idle_inactive(&mut self) {
-        let idle = self.idle_candidates();
+        let idle = self.idle_candidates(false);
         let busy = self
             .claims
             .iter()
@@ -804,7 +1031,7 @@ impl<'a> Eval<'a> {
         floor: u32,
     ) -> Option<DateTime<Utc>> {
         let was = self.input.control.request_downscale_at;
-        let idle = self.idle_candidates();
+        let idle = self.idle_candidates(true);
         let removable: Vec<usize> =
             idle.iter().copied().filter(|&i| self.removable(free_rec, *avail_rec, &self.claims[i])).collect();
         let floor_allows = nondraining > floor;
@@ -883,6 +1110,19 @@ struct ScaleUp {
     undrained_n: u32,
     undrained: Resources,
     undrained_sessions: u64,
+}
+
+/// A duration in seconds as days, hours and minutes: `1d 23h 0m`, `45m`.
+fn fmt_age(secs: i64) -> String {
+    let secs = secs.max(0);
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    if d > 0 {
+        format!("{d}d {h}h {m}m")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else {
+        format!("{m}m")
+    }
 }
 
 /// A number without a useless fraction: 4 not 4.0, 0.5 stays.

@@ -61,6 +61,31 @@
 //! greedily, newest first (created_at, then claim id), each re-checked against what is left, never
 //! below the floor; the clock is then reset.
 //!
+//! # Rotation
+//! Kasm 1.19's `rotate_servers_in_days` (N) and `rotate_servers_pre_warm_minutes` (P) on the config;
+//! N absent or 0 = off. Kasm's docs name the fields but not this timing: the rule is ours. Only our
+//! running VMs with a Kasm record rotate (the operator's records never do); a VM's age counts from
+//! [`Instance::vm_since`] (the provisioner's move to `booting`: the provider made the VM).
+//! - **Due** at age ≥ N days − P minutes: the VM gets one replacement claim
+//!   ([`Plan::replacements`]; the claim's [`Instance::replaces`] names it) even when standby is met. A
+//!   due VM with a live replacement (requested, creating, booting or running, not being destroyed)
+//!   gets no other; a failed or destroyed one is claimed again. Replacements come after the standby
+//!   and floor creates, under the same provider backoff and `max_instances` cap, oldest VM first; a
+//!   due VM the cap or backoff leaves without one keeps serving, and the plan says why.
+//! - **Retiring** = due with a live replacement: its capacity no longer counts anywhere (the
+//!   replacement's does, pending or running) — not for the standby shortfall, not toward the floor,
+//!   not for scale-down. Neither it nor its replacement is a scale-down candidate while it retires.
+//! - **Drained** once it is N days old and its replacement counts through its record (`Drain` with
+//!   `replaced_by`, no backoff clock, oldest first), even with sessions: they end where they are,
+//!   and the reaper deletes the VM once it has none. The drain waits while the capacity left without
+//!   it (the other retiring VMs still counted) would fall below standby / Minimum Available Sessions
+//!   in a dimension it adds to, or the VMs left below the floor: the shortfall, computed without
+//!   retiring VMs, creates what is missing first. Rotation never takes capacity below standby.
+//! - A draining VM past its due age is never undrained. Idle scale-down candidates that are due
+//!   (left without a replacement by the cap) go first.
+//! - Disabled config or inactive schedule: no replacements, no rotation drains; an inactive schedule
+//!   drains idle VMs, rotating or not, like any other.
+//!
 //! # Schedules
 //! Kasm's rule (`Schedule.is_active` in Kasm 1.15's `data/model.py`), matched minute for minute in
 //! `schedule::is_active`. A config is active if it has no schedules or any of its schedules is
@@ -102,7 +127,8 @@
 //! - A VM with sessions is never destroyed, whatever its claim says (the plan says why it waits).
 //!
 //! # Output
-//! Actions come as: destroys, activates (claim id order), undrains, drains (in the order chosen).
+//! Actions come as: destroys, activates (claim id order), undrains, drains (rotation's, then
+//! scale-down's or the inactive schedule's, in the order chosen).
 //! Every plan carries reasons with the numbers, and a complete [`Summary`].
 
 mod decide;
@@ -192,7 +218,8 @@ pub enum Action {
         /// The record is disabled and must be enabled.
         enable: bool,
     },
-    /// Scale-down: disable the record and mark the claim `draining` (deleted once it has no sessions).
+    /// Scale-down or rotation: disable the record and mark the claim `draining` (deleted once it has
+    /// no sessions).
     Drain {
         /// The claim.
         claim: ClaimId,
@@ -200,6 +227,10 @@ pub enum Action {
         server_id: String,
         /// Why.
         reason: String,
+        /// Rotation: the claim of the VM that replaced this one (a scale-down drain has none). A drain
+        /// for rotation may disable a VM with sessions; it is still deleted only once they ended.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaced_by: Option<ClaimId>,
     },
     /// Demand came back: re-enable a draining VM instead of creating a new one.
     Undrain {
@@ -222,13 +253,14 @@ pub enum Action {
 pub struct Summary {
     /// Whether a schedule (or none) makes the config active now.
     pub active: bool,
-    /// Free capacity per dimension (docker agents), booting VMs included.
+    /// Free capacity per dimension (docker agents), booting VMs included, VMs retiring for rotation
+    /// not (their replacements stand in for them).
     pub free: Resources,
     /// Standby asked for.
     pub standby: Resources,
     /// What one new VM adds (after overrides).
     pub per_vm: Resources,
-    /// Server pools: available sessions, booting servers included.
+    /// Server pools: available sessions, booting servers included, servers retiring for rotation not.
     pub available_sessions: u32,
     /// Server pools: Minimum Available Sessions.
     pub minimum_sessions: u32,
@@ -249,8 +281,13 @@ pub struct Summary {
 pub struct Plan {
     /// The autoscale config.
     pub autoscale_config: String,
-    /// New VMs to claim.
+    /// New VMs to claim, rotation replacements included.
     pub create: u32,
+    /// Rotation: the claims whose replacement this plan claims, one new claim each (counted in
+    /// `create`, written with [`Instance::replaces`] set); the other `create − replacements.len()`
+    /// claims are for standby and the floor. Absent in decisions recorded before rotation existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replacements: Vec<ClaimId>,
     /// Per-claim actions.
     pub actions: Vec<Action>,
     /// The new value of `request_downscale_at` (the backoff clock).

@@ -28,7 +28,7 @@ struct ClaimSpec {
     state: InstanceState,
     age: i64,
     rec: Option<RecSpec>,
-    /// The record registered under another id and is found by hostname.
+    /// The record has another id and is found by our record name (`friendly_name` = the VM name).
     by_host: bool,
 }
 
@@ -251,7 +251,7 @@ fn build(s: &Spec) -> Input {
             let id = if c.by_host { format!("kasm-{k}") } else { inst.kasm_server_id.clone() };
             let mut rec = record(s.server_pool, &id, r, now);
             if c.by_host {
-                rec.hostname = Some(inst.vm_name.clone());
+                rec.friendly_name = Some(inst.vm_name.clone());
             }
             for _ in 0..r.sessions {
                 n_sess += 1;
@@ -287,10 +287,12 @@ fn build(s: &Spec) -> Input {
     }
 }
 
-/// Records of claim `c`'s VM in the generated inputs (by id, or registered under its VM name: such a
-/// record is not matched to the claim, but its sessions are the VM's).
+/// Records that belong to claim `c` in the generated inputs (by id or by our record name).
 fn records_of<'a>(input: &'a Input, c: &'a Instance) -> impl Iterator<Item = &'a KasmServer> {
-    input.servers.iter().filter(move |r| r.server_id == c.kasm_server_id || r.hostname.as_deref() == Some(&c.vm_name))
+    input
+        .servers
+        .iter()
+        .filter(move |r| r.server_id == c.kasm_server_id || r.friendly_name.as_deref() == Some(&c.vm_name))
 }
 
 fn sessions_of(input: &Input, c: &Instance) -> usize {
@@ -314,6 +316,8 @@ fn check_plan(input: &Input, p: &Plan, now: DateTime<Utc>) -> Result<(), TestCas
     let mut seen = std::collections::HashSet::new();
     for a in &p.actions {
         match a {
+            // Rotation drains may disable a VM with sessions and need no backoff: `check_rotation`.
+            Action::Drain { replaced_by: Some(_), .. } => prop_assert!(input.config.rotation().is_some()),
             Action::Drain { claim, .. } => {
                 let c = find(input, claim);
                 // (2) Never a VM with sessions.
@@ -396,17 +400,19 @@ fn apply(input: &mut Input, p: &Plan, now: DateTime<Utc>, round: usize) {
     gone.extend(reaped);
     for id in &gone {
         let c = find(input, id).clone();
-        input.servers.retain(|r| r.server_id != c.kasm_server_id && r.hostname.as_deref() != Some(&c.vm_name));
+        input.servers.retain(|r| r.server_id != c.kasm_server_id && r.friendly_name.as_deref() != Some(&c.vm_name));
         input.instances.retain(|i| &i.id != id);
         input.owned_total -= 1;
     }
     // Creates: VMs of the size the engine assumed (a default when it could not know). They boot and
     // register at once (agents disabled, as Kasm registers them); the next plan activates them.
     let size = input.new_vm_size.unwrap_or(Resources::new(2.0, 4096.0, 0.0));
+    let standby_n = p.create - p.replacements.len() as u32;
     for k in 0..p.create {
         let mut c = claim(&format!("n{round:03}{k:02}"), InstanceState::Booting, 0);
         c.created_at = now;
         c.state_since = now;
+        c.replaces = k.checked_sub(standby_n).map(|r| p.replacements[r as usize].clone());
         let mut r = if server_pool {
             server(&c.kasm_server_id, true, None)
         } else {
@@ -541,4 +547,379 @@ fn apply_creates_activates_then_drains() {
     apply(&mut input, &p, t0(), 3);
     assert_eq!(input.instances.len(), 1, "the reaper removed the idle drained VM");
     assert!(quiet(&decide(&input, t0())));
+}
+
+// ---------- rotation ----------
+
+/// Free capacity of the records that count, computed apart from the engine: enabled, healthy
+/// records of the operator's and of claims that are up (requested … running). Server pools: free
+/// session slots, in `cores`. It may count a record the engine does not (one still pending), never
+/// the other way round, and such a record is never drained, so a drop of the engine's capacity below
+/// standby shows here too.
+fn free_capacity(input: &Input, now: DateTime<Utc>) -> Resources {
+    let server_pool = input.config.autoscale_type == AutoscaleType::Server;
+    let missing = input.timers.agent_missing_after as i64;
+    let mut free = Resources::default();
+    for r in &input.servers {
+        let healthy = r.enabled
+            && match r.last_reported {
+                None => server_pool,
+                Some(t) => (now - t).num_seconds() <= missing,
+            };
+        if !healthy {
+            continue;
+        }
+        let owner = input
+            .instances
+            .iter()
+            .find(|c| r.server_id == c.kasm_server_id || r.friendly_name.as_deref() == Some(&c.vm_name));
+        if owner.is_some_and(|c| !(c.state.is_pending() || c.state == InstanceState::Running)) {
+            continue;
+        }
+        if server_pool {
+            let on = match owner {
+                Some(c) => sessions_of(input, c),
+                None => input.sessions.iter().filter(|s| s.server_id == r.server_id).count(),
+            } as u32;
+            let max = r.max_sessions.unwrap_or(input.config.max_simultaneous_sessions_per_server);
+            free.cores += max.saturating_sub(on) as f64;
+        } else {
+            let ovr = if owner.is_some() { input.config.overrides() } else { Resources::default() };
+            for (d, reported) in r.reported.dims() {
+                let cap = if ovr.get(d) > 0.0 {
+                    ovr.get(d)
+                } else if r.overridden.get(d) > 0.0 {
+                    r.overridden.get(d)
+                } else {
+                    reported
+                };
+                free.set(d, free.get(d) + (cap - r.allocated.get(d)).max(0.0));
+            }
+        }
+    }
+    free
+}
+
+/// What Kasm's records and the claims look like once a plan's drains and undrains are done (creates
+/// add nothing yet: they boot later).
+fn drained(input: &Input, p: &Plan) -> Input {
+    let mut after = input.clone();
+    for a in &p.actions {
+        let (claim, server_id, state, enabled) = match a {
+            Action::Drain { claim, server_id, .. } => (claim, server_id, InstanceState::Draining, false),
+            Action::Undrain { claim, server_id } => (claim, server_id, InstanceState::Running, true),
+            _ => continue,
+        };
+        after.instances.iter_mut().find(|c| &c.id == claim).unwrap().state = state;
+        after.servers.iter_mut().find(|r| &r.server_id == server_id).unwrap().enabled = enabled;
+    }
+    after
+}
+
+/// Rotation's promises on one plan: (5) replacements only for running VMs of ours past the
+/// pre-warm age that have no live replacement, within the cap; (6) a rotation drain only for a VM past
+/// its rotation age whose replacement serves; (7) drains never take free capacity below standby
+/// while the config is active (whether rotation or scale-down drains them).
+fn check_rotation(input: &Input, p: &Plan, now: DateTime<Utc>) -> Result<(), TestCaseError> {
+    let (rotate, due_at) = input.config.rotation().expect("rotation on");
+    let age = |c: &Instance| (now - c.vm_since()).num_seconds();
+    let destroyed: Vec<&ClaimId> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Destroy { claim, .. } => Some(claim),
+            _ => None,
+        })
+        .collect();
+    let live_replacement = |old: &ClaimId| {
+        input.instances.iter().any(|c| {
+            c.replaces.as_ref() == Some(old)
+                && (c.state.is_pending() || c.state == InstanceState::Running)
+                && !destroyed.contains(&&c.id)
+        })
+    };
+    // (5)
+    prop_assert!(p.replacements.len() as u32 <= p.create);
+    let mut seen = std::collections::HashSet::new();
+    for old in &p.replacements {
+        prop_assert!(seen.insert(old), "two replacements for {}", old);
+        let c = find(input, old);
+        prop_assert_eq!(c.state, InstanceState::Running, "replacement for {} in state {}", old, c.state);
+        prop_assert!(age(c) >= due_at, "replacement for {} before its pre-warm age", old);
+        prop_assert!(!live_replacement(old), "second replacement for {}: {:#?}", old, p.reasons);
+        prop_assert!(input.config.enabled && p.summary.active);
+    }
+    // (6)
+    for a in &p.actions {
+        let Action::Drain { claim, replaced_by: Some(new), .. } = a else { continue };
+        let old = find(input, claim);
+        prop_assert!(input.config.enabled && p.summary.active);
+        prop_assert_eq!(old.state, InstanceState::Running);
+        prop_assert!(age(old) >= rotate, "{} drained for rotation at age {} < {}", claim, age(old), rotate);
+        let n = find(input, new);
+        prop_assert_eq!(n.replaces.as_ref(), Some(claim), "{} does not replace {}", new, claim);
+        // It serves through its record (a claim whose record registered counts, whatever its state).
+        prop_assert!(n.state.is_pending() || n.state == InstanceState::Running, "replacement {} is {}", new, n.state);
+        let serving = input.servers.iter().any(|r| {
+            (r.server_id == n.kasm_server_id || r.friendly_name.as_deref() == Some(&n.vm_name))
+                && r.enabled
+                && r.last_reported.is_none_or(|t| (now - t).num_seconds() <= input.timers.agent_missing_after as i64)
+        });
+        prop_assert!(serving, "replacement {} has no serving record", new);
+    }
+    // (7)
+    if input.config.enabled && p.summary.active {
+        let (before, after) = (free_capacity(input, now), free_capacity(&drained(input, p), now));
+        let standby = if input.config.autoscale_type == AutoscaleType::Server {
+            Resources::new(input.config.minimum_pool_standby_sessions as f64, 0.0, 0.0)
+        } else {
+            input.config.standby()
+        };
+        for (d, s) in standby.dims() {
+            if before.get(d) >= s - 1e-9 {
+                prop_assert!(
+                    after.get(d) >= s - 1e-9,
+                    "drains took free {} from {} to {} < standby {}: {:?}\n{:#?}",
+                    d,
+                    before.get(d),
+                    after.get(d),
+                    s,
+                    p.actions,
+                    p.reasons
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Turns rotation on over generated claims: VMs booted up to three days ago, some claims naming
+/// another as the VM they replace.
+fn with_rotation(input: &mut Input, days: u32, pre_warm: u32, ages_min: &[u32], links: &[Option<usize>]) {
+    input.config.rotate_servers_in_days = Some(days);
+    input.config.rotate_servers_pre_warm_minutes = Some(pre_warm);
+    let ids: Vec<ClaimId> = input.instances.iter().map(|c| c.id.clone()).collect();
+    for (k, c) in input.instances.iter_mut().enumerate() {
+        let booted = t0() - Duration::minutes(ages_min[k % ages_min.len()] as i64);
+        c.transitions.insert("booting".into(), booted);
+        c.created_at = c.created_at.min(booted);
+        c.replaces = links[k % links.len()].map(|j| ids[j % ids.len()].clone()).filter(|id| id != &c.id);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Properties 1–7 on arbitrary inputs with rotation on, at the generated instant and later.
+    #[test]
+    fn rotation_plans_keep_the_invariants(
+        s in spec(false),
+        days in 1u32..=2,
+        pre_warm in prop_oneof![Just(0u32), 0u32..=240],
+        ages in pvec(0u32..=4320, 1..=8),
+        links in pvec(prop::option::weighted(0.3, 0usize..8), 1..=8),
+        later in prop_oneof![Just(0i64), 0i64..7200],
+    ) {
+        let mut input = build(&s);
+        with_rotation(&mut input, days, pre_warm, &ages, &links);
+        let now = t0() + Duration::seconds(later);
+        let p = decide(&input, now);
+        check_plan(&input, &p, now)?;
+        check_rotation(&input, &p, now)?;
+        let mut shuffled = input.clone();
+        shuffled.instances.reverse();
+        shuffled.servers.reverse();
+        shuffled.sessions.reverse();
+        prop_assert_eq!(&decide(&shuffled, now), &p, "plan depends on input order");
+    }
+}
+
+/// A pool of running VMs of one size (4 cores / 8 GB agents, or servers) booted up to three days
+/// ago, with steady sessions, for rotation over time.
+#[derive(Debug, Clone)]
+struct RotSpec {
+    server_pool: bool,
+    aggressive: bool,
+    per_server: u32,
+    standby: (u8, u8),
+    minimum: u32,
+    floor: Option<u32>,
+    days: u32,
+    pre_warm: u32,
+    /// (minutes since boot, sessions) per VM.
+    vms: Vec<(u32, u8)>,
+    step_min: i64,
+    tight_cap: Option<u32>,
+}
+
+fn rot_spec() -> impl Strategy<Value = RotSpec> {
+    (
+        (any::<bool>(), any::<bool>(), 1u32..=3),
+        ((0u8..=12, 0u8..=24), 0u32..=6, prop::option::of(0u32..=3)),
+        (1u32..=2, 0u32..=180),
+        pvec((0u32..=4320, 0u8..=3), 1..=6),
+        15i64..=90,
+        prop::option::weighted(0.3, 0u32..=2),
+    )
+        .prop_map(
+            |(
+                (server_pool, aggressive, per_server),
+                (standby, minimum, floor),
+                (days, pre_warm),
+                vms,
+                step_min,
+                tight_cap,
+            )| {
+                RotSpec {
+                    server_pool,
+                    aggressive,
+                    per_server,
+                    standby,
+                    minimum,
+                    floor,
+                    days,
+                    pre_warm,
+                    vms,
+                    step_min,
+                    tight_cap,
+                }
+            },
+        )
+}
+
+fn build_rot(s: &RotSpec) -> Input {
+    let mut input = super::tests::input(s.standby.0 as f64);
+    let c = &mut input.config;
+    c.aggressive_scaling = s.aggressive;
+    c.downscale_backoff = 1800;
+    c.agent_cores_override = 4.0;
+    c.agent_memory_override_gb = 8.0;
+    c.rotate_servers_in_days = Some(s.days);
+    c.rotate_servers_pre_warm_minutes = Some(s.pre_warm);
+    if s.server_pool {
+        c.autoscale_type = AutoscaleType::Server;
+        c.standby_cores = 0.0;
+        c.max_simultaneous_sessions_per_server = s.per_server;
+        c.minimum_pool_standby_sessions = s.minimum;
+    } else {
+        c.standby_memory_mb = s.standby.1 as f64 * 1024.0;
+    }
+    if let Some(min) = s.floor {
+        input.schedules = vec![Schedule {
+            autoscale_config: "cfg".into(),
+            days_of_the_week: vec![
+                Weekday::Monday,
+                Weekday::Tuesday,
+                Weekday::Wednesday,
+                Weekday::Thursday,
+                Weekday::Friday,
+                Weekday::Saturday,
+                Weekday::Sunday,
+            ],
+            active_start_time: "00:00".into(),
+            active_end_time: "24:00".into(),
+            timezone: "UTC".into(),
+            minimum_instances: min,
+        }];
+    }
+    let mut n_sess = 0;
+    for (k, &(age_min, sessions)) in s.vms.iter().enumerate() {
+        let mut c = claim(&format!("v{k}"), InstanceState::Running, age_min as i64 * 60 + 300);
+        c.transitions.insert("booting".into(), t0() - Duration::minutes(age_min as i64));
+        let sessions = if s.server_pool { sessions.min(s.per_server as u8) } else { sessions };
+        let mut r = if s.server_pool {
+            server(&c.kasm_server_id, true, Some(10))
+        } else {
+            agent(&c.kasm_server_id, 4.0, 8192.0, true, Some(10))
+        };
+        if !s.server_pool {
+            r.allocated = Resources::new(sessions as f64, sessions as f64 * 1024.0, 0.0);
+        }
+        for _ in 0..sessions {
+            n_sess += 1;
+            input.sessions.push(session(n_sess, &c.kasm_server_id));
+        }
+        input.servers.push(r);
+        input.instances.push(c);
+    }
+    input.owned_total = input.instances.len() as u32;
+    input.max_instances = match s.tight_cap {
+        Some(extra) => input.owned_total + extra,
+        None => 64,
+    };
+    input
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Over four days of evaluations with steady sessions, rotation keeps every invariant, never
+    /// exceeds `max_instances`, never destroys a VM with sessions, never drops free capacity below
+    /// standby — and, when the cap leaves room, no VM serves much past its rotation age.
+    #[test]
+    fn rotation_over_days_keeps_capacity_and_replaces_old_vms(s in rot_spec()) {
+        let mut input = build_rot(&s);
+        let step = Duration::minutes(s.step_min);
+        let mut now = t0();
+        let rounds = (4 * 1440 / s.step_min) as usize;
+        let (rotate, _) = input.config.rotation().unwrap();
+        let mut last_create = t0();
+        for round in 0..rounds {
+            let p = decide(&input, now);
+            check_plan(&input, &p, now)?;
+            check_rotation(&input, &p, now)?;
+            if p.create > 0 {
+                last_create = now;
+            }
+            apply(&mut input, &p, now, round);
+            prop_assert!(input.owned_total <= input.max_instances, "over the cap: {:#?}", p.reasons);
+            let next = now + step;
+            advance(&mut input, now, next);
+            now = next;
+            // Liveness, with room in the cap: a VM serves at most a few evaluations past its rotation age.
+            if s.tight_cap.is_none() {
+                let slack = 6 * s.step_min * 60;
+                for c in input.instances.iter().filter(|c| c.state == InstanceState::Running) {
+                    // Expired before the run started: counted from the start.
+                    let expired = (c.vm_since() + Duration::seconds(rotate)).max(t0());
+                    let late = (now - expired).num_seconds();
+                    prop_assert!(late <= slack, "{} still serves {} s past its rotation age (last create {:?}):\n{:#?}", c.id, late, last_create, p.reasons);
+                }
+            }
+        }
+    }
+}
+
+/// The rotation property's own sanity: over time it does claim replacements and drain old VMs.
+#[test]
+fn rotation_over_time_replaces_and_drains() {
+    let s = RotSpec {
+        server_pool: false,
+        aggressive: true,
+        per_server: 1,
+        standby: (4, 0),
+        minimum: 0,
+        floor: None,
+        days: 1,
+        pre_warm: 60,
+        vms: vec![(1400, 2), (0, 0)],
+        step_min: 30,
+        tight_cap: None,
+    };
+    let mut input = build_rot(&s);
+    let mut now = t0();
+    let (mut replaced, mut rotated) = (0, 0);
+    for round in 0..96 {
+        let p = decide(&input, now);
+        replaced += p.replacements.len();
+        rotated += p.actions.iter().filter(|a| matches!(a, Action::Drain { replaced_by: Some(_), .. })).count();
+        apply(&mut input, &p, now, round);
+        let next = now + Duration::minutes(30);
+        advance(&mut input, now, next);
+        now = next;
+    }
+    assert!(replaced >= 2 && rotated >= 2, "replaced {replaced}, rotated {rotated}");
+    // v0 (busy) still drains its sessions; v1 is gone.
+    assert!(input.instances.iter().any(|c| c.id.as_str() == "v0" && c.state == InstanceState::Draining));
+    assert!(!input.instances.iter().any(|c| c.id.as_str() == "v1"));
 }

@@ -764,3 +764,287 @@ fn sessions_on_a_record_at_the_vms_address_hold_its_destroy() {
     let p = decide(&i, t0());
     assert!(p.actions.iter().any(|a| matches!(a, Action::Destroy { claim, .. } if *claim == c.id)), "{:?}", p.actions);
 }
+
+// ---------- rotation ----------
+
+const DAY: i64 = 86_400;
+
+/// `input(standby)` with rotation after 1 day, replacements claimed 60 minutes ahead.
+fn rotating(standby_cores: f64) -> Input {
+    let mut i = input(standby_cores);
+    i.config.rotate_servers_in_days = Some(1);
+    i.config.rotate_servers_pre_warm_minutes = Some(60);
+    i
+}
+
+/// A running claim whose VM booted `age` seconds before `t0()` (claimed 5 minutes earlier), with a
+/// healthy, enabled, idle 4-core record.
+fn booted(id: &str, age: i64) -> (Instance, KasmServer) {
+    let (mut c, r) = running(id, age + 300);
+    c.transitions.insert("booting".into(), t0() - Duration::seconds(age));
+    (c, r)
+}
+
+/// A claim `id` replacing `old`, in `state` since `age` seconds.
+fn replacement(id: &str, old: &str, state: InstanceState, age: i64) -> Instance {
+    let mut c = claim(id, state, age);
+    c.replaces = Some(ClaimId(old.into()));
+    c
+}
+
+fn rotation_drains(p: &Plan) -> Vec<(&str, &str)> {
+    p.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Drain { claim, replaced_by: Some(r), .. } => Some((claim.as_str(), r.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn rotation_is_off_without_days_or_with_zero() {
+    for days in [None, Some(0)] {
+        let (c, r) = booted("old", 400 * DAY);
+        let mut i = with(input(4.0), vec![c], vec![r]);
+        i.config.rotate_servers_in_days = days;
+        i.config.rotate_servers_pre_warm_minutes = Some(60);
+        let p = decide(&i, t0());
+        assert_eq!((p.create, p.replacements.len()), (0, 0), "{days:?}: {:#?}", p.reasons);
+        assert!(p.actions.is_empty());
+        assert!(!has_reason(&p, "rotation"));
+    }
+}
+
+#[test]
+fn a_vm_past_its_pre_warm_age_gets_a_replacement_though_standby_is_met() {
+    // 1 day − 60 min − 1 s: not yet.
+    let (c, r) = booted("old", DAY - 3600 - 1);
+    let i = with(rotating(4.0), vec![c], vec![r]);
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 0, "{:#?}", p.reasons);
+    // 1 day − 60 min: its replacement is claimed, although free 4 = standby 4.
+    let (c, r) = booted("old", DAY - 3600);
+    let i = with(rotating(4.0), vec![c], vec![r]);
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 1, "{:#?}", p.reasons);
+    assert_eq!(p.replacements, vec![ClaimId("old".into())]);
+    assert_reason(&p, "rotation: old has existed 23h 0m (rotate after 1d 0h 0m, replacement claimed 1h 0m ahead)");
+    assert!(p.actions.is_empty(), "nothing is drained before the replacement serves");
+    assert!(p.changes_something());
+}
+
+#[test]
+fn age_counts_from_the_vm_not_the_claim() {
+    // Claimed two days ago, but the provider made the VM (booting) only 10 hours ago: not due.
+    let (mut c, r) = running("old", 2 * DAY);
+    c.transitions.insert("booting".into(), t0() - Duration::hours(10));
+    let p = decide(&with(rotating(4.0), vec![c.clone()], vec![r.clone()]), t0());
+    assert_eq!(p.create, 0, "{:#?}", p.reasons);
+    // Without a booting transition (an old record) the claim's creation counts.
+    c.transitions.remove("booting");
+    let p = decide(&with(rotating(4.0), vec![c], vec![r]), t0());
+    assert_eq!(p.replacements, vec![ClaimId("old".into())]);
+}
+
+#[test]
+fn a_live_replacement_is_not_claimed_twice_and_stands_in_for_the_old_vm() {
+    let (c, r) = booted("old", DAY - 1800);
+    for state in [InstanceState::Requested, InstanceState::Creating, InstanceState::Booting] {
+        let i = with(rotating(4.0), vec![c.clone(), replacement("new", "old", state, 10)], vec![r.clone()]);
+        let p = decide(&i, t0());
+        assert_eq!(p.create, 0, "{state}: {:#?}", p.reasons);
+        assert!(p.replacements.is_empty());
+        // The old VM's 4 free cores are not counted; the pending replacement's 4 are.
+        assert_eq!(p.summary.free.cores, 4.0, "{state}");
+        assert_reason(&p, "1 VMs past 23h 0m, 1 of them with a replacement");
+    }
+}
+
+#[test]
+fn a_failed_replacement_is_destroyed_and_claimed_again() {
+    let (c, r) = booted("old", DAY - 1800);
+    let i = with(rotating(4.0), vec![c, replacement("new", "old", InstanceState::Failed, 10)], vec![r]);
+    let p = decide(&i, t0());
+    assert_eq!(destroys(&p).len(), 1);
+    assert_eq!(p.replacements, vec![ClaimId("old".into())]);
+    assert_eq!(p.create, 1);
+}
+
+#[test]
+fn the_cap_or_a_provider_backoff_leaves_the_old_vm_serving() {
+    let (c, r) = booted("old", DAY + 3600);
+    let mut i = with(rotating(4.0), vec![c.clone()], vec![r.clone()]);
+    i.max_instances = 1;
+    let p = decide(&i, t0());
+    assert_eq!((p.create, p.replacements.len()), (0, 0));
+    assert!(p.actions.is_empty(), "never drained without a replacement: {:?}", p.actions);
+    assert_reason(&p, "rotation: at max_instances 1 (1 owned, 0 claimed for standby): no replacement for old");
+    assert_eq!(p.summary.free.cores, 4.0, "it still counts as capacity");
+
+    // Standby comes first when only one slot is left.
+    let (c2, r2) = booted("busy", 600);
+    let mut r2 = r2;
+    r2.allocated = Resources::new(4.0, 0.0, 0.0);
+    let mut i = with(rotating(8.0), vec![c.clone(), c2], vec![r.clone(), r2]);
+    i.max_instances = 3;
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 1);
+    assert!(p.replacements.is_empty(), "{:#?}", p.reasons);
+    assert_reason(&p, "1 claimed for standby): no replacement for old");
+
+    let mut i = with(rotating(4.0), vec![c], vec![r]);
+    i.control.backoff_until = Some(t0() + Duration::minutes(5));
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 0);
+    assert_reason(&p, "rotation: provider backoff until 12:05:00: the replacements of old wait");
+}
+
+#[test]
+fn an_expired_vm_is_drained_once_its_replacement_serves_even_with_sessions() {
+    let (c, mut r) = booted("old", DAY + 60);
+    r.allocated = Resources::new(2.0, 2048.0, 0.0);
+    let n = replacement("new", "old", InstanceState::Running, 600);
+    let rn = agent("srv-new", 4.0, 8192.0, true, Some(10));
+    let mut i = with(rotating(4.0), vec![c, n], vec![r, rn]);
+    i.sessions = vec![session(1, "srv-old"), session(2, "srv-old")];
+    let p = decide(&i, t0());
+    assert_eq!(rotation_drains(&p), vec![("old", "new")], "{:#?}", p.reasons);
+    assert!(destroys(&p).is_empty(), "a VM with sessions is never destroyed");
+    assert_eq!(p.create, 0);
+    assert_reason(&p, "rotation: draining old (1d 0h 1m old), its replacement new serves");
+    let Some(Action::Drain { reason, .. }) = p.actions.first() else { panic!("{:?}", p.actions) };
+    assert!(reason.contains("deleted once it has no sessions (2 now)"), "{reason}");
+    // Not yet expired (pre-warm window): both serve, and neither is a scale-down candidate, even
+    // with no standby at all and the backoff long elapsed.
+    let (c, r) = booted("old", DAY - 600);
+    let n = replacement("new", "old", InstanceState::Running, 600);
+    let rn = agent("srv-new", 4.0, 8192.0, true, Some(10));
+    let mut i = with(rotating(0.0), vec![c, n], vec![r, rn]);
+    i.control.request_downscale_at = Some(t0() - Duration::hours(2));
+    let p = decide(&i, t0());
+    assert!(p.actions.is_empty(), "{:?} {:#?}", p.actions, p.reasons);
+    assert_eq!(p.request_downscale_at, None, "rotation's pair is left to rotation: {:#?}", p.reasons);
+    assert_reason(&p, "no idle VM of ours");
+}
+
+#[test]
+fn the_drain_waits_for_a_booting_replacement_and_for_standby() {
+    let (c, r) = booted("old", DAY + 60);
+    let i =
+        with(rotating(4.0), vec![c.clone(), replacement("new", "old", InstanceState::Booting, 60)], vec![r.clone()]);
+    let p = decide(&i, t0());
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_reason(&p, "rotation: old is due to go; waiting for its replacement new (booting) to serve");
+
+    // The replacement serves but is half full: without the old VM, free 2 < standby 4. The old VM
+    // stays, and the shortfall (counted without it) claims one more VM.
+    let n = replacement("new", "old", InstanceState::Running, 600);
+    let mut rn = agent("srv-new", 4.0, 8192.0, true, Some(10));
+    rn.allocated = Resources::new(2.0, 0.0, 0.0);
+    let mut i = with(rotating(4.0), vec![c, n], vec![r, rn]);
+    i.sessions = vec![session(1, "srv-new")];
+    let p = decide(&i, t0());
+    assert!(rotation_drains(&p).is_empty(), "{:#?}", p.reasons);
+    assert_reason(&p, "rotation: old is due to go, but without it the pool would drop below standby");
+    assert_eq!((p.create, p.replacements.len()), (1, 0));
+    assert_reason(&p, "free cores 2 < standby 4: +1 agents of 4 cores");
+}
+
+#[test]
+fn rotation_drains_keep_the_schedule_floor() {
+    let (c, r) = booted("old", DAY + 60);
+    let n = replacement("new", "old", InstanceState::Running, 600);
+    let rn = agent("srv-new", 4.0, 8192.0, true, Some(10));
+    let mut i = with(rotating(0.0), vec![c.clone(), n.clone()], vec![r.clone(), rn.clone()]);
+    i.schedules = vec![sunday("08:00", "18:00", 1)];
+    let p = decide(&i, t0());
+    assert_eq!(rotation_drains(&p), vec![("old", "new")], "the replacement holds the floor of 1");
+    assert_eq!(p.create, 0);
+    i.schedules = vec![sunday("08:00", "18:00", 2)];
+    let p = decide(&i, t0());
+    assert!(rotation_drains(&p).is_empty());
+    assert_reason(&p, "rotation: old is due to go, but minimum_instances 2 from the schedule needs it");
+    assert_eq!(p.create, 1, "the floor is counted without the retiring VM: {:#?}", p.reasons);
+}
+
+#[test]
+fn inactive_or_disabled_configs_do_not_rotate() {
+    let (c, r) = booted("old", DAY + 60);
+    let mut i = with(rotating(4.0), vec![c.clone()], vec![r.clone()]);
+    i.schedules = vec![sunday("20:00", "21:00", 0)];
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 0);
+    assert_reason(&p, "rotation: 1 VMs due for replacement (old), none claimed while the schedule is inactive");
+    // Drained like any other idle VM, as a scale-down, not a rotation.
+    assert_eq!(drains(&p), vec!["old"]);
+    assert!(rotation_drains(&p).is_empty());
+
+    let mut i = with(rotating(4.0), vec![c], vec![r]);
+    i.config.enabled = false;
+    let p = decide(&i, t0());
+    assert!(p.create == 0 && p.actions.is_empty());
+    assert_reason(&p, "none claimed while the config is disabled");
+}
+
+#[test]
+fn a_draining_vm_past_its_due_age_is_not_undrained() {
+    let (mut c, r) = booted("old", DAY - 1800);
+    c.state = InstanceState::Draining;
+    let mut i = with(rotating(8.0), vec![c.clone()], vec![r.clone()]);
+    let p = decide(&i, t0());
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(p.create, 2, "{:#?}", p.reasons);
+    // Younger, it is undrained as before.
+    i.instances[0].transitions.insert("booting".into(), t0() - Duration::hours(2));
+    let p = decide(&i, t0());
+    assert!(matches!(p.actions.as_slice(), [Action::Undrain { .. }]), "{:?}", p.actions);
+}
+
+#[test]
+fn scale_down_takes_due_vms_without_replacement_first() {
+    // Three idle VMs, standby 4: two may go. "a" is due (the cap left it without a replacement).
+    let (a, ra) = booted("a", DAY - 60);
+    let (b, rb) = booted("b", 3600);
+    let (c, rc) = booted("c", 1800);
+    let mut i = with(rotating(4.0), vec![a, b, c], vec![ra, rb, rc]);
+    i.max_instances = 3;
+    i.control.request_downscale_at = Some(t0() - Duration::hours(1));
+    let p = decide(&i, t0());
+    assert_eq!(drains(&p), vec!["a", "c"], "{:#?}", p.reasons);
+}
+
+#[test]
+fn server_pools_rotate_too() {
+    let mut i = rotating(0.0);
+    i.config.autoscale_type = AutoscaleType::Server;
+    i.config.minimum_pool_standby_sessions = 1;
+    let mut c = claim("old", InstanceState::Running, DAY + 600);
+    c.transitions.insert("booting".into(), t0() - Duration::seconds(DAY + 60));
+    let r = server("srv-old", true, None);
+    let n = replacement("new", "old", InstanceState::Running, 600);
+    let rn = server("srv-new", true, None);
+    // Due without a replacement: one is claimed.
+    let p = decide(&with(i.clone(), vec![c.clone()], vec![r.clone()]), t0());
+    assert_eq!(p.replacements, vec![ClaimId("old".into())]);
+    // The old server has its one session; the replacement is free: drained, not destroyed.
+    let mut i = with(i, vec![c, n], vec![r, rn]);
+    i.sessions = vec![session(1, "srv-old")];
+    let p = decide(&i, t0());
+    assert_eq!(rotation_drains(&p), vec![("old", "new")], "{:#?}", p.reasons);
+    assert_eq!(p.create, 0);
+}
+
+#[test]
+fn an_agent_of_ours_found_by_our_record_name_counts_with_the_configs_override() {
+    // A record we created (another id, our VM name as friendly_name): ours, so the override (3 cores)
+    // counts, not the 5 it reports — as for a record matched by id.
+    let c = claim("c", InstanceState::Running, 100);
+    let mut r = agent("kasm-elsewhere", 5.0, 8192.0, true, Some(5));
+    r.friendly_name = Some(c.vm_name.clone());
+    let mut i = with(input(4.0), vec![c], vec![r]);
+    i.config.agent_cores_override = 3.0;
+    let p = decide(&i, t0());
+    assert_eq!(p.summary.free.cores, 3.0, "{:#?}", p.reasons);
+    assert_eq!(p.create, 1);
+}

@@ -209,14 +209,6 @@ pub fn import(answers: &KasmAnswers, target: &ImportTarget, origin: &str) -> Res
     let providers_out: Vec<Value> = providers.iter().map(|r| im.provider(r)).collect();
     let dns_out: Vec<Value> = dns.iter().map(|r| im.dns(r)).collect();
     let schedules_out: Vec<Value> = answers.schedules.iter().enumerate().map(|(i, s)| im.schedule(i, s)).collect();
-    if !schedules_out.is_empty() {
-        im.notes.push(
-            "schedules: Kasm counts a window's end minute as active (07:00-19:00 includes 19:00-19:00:59) and \
-             continues a window past midnight only when the next day is not listed itself; kasm-autoscale's \
-             window ends at its end time and always continues past midnight"
-                .into(),
-        );
-    }
     for (key, list) in [
         ("autoscale_configs", autoscale_out),
         ("vm_provider_configs", providers_out),
@@ -676,17 +668,9 @@ impl Importer {
                 Some(owner) => format!("schedules[{i}] ({owner})"),
                 None => format!("schedules[{i}]"),
             };
-        let mut m = self.take(&label, to_yaml(r), Schedule::KASM_COLUMNS, &shape::<Schedule>());
-        let start = m.get("active_start_time").and_then(Value::as_str).map(str::to_string);
-        let end = m.get("active_end_time").and_then(Value::as_str).map(str::to_string);
-        if let (Some(s), Some(e)) = (start, end)
-            && s == e
-        {
-            // Kasm: start = end is active from the start until midnight on the listed days.
-            m.insert("active_end_time".into(), Value::from("24:00"));
-            self.notes
-                .push(format!("{label}: Kasm's window {s}–{e} runs from {s} until midnight; written as {s}–24:00"));
-        }
+        // Our schedule rule is Kasm's `Schedule.is_active` (start = end: from the start until midnight;
+        // inclusive end; midnight crossing only into unlisted days), so the window is taken as it is.
+        let m = self.take(&label, to_yaml(r), Schedule::KASM_COLUMNS, &shape::<Schedule>());
         canonical::<Schedule>(m)
     }
 

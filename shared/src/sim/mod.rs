@@ -56,6 +56,9 @@ pub struct Summary {
     pub vms_destroyed: u32,
     /// Provider create errors met.
     pub provider_errors: u32,
+    /// Server rotation: VMs drained because they reached `rotate_servers_in_days` (each after its
+    /// replacement served).
+    pub vms_rotated: u32,
 }
 
 /// One sample of the timeline, per step.
@@ -153,6 +156,8 @@ pub async fn run(lt: &LoadedTrace) -> Report {
     let mut ready_at: HashMap<String, DateTime<Utc>> = HashMap::new();
     let mut next_session = 0u64;
     let mut known_vms: HashMap<String, String> = HashMap::new();
+    // Claims drained for rotation, until the reaper has removed them.
+    let mut rotated_out: std::collections::HashSet<ClaimId> = std::collections::HashSet::new();
 
     for i in 0..=steps {
         let now = start + step * i as i32;
@@ -266,9 +271,26 @@ pub async fn run(lt: &LoadedTrace) -> Report {
                 if plan.changes_something() {
                     let mut what = Vec::new();
                     if !o.claimed.is_empty() {
-                        what.push(format!("+{} VMs", o.claimed.len()));
+                        // Replacement claims are written after the standby ones (see `app::evaluate`).
+                        let standby = (plan.create as usize - plan.replacements.len()).min(o.claimed.len());
+                        let replacing = &plan.replacements[..o.claimed.len() - standby];
+                        what.push(if replacing.is_empty() {
+                            format!("+{} VMs", o.claimed.len())
+                        } else {
+                            let names: Vec<&str> = replacing.iter().map(ClaimId::as_str).collect();
+                            format!(
+                                "+{} VMs ({} replacing {} for rotation)",
+                                o.claimed.len(),
+                                replacing.len(),
+                                names.join(", ")
+                            )
+                        });
                     }
                     for a in &plan.actions {
+                        if let crate::engine::Action::Drain { claim, replaced_by: Some(_), .. } = a {
+                            summary.vms_rotated += 1;
+                            rotated_out.insert(claim.clone());
+                        }
                         what.push(action_text(a));
                     }
                     events.push(Event {
@@ -291,6 +313,11 @@ pub async fn run(lt: &LoadedTrace) -> Report {
         let rep = app::reap(&ctx).await;
         for e in &rep.errors {
             events.push(Event { minute, text: format!("reaper: {e}") });
+        }
+        for id in &rep.deleted {
+            if rotated_out.remove(id) {
+                events.push(Event { minute, text: format!("rotation: rotated-out VM {id} removed") });
+            }
         }
 
         // Invariant and samples.
@@ -341,6 +368,9 @@ fn action_text(a: &crate::engine::Action) -> String {
     match a {
         Action::Activate { claim, enable, .. } => {
             format!("activate {claim}{}", if *enable { " (enable)" } else { "" })
+        }
+        Action::Drain { claim, replaced_by: Some(new), .. } => {
+            format!("drain {claim} (rotated out, replaced by {new})")
         }
         Action::Drain { claim, .. } => format!("drain {claim}"),
         Action::Undrain { claim, .. } => format!("undrain {claim}"),
@@ -506,7 +536,65 @@ pub fn render_text(r: &Report) -> String {
     let _ = writeln!(s, "  longest wait            {} s", x.max_wait_seconds);
     let _ = writeln!(s, "  VMs created / destroyed {} / {}", x.vms_created, x.vms_destroyed);
     let _ = writeln!(s, "  provider errors         {}", x.provider_errors);
+    if x.vms_rotated > 0 {
+        let _ = writeln!(s, "  VMs rotated out         {}", x.vms_rotated);
+    }
     let _ = writeln!(s, "  evaluations             {}", x.decisions);
     let _ = writeln!(s, "  max_instances exceeded  {}", x.max_instances_exceeded);
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn minute_of(r: &Report, needle: &str) -> Vec<(f64, String)> {
+        r.events.iter().filter(|e| e.text.contains(needle)).map(|e| (e.minute, e.text.clone())).collect()
+    }
+
+    /// The shipped rotation trace: every agent is replaced after a day, a replacement is claimed an
+    /// hour ahead, the old agent is drained once the replacement serves and removed once its sessions
+    /// ended — and nobody ever waits for capacity.
+    #[tokio::test]
+    async fn the_shipped_rotation_trace_replaces_drains_and_removes() {
+        let trace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/simulations/server-rotation.json");
+        let lt = load(&trace).expect("the shipped trace loads");
+        let r = run(&lt).await;
+        let text = render_text(&r);
+        let s = &r.summary;
+        assert!(!s.max_instances_exceeded, "{text}");
+        assert_eq!((s.sessions_total, s.sessions_waited, s.sessions_unserved), (8, 0, 0), "{text}");
+        // The two agents of day one (standby, then the long session) are rotated on day two; one
+        // replacement then goes as excess (the long session stayed on its drained agent), the other
+        // is rotated on day three.
+        assert_eq!(s.vms_rotated, 3, "{text}");
+        assert!(s.peak_vms <= 4, "never more than two agents and their replacements: {text}");
+
+        let claimed = minute_of(&r, "for rotation");
+        let drained = minute_of(&r, "(rotated out, replaced by");
+        let removed = minute_of(&r, "rotation: rotated-out VM");
+        assert_eq!((claimed.len(), drained.len(), removed.len()), (3, 3, 3), "{text}");
+        // The first replacement is claimed an hour before the first agent (made at minute 0, up a
+        // few minutes later) turns one day old, and that agent is drained at one day.
+        assert!((1380.0..1400.0).contains(&claimed[0].0), "{claimed:?}");
+        assert!((1440.0..1460.0).contains(&drained[0].0), "{drained:?}");
+        // Each removal follows its drain; the agent holding the 26-hour session (until minute ~1630)
+        // waits for it to end.
+        let claim_of = |t: &str| t.split_whitespace().find(|w| w.len() == 26).map(str::to_string);
+        let mut waited_for_session = false;
+        for (at, text) in &removed {
+            let id = claim_of(text).expect("a claim id");
+            let (drained_at, _) = drained
+                .iter()
+                .find(|(_, d)| d.contains(&format!("drain {id} (rotated out")))
+                .unwrap_or_else(|| panic!("{id} removed without a rotation drain"));
+            assert!(at >= drained_at, "{id}");
+            if *at >= 1625.0 && *drained_at < 1500.0 {
+                waited_for_session = true;
+            }
+        }
+        assert!(waited_for_session, "no rotated agent waited for its session: {removed:?} {drained:?}");
+        assert!(text.contains("VMs rotated out         3"), "{text}");
+    }
 }

@@ -12,7 +12,7 @@ use tokio::sync::broadcast::error::TryRecvError;
 
 use super::{Change, DecisionRecord, InstanceFilter, Store, StoreError, moved};
 use crate::config::ConfigSet;
-use crate::engine::{ControlState, Plan, Summary};
+use crate::engine::{Action, ControlState, Plan, Summary};
 use crate::model::{ClaimId, Instance, InstanceState, OsFamily};
 
 /// A fixed instant with sub-second precision (so a backend that drops precision is caught).
@@ -303,12 +303,40 @@ fn decision(config: &str, n: u32) -> DecisionRecord {
         plan: Plan {
             autoscale_config: config.to_string(),
             create: n,
-            actions: vec![],
+            // One decision carries rotation's fields, so they are part of every round trip.
+            replacements: if n == 5 { vec![ClaimId("rot-old-5".into())] } else { vec![] },
+            actions: if n == 5 {
+                vec![Action::Drain {
+                    claim: ClaimId("rot-older-5".into()),
+                    server_id: "srv-5".into(),
+                    reason: "rotation".into(),
+                    replaced_by: Some(ClaimId("rot-new-5".into())),
+                }]
+            } else {
+                vec![]
+            },
             request_downscale_at: None,
             reasons: vec![format!("reason {n}")],
             summary: Summary::default(),
         },
     }
+}
+
+/// A replacement claim keeps the claim it replaces (server rotation) through claim, update and list.
+pub async fn rotation_link_round_trips(s: &dyn Store) {
+    let mut c = claim("rot-new", "rot-asc", "rot-pc", t0());
+    c.replaces = Some(ClaimId("rot-old".into()));
+    assert!(s.try_claim(&c, 5).await.expect("claim"));
+    assert_eq!(must_get(s, &c.id).await.replaces, c.replaces, "{s:?}: replaces lost by try_claim");
+    let moved_on = step(s, &c.id, InstanceState::Creating).await;
+    assert_eq!(moved_on.replaces, c.replaces, "{s:?}: replaces lost by update");
+    let listed =
+        s.list(&InstanceFilter { autoscale_config: Some("rot-asc".into()), ..Default::default() }).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].replaces, c.replaces, "{s:?}: replaces lost by list");
+    let plain = claim("rot-plain", "rot-asc", "rot-pc", t0());
+    assert!(s.try_claim(&plain, 5).await.expect("claim"));
+    assert_eq!(must_get(s, &plain.id).await.replaces, None);
 }
 
 /// Decisions come back newest first (in append order, not by `at`), limited, optionally of one config.
@@ -561,6 +589,7 @@ pub async fn run_all(s: &dyn Store) {
     finish_evaluation_with_stale_version(s).await;
     finish_evaluation_after_losing_the_lease(s).await;
     decisions_newest_first(s).await;
+    rotation_link_round_trips(s).await;
     suspects_keep_first_seen(s).await;
     change_feed_reports_claims(s).await;
 }

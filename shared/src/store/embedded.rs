@@ -522,6 +522,7 @@ mod tests {
             plan: Plan {
                 autoscale_config: config.into(),
                 create: n,
+                replacements: vec![],
                 actions: vec![],
                 request_downscale_at: None,
                 reasons: vec![],

@@ -231,7 +231,6 @@ autoscale_configs:
     zone_id: zone
     gcp_vm_config_id: 0f5e2a7c-0000-4000-8000-000000000000
     reusable: true
-    rotate_servers_in_days: 7
     standby_memory_mb: 100
     standby_memory_bytes: 100000000
 ";
@@ -247,8 +246,6 @@ autoscale_configs:
              is given too: give one of them",
             "f.yaml: a.reusable: Kasm's `reusable` has no place in kasm-autoscale: server reuse is not supported \
              by kasm-autoscale yet",
-            "f.yaml: a.rotate_servers_in_days: Kasm's `rotate_servers_in_days` has no place in kasm-autoscale: \
-             server rotation is not supported by kasm-autoscale yet",
         ]
     );
 }

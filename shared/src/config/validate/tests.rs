@@ -460,7 +460,8 @@ fn schedule_days_are_names_or_kasm_iso_numbers() {
 
 #[test]
 fn unquoted_schedule_times_read_as_text() {
-    // YAML 1.1 would read 17:30:00 as a base-60 number; our YAML parser keeps it text, as written.
+    // YAML 1.1 would read 17:30:00 as a base-60 number; our YAML parser keeps it text. Kasm's
+    // `HH:MM:SS` is then written `HH:MM` (seconds are ignored, by Kasm as by us).
     let text = format!(
         "schedules:\n  - {{autoscale_config: a, days_of_the_week: [1], active_start_time: 08:00, active_end_time: 17:30:00}}\nautoscale_configs:\n{}vm_provider_configs:\n{DO_PROVIDER}",
         agent("a", "d")
@@ -468,6 +469,6 @@ fn unquoted_schedule_times_read_as_text() {
     let (set, problems) = validate_text(&text, "f.yaml");
     assert!(problems.is_empty(), "{problems:?}");
     let s = &set.schedules[0];
-    assert_eq!((s.active_start_time.as_str(), s.active_end_time.as_str()), ("08:00", "17:30:00"));
+    assert_eq!((s.active_start_time.as_str(), s.active_end_time.as_str()), ("08:00", "17:30"));
     assert_eq!((s.start_minute(), s.end_minute()), (Some(8 * 60), Some(17 * 60 + 30)));
 }
