@@ -39,7 +39,7 @@
 //!   [`KasmError::Auth`]; any other 401 ("Unauthorized", "Unauthorized Action": a valid key without the
 //!   permission, or a read-only key on a write) is [`KasmError::Permission`] naming the permission
 //!   Kasm checks for that call; `{"error_message": …}` with 200 is [`KasmError::Api`].
-//! - **Lenient parsing** ([`super::lenient`]): unknown fields are ignored, optional fields may be
+//! - **Lenient parsing** (`kasm/lenient.rs`): unknown fields are ignored, optional fields may be
 //!   missing or `null`, numbers may arrive as strings; both spellings of renamed columns are read
 //!   (1.15 `memory` / 1.19 `memory_bytes`, `memory_override` / `memory_override_bytes`;
 //!   `autoscale_config_id` top-level or under `autoscale_config`). What cannot be read safely (a record
