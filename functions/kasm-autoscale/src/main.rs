@@ -119,7 +119,7 @@ enum Command {
     /// through its admin API and write a config file of ours (secrets become `env:` references, listed at
     /// the end). Exit 0 when the file validates, 1 otherwise or on any Kasm error.
     Import {
-        /// Base URL of the Kasm manager, e.g. https://kasm.example.com.
+        /// Base URL of the Kasm manager, e.g. `https://kasm.example.com`.
         #[arg(long)]
         kasm_url: String,
         /// The API key (Settings → Developers); its secret is read from the environment.
