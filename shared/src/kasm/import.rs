@@ -107,7 +107,10 @@ pub fn answer_list(ic: &ImportCall, answer: &Json) -> Result<Vec<Json>, KasmErro
 /// What a Kasm error on an import call means for the operator: a 401 is a permission the key lacks (named
 /// as Kasm names it), a 403 a key Kasm refuses (wrong key or secret, or the Developer API not licensed).
 pub fn explain(e: &KasmError) -> String {
-    let KasmError::Auth { call, message } = e else { return e.to_string() };
+    let (call, message) = match e {
+        KasmError::Auth { call, message } | KasmError::Permission { call, message, .. } => (call, message),
+        _ => return e.to_string(),
+    };
     let permission = import_call(call).map(|c| format!("{} (\"{}\")", c.permission, c.permission_text));
     let lower = message.to_ascii_lowercase();
     // Kasm answers an expired key with 401 "Access has expired": a refused key too, not a permission.

@@ -97,6 +97,8 @@ vm_provider_configs:
     assert!(store.try_claim(&c, 3).await.unwrap());
     let r = app::provision(&ctx, &c.id).await.unwrap();
     assert!(matches!(r, app::ProvisionOutcome::Created { .. }), "{r:?}");
+    // The claim now holds the id Kasm gave the record made for it.
+    let c = store.get(&c.id).await.unwrap().unwrap();
     assert!(kasm.list_servers().await.unwrap().iter().any(|s| s.server_id == c.kasm_server_id));
     (ctx, kasm, provider, clock, c.kasm_server_id)
 }
