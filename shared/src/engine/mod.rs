@@ -218,8 +218,9 @@ pub enum Action {
         /// The record is disabled and must be enabled.
         enable: bool,
     },
-    /// Scale-down or rotation: disable the record and mark the claim `draining` (deleted once it has
-    /// no sessions).
+    /// Scale-down, rotation or an inactive schedule: disable the record and mark the claim
+    /// `draining` (deleted once it has no sessions). The claim is `running`, or, for an inactive
+    /// schedule, `booting` (a VM that booted outside the schedule is never put into service).
     Drain {
         /// The claim.
         claim: ClaimId,
@@ -227,8 +228,9 @@ pub enum Action {
         server_id: String,
         /// Why.
         reason: String,
-        /// Rotation: the claim of the VM that replaced this one (a scale-down drain has none). A drain
-        /// for rotation may disable a VM with sessions; it is still deleted only once they ended.
+        /// Rotation: the claim of the VM that replaced this one (other drains have none). A drain for
+        /// rotation or an inactive schedule may disable a VM with sessions; it is still deleted only
+        /// once they ended.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         replaced_by: Option<ClaimId>,
     },

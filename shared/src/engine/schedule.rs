@@ -54,6 +54,26 @@ pub(crate) fn evaluate(schedules: &[Schedule], now: DateTime<Utc>) -> ScheduleEv
     eval
 }
 
+/// The config's schedules for the plan's reasons, e.g. `schedule 1: Sun 08:00-11:00 Europe/Berlin`;
+/// several are joined with `; `.
+pub(crate) fn describe_all(schedules: &[Schedule]) -> String {
+    schedules
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "schedule {}: {} {}-{} {}",
+                i + 1,
+                day_names(s).join(","),
+                s.active_start_time,
+                s.active_end_time,
+                s.timezone
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn day_names(s: &Schedule) -> Vec<String> {
     s.days_of_the_week.iter().map(|d| d.to_chrono().to_string()).collect()
 }
