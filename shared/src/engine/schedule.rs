@@ -10,7 +10,7 @@ use crate::config::Schedule;
 /// The outcome of evaluating a config's schedules at one instant.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ScheduleEval {
-    /// The config may scale up and keeps idle VMs (subject to standby).
+    /// The config may scale up and keeps its VMs (subject to standby); inactive, every VM is drained.
     pub active: bool,
     /// The largest `minimum_instances` among the active schedules.
     pub floor: u32,
