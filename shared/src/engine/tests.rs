@@ -514,7 +514,9 @@ fn scale_down_clock_resets_when_the_condition_stops_holding() {
 }
 
 /// Kasm's `last_provision`: a scale-up restarts the downscale clock. The condition held for most of
-/// the backoff, then a scale-up, then the condition again: the backoff starts over.
+/// the backoff, then a scale-up, then the condition again: the backoff starts over. Each scale-up
+/// here leaves idle VMs removable (a GPU standby the CPU agents add nothing to, or a rotation
+/// replacement), so only the scale-up rule stops the old clock.
 #[test]
 fn a_scale_up_restarts_the_downscale_clock() {
     let at = |i: &mut Input, now: DateTime<Utc>| {
@@ -523,48 +525,70 @@ fn a_scale_up_restarts_the_downscale_clock() {
         }
         decide(i, now)
     };
-    for by_undrain in [false, true] {
+    for how in ["create", "undrain", "replacement"] {
         let mut i = three_idle();
-        if by_undrain {
-            i.instances.push(claim("d", InstanceState::Draining, 100));
-            i.servers.push(agent("srv-d", 4.0, 8192.0, false, Some(5)));
-            i.owned_total = 4;
+        i.new_vm_size = Some(Resources::new(4.0, 8192.0, 1.0));
+        match how {
+            "undrain" => {
+                i.instances.push(claim("d", InstanceState::Draining, 100));
+                let mut rd = agent("srv-d", 4.0, 8192.0, false, Some(5));
+                rd.reported.gpus = 1.0;
+                i.servers.push(rd);
+                i.owned_total = 4;
+            }
+            "replacement" => {
+                i.config.rotate_servers_in_days = Some(1);
+                i.instances[0].transitions.insert("booting".into(), t0() - Duration::hours(24) - Duration::minutes(10));
+            }
+            _ => {}
         }
         // Held for 1500 of the 1800 s.
         i.control.request_downscale_at = Some(t0() - Duration::seconds(1500));
-        let p = at(&mut i, t0());
-        assert_eq!(p.request_downscale_at, i.control.request_downscale_at);
-        // Demand: standby 16 > 12 free → a scale-up, which clears the clock.
-        i.config.standby_cores = 16.0;
-        let p = at(&mut i, t0() + Duration::seconds(60));
-        if by_undrain {
-            assert_eq!(undrains(&p), vec!["d"]);
-            assert_eq!(p.create, 0);
-            i.instances[3].state = InstanceState::Running;
-            i.servers[3].enabled = true;
-        } else {
-            assert_eq!(p.create, 1);
-            i.instances.push(claim("n", InstanceState::Requested, -60));
-            i.owned_total += 1;
+        if how != "replacement" {
+            let p = at(&mut i, t0());
+            assert_eq!(p.request_downscale_at, i.control.request_downscale_at, "{how}: {:#?}", p.reasons);
+            // Demand for a GPU: the CPU agents stay removable, and the plan scales up.
+            i.config.standby_gpus = 1.0;
         }
-        assert_eq!(p.request_downscale_at, None, "{:#?}", p.reasons);
+        let p = at(&mut i, t0() + Duration::seconds(60));
+        match how {
+            "undrain" => {
+                assert_eq!(undrains(&p), vec!["d"], "{:#?}", p.reasons);
+                assert_eq!(p.create, 0);
+                i.instances[3].state = InstanceState::Running;
+                i.servers[3].enabled = true;
+            }
+            "replacement" => {
+                assert_eq!(p.replacements.len(), 1, "{:#?}", p.reasons);
+                let mut n = claim("n", InstanceState::Requested, -60);
+                n.replaces = Some(i.instances[0].id.clone());
+                i.instances.push(n);
+                i.owned_total += 1;
+            }
+            _ => {
+                assert_eq!(p.create, 1, "{:#?}", p.reasons);
+                i.instances.push(claim("n", InstanceState::Requested, -60));
+                i.owned_total += 1;
+            }
+        }
+        assert_eq!(p.request_downscale_at, None, "{how}: {:#?}", p.reasons);
         assert_reason(&p, "a scale-up restarts the clock");
         i.control.request_downscale_at = p.request_downscale_at;
         // Demand drops again: the clock starts anew at that evaluation.
-        i.config.standby_cores = 4.0;
+        i.config.standby_gpus = 0.0;
         let t1 = t0() + Duration::seconds(120);
         let p = at(&mut i, t1);
-        assert_eq!(p.request_downscale_at, Some(t1));
+        assert_eq!(p.request_downscale_at, Some(t1), "{how}: {:#?}", p.reasons);
         assert!(drains(&p).is_empty());
         i.control.request_downscale_at = p.request_downscale_at;
         // Past where the old clock would have fired (t0 + 300), not past the new one: no drain.
         let p = at(&mut i, t1 + Duration::seconds(1799));
-        assert!(drains(&p).is_empty(), "{:?}", p.actions);
+        assert!(drains(&p).is_empty(), "{how}: {:?}", p.actions);
         assert_eq!(p.request_downscale_at, Some(t1));
         assert_reason(&p, "backoff 1800 s not elapsed (1 s left)");
-        // The whole backoff since the new start: the idle VMs go.
+        // The whole backoff since the new start: idle VMs go.
         let p = at(&mut i, t1 + Duration::seconds(1800));
-        assert!(!drains(&p).is_empty(), "{:#?}", p.reasons);
+        assert!(!drains(&p).is_empty(), "{how}: {:#?}", p.reasons);
         assert_eq!(p.request_downscale_at, None);
     }
 }
