@@ -665,3 +665,76 @@ async fn rotation_claims_one_replacement_then_drains_and_deletes_the_old_vm_afte
     assert_eq!(rep.deleted, vec![old_id.clone()]);
     assert_eq!(w.provider.vms().len(), 1, "only the replacement is left");
 }
+
+// ---- inactive schedules ----
+
+#[tokio::test]
+async fn an_inactive_schedule_disables_every_vm_deletes_each_once_empty_and_reenables_the_busy_one_after() {
+    use crate::config::{Schedule, Weekday};
+    let mut set = configs(5, 8.0);
+    // The world's clock starts Monday 2026-01-05 09:00 UTC.
+    set.schedules = vec![Schedule {
+        autoscale_config: "agents".into(),
+        days_of_the_week: vec![Weekday::Monday, Weekday::Tuesday],
+        active_start_time: "08:00".into(),
+        active_end_time: "18:00".into(),
+        timezone: "UTC".into(),
+        minimum_instances: 0,
+    }];
+    let w = world(set);
+    let (_, claimed) = one(&w).await;
+    assert_eq!(claimed.len(), 2);
+    provision_pending(&w.ctx).await;
+    let vms: Vec<Instance> = {
+        let mut v = Vec::new();
+        for id in &claimed {
+            v.push(w.store.get(id).await.unwrap().unwrap());
+        }
+        v
+    };
+    for v in &vms {
+        check_in(&w, v, false);
+    }
+    one(&w).await;
+    let (busy, idle) = (&vms[0], &vms[1]);
+    w.kasm.start_session("k1", &busy.kasm_server_id, Resources::new(1.0, 1024.0, 0.0));
+    // A third VM is still booting when the window closes.
+    let late = put_claim(&w).await;
+    provision(&w.ctx, &late.id).await.unwrap();
+    let late = w.store.get(&late.id).await.unwrap().unwrap();
+
+    // 19:00: outside the schedule. Every VM is disabled, busy or idle; the late one is never enabled.
+    w.clock.advance(Duration::hours(10));
+    for v in [busy, idle, &late] {
+        let enabled = v.id != late.id;
+        check_in(&w, v, enabled);
+    }
+    let (plan, claimed) = one(&w).await;
+    assert!(claimed.is_empty() && plan.create == 0, "{:#?}", plan.reasons);
+    for v in [busy, idle, &late] {
+        assert_eq!(w.store.get(&v.id).await.unwrap().unwrap().state, InstanceState::Draining, "{}", v.id);
+        assert!(!w.kasm.server(&v.kasm_server_id).unwrap().enabled, "{} still takes sessions", v.id);
+    }
+    let rep = reap(&w.ctx).await;
+    assert_eq!(rep.waiting_for_sessions, vec![busy.id.clone()]);
+    assert_eq!(rep.deleted.len(), 2, "{rep:?}");
+    assert_eq!(w.provider.vms().len(), 1, "the VM with a session was deleted");
+
+    // Tuesday 08:30: active again. The busy VM, still draining, is re-enabled before anything is
+    // created, and the scale-up leaves no downscale clock running.
+    w.clock.advance(Duration::minutes(13 * 60 + 30));
+    check_in(&w, busy, false);
+    let (plan, claimed) = one(&w).await;
+    assert!(
+        plan.actions.iter().any(|a| matches!(a, crate::engine::Action::Undrain { claim, .. } if claim == &busy.id)),
+        "{:?} {:#?}",
+        plan.actions,
+        plan.reasons
+    );
+    assert_eq!(w.store.get(&busy.id).await.unwrap().unwrap().state, InstanceState::Running);
+    assert!(w.kasm.server(&busy.kasm_server_id).unwrap().enabled);
+    assert_eq!(claimed.len(), 1, "8 standby cores: the busy VM gives 4, one more VM: {:#?}", plan.reasons);
+    let control = w.store.control("agents").await.unwrap().value;
+    assert_eq!(control.request_downscale_at, None);
+    assert_eq!(control.last_provision, Some(w.clock.now()));
+}

@@ -186,6 +186,13 @@ impl<'a> Eval<'a> {
             self.claims.push(claim);
         }
         self.mark_rotation();
+
+        // Schedules first: an enabled config outside its schedules puts no booted VM into service.
+        let sched = schedule::evaluate(&input.schedules, now);
+        self.reasons.extend(sched.notes.iter().cloned());
+        let active = sched.active;
+        let enabled = input.config.enabled;
+        let inactive = enabled && !active;
         for c in &self.claims {
             if let Some(why) = &c.held {
                 self.reasons
@@ -194,7 +201,8 @@ impl<'a> Eval<'a> {
             if let Some(reason) = &c.destroy {
                 self.actions_destroy.push(Action::Destroy { claim: c.inst.id.clone(), reason: reason.clone() });
             }
-            if let (Some(enable), Some(r)) = (c.activate, c.rec) {
+            // Inactive: a VM that would be activated is drained instead (`drain_inactive`).
+            if let (Some(enable), Some(r), false) = (c.activate, c.rec, inactive) {
                 self.actions_activate.push(Action::Activate {
                     claim: c.inst.id.clone(),
                     server_id: input.servers[r].server_id.clone(),
@@ -235,10 +243,7 @@ impl<'a> Eval<'a> {
         }
         let pending_n = self.claims.iter().filter(|c| c.counts == Counts::Pending).count() as u32;
 
-        // Schedules and the floor.
-        let sched = schedule::evaluate(&input.schedules, now);
-        self.reasons.extend(sched.notes.iter().cloned());
-        let active = sched.active;
+        // The floor: only while a schedule is active.
         let floor = if active { sched.floor } else { 0 };
         // Retiring VMs (rotation) are not counted toward the floor: their replacements are.
         let mut nondraining = self
@@ -251,12 +256,11 @@ impl<'a> Eval<'a> {
             })
             .count() as u32;
 
-        let enabled = input.config.enabled;
         let may_scale = enabled && active;
         if !enabled {
             self.reasons.push("config disabled: no new VMs and no scale-down; lifecycle actions only".into());
         } else if !active {
-            self.reasons.push("schedule inactive: no new VMs".into());
+            self.reasons.push("schedule inactive: no new VMs, no undrains, no floor".into());
         }
 
         // Scale up (and compute the summary's free capacity).
@@ -282,14 +286,28 @@ impl<'a> Eval<'a> {
             self.rotate_out(free_rec, avail_rec, &mut retiring_free, &mut retiring_avail, nondraining, floor);
         }
 
-        // Scale down.
+        // Scale down. A plan that scales up (creates, undrains, or wants VMs the cap or a provider
+        // backoff withholds) restarts the clock: the condition must be seen anew, then held for the
+        // whole backoff (Kasm's `last_provision`).
+        let scaling_up = if up.undrained_n > 0 {
+            Some(format!("undraining {} VMs", up.undrained_n))
+        } else if create > 0 {
+            Some(format!("creating {create} VMs"))
+        } else if up.wanted > 0 {
+            Some(format!("scaling up ({} VMs wanted, none created now)", up.wanted))
+        } else if !replacements.is_empty() {
+            Some(format!("claiming {} rotation replacements", replacements.len()))
+        } else {
+            None
+        };
         let request_downscale_at = if !enabled {
             None
         } else if !active {
-            self.drain_idle_inactive();
+            let label = schedule::describe_all(&input.schedules);
+            self.drain_inactive(&label);
             None
         } else {
-            self.scale_down(up.wanted > 0 || up.undrained_n > 0, &mut free_rec, &mut avail_rec, nondraining, floor)
+            self.scale_down(scaling_up, &mut free_rec, &mut avail_rec, nondraining, floor)
         };
 
         // Summary.
@@ -986,25 +1004,70 @@ impl<'a> Eval<'a> {
 
     fn drain(&mut self, i: usize, reason: String) {
         let c = &self.claims[i];
-        let server_id = self.input.servers[c.rec.expect("idle candidates have a record")].server_id.clone();
+        let server_id = self.input.servers[c.rec.expect("drained VMs have a record")].server_id.clone();
         self.actions_drain.push(Action::Drain { claim: c.inst.id.clone(), server_id, reason, replaced_by: None });
     }
 
-    fn drain_idle_inactive(&mut self) {
-        let idle = self.idle_candidates(false);
-        let busy = self
+    /// Enabled config outside its schedules: no new sessions may land on our VMs. Every running VM
+    /// of ours with a Kasm record, busy or idle, and every booting one that would be activated now,
+    /// is drained (disabled; the reaper deletes it once it has no sessions). No backoff: an
+    /// inactive schedule is not a guess about demand. `label` names the schedules.
+    fn drain_inactive(&mut self, label: &str) {
+        let servers = &self.input.servers;
+        let order: Vec<usize> = (0..self.claims.len())
+            .filter(|&i| {
+                let c = &self.claims[i];
+                c.destroy.is_none()
+                    // A record Kasm is deleting takes no sessions and cannot be disabled.
+                    && c.rec.is_some_and(|r| !servers[r].is_going())
+                    && (c.inst.state == InstanceState::Running
+                        || (c.inst.state == InstanceState::Booting && c.activate.is_some()))
+            })
+            .collect();
+        let (mut idle, mut busy, mut booted) = (0u32, 0u32, 0u32);
+        for i in order {
+            let c = &self.claims[i];
+            let n = c.sessions;
+            let reason = if c.inst.state == InstanceState::Booting {
+                booted += 1;
+                format!(
+                    "schedule inactive ({label}): booted outside the schedule, not put into service; deleted once it has no sessions ({n} now)"
+                )
+            } else if n == 0 {
+                idle += 1;
+                format!("schedule inactive ({label}): no new sessions outside the schedule; idle, deleted now")
+            } else {
+                busy += 1;
+                format!(
+                    "schedule inactive ({label}): no new sessions outside the schedule; it has {n} sessions, deleted once they end"
+                )
+            };
+            self.drain(i, reason);
+        }
+        if idle + busy + booted > 0 {
+            self.reasons.push(format!(
+                "schedule inactive ({label}): draining every VM of ours: {idle} idle, {busy} with sessions (deleted once they end), {booted} just booted"
+            ));
+        }
+        let booting = self
             .claims
             .iter()
-            .filter(|c| c.inst.state == InstanceState::Running && c.destroy.is_none() && c.sessions > 0)
+            .filter(|c| c.inst.state == InstanceState::Booting && c.activate.is_none() && c.destroy.is_none())
             .count();
-        if !idle.is_empty() {
-            self.reasons.push(format!("schedule inactive: draining {} idle VMs", idle.len()));
+        if booting > 0 {
+            self.reasons.push(format!(
+                "schedule inactive: {booting} VMs still booting are not put into service; drained once they check in"
+            ));
         }
-        if busy > 0 {
-            self.reasons.push(format!("schedule inactive: keeping {busy} VMs with sessions"));
-        }
-        for i in idle {
-            self.drain(i, "schedule inactive and the VM is idle".into());
+        let unreachable = self
+            .claims
+            .iter()
+            .filter(|c| c.inst.state == InstanceState::Running && c.destroy.is_none() && c.rec.is_none())
+            .count();
+        if unreachable > 0 {
+            self.reasons.push(format!(
+                "schedule inactive: {unreachable} running VMs have no Kasm record to disable (they take no sessions); left to the dead-agent timer"
+            ));
         }
     }
 
@@ -1022,9 +1085,10 @@ impl<'a> Eval<'a> {
     }
 
     /// The scale-down rule with its backoff clock. Returns the new `request_downscale_at`.
+    /// `scaling_up` says how this plan scales up, if it does: the clock then restarts.
     fn scale_down(
         &mut self,
-        scaling_up: bool,
+        scaling_up: Option<String>,
         free_rec: &mut Resources,
         avail_rec: &mut u64,
         nondraining: u32,
@@ -1035,10 +1099,10 @@ impl<'a> Eval<'a> {
         let removable: Vec<usize> =
             idle.iter().copied().filter(|&i| self.removable(free_rec, *avail_rec, &self.claims[i])).collect();
         let floor_allows = nondraining > floor;
-        let holds = !scaling_up && !removable.is_empty() && floor_allows;
+        let holds = scaling_up.is_none() && !removable.is_empty() && floor_allows;
         if !holds {
-            let why = if scaling_up {
-                "scaling up".to_string()
+            let why = if let Some(up) = scaling_up {
+                format!("{up}; a scale-up restarts the clock")
             } else if idle.is_empty() {
                 "no idle VM of ours".to_string()
             } else if removable.is_empty() {

@@ -53,13 +53,35 @@
 //! `Input::sessions` by server id, never from `allocated`). A candidate is removable when, without
 //! it, `free_d ≥ standby_d` for every dimension it adds to (a dimension it adds nothing to is not
 //! affected by its removal), counting only records — pending VMs are never counted as free capacity
-//! here. Server pools: available − what it adds ≥ minimum. The condition "some candidate is
-//! removable, the floor allows one fewer VM, and nothing is being scaled up" starts the clock
-//! (`Plan::request_downscale_at = Some(now)`) when it first holds, keeps it while it holds, and resets
-//! it (`None`) when it stops. The evaluation that starts the clock never drains (even with a backoff
-//! of 0). Once the stored clock is ≥ `downscale_backoff` s old, candidates are drained
-//! greedily, newest first (created_at, then claim id), each re-checked against what is left, never
-//! below the floor; the clock is then reset.
+//! here. Server pools: available − what it adds ≥ minimum. Once the clock below allows it, candidates
+//! are drained greedily, newest first (created_at, then claim id), each re-checked against what is
+//! left, never below the floor.
+//!
+//! ## The downscale clock (`request_downscale_at`, `last_provision`)
+//! Kasm keeps both per config; how its clock runs is not public. Ours:
+//! - The **condition**: some candidate is removable, the floor allows one fewer VM, and the plan
+//!   does not scale up.
+//! - The clock is [`ControlState::request_downscale_at`], read from the store and written back from
+//!   [`Plan::request_downscale_at`] after every evaluation. The plan sets it to `Some(now)` when the
+//!   condition holds and no clock is stored (it starts), keeps the stored value while the condition
+//!   holds and less than `downscale_backoff` s have passed since it, and sets `None` (reset) when
+//!   the condition does not hold. The evaluation that starts the clock never drains, even with a
+//!   backoff of 0: a drain needs the condition seen at two evaluations.
+//! - Once the stored clock is ≥ `downscale_backoff` s old and the condition still holds, the plan
+//!   drains and resets the clock; a further drain needs the condition to hold for a whole backoff
+//!   again.
+//! - **A scale-up restarts the clock**: a plan that creates VMs (standby, floor or rotation
+//!   replacements), undrains a VM, or wants VMs the cap or a provider backoff withholds, resets it
+//!   (`None`, the reason says which). The backoff then counts from the first evaluation after it at
+//!   which the condition holds again — never from before the scale-up. This is what Kasm's
+//!   `last_provision` suggests; we get it from the clock alone.
+//! - The clock is not checked against the evaluation interval: with evaluations every minute, a
+//!   drain comes between `downscale_backoff` s and `downscale_backoff` s + one interval after the
+//!   condition first held. A disabled config or an inactive schedule resets it.
+//! - [`ControlState::last_provision`] is a record, not an input: the scale-evaluator sets it to now
+//!   when the store accepted at least one of the plan's claims (undrains do not set it; no VM is
+//!   provisioned). The engine does not read it: the plan that claimed the VMs already restarted the
+//!   clock.
 //!
 //! # Rotation
 //! Kasm 1.19's `rotate_servers_in_days` (N) and `rotate_servers_pre_warm_minutes` (P) on the config;
@@ -84,7 +106,7 @@
 //! - A draining VM past its due age is never undrained. Idle scale-down candidates that are due
 //!   (left without a replacement by the cap) go first.
 //! - Disabled config or inactive schedule: no replacements, no rotation drains; an inactive schedule
-//!   drains idle VMs, rotating or not, like any other.
+//!   drains every VM, rotating or not, like any other ("Inactive schedule").
 //!
 //! # Schedules
 //! Kasm's rule (`Schedule.is_active` in Kasm 1.15's `data/model.py`), matched minute for minute in
@@ -110,8 +132,27 @@
 //! back, one starting in it closes when the clock falls back and reopens at its start. A schedule
 //! that does not parse is treated as active (fail open: never strand users) without a floor, and
 //! says so. The floor (`minimum_instances`, ours) is the largest among the active schedules.
-//! Inactive: no creates, no undrains; every idle owned VM is drained at once (no backoff); VMs with
-//! sessions are kept.
+//!
+//! # Inactive schedule
+//! Kasm: outside the schedule no new sessions (staged or user created) are assigned to the config's
+//! agents, and a VM with sessions is never removed. While the config is enabled and no schedule is
+//! active:
+//! - No creates, no undrains, no rotation replacements, no floor; the clock is reset.
+//! - Every running VM of ours with a Kasm record is drained at once (no backoff), busy or idle:
+//!   disabled in Kasm, so no new session lands on it, and deleted by the reaper once it has no
+//!   sessions. The reason names the schedules and the sessions it has. (A record Kasm is already
+//!   deleting takes no sessions and is left alone; a running VM without a record has nothing to
+//!   disable and is left to the dead-agent timer.)
+//! - Booting VMs (our rule): one that checks in is never activated; it is drained instead
+//!   (`Drain` from `booting`: its record stays or becomes disabled, and the reaper deletes it). One
+//!   still booting is left as it is (in-flight claims are not cancelled) and the provision timeout
+//!   applies as usual; it is drained once it checks in, if the schedule is still inactive then.
+//! - A VM with sessions is never destroyed (as always): it drains until its sessions end.
+//! - When a schedule is active again, draining VMs that still exist and check in are undrained
+//!   before anything is created (the scale-up rule: when the standby or the floor needs them,
+//!   most recently drained first, one per evaluation unless aggressive or below the floor); those
+//!   not needed stay draining and go once idle. A draining VM past its rotation due age is never
+//!   undrained.
 //!
 //! # Disabled config
 //! No creates, no undrains, no drains, clock reset; lifecycle actions still happen.
@@ -119,7 +160,8 @@
 //! # Lifecycle
 //! - Booting docker agent whose record checked in recently → `Activate { enable: !record.enabled }`
 //!   (agents register disabled). Booting server → activated once its record checked in, or at once
-//!   when `require_checkin` is false and the record exists (enabling it if disabled).
+//!   when `require_checkin` is false and the record exists (enabling it if disabled). Not while an
+//!   enabled config's schedule is inactive: `Drain` instead ("Inactive schedule").
 //! - Booting claim not activated after `timers.provision_timeout` s in booting → `Destroy`.
 //! - Running claim whose record's `last_checkin` is ≥ `agent_dead_after` old, or whose record is
 //!   missing (or, docker agents, never checked in) for that long since `state_since` → `Destroy`.
@@ -128,7 +170,7 @@
 //!
 //! # Output
 //! Actions come as: destroys, activates (claim id order), undrains, drains (rotation's, then
-//! scale-down's or the inactive schedule's, in the order chosen).
+//! scale-down's in the order chosen, or the inactive schedule's in claim id order).
 //! Every plan carries reasons with the numbers, and a complete [`Summary`].
 
 mod decide;
@@ -170,7 +212,9 @@ impl Default for Timers {
 pub struct ControlState {
     /// When the scale-down condition started to hold (Kasm's `request_downscale_at`); `None` = it does not hold.
     pub request_downscale_at: Option<DateTime<Utc>>,
-    /// When VMs were last requested for this config.
+    /// When VMs were last requested for this config (Kasm's `last_provision`): set by the
+    /// scale-evaluator when the store accepted a claim; a record only, the engine does not read it
+    /// (see "The downscale clock" in the module docs).
     pub last_provision: Option<DateTime<Utc>>,
     /// No new VMs before this instant (provider capacity/failure backoff, set by the provisioner).
     pub backoff_until: Option<DateTime<Utc>>,
@@ -218,8 +262,9 @@ pub enum Action {
         /// The record is disabled and must be enabled.
         enable: bool,
     },
-    /// Scale-down or rotation: disable the record and mark the claim `draining` (deleted once it has
-    /// no sessions).
+    /// Scale-down, rotation or an inactive schedule: disable the record and mark the claim
+    /// `draining` (deleted once it has no sessions). The claim is `running`, or, for an inactive
+    /// schedule, `booting` (a VM that booted outside the schedule is never put into service).
     Drain {
         /// The claim.
         claim: ClaimId,
@@ -227,8 +272,9 @@ pub enum Action {
         server_id: String,
         /// Why.
         reason: String,
-        /// Rotation: the claim of the VM that replaced this one (a scale-down drain has none). A drain
-        /// for rotation may disable a VM with sessions; it is still deleted only once they ended.
+        /// Rotation: the claim of the VM that replaced this one (other drains have none). A drain for
+        /// rotation or an inactive schedule may disable a VM with sessions; it is still deleted only
+        /// once they ended.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         replaced_by: Option<ClaimId>,
     },
@@ -290,7 +336,8 @@ pub struct Plan {
     pub replacements: Vec<ClaimId>,
     /// Per-claim actions.
     pub actions: Vec<Action>,
-    /// The new value of `request_downscale_at` (the backoff clock).
+    /// The new value of `request_downscale_at` (the backoff clock); `None` whenever the plan creates
+    /// or undrains VMs (a scale-up restarts the clock).
     pub request_downscale_at: Option<DateTime<Utc>>,
     /// Human-readable reasons, e.g. "free cores 2 < standby 8: +2 agents of 4 cores".
     pub reasons: Vec<String>,

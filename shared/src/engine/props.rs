@@ -320,15 +320,19 @@ fn check_plan(input: &Input, p: &Plan, now: DateTime<Utc>) -> Result<(), TestCas
             Action::Drain { replaced_by: Some(_), .. } => prop_assert!(input.config.rotation().is_some()),
             Action::Drain { claim, .. } => {
                 let c = find(input, claim);
-                // (2) Never a VM with sessions.
-                prop_assert_eq!(sessions_of(input, c), 0, "drained {} with sessions", claim);
-                prop_assert_eq!(c.state, InstanceState::Running);
                 prop_assert!(input.config.enabled);
-                // (4) Backoff, unless the schedule is inactive.
                 if p.summary.active {
+                    // (2) Scale-down never drains a VM with sessions.
+                    prop_assert_eq!(sessions_of(input, c), 0, "drained {} with sessions", claim);
+                    prop_assert_eq!(c.state, InstanceState::Running);
+                    // (4) Backoff.
                     let since = input.control.request_downscale_at;
                     prop_assert!(since.is_some(), "drain without a running clock");
                     prop_assert!((now - since.unwrap()).num_seconds() >= input.config.downscale_backoff as i64);
+                } else {
+                    // An inactive schedule drains every VM of ours, busy or idle, and a booted one
+                    // instead of activating it (`check_inactive`).
+                    prop_assert!(matches!(c.state, InstanceState::Running | InstanceState::Booting), "{}", c.state);
                 }
             }
             Action::Destroy { claim, .. } => {
@@ -350,6 +354,10 @@ fn check_plan(input: &Input, p: &Plan, now: DateTime<Utc>) -> Result<(), TestCas
     }
     if !input.config.enabled || !p.summary.active {
         prop_assert_eq!(p.create, 0);
+    }
+    // (8) A scale-up (a create or an undrain) restarts the downscale clock.
+    if p.create > 0 || p.actions.iter().any(|a| matches!(a, Action::Undrain { .. })) {
+        prop_assert_eq!(p.request_downscale_at, None, "scaled up with the clock running: {:#?}", p.reasons);
     }
     if p.create > 0 {
         prop_assert!(input.control.backoff_until.is_none_or(|u| u <= now));
@@ -518,6 +526,74 @@ proptest! {
             }
         }
         prop_assert!(false, "still creating after 30 evaluations");
+    }
+}
+
+/// An inactive schedule's promises on one plan (enabled config): nothing is created, activated or
+/// undrained (no new sessions may land on our VMs), every running VM of ours with a record is
+/// drained, busy or idle, and no VM with sessions is destroyed (`check_plan`).
+fn check_inactive(input: &Input, p: &Plan) -> Result<(), TestCaseError> {
+    prop_assert!(!p.summary.active);
+    prop_assert_eq!(p.create, 0);
+    prop_assert_eq!(p.request_downscale_at, None);
+    for a in &p.actions {
+        prop_assert!(!matches!(a, Action::Activate { .. } | Action::Undrain { .. }), "{:?}", a);
+        prop_assert!(!matches!(a, Action::Drain { replaced_by: Some(_), .. }), "rotation drain while inactive");
+    }
+    let acted = |id: &ClaimId| {
+        p.actions.iter().any(|a| match a {
+            Action::Drain { claim, .. } | Action::Destroy { claim, .. } => claim == id,
+            _ => false,
+        })
+    };
+    for c in input.instances.iter().filter(|c| c.state == InstanceState::Running) {
+        if records_of(input, c).next().is_some() {
+            prop_assert!(acted(&c.id), "running {} neither drained nor destroyed: {:#?}", c.id, p.reasons);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// With the schedule inactive: no plan creates, activates or undrains a VM, every running VM of
+    /// ours gets drained, and no VM with sessions is destroyed — at once and over time, as plans are
+    /// applied (what is left is draining VMs that still have sessions, or VMs without a record).
+    #[test]
+    fn inactive_schedules_drain_everything_and_assign_nothing(mut s in spec(false), never in any::<bool>()) {
+        s.enabled = true;
+        if never {
+            s.sched = Sched::Never;
+        }
+        let mut input = build(&s);
+        let mut now = t0();
+        if !decide(&input, now).summary.active {
+            for round in 0..8 {
+                let p = decide(&input, now);
+                check_plan(&input, &p, now)?;
+                check_inactive(&input, &p)?;
+                apply(&mut input, &p, now, round);
+                let next = now + Duration::seconds(60);
+                advance(&mut input, now, next);
+                now = next;
+                if !decide(&input, now).summary.active {
+                    continue;
+                }
+                break;
+            }
+            if !decide(&input, now).summary.active {
+                for c in &input.instances {
+                    prop_assert!(
+                        !(c.state == InstanceState::Running && records_of(&input, c).next().is_some()),
+                        "{} still running", c.id
+                    );
+                    if c.state == InstanceState::Draining {
+                        prop_assert!(sessions_of(&input, c) > 0, "{} drains without sessions", c.id);
+                    }
+                }
+            }
+        }
     }
 }
 

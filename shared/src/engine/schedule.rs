@@ -10,7 +10,7 @@ use crate::config::Schedule;
 /// The outcome of evaluating a config's schedules at one instant.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ScheduleEval {
-    /// The config may scale up and keeps idle VMs (subject to standby).
+    /// The config may scale up and keeps its VMs (subject to standby); inactive, every VM is drained.
     pub active: bool,
     /// The largest `minimum_instances` among the active schedules.
     pub floor: u32,
@@ -52,6 +52,26 @@ pub(crate) fn evaluate(schedules: &[Schedule], now: DateTime<Utc>) -> ScheduleEv
         eval.notes.push(format!("no schedule is active at {} (UTC)", now.format("%a %H:%M")));
     }
     eval
+}
+
+/// The config's schedules for the plan's reasons, e.g. `schedule 1: Sun 08:00-11:00 Europe/Berlin`;
+/// several are joined with `; `.
+pub(crate) fn describe_all(schedules: &[Schedule]) -> String {
+    schedules
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "schedule {}: {} {}-{} {}",
+                i + 1,
+                day_names(s).join(","),
+                s.active_start_time,
+                s.active_end_time,
+                s.timezone
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn day_names(s: &Schedule) -> Vec<String> {

@@ -513,6 +513,86 @@ fn scale_down_clock_resets_when_the_condition_stops_holding() {
     assert_reason(&p, "clock reset");
 }
 
+/// Kasm's `last_provision`: a scale-up restarts the downscale clock. The condition held for most of
+/// the backoff, then a scale-up, then the condition again: the backoff starts over. Each scale-up
+/// here leaves idle VMs removable (a GPU standby the CPU agents add nothing to, or a rotation
+/// replacement), so only the scale-up rule stops the old clock.
+#[test]
+fn a_scale_up_restarts_the_downscale_clock() {
+    let at = |i: &mut Input, now: DateTime<Utc>| {
+        for r in &mut i.servers {
+            r.last_reported = Some(now - Duration::seconds(10));
+        }
+        decide(i, now)
+    };
+    for how in ["create", "undrain", "replacement"] {
+        let mut i = three_idle();
+        i.new_vm_size = Some(Resources::new(4.0, 8192.0, 1.0));
+        match how {
+            "undrain" => {
+                i.instances.push(claim("d", InstanceState::Draining, 100));
+                let mut rd = agent("srv-d", 4.0, 8192.0, false, Some(5));
+                rd.reported.gpus = 1.0;
+                i.servers.push(rd);
+                i.owned_total = 4;
+            }
+            "replacement" => {
+                i.config.rotate_servers_in_days = Some(1);
+                i.instances[0].transitions.insert("booting".into(), t0() - Duration::hours(24) - Duration::minutes(10));
+            }
+            _ => {}
+        }
+        // Held for 1500 of the 1800 s.
+        i.control.request_downscale_at = Some(t0() - Duration::seconds(1500));
+        if how != "replacement" {
+            let p = at(&mut i, t0());
+            assert_eq!(p.request_downscale_at, i.control.request_downscale_at, "{how}: {:#?}", p.reasons);
+            // Demand for a GPU: the CPU agents stay removable, and the plan scales up.
+            i.config.standby_gpus = 1.0;
+        }
+        let p = at(&mut i, t0() + Duration::seconds(60));
+        match how {
+            "undrain" => {
+                assert_eq!(undrains(&p), vec!["d"], "{:#?}", p.reasons);
+                assert_eq!(p.create, 0);
+                i.instances[3].state = InstanceState::Running;
+                i.servers[3].enabled = true;
+            }
+            "replacement" => {
+                assert_eq!(p.replacements.len(), 1, "{:#?}", p.reasons);
+                let mut n = claim("n", InstanceState::Requested, -60);
+                n.replaces = Some(i.instances[0].id.clone());
+                i.instances.push(n);
+                i.owned_total += 1;
+            }
+            _ => {
+                assert_eq!(p.create, 1, "{:#?}", p.reasons);
+                i.instances.push(claim("n", InstanceState::Requested, -60));
+                i.owned_total += 1;
+            }
+        }
+        assert_eq!(p.request_downscale_at, None, "{how}: {:#?}", p.reasons);
+        assert_reason(&p, "a scale-up restarts the clock");
+        i.control.request_downscale_at = p.request_downscale_at;
+        // Demand drops again: the clock starts anew at that evaluation.
+        i.config.standby_gpus = 0.0;
+        let t1 = t0() + Duration::seconds(120);
+        let p = at(&mut i, t1);
+        assert_eq!(p.request_downscale_at, Some(t1), "{how}: {:#?}", p.reasons);
+        assert!(drains(&p).is_empty());
+        i.control.request_downscale_at = p.request_downscale_at;
+        // Past where the old clock would have fired (t0 + 300), not past the new one: no drain.
+        let p = at(&mut i, t1 + Duration::seconds(1799));
+        assert!(drains(&p).is_empty(), "{how}: {:?}", p.actions);
+        assert_eq!(p.request_downscale_at, Some(t1));
+        assert_reason(&p, "backoff 1800 s not elapsed (1 s left)");
+        // The whole backoff since the new start: idle VMs go.
+        let p = at(&mut i, t1 + Duration::seconds(1800));
+        assert!(!drains(&p).is_empty(), "{how}: {:#?}", p.reasons);
+        assert_eq!(p.request_downscale_at, None);
+    }
+}
+
 #[test]
 fn sessions_not_allocated_decide_idleness() {
     // allocated says idle, a session says otherwise: keep it.
@@ -624,20 +704,106 @@ fn schedule_floor_creates_and_protects() {
     assert_eq!(p.request_downscale_at, None);
 }
 
+fn undrains(p: &Plan) -> Vec<&str> {
+    p.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Undrain { claim, .. } => Some(claim.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn drain_reason<'p>(p: &'p Plan, id: &str) -> &'p str {
+    p.actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Drain { claim, reason, .. } if claim.as_str() == id => Some(reason.as_str()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{id} not drained: {:#?}", p.actions))
+}
+
 #[test]
-fn inactive_schedule_drains_idle_vms_at_once_and_keeps_busy_ones() {
+fn inactive_schedule_drains_every_vm_busy_or_idle_and_destroys_none_with_sessions() {
     let mut i = three_idle();
     i.config.standby_cores = 100.0;
     i.schedules = vec![sunday("08:00", "11:00", 5)];
-    i.sessions = vec![session(1, "srv-a")];
+    i.control.request_downscale_at = Some(t0() - Duration::hours(1));
+    // d: a dead agent with a session: its destroy is held, and it is drained like the others.
+    i.instances.push(claim("d", InstanceState::Running, 9000));
+    i.servers.push(agent("srv-d", 4.0, 8192.0, true, Some(4000)));
+    i.owned_total = 4;
+    i.sessions = vec![session(1, "srv-a"), session(2, "srv-a"), session(3, "srv-d")];
     let p = decide(&i, t0());
     assert!(!p.summary.active);
     assert_eq!(p.create, 0);
-    assert_eq!(p.summary.minimum_instances, 0);
-    assert_eq!(drains(&p), vec!["c", "b"], "no backoff when inactive");
+    assert_eq!(p.summary.minimum_instances, 0, "no floor while inactive");
+    assert_eq!(drains(&p), vec!["a", "b", "c", "d"], "every VM, at once, without backoff");
+    assert!(destroys(&p).is_empty(), "{:?}", p.actions);
     assert_eq!(p.request_downscale_at, None);
-    assert_reason(&p, "schedule inactive: draining 2 idle VMs");
-    assert_reason(&p, "keeping 1 VMs with sessions");
+    assert!(
+        drain_reason(&p, "a").contains("schedule inactive (schedule 1: Sun 08:00-11:00 UTC)")
+            && drain_reason(&p, "a").contains("it has 2 sessions, deleted once they end"),
+        "{}",
+        drain_reason(&p, "a")
+    );
+    assert!(drain_reason(&p, "b").contains("idle, deleted now"), "{}", drain_reason(&p, "b"));
+    assert_reason(&p, "draining every VM of ours: 2 idle, 2 with sessions");
+    assert_reason(&p, "not destroying d although dead agent");
+}
+
+#[test]
+fn inactive_schedule_never_puts_a_booted_vm_into_service() {
+    let mut i = with(
+        input(8.0),
+        vec![
+            claim("ready", InstanceState::Booting, 120),
+            claim("slow", InstanceState::Booting, 120),
+            claim("timeout", InstanceState::Booting, 700),
+        ],
+        vec![agent("srv-ready", 4.0, 8192.0, false, Some(5))],
+    );
+    i.schedules = vec![sunday("08:00", "11:00", 0)];
+    let p = decide(&i, t0());
+    // Checked in: drained instead of activated (its record stays disabled), deleted by the reaper.
+    assert!(!p.actions.iter().any(|a| matches!(a, Action::Activate { .. })), "{:?}", p.actions);
+    assert_eq!(drains(&p), vec!["ready"]);
+    assert!(drain_reason(&p, "ready").contains("booted outside the schedule, not put into service"));
+    // Not checked in yet: waits (drained once it checks in); past the provision timeout: destroyed.
+    assert_eq!(destroys(&p).iter().map(|d| d.0).collect::<Vec<_>>(), vec!["timeout"]);
+    assert_reason(&p, "1 VMs still booting are not put into service");
+    // Active, the same VM is activated as usual.
+    i.schedules = vec![sunday("08:00", "18:00", 0)];
+    let p = decide(&i, t0());
+    assert!(p.actions.iter().any(|a| matches!(a, Action::Activate { claim, .. } if claim.as_str() == "ready")));
+    assert!(drains(&p).is_empty());
+}
+
+#[test]
+fn vms_drained_while_inactive_are_undrained_first_when_the_schedule_is_active_again() {
+    // After the inactive plan above: a (busy) still drains, the idle ones were reaped.
+    let a = claim("a", InstanceState::Draining, 600);
+    let mut ra = agent("srv-a", 4.0, 8192.0, false, Some(5));
+    ra.allocated = Resources::new(1.0, 1024.0, 0.0);
+    let mut i = with(input(4.0), vec![a], vec![ra]);
+    i.sessions = vec![session(1, "srv-a")];
+    i.schedules = vec![sunday("08:00", "11:00", 2)];
+    let p = decide(&i, t0());
+    assert!(p.actions.is_empty() && p.create == 0, "inactive: nothing comes back {:?}", p.actions);
+    i.schedules = vec![sunday("08:00", "18:00", 2)];
+    i.control.request_downscale_at = Some(t0() - Duration::hours(1));
+    let p = decide(&i, t0());
+    assert_eq!(undrains(&p), vec!["a"]);
+    assert_eq!(p.create, 1, "the floor of 2 needs one more once a is back: {:#?}", p.reasons);
+    assert_reason(&p, "undraining 1 draining VMs before creating any");
+    assert_eq!(p.request_downscale_at, None, "a scale-up restarts the clock");
+    // Rotation: a draining VM past its due age is never re-enabled; a new VM is created instead.
+    i.config.rotate_servers_in_days = Some(1);
+    i.instances[0].transitions.insert("booting".into(), t0() - Duration::hours(25));
+    let p = decide(&i, t0());
+    assert!(undrains(&p).is_empty(), "{:?}", p.actions);
+    assert_eq!(p.create, 2);
 }
 
 // ---------- server pools ----------
