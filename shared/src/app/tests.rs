@@ -575,11 +575,8 @@ fn scope_counts_agents_without_a_reported_pool_and_always_our_own() {
         rec("other-zone", "far", None),
         rec("ours-elsewhere", "far", Some("elsewhere")),
     ];
-    let ours = [shared_norm("ours-elsewhere")].into_iter().collect();
+    let ours = [crate::kasm::norm_id("ours-elsewhere")].into_iter().collect();
     let (mine, _) = evaluate::scope(&cfg, &servers, &[], &ours, &Default::default());
-    fn shared_norm(id: &str) -> String {
-        crate::kasm::norm_id(id)
-    }
     let ids: Vec<&str> = mine.iter().map(|s| s.server_id.as_str()).collect();
     assert_eq!(ids, vec!["no-pool", "same-pool", "ours-elsewhere"]);
 }

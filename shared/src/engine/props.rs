@@ -219,27 +219,11 @@ fn build(s: &Spec) -> Input {
     config.minimum_pool_standby_sessions = s.pool.0;
     config.max_simultaneous_sessions_per_server = s.pool.1;
     config.require_checkin = s.pool.2;
-    let always = |min| Schedule {
-        autoscale_config: "cfg".into(),
-        days_of_the_week: vec![
-            Weekday::Monday,
-            Weekday::Tuesday,
-            Weekday::Wednesday,
-            Weekday::Thursday,
-            Weekday::Friday,
-            Weekday::Saturday,
-            Weekday::Sunday,
-        ],
-        active_start_time: "00:00".into(),
-        active_end_time: "24:00".into(),
-        timezone: "UTC".into(),
-        minimum_instances: min,
-    };
     let schedules = match &s.sched {
         Sched::Arbitrary(v) => v.clone(),
         Sched::None => vec![],
-        Sched::Always(min) => vec![always(*min)],
-        Sched::Never => vec![Schedule { days_of_the_week: vec![], ..always(9) }],
+        Sched::Always(min) => vec![always_active(*min)],
+        Sched::Never => vec![Schedule { days_of_the_week: vec![], ..always_active(9) }],
     };
     let mut instances = Vec::new();
     let mut servers = Vec::new();
@@ -284,6 +268,26 @@ fn build(s: &Spec) -> Input {
         instances,
         servers,
         sessions,
+    }
+}
+
+/// A schedule active every minute of every day, with floor `min`.
+fn always_active(min: u32) -> Schedule {
+    Schedule {
+        autoscale_config: "cfg".into(),
+        days_of_the_week: vec![
+            Weekday::Monday,
+            Weekday::Tuesday,
+            Weekday::Wednesday,
+            Weekday::Thursday,
+            Weekday::Friday,
+            Weekday::Saturday,
+            Weekday::Sunday,
+        ],
+        active_start_time: "00:00".into(),
+        active_end_time: "24:00".into(),
+        timezone: "UTC".into(),
+        minimum_instances: min,
     }
 }
 
@@ -881,22 +885,7 @@ fn build_rot(s: &RotSpec) -> Input {
         c.standby_memory_mb = s.standby.1 as f64 * 1024.0;
     }
     if let Some(min) = s.floor {
-        input.schedules = vec![Schedule {
-            autoscale_config: "cfg".into(),
-            days_of_the_week: vec![
-                Weekday::Monday,
-                Weekday::Tuesday,
-                Weekday::Wednesday,
-                Weekday::Thursday,
-                Weekday::Friday,
-                Weekday::Saturday,
-                Weekday::Sunday,
-            ],
-            active_start_time: "00:00".into(),
-            active_end_time: "24:00".into(),
-            timezone: "UTC".into(),
-            minimum_instances: min,
-        }];
+        input.schedules = vec![always_active(min)];
     }
     let mut n_sess = 0;
     for (k, &(age_min, sessions)) in s.vms.iter().enumerate() {
