@@ -265,6 +265,7 @@ fn new_server(name: &str) -> NewServer {
         use_user_private_key: false,
         connection_info: None,
         max_simultaneous_sessions: 1,
+        max_simultaneous_users: Some(1),
         agent_installed: true,
         enabled: false,
     }

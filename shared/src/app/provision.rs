@@ -198,6 +198,7 @@ async fn ensure_record(
         use_user_private_key: server && cfg.use_user_private_key,
         connection_info: cfg.connection_info.as_ref().filter(|_| server).map(|j| j.0.clone()),
         max_simultaneous_sessions: cfg.max_simultaneous_sessions_per_server,
+        max_simultaneous_users: server.then_some(cfg.max_simultaneous_users),
         // Kasm: true = the record starts `starting` and waits for the Desktop Service to check in.
         agent_installed: server && (cfg.agent_installed || cfg.require_checkin),
         // Enabled by the evaluator once the VM is up (booting → running), never before it exists.

@@ -141,6 +141,16 @@ pub struct AutoscaleConfig {
     /// Server pools: "Kasm Desktop Service Installed".
     #[serde(default)]
     pub agent_installed: bool,
+    /// Server pools: whether a server is used again after a session (Kasm's `reusable`, default false).
+    /// When false (Kasm's default) each server is single-use: once a session has started on it, it
+    /// takes no other (we disable it) and is deleted when its sessions end; standby is kept with new
+    /// servers.
+    #[serde(default)]
+    pub reusable: bool,
+    /// Server pools: Kasm 1.19's `max_simultaneous_users` (users at once on a server; Kasm's default
+    /// 1), sent with the server records we create.
+    #[serde(default = "one")]
+    pub max_simultaneous_users: u32,
     /// AD: create a computer record for every VM.
     #[serde(default)]
     pub ad_create_machine_record: bool,
@@ -243,12 +253,8 @@ impl KasmColumns for AutoscaleConfig {
             "Kasm's autoscale hooks are run by Kasm's own autoscaler; kasm-autoscale does not run them",
             Accept::Unset,
         ),
-        no_field("reusable", "server reuse is not supported by kasm-autoscale yet", Accept::Unset),
-        no_field(
-            "max_simultaneous_users",
-            "not supported by kasm-autoscale yet (Kasm's default is 1)",
-            Accept::UnsetOr(1),
-        ),
+        same("reusable"),
+        same("max_simultaneous_users"),
         same("rotate_servers_in_days"),
         same("rotate_servers_pre_warm_minutes"),
         // Kasm 1.15 and 1.16 only (removed in 1.17): the TLS certificate and key of the VMs' nginx.
@@ -300,6 +306,8 @@ impl AutoscaleConfig {
             minimum_pool_standby_sessions: 0,
             require_checkin: false,
             agent_installed: false,
+            reusable: false,
+            max_simultaneous_users: 1,
             ad_create_machine_record: false,
             ad_computer_container_dn: None,
             ad_recursive_machine_record_cleanup: false,

@@ -802,6 +802,7 @@ fn check_autoscale(c: &AutoscaleConfig) -> Found {
                 "max_simultaneous_sessions_per_server",
                 "must be at least 1",
             );
+            need(&mut f, c.max_simultaneous_users >= 1, "max_simultaneous_users", "must be at least 1");
             for (v, n) in [
                 (c.standby_cores, "standby_cores"),
                 (c.standby_gpus, "standby_gpus"),

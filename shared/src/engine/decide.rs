@@ -65,6 +65,9 @@ struct Claim<'a> {
     retiring: bool,
     /// Rotation: the live replacement of a retiring VM (no scale-down candidate while that retires).
     protected: bool,
+    /// Single-use server (`reusable: false`) with a session: it takes no other (drained now, deleted
+    /// once its sessions end) and its capacity no longer counts.
+    spent: bool,
 }
 
 struct Eval<'a> {
@@ -186,6 +189,20 @@ impl<'a> Eval<'a> {
             self.claims.push(claim);
         }
         self.mark_rotation();
+        let spent: Vec<usize> = (0..self.claims.len()).filter(|&i| self.claims[i].spent).collect();
+        if !spent.is_empty() {
+            self.reasons.push(format!(
+                "{} single-use servers (reusable: false) are in use: no other session, deleted once theirs end",
+                spent.len()
+            ));
+        }
+        for i in spent {
+            let n = self.claims[i].sessions;
+            self.drain(
+                i,
+                format!("single-use server (reusable: false): {n} sessions started on it; it takes no other and is deleted once they end"),
+            );
+        }
 
         // Schedules first: an enabled config outside its schedules puts no booted VM into service.
         let sched = schedule::evaluate(&input.schedules, now);
@@ -252,6 +269,7 @@ impl<'a> Eval<'a> {
             .filter(|c| {
                 c.destroy.is_none()
                     && !c.retiring
+                    && !c.spent
                     && (c.inst.state.is_pending() || c.inst.state == InstanceState::Running)
             })
             .count() as u32;
@@ -343,6 +361,12 @@ impl<'a> Eval<'a> {
         actions.append(&mut self.actions_destroy);
         actions.append(&mut self.actions_activate);
         actions.append(&mut self.actions_undrain);
+        // One drain per claim (a single-use server may also be picked by a later rule).
+        let mut drained = std::collections::HashSet::new();
+        self.actions_drain.retain(|a| match a {
+            Action::Drain { claim, .. } => drained.insert(claim.clone()),
+            _ => true,
+        });
         actions.append(&mut self.actions_drain);
         Plan {
             autoscale_config: input.config.autoscale_config_name.clone(),
@@ -419,6 +443,7 @@ impl<'a> Eval<'a> {
             replacement: None,
             retiring: false,
             protected: false,
+            spent: false,
         };
         if let Some(r) = rec {
             c.contrib = self.free_of(r, true);
@@ -501,6 +526,18 @@ impl<'a> Eval<'a> {
                 if c.destroy.is_none() && rec.is_some_and(|r| self.healthy(r)) {
                     c.counts = Counts::Record;
                 }
+                // Kasm's `reusable: false` (its default): a server that has had a session is never
+                // used again; disabled now so no other session lands, deleted once its sessions end.
+                if self.server_pool
+                    && input.config.enabled
+                    && !input.config.reusable
+                    && c.destroy.is_none()
+                    && n_sessions > 0
+                    && rec.is_some_and(|r| !r.is_going())
+                {
+                    c.spent = true;
+                    c.counts = Counts::No;
+                }
             }
         }
         c.held = held;
@@ -557,6 +594,8 @@ impl<'a> Eval<'a> {
                 let c = &self.claims[i];
                 c.inst.state == InstanceState::Draining
                     && !self.past_due_age(c.inst)
+                    // Single-use servers are never re-enabled: a drained one may have had a session.
+                    && (!self.server_pool || self.input.config.reusable)
                     && c.rec.is_some_and(|r| {
                         let rec = &self.input.servers[r];
                         self.checked_in_recently(rec) || (self.server_pool && rec.last_reported.is_none())

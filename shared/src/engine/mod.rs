@@ -42,6 +42,13 @@
 //! config's value. Scale up while available < `minimum_pool_standby_sessions` (aggressive:
 //! `ceil(shortfall / max sessions)`), undrain first as above.
 //!
+//! **Single-use servers** (`reusable: false`, Kasm's default): Kasm deletes a non-reusable server
+//! once its session ends. Ours: a running server of ours with any session (of an enabled config) is
+//! drained at once — disabled, so no other session lands on it — and counts no capacity; the reaper
+//! deletes it once its sessions end, and standby is kept with new servers. A draining server of a
+//! single-use config is never undrained (it may have had a session; we keep no per-VM "used" mark,
+//! so an idle drained one is replaced rather than reused). With `reusable: true` servers serve on.
+//!
 //! # Floor
 //! An active schedule's `minimum_instances` (the largest among the active windows) keeps at least
 //! that many owned VMs that are not draining (requested, creating, booting, running): missing ones

@@ -218,6 +218,10 @@ fn build(s: &Spec) -> Input {
     config.agent_gpus_override = s.overrides.2 as f64;
     config.minimum_pool_standby_sessions = s.pool.0;
     config.max_simultaneous_sessions_per_server = s.pool.1;
+    // Reusable servers here: single-use servers (Kasm's default) drain on their first session by design,
+    // which these properties' "never drain a VM with sessions while active" would forbid; their own
+    // rules are tested in engine::tests.
+    config.reusable = true;
     config.require_checkin = s.pool.2;
     let schedules = match &s.sched {
         Sched::Arbitrary(v) => v.clone(),
@@ -881,6 +885,8 @@ fn build_rot(s: &RotSpec) -> Input {
         c.standby_cores = 0.0;
         c.max_simultaneous_sessions_per_server = s.per_server;
         c.minimum_pool_standby_sessions = s.minimum;
+        // Reusable: single-use servers drain on their first session by design (tested in engine::tests).
+        c.reusable = true;
     } else {
         c.standby_memory_mb = s.standby.1 as f64 * 1024.0;
     }
@@ -987,4 +993,47 @@ fn rotation_over_time_replaces_and_drains() {
     // v0 (busy) still drains its sessions; v1 is gone.
     assert!(input.instances.iter().any(|c| c.id.as_str() == "v0" && c.state == InstanceState::Draining));
     assert!(!input.instances.iter().any(|c| c.id.as_str() == "v1"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Single-use servers (Kasm's `reusable: false`): over rounds of plans applied, a server that has
+    /// had a session is never undrained, never destroyed while it has sessions, and every running
+    /// server of ours with a session is drained by the next plan (of an enabled config).
+    #[test]
+    fn single_use_servers_are_never_reused(mut s in spec(false)) {
+        s.server_pool = true;
+        s.enabled = true;
+        let mut input = build(&s);
+        input.config.reusable = false;
+        let mut now = t0();
+        for round in 0..6 {
+            let p = decide(&input, now);
+            for a in &p.actions {
+                match a {
+                    Action::Undrain { claim, .. } => prop_assert!(false, "undrained {} of a single-use pool", claim),
+                    Action::Destroy { claim, .. } => {
+                        prop_assert_eq!(sessions_of(&input, find(&input, claim)), 0, "destroyed {} with sessions", claim)
+                    }
+                    _ => {}
+                }
+            }
+            for c in &input.instances {
+                let busy = c.state == InstanceState::Running
+                    && sessions_of(&input, c) > 0
+                    && records_of(&input, c).any(|r| !r.is_going() && (r.server_id == c.kasm_server_id || r.friendly_name.as_deref() == Some(&c.vm_name)));
+                if busy {
+                    prop_assert!(
+                        p.actions.iter().any(|a| matches!(a, Action::Drain { claim, .. } if *claim == c.id)),
+                        "{} is in use and not drained", c.id
+                    );
+                }
+            }
+            apply(&mut input, &p, now, round);
+            let next = now + Duration::seconds(60);
+            advance(&mut input, now, next);
+            now = next;
+        }
+    }
 }

@@ -813,6 +813,8 @@ fn pool(minimum: u32, per: u32) -> Input {
     i.config.autoscale_type = AutoscaleType::Server;
     i.config.minimum_pool_standby_sessions = minimum;
     i.config.max_simultaneous_sessions_per_server = per;
+    // Reusable (these tests are about counting); single-use servers have their own tests.
+    i.config.reusable = true;
     i.new_vm_size = None;
     i
 }
@@ -1185,6 +1187,7 @@ fn server_pools_rotate_too() {
     let mut i = rotating(0.0);
     i.config.autoscale_type = AutoscaleType::Server;
     i.config.minimum_pool_standby_sessions = 1;
+    i.config.reusable = true;
     let mut c = claim("old", InstanceState::Running, DAY + 600);
     c.transitions.insert("booting".into(), t0() - Duration::seconds(DAY + 60));
     let r = server("srv-old", true, None);
@@ -1213,4 +1216,54 @@ fn an_agent_of_ours_found_by_our_record_name_counts_with_the_configs_override() 
     let p = decide(&i, t0());
     assert_eq!(p.summary.free.cores, 3.0, "{:#?}", p.reasons);
     assert_eq!(p.create, 1);
+}
+
+// ---------- single-use servers (Kasm's `reusable`) ----------
+
+#[test]
+fn a_single_use_server_with_a_session_is_drained_replaced_and_never_reused() {
+    // Kasm's default reusable: false. One running server of ours, one session on it; standby 1.
+    let c = claim("used", InstanceState::Running, 600);
+    let mut rec = server(&c.kasm_server_id, true, None);
+    rec.max_sessions = Some(1);
+    let mut i = with(pool(1, 1), vec![c.clone()], vec![rec.clone()]);
+    i.config.reusable = false;
+    i.sessions.push(crate::kasm::KasmSession {
+        kasm_id: "k1".into(),
+        server_id: c.kasm_server_id.clone(),
+        resources: Resources::default(),
+        status: "running".into(),
+    });
+    let p = decide(&i, t0());
+    let drained: Vec<_> = p
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Drain { claim, reason, .. } if *claim == c.id && reason.contains("single-use")))
+        .collect();
+    assert_eq!(drained.len(), 1, "{:?}", p.actions);
+    assert!(!p.actions.iter().any(|a| matches!(a, Action::Destroy { .. })), "never destroyed with a session");
+    assert_eq!(p.create, 1, "standby is kept with a new server: {:#?}", p.reasons);
+    assert_reason(&p, "single-use servers (reusable: false) are in use");
+
+    // Its session ended while draining: it is never undrained, even when standby wants a server.
+    let mut d = c.clone();
+    d.state = InstanceState::Draining;
+    let mut i = with(pool(2, 1), vec![d], vec![rec.clone()]);
+    i.config.reusable = false;
+    let p = decide(&i, t0());
+    assert!(!p.actions.iter().any(|a| matches!(a, Action::Undrain { .. })), "{:?}", p.actions);
+    assert!(p.create >= 1, "{:#?}", p.reasons);
+
+    // reusable: true keeps today's behaviour: the used server serves on, no drain.
+    let mut i = with(pool(1, 1), vec![c.clone()], vec![rec]);
+    i.config.max_simultaneous_sessions_per_server = 2;
+    i.servers[0].max_sessions = Some(2);
+    i.sessions.push(crate::kasm::KasmSession {
+        kasm_id: "k1".into(),
+        server_id: c.kasm_server_id.clone(),
+        resources: Resources::default(),
+        status: "running".into(),
+    });
+    let p = decide(&i, t0());
+    assert!(!p.actions.iter().any(|a| matches!(a, Action::Drain { .. })), "{:?}", p.actions);
 }

@@ -519,6 +519,9 @@ fn create_payload(n: &NewServer) -> Map<String, Value> {
     t.insert("server_pool_id".into(), json!(n.server_pool_id));
     t.insert("enabled".into(), json!(n.enabled));
     t.insert("max_simultaneous_sessions".into(), json!(n.max_simultaneous_sessions));
+    if let Some(u) = n.max_simultaneous_users {
+        t.insert("max_simultaneous_users".into(), json!(u));
+    }
     t.insert("agent_installed".into(), json!(n.agent_installed));
     t.insert("use_user_private_key".into(), json!(n.use_user_private_key));
     if let Some(c) = &n.connection_type {
@@ -954,6 +957,7 @@ mod tests {
             use_user_private_key: false,
             connection_info: json!({ "guac": { "settings": { "ignore-cert": "true" } } }).as_object().cloned(),
             max_simultaneous_sessions: 2,
+            max_simultaneous_users: Some(1),
             agent_installed: true,
             enabled: true,
         };

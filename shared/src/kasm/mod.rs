@@ -160,6 +160,8 @@ pub struct NewServer {
     pub connection_info: Option<serde_json::Map<String, serde_json::Value>>,
     /// Sessions at once.
     pub max_simultaneous_sessions: u32,
+    /// Kasm 1.19's `max_simultaneous_users` (server pools; Kasm 1.15's `create_server` does not read it).
+    pub max_simultaneous_users: Option<u32>,
     /// Kasm's `agent_installed` (true → the record starts `starting` and waits for the Kasm Desktop
     /// Service to check in: Kasm's Require Checkin).
     pub agent_installed: bool,

@@ -230,7 +230,6 @@ autoscale_configs:
     server_pool_id: pool
     zone_id: zone
     gcp_vm_config_id: 0f5e2a7c-0000-4000-8000-000000000000
-    reusable: true
     standby_memory_mb: 100
     standby_memory_bytes: 100000000
 ";
@@ -244,8 +243,6 @@ autoscale_configs:
              `0f5e2a7c-0000-4000-8000-000000000000`",
             "f.yaml: a.standby_memory_bytes: `standby_memory_bytes` is Kasm's name for `standby_memory_mb`, which \
              is given too: give one of them",
-            "f.yaml: a.reusable: Kasm's `reusable` has no place in kasm-autoscale: server reuse is not supported \
-             by kasm-autoscale yet",
         ]
     );
 }

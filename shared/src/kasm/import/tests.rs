@@ -127,7 +127,6 @@ fn every_secret_is_a_placeholder_listed_and_no_secret_is_written() {
 fn fields_without_a_place_are_listed_never_dropped_silently() {
     let im = imported();
     for expected in [
-        "windows-rdp.reusable: Kasm's `reusable` has no place in kasm-autoscale: server reuse is not supported by kasm-autoscale yet",
         "windows-rdp.nginx_cert: a secret Kasm masks; removed in Kasm 1.17",
         "gcp-gpu.hooks: Kasm's `hooks` has no place in kasm-autoscale",
         "Docker Agents (AWS).last_provision: runtime state Kasm keeps",
