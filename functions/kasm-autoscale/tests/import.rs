@@ -153,7 +153,8 @@ async fn import_writes_a_file_that_validates_with_placeholders_and_no_secret() {
         assert!(stderr.contains(&format!("  {var}  ({field})\n")), "{var} not listed on stderr:\n{stderr}");
     }
     assert!(yaml.contains("    api_key_secret: env:MY_KASM_SECRET\n"), "{yaml}");
-    assert!(yaml.contains("#   not imported: windows-rdp.reusable: "), "{yaml}");
+    assert!(yaml.contains("  reusable: true\n"), "Kasm's reusable is imported: {yaml}");
+    assert!(yaml.contains("#   not imported: windows-rdp.nginx_cert: "), "{yaml}");
     assert!(
         stderr.starts_with(
             "imported 4 autoscale config(s), 7 VM-provider config(s), 5 DNS-provider config(s), 3 schedule(s)"
