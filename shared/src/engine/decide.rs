@@ -480,7 +480,13 @@ impl<'a> Eval<'a> {
                 c.destroy = destroy(format!("Kasm is deleting its record ({status}): removing the VM"));
             }
             InstanceState::Booting => {
-                let checked = rec.is_some_and(|r| self.checked_in_recently(r));
+                // A server-pool record made with `agent_installed` starts `starting`; the Kasm Desktop
+                // Service's check-in (`set_server_status`) turns it `running` without necessarily
+                // stamping `last_reported`: either counts as checked in.
+                let checked = rec.is_some_and(|r| {
+                    self.checked_in_recently(r)
+                        || (self.server_pool && r.operational_status.eq_ignore_ascii_case("running"))
+                });
                 let activatable = match rec {
                     None => false,
                     Some(_) if !self.server_pool => checked,

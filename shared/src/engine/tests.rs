@@ -848,11 +848,17 @@ fn server_activation_follows_require_checkin() {
     );
     let mut i = i;
     i.config.require_checkin = true;
+    // Kasm starts a record made with agent_installed as `starting`.
+    i.servers[0].operational_status = "starting".into();
     assert!(decide(&i, t0()).actions.is_empty(), "waits for the check-in");
     i.servers[0].last_reported = Some(t0());
     assert_eq!(decide(&i, t0()).actions.len(), 1);
-    // No check-in within the provision timeout → destroyed.
+    // The Desktop Service's set_server_status makes it `running`, with or without last_reported.
     i.servers[0].last_reported = None;
+    i.servers[0].operational_status = "running".into();
+    assert_eq!(decide(&i, t0()).actions.len(), 1, "running counts as checked in");
+    // No check-in within the provision timeout → destroyed.
+    i.servers[0].operational_status = "starting".into();
     i.instances[0].state_since = t0() - Duration::seconds(601);
     assert_eq!(destroys(&decide(&i, t0())).len(), 1);
 }
