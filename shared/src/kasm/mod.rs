@@ -59,7 +59,7 @@ pub fn norm_id(id: &str) -> String {
 
 /// Whether two Kasm ids name the same record (see [`norm_id`]).
 pub fn same_id(a: &str, b: &str) -> bool {
-    a.len().abs_diff(b.len()) <= 4 && norm_id(a) == norm_id(b)
+    norm_id(a) == norm_id(b)
 }
 
 /// One Docker Agent or server record as Kasm reports it (`admin/get_servers`).
