@@ -26,18 +26,21 @@ pub enum Weekday {
     Sunday,
 }
 
-const DAYS: [Weekday; 7] = [
-    Weekday::Monday,
-    Weekday::Tuesday,
-    Weekday::Wednesday,
-    Weekday::Thursday,
-    Weekday::Friday,
-    Weekday::Saturday,
-    Weekday::Sunday,
-];
+const DAYS: [Weekday; 7] = Weekday::ALL;
 const EXPECTED_DAY: &str = "a day name (monday or mon, any case) or an ISO day number 1..=7 (1 = Monday)";
 
 impl Weekday {
+    /// Every day, Monday (ISO 1) to Sunday (ISO 7).
+    pub const ALL: [Weekday; 7] = [
+        Weekday::Monday,
+        Weekday::Tuesday,
+        Weekday::Wednesday,
+        Weekday::Thursday,
+        Weekday::Friday,
+        Weekday::Saturday,
+        Weekday::Sunday,
+    ];
+
     /// The day with ISO number `n` (1 = Monday .. 7 = Sunday).
     pub fn from_iso(n: u32) -> Option<Weekday> {
         n.checked_sub(1).and_then(|i| DAYS.get(i as usize)).copied()

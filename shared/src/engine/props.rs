@@ -98,18 +98,7 @@ fn claim_spec() -> impl Strategy<Value = ClaimSpec> {
 
 fn arbitrary_schedule() -> impl Strategy<Value = Schedule> {
     (
-        prop::sample::subsequence(
-            vec![
-                Weekday::Monday,
-                Weekday::Tuesday,
-                Weekday::Wednesday,
-                Weekday::Thursday,
-                Weekday::Friday,
-                Weekday::Saturday,
-                Weekday::Sunday,
-            ],
-            0..=7,
-        ),
+        prop::sample::subsequence(Weekday::ALL.to_vec(), 0..=7),
         0u32..24,
         prop::sample::select(vec![0u32, 30]),
         0u32..=24,
@@ -279,15 +268,7 @@ fn build(s: &Spec) -> Input {
 fn always_active(min: u32) -> Schedule {
     Schedule {
         autoscale_config: "cfg".into(),
-        days_of_the_week: vec![
-            Weekday::Monday,
-            Weekday::Tuesday,
-            Weekday::Wednesday,
-            Weekday::Thursday,
-            Weekday::Friday,
-            Weekday::Saturday,
-            Weekday::Sunday,
-        ],
+        days_of_the_week: Weekday::ALL.to_vec(),
         active_start_time: "00:00".into(),
         active_end_time: "24:00".into(),
         timezone: "UTC".into(),
