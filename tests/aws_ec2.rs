@@ -13,7 +13,8 @@ use integration_tests::moto::Moto;
 use secrecy::SecretString;
 use shared::config::providers::AwsConfig;
 use shared::model::{ClaimId, OsFamily, OwnerLabels};
-use shared::providers::aws::{AwsBuilder, AwsProvider};
+use shared::providers::BuildEnv;
+use shared::providers::aws::AwsProvider;
 use shared::providers::{ErrorClass, VmProvider, VmSpec, conformance};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -69,7 +70,8 @@ async fn provider(moto: &Moto, cfg: AwsConfig, page_size: i32) -> (AwsProvider, 
     let sdk = moto.sdk_config().await;
     let rec = Recorder::default();
     let ec2 = Client::from_conf(aws_sdk_ec2::config::Builder::from(&sdk).interceptor(rec.clone()).build());
-    let p = AwsBuilder::new(cfg).client(ec2.clone()).page_size(page_size).build().expect("provider");
+    let env = BuildEnv::new(std::sync::Arc::new(shared::secrets::StaticSecrets::default()), "t");
+    let p = AwsProvider::from_config(&cfg, &env).expect("provider").with_client(ec2.clone()).with_page_size(page_size);
     (p, rec, ec2)
 }
 
@@ -274,7 +276,7 @@ fn the_registry_builds_from_the_config_and_the_environment() {
 #[tokio::test]
 #[ignore = "run by the_registry_builds_from_the_config_and_the_environment, with AWS_ENDPOINT_URL set"]
 async fn registry_child() {
-    use shared::config::{Settings, VmProviderConfig};
+    use shared::config::VmProviderConfig;
     use shared::providers::registry;
     use shared::secrets::StaticSecrets;
     assert!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "run through the parent test");
@@ -292,8 +294,7 @@ async fn registry_child() {
     map.insert("env:TEST_AK".to_string(), "testing".to_string());
     map.insert("env:TEST_SK".to_string(), "testing".to_string());
     map.insert(format!("secretsmanager:{dep}/keypairs/kasm-key"), pem);
-    let secrets = StaticSecrets(map);
-    let settings = Settings { deployment_id: dep.clone(), ..Settings::default() };
+    let env = BuildEnv::new(std::sync::Arc::new(StaticSecrets(map)), dep.clone());
     let aws = |over: serde_json::Value| {
         let mut v = serde_json::json!({
             "provider": "aws", "name": "reg", "aws_region": "us-east-1", "aws_ec2_ami_id": "ami-12c6146b",
@@ -305,7 +306,7 @@ async fn registry_child() {
         serde_json::from_value::<VmProviderConfig>(v).unwrap()
     };
 
-    let p = registry::build(&aws(serde_json::json!({})), &secrets, &settings).await.expect("build");
+    let p = registry::build(&aws(serde_json::json!({})), &env).expect("build");
     assert_eq!(p.name(), "aws");
     assert!(p.capabilities().windows_password && p.capabilities().idempotency_token);
     let vm = p.create_vm(&spec(&dep, "c", "<powershell>echo hi</powershell>")).await.expect("create through moto");
@@ -316,15 +317,14 @@ async fn registry_child() {
 
     // No secret under the convention: the config still builds (Linux claims keep working) and the
     // password call says which secret is missing.
-    let p2 = registry::build(&aws(serde_json::json!({"ssh_key_name": "absent-key"})), &secrets, &settings)
-        .await
+    let p2 = registry::build(&aws(serde_json::json!({"ssh_key_name": "absent-key"})), &env)
         .expect("build without the key pair's secret");
     let e = p2.windows_password(&vm.id).await.unwrap_err();
     assert!(e.to_string().contains(&format!("secretsmanager:{dep}/keypairs/absent-key")), "{e}");
 
     // Half a key pair is a config error.
     let half = aws(serde_json::json!({"aws_secret_access_key": null}));
-    let e = registry::build(&half, &secrets, &settings).await.unwrap_err();
+    let e = registry::build(&half, &env).unwrap_err();
     assert_eq!(e.class(), ErrorClass::Invalid, "{e}");
     p.delete_vm(&vm.id).await.unwrap();
 }

@@ -51,7 +51,7 @@ fn ctx(state: &Path, kasm: &KasmTestServer, provider: &Arc<MemoryProvider>) -> C
         kasm: Arc::new(client),
         secrets: Arc::new(StaticSecrets::default()),
         clock: Arc::new(SystemClock),
-        providers,
+        providers: providers.into(),
         configs: Arc::new(set),
         holder: format!("daemon-{}", ulid_like()),
         tuning: Tuning::default(),

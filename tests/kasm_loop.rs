@@ -104,7 +104,7 @@ impl Loop {
             kasm: Arc::new(client),
             secrets: Arc::new(StaticSecrets::default()),
             clock: self.clock.clone(),
-            providers,
+            providers: providers.into(),
             configs: Arc::new(set),
             holder: "loop".into(),
             tuning: Tuning::default(),

@@ -13,8 +13,10 @@ use shared::config::SecretRef;
 use shared::config::providers::ProxmoxConfig;
 use shared::http::RetryConfig;
 use shared::model::{ClaimId, OsFamily, OwnerLabels};
-use shared::providers::proxmox::{ProxmoxBuilder, ProxmoxProvider, Timings, tags};
+use shared::providers::proxmox::{ProxmoxProvider, tags};
+use shared::providers::{BuildEnv, Timings};
 use shared::providers::{ErrorClass, ProviderError, VmProvider, VmSpec, VmState};
+use shared::secrets::StaticSecrets;
 
 const SCRIPT: &str = "#!/bin/bash\necho installing the kasm agent with token mgr-token-0123456789\n";
 
@@ -41,15 +43,16 @@ fn config(lo: u32, hi: u32) -> ProxmoxConfig {
         startup_script_path: "/tmp".into(),
         startup_script: SCRIPT.into(),
         endpoint_url: None,
+        ca_bundle: None,
     }
 }
 
 fn fast_timings() -> Timings {
     Timings {
-        task_poll: Duration::from_millis(5),
-        task_timeout: Duration::from_secs(5),
-        agent_poll: Duration::from_millis(5),
-        agent_wait: Duration::from_millis(300),
+        poll: Duration::from_millis(5),
+        operation_timeout: Duration::from_secs(5),
+        guest_poll: Duration::from_millis(5),
+        guest_wait: Duration::from_millis(300),
     }
 }
 
@@ -62,14 +65,11 @@ fn fast_retry() -> RetryConfig {
     }
 }
 
-fn provider_with(server: &ProxmoxTestServer, cfg: ProxmoxConfig, secret: &str) -> ProxmoxProvider {
-    ProxmoxBuilder::new(cfg)
-        .token(SecretString::from(secret.to_string()))
-        .endpoint(&server.url)
-        .timings(fast_timings())
-        .retry(fast_retry())
-        .build()
-        .expect("build")
+fn provider_with(server: &ProxmoxTestServer, mut cfg: ProxmoxConfig, secret: &str) -> ProxmoxProvider {
+    cfg.endpoint_url = Some(server.url.clone());
+    let secrets = StaticSecrets([("env:PVE_TOKEN".to_string(), secret.to_string())].into());
+    let env = BuildEnv { retry: fast_retry(), timings: fast_timings(), ..BuildEnv::new(Arc::new(secrets), "t") };
+    ProxmoxProvider::from_config(&cfg, &env).expect("build")
 }
 
 fn provider(server: &ProxmoxTestServer, cfg: ProxmoxConfig) -> ProxmoxProvider {

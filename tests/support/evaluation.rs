@@ -209,7 +209,7 @@ impl EvalWorld {
             kasm: kasm.clone(),
             secrets: Arc::new(StaticSecrets::default()),
             clock: clock.clone(),
-            providers: providers_by_name,
+            providers: providers_by_name.into(),
             configs: Arc::new(set),
             holder: "evaluator-1".into(),
             tuning: Tuning::default(),

@@ -1,7 +1,6 @@
 //! `kasm-autoscale plan [--config FILE...] [--store URL] [--json]`: what the evaluator would do now,
 //! with its inputs and reasons — changing nothing. Exit 0, or 3 when the plan would change something.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -33,7 +32,7 @@ pub async fn run(
         Ok(k) => k,
         Err(e) => return fail(err, &e.to_string()),
     };
-    let ctx = wiring::local_ctx(set, store, kasm, HashMap::new(), secrets).await;
+    let ctx = wiring::local_ctx(set, store, kasm, Default::default(), secrets).await;
     let plans = match shared::app::plan(&ctx, only).await {
         Ok(p) => p,
         Err(e) => return fail(err, &format!("nothing planned: {e}")),

@@ -1,13 +1,16 @@
 //! `kasm-autoscale preflight --config FILE...`: checks each VM-provider config against its real
-//! endpoint before the first scale-up does — credentials, privileges, template, node, free VMIDs,
-//! startup-script size — and prints one `PASS`/`FAIL <config>.<check>: <detail>` line per check.
-//! Read-only. Exit 0 when every check passes, 1 otherwise (invalid configs included).
+//! endpoint before the first scale-up does (what each provider checks is its own: credentials,
+//! privileges, images or templates, networks, startup-script size; see `shared::providers::registry`)
+//! and prints one `PASS`/`FAIL <config>.<check>: <detail>` line per check. Read-only. Exit 0 when every
+//! check passes, 1 otherwise (invalid configs included).
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use shared::config::{ConfigSet, VmProviderConfig};
-use shared::providers::proxmox::{self, Check};
+use std::sync::Arc;
+
+use shared::config::ConfigSet;
+use shared::providers::{BuildEnv, Check, registry};
 use shared::secrets::{LocalSecrets, Secrets};
 
 /// Runs `preflight` over `files`.
@@ -20,20 +23,15 @@ pub async fn run(files: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) ->
         let _ = writeln!(err, "error: {} problem(s); nothing checked", problems.len());
         return 1;
     }
-    report(&set, &LocalSecrets, out).await
+    report(&set, Arc::new(LocalSecrets), out).await
 }
 
 /// Checks every VM-provider config of `set`; 0 when all passed.
-pub async fn report(set: &ConfigSet, secrets: &dyn Secrets, out: &mut dyn Write) -> i32 {
+pub async fn report(set: &ConfigSet, secrets: Arc<dyn Secrets>, out: &mut dyn Write) -> i32 {
+    let env = BuildEnv::new(secrets, set.settings.deployment_id.clone());
     let mut all_ok = true;
     for p in &set.vm_provider_configs {
-        match p {
-            VmProviderConfig::Proxmox(c) => all_ok &= print_checks(&c.name, &proxmox::preflight(c, secrets).await, out),
-            other => {
-                let _ =
-                    writeln!(out, "SKIP {}: preflight for {} is not built yet", other.name(), other.kind().as_str());
-            }
-        }
+        all_ok &= print_checks(p.name(), &registry::preflight(p, &env).await, out);
     }
     if all_ok { 0 } else { 1 }
 }
@@ -77,11 +75,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn other_providers_are_skipped_and_pass() {
-        let (code, out, _) = go(&[example("aws.yaml")]).await;
-        assert_eq!(code, 0, "{out}");
+    async fn providers_not_built_yet_fail_their_build_check() {
+        let (code, out, _) = go(&[example("azure.yaml")]).await;
+        assert_eq!(code, 1, "{out}");
         assert!(
-            out.lines().all(|l| l.starts_with("SKIP ") && l.ends_with("preflight for aws is not built yet")),
+            out.lines().all(|l| l.starts_with("FAIL ")
+                && l.contains(".build: ")
+                && l.contains("not built into this version yet")),
             "{out}"
         );
         assert!(!out.is_empty());
@@ -93,7 +93,7 @@ mod tests {
         let (code, out, _) = go(&[example("proxmox.yaml")]).await;
         assert_eq!(code, 1, "{out}");
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines.len(), proxmox::CHECKS.len(), "{out}");
+        assert_eq!(lines.len(), shared::providers::proxmox::CHECKS.len(), "{out}");
         assert!(
             lines[0].starts_with("FAIL proxmox-pve1.credentials: ") && lines[0].contains("PROXMOX_TOKEN_VALUE"),
             "{out}"

@@ -35,7 +35,7 @@ pub async fn run(
     let secrets = Arc::new(LocalSecrets);
     let built = async {
         let kasm = wiring::kasm(&set, secrets.as_ref()).await?;
-        let providers = wiring::providers(&set, secrets.as_ref()).await?;
+        let providers = wiring::providers(&set, secrets.clone());
         let keys = wiring::webhook_keys(&set, secrets.as_ref()).await?;
         Ok::<_, wiring::WireError>((kasm, providers, keys))
     };
@@ -46,6 +46,10 @@ pub async fn run(
             return 1;
         }
     };
+    // A config whose provider cannot be built fails alone: said now, and the others run.
+    for (name, e) in providers.failures() {
+        let _ = writeln!(err, "warning: VM-provider config {name}: {e}; its claims back off, the other configs run");
+    }
     if let Err(e) = store.save_configs(&set).await {
         let _ = writeln!(err, "error: {e}");
         return 1;

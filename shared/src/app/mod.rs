@@ -16,14 +16,13 @@ pub use password::{PasswordReport, fetch_password};
 pub use provision::{ProvisionOutcome, provision, provision_pending};
 pub use reap::{ReapReport, reap};
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::ConfigSet;
 use crate::engine::Timers;
 use crate::kasm::{KasmApi, KasmError};
 use crate::ports::{Clock, Secrets, Store, VmProvider};
-use crate::providers::ProviderError;
+use crate::providers::{ProviderError, ProviderSet};
 use crate::script::ScriptError;
 use crate::secrets::SecretError;
 use crate::store::StoreError;
@@ -39,8 +38,8 @@ pub struct Ctx {
     pub secrets: Arc<dyn Secrets>,
     /// Now.
     pub clock: Arc<dyn Clock>,
-    /// One provider per VM-provider config, by config name.
-    pub providers: HashMap<String, Arc<dyn VmProvider>>,
+    /// One provider per VM-provider config, by config name, each built on first use (a bulkhead).
+    pub providers: ProviderSet,
     /// The configs in force.
     pub configs: Arc<ConfigSet>,
     /// Lease holder id of this process/invocation.
@@ -60,11 +59,13 @@ impl Ctx {
         }
     }
 
-    /// The provider for a provider config.
+    /// The provider for a provider config; the config's own error when its provider cannot be built.
     pub fn provider(&self, provider_config: &str) -> Result<&Arc<dyn VmProvider>, AppError> {
-        self.providers.get(provider_config).ok_or_else(|| {
-            AppError::UnknownConfig(format!("no provider is built for VM-provider config {provider_config}"))
-        })
+        match self.providers.get(provider_config) {
+            Some(Ok(p)) => Ok(p),
+            Some(Err(e)) => Err(AppError::Provider(e.clone())),
+            None => Err(AppError::UnknownConfig(format!("no VM-provider config named {provider_config}"))),
+        }
     }
 }
 

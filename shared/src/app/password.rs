@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{AppError, Ctx};
-use crate::config::{AutoscaleConfig, VmProviderConfig};
+use crate::config::AutoscaleConfig;
 use crate::model::{ClaimId, Instance, InstanceState, OsFamily};
 use crate::store::{InstanceFilter, StoreError};
 
@@ -62,7 +62,14 @@ fn needs_password(ctx: &Ctx, inst: &Instance) -> bool {
     if inst.os != OsFamily::Windows || inst.password_set || inst.vm_id.is_none() {
         return false;
     }
-    let retrieve = matches!(ctx.configs.provider(&inst.provider_config), Some(VmProviderConfig::Aws(c)) if c.retrieve_windows_vm_password);
+    let retrieve = match ctx.providers.get(&inst.provider_config) {
+        Some(Ok(p)) => p.capabilities().windows_password,
+        // A provider that cannot be built: its config decides, and the fetch reports the provider's error.
+        Some(Err(_)) => {
+            ctx.configs.provider(&inst.provider_config).is_some_and(|c| c.common().retrieves_windows_password())
+        }
+        None => false,
+    };
     let blank = ctx.configs.autoscale(&inst.autoscale_config).is_some_and(has_no_connection_password);
     retrieve && blank
 }

@@ -37,6 +37,8 @@ struct PasswordProvider {
     key: SecretString,
     answers: Mutex<VecDeque<Answer>>,
     calls: Mutex<u32>,
+    /// What the config says, as AWS's `Capabilities::windows_password` does.
+    retrieve: bool,
 }
 
 impl PasswordProvider {
@@ -54,7 +56,7 @@ impl VmProvider for PasswordProvider {
         "aws"
     }
     fn capabilities(&self) -> Capabilities {
-        Capabilities { idempotency_token: true, windows_password: true, server_side_label_filter: true }
+        Capabilities { idempotency_token: true, windows_password: self.retrieve, server_side_label_filter: true }
     }
     async fn create_vm(&self, spec: &VmSpec) -> Result<Vm, ProviderError> {
         self.inner.create_vm(spec).await
@@ -130,6 +132,7 @@ fn world(set: ConfigSet) -> World {
         key: SecretString::from(pem),
         answers: Mutex::new(VecDeque::new()),
         calls: Mutex::new(0),
+        retrieve: set.provider("aws1").is_some_and(|c| c.common().retrieves_windows_password()),
     });
     let mut providers: HashMap<String, Arc<dyn VmProvider>> = HashMap::new();
     providers.insert("aws1".into(), provider.clone());
@@ -138,7 +141,7 @@ fn world(set: ConfigSet) -> World {
         kasm: kasm.clone(),
         secrets: Arc::new(StaticSecrets::default()),
         clock: clock.clone(),
-        providers,
+        providers: providers.into(),
         configs: Arc::new(set),
         holder: "test".into(),
         tuning: Tuning::default(),

@@ -87,7 +87,12 @@ pub async fn provision(ctx: &Ctx, id: &ClaimId) -> Result<ProvisionOutcome, AppE
             return Ok(ProvisionOutcome::Failed { error: msg, class: None });
         }
     };
-    let provider = ctx.provider(&creating.provider_config)?.clone();
+    let provider = match ctx.provider(&creating.provider_config) {
+        Ok(p) => p.clone(),
+        // The config's provider cannot be built: this config backs off, the others go on.
+        Err(AppError::Provider(e)) => return handle_create_error(ctx, &creating, e, now).await,
+        Err(e) => return Err(e),
+    };
     match provider.create_vm(&spec).await {
         Ok(vm) => {
             let vm_id = vm.id.clone();
@@ -261,8 +266,13 @@ async fn handle_create_error(
         ctx.store.update(&back).await?;
         return Ok(ProvisionOutcome::Retrying { error: msg, class: Some(e.class()) });
     }
-    if e.class() == ErrorClass::OutOfCapacity {
-        // Back off the whole config: creating more of the same shape now would fail the same way.
+    if matches!(
+        e.class(),
+        ErrorClass::OutOfCapacity | ErrorClass::Auth | ErrorClass::Permission | ErrorClass::NotSupported
+    ) {
+        // Back off the whole config: creating more of the same shape now would fail the same way (no
+        // capacity), and credentials, permissions or a provider missing from this build need an operator;
+        // the other configs are not affected.
         let mut control = ctx.store.control(&creating.autoscale_config).await?;
         let n = control.value.consecutive_failures.min(8);
         let secs =
@@ -297,7 +307,7 @@ pub(crate) async fn build_spec(
     } else {
         let rendered = script::render(template, &vars)
             .map_err(|source| AppError::Script { config: pcfg.name().to_string(), source })?;
-        let packaged = script::package(pcfg.kind(), inst.os, rendered)
+        let packaged = script::package(&pcfg.common().script_rules(), inst.os, rendered)
             .map_err(|source| AppError::Script { config: pcfg.name().to_string(), source })?;
         Some(SecretString::from(packaged))
     };

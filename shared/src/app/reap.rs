@@ -205,10 +205,15 @@ async fn orphan_sweep(ctx: &Ctx, now: DateTime<Utc>, rep: &mut ReapReport) {
         }
     };
     let labels = OwnerLabels::deployment(&ctx.configs.settings.deployment_id);
-    let mut names: Vec<&String> = ctx.providers.keys().collect();
-    names.sort();
-    for name in names {
-        let provider = &ctx.providers[name];
+    for name in ctx.providers.names() {
+        let provider = match ctx.providers.get(name) {
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                rep.errors.push(format!("orphan sweep of {name}: {e}"));
+                continue;
+            }
+            None => continue,
+        };
         let vms = match provider.list_vms(&labels).await {
             Ok(v) => v,
             Err(e) => {

@@ -76,7 +76,7 @@ fn world(set: ConfigSet) -> World {
         kasm: kasm.clone(),
         secrets: Arc::new(StaticSecrets::default()),
         clock: clock.clone(),
-        providers,
+        providers: providers.into(),
         configs: Arc::new(set),
         holder: "test".into(),
         tuning: Tuning::default(),

@@ -332,18 +332,13 @@ impl AutoscaleConfig {
         crate::model::Resources::new(self.standby_cores, self.standby_memory_mb, self.standby_gpus)
     }
 
-    /// The OS family of this config's VMs: the provider config's, except that AWS has no OS field and
-    /// Kasm treats an RDP server pool on AWS as Windows (the seed: "only affects Windows (RDP connection
-    /// type) AWS instances").
+    /// The OS family of this config's VMs: the provider config's, or for a server pool reached over RDP
+    /// what the provider config says such servers run (`os_for_rdp_servers`).
     pub fn vm_os(&self, provider: &crate::config::VmProviderConfig) -> crate::model::OsFamily {
-        let os = provider.common().os();
-        if provider.kind() == crate::config::ProviderKind::Aws
-            && self.autoscale_type == AutoscaleType::Server
-            && self.connection_type == Some(ConnectionType::RDP)
-        {
-            return crate::model::OsFamily::Windows;
+        if self.autoscale_type == AutoscaleType::Server && self.connection_type == Some(ConnectionType::RDP) {
+            return provider.common().os_for_rdp_servers();
         }
-        os
+        provider.common().os()
     }
 
     /// The overrides (0 = not set), per dimension, memory converted to MB.

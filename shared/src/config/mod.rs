@@ -2,10 +2,11 @@
 //! Kasm's field names; loading from YAML or JSON; validation; JSON Schema.
 
 pub mod autoscale;
+pub mod check;
+pub mod did_you_mean;
 pub mod dns;
 pub mod json_text;
 pub mod kasm_names;
-pub mod overrides;
 pub mod provider;
 pub mod providers;
 pub mod schedule;
@@ -16,7 +17,7 @@ pub mod validate;
 pub use autoscale::{AutoscaleConfig, AutoscaleType, ConnectionType};
 pub use dns::{AzureDnsConfig, DigitalOceanDnsConfig, DnsProviderConfig, GcpDnsConfig, OciDnsConfig, Route53DnsConfig};
 pub use json_text::{JsonText, YamlText};
-pub use provider::{ProviderConfigCommon, ProviderKind, VmProviderConfig};
+pub use provider::{Endpoint, ProviderConfigCommon, ProviderKind, VmProviderConfig};
 pub use schedule::{Schedule, Weekday};
 pub use secret::SecretRef;
 pub use settings::{KasmAuthMode, KasmSettings, Settings};

@@ -3,70 +3,60 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::check::Found;
 use super::kasm_names::{KasmColumn, KasmColumns};
 use super::providers::*;
 use crate::model::{OsFamily, Resources};
+use crate::script::ScriptRules;
 
-/// The eleven providers, by the short name Kasm uses (`{provider_name}` in startup scripts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ProviderKind {
-    /// AWS EC2.
-    Aws,
-    /// Microsoft Azure.
-    Azure,
-    /// DigitalOcean.
-    DigitalOcean,
-    /// Google Cloud.
-    Gcp,
-    /// Harvester HCI.
-    Harvester,
-    /// Oracle Cloud.
-    Oci,
-    /// Nutanix AHV.
-    Nutanix,
-    /// Proxmox VE.
-    Proxmox,
-    /// VMware vSphere.
-    Vsphere,
-    /// OpenStack.
-    Openstack,
-    /// KubeVirt.
-    Kubevirt,
+/// Declares [`ProviderKind`] and its [`ProviderKind::ALL`] from one list, so a provider cannot be in
+/// one and missing from the other.
+macro_rules! provider_kinds {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)+) => {
+        /// The eleven providers, by the short name Kasm uses (`{provider_name}` in startup scripts).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ProviderKind {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl ProviderKind {
+            /// Every provider.
+            pub const ALL: &'static [ProviderKind] = &[$(ProviderKind::$variant,)+];
+
+            /// The short name (`aws`, `digital_ocean`, ...).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ProviderKind::$variant => $name,)+
+                }
+            }
+        }
+    };
 }
 
-impl ProviderKind {
-    /// Every provider.
-    pub const ALL: [ProviderKind; 11] = [
-        ProviderKind::Aws,
-        ProviderKind::Azure,
-        ProviderKind::DigitalOcean,
-        ProviderKind::Gcp,
-        ProviderKind::Harvester,
-        ProviderKind::Oci,
-        ProviderKind::Nutanix,
-        ProviderKind::Proxmox,
-        ProviderKind::Vsphere,
-        ProviderKind::Openstack,
-        ProviderKind::Kubevirt,
-    ];
-
-    /// The short name (`aws`, `digital_ocean`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Aws => "aws",
-            ProviderKind::Azure => "azure",
-            ProviderKind::DigitalOcean => "digital_ocean",
-            ProviderKind::Gcp => "gcp",
-            ProviderKind::Harvester => "harvester",
-            ProviderKind::Oci => "oci",
-            ProviderKind::Nutanix => "nutanix",
-            ProviderKind::Proxmox => "proxmox",
-            ProviderKind::Vsphere => "vsphere",
-            ProviderKind::Openstack => "openstack",
-            ProviderKind::Kubevirt => "kubevirt",
-        }
-    }
+provider_kinds! {
+    /// AWS EC2.
+    Aws => "aws",
+    /// Microsoft Azure.
+    Azure => "azure",
+    /// DigitalOcean.
+    DigitalOcean => "digital_ocean",
+    /// Google Cloud.
+    Gcp => "gcp",
+    /// Harvester HCI.
+    Harvester => "harvester",
+    /// Oracle Cloud.
+    Oci => "oci",
+    /// Nutanix AHV.
+    Nutanix => "nutanix",
+    /// Proxmox VE.
+    Proxmox => "proxmox",
+    /// VMware vSphere.
+    Vsphere => "vsphere",
+    /// OpenStack.
+    Openstack => "openstack",
+    /// KubeVirt.
+    Kubevirt => "kubevirt",
 }
 
 impl ProviderKind {
@@ -89,7 +79,7 @@ impl ProviderKind {
 
     /// The provider with short name `name` (`aws`, `digital_ocean`, ...).
     pub fn from_name(name: &str) -> Option<ProviderKind> {
-        ProviderKind::ALL.into_iter().find(|k| k.as_str() == name)
+        ProviderKind::ALL.iter().copied().find(|k| k.as_str() == name)
     }
 }
 
@@ -99,7 +89,18 @@ impl std::fmt::Display for ProviderKind {
     }
 }
 
-/// What every provider config can answer, whatever its fields.
+/// Our extension on every provider config (not Kasm fields): where its API is reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Endpoint<'a> {
+    /// The API's base URL instead of the provider's default (private clouds, sovereign regions, test
+    /// servers), like `AWS_ENDPOINT_URL`.
+    pub url: Option<&'a str>,
+    /// PEM certificates trusted for the API's TLS, in addition to the built-in roots.
+    pub ca_bundle: Option<&'a str>,
+}
+
+/// What every provider config can answer, whatever its fields. Each config struct implements it
+/// beside its fields (`config/providers/<name>.rs`), so a provider's rules live in one place.
 pub trait ProviderConfigCommon {
     /// The config's name (autoscale configs refer to it by this).
     fn name(&self) -> &str;
@@ -107,9 +108,26 @@ pub trait ProviderConfigCommon {
     fn max_instances(&self) -> u32;
     /// The startup-script template (Python `str.format` placeholders).
     fn startup_script(&self) -> &str;
+    /// How the provider handles startup scripts (size limit, Windows wrapping, cloud-init).
+    fn script_rules(&self) -> ScriptRules;
+    /// The endpoint override (`endpoint_url`, `ca_bundle`).
+    fn endpoint(&self) -> Endpoint<'_>;
+    /// The provider's own checks of its fields (ranges, formats, overrides), as `(field, message)`;
+    /// the fields every config shares are checked by `validate`.
+    fn check(&self) -> Found;
     /// The OS family of the VMs it makes.
     fn os(&self) -> OsFamily {
         OsFamily::Linux
+    }
+    /// The OS family of a server pool's VMs that Kasm reaches over RDP, where the config has no OS field
+    /// of its own; others keep [`ProviderConfigCommon::os`].
+    fn os_for_rdp_servers(&self) -> OsFamily {
+        self.os()
+    }
+    /// Whether the provider retrieves a generated Windows password for Kasm's connection (the provider's
+    /// `Capabilities::windows_password` says the same once it is built).
+    fn retrieves_windows_password(&self) -> bool {
+        false
     }
     /// The SSH public key the config installs (`{ssh_key}` in startup scripts), where it has one.
     fn ssh_public_key(&self) -> Option<&str> {
@@ -118,6 +136,12 @@ pub trait ProviderConfigCommon {
     /// The size of one VM when the config states it (cores / memory fields); `None` for
     /// instance-type providers whose size is looked up elsewhere.
     fn vm_size(&self) -> Option<Resources> {
+        None
+    }
+    /// A problem this config makes together with `other` (another config of the set), as
+    /// `(field, message)`: e.g. two Proxmox configs owning overlapping VMID ranges on one host.
+    fn conflicts_with(&self, other: &VmProviderConfig) -> Option<(String, String)> {
+        let _ = other;
         None
     }
 }

@@ -13,15 +13,14 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
 
+use super::check::{Found, is_http_url, is_pem_certificates, need, serde_name};
+use super::did_you_mean::did_you_mean;
 use super::dns::{DNS_PROVIDER_KINDS, dns_kasm_columns};
 use super::kasm_names::{self, KasmColumn, KasmColumns, KasmIds, Target};
-use super::overrides;
-use super::providers::*;
 use super::{
     AutoscaleConfig, AutoscaleType, ConfigFile, ConfigSet, DnsProviderConfig, ProviderKind, Schedule, Settings,
     VmProviderConfig,
 };
-use crate::model::OsFamily;
 
 /// One thing wrong with a config file.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -582,13 +581,13 @@ impl Collected {
                 found.push(("dns_provider_config".into(), format!("no DNS-provider config named `{d}`")));
             }
             if c.autoscale_type == AutoscaleType::Server
-                && let Some(VmProviderConfig::Aws(p)) = providers.get(c.vm_provider_config.as_str())
-                && p.retrieve_windows_vm_password
+                && let Some(p) = providers.get(c.vm_provider_config.as_str())
+                && p.common().retrieves_windows_password()
                 && c.connection_password.is_some()
             {
                 found.push((
                     "connection_password".into(),
-                    format!("is set, so the Windows password retrieved by `{}` would not be used", p.name),
+                    format!("is set, so the Windows password retrieved by `{}` would not be used", p.name()),
                 ));
             }
             push(&a.file, &a.label, found);
@@ -614,29 +613,11 @@ impl Collected {
             push(&s.file, &s.label, found);
         }
 
-        // Proxmox VMID ranges of configs on the same host must not overlap (each owns its range).
-        let proxmox: Vec<_> = self
-            .providers
-            .iter()
-            .filter_map(|l| match &l.value {
-                VmProviderConfig::Proxmox(p) => Some((l, p)),
-                _ => None,
-            })
-            .collect();
-        for (i, (la, a)) in proxmox.iter().enumerate() {
-            for (_, b) in &proxmox[..i] {
-                if a.host == b.host
-                    && a.vmid_range_lower <= b.vmid_range_upper
-                    && b.vmid_range_lower <= a.vmid_range_upper
-                {
-                    push(
-                        &la.file,
-                        &la.label,
-                        vec![(
-                            "vmid_range_lower".into(),
-                            format!("VMID range overlaps that of `{}` on the same host", b.name),
-                        )],
-                    );
+        // Conflicts between two provider configs (e.g. overlapping Proxmox VMID ranges on one host).
+        for (i, la) in self.providers.iter().enumerate() {
+            for lb in &self.providers[..i] {
+                if let Some(conflict) = la.value.common().conflicts_with(&lb.value) {
+                    push(&la.file, &la.label, vec![conflict]);
                 }
             }
         }
@@ -698,40 +679,6 @@ fn describe(path: &str, message: &str) -> (Option<String>, String, Option<String
 
 fn top_key(path: &str) -> String {
     path.split(['.', '[']).next().unwrap_or(path).to_string()
-}
-
-/// ` (did you mean `x`?)` when a candidate is close to `got`.
-pub(crate) fn did_you_mean<'a>(got: &str, candidates: impl Iterator<Item = &'a str>) -> String {
-    let got_l = got.to_ascii_lowercase().replace(['-', ' '], "_");
-    candidates
-        .map(|c| (edit_distance(&got_l, &c.to_ascii_lowercase()), c))
-        .filter(|(d, c)| *d <= 3.max(c.len() / 4) && *d < c.len())
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| format!(" (did you mean `{c}`?)"))
-        .unwrap_or_default()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
-type Found = Vec<(String, String)>;
-
-fn need(found: &mut Found, ok: bool, field: &str, message: impl Into<String>) {
-    if !ok {
-        found.push((field.to_string(), message.into()));
-    }
 }
 
 fn non_negative(found: &mut Found, v: f64, field: &str) {
@@ -909,66 +856,24 @@ fn check_dns(d: &DnsProviderConfig) -> Found {
     f
 }
 
-/// The name a value is written with in config files (`bash`, `windows`, `monday`).
-fn serde_name<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-}
-
-fn is_blank(s: &str) -> bool {
-    s.trim().is_empty()
-}
-
 fn check_provider(p: &VmProviderConfig) -> Found {
     let mut f = Found::new();
     let common = p.common();
     need(&mut f, common.max_instances() >= 1, "max_instances", "must be at least 1");
     check_script(&mut f, common.startup_script());
-    match p {
-        VmProviderConfig::Aws(c) => check_aws(&mut f, c),
-        VmProviderConfig::Azure(c) => check_azure(&mut f, c),
-        VmProviderConfig::DigitalOcean(c) => check_digital_ocean(&mut f, c),
-        VmProviderConfig::Gcp(c) => check_gcp(&mut f, c),
-        VmProviderConfig::Harvester(c) => {
-            check_kube(&mut f, &c.ssl_certificate, (c.enable_efi_boot, c.enable_secure_boot));
-            need(
-                &mut f,
-                c.network_type != KubeNetworkType::Multus || c.network_name.as_deref().is_some_and(|n| !is_blank(n)),
-                "network_name",
-                "is required with the multus network type",
-            );
-            for (k, v) in ["cores", "memory", "disk_size"].iter().zip([c.cores, c.memory, c.disk_size]) {
-                need(&mut f, v >= 1, k, "must be at least 1");
-            }
-            if let Some(m) = &c.configuration_override {
-                f.extend(overrides::kube_manifest(&m.0, "configuration_override"));
-            }
-        }
-        VmProviderConfig::Kubevirt(c) => {
-            check_kube(&mut f, &c.ssl_certificate, (c.enable_efi_boot, c.enable_secure_boot));
-            for (k, v) in
-                ["vm_cores", "vm_memory", "vm_disk_size"].iter().zip([c.vm_cores, c.vm_memory, c.vm_disk_size])
-            {
-                need(&mut f, v >= 1, k, "must be at least 1");
-            }
-            need(&mut f, !is_blank(&c.vm_network_name), "vm_network_name", "must not be empty");
-            if let Some(m) = &c.configuration_override {
-                f.extend(overrides::kube_manifest(&m.0, "configuration_override"));
-            }
-        }
-        VmProviderConfig::Oci(c) => check_oci(&mut f, c),
-        VmProviderConfig::Nutanix(c) => {
-            need(&mut f, c.port >= 1, "port", "must be a port in 1..=65535");
-            need(&mut f, c.vm_cores >= 1, "vm_cores", "must be at least 1");
-            need(&mut f, c.vm_memory >= 1, "vm_memory", "must be at least 1 GiB");
-        }
-        VmProviderConfig::Proxmox(c) => check_proxmox(&mut f, c),
-        VmProviderConfig::Vsphere(c) => {
-            need(&mut f, c.vsphere_vcenter_port >= 1, "vsphere_vcenter_port", "must be a port in 1..=65535");
-            need(&mut f, c.number_of_guest_cpus >= 1, "number_of_guest_cpus", "must be at least 1");
-            need(&mut f, c.amount_of_guest_memory_gib >= 1, "amount_of_guest_memory_gib", "must be at least 1 GiB");
-        }
-        VmProviderConfig::Openstack(c) => check_openstack(&mut f, c),
+    let endpoint = common.endpoint();
+    if let Some(u) = endpoint.url {
+        need(&mut f, is_http_url(u), "endpoint_url", "must be an http(s)://host[:port] URL");
     }
+    if let Some(pem) = endpoint.ca_bundle {
+        need(
+            &mut f,
+            is_pem_certificates(pem),
+            "ca_bundle",
+            "must be PEM certificates (-----BEGIN CERTIFICATE----- ...)",
+        );
+    }
+    f.extend(common.check());
     f
 }
 
@@ -977,291 +882,6 @@ fn check_provider(p: &VmProviderConfig) -> Found {
 fn check_script(f: &mut Found, template: &str) {
     if let Err(e) = crate::script::check(template) {
         f.push(("startup_script".into(), e.to_string()));
-    }
-}
-
-fn check_aws(f: &mut Found, c: &AwsConfig) {
-    need(
-        f,
-        c.aws_access_key_id.is_some() == c.aws_secret_access_key.is_some(),
-        "aws_secret_access_key",
-        "aws_access_key_id and aws_secret_access_key must be set together (or both left out for the default credentials)",
-    );
-    need(f, c.aws_ec2_ebs_volume_size_gb >= 1, "aws_ec2_ebs_volume_size_gb", "must be at least 1 GB");
-    for (i, sg) in c.aws_ec2_security_group_ids.iter().enumerate() {
-        need(
-            f,
-            sg.starts_with("sg-"),
-            &format!("aws_ec2_security_group_ids[{i}]"),
-            format!("`{sg}` is not a security group id (sg-...)"),
-        );
-    }
-    need(f, c.aws_ec2_ami_id.starts_with("ami-"), "aws_ec2_ami_id", "must be an AMI id (ami-...)");
-    for k in c.aws_ec2_custom_tags.keys() {
-        need(
-            f,
-            !k.to_ascii_lowercase().starts_with("aws:"),
-            "aws_ec2_custom_tags",
-            format!("tag key `{k}` uses the reserved prefix aws:"),
-        );
-    }
-    if c.retrieve_windows_vm_password {
-        need(
-            f,
-            c.ssh_key_name.is_some(),
-            "ssh_key_name",
-            "is required with retrieve_windows_vm_password (the key pair decrypts the password)",
-        );
-    }
-    if let Some(o) = &c.aws_config_override {
-        f.extend(overrides::aws(&o.0, "aws_config_override"));
-    }
-}
-
-fn check_azure(f: &mut Found, c: &AzureConfig) {
-    need(f, c.azure_os_disk_size_gb >= 1, "azure_os_disk_size_gb", "must be at least 1 GB");
-    if c.azure_image_is_windows {
-        need(f, c.azure_os_password.is_some(), "azure_os_password", "is required for Windows images");
-    } else {
-        need(
-            f,
-            c.azure_os_password.is_some() || c.azure_ssh_public_key.is_some(),
-            "azure_ssh_public_key",
-            "a Linux VM needs azure_ssh_public_key or azure_os_password",
-        );
-    }
-    if let Some(o) = &c.azure_config_override {
-        f.extend(overrides::azure(&o.0, "azure_config_override"));
-    }
-}
-
-fn check_digital_ocean(f: &mut Found, c: &DigitalOceanConfig) {
-    for t in c.tag_list() {
-        let ok = t.len() <= 255 && t.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, ':' | '-' | '_'));
-        need(f, ok, "tags", format!("`{t}` is not a valid tag (letters, digits, `:`, `-`, `_`; at most 255)"));
-    }
-}
-
-fn gcp_name_ok(s: &str, allow_empty: bool) -> bool {
-    (allow_empty && s.is_empty())
-        || (s.len() <= 63
-            && s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'))
-}
-
-fn check_gcp(f: &mut Found, c: &GcpConfig) {
-    need(f, c.gcp_boot_volume_gb >= 10, "gcp_boot_volume_gb", "must be at least 10 GB");
-    if c.gcp_startup_script_type.os() != c.gcp_vm_installed_os_type {
-        f.push((
-            "gcp_startup_script_type".into(),
-            format!(
-                "{} scripts do not run on {} VMs (gcp_vm_installed_os_type)",
-                serde_name(&c.gcp_startup_script_type),
-                serde_name(&c.gcp_vm_installed_os_type)
-            ),
-        ));
-    }
-    for (k, v) in c.gcp_custom_labels.iter() {
-        need(
-            f,
-            gcp_name_ok(k, false),
-            "gcp_custom_labels",
-            format!("label key `{k}` must be 1-63 lowercase letters, digits, `-`, `_`, starting with a letter"),
-        );
-        let v_ok =
-            v.len() <= 63 && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-        need(
-            f,
-            v_ok,
-            "gcp_custom_labels",
-            format!("label `{k}`: value must be at most 63 lowercase letters, digits, `-`, `_`"),
-        );
-    }
-    for (i, t) in c.gcp_network_tags.iter().enumerate() {
-        let ok = gcp_name_ok(t, false) && !t.contains('_') && !t.ends_with('-');
-        need(
-            f,
-            ok,
-            &format!("gcp_network_tags[{i}]"),
-            format!("`{t}` must be 1-63 lowercase letters, digits or `-`, starting with a letter"),
-        );
-    }
-    for (i, m) in c.gcp_metadata.iter().enumerate() {
-        let ours = m.key.starts_with("startup-script") || m.key.starts_with("windows-startup-script");
-        need(
-            f,
-            !ours,
-            &format!("gcp_metadata[{i}].key"),
-            format!("`{}` is set by kasm-autoscale from startup_script", m.key),
-        );
-    }
-    for (i, a) in c.gcp_guest_accelerators.iter().enumerate() {
-        need(
-            f,
-            a.accelerator_count >= 1,
-            &format!("gcp_guest_accelerators[{i}].acceleratorCount"),
-            "must be at least 1",
-        );
-    }
-    if let Some(o) = &c.gcp_config_override {
-        f.extend(overrides::gcp(&o.0, "gcp_config_override"));
-    }
-}
-
-fn check_kube(f: &mut Found, cert: &str, (efi, secure_boot): (bool, bool)) {
-    need(f, efi || !secure_boot, "enable_secure_boot", "requires enable_efi_boot");
-    use base64::Engine as _;
-    let pem =
-        base64::engine::general_purpose::STANDARD.decode(cert.trim()).ok().and_then(|b| String::from_utf8(b).ok());
-    need(
-        f,
-        pem.is_some_and(|p| p.contains("-----BEGIN CERTIFICATE-----")),
-        "ssl_certificate",
-        "must be a base64-encoded PEM certificate (certificate-authority-data of the kubeconfig)",
-    );
-}
-
-fn check_oci(f: &mut Found, c: &OciConfig) {
-    need(
-        f,
-        !c.oci_availability_domains.is_empty(),
-        "oci_availability_domains",
-        "must list at least one availability domain",
-    );
-    if c.is_flex() {
-        need(f, c.oci_flex_cpus.is_some(), "oci_flex_cpus", format!("is required for the Flex shape {}", c.oci_shape));
-        need(
-            f,
-            c.oci_flex_memory_gb.is_some(),
-            "oci_flex_memory_gb",
-            format!("is required for the Flex shape {}", c.oci_shape),
-        );
-    } else {
-        need(
-            f,
-            c.oci_flex_cpus.is_none(),
-            "oci_flex_cpus",
-            format!("only applies to Flex shapes, not {}", c.oci_shape),
-        );
-        need(
-            f,
-            c.oci_flex_memory_gb.is_none(),
-            "oci_flex_memory_gb",
-            format!("only applies to Flex shapes, not {}", c.oci_shape),
-        );
-    }
-    if let Some(v) = c.oci_flex_cpus {
-        need(f, v.is_finite() && v >= 1.0, "oci_flex_cpus", "must be at least 1 OCPU");
-    }
-    if let Some(v) = c.oci_flex_memory_gb {
-        need(f, v.is_finite() && v >= 1.0, "oci_flex_memory_gb", "must be at least 1 GB");
-    }
-    if let Some(b) = c.oci_baseline_ocpu_utilization {
-        need(f, [12.5, 50.0, 100.0].contains(&b), "oci_baseline_ocpu_utilization", "must be 12.5, 50 or 100 (percent)");
-    }
-    let vpus = c.oci_boot_volume_vpus_per_gb;
-    need(
-        f,
-        (10..=120).contains(&vpus) && vpus.is_multiple_of(10),
-        "oci_boot_volume_vpus_per_gb",
-        "must be 10 to 120 in multiples of 10",
-    );
-    need(f, c.oci_boot_volume_gb >= 50, "oci_boot_volume_gb", "must be at least 50 GB (OCI's minimum boot volume)");
-    if let Some(o) = &c.oci_config_override {
-        f.extend(overrides::oci(&o.0, "oci_config_override"));
-    }
-}
-
-fn check_proxmox(f: &mut Found, c: &ProxmoxConfig) {
-    let (lo, hi) = (c.vmid_range_lower, c.vmid_range_upper);
-    need(f, (100..=999_999_999).contains(&lo), "vmid_range_lower", "must be a VMID in 100..=999999999");
-    need(f, (100..=999_999_999).contains(&hi), "vmid_range_upper", "must be a VMID in 100..=999999999");
-    if lo > hi {
-        f.push(("vmid_range_upper".into(), format!("must not be below vmid_range_lower ({lo})")));
-    } else if u64::from(hi - lo) + 1 < u64::from(c.max_instances) {
-        f.push((
-            "vmid_range_upper".into(),
-            format!("the range holds {} VMIDs, fewer than max_instances ({})", hi - lo + 1, c.max_instances),
-        ));
-    }
-    if c.storage_pool_name.is_some() && !c.full_clone {
-        f.push((
-            "storage_pool_name".into(),
-            "requires full_clone (linked clones stay on the template's storage)".into(),
-        ));
-    }
-    need(f, c.username.contains('@'), "username", "must include the realm, e.g. KasmUser@pve");
-    if let Some(u) = &c.endpoint_url {
-        let ok = url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
-        need(f, ok, "endpoint_url", "must be an http(s)://host[:port] URL");
-    }
-    need(
-        f,
-        !c.token_name.contains('!'),
-        "token_name",
-        "must be the token's name only (kasm_token, not KasmUser@pve!kasm_token)",
-    );
-    let path = &c.startup_script_path;
-    let windows_abs = path.len() >= 3 && path.as_bytes()[1] == b':' && matches!(path.as_bytes()[2], b'\\' | b'/');
-    need(
-        f,
-        path.starts_with('/') || windows_abs,
-        "startup_script_path",
-        "must be an absolute path, e.g. /tmp or C:\\windows\\temp",
-    );
-    need(f, c.vm_cores >= 1, "vm_cores", "must be at least 1");
-    need(f, c.vm_memory >= 1, "vm_memory", "must be at least 1 GiB");
-    if c.installed_os_type == OsFamily::Windows && path.starts_with('/') {
-        f.push(("startup_script_path".into(), "is a Unix path but installed_os_type is windows".into()));
-    }
-}
-
-fn check_openstack(f: &mut Found, c: &OpenstackConfig) {
-    use super::providers::OpenstackAuthMethod as M;
-    match c.authentication_method {
-        M::ApplicationCredential => {
-            need(
-                f,
-                c.application_credential_id.is_some(),
-                "application_credential_id",
-                "is required for application_credential authentication",
-            );
-            need(
-                f,
-                c.application_credential_secret.is_some(),
-                "application_credential_secret",
-                "is required for application_credential authentication",
-            );
-        }
-        M::Password => {
-            need(f, c.username.is_some(), "username", "is required for password authentication");
-            need(f, c.password.is_some(), "password", "is required for password authentication");
-            need(f, c.user_domain_name.is_some(), "user_domain_name", "is required for password authentication");
-            need(f, c.project_domain_name.is_some(), "project_domain_name", "is required for password authentication");
-        }
-    }
-    for (field, url) in [
-        ("openstack_identity_endpoint", &c.openstack_identity_endpoint),
-        ("openstack_nova_endpoint", &c.openstack_nova_endpoint),
-        ("openstack_glance_endpoint", &c.openstack_glance_endpoint),
-        ("openstack_cinder_endpoint", &c.openstack_cinder_endpoint),
-    ] {
-        // Kasm requires trusted TLS on every OpenStack endpoint.
-        need(
-            f,
-            url::Url::parse(url).is_ok_and(|u| u.scheme() == "https"),
-            field,
-            "must be an https URL (OpenStack endpoints need trusted TLS)",
-        );
-    }
-    match (c.create_volume, c.volume_size_gb) {
-        (false, Some(_)) => f.push(("volume_size_gb".into(), "only applies with create_volume".into())),
-        (true, None) => f.push(("volume_size_gb".into(), "is required with create_volume".into())),
-        (true, Some(0)) => f.push(("volume_size_gb".into(), "must be at least 1 GB".into())),
-        _ => {}
-    }
-    if let Some(o) = &c.config_override {
-        f.extend(overrides::openstack(&o.0, "config_override"));
     }
 }
 

@@ -49,7 +49,7 @@ vm_provider_configs:
         kasm: Arc::new(MemoryKasm::new()),
         secrets: Arc::new(StaticSecrets::default()),
         clock: Arc::new(SystemClock),
-        providers,
+        providers: providers.into(),
         configs: Arc::new(set),
         holder: "daemon-test".into(),
         tuning: app::Tuning::default(),

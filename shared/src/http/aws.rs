@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// The process's AWS HTTP client (connection pool shared by every AWS client built from it).
@@ -17,6 +17,24 @@ pub fn http_client() -> SharedHttpClient {
             aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
         })
         .clone()
+}
+
+/// [`http_client`], or a client that also trusts the PEM certificates of `ca_bundle` (a private CA in
+/// front of an AWS-compatible endpoint). The bundle is parsed here, so a bad one fails the build of the
+/// client with a message, not the first request.
+pub fn http_client_with(ca_bundle: Option<&str>) -> Result<SharedHttpClient, String> {
+    let Some(pem) = ca_bundle else { return Ok(http_client()) };
+    match reqwest::Certificate::from_pem_bundle(pem.as_bytes()) {
+        Ok(certs) if !certs.is_empty() => {}
+        Ok(_) => return Err("holds no PEM certificate".into()),
+        Err(e) => return Err(format!("is not PEM certificates: {e}")),
+    }
+    let trust = TrustStore::default().with_pem_certificate(pem.as_bytes().to_vec());
+    let tls = TlsContext::builder().with_trust_store(trust).build().map_err(|e| e.to_string())?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .tls_context(tls)
+        .build_https())
 }
 
 /// `aws_config::defaults` at the latest behaviour version, with [`http_client`]: the default
@@ -34,5 +52,13 @@ mod tests {
     async fn the_loader_carries_the_shared_client() {
         let conf = config_loader().region(aws_config::Region::new("us-east-1")).load().await;
         assert!(conf.http_client().is_some(), "an SDK config without our client would fail every request");
+    }
+
+    #[test]
+    fn a_ca_bundle_must_hold_certificates() {
+        assert!(http_client_with(None).is_ok());
+        assert!(http_client_with(Some("not a pem")).is_err());
+        let pem = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n";
+        let _ = http_client_with(Some(pem));
     }
 }

@@ -1,8 +1,8 @@
 //! The HTTP client layer every REST provider and the Kasm client stand on (the object_store `client/`
 //! model): one way to build a reqwest client ([`build_client`]), retries with decorrelated jitter that
 //! honour `Retry-After` ([`retry`]), a single-flight cache for expiring credentials ([`token`]),
-//! HTTP status → [`ProviderError`] in one place ([`to_provider_error`]) and redaction of secrets from
-//! anything that becomes an error message ([`mod@redact`]).
+//! and redaction of secrets from anything that becomes an error message ([`mod@redact`]). It depends on
+//! nothing above it: the one HTTP status → provider error mapping is `providers::ProviderError::from_http`.
 //!
 //! Backends never hand-roll retries or status mapping: they call [`retry::send`] and convert an
 //! [`HttpError`] at their boundary.
@@ -18,8 +18,6 @@ pub use token::{Token, TokenCache};
 
 use reqwest::StatusCode;
 use std::time::Duration;
-
-use crate::providers::ProviderError;
 
 /// How many characters of a response body an error keeps: enough for the server's message, not
 /// enough to drag a whole HTML error page (or a large JSON document) into logs.
@@ -158,22 +156,6 @@ impl HttpError {
             HttpError::Transport { message }
         }
     }
-
-    /// The [`ProviderError`] this maps to for `provider` (statuses through [`to_provider_error`];
-    /// timeouts and transport failures are transient, configuration errors invalid).
-    pub fn into_provider_error(self, provider: &'static str) -> ProviderError {
-        match self {
-            HttpError::Status { status, body, retry_after } => to_provider_error(provider, status, &body, retry_after),
-            HttpError::Timeout { message } => {
-                ProviderError::Transient { provider, message: format!("timed out: {message}") }
-            }
-            HttpError::Connect { message } => {
-                ProviderError::Transient { provider, message: format!("cannot connect: {message}") }
-            }
-            HttpError::Transport { message } => ProviderError::Transient { provider, message },
-            HttpError::Config { message } => ProviderError::Invalid { provider, message },
-        }
-    }
 }
 
 /// The error and its sources, joined: reqwest's top-level message alone ("error sending request")
@@ -192,38 +174,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// The one mapping from an HTTP status to a [`ProviderError`]: 404 NotFound, 401 Unauthenticated,
-/// 403 PermissionDenied, 409 Conflict, 429 RateLimited (with `retry_after`), 5xx Transient, 408
-/// Transient, other 4xx (and anything else unexpected) Invalid.
-///
-/// `body_snippet` must already be redacted (an [`HttpError::Status`] body is). For 404 it becomes the
-/// `id` of [`ProviderError::NotFound`]; a caller that knows the id it asked for should build that
-/// variant itself.
-pub fn to_provider_error(
-    provider: &'static str,
-    status: StatusCode,
-    body_snippet: &str,
-    retry_after: Option<Duration>,
-) -> ProviderError {
-    let message = if body_snippet.trim().is_empty() {
-        format!("HTTP {status}")
-    } else {
-        format!("HTTP {status}: {}", body_snippet.trim())
-    };
-    match status.as_u16() {
-        404 => ProviderError::NotFound {
-            provider,
-            id: if body_snippet.trim().is_empty() { "(unknown)".into() } else { body_snippet.trim().to_string() },
-        },
-        401 => ProviderError::Unauthenticated { provider, message },
-        403 => ProviderError::PermissionDenied { provider, message },
-        409 => ProviderError::Conflict { provider, message },
-        429 => ProviderError::RateLimited { provider, message, retry_after },
-        408 | 500..=599 => ProviderError::Transient { provider, message },
-        _ => ProviderError::Invalid { provider, message },
-    }
-}
-
 /// The first [`BODY_SNIPPET_CHARS`] characters of `body`, redacted.
 ///
 /// Redacts before cutting: a cut through a known secret would leave a prefix that no longer matches it.
@@ -239,38 +189,7 @@ pub fn body_snippet(body: &str, redactor: &Redactor) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::ErrorClass;
     use secrecy::SecretString;
-
-    #[test]
-    fn statuses_map_in_one_place() {
-        let c = |s: u16| to_provider_error("t", StatusCode::from_u16(s).unwrap(), "msg", None).class();
-        assert_eq!(c(404), ErrorClass::NotFound);
-        assert_eq!(c(401), ErrorClass::Auth);
-        assert_eq!(c(403), ErrorClass::Permission);
-        assert_eq!(c(409), ErrorClass::Conflict);
-        assert_eq!(c(429), ErrorClass::RateLimited);
-        assert_eq!(c(500), ErrorClass::Transient);
-        assert_eq!(c(503), ErrorClass::Transient);
-        assert_eq!(c(400), ErrorClass::Invalid);
-        assert_eq!(c(422), ErrorClass::Invalid);
-        let e = to_provider_error("t", StatusCode::TOO_MANY_REQUESTS, "", Some(Duration::from_secs(7)));
-        assert!(matches!(e, ProviderError::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(7)));
-        let e = to_provider_error("t", StatusCode::NOT_FOUND, "vm-1", None);
-        assert!(matches!(e, ProviderError::NotFound { id, .. } if id == "vm-1"));
-    }
-
-    #[test]
-    fn http_errors_map_to_provider_errors() {
-        let e = HttpError::Timeout { message: "x".into() }.into_provider_error("t");
-        assert_eq!(e.class(), ErrorClass::Transient);
-        let e = HttpError::Connect { message: "x".into() }.into_provider_error("t");
-        assert_eq!(e.class(), ErrorClass::Transient);
-        let e = HttpError::Config { message: "x".into() }.into_provider_error("t");
-        assert_eq!(e.class(), ErrorClass::Invalid);
-        let e = HttpError::Status { status: StatusCode::FORBIDDEN, body: "no".into(), retry_after: None };
-        assert_eq!(e.into_provider_error("t").class(), ErrorClass::Permission);
-    }
 
     #[test]
     fn snippets_are_cut_and_redacted() {
@@ -412,8 +331,8 @@ mod network_tests {
         let err = go(&client(2000), reqwest::Method::GET, &url, Idempotency::FromMethod, &fast()).await.unwrap_err();
         assert!(matches!(err, HttpError::Status { retry_after: Some(d), .. } if d == Duration::from_secs(3600)));
         assert_eq!(hits.load(Ordering::SeqCst), 1);
-        let pe = err.into_provider_error("t");
-        assert!(matches!(pe, ProviderError::RateLimited { retry_after: Some(_), .. }));
+        let pe = crate::providers::ProviderError::from_http(err, "t");
+        assert!(matches!(pe, crate::providers::ProviderError::RateLimited { retry_after: Some(_), .. }));
     }
 
     fn slow_first()

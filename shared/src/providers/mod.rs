@@ -1,22 +1,42 @@
-//! VM providers: one small trait, one folder per provider with the same files
-//! (`mod.rs`: provider + trait impl + private error; `builder.rs`; `client.rs`: REST DTOs and calls;
-//! `credential.rs` where auth needs it), a registry from config variant to provider, and one shared
-//! conformance suite every provider passes.
+//! VM providers: one small trait, one folder per provider with the same files, a registry from config
+//! variant to provider, and one shared conformance suite every provider passes. How to add a provider:
+//! `shared/src/providers/README.md`.
+//!
+//! Every provider folder has the same shape:
+//! - `mod.rs`: the provider struct, its [`VmProvider`] impl, and a private error converted to
+//!   [`ProviderError`] at the trait boundary;
+//! - `builder.rs`: `from_config(&XConfig, &BuildEnv) -> Result<XProvider, ProviderError>`, the one way
+//!   to build it (no network I/O: credentials are resolved on first use);
+//! - `client.rs`: the API's DTOs and calls only;
+//! - `credential.rs`: how it authenticates, resolved lazily (through [`crate::http::TokenCache`] where
+//!   tokens expire);
+//! - `preflight.rs`: read-only checks for `kasm-autoscale preflight`;
+//! - `dns.rs` where the cloud has DNS.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod conformance;
+mod error;
 pub mod memory;
+#[cfg(feature = "proxmox")]
 pub mod proxmox;
 pub mod registry;
+mod set;
+
+pub use error::{ErrorClass, ProviderError};
+pub use set::ProviderSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::http::RetryConfig;
 use crate::model::{ClaimId, OsFamily, OwnerLabels};
+use crate::secrets::Secrets;
 
 /// Normalised VM state, whatever the provider calls it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -91,129 +111,84 @@ pub struct Capabilities {
     pub server_side_label_filter: bool,
 }
 
-/// Whether an error class is worth retrying and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    /// Not found.
-    NotFound,
-    /// Credentials refused.
-    Auth,
-    /// Not allowed.
-    Permission,
-    /// Conflict (exists / being changed).
-    Conflict,
-    /// Throttled: retry after a while.
-    RateLimited,
-    /// No capacity for this shape/region: back off the config.
-    OutOfCapacity,
-    /// Invalid request or config: retrying cannot help.
-    Invalid,
-    /// Temporary (5xx, timeout): retry.
-    Transient,
-    /// The provider cannot do that.
-    NotSupported,
+/// What every provider's `from_config` gets besides its config: where secrets come from, whose VMs
+/// these are, and the HTTP and wait knobs all providers share (tests shorten them).
+#[derive(Debug, Clone)]
+pub struct BuildEnv {
+    /// Resolves the config's secret references, on first use (never while building).
+    pub secrets: Arc<dyn Secrets>,
+    /// The deployment id (our ownership label; also names conventional secrets).
+    pub deployment_id: String,
+    /// HTTP retries of one call (default: 4 retries within 30 s).
+    pub retry: RetryConfig,
+    /// Time allowed for one HTTP request (default 60 s: some APIs answer only once a task is queued).
+    pub request_timeout: Duration,
+    /// How long to wait for the provider's asynchronous operations and guests.
+    pub timings: Timings,
 }
 
-/// The one public provider error. Messages never carry secrets.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProviderError {
-    /// No such VM.
-    #[error("{provider}: VM {id} not found")]
-    NotFound {
-        /// Provider short name.
-        provider: &'static str,
-        /// The VM id.
-        id: String,
-    },
-    /// Credentials were refused (401).
-    #[error("{provider}: authentication failed: {message}")]
-    Unauthenticated {
-        /// Provider short name.
-        provider: &'static str,
-        /// What the provider said.
-        message: String,
-    },
-    /// Not allowed (403).
-    #[error("{provider}: permission denied: {message}")]
-    PermissionDenied {
-        /// Provider short name.
-        provider: &'static str,
-        /// What the provider said.
-        message: String,
-    },
-    /// Conflict (409).
-    #[error("{provider}: conflict: {message}")]
-    Conflict {
-        /// Provider short name.
-        provider: &'static str,
-        /// What the provider said.
-        message: String,
-    },
-    /// Throttled (429, RequestLimitExceeded).
-    #[error("{provider}: rate limited: {message}")]
-    RateLimited {
-        /// Provider short name.
-        provider: &'static str,
-        /// What the provider said.
-        message: String,
-        /// How long the provider asked us to wait.
-        retry_after: Option<Duration>,
-    },
-    /// No capacity for this shape / region / host.
-    #[error("{provider}: out of capacity: {message}")]
-    OutOfCapacity {
-        /// Provider short name.
-        provider: &'static str,
-        /// What the provider said.
-        message: String,
-    },
-    /// The request or config is invalid.
-    #[error("{provider}: invalid request: {message}")]
-    Invalid {
-        /// Provider short name.
-        provider: &'static str,
-        /// What the provider said.
-        message: String,
-    },
-    /// A temporary failure (5xx, timeout, connection reset).
-    #[error("{provider}: temporary failure: {message}")]
-    Transient {
-        /// Provider short name.
-        provider: &'static str,
-        /// What happened.
-        message: String,
-    },
-    /// The provider cannot do that.
-    #[error("{provider}: not supported: {what}")]
-    NotSupported {
-        /// Provider short name.
-        provider: &'static str,
-        /// The operation.
-        what: String,
-    },
-}
-
-impl ProviderError {
-    /// The error's class.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            ProviderError::NotFound { .. } => ErrorClass::NotFound,
-            ProviderError::Unauthenticated { .. } => ErrorClass::Auth,
-            ProviderError::PermissionDenied { .. } => ErrorClass::Permission,
-            ProviderError::Conflict { .. } => ErrorClass::Conflict,
-            ProviderError::RateLimited { .. } => ErrorClass::RateLimited,
-            ProviderError::OutOfCapacity { .. } => ErrorClass::OutOfCapacity,
-            ProviderError::Invalid { .. } => ErrorClass::Invalid,
-            ProviderError::Transient { .. } => ErrorClass::Transient,
-            ProviderError::NotSupported { .. } => ErrorClass::NotSupported,
+impl BuildEnv {
+    /// The defaults, with `secrets` and `deployment_id`.
+    pub fn new(secrets: Arc<dyn Secrets>, deployment_id: impl Into<String>) -> Self {
+        BuildEnv {
+            secrets,
+            deployment_id: deployment_id.into(),
+            retry: RetryConfig {
+                base: Duration::from_millis(250),
+                cap: Duration::from_secs(5),
+                max_retries: 4,
+                budget: Duration::from_secs(30),
+            },
+            request_timeout: Duration::from_secs(60),
+            timings: Timings::default(),
         }
     }
+}
 
-    /// Whether the same call may succeed later.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self.class(), ErrorClass::RateLimited | ErrorClass::Transient | ErrorClass::Conflict)
+/// How long a provider waits for asynchronous work: operations/tasks the API runs (clones, creates)
+/// and the guest (an agent inside the VM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    /// Between two polls of an operation.
+    pub poll: Duration,
+    /// Longest wait for one operation (a full clone of a large disk is the slow one).
+    pub operation_timeout: Duration,
+    /// Between two pings of the guest.
+    pub guest_poll: Duration,
+    /// Longest wait for the guest in one `create_vm` call; the next call resumes the wait.
+    pub guest_wait: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            poll: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(600),
+            guest_poll: Duration::from_secs(5),
+            guest_wait: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The result of one preflight check (`kasm-autoscale preflight`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// Short name, e.g. `credentials`, `template`, `startup_script`.
+    pub name: &'static str,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was found, or what is wrong and how to fix it. Never holds a secret.
+    pub detail: String,
+}
+
+impl Check {
+    /// A passed check.
+    pub fn pass(name: &'static str, detail: impl Into<String>) -> Self {
+        Check { name, ok: true, detail: detail.into() }
+    }
+    /// A failed check.
+    pub fn fail(name: &'static str, detail: impl Into<String>) -> Self {
+        Check { name, ok: false, detail: detail.into() }
     }
 }
 

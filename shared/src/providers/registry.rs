@@ -1,40 +1,71 @@
-//! One exhaustive match from a provider config variant to its provider.
+//! One exhaustive match from a provider config variant to its provider: [`build`] and [`preflight`].
+//! A provider left out of this build (its cargo feature off) or not built yet answers
+//! [`ProviderError::NotSupported`] naming it; nothing else in the crate names a provider.
 
 use std::sync::Arc;
 
-use super::{ProviderError, VmProvider};
-use crate::config::{Settings, VmProviderConfig};
-use crate::secrets::Secrets;
+use super::{BuildEnv, Check, ProviderError, VmProvider};
+use crate::config::{ProviderKind, VmProviderConfig};
 
-/// Builds the provider for `config`, resolving its secrets.
-pub async fn build(
-    config: &VmProviderConfig,
-    secrets: &dyn Secrets,
-    settings: &Settings,
-) -> Result<Arc<dyn VmProvider>, ProviderError> {
-    let provider: &'static str = config.kind().as_str();
+/// The provider for `config`. No network I/O: credentials are resolved on first use, so a config
+/// whose secret does not resolve fails its own calls, not the build of the others.
+pub fn build(config: &VmProviderConfig, env: &BuildEnv) -> Result<Arc<dyn VmProvider>, ProviderError> {
     match config {
-        VmProviderConfig::Aws(c) => {
-            Ok(Arc::new(super::aws::AwsBuilder::new(c.clone()).build_with(secrets, settings).await?))
-        }
-        VmProviderConfig::Proxmox(c) => {
-            let mut b = super::proxmox::ProxmoxBuilder::new(c.clone());
-            if let Some(url) = &c.endpoint_url {
-                b = b.endpoint(url);
-            }
-            Ok(Arc::new(b.resolve_token(secrets).await?.build()?))
-        }
-        VmProviderConfig::Azure(_)
-        | VmProviderConfig::DigitalOcean(_)
-        | VmProviderConfig::Gcp(_)
-        | VmProviderConfig::Harvester(_)
-        | VmProviderConfig::Oci(_)
-        | VmProviderConfig::Nutanix(_)
-        | VmProviderConfig::Vsphere(_)
-        | VmProviderConfig::Openstack(_)
-        | VmProviderConfig::Kubevirt(_) => Err(ProviderError::NotSupported {
-            provider,
-            what: format!("the {provider} provider is not built into this version yet"),
-        }),
+        #[cfg(feature = "aws")]
+        VmProviderConfig::Aws(c) => Ok(Arc::new(super::aws::AwsProvider::from_config(c, env)?)),
+        #[cfg(not(feature = "aws"))]
+        VmProviderConfig::Aws(_) => Err(left_out(ProviderKind::Aws, "aws")),
+        #[cfg(feature = "proxmox")]
+        VmProviderConfig::Proxmox(c) => Ok(Arc::new(super::proxmox::ProxmoxProvider::from_config(c, env)?)),
+        #[cfg(not(feature = "proxmox"))]
+        VmProviderConfig::Proxmox(_) => Err(left_out(ProviderKind::Proxmox, "proxmox")),
+        VmProviderConfig::Azure(_) => Err(not_built(ProviderKind::Azure)),
+        VmProviderConfig::DigitalOcean(_) => Err(not_built(ProviderKind::DigitalOcean)),
+        VmProviderConfig::Gcp(_) => Err(not_built(ProviderKind::Gcp)),
+        VmProviderConfig::Harvester(_) => Err(not_built(ProviderKind::Harvester)),
+        VmProviderConfig::Oci(_) => Err(not_built(ProviderKind::Oci)),
+        VmProviderConfig::Nutanix(_) => Err(not_built(ProviderKind::Nutanix)),
+        VmProviderConfig::Vsphere(_) => Err(not_built(ProviderKind::Vsphere)),
+        VmProviderConfig::Openstack(_) => Err(not_built(ProviderKind::Openstack)),
+        VmProviderConfig::Kubevirt(_) => Err(not_built(ProviderKind::Kubevirt)),
+    }
+}
+
+/// The read-only preflight checks of `config` against its real endpoint (credentials, privileges,
+/// images/templates, ...), one [`Check`] each. A provider that cannot be built fails one `build` check.
+pub async fn preflight(config: &VmProviderConfig, env: &BuildEnv) -> Vec<Check> {
+    match config {
+        #[cfg(feature = "aws")]
+        VmProviderConfig::Aws(c) => match super::aws::AwsProvider::from_config(c, env) {
+            Ok(p) => p.preflight().await,
+            Err(e) => vec![Check::fail("build", e.to_string())],
+        },
+        #[cfg(feature = "proxmox")]
+        VmProviderConfig::Proxmox(c) => match super::proxmox::ProxmoxProvider::from_config(c, env) {
+            // An operator waiting at a terminal: one retry, not a minute of them.
+            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
+            Err(e) => vec![Check::fail("build", e.to_string())],
+        },
+        other => match build(other, env) {
+            Err(e) => vec![Check::fail("build", e.to_string())],
+            Ok(p) => vec![Check::fail("preflight", format!("{} has no preflight checks yet", p.name()))],
+        },
+    }
+}
+
+/// The error of a provider whose cargo feature is off in this build.
+#[allow(dead_code)]
+fn left_out(kind: ProviderKind, feature: &str) -> ProviderError {
+    ProviderError::NotSupported {
+        provider: kind.as_str(),
+        what: format!("this binary was built without the `{feature}` feature; rebuild with `--features {feature}`"),
+    }
+}
+
+/// The error of a provider not built into this version yet.
+fn not_built(kind: ProviderKind) -> ProviderError {
+    ProviderError::NotSupported {
+        provider: kind.as_str(),
+        what: format!("the {kind} provider is not built into this version yet"),
     }
 }

@@ -5,7 +5,7 @@
 //! (`!s`, `!r`, `!a`), string format specs (`{name:>10.3}`), indexing (`{name[0]}`) and nested specs
 //! (`{name:{other}}`); the private `format` module lists the few cases where we return an error although Python
 //! would print something. [`check`] validates a template when the config is loaded, and [`package`] /
-//! [`warnings`] / [`gcp_metadata_key`] adapt the rendered script to each provider.
+//! [`warnings`] adapt the rendered script to the [`ScriptRules`] a provider config declares.
 
 mod format;
 mod package;
@@ -18,7 +18,7 @@ mod tests;
 use std::collections::BTreeMap;
 
 pub use format::MAX_WIDTH;
-pub use package::{Limit, gcp_metadata_key, limit, package, warnings};
+pub use package::{Limit, ScriptRules, WindowsScript, first_line, package, warnings};
 
 /// Every placeholder Kasm renders (KASM.md).
 pub const PLACEHOLDERS: &[&str] = &[

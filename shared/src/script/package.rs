@@ -1,6 +1,8 @@
-//! Per-provider wrapping, size limits and warnings for a rendered startup script.
+//! Wrapping, size limits and warnings for a rendered startup script, driven by the [`ScriptRules`] each
+//! provider config declares (`ProviderConfigCommon::script_rules`, beside the config); nothing here names a
+//! provider.
 //!
-//! Limits (sources checked 2026-11):
+//! The limits the providers declare (sources checked 2026-11):
 //! - AWS EC2 user data: 16 KB "in raw form, before it is base64-encoded" (EC2 User Guide).
 //! - Azure custom data: "The size can't exceed 64 KB" (Azure docs); the API rejects more than 87,380 base64
 //!   characters ("Custom data in OSProfile must be in Base64 encoding and with a maximum length of 87380
@@ -13,7 +15,6 @@
 //! - Harvester, KubeVirt (cloud-init in a Secret or inline), Nutanix (guest customization), Proxmox and
 //!   vSphere (guest-agent / guest-operations file transfer): no documented limit we enforce.
 
-use crate::config::ProviderKind;
 use crate::model::OsFamily;
 
 use super::ScriptError;
@@ -37,45 +38,55 @@ impl Limit {
     }
 }
 
-/// The size limit of `kind`'s startup-script field, if it has one we enforce.
-pub fn limit(kind: ProviderKind) -> Option<Limit> {
-    match kind {
-        ProviderKind::Aws => Some(Limit::Raw(16 * 1024)),
-        ProviderKind::Azure => Some(Limit::Base64(87_380)),
-        ProviderKind::DigitalOcean => Some(Limit::Raw(64 * 1024)),
-        ProviderKind::Gcp => Some(Limit::Raw(256 * 1024)),
-        ProviderKind::Oci => Some(Limit::Base64(32_000)),
-        ProviderKind::Openstack => Some(Limit::Base64(65_535)),
-        ProviderKind::Harvester
-        | ProviderKind::Kubevirt
-        | ProviderKind::Nutanix
-        | ProviderKind::Proxmox
-        | ProviderKind::Vsphere => None,
-    }
+/// What a provider does with a Windows startup script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowsScript {
+    /// Runs it as given (guest-agent / guest-operations upload, GCP metadata keys).
+    AsIs,
+    /// EC2Launch: PowerShell must be wrapped in `<powershell>…</powershell>` (or batch in `<script>`).
+    Ec2Launch,
+    /// cloudbase-init: the first line must name the format (`#ps1_sysnative`, `rem cmd`, ...).
+    CloudbaseInit,
+    /// Saved to this path on the VM but not run (the image must run it).
+    SavedNotRun(&'static str),
 }
 
-/// Wraps a rendered script for a provider and OS, and checks the provider's size limit.
+/// The startup-script rules of one provider: declared by its config, read by [`package`] and [`warnings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScriptRules {
+    /// The provider's short name, for messages.
+    pub provider: &'static str,
+    /// The size limit of its startup-script field, if it has one we enforce.
+    pub limit: Option<Limit>,
+    /// What it does with Windows scripts.
+    pub windows: WindowsScript,
+    /// Linux scripts are handed to cloud-init (which runs only `#!` scripts and cloud-init formats).
+    pub linux_cloud_init: bool,
+}
+
+/// Wraps a rendered script as `rules` say for `os`, and checks the size limit.
 ///
 /// # Behavior
-/// - AWS Windows: wrapped in `<powershell>…</powershell>` unless it already starts with `<powershell>` or
-///   `<script>` (EC2Launch's batch tag).
-/// - OCI Windows: `#ps1_sysnative` is prepended unless the first line already names a cloudbase-init format
-///   (`#ps1…`, `rem cmd`, `#cloud-config`, a MIME `Content-Type:`).
-/// - Every provider with a [`limit`]: a script over it is an error naming its size and the limit
-///   (measured after wrapping).
-pub fn package(kind: ProviderKind, os: OsFamily, rendered: String) -> Result<String, ScriptError> {
-    let script = match (kind, os) {
-        (ProviderKind::Aws, OsFamily::Windows) if !aws_wrapped(&rendered) => {
+/// - [`WindowsScript::Ec2Launch`]: wrapped in `<powershell>…</powershell>` unless it already starts with
+///   `<powershell>` or `<script>` (EC2Launch's batch tag).
+/// - [`WindowsScript::CloudbaseInit`]: `#ps1_sysnative` is prepended unless the first line already names a
+///   cloudbase-init format (`#ps1…`, `rem cmd`, `#cloud-config`, a MIME `Content-Type:`).
+/// - With a [`ScriptRules::limit`]: a script over it is an error naming its size and the limit (measured
+///   after wrapping).
+pub fn package(rules: &ScriptRules, os: OsFamily, rendered: String) -> Result<String, ScriptError> {
+    let script = match (rules.windows, os) {
+        (WindowsScript::Ec2Launch, OsFamily::Windows) if !aws_wrapped(&rendered) => {
             let newline = if rendered.ends_with('\n') { "" } else { "\n" };
             format!("<powershell>\n{rendered}{newline}</powershell>\n")
         }
-        (ProviderKind::Oci, OsFamily::Windows) if !cloudbase_marked(&rendered) => {
+        (WindowsScript::CloudbaseInit, OsFamily::Windows) if !cloudbase_marked(&rendered) => {
             format!("#ps1_sysnative\n{rendered}")
         }
         _ => rendered,
     };
     let bytes = script.len();
-    match limit(kind) {
+    let kind = rules.provider;
+    match rules.limit {
         Some(l @ Limit::Raw(max)) if !l.fits(bytes) => Err(ScriptError::whole(format!(
             "the startup script for {kind} is {bytes} bytes; {kind} accepts at most {max} bytes"
         ))),
@@ -91,23 +102,22 @@ pub fn package(kind: ProviderKind, os: OsFamily, rendered: String) -> Result<Str
 /// Things that will not fail the API call but probably not do what the author wants.
 ///
 /// # Behavior
-/// - Azure Windows: custom data is saved, not executed.
-/// - Windows on any provider but AWS: `<powershell>` tags are EC2 syntax and break the script elsewhere.
+/// - [`WindowsScript::SavedNotRun`]: the script is saved, not executed.
+/// - Windows where the provider is not EC2Launch: `<powershell>` tags are EC2 syntax and break the script.
 /// - Linux on cloud-init providers: cloud-init only runs user data starting with `#!` or a cloud-init
 ///   header such as `#cloud-config`.
-pub fn warnings(kind: ProviderKind, os: OsFamily, script: &str) -> Vec<String> {
+pub fn warnings(rules: &ScriptRules, os: OsFamily, script: &str) -> Vec<String> {
     let mut out = Vec::new();
+    let kind = rules.provider;
     match os {
         OsFamily::Windows => {
-            if kind == ProviderKind::Azure {
-                out.push(
-                    "Azure does not run custom data on Windows by default: it is only saved to \
-                     C:\\AzureData\\CustomData.bin; the image must run it (e.g. a scheduled task) or use the \
-                     Custom Script Extension"
-                        .to_string(),
-                );
+            if let WindowsScript::SavedNotRun(path) = rules.windows {
+                out.push(format!(
+                    "{kind} does not run the startup script on Windows by default: it is only saved to {path}; \
+                     the image must run it (e.g. a scheduled task) or use an extension that does"
+                ));
             }
-            if kind != ProviderKind::Aws && aws_wrapped(script) {
+            if rules.windows != WindowsScript::Ec2Launch && aws_wrapped(script) {
                 out.push(format!(
                     "<powershell>/<script> tags are EC2 user-data syntax; {kind} passes the script as is, so \
                      PowerShell will fail on the first line"
@@ -115,18 +125,7 @@ pub fn warnings(kind: ProviderKind, os: OsFamily, script: &str) -> Vec<String> {
             }
         }
         OsFamily::Linux => {
-            let cloud_init = matches!(
-                kind,
-                ProviderKind::Aws
-                    | ProviderKind::Azure
-                    | ProviderKind::DigitalOcean
-                    | ProviderKind::Oci
-                    | ProviderKind::Openstack
-                    | ProviderKind::Harvester
-                    | ProviderKind::Kubevirt
-                    | ProviderKind::Nutanix
-            );
-            if cloud_init && !cloud_init_header(script) {
+            if rules.linux_cloud_init && !cloud_init_header(script) {
                 out.push(format!(
                     "{kind} hands the script to cloud-init, which runs it only if it starts with '#!' (e.g. \
                      #!/bin/bash) or a cloud-init header such as #cloud-config"
@@ -137,37 +136,13 @@ pub fn warnings(kind: ProviderKind, os: OsFamily, script: &str) -> Vec<String> {
     out
 }
 
-/// The GCP instance-metadata key the script goes under.
-///
-/// Linux: `startup-script`. Windows: `windows-startup-script-cmd` when the first line looks like batch
-/// (`@echo off`, `rem …`, `:: …`), else `windows-startup-script-ps1`; when the first line contains the
-/// marker `sysprep-specialize` (e.g. `# sysprep-specialize`), the `sysprep-specialize-script-ps1`/`-cmd`
-/// key instead, which GCP runs once, during Windows setup, before the first boot completes.
-pub fn gcp_metadata_key(os: OsFamily, script: &str) -> &'static str {
-    if os == OsFamily::Linux {
-        return "startup-script";
-    }
-    let first = first_line(script).to_ascii_lowercase();
-    let cmd = first.starts_with('@')
-        || first.starts_with("::")
-        || first == "rem"
-        || first.starts_with("rem ")
-        || first.starts_with("echo off");
-    match (first.contains("sysprep-specialize"), cmd) {
-        (true, true) => "sysprep-specialize-script-cmd",
-        (true, false) => "sysprep-specialize-script-ps1",
-        (false, true) => "windows-startup-script-cmd",
-        (false, false) => "windows-startup-script-ps1",
-    }
-}
-
 /// `4 * ceil(n / 3)`.
 fn base64_len(bytes: usize) -> usize {
     bytes.div_ceil(3) * 4
 }
 
-/// The first non-blank line, trimmed.
-fn first_line(script: &str) -> &str {
+/// The first non-blank line of `script`, trimmed.
+pub fn first_line(script: &str) -> &str {
     script.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("")
 }
 

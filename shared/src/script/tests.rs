@@ -4,6 +4,14 @@ use super::*;
 use crate::config::ProviderKind;
 use crate::model::OsFamily;
 
+/// The script rules the example config of `kind` declares (`events/configs/<kind>.yaml`).
+fn rules(kind: ProviderKind) -> ScriptRules {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../events/configs/{kind}.yaml"));
+    let (set, problems) = crate::config::validate_files(&[path]);
+    assert!(problems.is_empty(), "{problems:?}");
+    set.vm_provider_configs[0].common().script_rules()
+}
+
 fn vars(pairs: &[(&str, Option<&str>)]) -> Vars {
     pairs.iter().map(|(k, v)| (k.to_string(), v.map(str::to_string))).collect()
 }
@@ -209,73 +217,62 @@ fn unset_vars_render_none() {
 
 #[test]
 fn aws_wraps_windows_scripts_once_and_enforces_16_kib() {
-    let s = package(ProviderKind::Aws, OsFamily::Windows, "Write-Host hi".into()).unwrap();
+    let s = package(&rules(ProviderKind::Aws), OsFamily::Windows, "Write-Host hi".into()).unwrap();
     assert_eq!(s, "<powershell>\nWrite-Host hi\n</powershell>\n");
     let wrapped = "<powershell>\nWrite-Host hi\n</powershell>\n<persist>true</persist>".to_string();
-    assert_eq!(package(ProviderKind::Aws, OsFamily::Windows, wrapped.clone()).unwrap(), wrapped);
+    assert_eq!(package(&rules(ProviderKind::Aws), OsFamily::Windows, wrapped.clone()).unwrap(), wrapped);
     let batch = " <script>echo hi</script>".to_string();
-    assert_eq!(package(ProviderKind::Aws, OsFamily::Windows, batch.clone()).unwrap(), batch);
-    assert_eq!(package(ProviderKind::Aws, OsFamily::Linux, "#!/bin/sh\n".into()).unwrap(), "#!/bin/sh\n");
+    assert_eq!(package(&rules(ProviderKind::Aws), OsFamily::Windows, batch.clone()).unwrap(), batch);
+    assert_eq!(package(&rules(ProviderKind::Aws), OsFamily::Linux, "#!/bin/sh\n".into()).unwrap(), "#!/bin/sh\n");
 
     let exact = "x".repeat(16 * 1024);
-    assert!(package(ProviderKind::Aws, OsFamily::Linux, exact.clone()).is_ok());
-    let e = package(ProviderKind::Aws, OsFamily::Linux, exact + "x").unwrap_err();
+    assert!(package(&rules(ProviderKind::Aws), OsFamily::Linux, exact.clone()).is_ok());
+    let e = package(&rules(ProviderKind::Aws), OsFamily::Linux, exact + "x").unwrap_err();
     assert!(e.message.contains("16385 bytes") && e.message.contains("16384"), "{e}");
     assert_eq!(e.line, 0);
     assert_eq!(e.to_string(), e.message);
     // The limit applies after wrapping.
     let near = "x".repeat(16 * 1024 - 20);
-    assert!(package(ProviderKind::Aws, OsFamily::Windows, near).is_err());
+    assert!(package(&rules(ProviderKind::Aws), OsFamily::Windows, near).is_err());
 }
 
 #[test]
 fn oci_windows_scripts_get_ps1_sysnative() {
-    let s = package(ProviderKind::Oci, OsFamily::Windows, "Write-Host hi\n".into()).unwrap();
+    let s = package(&rules(ProviderKind::Oci), OsFamily::Windows, "Write-Host hi\n".into()).unwrap();
     assert_eq!(s, "#ps1_sysnative\nWrite-Host hi\n");
     for marked in ["#ps1_sysnative\nx", "#ps1_x86\nx", "rem cmd\necho", "#cloud-config\n{}"] {
-        assert_eq!(package(ProviderKind::Oci, OsFamily::Windows, marked.into()).unwrap(), marked);
+        assert_eq!(package(&rules(ProviderKind::Oci), OsFamily::Windows, marked.into()).unwrap(), marked);
     }
-    assert_eq!(package(ProviderKind::Oci, OsFamily::Linux, "#!/bin/sh".into()).unwrap(), "#!/bin/sh");
+    assert_eq!(package(&rules(ProviderKind::Oci), OsFamily::Linux, "#!/bin/sh".into()).unwrap(), "#!/bin/sh");
 }
 
 #[test]
 fn base64_limits_are_measured_encoded() {
     // Azure: 87,380 base64 characters = 65,535 raw bytes.
-    assert!(package(ProviderKind::Azure, OsFamily::Linux, "x".repeat(65_535)).is_ok());
-    let e = package(ProviderKind::Azure, OsFamily::Linux, "x".repeat(65_536)).unwrap_err();
+    assert!(package(&rules(ProviderKind::Azure), OsFamily::Linux, "x".repeat(65_535)).is_ok());
+    let e = package(&rules(ProviderKind::Azure), OsFamily::Linux, "x".repeat(65_536)).unwrap_err();
     assert!(e.message.contains("65536 bytes, 87384 once base64-encoded") && e.message.contains("87380"), "{e}");
     // OpenStack: 65,535 base64 characters.
-    assert!(package(ProviderKind::Openstack, OsFamily::Linux, "x".repeat(49_149)).is_ok());
-    assert!(package(ProviderKind::Openstack, OsFamily::Linux, "x".repeat(49_152)).is_err());
+    assert!(package(&rules(ProviderKind::Openstack), OsFamily::Linux, "x".repeat(49_149)).is_ok());
+    assert!(package(&rules(ProviderKind::Openstack), OsFamily::Linux, "x".repeat(49_152)).is_err());
     // OCI: 32,000 bytes of metadata.
-    assert!(package(ProviderKind::Oci, OsFamily::Linux, "x".repeat(24_000)).is_ok());
-    assert!(package(ProviderKind::Oci, OsFamily::Linux, "x".repeat(24_001)).is_err());
-    assert!(package(ProviderKind::DigitalOcean, OsFamily::Linux, "x".repeat(65_537)).is_err());
-    assert!(package(ProviderKind::Gcp, OsFamily::Linux, "x".repeat(256 * 1024 + 1)).is_err());
-    assert!(package(ProviderKind::Proxmox, OsFamily::Linux, "x".repeat(1 << 20)).is_ok());
-    assert_eq!(limit(ProviderKind::Vsphere), None);
-}
-
-#[test]
-fn gcp_metadata_key_by_os_and_script_type() {
-    assert_eq!(gcp_metadata_key(OsFamily::Linux, "#!/bin/bash"), "startup-script");
-    assert_eq!(gcp_metadata_key(OsFamily::Windows, "Write-Host hi"), "windows-startup-script-ps1");
-    assert_eq!(gcp_metadata_key(OsFamily::Windows, "\n@echo off\necho hi"), "windows-startup-script-cmd");
-    assert_eq!(gcp_metadata_key(OsFamily::Windows, "REM install\necho hi"), "windows-startup-script-cmd");
-    assert_eq!(gcp_metadata_key(OsFamily::Windows, "# sysprep-specialize\nx"), "sysprep-specialize-script-ps1");
-    assert_eq!(gcp_metadata_key(OsFamily::Windows, "rem sysprep-specialize\nx"), "sysprep-specialize-script-cmd");
-    assert_eq!(gcp_metadata_key(OsFamily::Windows, "Write-Host\n# sysprep-specialize"), "windows-startup-script-ps1");
+    assert!(package(&rules(ProviderKind::Oci), OsFamily::Linux, "x".repeat(24_000)).is_ok());
+    assert!(package(&rules(ProviderKind::Oci), OsFamily::Linux, "x".repeat(24_001)).is_err());
+    assert!(package(&rules(ProviderKind::DigitalOcean), OsFamily::Linux, "x".repeat(65_537)).is_err());
+    assert!(package(&rules(ProviderKind::Gcp), OsFamily::Linux, "x".repeat(256 * 1024 + 1)).is_err());
+    assert!(package(&rules(ProviderKind::Proxmox), OsFamily::Linux, "x".repeat(1 << 20)).is_ok());
+    assert_eq!(rules(ProviderKind::Vsphere).limit, None);
 }
 
 #[test]
 fn warnings_flag_scripts_that_will_not_run() {
-    let w = warnings(ProviderKind::Azure, OsFamily::Windows, "Write-Host hi");
+    let w = warnings(&rules(ProviderKind::Azure), OsFamily::Windows, "Write-Host hi");
     assert_eq!(w.len(), 1);
     assert!(w[0].contains("CustomData.bin"));
-    assert!(warnings(ProviderKind::Aws, OsFamily::Windows, "<powershell>x</powershell>").is_empty());
-    assert!(warnings(ProviderKind::Gcp, OsFamily::Windows, "<powershell>x</powershell>")[0].contains("EC2"));
-    assert!(warnings(ProviderKind::Aws, OsFamily::Linux, "#!/bin/bash\n").is_empty());
-    assert!(warnings(ProviderKind::Aws, OsFamily::Linux, "#cloud-config\n").is_empty());
-    assert!(warnings(ProviderKind::Openstack, OsFamily::Linux, "apt-get install x")[0].contains("cloud-init"));
-    assert!(warnings(ProviderKind::Proxmox, OsFamily::Linux, "apt-get install x").is_empty());
+    assert!(warnings(&rules(ProviderKind::Aws), OsFamily::Windows, "<powershell>x</powershell>").is_empty());
+    assert!(warnings(&rules(ProviderKind::Gcp), OsFamily::Windows, "<powershell>x</powershell>")[0].contains("EC2"));
+    assert!(warnings(&rules(ProviderKind::Aws), OsFamily::Linux, "#!/bin/bash\n").is_empty());
+    assert!(warnings(&rules(ProviderKind::Aws), OsFamily::Linux, "#cloud-config\n").is_empty());
+    assert!(warnings(&rules(ProviderKind::Openstack), OsFamily::Linux, "apt-get install x")[0].contains("cloud-init"));
+    assert!(warnings(&rules(ProviderKind::Proxmox), OsFamily::Linux, "apt-get install x").is_empty());
 }

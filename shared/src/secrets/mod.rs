@@ -72,8 +72,17 @@ impl Secrets for LocalSecrets {
 }
 
 /// A fixed map of references to values (tests and the simulator).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct StaticSecrets(pub std::collections::HashMap<String, String>);
+
+/// The references only: whatever holds the port (a provider, a context) may be printed.
+impl std::fmt::Debug for StaticSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut keys: Vec<&String> = self.0.keys().collect();
+        keys.sort();
+        f.debug_tuple("StaticSecrets").field(&keys).finish()
+    }
+}
 
 #[async_trait]
 impl Secrets for StaticSecrets {

@@ -134,7 +134,7 @@ pub async fn run(lt: &LoadedTrace) -> Report {
         kasm: kasm.clone(),
         secrets: Arc::new(StaticSecrets(secrets)),
         clock: clock.clone(),
-        providers,
+        providers: providers.into(),
         configs: configs.clone(),
         holder: "simulator".into(),
         tuning: Tuning::default(),

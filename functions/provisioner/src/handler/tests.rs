@@ -52,7 +52,7 @@ vm_provider_configs:
         kasm: Arc::new(MemoryKasm::new()),
         secrets: Arc::new(StaticSecrets::default()),
         clock: Arc::new(VirtualClock::new(now)),
-        providers,
+        providers: providers.into(),
         configs: Arc::new(set),
         holder: "test".into(),
         tuning: Tuning::default(),

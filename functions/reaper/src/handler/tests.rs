@@ -44,7 +44,7 @@ vm_provider_configs:
         kasm: Arc::new(MemoryKasm::new()),
         secrets: Arc::new(StaticSecrets::default()),
         clock: Arc::new(VirtualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap())),
-        providers,
+        providers: providers.into(),
         configs: Arc::new(set),
         holder: "test".into(),
         tuning: Tuning::default(),

@@ -47,7 +47,7 @@ vm_provider_configs:
         secrets: Arc::new(StaticSecrets::default()),
         // The fixtures are signed at 2026-03-02T09:00:00Z.
         clock: Arc::new(VirtualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 30).unwrap())),
-        providers,
+        providers: providers.into(),
         configs: Arc::new(set),
         holder: "test".into(),
         tuning: Tuning::default(),

@@ -86,7 +86,7 @@ vm_provider_configs:
         kasm: kasm.clone(),
         secrets: Arc::new(StaticSecrets::default()),
         clock: clock.clone(),
-        providers,
+        providers: providers.into(),
         configs: Arc::new(set),
         holder: "test".into(),
         tuning: Tuning::default(),

@@ -182,7 +182,7 @@ fn the_export_uses_every_column_that_has_a_place_here() {
     let vendored = columns_1_19();
     let mut checks: Vec<(&str, BTreeSet<String>)> =
         vec![("autoscale_configs", keys_of("autoscale_configs", None)), ("schedules", keys_of("schedules", None))];
-    for kind in ProviderKind::ALL {
+    for kind in ProviderKind::ALL.iter().copied() {
         let names = |c: &[KasmColumn]| c.iter().map(|c| c.kasm).collect::<Vec<_>>();
         let t = tables().into_iter().find(|t| names(t.columns) == names(kind.kasm_columns())).unwrap();
         checks.push((t.name, keys_of("vm_provider_configs", Some(kind.as_str()))));

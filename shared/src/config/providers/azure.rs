@@ -4,13 +4,17 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::check::{Found, need};
+use crate::config::did_you_mean::did_you_mean;
 use crate::config::json_text::JsonText;
 use crate::config::kasm_names::{
     Accept, KasmColumn, KasmColumns, Unit, no_field, own_id, renamed, same, same_or_empty, size,
 };
-use crate::config::provider::ProviderConfigCommon;
+use crate::config::provider::{Endpoint, ProviderConfigCommon};
 use crate::config::secret::SecretRef;
 use crate::model::{OsFamily, Resources};
+use crate::script::{Limit, ScriptRules, WindowsScript};
+use serde_json::{Map, Value};
 
 /// The Azure cloud (authority) to authenticate against. Kasm writes the names in capitals (`AZURE_PUBLIC_CLOUD`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -130,6 +134,14 @@ pub struct AzureConfig {
     /// (`os_profile.linux_configuration.ssh.public_keys.0.path`). A map or JSON text.
     #[serde(default, alias = "config_override")]
     pub azure_config_override: Option<JsonText<serde_json::Map<String, serde_json::Value>>>,
+    /// Our extension (not a Kasm field): the API's base URL instead of the provider's default, for private
+    /// clouds, sovereign regions and test servers (like `AWS_ENDPOINT_URL`).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Our extension (not a Kasm field): PEM certificates trusted for the API's TLS in addition to the
+    /// built-in roots (a private CA).
+    #[serde(default)]
+    pub ca_bundle: Option<String>,
 }
 
 /// Kasm's `azure_configs` columns.
@@ -211,5 +223,181 @@ impl ProviderConfigCommon for AzureConfig {
     }
     fn vm_size(&self) -> Option<Resources> {
         super::sizes::azure(&self.azure_vm_size)
+    }
+    fn script_rules(&self) -> ScriptRules {
+        ScriptRules {
+            provider: "azure",
+            limit: Some(Limit::Base64(87_380)),
+            windows: WindowsScript::SavedNotRun("C:\\AzureData\\CustomData.bin"),
+            linux_cloud_init: true,
+        }
+    }
+    fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint { url: self.endpoint_url.as_deref(), ca_bundle: self.ca_bundle.as_deref() }
+    }
+    fn check(&self) -> Found {
+        let mut f = Found::new();
+        check_fields(&mut f, self);
+        f
+    }
+}
+
+fn check_fields(f: &mut Found, c: &AzureConfig) {
+    need(f, c.azure_os_disk_size_gb >= 1, "azure_os_disk_size_gb", "must be at least 1 GB");
+    if c.azure_image_is_windows {
+        need(f, c.azure_os_password.is_some(), "azure_os_password", "is required for Windows images");
+    } else {
+        need(
+            f,
+            c.azure_os_password.is_some() || c.azure_ssh_public_key.is_some(),
+            "azure_ssh_public_key",
+            "a Linux VM needs azure_ssh_public_key or azure_os_password",
+        );
+    }
+    if let Some(o) = &c.azure_config_override {
+        f.extend(check_override(&o.0, "azure_config_override"));
+    }
+}
+
+/// Top-level keys of the VM JSON Kasm emits for Azure (snake_case, as the Azure SDK names them), with the
+/// known keys below the profiles (`None` = anything below is passed through).
+const AZURE_KEYS: &[(&str, Option<&[&str]>)] = &[
+    ("location", None),
+    ("tags", None),
+    ("plan", None),
+    ("identity", None),
+    ("zones", None),
+    ("extended_location", None),
+    ("hardware_profile", Some(&["vm_size", "vm_size_properties"])),
+    ("scheduled_events_profile", None),
+    (
+        "storage_profile",
+        Some(&["image_reference", "os_disk", "data_disks", "disk_controller_type", "align_regional_disks_to_vm_zone"]),
+    ),
+    ("additional_capabilities", None),
+    (
+        "os_profile",
+        Some(&[
+            "computer_name",
+            "admin_username",
+            "admin_password",
+            "custom_data",
+            "windows_configuration",
+            "linux_configuration",
+            "secrets",
+            "allow_extension_operations",
+            "require_guest_provision_signal",
+        ]),
+    ),
+    ("network_profile", Some(&["network_interfaces", "network_api_version", "network_interface_configurations"])),
+    (
+        "security_profile",
+        Some(&["uefi_settings", "encryption_at_host", "security_type", "encryption_identity", "proxy_agent_settings"]),
+    ),
+    ("diagnostics_profile", Some(&["boot_diagnostics"])),
+    ("availability_set", None),
+    ("virtual_machine_scale_set", None),
+    ("proximity_placement_group", None),
+    ("priority", None),
+    ("eviction_policy", None),
+    ("billing_profile", None),
+    ("host", None),
+    ("host_group", None),
+    ("license_type", None),
+    ("extensions_time_budget", None),
+    ("platform_fault_domain", None),
+    ("user_data", None),
+    ("capacity_reservation", None),
+    ("application_profile", None),
+];
+
+/// Azure: dot-notation keys (`hardware_profile.vm_size`, `...public_keys.0.path`) onto the emitted VM JSON.
+/// Checks the override `field` (see the module docs of `config::providers`).
+pub fn check_override(o: &Map<String, Value>, field: &str) -> Found {
+    let mut f = Found::new();
+    for (key, v) in o {
+        let path = format!("{field}.{key}");
+        let segs: Vec<&str> = key.split('.').collect();
+        if segs.iter().any(|s| s.is_empty()) {
+            f.push((path, "empty segment in dot-notation key".into()));
+            continue;
+        }
+        let top = segs[0];
+        let Some((_, below)) = AZURE_KEYS.iter().find(|(k, _)| *k == top) else {
+            let why = match top {
+                "name" | "id" | "type" => " (set by kasm-autoscale / Azure)".to_string(),
+                _ => did_you_mean(top, AZURE_KEYS.iter().map(|(k, _)| *k)),
+            };
+            f.push((path, format!("`{top}` is not a key of the Azure VM JSON{why}")));
+            continue;
+        };
+        if top == "tags" && segs.len() == 1 {
+            f.push((path, "would replace the ownership tags; use azure_tags or `tags.<key>`".into()));
+            continue;
+        }
+        if key == "os_profile.custom_data" {
+            f.push((path, "cannot be overridden: it is rendered from startup_script".into()));
+            continue;
+        }
+        if let (Some(below), Some(second)) = (below, segs.get(1))
+            && !below.contains(second)
+        {
+            let hint = did_you_mean(second, below.iter().copied());
+            f.push((path, format!("`{second}` is not a key of `{top}`{hint}")));
+            continue;
+        }
+        if segs.len() == 1 && below.is_some() && !v.is_object() {
+            f.push((path, format!("`{top}` is an object; set it to an object or use dot notation")));
+        }
+    }
+    f
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn fields(found: &Found) -> Vec<&str> {
+        found.iter().map(|(f, _)| f.as_str()).collect()
+    }
+
+    #[test]
+    fn azure_keys_must_start_at_the_emitted_vm_json() {
+        let ok = obj(json!({
+            "location": "eastus",
+            "hardware_profile.vm_size": "Standard_D4s_v3",
+            "os_profile.linux_configuration.ssh.public_keys.0.path": "/home/ubuntu/.ssh/authorized_keys",
+            "tags.team": "vdi",
+            "storage_profile": {"os_disk": {}}
+        }));
+        assert_eq!(check_override(&ok, "o"), Found::new());
+        let bad = obj(json!({
+            "hardwareProfile.vmSize": "x",
+            "hardware_profile.vmsize": "x",
+            "name": "x",
+            "tags": {"a": "b"},
+            "os_profile.custom_data": "x",
+            "location..x": 1,
+            "os_profile": "x"
+        }));
+        let found = check_override(&bad, "o");
+        assert_eq!(
+            fields(&found),
+            [
+                "o.hardwareProfile.vmSize",
+                "o.hardware_profile.vmsize",
+                "o.name",
+                "o.tags",
+                "o.os_profile.custom_data",
+                "o.location..x",
+                "o.os_profile"
+            ]
+        );
+        assert!(found[1].1.contains("did you mean `vm_size`"), "{found:?}");
     }
 }

@@ -3,10 +3,12 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::check::{Found, need};
 use crate::config::kasm_names::{KasmColumn, KasmColumns, own_id, renamed, same};
-use crate::config::provider::ProviderConfigCommon;
+use crate::config::provider::{Endpoint, ProviderConfigCommon};
 use crate::config::secret::SecretRef;
 use crate::model::Resources;
+use crate::script::{Limit, ScriptRules, WindowsScript};
 
 /// DigitalOcean VM-provider settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -38,6 +40,14 @@ pub struct DigitalOceanConfig {
     /// Run when a droplet is created; installs and configures the Kasm Agent (a template).
     #[serde(default)]
     pub startup_script: String,
+    /// Our extension (not a Kasm field): the API's base URL instead of the provider's default, for private
+    /// clouds, sovereign regions and test servers (like `AWS_ENDPOINT_URL`).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Our extension (not a Kasm field): PEM certificates trusted for the API's TLS in addition to the
+    /// built-in roots (a private CA).
+    #[serde(default)]
+    pub ca_bundle: Option<String>,
 }
 
 /// Kasm's `digital_ocean_vm_configs` columns.
@@ -77,5 +87,28 @@ impl ProviderConfigCommon for DigitalOceanConfig {
     }
     fn vm_size(&self) -> Option<Resources> {
         super::sizes::digital_ocean(&self.droplet_size)
+    }
+    fn script_rules(&self) -> ScriptRules {
+        ScriptRules {
+            provider: "digital_ocean",
+            limit: Some(Limit::Raw(64 * 1024)),
+            windows: WindowsScript::AsIs,
+            linux_cloud_init: true,
+        }
+    }
+    fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint { url: self.endpoint_url.as_deref(), ca_bundle: self.ca_bundle.as_deref() }
+    }
+    fn check(&self) -> Found {
+        let mut f = Found::new();
+        check_fields(&mut f, self);
+        f
+    }
+}
+
+fn check_fields(f: &mut Found, c: &DigitalOceanConfig) {
+    for t in c.tag_list() {
+        let ok = t.len() <= 255 && t.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, ':' | '-' | '_'));
+        need(f, ok, "tags", format!("`{t}` is not a valid tag (letters, digits, `:`, `-`, `_`; at most 255)"));
     }
 }

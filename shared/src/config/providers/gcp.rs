@@ -4,11 +4,15 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::check::{Found, need, serde_name};
+use crate::config::did_you_mean::did_you_mean;
 use crate::config::json_text::JsonText;
 use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, same, same_or_empty, size};
-use crate::config::provider::ProviderConfigCommon;
+use crate::config::provider::{Endpoint, ProviderConfigCommon};
 use crate::config::secret::SecretRef;
 use crate::model::{OsFamily, Resources};
+use crate::script::{Limit, ScriptRules, WindowsScript};
+use serde_json::{Map, Value};
 
 /// The kind of startup script; it decides the GCP metadata key the script is stored under.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -152,6 +156,14 @@ pub struct GcpConfig {
     /// on Windows (a template).
     #[serde(default)]
     pub startup_script: String,
+    /// Our extension (not a Kasm field): the API's base URL instead of the provider's default, for private
+    /// clouds, sovereign regions and test servers (like `AWS_ENDPOINT_URL`).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Our extension (not a Kasm field): PEM certificates trusted for the API's TLS in addition to the
+    /// built-in roots (a private CA).
+    #[serde(default)]
+    pub ca_bundle: Option<String>,
 }
 
 /// Kasm's `gcp_vm_configs` columns. Kasm stores `{}` / `[]` for unset JSON columns; they mean "not set".
@@ -201,5 +213,201 @@ impl ProviderConfigCommon for GcpConfig {
     fn vm_size(&self) -> Option<Resources> {
         let gpus: u32 = self.gcp_guest_accelerators.iter().map(|a| a.accelerator_count).sum();
         super::sizes::gcp(&self.gcp_machine_type).map(|r| Resources { gpus: f64::from(gpus), ..r })
+    }
+    fn script_rules(&self) -> ScriptRules {
+        ScriptRules {
+            provider: "gcp",
+            limit: Some(Limit::Raw(256 * 1024)),
+            windows: WindowsScript::AsIs,
+            linux_cloud_init: false,
+        }
+    }
+    fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint { url: self.endpoint_url.as_deref(), ca_bundle: self.ca_bundle.as_deref() }
+    }
+    fn check(&self) -> Found {
+        let mut f = Found::new();
+        check_fields(&mut f, self);
+        f
+    }
+}
+
+impl GcpConfig {
+    /// The instance-metadata key the startup script goes under.
+    ///
+    /// Linux: `startup-script`. Windows: `windows-startup-script-cmd` when the first line looks like batch
+    /// (`@echo off`, `rem …`, `:: …`), else `windows-startup-script-ps1`; when the first line contains the
+    /// marker `sysprep-specialize` (e.g. `# sysprep-specialize`), the `sysprep-specialize-script-ps1`/`-cmd`
+    /// key instead, which GCP runs once, during Windows setup, before the first boot completes.
+    pub fn metadata_key(os: OsFamily, script: &str) -> &'static str {
+        if os == OsFamily::Linux {
+            return "startup-script";
+        }
+        let first = crate::script::first_line(script).to_ascii_lowercase();
+        let cmd = first.starts_with('@')
+            || first.starts_with("::")
+            || first == "rem"
+            || first.starts_with("rem ")
+            || first.starts_with("echo off");
+        match (first.contains("sysprep-specialize"), cmd) {
+            (true, true) => "sysprep-specialize-script-cmd",
+            (true, false) => "sysprep-specialize-script-ps1",
+            (false, true) => "windows-startup-script-cmd",
+            (false, false) => "windows-startup-script-ps1",
+        }
+    }
+}
+
+fn gcp_name_ok(s: &str, allow_empty: bool) -> bool {
+    (allow_empty && s.is_empty())
+        || (s.len() <= 63
+            && s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'))
+}
+
+fn check_fields(f: &mut Found, c: &GcpConfig) {
+    need(f, c.gcp_boot_volume_gb >= 10, "gcp_boot_volume_gb", "must be at least 10 GB");
+    if c.gcp_startup_script_type.os() != c.gcp_vm_installed_os_type {
+        f.push((
+            "gcp_startup_script_type".into(),
+            format!(
+                "{} scripts do not run on {} VMs (gcp_vm_installed_os_type)",
+                serde_name(&c.gcp_startup_script_type),
+                serde_name(&c.gcp_vm_installed_os_type)
+            ),
+        ));
+    }
+    for (k, v) in c.gcp_custom_labels.iter() {
+        need(
+            f,
+            gcp_name_ok(k, false),
+            "gcp_custom_labels",
+            format!("label key `{k}` must be 1-63 lowercase letters, digits, `-`, `_`, starting with a letter"),
+        );
+        let v_ok =
+            v.len() <= 63 && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        need(
+            f,
+            v_ok,
+            "gcp_custom_labels",
+            format!("label `{k}`: value must be at most 63 lowercase letters, digits, `-`, `_`"),
+        );
+    }
+    for (i, t) in c.gcp_network_tags.iter().enumerate() {
+        let ok = gcp_name_ok(t, false) && !t.contains('_') && !t.ends_with('-');
+        need(
+            f,
+            ok,
+            &format!("gcp_network_tags[{i}]"),
+            format!("`{t}` must be 1-63 lowercase letters, digits or `-`, starting with a letter"),
+        );
+    }
+    for (i, m) in c.gcp_metadata.iter().enumerate() {
+        let ours = m.key.starts_with("startup-script") || m.key.starts_with("windows-startup-script");
+        need(
+            f,
+            !ours,
+            &format!("gcp_metadata[{i}].key"),
+            format!("`{}` is set by kasm-autoscale from startup_script", m.key),
+        );
+    }
+    for (i, a) in c.gcp_guest_accelerators.iter().enumerate() {
+        need(
+            f,
+            a.accelerator_count >= 1,
+            &format!("gcp_guest_accelerators[{i}].acceleratorCount"),
+            "must be at least 1",
+        );
+    }
+    if let Some(o) = &c.gcp_config_override {
+        f.extend(check_override(&o.0, "gcp_config_override"));
+    }
+}
+
+/// Fields of the Compute Engine Instance resource that can be set on insert.
+pub const GCP_INSTANCE_FIELDS: &[&str] = &[
+    "advancedMachineFeatures",
+    "canIpForward",
+    "confidentialInstanceConfig",
+    "deletionProtection",
+    "description",
+    "disks",
+    "displayDevice",
+    "guestAccelerators",
+    "hostname",
+    "instanceEncryptionKey",
+    "keyRevocationActionType",
+    "labels",
+    "machineType",
+    "metadata",
+    "minCpuPlatform",
+    "name",
+    "networkInterfaces",
+    "networkPerformanceConfig",
+    "params",
+    "privateIpv6GoogleAccess",
+    "reservationAffinity",
+    "resourcePolicies",
+    "scheduling",
+    "serviceAccounts",
+    "shieldedInstanceConfig",
+    "shieldedInstanceIntegrityPolicy",
+    "sourceMachineImage",
+    "sourceMachineImageEncryptionKey",
+    "tags",
+];
+
+/// GCP: any Instance field but `name` and `labels` (Kasm's documented rule).
+/// Checks the override `field` (see the module docs of `config::providers`).
+pub fn check_override(o: &Map<String, Value>, field: &str) -> Found {
+    let mut f = Found::new();
+    for key in o.keys() {
+        let path = format!("{field}.{key}");
+        if key == "name" || key == "labels" {
+            f.push((
+                path,
+                "cannot be overridden (name and labels are set by kasm-autoscale; use gcp_custom_labels)".into(),
+            ));
+        } else if !GCP_INSTANCE_FIELDS.contains(&key.as_str()) {
+            let hint = did_you_mean(key, GCP_INSTANCE_FIELDS.iter().copied());
+            f.push((path, format!("not a field of the Compute Engine Instance resource{hint}")));
+        }
+    }
+    f
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn fields(found: &Found) -> Vec<&str> {
+        found.iter().map(|(f, _)| f.as_str()).collect()
+    }
+
+    #[test]
+    fn metadata_key_by_os_and_script_type() {
+        let key = GcpConfig::metadata_key;
+        assert_eq!(key(OsFamily::Linux, "#!/bin/bash"), "startup-script");
+        assert_eq!(key(OsFamily::Windows, "Write-Host hi"), "windows-startup-script-ps1");
+        assert_eq!(key(OsFamily::Windows, "\n@echo off\necho hi"), "windows-startup-script-cmd");
+        assert_eq!(key(OsFamily::Windows, "REM install\necho hi"), "windows-startup-script-cmd");
+        assert_eq!(key(OsFamily::Windows, "# sysprep-specialize\nx"), "sysprep-specialize-script-ps1");
+        assert_eq!(key(OsFamily::Windows, "rem sysprep-specialize\nx"), "sysprep-specialize-script-cmd");
+        assert_eq!(key(OsFamily::Windows, "Write-Host\n# sysprep-specialize"), "windows-startup-script-ps1");
+    }
+
+    #[test]
+    fn gcp_may_change_anything_but_name_and_labels() {
+        let ok =
+            obj(json!({"shieldedInstanceConfig": {"enableSecureBoot": true}, "scheduling": {"preemptible": true}}));
+        assert!(check_override(&ok, "o").is_empty());
+        let found = check_override(&obj(json!({"name": "x", "labels": {}, "shieldedInstanceConfg": {}})), "o");
+        assert_eq!(fields(&found), ["o.name", "o.labels", "o.shieldedInstanceConfg"]);
+        assert!(found[2].1.contains("did you mean `shieldedInstanceConfig`"));
     }
 }

@@ -4,10 +4,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::kubevirt::{KubeInterfaceType, KubeManifest, KubeNetworkType};
+use crate::config::check::{Found, is_blank, need};
 use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, renamed_or_empty, same, size};
-use crate::config::provider::ProviderConfigCommon;
+use crate::config::provider::{Endpoint, ProviderConfigCommon};
 use crate::config::secret::SecretRef;
 use crate::model::Resources;
+use crate::script::{ScriptRules, WindowsScript};
 
 /// Harvester VM-provider settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -63,6 +65,14 @@ pub struct HarvesterConfig {
     /// Enable Secure Boot (requires EFI boot).
     #[serde(default)]
     pub enable_secure_boot: bool,
+    /// Our extension (not a Kasm field): the API's base URL instead of the provider's default, for private
+    /// clouds, sovereign regions and test servers (like `AWS_ENDPOINT_URL`).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Our extension (not a Kasm field): PEM certificates trusted for the API's TLS in addition to the
+    /// built-in roots (a private CA).
+    #[serde(default)]
+    pub ca_bundle: Option<String>,
 }
 
 /// Kasm's `harvester_vm_configs` columns.
@@ -107,5 +117,32 @@ impl ProviderConfigCommon for HarvesterConfig {
     }
     fn vm_size(&self) -> Option<Resources> {
         Some(Resources::new(f64::from(self.cores), f64::from(self.memory) * 1024.0, 0.0))
+    }
+    fn script_rules(&self) -> ScriptRules {
+        ScriptRules { provider: "harvester", limit: None, windows: WindowsScript::AsIs, linux_cloud_init: true }
+    }
+    fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint { url: self.endpoint_url.as_deref(), ca_bundle: self.ca_bundle.as_deref() }
+    }
+    fn check(&self) -> Found {
+        let mut f = Found::new();
+        check_fields(&mut f, self);
+        f
+    }
+}
+
+fn check_fields(f: &mut Found, c: &HarvesterConfig) {
+    super::kubevirt::check_kube(f, &c.ssl_certificate, (c.enable_efi_boot, c.enable_secure_boot));
+    need(
+        f,
+        c.network_type != KubeNetworkType::Multus || c.network_name.as_deref().is_some_and(|n| !is_blank(n)),
+        "network_name",
+        "is required with the multus network type",
+    );
+    for (k, v) in ["cores", "memory", "disk_size"].iter().zip([c.cores, c.memory, c.disk_size]) {
+        need(f, v >= 1, k, "must be at least 1");
+    }
+    if let Some(m) = &c.configuration_override {
+        f.extend(super::kubevirt::kube_manifest(&m.0, "configuration_override"));
     }
 }

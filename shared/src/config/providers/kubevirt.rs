@@ -3,11 +3,14 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::check::{Found, is_blank, need};
 use crate::config::json_text::YamlText;
 use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, renamed_or_empty, same, size};
-use crate::config::provider::ProviderConfigCommon;
+use crate::config::provider::{Endpoint, ProviderConfigCommon};
 use crate::config::secret::SecretRef;
 use crate::model::Resources;
+use crate::script::{ScriptRules, WindowsScript};
+use serde_json::{Map, Value};
 
 /// How the VM's interface is connected (KubeVirt interface binding).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -91,6 +94,14 @@ pub struct KubevirtConfig {
     /// Enable Secure Boot (requires EFI boot).
     #[serde(default)]
     pub enable_secure_boot: bool,
+    /// Our extension (not a Kasm field): the API's base URL instead of the provider's default, for private
+    /// clouds, sovereign regions and test servers (like `AWS_ENDPOINT_URL`).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Our extension (not a Kasm field): PEM certificates trusted for the API's TLS in addition to the
+    /// built-in roots (a private CA).
+    #[serde(default)]
+    pub ca_bundle: Option<String>,
 }
 
 /// Kasm's `kubevirt_vm_configs` columns.
@@ -135,5 +146,123 @@ impl ProviderConfigCommon for KubevirtConfig {
     }
     fn vm_size(&self) -> Option<Resources> {
         Some(Resources::new(f64::from(self.vm_cores), f64::from(self.vm_memory) * 1024.0, 0.0))
+    }
+    fn script_rules(&self) -> ScriptRules {
+        ScriptRules { provider: "kubevirt", limit: None, windows: WindowsScript::AsIs, linux_cloud_init: true }
+    }
+    fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint { url: self.endpoint_url.as_deref(), ca_bundle: self.ca_bundle.as_deref() }
+    }
+    fn check(&self) -> Found {
+        let mut f = Found::new();
+        check_fields(&mut f, self);
+        f
+    }
+}
+
+pub(crate) fn check_kube(f: &mut Found, cert: &str, (efi, secure_boot): (bool, bool)) {
+    need(f, efi || !secure_boot, "enable_secure_boot", "requires enable_efi_boot");
+    use base64::Engine as _;
+    let pem =
+        base64::engine::general_purpose::STANDARD.decode(cert.trim()).ok().and_then(|b| String::from_utf8(b).ok());
+    need(
+        f,
+        pem.is_some_and(|p| p.contains("-----BEGIN CERTIFICATE-----")),
+        "ssl_certificate",
+        "must be a base64-encoded PEM certificate (certificate-authority-data of the kubeconfig)",
+    );
+}
+
+/// KubeVirt / Harvester: a complete VirtualMachine manifest.
+pub fn kube_manifest(m: &Map<String, Value>, field: &str) -> Found {
+    let mut f = Found::new();
+    let api = m.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    if !api.starts_with("kubevirt.io/") {
+        f.push((format!("{field}.apiVersion"), "must be a kubevirt.io API version, e.g. kubevirt.io/v1".into()));
+    }
+    if m.get("kind").and_then(Value::as_str) != Some("VirtualMachine") {
+        f.push((format!("{field}.kind"), "must be VirtualMachine".into()));
+    }
+    let spec = m.get("spec").and_then(Value::as_object);
+    match spec {
+        None => f.push((format!("{field}.spec"), "is required".into())),
+        Some(spec) => {
+            if !spec.get("template").and_then(|t| t.get("spec")).is_some_and(Value::is_object) {
+                f.push((
+                    format!("{field}.spec.template.spec"),
+                    "is required (the VM's domain, disks and volumes)".into(),
+                ));
+            }
+            if spec.contains_key("running") {
+                f.push((
+                    format!("{field}.spec.running"),
+                    "conflicts with runStrategy Always, which the provider sets".into(),
+                ));
+            }
+            // Every VM made from the manifest needs its own disk: a fixed PVC name would be shared by all.
+            let volumes = spec.get("template").and_then(|t| t.pointer("/spec/volumes")).and_then(Value::as_array);
+            for (i, vol) in volumes.into_iter().flatten().enumerate() {
+                if let Some(claim) = vol.pointer("/persistentVolumeClaim/claimName").and_then(Value::as_str)
+                    && !claim.contains("$KASM_NAME")
+                {
+                    f.push((
+                        format!("{field}.spec.template.spec.volumes[{i}].persistentVolumeClaim.claimName"),
+                        "must contain $KASM_NAME, or every VM would share one disk".into(),
+                    ));
+                }
+            }
+        }
+    }
+    f
+}
+
+fn check_fields(f: &mut Found, c: &KubevirtConfig) {
+    check_kube(f, &c.ssl_certificate, (c.enable_efi_boot, c.enable_secure_boot));
+    for (k, v) in ["vm_cores", "vm_memory", "vm_disk_size"].iter().zip([c.vm_cores, c.vm_memory, c.vm_disk_size]) {
+        need(f, v >= 1, k, "must be at least 1");
+    }
+    need(f, !is_blank(&c.vm_network_name), "vm_network_name", "must not be empty");
+    if let Some(m) = &c.configuration_override {
+        f.extend(kube_manifest(&m.0, "configuration_override"));
+    }
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn fields(found: &Found) -> Vec<&str> {
+        found.iter().map(|(f, _)| f.as_str()).collect()
+    }
+
+    #[test]
+    fn kube_manifest_must_be_a_virtual_machine_with_unique_disks() {
+        let ok = obj(json!({
+            "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+            "spec": {"template": {"spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "$KASM_NAME-pvc"}}]}}}
+        }));
+        assert!(kube_manifest(&ok, "o").is_empty());
+        let bad = obj(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "spec": {"running": true, "template": {"spec": {"volumes": [{"persistentVolumeClaim": {"claimName": "disk"}}]}}}
+        }));
+        assert_eq!(
+            fields(&kube_manifest(&bad, "o")),
+            [
+                "o.apiVersion",
+                "o.kind",
+                "o.spec.running",
+                "o.spec.template.spec.volumes[0].persistentVolumeClaim.claimName"
+            ]
+        );
+        assert_eq!(
+            fields(&kube_manifest(&obj(json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine"})), "o")),
+            ["o.spec"]
+        );
     }
 }

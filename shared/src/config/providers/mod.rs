@@ -1,4 +1,10 @@
-//! One file per provider's config struct.
+//! One file per provider's config struct, each with everything the config knows about its provider: the
+//! fields, Kasm's column names, and the `ProviderConfigCommon` impl (startup-script rules, endpoint,
+//! the provider's own checks, and the rules of its config override).
+//!
+//! Config overrides: an override key the provider would ignore is rejected, never silently dropped (Kasm
+//! users lost Azure overrides that way). Each provider's `check_override` returns `(field path, message)`
+//! pairs; `field` is the override field's name.
 
 mod aws;
 mod azure;
@@ -13,7 +19,7 @@ mod proxmox;
 mod sizes;
 mod vsphere;
 
-pub use aws::AwsConfig;
+pub use aws::{AWS_MANAGED, AWS_RUN_INSTANCES_PARAMETERS, AWS_UNSUPPORTED, AwsConfig};
 pub use azure::{AzureAuthority, AzureConfig, AzureImageReference};
 pub use digitalocean::DigitalOceanConfig;
 pub use gcp::{GcpConfig, GcpGuestAccelerator, GcpMetadataItem, GcpServiceAccount, GcpStartupScriptType};

@@ -3,10 +3,12 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::check::{Found, need};
 use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, same, size};
-use crate::config::provider::ProviderConfigCommon;
+use crate::config::provider::{Endpoint, ProviderConfigCommon};
 use crate::config::secret::SecretRef;
 use crate::model::Resources;
+use crate::script::{ScriptRules, WindowsScript};
 
 fn port() -> u16 {
     9440
@@ -59,6 +61,14 @@ pub struct NutanixConfig {
     /// Bash or cloud-config on Linux, PowerShell on Windows (a template).
     #[serde(default)]
     pub startup_script: String,
+    /// Our extension (not a Kasm field): the API's base URL instead of the provider's default, for private
+    /// clouds, sovereign regions and test servers (like `AWS_ENDPOINT_URL`).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Our extension (not a Kasm field): PEM certificates trusted for the API's TLS in addition to the
+    /// built-in roots (a private CA).
+    #[serde(default)]
+    pub ca_bundle: Option<String>,
 }
 
 /// Kasm's `nutanix_vm_configs` columns.
@@ -94,4 +104,21 @@ impl ProviderConfigCommon for NutanixConfig {
     fn vm_size(&self) -> Option<Resources> {
         Some(Resources::new(f64::from(self.vm_cores), f64::from(self.vm_memory) * 1024.0, 0.0))
     }
+    fn script_rules(&self) -> ScriptRules {
+        ScriptRules { provider: "nutanix", limit: None, windows: WindowsScript::AsIs, linux_cloud_init: true }
+    }
+    fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint { url: self.endpoint_url.as_deref(), ca_bundle: self.ca_bundle.as_deref() }
+    }
+    fn check(&self) -> Found {
+        let mut f = Found::new();
+        check_fields(&mut f, self);
+        f
+    }
+}
+
+fn check_fields(f: &mut Found, c: &NutanixConfig) {
+    need(f, c.port >= 1, "port", "must be a port in 1..=65535");
+    need(f, c.vm_cores >= 1, "vm_cores", "must be at least 1");
+    need(f, c.vm_memory >= 1, "vm_memory", "must be at least 1 GiB");
 }

@@ -4,13 +4,17 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::check::{Found, need};
+use crate::config::did_you_mean::did_you_mean;
 use crate::config::json_text::JsonText;
 use crate::config::kasm_names::{
     Conv, KasmColumn, KasmColumns, Unit, converted, own_id, renamed, same, same_or_empty, size,
 };
-use crate::config::provider::ProviderConfigCommon;
+use crate::config::provider::{Endpoint, ProviderConfigCommon};
 use crate::config::secret::SecretRef;
 use crate::model::Resources;
+use crate::script::{Limit, ScriptRules, WindowsScript};
+use serde_json::{Map, Value};
 
 fn ten() -> u32 {
     10
@@ -88,6 +92,14 @@ pub struct OciConfig {
     /// "are_legacy_imds_endpoints_disabled": true}}}`; nested models name their type with `OCI_MODEL_NAME`.
     #[serde(default, alias = "config_override")]
     pub oci_config_override: Option<JsonText<serde_json::Map<String, serde_json::Value>>>,
+    /// Our extension (not a Kasm field): the API's base URL instead of the provider's default, for private
+    /// clouds, sovereign regions and test servers (like `AWS_ENDPOINT_URL`).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Our extension (not a Kasm field): PEM certificates trusted for the API's TLS in addition to the
+    /// built-in roots (a private CA).
+    #[serde(default)]
+    pub ca_bundle: Option<String>,
 }
 
 /// Kasm's `oci_vm_configs` columns.
@@ -167,5 +179,186 @@ impl ProviderConfigCommon for OciConfig {
             (true, Some(ocpus), Some(gb)) => Some(Resources::new(ocpus * self.vcpus_per_ocpu(), gb * 1024.0, 0.0)),
             _ => None,
         }
+    }
+    fn script_rules(&self) -> ScriptRules {
+        ScriptRules {
+            provider: "oci",
+            limit: Some(Limit::Base64(32_000)),
+            windows: WindowsScript::CloudbaseInit,
+            linux_cloud_init: true,
+        }
+    }
+    fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint { url: self.endpoint_url.as_deref(), ca_bundle: self.ca_bundle.as_deref() }
+    }
+    fn check(&self) -> Found {
+        let mut f = Found::new();
+        check_fields(&mut f, self);
+        f
+    }
+}
+
+fn check_fields(f: &mut Found, c: &OciConfig) {
+    need(
+        f,
+        !c.oci_availability_domains.is_empty(),
+        "oci_availability_domains",
+        "must list at least one availability domain",
+    );
+    if c.is_flex() {
+        need(f, c.oci_flex_cpus.is_some(), "oci_flex_cpus", format!("is required for the Flex shape {}", c.oci_shape));
+        need(
+            f,
+            c.oci_flex_memory_gb.is_some(),
+            "oci_flex_memory_gb",
+            format!("is required for the Flex shape {}", c.oci_shape),
+        );
+    } else {
+        need(
+            f,
+            c.oci_flex_cpus.is_none(),
+            "oci_flex_cpus",
+            format!("only applies to Flex shapes, not {}", c.oci_shape),
+        );
+        need(
+            f,
+            c.oci_flex_memory_gb.is_none(),
+            "oci_flex_memory_gb",
+            format!("only applies to Flex shapes, not {}", c.oci_shape),
+        );
+    }
+    if let Some(v) = c.oci_flex_cpus {
+        need(f, v.is_finite() && v >= 1.0, "oci_flex_cpus", "must be at least 1 OCPU");
+    }
+    if let Some(v) = c.oci_flex_memory_gb {
+        need(f, v.is_finite() && v >= 1.0, "oci_flex_memory_gb", "must be at least 1 GB");
+    }
+    if let Some(b) = c.oci_baseline_ocpu_utilization {
+        need(f, [12.5, 50.0, 100.0].contains(&b), "oci_baseline_ocpu_utilization", "must be 12.5, 50 or 100 (percent)");
+    }
+    let vpus = c.oci_boot_volume_vpus_per_gb;
+    need(
+        f,
+        (10..=120).contains(&vpus) && vpus.is_multiple_of(10),
+        "oci_boot_volume_vpus_per_gb",
+        "must be 10 to 120 in multiples of 10",
+    );
+    need(f, c.oci_boot_volume_gb >= 50, "oci_boot_volume_gb", "must be at least 50 GB (OCI's minimum boot volume)");
+    if let Some(o) = &c.oci_config_override {
+        f.extend(check_override(&o.0, "oci_config_override"));
+    }
+}
+
+/// Attributes of OCI's LaunchInstanceDetails (Python SDK names, as Kasm applies them).
+pub const OCI_LAUNCH_INSTANCE_DETAILS: &[&str] = &[
+    "agent_config",
+    "availability_config",
+    "availability_domain",
+    "capacity_reservation_id",
+    "cluster_placement_group_id",
+    "compartment_id",
+    "compute_cluster_id",
+    "create_vnic_details",
+    "dedicated_vm_host_id",
+    "defined_tags",
+    "display_name",
+    "extended_metadata",
+    "fault_domain",
+    "freeform_tags",
+    "hostname_label",
+    "image_id",
+    "instance_options",
+    "ipxe_script",
+    "is_pv_encryption_in_transit_enabled",
+    "launch_options",
+    "launch_volume_attachments",
+    "licensing_configs",
+    "metadata",
+    "platform_config",
+    "preemptible_instance_config",
+    "security_attributes",
+    "shape",
+    "shape_config",
+    "source_details",
+    "subnet_id",
+];
+
+const OCI_MANAGED: &[(&str, &str)] = &[
+    ("display_name", "it is the claim's deterministic name"),
+    ("freeform_tags", "the ownership tags must stay; use oci_custom_tags"),
+    ("metadata", "it carries user_data (startup_script) and ssh_authorized_keys (oci_ssh_public_key)"),
+    ("availability_domain", "domains are tried in turn from oci_availability_domains"),
+];
+
+/// OCI: `{"launch_instance_details": {<LaunchInstanceDetails attribute>: ...}}`; nested models may name
+/// their type with `OCI_MODEL_NAME`.
+/// Checks the override `field` (see the module docs of `config::providers`).
+pub fn check_override(o: &Map<String, Value>, field: &str) -> Found {
+    let mut f = Found::new();
+    for (k, v) in o {
+        if k != "launch_instance_details" {
+            let hint = did_you_mean(k, ["launch_instance_details"].into_iter());
+            f.push((
+                format!("{field}.{k}"),
+                format!("unknown block{hint} (only `launch_instance_details` is applied)"),
+            ));
+            continue;
+        }
+        let Some(d) = v.as_object() else {
+            f.push((format!("{field}.{k}"), "must be an object of LaunchInstanceDetails attributes".into()));
+            continue;
+        };
+        for (key, val) in d {
+            let path = format!("{field}.launch_instance_details.{key}");
+            if let Some((_, why)) = OCI_MANAGED.iter().find(|(m, _)| m == key) {
+                f.push((path, format!("cannot be overridden: {why}")));
+            } else if !OCI_LAUNCH_INSTANCE_DETAILS.contains(&key.as_str()) {
+                let hint = did_you_mean(key, OCI_LAUNCH_INSTANCE_DETAILS.iter().copied());
+                f.push((path, format!("not an OCI LaunchInstanceDetails attribute{hint}")));
+            } else if let Some(m) = val.as_object().and_then(|m| m.get("OCI_MODEL_NAME"))
+                && !m.as_str().is_some_and(|s| s.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
+            {
+                f.push((
+                    format!("{path}.OCI_MODEL_NAME"),
+                    "must be an OCI model class name, e.g. InstanceOptions".into(),
+                ));
+            }
+        }
+    }
+    f
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn fields(found: &Found) -> Vec<&str> {
+        found.iter().map(|(f, _)| f.as_str()).collect()
+    }
+
+    #[test]
+    fn oci_takes_launch_instance_details_attributes() {
+        let ok = obj(
+            json!({"launch_instance_details": {"instance_options": {"OCI_MODEL_NAME": "InstanceOptions", "are_legacy_imds_endpoints_disabled": true}}}),
+        );
+        assert!(check_override(&ok, "o").is_empty());
+        let bad = obj(json!({
+            "launch_details": {},
+            "launch_instance_details": {"instance_option": {}, "display_name": "x", "agent_config": {"OCI_MODEL_NAME": 3}}
+        }));
+        assert_eq!(
+            fields(&check_override(&bad, "o")),
+            [
+                "o.launch_details",
+                "o.launch_instance_details.instance_option",
+                "o.launch_instance_details.display_name",
+                "o.launch_instance_details.agent_config.OCI_MODEL_NAME"
+            ]
+        );
     }
 }

@@ -4,11 +4,15 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::check::{Found, need};
+use crate::config::did_you_mean::did_you_mean;
 use crate::config::json_text::JsonText;
 use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, renamed_or_empty, same, size};
-use crate::config::provider::ProviderConfigCommon;
+use crate::config::provider::{Endpoint, ProviderConfigCommon};
 use crate::config::secret::SecretRef;
 use crate::model::Resources;
+use crate::script::{Limit, ScriptRules, WindowsScript};
+use serde_json::{Map, Value};
 
 /// How kasm-autoscale authenticates to Keystone.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -99,6 +103,14 @@ pub struct OpenstackConfig {
     /// Config override: a map (or JSON text) of Nova create-server attributes merged into the request.
     #[serde(default)]
     pub config_override: Option<JsonText<serde_json::Map<String, serde_json::Value>>>,
+    /// Our extension (not a Kasm field): the API's base URL instead of the provider's default, for private
+    /// clouds, sovereign regions and test servers (like `AWS_ENDPOINT_URL`).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Our extension (not a Kasm field): PEM certificates trusted for the API's TLS in addition to the
+    /// built-in roots (a private CA).
+    #[serde(default)]
+    pub ca_bundle: Option<String>,
 }
 
 /// Kasm's `openstack_vm_configs` columns (Kasm 1.15's API writes `openstack_volume_size_gb`).
@@ -152,5 +164,141 @@ impl ProviderConfigCommon for OpenstackConfig {
     fn vm_size(&self) -> Option<Resources> {
         // Flavors are site-defined; their size comes from the Nova API, not from a table.
         None
+    }
+    fn script_rules(&self) -> ScriptRules {
+        ScriptRules {
+            provider: "openstack",
+            limit: Some(Limit::Base64(65_535)),
+            windows: WindowsScript::AsIs,
+            linux_cloud_init: true,
+        }
+    }
+    fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint { url: self.endpoint_url.as_deref(), ca_bundle: self.ca_bundle.as_deref() }
+    }
+    fn check(&self) -> Found {
+        let mut f = Found::new();
+        check_fields(&mut f, self);
+        f
+    }
+}
+
+fn check_fields(f: &mut Found, c: &OpenstackConfig) {
+    use OpenstackAuthMethod as M;
+    match c.authentication_method {
+        M::ApplicationCredential => {
+            need(
+                f,
+                c.application_credential_id.is_some(),
+                "application_credential_id",
+                "is required for application_credential authentication",
+            );
+            need(
+                f,
+                c.application_credential_secret.is_some(),
+                "application_credential_secret",
+                "is required for application_credential authentication",
+            );
+        }
+        M::Password => {
+            need(f, c.username.is_some(), "username", "is required for password authentication");
+            need(f, c.password.is_some(), "password", "is required for password authentication");
+            need(f, c.user_domain_name.is_some(), "user_domain_name", "is required for password authentication");
+            need(f, c.project_domain_name.is_some(), "project_domain_name", "is required for password authentication");
+        }
+    }
+    for (field, url) in [
+        ("openstack_identity_endpoint", &c.openstack_identity_endpoint),
+        ("openstack_nova_endpoint", &c.openstack_nova_endpoint),
+        ("openstack_glance_endpoint", &c.openstack_glance_endpoint),
+        ("openstack_cinder_endpoint", &c.openstack_cinder_endpoint),
+    ] {
+        // Kasm requires trusted TLS on every OpenStack endpoint.
+        need(
+            f,
+            url::Url::parse(url).is_ok_and(|u| u.scheme() == "https"),
+            field,
+            "must be an https URL (OpenStack endpoints need trusted TLS)",
+        );
+    }
+    match (c.create_volume, c.volume_size_gb) {
+        (false, Some(_)) => f.push(("volume_size_gb".into(), "only applies with create_volume".into())),
+        (true, None) => f.push(("volume_size_gb".into(), "is required with create_volume".into())),
+        (true, Some(0)) => f.push(("volume_size_gb".into(), "must be at least 1 GB".into())),
+        _ => {}
+    }
+    if let Some(o) = &c.config_override {
+        f.extend(check_override(&o.0, "config_override"));
+    }
+}
+
+/// Attributes of Nova's create-server request (`server` object), plus the `os:scheduler_hints` sibling.
+pub const OPENSTACK_SERVER_ATTRIBUTES: &[&str] = &[
+    "accessIPv4",
+    "accessIPv6",
+    "adminPass",
+    "availability_zone",
+    "block_device_mapping_v2",
+    "config_drive",
+    "description",
+    "flavorRef",
+    "host",
+    "hostname",
+    "hypervisor_hostname",
+    "imageRef",
+    "key_name",
+    "metadata",
+    "networks",
+    "OS-DCF:diskConfig",
+    "os:scheduler_hints",
+    "personality",
+    "security_groups",
+    "tags",
+    "trusted_image_certificates",
+];
+
+const OPENSTACK_MANAGED: &[(&str, &str)] = &[
+    ("name", "it is the claim's deterministic name"),
+    ("user_data", "it is rendered from startup_script"),
+    ("min_count", "each claim creates exactly one server"),
+    ("max_count", "each claim creates exactly one server"),
+    ("return_reservation_id", "each claim creates exactly one server"),
+];
+
+/// OpenStack: Nova create-server attributes.
+/// Checks the override `field` (see the module docs of `config::providers`).
+pub fn check_override(o: &Map<String, Value>, field: &str) -> Found {
+    let mut f = Found::new();
+    for key in o.keys() {
+        let path = format!("{field}.{key}");
+        if let Some((_, why)) = OPENSTACK_MANAGED.iter().find(|(m, _)| m == key) {
+            f.push((path, format!("cannot be overridden: {why}")));
+        } else if !OPENSTACK_SERVER_ATTRIBUTES.contains(&key.as_str()) {
+            let hint = did_you_mean(key, OPENSTACK_SERVER_ATTRIBUTES.iter().copied());
+            f.push((path, format!("not a Nova create-server attribute{hint}")));
+        }
+    }
+    f
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn fields(found: &Found) -> Vec<&str> {
+        found.iter().map(|(f, _)| f.as_str()).collect()
+    }
+
+    #[test]
+    fn openstack_takes_nova_server_attributes() {
+        assert!(
+            check_override(&obj(json!({"config_drive": true, "os:scheduler_hints": {"group": "g"}})), "o").is_empty()
+        );
+        assert_eq!(fields(&check_override(&obj(json!({"name": "x", "flavour": "y"})), "o")), ["o.name", "o.flavour"]);
     }
 }

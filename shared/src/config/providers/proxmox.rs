@@ -3,10 +3,12 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::check::{Found, need};
 use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, same, size};
-use crate::config::provider::ProviderConfigCommon;
+use crate::config::provider::{Endpoint, ProviderConfigCommon, VmProviderConfig};
 use crate::config::secret::SecretRef;
 use crate::model::{OsFamily, Resources};
+use crate::script::{ScriptRules, WindowsScript};
 
 fn yes() -> bool {
     true
@@ -69,6 +71,10 @@ pub struct ProxmoxConfig {
     /// TLS-terminating proxy, or a test server (`http://127.0.0.1:8006`). `/api2/json` is appended.
     #[serde(default)]
     pub endpoint_url: Option<String>,
+    /// Our extension (not a Kasm field): PEM certificates trusted for the API's TLS in addition to the
+    /// built-in roots (a private CA).
+    #[serde(default)]
+    pub ca_bundle: Option<String>,
 }
 
 /// Kasm's `proxmox_vm_configs` columns.
@@ -114,5 +120,64 @@ impl ProviderConfigCommon for ProxmoxConfig {
     }
     fn vm_size(&self) -> Option<Resources> {
         Some(Resources::new(f64::from(self.vm_cores), f64::from(self.vm_memory) * 1024.0, 0.0))
+    }
+    fn script_rules(&self) -> ScriptRules {
+        ScriptRules { provider: "proxmox", limit: None, windows: WindowsScript::AsIs, linux_cloud_init: false }
+    }
+    fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint { url: self.endpoint_url.as_deref(), ca_bundle: self.ca_bundle.as_deref() }
+    }
+    fn check(&self) -> Found {
+        let mut f = Found::new();
+        check_fields(&mut f, self);
+        f
+    }
+    /// Each config owns its VMID range: two configs on the same host must not overlap.
+    fn conflicts_with(&self, other: &VmProviderConfig) -> Option<(String, String)> {
+        let VmProviderConfig::Proxmox(b) = other else { return None };
+        (self.host == b.host
+            && self.vmid_range_lower <= b.vmid_range_upper
+            && b.vmid_range_lower <= self.vmid_range_upper)
+            .then(|| ("vmid_range_lower".into(), format!("VMID range overlaps that of `{}` on the same host", b.name)))
+    }
+}
+
+fn check_fields(f: &mut Found, c: &ProxmoxConfig) {
+    let (lo, hi) = (c.vmid_range_lower, c.vmid_range_upper);
+    need(f, (100..=999_999_999).contains(&lo), "vmid_range_lower", "must be a VMID in 100..=999999999");
+    need(f, (100..=999_999_999).contains(&hi), "vmid_range_upper", "must be a VMID in 100..=999999999");
+    if lo > hi {
+        f.push(("vmid_range_upper".into(), format!("must not be below vmid_range_lower ({lo})")));
+    } else if u64::from(hi - lo) + 1 < u64::from(c.max_instances) {
+        f.push((
+            "vmid_range_upper".into(),
+            format!("the range holds {} VMIDs, fewer than max_instances ({})", hi - lo + 1, c.max_instances),
+        ));
+    }
+    if c.storage_pool_name.is_some() && !c.full_clone {
+        f.push((
+            "storage_pool_name".into(),
+            "requires full_clone (linked clones stay on the template's storage)".into(),
+        ));
+    }
+    need(f, c.username.contains('@'), "username", "must include the realm, e.g. KasmUser@pve");
+    need(
+        f,
+        !c.token_name.contains('!'),
+        "token_name",
+        "must be the token's name only (kasm_token, not KasmUser@pve!kasm_token)",
+    );
+    let path = &c.startup_script_path;
+    let windows_abs = path.len() >= 3 && path.as_bytes()[1] == b':' && matches!(path.as_bytes()[2], b'\\' | b'/');
+    need(
+        f,
+        path.starts_with('/') || windows_abs,
+        "startup_script_path",
+        "must be an absolute path, e.g. /tmp or C:\\windows\\temp",
+    );
+    need(f, c.vm_cores >= 1, "vm_cores", "must be at least 1");
+    need(f, c.vm_memory >= 1, "vm_memory", "must be at least 1 GiB");
+    if c.installed_os_type == OsFamily::Windows && path.starts_with('/') {
+        f.push(("startup_script_path".into(), "is a Unix path but installed_os_type is windows".into()));
     }
 }

@@ -3,10 +3,12 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::check::{Found, need};
 use crate::config::kasm_names::{Accept, KasmColumn, KasmColumns, Unit, no_field, own_id, renamed, same, size};
-use crate::config::provider::ProviderConfigCommon;
+use crate::config::provider::{Endpoint, ProviderConfigCommon};
 use crate::config::secret::SecretRef;
 use crate::model::{OsFamily, Resources};
+use crate::script::{ScriptRules, WindowsScript};
 
 fn port() -> u16 {
     443
@@ -64,6 +66,14 @@ pub struct VsphereConfig {
     /// configures the Kasm Agent (a template).
     #[serde(default)]
     pub startup_script: String,
+    /// Our extension (not a Kasm field): the API's base URL instead of the provider's default, for private
+    /// clouds, sovereign regions and test servers (like `AWS_ENDPOINT_URL`).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Our extension (not a Kasm field): PEM certificates trusted for the API's TLS in addition to the
+    /// built-in roots (a private CA).
+    #[serde(default)]
+    pub ca_bundle: Option<String>,
 }
 
 /// Kasm's `vsphere_vm_configs` columns; Kasm 1.15's API writes `vsphere_datastore`,
@@ -134,4 +144,21 @@ impl ProviderConfigCommon for VsphereConfig {
             0.0,
         ))
     }
+    fn script_rules(&self) -> ScriptRules {
+        ScriptRules { provider: "vsphere", limit: None, windows: WindowsScript::AsIs, linux_cloud_init: false }
+    }
+    fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint { url: self.endpoint_url.as_deref(), ca_bundle: self.ca_bundle.as_deref() }
+    }
+    fn check(&self) -> Found {
+        let mut f = Found::new();
+        check_fields(&mut f, self);
+        f
+    }
+}
+
+fn check_fields(f: &mut Found, c: &VsphereConfig) {
+    need(f, c.vsphere_vcenter_port >= 1, "vsphere_vcenter_port", "must be a port in 1..=65535");
+    need(f, c.number_of_guest_cpus >= 1, "number_of_guest_cpus", "must be at least 1");
+    need(f, c.amount_of_guest_memory_gib >= 1, "amount_of_guest_memory_gib", "must be at least 1 GiB");
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::OsFamily;
 use crate::model::Resources;
 use std::path::Path;
 
@@ -29,7 +30,7 @@ fn every_example_validates_clean_alone_and_together() {
     let files = yaml_files(&configs_dir());
     let providers: HashSet<String> =
         files.iter().map(|f| f.file_stem().unwrap().to_string_lossy().into_owned()).collect();
-    for kind in ProviderKind::ALL {
+    for kind in ProviderKind::ALL.iter().copied() {
         assert!(providers.contains(kind.as_str()), "no example for {kind}");
     }
     for f in &files {

@@ -118,46 +118,6 @@ fn parse<T: DeserializeOwned>(key: &str, v: &Value) -> Result<T, ParamError> {
     T::deserialize(v).map_err(|e| ParamError::Shape { key: key.to_string(), why: e.to_string() })
 }
 
-/// The RunInstances parameters [`apply_parameter`] maps, in the API's names. Kept equal to the
-/// overridable part of `config::overrides::AWS_RUN_INSTANCES_PARAMETERS` by a unit test.
-#[cfg(test)]
-pub(super) const MAPPED_PARAMETERS: &[&str] = &[
-    "AdditionalInfo",
-    "BlockDeviceMappings",
-    "CapacityReservationSpecification",
-    "CpuOptions",
-    "CreditSpecification",
-    "DisableApiStop",
-    "DisableApiTermination",
-    "EbsOptimized",
-    "EnablePrimaryIpv6",
-    "EnclaveOptions",
-    "HibernationOptions",
-    "IamInstanceProfile",
-    "ImageId",
-    "InstanceInitiatedShutdownBehavior",
-    "InstanceMarketOptions",
-    "InstanceType",
-    "Ipv6AddressCount",
-    "Ipv6Addresses",
-    "KernelId",
-    "KeyName",
-    "LaunchTemplate",
-    "LicenseSpecifications",
-    "MaintenanceOptions",
-    "MetadataOptions",
-    "Monitoring",
-    "NetworkInterfaces",
-    "NetworkPerformanceOptions",
-    "Placement",
-    "PrivateDnsNameOptions",
-    "PrivateIpAddress",
-    "RamdiskId",
-    "SecurityGroupIds",
-    "SecurityGroups",
-    "SubnetId",
-];
-
 /// Sets one RunInstances parameter, given in the EC2 API's JSON shape, on the request.
 pub(super) fn apply_parameter(
     b: RunInstancesInputBuilder,

@@ -17,8 +17,10 @@
 
 mod builder;
 mod client;
+mod credential;
+mod preflight;
 
-pub use builder::AwsBuilder;
+pub use preflight::CHECKS;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
@@ -29,12 +31,14 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Capabilities, ProviderError, Vm, VmProvider, VmSpec, VmState};
 use crate::config::SecretRef;
 use crate::config::providers::AwsConfig;
 use crate::model::OwnerLabels;
+use crate::secrets::Secrets;
 
 /// The provider's short name.
 pub(crate) const NAME: &str = "aws";
@@ -59,30 +63,48 @@ pub fn check_run_instances_parameter(key: &str, value: &Value) -> Result<(), Str
     client::apply_parameter(probe, key, value).map(|_| ()).map_err(|e| e.to_string())
 }
 
-/// The private key for Windows passwords, as far as the provider could get it when built.
-#[derive(Debug)]
-enum KeyState {
-    /// The config does not retrieve Windows passwords (or names no key pair).
-    NotConfigured,
-    /// The PEM.
-    Loaded(SecretString),
-    /// It could not be read; the reason names the secret reference, never a value.
-    Unavailable(String),
-}
-
-/// The AWS EC2 provider. Build it with [`AwsBuilder`] (or through [`crate::providers::registry`]).
+/// The AWS EC2 provider. Build it with [`AwsProvider::from_config`] (or through
+/// [`crate::providers::registry`]).
 #[derive(Debug)]
 pub struct AwsProvider {
     ec2: Client,
     config: AwsConfig,
     /// The config's `instance_config` override, checked when the provider was built.
     instance_config: Map<String, Value>,
-    private_key: KeyState,
+    secrets: Arc<dyn Secrets>,
+    deployment_id: String,
+    /// The key pair's private key for Windows passwords, read on first use.
+    private_key: Arc<tokio::sync::OnceCell<SecretString>>,
     page_size: i32,
     root_device: tokio::sync::OnceCell<String>,
 }
 
 impl AwsProvider {
+    /// The key pair's private key (PEM), read from [`keypair_secret_ref`] on first use.
+    async fn private_key(&self) -> Result<&SecretString, ProviderError> {
+        let key_name = match self.config.ssh_key_name.as_deref().filter(|k| !k.trim().is_empty()) {
+            Some(k) if self.config.retrieve_windows_vm_password => k,
+            _ => {
+                return Err(ProviderError::Invalid {
+                    provider: NAME,
+                    message: format!(
+                        "config {} does not retrieve Windows passwords with a key pair (retrieve_windows_vm_password, ssh_key_name)",
+                        self.config.name
+                    ),
+                });
+            }
+        };
+        self.private_key
+            .get_or_try_init(|| async {
+                let r = keypair_secret_ref(&self.deployment_id, key_name);
+                self.secrets.resolve(&r).await.map_err(|e| ProviderError::Invalid {
+                    provider: NAME,
+                    message: format!("the private key of key pair {key_name} is not available: {e}"),
+                })
+            })
+            .await
+    }
+
     /// The RunInstances request for `spec`, without sending it (also what the tests inspect).
     async fn run_request(
         &self,
@@ -143,7 +165,11 @@ impl VmProvider for AwsProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { idempotency_token: true, windows_password: true, server_side_label_filter: true }
+        Capabilities {
+            idempotency_token: true,
+            windows_password: self.config.retrieve_windows_vm_password,
+            server_side_label_filter: true,
+        }
     }
 
     async fn create_vm(&self, spec: &VmSpec) -> Result<Vm, ProviderError> {
@@ -216,21 +242,7 @@ impl VmProvider for AwsProvider {
             // EC2Launch has not set the password yet.
             return Ok(None);
         }
-        let key = match &self.private_key {
-            KeyState::Loaded(k) => k,
-            KeyState::NotConfigured => {
-                return Err(ProviderError::Invalid {
-                    provider: NAME,
-                    message: format!(
-                        "config {} does not retrieve Windows passwords with a key pair (retrieve_windows_vm_password, ssh_key_name)",
-                        self.config.name
-                    ),
-                });
-            }
-            KeyState::Unavailable(why) => {
-                return Err(ProviderError::Invalid { provider: NAME, message: why.clone() });
-            }
-        };
+        let key = self.private_key().await?;
         decrypt_windows_password(data, key).map(Some).map_err(|e| ProviderError::Invalid {
             provider: NAME,
             message: format!("failed to decrypt the Windows password of {id}: {e}"),

@@ -1,148 +1,55 @@
-//! Building a [`ProxmoxProvider`] from its config: the token secret, the endpoint, TLS, timings.
+//! Building a [`ProxmoxProvider`] from its config: the endpoint, TLS, the token source, timings.
+//! No network I/O: the token is resolved on the first call.
 
 use reqwest::Url;
-use secrecy::SecretString;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use super::client::Client;
-use super::{Error, NAME, ProxmoxProvider};
+use super::credential::{Credential, Source};
+use super::{Error, ProxmoxProvider};
 use crate::config::providers::ProxmoxConfig;
 use crate::http::{ClientOptions, RetryConfig, TlsOptions, build_client};
-use crate::providers::ProviderError;
-use crate::secrets::Secrets;
+use crate::providers::{BuildEnv, ProviderError};
 
-/// How long the provider waits for Proxmox tasks and the guest agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timings {
-    /// Between two task-status polls.
-    pub task_poll: Duration,
-    /// Longest wait for one task (a full clone of a large disk is the slow one).
-    pub task_timeout: Duration,
-    /// Between two guest-agent pings.
-    pub agent_poll: Duration,
-    /// Longest wait for the guest agent in one `create_vm` call; the next call resumes the wait
-    /// (see the module docs: slow guests are never deleted by the provider).
-    pub agent_wait: Duration,
-}
+impl ProxmoxProvider {
+    /// The provider for `cfg`: `https://{host}/api2/json` (or `endpoint_url` + `/api2/json`), TLS
+    /// verified unless `verify_ssl` is off, `ca_bundle` trusted, the token from `token_value` on the
+    /// first call. Fails only when the config cannot make a client (bad host, bad CA PEM).
+    pub fn from_config(cfg: &ProxmoxConfig, env: &BuildEnv) -> Result<ProxmoxProvider, ProviderError> {
+        build(cfg, env, Source::Secret { secrets: env.secrets.clone(), reference: cfg.token_value.clone() })
+            .map_err(Error::into_provider)
+    }
 
-impl Default for Timings {
-    fn default() -> Self {
-        Timings {
-            task_poll: Duration::from_secs(2),
-            task_timeout: Duration::from_secs(600),
-            agent_poll: Duration::from_secs(5),
-            agent_wait: Duration::from_secs(120),
-        }
+    /// Uses `retry` for HTTP calls (preflight: an operator at a terminal wants one retry, not a minute).
+    pub fn with_retry(mut self, retry: RetryConfig) -> Self {
+        self.client = self.client.with_retry(retry);
+        self
     }
 }
 
-/// Builds a [`ProxmoxProvider`].
-///
-/// ```no_run
-/// # async fn f(cfg: &shared::config::providers::ProxmoxConfig, secrets: &dyn shared::secrets::Secrets)
-/// # -> Result<(), shared::providers::ProviderError> {
-/// use shared::providers::proxmox::ProxmoxBuilder;
-/// let provider = ProxmoxBuilder::new(cfg.clone()).resolve_token(secrets).await?.build()?;
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone)]
-pub struct ProxmoxBuilder {
-    config: ProxmoxConfig,
-    token: Option<SecretString>,
-    endpoint: Option<String>,
-    timings: Timings,
-    retry: RetryConfig,
-    request_timeout: Duration,
-}
-
-impl ProxmoxBuilder {
-    /// A builder for `config` (the token still has to be given or resolved).
-    pub fn new(config: ProxmoxConfig) -> Self {
-        ProxmoxBuilder {
-            config,
-            token: None,
-            endpoint: None,
-            timings: Timings::default(),
-            retry: RetryConfig {
-                base: Duration::from_millis(250),
-                cap: Duration::from_secs(5),
-                max_retries: 4,
-                budget: Duration::from_secs(30),
-            },
-            request_timeout: Duration::from_secs(60),
-        }
-    }
-
-    /// Uses `token` as the API token's secret.
-    pub fn token(mut self, token: SecretString) -> Self {
-        self.token = Some(token);
-        self
-    }
-
-    /// Resolves the config's `token_value` through `secrets`.
-    pub async fn resolve_token(self, secrets: &dyn Secrets) -> Result<Self, ProviderError> {
-        let token = secrets
-            .resolve(&self.config.token_value)
-            .await
-            .map_err(|e| ProviderError::Invalid { provider: NAME, message: format!("token_value: {e}") })?;
-        Ok(self.token(token))
-    }
-
-    /// Talks to `base` (scheme, host and port, e.g. `http://127.0.0.1:41234`) instead of
-    /// `https://{host}`: test servers and TLS-terminating proxies. `/api2/json` is appended.
-    pub fn endpoint(mut self, base: &str) -> Self {
-        self.endpoint = Some(base.trim_end_matches('/').to_string());
-        self
-    }
-
-    /// Task and guest-agent waits.
-    pub fn timings(mut self, timings: Timings) -> Self {
-        self.timings = timings;
-        self
-    }
-
-    /// HTTP retries (default: 4 retries within 30 s).
-    pub fn retry(mut self, retry: RetryConfig) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// Time allowed for one HTTP request (default 60 s: task-starting calls answer only once the
-    /// task is queued).
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
-        self
-    }
-
-    /// The provider. Fails when the token is missing or the host does not parse.
-    pub fn build(self) -> Result<ProxmoxProvider, ProviderError> {
-        self.build_inner().map_err(Error::into_provider)
-    }
-
-    fn build_inner(self) -> Result<ProxmoxProvider, Error> {
-        let token = self.token.ok_or_else(|| Error::Config { message: "token_value: not resolved".into() })?;
-        let root =
-            self.endpoint.clone().unwrap_or_else(|| format!("https://{}", self.config.host.trim_end_matches('/')));
-        let base = Url::parse(&format!("{root}/api2/json")).map_err(|e| Error::Config {
-            message: format!("host `{}` is not a host name or IP with a port: {e}", self.config.host),
-        })?;
-        let http = build_client(&ClientOptions {
-            // Off only when the config says so (a self-signed lab certificate); build_client warns.
-            tls: TlsOptions { verify: self.config.verify_ssl, ca_pem: None },
-            request_timeout: self.request_timeout,
-            ..ClientOptions::default()
-        })
-        .map_err(|source| Error::Http { what: "build the HTTP client".into(), source })?;
-        let client =
-            Client::new(http, base, &self.config.username, &self.config.token_name, &token, self.retry.clone())?;
-        Ok(ProxmoxProvider {
-            client,
-            config: self.config,
-            timings: self.timings,
-            reserved: tokio::sync::Mutex::new(BTreeMap::new()),
-        })
-    }
+fn build(cfg: &ProxmoxConfig, env: &BuildEnv, source: Source) -> Result<ProxmoxProvider, Error> {
+    let root = cfg
+        .endpoint_url
+        .as_deref()
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| format!("https://{}", cfg.host.trim_end_matches('/')));
+    let base = Url::parse(&format!("{root}/api2/json")).map_err(|e| Error::Config {
+        message: format!("host `{}` is not a host name or IP with a port: {e}", cfg.host),
+    })?;
+    let http = build_client(&ClientOptions {
+        // Off only when the config says so (a self-signed lab certificate); build_client warns.
+        tls: TlsOptions { verify: cfg.verify_ssl, ca_pem: cfg.ca_bundle.clone() },
+        request_timeout: env.request_timeout,
+        ..ClientOptions::default()
+    })
+    .map_err(|source| Error::Http { what: "build the HTTP client".into(), source })?;
+    let credential = Credential::new(&cfg.username, &cfg.token_name, source);
+    Ok(ProxmoxProvider {
+        client: Client::new(http, base, credential, env.retry.clone()),
+        config: cfg.clone(),
+        timings: env.timings,
+        reserved: tokio::sync::Mutex::new(BTreeMap::new()),
+    })
 }
 
 #[cfg(test)]
@@ -152,6 +59,7 @@ mod tests {
     use crate::model::OsFamily;
     use crate::providers::ErrorClass;
     use crate::secrets::StaticSecrets;
+    use std::sync::Arc;
 
     fn config() -> ProxmoxConfig {
         ProxmoxConfig {
@@ -176,38 +84,47 @@ mod tests {
             startup_script_path: "/tmp".into(),
             startup_script: String::new(),
             endpoint_url: None,
+            ca_bundle: None,
         }
     }
 
+    fn env(secrets: StaticSecrets) -> BuildEnv {
+        BuildEnv::new(Arc::new(secrets), "dep")
+    }
+
     #[tokio::test]
-    async fn the_registry_builds_proxmox_with_its_resolved_token() {
+    async fn the_registry_builds_proxmox_and_resolves_its_token_on_first_use() {
         let secrets = StaticSecrets([("env:PVE_TOKEN_FOR_TEST".to_string(), "s3cr3t-token-value".to_string())].into());
-        let p = crate::providers::registry::build(&VmProviderConfig::Proxmox(config()), &secrets, &Settings::default())
-            .await
-            .expect("built");
+        let p = crate::providers::registry::build(&VmProviderConfig::Proxmox(config()), &env(secrets)).expect("built");
         assert_eq!(p.name(), "proxmox");
         assert!(!format!("{p:?}").contains("s3cr3t-token-value"), "{p:?}");
 
-        let err = crate::providers::registry::build(
-            &VmProviderConfig::Proxmox(config()),
-            &StaticSecrets::default(),
-            &Settings::default(),
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(err.class(), ErrorClass::Invalid);
+        // A secret that does not resolve does not stop the build (the config fails alone, on use).
+        let p = crate::providers::registry::build(&VmProviderConfig::Proxmox(config()), &env(StaticSecrets::default()))
+            .expect("built without its secret");
+        let err = p.get_vm("9000").await.unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Auth, "{err}");
         assert!(err.to_string().contains("token_value"), "{err}");
+        let _ = Settings::default();
     }
 
     #[test]
-    fn the_endpoint_is_https_on_the_configured_host() {
-        let p = ProxmoxBuilder::new(config()).token(SecretString::from("x".to_string())).build().unwrap();
+    fn the_endpoint_is_https_on_the_configured_host_or_the_override() {
+        let e = env(StaticSecrets::default());
+        let p = ProxmoxProvider::from_config(&config(), &e).unwrap();
         assert_eq!(p.client.base_url(), "https://192.168.1.20:8006/api2/json");
+        let mut over = config();
+        over.endpoint_url = Some("http://127.0.0.1:8006/".into());
+        assert_eq!(
+            ProxmoxProvider::from_config(&over, &e).unwrap().client.base_url(),
+            "http://127.0.0.1:8006/api2/json"
+        );
         let mut bad = config();
         bad.host = "pve one:8006".into();
-        let err = ProxmoxBuilder::new(bad).token(SecretString::from("x".to_string())).build().unwrap_err();
+        let err = ProxmoxProvider::from_config(&bad, &e).unwrap_err();
         assert_eq!(err.class(), ErrorClass::Invalid, "{err}");
-        let err = ProxmoxBuilder::new(config()).build().unwrap_err();
-        assert!(err.to_string().contains("token_value"), "{err}");
+        let mut bad_ca = config();
+        bad_ca.ca_bundle = Some("not a pem".into());
+        assert_eq!(ProxmoxProvider::from_config(&bad_ca, &e).unwrap_err().class(), ErrorClass::Invalid);
     }
 }

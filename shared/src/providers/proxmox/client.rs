@@ -4,14 +4,16 @@
 //!
 //! Retries and status mapping come from [`crate::http`]; this file only knows paths and shapes.
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::Error;
+use super::credential::Credential;
 use crate::http::retry::Idempotency;
 use crate::http::{HttpError, Redactor, RetryConfig};
 
@@ -170,34 +172,26 @@ pub(crate) struct Client {
     http: reqwest::Client,
     /// `https://host:port/api2/json` (no trailing slash).
     base: Url,
-    /// The whole header value, marked sensitive.
-    auth: HeaderValue,
-    redactor: Redactor,
+    /// The token, resolved on the first call.
+    credential: Arc<Credential>,
     retry: RetryConfig,
 }
 
 impl Client {
-    /// A client for `base` (`.../api2/json`) authenticating as `user!token_name` with `secret`.
-    pub(crate) fn new(
-        http: reqwest::Client,
-        base: Url,
-        user: &str,
-        token_name: &str,
-        secret: &SecretString,
-        retry: RetryConfig,
-    ) -> Result<Self, Error> {
-        let value = SecretString::from(format!("PVEAPIToken={user}!{token_name}={}", secret.expose_secret()));
-        let mut auth = HeaderValue::from_str(value.expose_secret()).map_err(|_| Error::Config {
-            message: "the API token (user, token name or secret) holds characters not allowed in an HTTP header".into(),
-        })?;
-        auth.set_sensitive(true);
-        let redactor = Redactor::new().with_secret(secret).with_secret(&value);
-        Ok(Client { http, base, auth, redactor, retry })
+    /// A client for `base` (`.../api2/json`) authenticating with `credential`.
+    pub(crate) fn new(http: reqwest::Client, base: Url, credential: Credential, retry: RetryConfig) -> Self {
+        Client { http, base, credential: Arc::new(credential), retry }
     }
 
-    /// The redactor knowing the token (for messages built outside this file).
-    pub(crate) fn redactor(&self) -> &Redactor {
-        &self.redactor
+    /// The same client with other HTTP retries.
+    pub(crate) fn with_retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// A redactor knowing the token (for messages built outside this file).
+    pub(crate) fn redactor(&self) -> Redactor {
+        self.credential.redactor()
     }
 
     /// The API base, e.g. `https://pve:8006/api2/json`.
@@ -219,13 +213,14 @@ impl Client {
 
     /// One call; returns the envelope's `data`.
     async fn call<T: DeserializeOwned>(&self, c: Call<'_>) -> Result<T, Error> {
-        let redactor = c.redactor.unwrap_or(&self.redactor);
+        let auth = self.credential.get().await?;
+        let redactor = c.redactor.unwrap_or(&auth.redactor);
         let retry = if c.once { RetryConfig::none() } else { self.retry.clone() };
         let mut url = self.url(c.segments);
         if !c.query.is_empty() {
             url.query_pairs_mut().extend_pairs(c.query.iter().map(|(k, v)| (*k, v.as_str())));
         }
-        let mut req = self.http.request(c.method, url).header(AUTHORIZATION, self.auth.clone());
+        let mut req = self.http.request(c.method, url).header(AUTHORIZATION, auth.header.clone());
         if let Some(form) = c.form {
             let body = url::form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
@@ -358,7 +353,7 @@ impl Client {
         let id = vmid.to_string();
         let segments = ["nodes", node, "qemu", &id, "agent", "file-write"];
         // The script holds secrets (the manager token): keep it out of any error text.
-        let redactor = self.redactor.clone().with_secret(content);
+        let redactor = self.credential.get().await?.redactor.clone().with_secret(content);
         let form = [("file", file.to_string()), ("content", content.expose_secret().to_string())];
         let _: serde_json::Value = self
             .call(Call {
@@ -412,19 +407,16 @@ mod tests {
         assert!(a.template && b.template && !c.template);
     }
 
-    #[test]
-    fn the_auth_header_is_sensitive_and_redacted() {
+    #[tokio::test]
+    async fn the_auth_header_is_sensitive_and_redacted() {
         let secret = SecretString::from("0b9d3c52-1111-2222-3333-444455556666");
         let c = Client::new(
             crate::http::build_client(&Default::default()).unwrap(),
             Url::parse("https://pve.example:8006/api2/json").unwrap(),
-            "kasm@pve",
-            "autoscale",
-            &secret,
+            Credential::new("kasm@pve", "autoscale", super::super::credential::Source::Given(secret)),
             RetryConfig::none(),
-        )
-        .unwrap();
-        assert!(c.auth.is_sensitive());
+        );
+        assert!(c.credential.get().await.unwrap().header.is_sensitive());
         assert!(!format!("{c:?}").contains("0b9d3c52"));
         assert!(
             !c.redactor()

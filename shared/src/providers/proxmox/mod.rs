@@ -20,13 +20,13 @@
 //! 4. **Configure**: `cores`, `memory` (MiB), tags and description in one `PUT .../config`.
 //! 5. **Start** and wait for the task (skipped when running).
 //! 6. **Startup script**, when there is one and the VM is not tagged `ka-script-ran`: wait for the
-//!    guest agent (`agent/ping`, up to [`Timings::agent_wait`]), `agent/file-write` the script to
+//!    guest agent (`agent/ping`, up to [`Timings::guest_wait`]), `agent/file-write` the script to
 //!    `<startup_script_path>/kasm-autoscale-startup.sh` (`.ps1` on Windows), `agent/exec` it
 //!    (bash / PowerShell, output to `kasm-autoscale-startup.log` beside it), then tag the VM
 //!    `ka-script-ran`.
 //!
 //! # Slow guests are never deleted here
-//! If the agent does not answer within `agent_wait`, `create_vm` returns a retryable
+//! If the agent does not answer within `guest_wait`, `create_vm` returns a retryable
 //! [`ProviderError::Transient`] and **keeps the VM running**; the engine calls `create_vm` again
 //! after its retry delay (30 s, doubling, up to `max_create_attempts`), which resumes at step 6. A
 //! Windows template (sysprep, first-boot updates) often needs 5–10 minutes before its agent runs:
@@ -63,11 +63,11 @@
 
 mod builder;
 mod client;
+mod credential;
 mod preflight;
 pub mod tags;
 
-pub use builder::{ProxmoxBuilder, Timings};
-pub use preflight::{CHECKS, Check, preflight};
+pub use preflight::CHECKS;
 
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet};
@@ -76,9 +76,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use self::client::{Client, Resource};
-use super::{Capabilities, ProviderError, Vm, VmProvider, VmSpec, VmState};
+use super::{Capabilities, ProviderError, Timings, Vm, VmProvider, VmSpec, VmState};
 use crate::config::providers::ProxmoxConfig;
-use crate::http::{HttpError, to_provider_error};
+use crate::http::HttpError;
 use crate::model::{OsFamily, OwnerLabels};
 
 /// The provider's short name.
@@ -97,7 +97,7 @@ const MAX_VMID_TRIES: usize = 8;
 /// The file name (without extension) of the uploaded script, its log and its run-once guard.
 const SCRIPT_STEM: &str = "kasm-autoscale-startup";
 
-/// A Proxmox VE [`VmProvider`] bound to one VM-provider config. Build it with [`ProxmoxBuilder`].
+/// A Proxmox VE [`VmProvider`] bound to one VM-provider config. Build it with [`ProxmoxProvider::from_config`].
 #[derive(Debug)]
 pub struct ProxmoxProvider {
     client: Client,
@@ -121,6 +121,8 @@ enum Error {
     Decode { what: String, message: String },
     #[error("{message}")]
     Config { message: String },
+    #[error("{message}")]
+    Credential { message: String },
     #[error("task {upid} to {what} failed: {message}")]
     TaskFailed { what: String, upid: String, message: String },
     #[error("task {upid} to {what} still running after {secs} s")]
@@ -239,13 +241,14 @@ impl Error {
             Error::Http { what, source: HttpError::Status { status, body, retry_after } } => {
                 let text = format!("failed to {what}: {}", pve_message(&body));
                 match (status.as_u16(), said) {
-                    (401 | 403, _) => to_provider_error(NAME, status, &text, retry_after),
+                    (401 | 403, _) => ProviderError::from_status(NAME, status, &text, retry_after),
                     (_, Some(Said::Exists)) => ProviderError::Conflict { provider: NAME, message: text },
                     (_, Some(Said::Missing)) => ProviderError::NotFound { provider: NAME, id: text },
                     (_, Some(Said::NoCapacity)) => ProviderError::OutOfCapacity { provider: NAME, message: text },
-                    _ => to_provider_error(NAME, status, &text, retry_after),
+                    _ => ProviderError::from_status(NAME, status, &text, retry_after),
                 }
             }
+            Error::Credential { .. } => ProviderError::Unauthenticated { provider: NAME, message },
             Error::Http { source: HttpError::Config { .. }, .. } | Error::Config { .. } => {
                 ProviderError::Invalid { provider: NAME, message }
             }
@@ -429,7 +432,7 @@ impl ProxmoxProvider {
     /// Waits for a task to stop; its exit status `OK` (or `WARNINGS: n`) is success.
     async fn wait_task(&self, upid: &str, fallback_node: &str, what: &str) -> Result<(), Error> {
         let node = client::upid_node(upid).unwrap_or(fallback_node);
-        let deadline = Instant::now() + self.timings.task_timeout;
+        let deadline = Instant::now() + self.timings.operation_timeout;
         loop {
             let st = self.client.task_status(node, upid).await?;
             if st.status == "stopped" {
@@ -446,14 +449,14 @@ impl ProxmoxProvider {
                     }),
                 };
             }
-            if Instant::now() + self.timings.task_poll > deadline {
+            if Instant::now() + self.timings.poll > deadline {
                 return Err(Error::TaskTimeout {
                     what: what.to_string(),
                     upid: upid.to_string(),
-                    secs: self.timings.task_timeout.as_secs(),
+                    secs: self.timings.operation_timeout.as_secs(),
                 });
             }
-            tokio::time::sleep(self.timings.task_poll).await;
+            tokio::time::sleep(self.timings.poll).await;
         }
     }
 
@@ -615,10 +618,10 @@ impl ProxmoxProvider {
                 }
                 Err(e) => e.to_string(),
             };
-            if started.elapsed() + self.timings.agent_poll > self.timings.agent_wait {
-                return Err(Error::AgentNotReady { vmid, secs: self.timings.agent_wait.as_secs(), last });
+            if started.elapsed() + self.timings.guest_poll > self.timings.guest_wait {
+                return Err(Error::AgentNotReady { vmid, secs: self.timings.guest_wait.as_secs(), last });
             }
-            tokio::time::sleep(self.timings.agent_poll).await;
+            tokio::time::sleep(self.timings.guest_poll).await;
         }
     }
 

@@ -5,49 +5,14 @@
 use std::collections::BTreeSet;
 
 use super::client::{Permissions, Resource};
-use super::{FILE_WRITE_MAX, ProxmoxBuilder, ProxmoxProvider};
-use crate::config::ProviderKind;
+use super::{FILE_WRITE_MAX, ProxmoxProvider};
+use crate::config::ProviderConfigCommon;
 use crate::config::providers::ProxmoxConfig;
-use crate::http::RetryConfig;
+use crate::providers::Check;
 use crate::script;
-use crate::secrets::Secrets;
-
-/// The result of one preflight check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    /// Short name: `credentials`, `permissions`, `template`, `node`, `vmid_range`, `startup_script`.
-    pub name: &'static str,
-    /// Whether it passed.
-    pub ok: bool,
-    /// What was found, or what is wrong and how to fix it. Never holds a secret.
-    pub detail: String,
-}
-
-impl Check {
-    fn pass(name: &'static str, detail: impl Into<String>) -> Self {
-        Check { name, ok: true, detail: detail.into() }
-    }
-    fn fail(name: &'static str, detail: impl Into<String>) -> Self {
-        Check { name, ok: false, detail: detail.into() }
-    }
-}
 
 /// The names of every check, in the order they are reported.
 pub const CHECKS: [&str; 6] = ["credentials", "permissions", "template", "node", "vmid_range", "startup_script"];
-
-/// Runs every preflight check of `config` against its Proxmox endpoint (resolving the token through
-/// `secrets`). Read-only: creates, changes and starts nothing.
-pub async fn preflight(config: &ProxmoxConfig, secrets: &dyn Secrets) -> Vec<Check> {
-    let built = match ProxmoxBuilder::new(config.clone()).resolve_token(secrets).await {
-        // An operator waiting at a terminal: one retry, not a minute of them.
-        Ok(b) => b.retry(RetryConfig { max_retries: 1, ..RetryConfig::default() }).build(),
-        Err(e) => Err(e),
-    };
-    match built {
-        Ok(p) => p.preflight().await,
-        Err(e) => not_checked(Check::fail("credentials", e.to_string()), config),
-    }
-}
 
 /// The failed credentials check, the API checks as not checked, and the script check (no API needed).
 fn not_checked(first: Check, config: &ProxmoxConfig) -> Vec<Check> {
@@ -266,7 +231,7 @@ impl ProxmoxProvider {
             Ok(r) => r,
             Err(e) => return Check::fail("startup_script", format!("does not render: {e}")),
         };
-        match script::package(ProviderKind::Proxmox, config.installed_os_type, rendered) {
+        match script::package(&config.script_rules(), config.installed_os_type, rendered) {
             Err(e) => Check::fail("startup_script", e.to_string()),
             Ok(s) if s.len() > FILE_WRITE_MAX => Check::fail(
                 "startup_script",
