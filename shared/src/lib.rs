@@ -9,6 +9,7 @@
 //! - [`sim`]: the simulator behind `kasm-autoscale simulate`.
 
 pub mod app;
+#[cfg(feature = "aws-sdk")]
 pub mod aws_error;
 pub mod clock;
 pub mod config;

@@ -7,6 +7,7 @@
 //! Backends never hand-roll retries or status mapping: they call [`retry::send`] and convert an
 //! [`HttpError`] at their boundary.
 
+#[cfg(feature = "aws-sdk")]
 pub mod aws;
 pub mod redact;
 pub mod retry;

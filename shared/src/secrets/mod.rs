@@ -1,5 +1,6 @@
 //! Secrets: resolves [`SecretRef`]s. Values are [`SecretString`]s, never logged or put in errors.
 
+#[cfg(feature = "dynamodb")]
 pub mod aws;
 
 use async_trait::async_trait;

@@ -11,6 +11,7 @@
 //! [`finish_evaluation_stepwise`] are the same from the single-record methods.
 
 pub mod conformance;
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 pub mod embedded;
 pub mod memory;
@@ -23,6 +24,7 @@ use crate::config::ConfigSet;
 use crate::engine::{ControlState, Plan};
 use crate::model::{ClaimId, Instance, InstanceState};
 
+#[cfg(feature = "dynamodb")]
 pub use dynamodb::DynamoDbStore;
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;

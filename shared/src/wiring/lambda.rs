@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
-use super::store::aws_secrets;
 use super::{WireError, kasm, local_ctx, providers, webhook_keys};
 use crate::app::Ctx;
 use crate::config::ConfigSet;
 use crate::ports::{Secrets, Store};
-use crate::store::{DynamoDbStore, MemoryStore};
+use crate::store::MemoryStore;
 
 /// The environment variable naming the store (`dynamodb://TABLE` in Lambda; a state file path locally).
 pub const STORE_ENV: &str = "KASM_AUTOSCALE_STORE";
@@ -31,10 +30,14 @@ fn store_url_from_env() -> Result<String, WireError> {
 /// is missing (one round trip less on every cold start).
 async fn build_for_store(url: &str) -> Result<(Ctx, crate::webhook::Keys), WireError> {
     let (store, secrets): (Arc<dyn Store>, Arc<dyn Secrets>) = match url.strip_prefix("dynamodb://") {
+        #[cfg(feature = "dynamodb")]
         Some(table) if !table.is_empty() && !table.contains('/') => {
             let conf = crate::http::aws::config_loader().load().await;
-            (Arc::new(DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&conf), table)), aws_secrets(&conf))
+            let client = aws_sdk_dynamodb::Client::new(&conf);
+            (Arc::new(crate::store::DynamoDbStore::new(client, table)), super::store::aws_secrets(&conf))
         }
+        #[cfg(not(feature = "dynamodb"))]
+        Some(_) => return Err(super::store::without_dynamodb(url)),
         // Functions run on DynamoDB; `memory:` is for tests. The embedded (redb) store is the local
         // tools' and is kept out of the function binaries (it is ~0.4 MiB of code).
         _ if url == "memory:" => (Arc::new(MemoryStore::new()), Arc::new(crate::secrets::LocalSecrets)),

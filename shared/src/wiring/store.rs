@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::WireError;
 use crate::ports::{Secrets, Store};
-use crate::store::{DynamoDbStore, EmbeddedStore, MemoryStore, dynamodb};
+use crate::store::{EmbeddedStore, MemoryStore};
 
 /// Where claims live: `embedded:PATH` (or a plain path: the redb state file), `memory:` (nothing
 /// kept); `dynamodb://TABLE` (the Lambda deployment) needs [`open_store_async`].
@@ -32,6 +32,25 @@ pub async fn open_store_async(url: &str, create_missing_table: bool) -> Result<A
     if table.is_empty() || table.contains('/') {
         return Err(WireError::Config(format!("store {url}: expected dynamodb://TABLE (a table name)")));
     }
+    open_dynamodb(url, table, create_missing_table).await
+}
+
+#[cfg(not(feature = "dynamodb"))]
+async fn open_dynamodb(url: &str, _table: &str, _create: bool) -> Result<Arc<dyn Store>, WireError> {
+    Err(without_dynamodb(url))
+}
+
+/// The error of a `dynamodb://` URL in a binary built without the `dynamodb` feature.
+#[cfg(not(feature = "dynamodb"))]
+pub(super) fn without_dynamodb(url: &str) -> WireError {
+    WireError::Config(format!(
+        "store {url}: this binary was built without the `dynamodb` feature (the AWS deployment); use a state file, or rebuild with `--features dynamodb`"
+    ))
+}
+
+#[cfg(feature = "dynamodb")]
+async fn open_dynamodb(url: &str, table: &str, create_missing_table: bool) -> Result<Arc<dyn Store>, WireError> {
+    use crate::store::{DynamoDbStore, dynamodb};
     let conf = crate::http::aws::config_loader().load().await;
     let client = aws_sdk_dynamodb::Client::new(&conf);
     if create_missing_table {
@@ -49,13 +68,15 @@ pub async fn open_store_async(url: &str, create_missing_table: bool) -> Result<A
 /// `secretsmanager:` references resolve through Secrets Manager (cached, default AWS configuration);
 /// `env:` and `file:` work everywhere.
 pub async fn secrets_for(store_url: &str) -> Arc<dyn Secrets> {
+    #[cfg(feature = "dynamodb")]
     if store_url.starts_with("dynamodb://") {
-        aws_secrets(&crate::http::aws::config_loader().load().await)
-    } else {
-        Arc::new(crate::secrets::LocalSecrets)
+        return aws_secrets(&crate::http::aws::config_loader().load().await);
     }
+    let _ = store_url;
+    Arc::new(crate::secrets::LocalSecrets)
 }
 
+#[cfg(feature = "dynamodb")]
 pub(super) fn aws_secrets(conf: &aws_config::SdkConfig) -> Arc<dyn Secrets> {
     Arc::new(crate::secrets::aws::AwsSecrets::new(
         aws_sdk_secretsmanager::Client::new(conf),

@@ -279,13 +279,26 @@ pub fn check_override(o: &Map<String, Value>, field: &str) -> Found {
             } else if !AWS_RUN_INSTANCES_PARAMETERS.contains(&key.as_str()) {
                 let hint = did_you_mean(key, AWS_RUN_INSTANCES_PARAMETERS.iter().copied());
                 f.push((path, format!("not an EC2 RunInstances parameter{hint}")));
-            } else if let Err(why) = crate::providers::aws::check_run_instances_parameter(key, value) {
+            } else if let Err(why) = run_instances_parameter_shape(key, value) {
                 // The provider's own mapper decides, so what validates is exactly what is applied.
                 f.push((path, why));
             }
         }
     }
     f
+}
+
+
+/// The shape of RunInstances parameter `key` as the AWS provider's mapper applies it; without the
+/// `aws` feature (no EC2 provider in this binary) only the key list is checked.
+#[cfg(feature = "aws")]
+fn run_instances_parameter_shape(key: &str, value: &Value) -> Result<(), String> {
+    crate::providers::aws::check_run_instances_parameter(key, value)
+}
+
+#[cfg(not(feature = "aws"))]
+fn run_instances_parameter_shape(_key: &str, _value: &Value) -> Result<(), String> {
+    Ok(())
 }
 
 #[cfg(test)]
