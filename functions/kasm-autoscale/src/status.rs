@@ -28,6 +28,13 @@ pub async fn run(store_url: &str, json: bool, out: &mut dyn Write, err: &mut dyn
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&claims).unwrap_or_default());
         return 0;
     }
+    // Provider configs that cannot be built fail alone (bulkhead): said here, with why.
+    if let Ok(Some(configs)) = store.load_configs().await {
+        let set = wiring::providers(&configs, std::sync::Arc::new(shared::secrets::LocalSecrets));
+        for (name, e) in set.failures() {
+            let _ = writeln!(out, "UNUSABLE VM-provider config {name}: {e}");
+        }
+    }
     if claims.is_empty() {
         let _ = writeln!(out, "no VMs owned");
         return 0;

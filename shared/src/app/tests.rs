@@ -117,6 +117,54 @@ fn check_in(w: &World, inst: &Instance, enabled: bool) {
 }
 
 #[tokio::test]
+async fn a_config_whose_provider_cannot_be_built_fails_alone_and_backs_off() {
+    let mut set = configs(5, 0.0);
+    let mut broken = set.autoscale_configs[0].clone();
+    broken.autoscale_config_name = "broken".into();
+    broken.vm_provider_config = "bad".into();
+    set.autoscale_configs.push(broken);
+    let mut bad = set.vm_provider_configs[0].clone();
+    if let crate::config::VmProviderConfig::Proxmox(p) = &mut bad {
+        p.name = "bad".into();
+    }
+    set.vm_provider_configs.push(bad);
+    let mut w = world(set);
+    let unusable =
+        ProviderError::Unauthenticated { provider: "proxmox", message: "token_value: env:PVE_TOKEN is not set".into() };
+    w.ctx.providers = [
+        ("prov".to_string(), Ok(w.provider.clone() as Arc<dyn crate::ports::VmProvider>)),
+        ("bad".to_string(), Err(unusable)),
+    ]
+    .into_iter()
+    .collect();
+
+    let good = put_claim(&w).await;
+    let b = Instance::new_claim(
+        ClaimId::generate(w.clock.now()),
+        "broken",
+        "bad",
+        "proxmox",
+        OsFamily::Linux,
+        w.clock.now(),
+    );
+    assert!(w.store.try_claim(&b, 100).await.unwrap());
+
+    // The broken config's claim fails with its provider's error and the config backs off ...
+    let out = provision(&w.ctx, &b.id).await.unwrap();
+    assert!(matches!(&out, ProvisionOutcome::Failed { error, .. } if error.contains("token_value")), "{out:?}");
+    let stored = w.store.get(&b.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, InstanceState::Failed);
+    assert!(stored.last_error.as_deref().is_some_and(|e| e.contains("token_value")));
+    let control = w.store.control("broken").await.unwrap().value;
+    assert!(control.backoff_until.is_some_and(|t| t > w.clock.now()), "{control:?}");
+    assert_eq!(w.ctx.providers.failures().len(), 1);
+
+    // ... and the other config goes on as if nothing happened.
+    assert!(matches!(provision(&w.ctx, &good.id).await.unwrap(), ProvisionOutcome::Created { .. }));
+    assert!(w.store.control("agents").await.unwrap().value.backoff_until.is_none());
+}
+
+#[tokio::test]
 async fn duplicate_provision_events_make_one_vm() {
     let w = world(configs(5, 0.0));
     let c = put_claim(&w).await;

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 
 use crate::model::Instance;
+use crate::providers::ProviderError;
 
 /// Latency histogram buckets, seconds.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -58,8 +59,9 @@ impl Metrics {
         *self.lock().webhooks.entry(status).or_default() += 1;
     }
 
-    /// The exposition text; `instances` are the live claims (VMs by config and state).
-    pub fn render(&self, instances: &[Instance]) -> String {
+    /// The exposition text; `instances` are the live claims (VMs by config and state), `unusable` the
+    /// VM-provider configs whose provider cannot be built (each fails alone), with why.
+    pub fn render(&self, instances: &[Instance], unusable: &[(String, ProviderError)]) -> String {
         let st = self.lock();
         let mut o = String::new();
         let _ = writeln!(o, "# HELP kasm_autoscale_evaluations_total Evaluations by autoscale config and result.");
@@ -82,6 +84,19 @@ impl Metrics {
         for (c, n) in &st.provider_errors {
             let _ = writeln!(o, "kasm_autoscale_provider_errors_total{{class=\"{}\"}} {n}", esc(c));
         }
+        let _ = writeln!(
+            o,
+            "# HELP kasm_autoscale_provider_config_unusable VM-provider configs whose provider cannot be built, by class."
+        );
+        let _ = writeln!(o, "# TYPE kasm_autoscale_provider_config_unusable gauge");
+        for (name, e) in unusable {
+            let class = format!("{:?}", e.class()).to_lowercase();
+            let _ = writeln!(
+                o,
+                "kasm_autoscale_provider_config_unusable{{provider_config=\"{}\",class=\"{class}\"}} 1",
+                esc(name)
+            );
+        }
         let _ = writeln!(o, "# HELP kasm_autoscale_webhooks_total Webhook requests by HTTP status.");
         let _ = writeln!(o, "# TYPE kasm_autoscale_webhooks_total counter");
         for (s, n) in &st.webhooks {
@@ -101,4 +116,23 @@ impl Metrics {
 
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unusable_provider_configs_are_a_gauge_by_class() {
+        let m = Metrics::default();
+        let e = ProviderError::NotSupported { provider: "azure", what: "not built".into() };
+        let text = m.render(&[], &[("az\"1".to_string(), e)]);
+        assert!(
+            text.contains(
+                "kasm_autoscale_provider_config_unusable{provider_config=\"az\\\"1\",class=\"notsupported\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(!m.render(&[], &[]).contains("kasm_autoscale_provider_config_unusable{"));
+    }
 }

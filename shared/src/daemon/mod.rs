@@ -236,7 +236,11 @@ async fn route(State(st): State<Http>, method: Method, uri: Uri, headers: Header
     }
     if method == Method::GET && path == "/metrics" {
         let instances = st.ctx.store.list(&InstanceFilter::default()).await.unwrap_or_default();
-        return (StatusCode::OK, [("content-type", "text/plain; version=0.0.4")], st.metrics.render(&instances));
+        return (
+            StatusCode::OK,
+            [("content-type", "text/plain; version=0.0.4")],
+            st.metrics.render(&instances, &st.ctx.providers.failures()),
+        );
     }
     let req = webhook::Request {
         method: method.as_str(),

@@ -72,11 +72,18 @@ impl ProviderSet {
 /// Already-built providers (tests, the simulator).
 impl From<HashMap<String, Arc<dyn VmProvider>>> for ProviderSet {
     fn from(map: HashMap<String, Arc<dyn VmProvider>>) -> Self {
-        let slots = map
+        map.into_iter().map(|(name, p)| (name, Ok(p))).collect()
+    }
+}
+
+/// Already-built providers and configs that failed to build (tests).
+impl FromIterator<(String, Built)> for ProviderSet {
+    fn from_iter<I: IntoIterator<Item = (String, Built)>>(iter: I) -> Self {
+        let slots = iter
             .into_iter()
-            .map(|(name, p)| {
+            .map(|(name, b)| {
                 let built = OnceLock::new();
-                let _ = built.set(Ok(p));
+                let _ = built.set(b);
                 (name, Slot { config: None, built })
             })
             .collect();

@@ -288,7 +288,6 @@ pub fn check_override(o: &Map<String, Value>, field: &str) -> Found {
     f
 }
 
-
 /// The shape of RunInstances parameter `key` as the AWS provider's mapper applies it; without the
 /// `aws` feature (no EC2 provider in this binary) only the key list is checked.
 #[cfg(feature = "aws")]
