@@ -4,6 +4,7 @@
 //! conformance suite every provider passes.
 
 pub mod aws;
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod memory;
 pub mod proxmox;
