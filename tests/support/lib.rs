@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests: fake servers and fixtures.
 
 pub mod evaluation;
+pub mod fake_api;
 pub mod kasm_server;
 pub mod moto;
 pub mod proxmox_server;

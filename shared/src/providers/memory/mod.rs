@@ -1,7 +1,8 @@
 //! The in-memory provider: VMs in a map. The test double every provider is compared to, and the
 //! simulator's backend (with failure injection). Its fault queue makes it its own conformance
-//! [`Harness`](super::conformance::Harness) (the provider's answers stand in for an API's: it has no
-//! HTTP client, so nothing is retried inside it).
+//! `Harness` (`providers::conformance`, with the `conformance` feature): the injected faults are
+//! the errors a provider makes of an API's answers; it has no HTTP client, so nothing is retried
+//! inside it.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
