@@ -2,7 +2,7 @@
 //! the create flow step by step, VMID allocation, failures (task, 401, 500, offline node, slow
 //! guest agent), delete, the API schema of every request, and preflight.
 
-use integration_tests::proxmox_server::{ProxmoxTestServer, Request, TOKEN_NAME, TOKEN_SECRET, USER};
+use integration_tests::proxmox_server::{ProxmoxHarness, ProxmoxTestServer, Request, TOKEN_NAME, TOKEN_SECRET, USER};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -95,11 +95,29 @@ fn calls(reqs: &[Request]) -> Vec<String> {
     reqs.iter().map(|r| format!("{} {}", r.method, r.route)).collect()
 }
 
+/// The shared conformance suite with faults: the client gives up on an answer after 1 s (the
+/// harness stalls 2.5 s for a timeout) and waits out a `Retry-After` of up to 2 s (the suite's
+/// short wait is 1 s, its long one an hour).
 #[tokio::test]
 async fn passes_the_conformance_suite() {
     let server = ProxmoxTestServer::start().await;
-    let p = provider(&server, config(5000, 5099));
-    shared::providers::conformance::run_all(&p, "conformance-proxmox").await;
+    let mut cfg = config(5000, 5099);
+    cfg.endpoint_url = Some(server.url.clone());
+    let secrets = StaticSecrets([("env:PVE_TOKEN".to_string(), TOKEN_SECRET.to_string())].into());
+    let env = BuildEnv {
+        retry: RetryConfig {
+            base: Duration::from_millis(5),
+            cap: Duration::from_secs(2),
+            max_retries: 2,
+            budget: Duration::from_secs(10),
+        },
+        request_timeout: Duration::from_secs(1),
+        timings: fast_timings(),
+        ..BuildEnv::new(Arc::new(secrets), "t")
+    };
+    let p = ProxmoxProvider::from_config(&cfg, &env).expect("build");
+    let harness = ProxmoxHarness::new(server.clone(), 5099, Duration::from_millis(2500));
+    shared::providers::conformance::run_all(&p, &harness, "conformance-proxmox").await;
     // The suite cleaned up after itself; the VMs it never made are untouched.
     let left: Vec<u32> = server.vms().iter().map(|v| v.vmid).collect();
     assert_eq!(left, vec![100, 101, 5001, 9000]);

@@ -1,6 +1,8 @@
 //! Test support shared by the integration tests: fake servers and fixtures.
 
+pub mod ec2_proxy;
 pub mod evaluation;
+pub mod fake_api;
 pub mod kasm_server;
 pub mod moto;
 pub mod proxmox_server;

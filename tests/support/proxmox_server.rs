@@ -1,21 +1,25 @@
-//! An in-process Proxmox VE API for tests: an axum server on `127.0.0.1:0` answering the calls
-//! `shared::providers::proxmox` makes, in the real API's shapes (`{"data": ...}` envelopes, UPIDs,
-//! task status objects, errors as HTTP 500 with a `message`), and checking the API-token header.
+//! An in-process Proxmox VE API for tests, on the shared fake-API harness ([`crate::fake_api`]):
+//! answers the calls `shared::providers::proxmox` makes, in the real API's shapes (`{"data": ...}`
+//! envelopes, UPIDs, task status objects, errors as HTTP 500 with a `message`), and checks the
+//! API-token header.
 //!
 //! It keeps nodes, VMs, tasks and guest files in memory and emulates the guest side of the startup
 //! script (the run-once guard directory). Knobs: a failing task, injected statuses (401, 500, ...)
 //! on the next calls to a route, an offline node, a slow guest agent, a VMID taken by "another
 //! client" at clone time. Every request is recorded with its route template and parameters so tests
-//! can check order and check them against the API schema.
+//! can check order and check them against the API schema. [`ProxmoxHarness`] drives it for the
+//! provider conformance suite.
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use async_trait::async_trait;
 use serde_json::{Value, json};
+use shared::providers::VmSpec;
+use shared::providers::conformance::{self, Harness, Op, RetryRules};
+use shared::providers::proxmox::tags;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::fake_api::{self, FakeApi, Fault, Incoming, Reply};
 
 /// The API user, token name and secret the server accepts.
 pub const USER: &str = "kasm@pve";
@@ -24,25 +28,8 @@ pub const TOKEN_NAME: &str = "autoscale";
 /// The token's secret.
 pub const TOKEN_SECRET: &str = "5f0c1d2e-3b4a-4c5d-8e9f-a0b1c2d3e4f5";
 
-/// One recorded request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Request {
-    /// `GET`, `POST`, `PUT`, `DELETE`.
-    pub method: String,
-    /// The route template below `/api2/json`, e.g. `/nodes/{node}/qemu/{vmid}/clone`.
-    pub route: String,
-    /// The actual path below `/api2/json`, decoded.
-    pub path: String,
-    /// Form and query parameters (repeated keys keep every value).
-    pub params: BTreeMap<String, Vec<String>>,
-}
-
-impl Request {
-    /// The first value of parameter `k`.
-    pub fn param(&self, k: &str) -> Option<&str> {
-        self.params.get(k).and_then(|v| v.first()).map(String::as_str)
-    }
-}
+/// One recorded request (method, route template below `/api2/json`, decoded path, parameters, ...).
+pub use crate::fake_api::Recorded as Request;
 
 /// A VM as the server holds it.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,7 +91,6 @@ struct Inner {
     locks: BTreeMap<u32, String>,
     tasks: HashMap<String, Task>,
     task_seq: u64,
-    faults: HashMap<String, VecDeque<(u16, String)>>,
     task_failures: HashMap<String, VecDeque<String>>,
     take_on_clone: BTreeSet<u32>,
     agent_boot_pings: u32,
@@ -112,8 +98,12 @@ struct Inner {
     guards: BTreeSet<(u32, String)>,
     script_runs: BTreeMap<u32, u32>,
     execs: Vec<(u32, Vec<String>)>,
-    requests: Vec<Request>,
     permissions: Value,
+    /// How many QEMU VMs the `/cluster/resources?type=vm` answers listed, in all.
+    listed: usize,
+    /// The request being answered will not get its answer: a task it starts runs to its end at
+    /// once (on a real node the task runs on without anyone polling it).
+    detach_tasks: bool,
 }
 
 /// The running server (the task ends with the test's runtime).
@@ -121,8 +111,27 @@ struct Inner {
 pub struct ProxmoxTestServer {
     /// Base URL without `/api2/json`, e.g. `http://127.0.0.1:41234`.
     pub url: String,
+    api: FakeApi,
     inner: Arc<Mutex<Inner>>,
 }
+
+/// Every route the server answers, below `/api2/json`.
+const ROUTES: &[&str] = &[
+    "GET /version",
+    "GET /access/permissions",
+    "GET /cluster/resources",
+    "GET /nodes/{node}/tasks/{upid}/status",
+    "POST /nodes/{node}/qemu/{vmid}/clone",
+    "GET /nodes/{node}/qemu/{vmid}/config",
+    "PUT /nodes/{node}/qemu/{vmid}/config",
+    "POST /nodes/{node}/qemu/{vmid}/status/start",
+    "POST /nodes/{node}/qemu/{vmid}/status/stop",
+    "DELETE /nodes/{node}/qemu/{vmid}",
+    "POST /nodes/{node}/qemu/{vmid}/agent/ping",
+    "POST /nodes/{node}/qemu/{vmid}/agent/file-write",
+    "POST /nodes/{node}/qemu/{vmid}/agent/exec",
+    "GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
+];
 
 /// The recorded `/access/permissions` answer of a token with every privilege the provider needs.
 pub fn full_permissions() -> Value {
@@ -165,7 +174,6 @@ impl ProxmoxTestServer {
             locks: BTreeMap::new(),
             tasks: HashMap::new(),
             task_seq: 0,
-            faults: HashMap::new(),
             task_failures: HashMap::new(),
             take_on_clone: BTreeSet::new(),
             agent_boot_pings: 0,
@@ -173,16 +181,35 @@ impl ProxmoxTestServer {
             guards: BTreeSet::new(),
             script_runs: BTreeMap::new(),
             execs: Vec::new(),
-            requests: Vec::new(),
             permissions: full_permissions(),
+            listed: 0,
+            detach_tasks: false,
         }));
-        let app = Router::new().fallback(handle).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        ProxmoxTestServer { url: format!("http://{addr}"), inner }
+        let mut b = FakeApi::builder()
+            .prefix("/api2/json")
+            .guard(|req| {
+                let want = format!("PVEAPIToken={USER}!{TOKEN_NAME}={TOKEN_SECRET}");
+                let got = req.headers.get("authorization").and_then(|v| v.to_str().ok());
+                (got != Some(want.as_str())).then(|| err(401, "authentication failure"))
+            })
+            .unrouted(|method, path| err(501, &format!("Method '{method} {path}' not implemented")));
+        for route in ROUTES {
+            let st = inner.clone();
+            b = b.route(
+                route,
+                fake_api::handler(move |req| {
+                    let st = st.clone();
+                    async move { answer(&st, req) }
+                }),
+            );
+        }
+        let api = b.start().await;
+        ProxmoxTestServer { url: api.url.clone(), api, inner }
+    }
+
+    /// The fake API underneath (faults of every kind, the request record).
+    pub fn api(&self) -> &FakeApi {
+        &self.api
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -192,11 +219,7 @@ impl ProxmoxTestServer {
     /// The next `times` calls of `method route` (e.g. `GET /cluster/resources`) answer `status`
     /// with `message` (`{"data":null,"message":...}`).
     pub fn inject(&self, method: &str, route: &str, status: u16, message: &str, times: usize) {
-        let mut st = self.lock();
-        let q = st.faults.entry(format!("{method} {route}")).or_default();
-        for _ in 0..times {
-            q.push_back((status, message.to_string()));
-        }
+        self.api.inject(&format!("{method} {route}"), Fault::Answer(err(status, message)), 0, times);
     }
 
     /// The next task of type `kind` (`qmclone`, `qmstart`, `qmstop`, `qmdestroy`) ends with
@@ -277,12 +300,12 @@ impl ProxmoxTestServer {
 
     /// Every request so far.
     pub fn requests(&self) -> Vec<Request> {
-        self.lock().requests.clone()
+        self.api.requests()
     }
 
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
-        self.lock().requests.clear();
+        self.api.clear_requests();
     }
 
     /// The file the guest holds at `path` of VM `vmid`.
@@ -302,112 +325,35 @@ impl ProxmoxTestServer {
     }
 }
 
-fn ok(data: Value) -> Response {
-    (StatusCode::OK, axum::Json(json!({ "data": data }))).into_response()
+fn ok(data: Value) -> Reply {
+    Reply::json(200, &json!({ "data": data }))
 }
 
-fn err(status: u16, message: &str) -> Response {
-    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+fn err(status: u16, message: &str) -> Reply {
     // Proxmox 8+ puts the message in the body as well as in the status line.
-    (code, axum::Json(json!({ "data": null, "message": format!("{message}\n") }))).into_response()
+    Reply::json(status, &json!({ "data": null, "message": format!("{message}\n") }))
 }
 
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+fn bad_request(errors: Value) -> Reply {
+    Reply::json(400, &json!({ "data": null, "errors": errors }))
 }
 
-fn parse_params(text: &str, into: &mut BTreeMap<String, Vec<String>>) {
-    for (k, v) in url::form_urlencoded::parse(text.as_bytes()) {
-        into.entry(k.into_owned()).or_default().push(v.into_owned());
-    }
-}
-
-/// The route template of `segs` (below `/api2/json`), with the values of its placeholders.
-fn route_of(segs: &[String]) -> Option<(String, HashMap<&'static str, String>)> {
-    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let mut p = HashMap::new();
-    let route = match s.as_slice() {
-        ["version"] => "/version".to_string(),
-        ["cluster", "resources"] => "/cluster/resources".to_string(),
-        ["access", "permissions"] => "/access/permissions".to_string(),
-        ["nodes", node, "tasks", upid, "status"] => {
-            p.insert("node", node.to_string());
-            p.insert("upid", upid.to_string());
-            "/nodes/{node}/tasks/{upid}/status".to_string()
-        }
-        ["nodes", node, "qemu", vmid, rest @ ..] => {
-            p.insert("node", node.to_string());
-            p.insert("vmid", vmid.to_string());
-            let mut r = "/nodes/{node}/qemu/{vmid}".to_string();
-            for seg in rest {
-                r.push('/');
-                r.push_str(seg);
-            }
-            r
-        }
-        _ => return None,
-    };
-    Some((route, p))
-}
-
-async fn handle(
-    State(inner): State<Arc<Mutex<Inner>>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let Some(rest) = uri.path().strip_prefix("/api2/json/") else {
-        return err(501, &format!("Method '{method} {}' not implemented", uri.path()));
-    };
-    let segs: Vec<String> = rest.split('/').map(decode).collect();
-    let Some((route, p)) = route_of(&segs) else {
-        return err(501, &format!("Method '{method} /{rest}' not implemented"));
-    };
-    let mut params = BTreeMap::new();
-    if let Some(q) = uri.query() {
-        parse_params(q, &mut params);
-    }
-    parse_params(&String::from_utf8_lossy(&body), &mut params);
+/// The answer of the route `req` matched (authenticated, not faulted).
+fn answer(inner: &Arc<Mutex<Inner>>, req: Incoming) -> Reply {
+    let method = req.method.clone();
+    let route = req.route.clone();
+    let params = req.params.clone();
     let mut st = inner.lock().expect("lock");
-    st.requests.push(Request {
-        method: method.to_string(),
-        route: route.clone(),
-        path: format!("/{}", segs.join("/")),
-        params: params.clone(),
-    });
-
-    let want = format!("PVEAPIToken={USER}!{TOKEN_NAME}={TOKEN_SECRET}");
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(want.as_str()) {
-        return err(401, "authentication failure");
-    }
-    if let Some((status, msg)) = st.faults.get_mut(&format!("{method} {route}")).and_then(VecDeque::pop_front) {
-        return err(status, &msg);
-    }
-    if let Some(node) = p.get("node")
+    st.detach_tasks = req.answer_lost;
+    if let Some(node) = req.vars.get("node")
         && st.nodes.get(node) == Some(&false)
     {
         // What pveproxy answers when it cannot reach the node it proxies to.
         return err(595, &format!("Connection refused - no route to host {node}"));
     }
     let first = |k: &str| params.get(k).and_then(|v| v.first()).cloned();
-    let vmid: u32 = p.get("vmid").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let node = p.get("node").cloned().unwrap_or_default();
+    let vmid: u32 = req.var("vmid").parse().unwrap_or(0);
+    let node = req.var("node").to_string();
     match (method.as_str(), route.as_str()) {
         ("GET", "/version") => ok(json!({"version": "9.0.3", "release": "9.0", "repoid": "025864202ebb6109"})),
         ("GET", "/access/permissions") => ok(st.permissions.clone()),
@@ -421,10 +367,14 @@ async fn handle(
                     })
                     .collect(),
             )),
-            _ => ok(Value::Array(st.vms.values().map(|v| resource(&st, v)).collect())),
+            _ => {
+                let all: Vec<Value> = st.vms.values().map(|v| resource(&st, v)).collect();
+                st.listed += all.len();
+                ok(Value::Array(all))
+            }
         },
         ("GET", "/nodes/{node}/tasks/{upid}/status") => {
-            let upid = p["upid"].clone();
+            let upid = req.var("upid").to_string();
             let Some(task) = st.tasks.get_mut(&upid) else {
                 return err(500, &format!("no such task '{upid}'"));
             };
@@ -447,13 +397,7 @@ async fn handle(
                 return err(500, &format!("Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist"));
             };
             let Some(newid) = first("newid").and_then(|v| v.parse::<u32>().ok()) else {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    axum::Json(
-                        json!({"data": null, "errors": {"newid": "property is missing and it is not optional"}}),
-                    ),
-                )
-                    .into_response();
+                return bad_request(json!({"newid": "property is missing and it is not optional"}));
             };
             if st.take_on_clone.remove(&newid) {
                 let mut other = tpl.clone();
@@ -467,11 +411,7 @@ async fn handle(
                 return err(500, &format!("VM {newid} already exists"));
             }
             if first("storage").is_some() && first("full").as_deref() != Some("1") {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    axum::Json(json!({"data": null, "errors": {"storage": "option is only allowed for full clones"}})),
-                )
-                    .into_response();
+                return bad_request(json!({"storage": "option is only allowed for full clones"}));
             }
             let target = first("target").unwrap_or(node.clone());
             let boot = st.agent_boot_pings;
@@ -593,20 +533,10 @@ async fn handle(
                 "ping" => ok(json!({})),
                 "file-write" => {
                     let (Some(file), Some(content)) = (first("file"), first("content")) else {
-                        return (
-                            StatusCode::BAD_REQUEST,
-                            axum::Json(json!({"data": null, "errors": {"file": "missing"}})),
-                        )
-                            .into_response();
+                        return bad_request(json!({"file": "missing"}));
                     };
                     if content.len() > 61_440 {
-                        return (
-                            StatusCode::BAD_REQUEST,
-                            axum::Json(
-                                json!({"data": null, "errors": {"content": "value may only be 61440 characters long"}}),
-                            ),
-                        )
-                            .into_response();
+                        return bad_request(json!({"content": "value may only be 61440 characters long"}));
                     }
                     st.files.insert((vmid, file), content);
                     ok(Value::Null)
@@ -688,13 +618,21 @@ fn task(st: &mut Inner, node: &str, kind: &str, id: u32, effect: Effect) -> Stri
         st.vms.remove(&newid);
         st.locks.remove(&newid);
     }
-    let t = Task {
+    let mut t = Task {
         node: node.to_string(),
         kind: kind.to_string(),
         polls_left: 1,
         exitstatus: failure.unwrap_or_else(|| "OK".into()),
         effect,
     };
+    if st.detach_tasks {
+        // Nobody will poll it: it runs to its end on its own.
+        t.polls_left = 0;
+        if t.exitstatus == "OK" {
+            apply(st, &t.effect);
+        }
+        t.effect = Effect::None;
+    }
     st.tasks.insert(upid.clone(), t);
     upid
 }
@@ -720,5 +658,132 @@ fn apply(st: &mut Inner, effect: &Effect) {
             st.locks.remove(&id);
             st.files.retain(|(v, _), _| *v != id);
         }
+    }
+}
+
+/// The Proxmox test server as the provider conformance suite's [`Harness`]. The suite's operations
+/// are the calls that do the work: `Create` = `POST .../clone`, `Get` and `List` = `GET
+/// /cluster/resources` (the provider reads single VMs from the cluster listing too), `Delete` =
+/// `DELETE /nodes/{node}/qemu/{vmid}`. Faults are answered as Proxmox does: 401/403 with a
+/// `message`, a missing VM as a 500 "Configuration file ... does not exist", a timeout as no answer
+/// for `stall`, out of capacity as a clone task that fails on full storage; 409 and 429 (with
+/// `Retry-After`) as a reverse proxy in front of pveproxy would send them.
+#[derive(Debug)]
+pub struct ProxmoxHarness {
+    server: ProxmoxTestServer,
+    stall: Duration,
+    /// Foreign VMs are added at VMIDs counting down from here (inside the provider's range).
+    next_foreign: Mutex<u32>,
+}
+
+impl ProxmoxHarness {
+    /// A harness over `server` for a provider whose VMID range ends at `range_upper` and whose
+    /// HTTP client gives up before `stall`.
+    pub fn new(server: ProxmoxTestServer, range_upper: u32, stall: Duration) -> Self {
+        ProxmoxHarness { server, stall, next_foreign: Mutex::new(range_upper) }
+    }
+
+    fn route(op: Op) -> &'static str {
+        match op {
+            Op::Create => "POST /nodes/{node}/qemu/{vmid}/clone",
+            Op::Get | Op::List => "GET /cluster/resources",
+            Op::Delete => "DELETE /nodes/{node}/qemu/{vmid}",
+        }
+    }
+}
+
+#[async_trait]
+impl Harness for ProxmoxHarness {
+    fn inject(&self, op: Op, fault: conformance::Fault, skip: usize, times: usize) {
+        use conformance::Fault as F;
+        let answer = match fault {
+            F::Unauthorized => err(401, "authentication failure"),
+            F::Forbidden => err(403, "Permission check failed (/vms, VM.Allocate)"),
+            F::NotFound => err(500, "Configuration file 'nodes/pve1/qemu-server/5099.conf' does not exist"),
+            F::Conflict => err(409, "VM is locked (backup)"),
+            F::RateLimited { retry_after } => {
+                err(429, "too many requests").header("Retry-After", retry_after.as_secs().to_string())
+            }
+            F::ServerError => err(500, "internal server error"),
+            F::Timeout => {
+                let late = Fault::Stall { hold: self.stall, then: err(500, "too late") };
+                return self.server.api.inject(Self::route(op), late, skip, times);
+            }
+            F::OutOfCapacity => {
+                assert_eq!((op, skip), (Op::Create, 0), "out of capacity is a create's answer");
+                let mut st = self.server.lock();
+                let q = st.task_failures.entry("qmclone".into()).or_default();
+                q.extend(std::iter::repeat_n(
+                    "clone failed: lvcreate 'pve/vm-5000-disk-0' error:   Volume group \"pve\" has insufficient free \
+                     space (0 extents): 8192 required."
+                        .to_string(),
+                    times,
+                ));
+                return;
+            }
+        };
+        self.server.api.inject(Self::route(op), Fault::Answer(answer), skip, times);
+    }
+
+    fn lose_next_answer(&self, op: Op) {
+        self.server.api.inject(Self::route(op), Fault::DropAnswer, 0, 1);
+    }
+
+    fn clear_faults(&self) {
+        self.server.api.clear_faults();
+        self.server.lock().task_failures.clear();
+    }
+
+    fn requests(&self, op: Op) -> usize {
+        self.server.api.count(Self::route(op))
+    }
+
+    fn retries(&self) -> RetryRules {
+        // The clone is sent once (Proxmox answers a taken VMID with a 500 that no retry fixes);
+        // the engine retries the create.
+        RetryRules { retried: &[Op::Get, Op::Delete, Op::List], retry_after_hint: true }
+    }
+
+    fn page_size(&self) -> Option<usize> {
+        // /cluster/resources answers in one piece.
+        None
+    }
+
+    fn vms_in_list_answers(&self) -> usize {
+        self.server.lock().listed
+    }
+
+    fn last_create_token(&self) -> Option<String> {
+        // The clone request carries no idempotency token.
+        None
+    }
+
+    fn missing_id(&self) -> String {
+        "4999".into()
+    }
+
+    async fn create_foreign_vm(&self) -> String {
+        let vmid = {
+            let mut next = self.next_foreign.lock().expect("lock");
+            while self.server.vm(*next).is_some() {
+                *next -= 1;
+            }
+            *next
+        };
+        self.server.add_vm(vmid, &format!("foreign-{vmid}"), "pve1", "team-ops");
+        vmid.to_string()
+    }
+
+    async fn remove_foreign_vm(&self, id: &str) {
+        self.server.remove_vm(id.parse().expect("a VMID"));
+    }
+
+    async fn vm_exists(&self, id: &str) -> bool {
+        id.parse().ok().and_then(|vmid| self.server.vm(vmid)).is_some()
+    }
+
+    async fn vms_made_for(&self, spec: &VmSpec) -> usize {
+        let claim_tag = format!("{}{}", tags::CLAIM, tags::encode(spec.claim.as_str()));
+        self.server.vms().iter().filter(|v| v.tags.split(';').any(|t| t == claim_tag) || v.name == spec.name).count()
     }
 }

@@ -15,6 +15,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
 pub mod memory;

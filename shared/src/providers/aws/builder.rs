@@ -3,6 +3,8 @@
 //! override. The key pair's private key for Windows passwords is read when first needed.
 
 use aws_sdk_ec2::Client;
+use aws_sdk_ec2::config::retry::RetryConfig;
+use aws_sdk_ec2::config::timeout::TimeoutConfig;
 use aws_sdk_ec2::config::{BehaviorVersion, Region};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -13,15 +15,23 @@ use crate::config::providers::AwsConfig;
 use crate::providers::{BuildEnv, ProviderError};
 
 impl AwsProvider {
-    /// The provider for `cfg`. The endpoint is `endpoint_url`, else `AWS_ENDPOINT_URL_EC2`, else
+    /// The provider for `cfg`, with `env`'s retries (attempts = retries + 1, its backoff) and request
+    /// timeout (per attempt) in the SDK's standard retry mode. The endpoint is `endpoint_url`, else `AWS_ENDPOINT_URL_EC2`, else
     /// `AWS_ENDPOINT_URL` (as the SDK reads them), else EC2's regional endpoint. Fails only when the
     /// config cannot be applied: half a key pair, an `instance_config` the request mapper refuses.
     pub fn from_config(cfg: &AwsConfig, env: &BuildEnv) -> Result<AwsProvider, ProviderError> {
         let invalid = |message: String| ProviderError::Invalid { provider: NAME, message };
         let region = Region::new(cfg.aws_region.clone());
+        // The build environment's HTTP knobs, as the SDK takes them: attempts, backoff, attempt timeout.
+        let retry = RetryConfig::standard()
+            .with_max_attempts(env.retry.max_retries.saturating_add(1))
+            .with_initial_backoff(env.retry.base)
+            .with_max_backoff(env.retry.cap);
         let mut conf = aws_sdk_ec2::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(region.clone())
+            .retry_config(retry)
+            .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(env.request_timeout).build())
             .http_client(
                 crate::http::aws::http_client_with(cfg.ca_bundle.as_deref())
                     .map_err(|e| invalid(format!("config {}: ca_bundle: {e}", cfg.name)))?,

@@ -228,6 +228,15 @@ impl VmProvider for AwsProvider {
     }
 
     async fn windows_password(&self, id: &str) -> Result<Option<SecretString>, ProviderError> {
+        if !self.capabilities().windows_password {
+            return Err(ProviderError::NotSupported {
+                provider: NAME,
+                what: format!(
+                    "windows_password: config {} does not set retrieve_windows_vm_password",
+                    self.config.name
+                ),
+            });
+        }
         let out = match self.ec2.get_password_data().instance_id(id).send().await {
             Ok(o) => o,
             Err(e) => {
