@@ -17,6 +17,7 @@
 
 mod builder;
 mod client;
+pub mod dns;
 
 pub use builder::AwsBuilder;
 
