@@ -1,6 +1,6 @@
 //! Builds a [`Ctx`] from configs for the local tools (`plan`, `run`, `status`): the Kasm client from
-//! the deployment settings, one provider per VM-provider config (through the registry), secrets from
-//! `env:` / `file:` references, and a store from a URL.
+//! the deployment settings, one provider per VM-provider config (through the registry), one DNS backend
+//! per DNS-provider config, secrets from `env:` / `file:` references, and a store from a URL.
 
 mod logging;
 
@@ -117,12 +117,15 @@ pub async fn local_ctx(
     providers: HashMap<String, Arc<dyn VmProvider>>,
     secrets: Arc<dyn Secrets>,
 ) -> Ctx {
+    // One DNS backend per DNS-provider config; one that cannot be built fails alone (logged).
+    let dns = crate::dns::registry::build_all(&configs, secrets.as_ref()).await;
     Ctx {
         store,
         kasm,
         secrets,
         clock: Arc::new(SystemClock),
         providers,
+        dns,
         configs: Arc::new(configs),
         holder: format!("local-{}-{}", std::process::id(), ulid::Ulid::new()),
         tuning: Tuning::default(),
