@@ -53,6 +53,24 @@ fn not_built(config: &DnsProviderConfig) -> DnsError {
     }
 }
 
+/// What `validate` and `plan` say about DNS registration that cannot happen in this version: one line
+/// per autoscale config with `register_dns` whose DNS-provider config has no backend here. Notes, not
+/// errors: such a config is valid Kasm config, and its VMs are made (without their A record).
+pub fn notes(configs: &ConfigSet) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in configs.autoscale_configs.iter().filter(|a| a.register_dns) {
+        let Some(name) = a.dns_provider_config.as_deref() else { continue };
+        let Some(d) = configs.dns_provider_configs.iter().find(|d| d.name() == name) else { continue };
+        if let Err(e) = check(d) {
+            out.push(format!(
+                "{}.register_dns: {e}; its VMs are created without their A record",
+                a.autoscale_config_name
+            ));
+        }
+    }
+    out
+}
+
 /// One backend per DNS-provider config of `configs`, by config name. A config that cannot be built (no
 /// backend in this version, a secret that does not resolve) fails alone: its entry answers every call
 /// with the build error, logged here once with the config's name, and every other config works.
@@ -171,6 +189,22 @@ dns_provider_configs:
                 (name, other) => panic!("{name}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn notes_name_the_autoscale_config_and_the_missing_backend() {
+        let mut s = set(ALL);
+        let doc = r#"
+autoscale_configs:
+  - {autoscale_config_name: on-azure, server_pool_id: p, zone_id: z, vm_provider_config: v, register_dns: true, base_domain_name: example.com, dns_provider_config: az}
+  - {autoscale_config_name: on-r53, server_pool_id: p, zone_id: z, vm_provider_config: v, register_dns: true, base_domain_name: example.com, dns_provider_config: r53}
+  - {autoscale_config_name: off, server_pool_id: p, zone_id: z, vm_provider_config: v, dns_provider_config: gcp}
+"#;
+        s.merge(serde_yaml_ng::from_str(doc).unwrap());
+        let n = notes(&s);
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert!(n[0].starts_with("on-azure.register_dns: azure: not supported: DNS-provider config az"), "{}", n[0]);
+        assert!(n[0].contains("Azure DNS is not built into this version yet"), "{}", n[0]);
     }
 
     #[tokio::test]
