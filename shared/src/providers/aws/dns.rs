@@ -525,6 +525,34 @@ mod tests {
         assert!(e.to_string().contains("ListResourceRecordSets: Throttling"), "{e}");
     }
 
+    /// The stack's roles (infra/template.yaml) allow exactly the two Route 53 calls made here, and only
+    /// on names starting with `kasm-`, which every record name does (it is the claim's VM name).
+    #[test]
+    fn the_stack_grants_what_the_backend_calls_and_no_more() {
+        let t = include_str!("../../../../infra/template.yaml");
+        let actions: std::collections::BTreeSet<&str> = t
+            .split(|c: char| c.is_whitespace() || matches!(c, ',' | '[' | ']'))
+            .filter(|w| w.starts_with("route53:"))
+            .collect();
+        assert_eq!(
+            actions.into_iter().collect::<Vec<_>>(),
+            vec!["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"]
+        );
+        assert!(t.contains(r#""route53:ChangeResourceRecordSetsNormalizedRecordNames": ["kasm-*"]"#));
+        assert!(t.contains(r#""route53:ChangeResourceRecordSetsRecordTypes": [A, TXT]"#));
+        let now = chrono::Utc::now();
+        let claim = crate::model::Instance::new_claim(
+            crate::model::ClaimId::generate(now),
+            "a",
+            "p",
+            "aws",
+            crate::model::OsFamily::Linux,
+            now,
+        );
+        let name = crate::dns::fqdn(&claim.vm_name, "Agents.Example.com").unwrap();
+        assert!(name.starts_with("kasm-") && name == name.to_ascii_lowercase(), "{name}");
+    }
+
     #[tokio::test]
     async fn half_given_credentials_are_refused_naming_the_config() {
         let cfg: Route53DnsConfig = serde_json::from_value(serde_json::json!({
