@@ -14,7 +14,7 @@
 //! - **Delete**: `DELETE` of the A record and the marker with exactly the values read, in one batch:
 //!   Route 53 refuses the whole batch when either changed since (a conflict, read again next time).
 //! - **List**: ListResourceRecordSets over the whole zone, every page (`NextRecordName`/`NextRecordType`).
-//! - **Errors**: error codes map to [`DnsError`] in [`classify`], the one place; a batch refused because
+//! - **Errors**: error codes map to [`DnsError`] in one place (`classify`); a batch refused because
 //!   the records changed since our read is a retryable conflict.
 //! - **Credentials**: the config's `aws_access_key_id`/`aws_secret_access_key` references, else the default
 //!   chain; the region from the environment, else `us-east-1` (Route 53 is global; the SDK picks the
