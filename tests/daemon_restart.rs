@@ -52,6 +52,7 @@ fn ctx(state: &Path, kasm: &KasmTestServer, provider: &Arc<MemoryProvider>) -> C
         secrets: Arc::new(StaticSecrets::default()),
         clock: Arc::new(SystemClock),
         providers: providers.into(),
+        dns: Default::default(),
         configs: Arc::new(set),
         holder: format!("daemon-{}", ulid_like()),
         tuning: Tuning::default(),

@@ -105,6 +105,7 @@ impl Loop {
             secrets: Arc::new(StaticSecrets::default()),
             clock: self.clock.clone(),
             providers: providers.into(),
+            dns: Default::default(),
             configs: Arc::new(set),
             holder: "loop".into(),
             tuning: Tuning::default(),

@@ -4,7 +4,7 @@
 //! - [`app`]: one function per handler (evaluate, provision, reap), generic over the ports.
 //! - [`engine`]: the pure scaling rule, `decide(inputs, now) -> Plan`.
 //! - [`ports`]: the traits the app is generic over, re-exported in one place.
-//! - [`store`], [`secrets`], [`kasm`], [`providers`], [`script`]: the adapters.
+//! - [`store`], [`secrets`], [`kasm`], [`providers`], [`dns`], [`script`]: the adapters.
 //! - [`config`]: the serde model of Kasm's configs, validation and JSON Schema.
 //! - [`sim`]: the simulator behind `kasm-autoscale simulate`.
 
@@ -14,6 +14,7 @@ pub mod aws_error;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod dns;
 pub mod engine;
 pub mod http;
 pub mod kasm;

@@ -257,6 +257,27 @@ pub struct Instance {
     /// one serves). Absent for ordinary claims and in records written before the field existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<ClaimId>,
+    /// DNS registration (`register_dns`): the VM's A record, and whether the DNS provider has it yet.
+    /// Absent without DNS and in records written before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsRegistration>,
+}
+
+/// The A record of a claim's VM (`<vm_name>.<base_domain_name>`), as far as it was registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsRegistration {
+    /// The DNS-provider config the record is kept in.
+    pub dns_config: String,
+    /// The record's name (a fully qualified domain name, lower case, without the final dot).
+    pub name: String,
+    /// The address the DNS provider holds for the name; `None` until a registration succeeded.
+    pub address: Option<String>,
+    /// Failed registrations in a row (the retry delay doubles with each).
+    #[serde(default)]
+    pub failures: u32,
+    /// Not retried before this instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 impl Instance {
@@ -295,6 +316,7 @@ impl Instance {
             end_reason: None,
             password_set: false,
             replaces: None,
+            dns: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! in-memory one.
 
 pub use crate::clock::{Clock, SystemClock, VirtualClock};
+pub use crate::dns::DnsProvider;
 pub use crate::kasm::KasmApi;
 pub use crate::providers::VmProvider;
 pub use crate::secrets::Secrets;

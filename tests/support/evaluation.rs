@@ -210,6 +210,7 @@ impl EvalWorld {
             secrets: Arc::new(StaticSecrets::default()),
             clock: clock.clone(),
             providers: providers_by_name.into(),
+            dns: Default::default(),
             configs: Arc::new(set),
             holder: "evaluator-1".into(),
             tuning: Tuning::default(),

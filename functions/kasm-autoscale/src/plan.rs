@@ -38,6 +38,9 @@ pub async fn run(
         Err(e) => return fail(err, &format!("nothing planned: {e}")),
     };
     let changes = plans.iter().any(|(_, p)| p.changes_something());
+    for n in shared::dns::registry::notes(&ctx.configs) {
+        let _ = writeln!(err, "note: {n}");
+    }
     if json {
         let v: Vec<_> = plans.iter().map(|(_, p)| p).collect();
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default());

@@ -40,6 +40,8 @@ pub async fn handle(ctx: &Ctx, event: Value) -> Value {
         recovered = rep.recovered.len(),
         orphans_suspected = rep.orphans_suspected.len(),
         orphans_deleted = rep.orphans_deleted.len(),
+        dns_orphans_suspected = rep.dns_orphans_suspected.len(),
+        dns_orphans_deleted = rep.dns_orphans_deleted.len(),
         errors = ?rep.errors,
         "reaper pass"
     );
@@ -50,6 +52,8 @@ pub async fn handle(ctx: &Ctx, event: Value) -> Value {
         "recovered": rep.recovered,
         "orphans_suspected": rep.orphans_suspected,
         "orphans_deleted": rep.orphans_deleted,
+        "dns_orphans_suspected": rep.dns_orphans_suspected,
+        "dns_orphans_deleted": rep.dns_orphans_deleted,
         "errors": rep.errors,
     });
     if kind == Kind::Stream {

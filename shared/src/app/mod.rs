@@ -6,6 +6,7 @@
 //! can die and be run again; [`reap`] finds half-done work (claims stuck in `requested`/`creating`,
 //! VMs without claims, VMs that vanished) and finishes or undoes it.
 
+mod dns;
 pub(crate) mod evaluate;
 mod password;
 mod provision;
@@ -16,9 +17,11 @@ pub use password::{PasswordReport, fetch_password};
 pub use provision::{ProvisionOutcome, provision, provision_pending};
 pub use reap::{ReapReport, reap};
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::ConfigSet;
+use crate::dns::DnsProvider;
 use crate::engine::Timers;
 use crate::kasm::{KasmApi, KasmError};
 use crate::ports::{Clock, Secrets, Store, VmProvider};
@@ -40,6 +43,8 @@ pub struct Ctx {
     pub clock: Arc<dyn Clock>,
     /// One provider per VM-provider config, by config name, each built on first use (a bulkhead).
     pub providers: ProviderSet,
+    /// One DNS backend per DNS-provider config, by config name (see [`crate::dns::registry::build_all`]).
+    pub dns: HashMap<String, Arc<dyn DnsProvider>>,
     /// The configs in force.
     pub configs: Arc<ConfigSet>,
     /// Lease holder id of this process/invocation.
@@ -129,6 +134,15 @@ pub enum AppError {
     /// A secret could not be resolved.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// A DNS provider failed (registering or removing a VM's A record).
+    #[error("DNS-provider config {config}: {source}")]
+    Dns {
+        /// The DNS-provider config.
+        config: String,
+        /// Why.
+        #[source]
+        source: crate::dns::DnsError,
+    },
     /// The startup script could not be rendered.
     #[error("startup script of {config}: {source}")]
     Script {
@@ -146,6 +160,8 @@ pub enum AppError {
     LeaseHeld(String),
 }
 
+#[cfg(test)]
+mod dns_tests;
 #[cfg(test)]
 mod password_tests;
 #[cfg(test)]

@@ -136,6 +136,11 @@ pub(crate) async fn record_vm(
     booting.hostname = Some(vm.name.clone());
     booting.last_error = None;
     booting.not_before = None;
+    // The VM's A record (register_dns) before the claim records the VM and before the Kasm record is
+    // pointed at it; a failure is kept on the claim and retried by the reaper, never losing the VM.
+    if let Some(e) = super::dns::register(ctx, &mut booting, cfg, vm, now).await {
+        booting.last_error = Some(e);
+    }
     let booting = ctx.store.update(&booting).await?;
     if needs_record(ctx, cfg) {
         // The record was made before the VM with the VM's name as hostname; point it at the address.

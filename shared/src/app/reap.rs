@@ -1,6 +1,7 @@
 //! The reaper's handler: drained VMs without sessions are deleted; `deleting` claims are finished;
 //! half-done work is found and finished or undone (stuck claims, VMs that vanished, and — two-phase —
-//! VMs carrying our deployment tag without a claim).
+//! VMs carrying our deployment tag without a claim). DNS records (`register_dns`) go with their VM, are
+//! registered late or again where that failed, and orphans carrying our marker are swept (see `dns.rs`).
 
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
@@ -26,6 +27,10 @@ pub struct ReapReport {
     pub orphans_suspected: Vec<String>,
     /// VMs without a claim deleted (phase two).
     pub orphans_deleted: Vec<String>,
+    /// DNS records carrying our marker without a live claim, seen for the first time (phase one).
+    pub dns_orphans_suspected: Vec<String>,
+    /// DNS records carrying our marker without a live claim, deleted (phase two).
+    pub dns_orphans_deleted: Vec<String>,
     /// Errors met (the pass goes on after each).
     pub errors: Vec<String>,
 }
@@ -109,6 +114,7 @@ pub async fn reap(ctx: &Ctx) -> ReapReport {
     //    again after the grace period, so a VM whose claim write is in flight is never touched.
     if ctx.configs.settings.orphan_cleanup {
         orphan_sweep(ctx, now, &mut rep).await;
+        super::dns::sweep(ctx, now, &mut rep).await;
     }
     if !rep.errors.is_empty() {
         tracing::warn!(errors = ?rep.errors, "reaper pass finished with errors");
@@ -139,6 +145,9 @@ async fn destroy(ctx: &Ctx, inst: &Instance, now: DateTime<Utc>) -> Result<(), A
     {
         ctx.kasm.delete_server(&rec.server_id).await?;
     }
+    // The A record (register_dns) before the VM: left behind, it would name an address the cloud may
+    // hand to someone else. A failure keeps the claim (and the VM) for the next pass.
+    super::dns::unregister(ctx, inst).await?;
     let provider = ctx.provider(&inst.provider_config)?;
     let mut ids: Vec<String> = inst.vm_id.iter().cloned().collect();
     if ids.is_empty() {
@@ -191,7 +200,11 @@ async fn vanished(ctx: &Ctx, inst: &Instance, now: DateTime<Utc>) -> Result<bool
                 Err(e) => Err(e.into()),
             }
         }
-        Ok(_) => Ok(false),
+        Ok(vm) => {
+            // The VM is there: its A record (register_dns) once it has an address, or at a new one.
+            super::dns::ensure(ctx, inst, &vm, now).await?;
+            Ok(false)
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -77,6 +77,7 @@ fn world(set: ConfigSet) -> World {
         secrets: Arc::new(StaticSecrets::default()),
         clock: clock.clone(),
         providers: providers.into(),
+        dns: Default::default(),
         configs: Arc::new(set),
         holder: "test".into(),
         tuning: Tuning::default(),

@@ -224,8 +224,8 @@ pub async fn cycle(ctx: &Ctx, metrics: &Metrics, trigger: Trigger, why: &str) {
         tracing::info!(set = pw.set.len(), errors = ?pw.errors, "windows password pass");
     }
     let rep = app::reap(ctx).await;
-    if !rep.deleted.is_empty() || !rep.orphans_deleted.is_empty() {
-        tracing::info!(deleted = ?rep.deleted, orphans = ?rep.orphans_deleted, "reaper pass");
+    if !rep.deleted.is_empty() || !rep.orphans_deleted.is_empty() || !rep.dns_orphans_deleted.is_empty() {
+        tracing::info!(deleted = ?rep.deleted, orphans = ?rep.orphans_deleted, dns_orphans = ?rep.dns_orphans_deleted, "reaper pass");
     }
 }
 

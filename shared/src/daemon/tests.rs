@@ -50,6 +50,7 @@ vm_provider_configs:
         secrets: Arc::new(StaticSecrets::default()),
         clock: Arc::new(SystemClock),
         providers: providers.into(),
+        dns: Default::default(),
         configs: Arc::new(set),
         holder: "daemon-test".into(),
         tuning: app::Tuning::default(),

@@ -128,6 +128,11 @@ pub async fn run(lt: &LoadedTrace) -> Report {
         mem_providers.insert(p.name().to_string(), mp.clone());
         providers.insert(p.name().to_string(), mp);
     }
+    // DNS registration (register_dns) goes to an in-memory zone per DNS-provider config.
+    let mut dns: HashMap<String, Arc<dyn crate::dns::DnsProvider>> = HashMap::new();
+    for d in &configs.dns_provider_configs {
+        dns.insert(d.name().to_string(), Arc::new(crate::dns::memory::MemoryDns::new()));
+    }
     let secrets: HashMap<String, String> = HashMap::new();
     let ctx = Ctx {
         store: store.clone(),
@@ -135,6 +140,7 @@ pub async fn run(lt: &LoadedTrace) -> Report {
         secrets: Arc::new(StaticSecrets(secrets)),
         clock: clock.clone(),
         providers: providers.into(),
+        dns,
         configs: configs.clone(),
         holder: "simulator".into(),
         tuning: Tuning::default(),

@@ -2,7 +2,7 @@
 //! functions, by concern: [`store`] (store URLs and the secrets that go with them), [`lambda`] (a
 //! function's context, built on first use and reloaded when `apply` changes the configs), logging; and
 //! here the Kasm client, the providers (a [`ProviderSet`], one per VM-provider config, built on first
-//! use) and webhook keys.
+//! use), one DNS backend per DNS-provider config, and webhook keys.
 
 mod lambda;
 mod logging;
@@ -73,12 +73,15 @@ pub async fn local_ctx(
     providers: ProviderSet,
     secrets: Arc<dyn Secrets>,
 ) -> Ctx {
+    // One DNS backend per DNS-provider config; one that cannot be built fails alone (logged).
+    let dns = crate::dns::registry::build_all(&configs, secrets.as_ref()).await;
     Ctx {
         store,
         kasm,
         secrets,
         clock: Arc::new(SystemClock),
         providers,
+        dns,
         configs: Arc::new(configs),
         holder: format!("local-{}-{}", std::process::id(), ulid::Ulid::new()),
         tuning: Tuning::default(),

@@ -53,6 +53,7 @@ vm_provider_configs:
         secrets: Arc::new(StaticSecrets::default()),
         clock: Arc::new(VirtualClock::new(now)),
         providers: providers.into(),
+        dns: Default::default(),
         configs: Arc::new(set),
         holder: "test".into(),
         tuning: Tuning::default(),

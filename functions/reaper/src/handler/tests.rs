@@ -45,6 +45,7 @@ vm_provider_configs:
         secrets: Arc::new(StaticSecrets::default()),
         clock: Arc::new(VirtualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap())),
         providers: providers.into(),
+        dns: Default::default(),
         configs: Arc::new(set),
         holder: "test".into(),
         tuning: Tuning::default(),

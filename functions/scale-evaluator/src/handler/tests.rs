@@ -48,6 +48,7 @@ vm_provider_configs:
         // The fixtures are signed at 2026-03-02T09:00:00Z.
         clock: Arc::new(VirtualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 30).unwrap())),
         providers: providers.into(),
+        dns: Default::default(),
         configs: Arc::new(set),
         holder: "test".into(),
         tuning: Tuning::default(),

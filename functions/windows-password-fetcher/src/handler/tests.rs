@@ -87,6 +87,7 @@ vm_provider_configs:
         secrets: Arc::new(StaticSecrets::default()),
         clock: clock.clone(),
         providers: providers.into(),
+        dns: Default::default(),
         configs: Arc::new(set),
         holder: "test".into(),
         tuning: Tuning::default(),

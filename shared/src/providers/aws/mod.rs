@@ -18,6 +18,7 @@
 mod builder;
 mod client;
 mod credential;
+pub mod dns;
 mod preflight;
 
 pub use preflight::CHECKS;

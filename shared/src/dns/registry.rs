@@ -1,0 +1,229 @@
+//! One exhaustive match from a DNS-provider config variant to its backend. Backends come with their
+//! provider: AWS Route 53 now; Azure DNS, DigitalOcean, GCP Cloud DNS and OCI DNS with their provider
+//! issues, and until then their configs answer [`DnsError::NotSupported`] naming the provider.
+
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{ARecord, DnsError, DnsOwner, DnsProvider, OwnedRecord};
+use crate::config::{ConfigSet, DnsProviderConfig};
+use crate::secrets::Secrets;
+
+/// Whether this version has a backend for `config` (no I/O): `Err(NotSupported)` naming the provider
+/// when it has not. `validate` and `plan` report it; building such a config gives the same error.
+pub fn check(config: &DnsProviderConfig) -> Result<(), DnsError> {
+    match config {
+        #[cfg(feature = "aws")]
+        DnsProviderConfig::Aws(_) => Ok(()),
+        #[cfg(not(feature = "aws"))]
+        DnsProviderConfig::Aws(_) => Err(not_built(config)),
+        DnsProviderConfig::Azure(_)
+        | DnsProviderConfig::DigitalOcean(_)
+        | DnsProviderConfig::Gcp(_)
+        | DnsProviderConfig::Oci(_) => Err(not_built(config)),
+    }
+}
+
+/// Builds the backend for `config`, resolving its secrets (no call to the DNS API).
+pub async fn build(config: &DnsProviderConfig, secrets: &dyn Secrets) -> Result<Arc<dyn DnsProvider>, DnsError> {
+    match config {
+        #[cfg(feature = "aws")]
+        DnsProviderConfig::Aws(c) => {
+            Ok(Arc::new(crate::providers::aws::dns::Route53Dns::from_config(c, secrets).await?))
+        }
+        #[cfg(not(feature = "aws"))]
+        DnsProviderConfig::Aws(_) => {
+            let _ = secrets;
+            Err(not_built(config))
+        }
+        DnsProviderConfig::Azure(_)
+        | DnsProviderConfig::DigitalOcean(_)
+        | DnsProviderConfig::Gcp(_)
+        | DnsProviderConfig::Oci(_) => Err(not_built(config)),
+    }
+}
+
+/// "Not built into this version yet", naming the config, the provider and its DNS service.
+fn not_built(config: &DnsProviderConfig) -> DnsError {
+    let (provider, service) = match config {
+        DnsProviderConfig::Aws(_) => ("aws", "AWS Route 53"),
+        DnsProviderConfig::Azure(_) => ("azure", "Azure DNS"),
+        DnsProviderConfig::DigitalOcean(_) => ("digital_ocean", "DigitalOcean DNS"),
+        DnsProviderConfig::Gcp(_) => ("gcp", "GCP Cloud DNS"),
+        DnsProviderConfig::Oci(_) => ("oci", "OCI DNS"),
+    };
+    DnsError::NotSupported {
+        provider,
+        what: format!(
+            "DNS-provider config {}: registering records in {service} is not built into this version yet",
+            config.name()
+        ),
+    }
+}
+
+/// What `validate` and `plan` say about DNS registration that cannot happen in this version: one line
+/// per autoscale config with `register_dns` whose DNS-provider config has no backend here. Notes, not
+/// errors: such a config is valid Kasm config, and its VMs are made (without their A record).
+pub fn notes(configs: &ConfigSet) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in configs.autoscale_configs.iter().filter(|a| a.register_dns) {
+        let Some(name) = a.dns_provider_config.as_deref() else { continue };
+        let Some(d) = configs.dns_provider_configs.iter().find(|d| d.name() == name) else { continue };
+        if let Err(e) = check(d) {
+            out.push(format!(
+                "{}.register_dns: {e}; its VMs are created without their A record",
+                a.autoscale_config_name
+            ));
+        }
+    }
+    out
+}
+
+/// One backend per DNS-provider config of `configs`, by config name. A config that cannot be built (no
+/// backend in this version, a secret that does not resolve) fails alone: its entry answers every call
+/// with the build error, logged here once with the config's name, and every other config works.
+pub async fn build_all(configs: &ConfigSet, secrets: &dyn Secrets) -> HashMap<String, Arc<dyn DnsProvider>> {
+    let mut out: HashMap<String, Arc<dyn DnsProvider>> = HashMap::new();
+    for c in &configs.dns_provider_configs {
+        let built = match build(c, secrets).await {
+            Ok(b) => b,
+            Err(error) => {
+                let used = configs
+                    .autoscale_configs
+                    .iter()
+                    .any(|a| a.register_dns && a.dns_provider_config.as_deref() == Some(c.name()));
+                if used {
+                    tracing::warn!(dns_provider_config = c.name(), error = %error, "DNS provider not available: VMs of the autoscale configs using it get no A record");
+                }
+                Arc::new(Unavailable { provider: "dns", error })
+            }
+        };
+        out.insert(c.name().to_string(), built);
+    }
+    out
+}
+
+/// The stand-in for a DNS-provider config that could not be built: every call fails with why.
+#[derive(Debug)]
+pub struct Unavailable {
+    provider: &'static str,
+    error: DnsError,
+}
+
+impl Unavailable {
+    /// A backend failing every call with `error`.
+    pub fn new(error: DnsError) -> Self {
+        Self { provider: "dns", error }
+    }
+}
+
+#[async_trait]
+impl DnsProvider for Unavailable {
+    fn name(&self) -> &'static str {
+        self.provider
+    }
+
+    async fn upsert_a(&self, _record: &ARecord) -> Result<(), DnsError> {
+        Err(self.error.clone())
+    }
+
+    async fn delete_a(&self, _name: &str, _owner: &DnsOwner) -> Result<(), DnsError> {
+        Err(self.error.clone())
+    }
+
+    async fn list_owned(&self, _deployment: &str) -> Result<Vec<OwnedRecord>, DnsError> {
+        Err(self.error.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigFile;
+    use crate::secrets::StaticSecrets;
+
+    fn set(doc: &str) -> ConfigSet {
+        let f: ConfigFile = serde_yaml_ng::from_str(doc).expect("config");
+        let mut s = ConfigSet::default();
+        s.merge(f);
+        s
+    }
+
+    const ALL: &str = r#"
+dns_provider_configs:
+  - provider: aws
+    name: r53
+    hosted_zone_id: Z0123456789ABCDEFGHIJ
+  - provider: azure
+    name: az
+    azure_subscription_id: 00000000-0000-0000-0000-000000000000
+    azure_resource_group: rg
+    azure_tenant_id: 00000000-0000-0000-0000-000000000000
+    azure_client_id: 00000000-0000-0000-0000-000000000000
+    azure_client_secret: env:AZ_SECRET
+    zone_name: kasm.example.com
+  - provider: digital_ocean
+    name: do
+    token: env:DO_TOKEN
+    domain: example.com
+  - provider: gcp
+    name: gcp
+    gcp_credentials: env:GCP_CREDS
+    gcp_project: p
+    managed_zone: z
+  - provider: oci
+    name: oci
+    oci_user_ocid: u
+    oci_public_key_fingerprint: f
+    oci_private_key: env:OCI_KEY
+    oci_region: us-ashburn-1
+    oci_tenancy_ocid: t
+    oci_compartment_ocid: c
+    zone_name_or_id: kasm.example.com
+"#;
+
+    #[test]
+    fn only_route53_is_built_the_others_say_which_provider() {
+        let s = set(ALL);
+        for c in &s.dns_provider_configs {
+            match (c.name(), check(c)) {
+                ("r53", r) => assert!(r.is_ok(), "{r:?}"),
+                (name, Err(e @ DnsError::NotSupported { provider, .. })) => {
+                    let text = e.to_string();
+                    assert!(text.contains(&format!("DNS-provider config {name}")), "{text}");
+                    assert!(text.starts_with(provider), "{text}");
+                    assert!(text.contains("not built into this version"), "{text}");
+                }
+                (name, other) => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn notes_name_the_autoscale_config_and_the_missing_backend() {
+        let mut s = set(ALL);
+        let doc = r#"
+autoscale_configs:
+  - {autoscale_config_name: on-azure, server_pool_id: p, zone_id: z, vm_provider_config: v, register_dns: true, base_domain_name: example.com, dns_provider_config: az}
+  - {autoscale_config_name: on-r53, server_pool_id: p, zone_id: z, vm_provider_config: v, register_dns: true, base_domain_name: example.com, dns_provider_config: r53}
+  - {autoscale_config_name: off, server_pool_id: p, zone_id: z, vm_provider_config: v, dns_provider_config: gcp}
+"#;
+        s.merge(serde_yaml_ng::from_str(doc).unwrap());
+        let n = notes(&s);
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert!(n[0].starts_with("on-azure.register_dns: azure: not supported: DNS-provider config az"), "{}", n[0]);
+        assert!(n[0].contains("Azure DNS is not built into this version yet"), "{}", n[0]);
+    }
+
+    #[tokio::test]
+    async fn a_config_that_cannot_be_built_fails_alone() {
+        let s = set(ALL);
+        let built = build_all(&s, &StaticSecrets::default()).await;
+        assert_eq!(built.len(), 5);
+        let owner = DnsOwner { deployment: "d".into(), claim: crate::model::ClaimId("c".into()) };
+        let err = built["az"].delete_a("kasm-c.kasm.example.com", &owner).await.unwrap_err();
+        assert!(matches!(err, DnsError::NotSupported { provider: "azure", .. }), "{err:?}");
+        assert_eq!(built["r53"].name(), "route53");
+    }
+}
