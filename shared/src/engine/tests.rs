@@ -59,6 +59,7 @@ pub(super) fn session(n: usize, server_id: &str) -> KasmSession {
         server_id: server_id.into(),
         resources: Resources::new(1.0, 1024.0, 0.0),
         status: "running".into(),
+        ..Default::default()
     }
 }
 
@@ -930,6 +931,7 @@ fn sessions_on_a_record_at_the_vms_address_hold_its_destroy() {
         server_id: "registered-elsewhere".into(),
         resources: Resources::new(1.0, 1024.0, 0.0),
         status: "running".into(),
+        ..Default::default()
     });
     let p = decide(&i, t0());
     assert!(!p.actions.iter().any(|a| matches!(a, Action::Destroy { .. })), "{:?}", p.actions);
@@ -1239,6 +1241,7 @@ fn a_single_use_server_with_a_session_is_drained_replaced_and_never_reused() {
         server_id: c.kasm_server_id.clone(),
         resources: Resources::default(),
         status: "running".into(),
+        ..Default::default()
     });
     let p = decide(&i, t0());
     let drained: Vec<_> = p
@@ -1269,6 +1272,7 @@ fn a_single_use_server_with_a_session_is_drained_replaced_and_never_reused() {
         server_id: c.kasm_server_id.clone(),
         resources: Resources::default(),
         status: "running".into(),
+        ..Default::default()
     });
     let p = decide(&i, t0());
     assert!(!p.actions.iter().any(|a| matches!(a, Action::Drain { .. })), "{:?}", p.actions);
