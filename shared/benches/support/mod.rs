@@ -112,6 +112,8 @@ pub fn inputs(configs: usize, agents: usize, sessions: usize) -> Vec<Input> {
                 instances,
                 servers,
                 sessions,
+                staging: Vec::new(),
+                queued: Vec::new(),
             }
         })
         .collect()
