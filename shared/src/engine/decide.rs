@@ -866,11 +866,11 @@ impl<'a> Eval<'a> {
             } else if fits(s.image_size) {
                 let need = s.image_size * missing as f64;
                 staged += need;
-                self.reasons.push(format!(
-                    "{head}: room kept for {missing} more of {}: {}",
-                    fmt_res(s.image_size),
-                    fmt_res(need)
-                ));
+                self.reasons.push(if missing == 0 {
+                    format!("{head}: all staged")
+                } else {
+                    format!("{head}: room kept for {missing} more of {}: {}", fmt_res(s.image_size), fmt_res(need))
+                });
             } else {
                 for (k, d) in DIMS.into_iter().enumerate() {
                     let over = per_vm[k].map_or(0.0, |p| s.image_size.get(d) - p);
