@@ -253,15 +253,17 @@ pub(crate) fn staging_of(
     (out, notes)
 }
 
-/// Session requests Kasm queued for `cfg` (its `autoscale_config_id`) that sit on none of the config's
-/// records (`scoped`): not placed yet, or placed on a record the config does not see.
-pub(crate) fn queued_for(cfg: &AutoscaleConfig, sessions: &[KasmSession], scoped: &[KasmServer]) -> Vec<KasmSession> {
+/// Session requests Kasm queued for `cfg` (its `autoscale_config_id`) that wait for compute on no record:
+/// not placed yet, or placed on a record Kasm no longer lists (`servers`, every record). A request Kasm
+/// put on a record that exists waits for that record: on one of the config's own it takes that VM's room
+/// (the engine sees it among the record's sessions); on another it is that record's, not ours to add.
+pub(crate) fn queued_for(cfg: &AutoscaleConfig, sessions: &[KasmSession], servers: &[KasmServer]) -> Vec<KasmSession> {
     let Some(own) = cfg.autoscale_config_id.as_deref() else { return Vec::new() };
-    let on_ours: HashSet<String> = scoped.iter().map(|s| norm_id(&s.server_id)).collect();
+    let listed: HashSet<String> = servers.iter().map(|s| norm_id(&s.server_id)).collect();
     sessions
         .iter()
         .filter(|k| k.is_queued() && k.autoscale_config_id.as_deref().is_some_and(|id| same_id(id, own)))
-        .filter(|k| !k.is_placed() || !on_ours.contains(&norm_id(&k.server_id)))
+        .filter(|k| !k.is_placed() || !listed.contains(&norm_id(&k.server_id)))
         .cloned()
         .collect()
 }
@@ -306,7 +308,7 @@ fn input_from(
     let names: HashSet<&str> = instances.iter().map(|i| i.vm_name.as_str()).collect();
     let (servers, sessions) = scope(cfg, &view.servers, &view.sessions, &ours, &names);
     let (staging, notes) = staging_of(cfg, &view.staging, &ctx.configs.staging_configs, &view.sessions);
-    let queued = queued_for(cfg, &view.sessions, &servers);
+    let queued = queued_for(cfg, &view.sessions, &view.servers);
     let input = Input {
         config: cfg.clone(),
         schedules: ctx.configs.schedules_of(&cfg.autoscale_config_name),

@@ -832,7 +832,7 @@ fn staging_configs_of_the_files_count_unless_kasm_stages_that_image_in_that_zone
 }
 
 #[test]
-fn queued_requests_belong_to_the_config_kasm_queued_them_for_and_sit_on_none_of_its_records() {
+fn queued_requests_belong_to_the_config_kasm_queued_them_for_and_wait_on_no_record() {
     let mut cfg = AutoscaleConfig::docker_agent("agents", "prov");
     let req = |id: &str, server: &str, autoscale: &str, status: &str| crate::kasm::KasmSession {
         kasm_id: id.into(),
@@ -863,14 +863,14 @@ fn queued_requests_belong_to_the_config_kasm_queued_them_for_and_sit_on_none_of_
         req("waiting", "", "ID-1", "requested"),
         req("provisioning", "", "id1", "provisioning"),
         req("on-mine", "mine", "id1", "assigned"),
-        req("elsewhere", "not-in-scope", "id1", "assigned"),
+        req("gone", "no-such-record", "id1", "assigned"),
         req("running", "", "id1", "running"),
         req("theirs", "", "id2", "requested"),
     ];
     assert!(evaluate::queued_for(&cfg, &sessions, std::slice::from_ref(&mine)).is_empty(), "no Kasm id, no link");
     cfg.autoscale_config_id = Some("id-1".into());
     let got: Vec<String> = evaluate::queued_for(&cfg, &sessions, &[mine]).into_iter().map(|k| k.kasm_id).collect();
-    assert_eq!(got, ["waiting", "provisioning", "elsewhere"], "the one on our record is the engine's via `sessions`");
+    assert_eq!(got, ["waiting", "provisioning", "gone"], "the one on a listed record waits for that record");
 }
 
 #[tokio::test]

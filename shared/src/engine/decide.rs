@@ -816,7 +816,7 @@ impl<'a> Eval<'a> {
             if !self.removable(&(free_rec + *retiring_free), avail_rec + *retiring_avail, c) {
                 self.reasons.push(format!(
                     "rotation: {old} is due to go, but without it the pool would drop below {}: it keeps serving until more capacity does",
-                    if self.server_pool { "Minimum Available Sessions" } else { "standby" }
+                    self.kept_free()
                 ));
                 continue;
             }
@@ -845,7 +845,7 @@ impl<'a> Eval<'a> {
     /// standby, plus what the staging configs still need (Kasm's `desired_staged_resources`: image size ×
     /// (desired − staged) per staging config; an image larger than one VM is "unmet", reported and not
     /// provisioned for), plus — with `aggressive_scaling`, Kasm's "expedient measures ... for on-demand
-    /// session requests" — the session requests queued for the config on none of its records.
+    /// session requests" — the session requests queued for the config that wait on no record.
     fn demand(&mut self, per_vm: &[Option<f64>; 3], summary: &mut Summary) {
         let input = self.input;
         let fits = |r: Resources| DIMS.iter().enumerate().all(|(k, &d)| per_vm[k].is_none_or(|p| r.get(d) <= p + EPS));
@@ -904,7 +904,7 @@ impl<'a> Eval<'a> {
             let what = if self.server_pool { format!("{q_n} session slots") } else { fmt_res(q_res) };
             if input.config.aggressive_scaling {
                 self.reasons.push(format!(
-                    "{waiting} session requests queued for this config on none of its VMs: demand (aggressive_scaling): {what}"
+                    "{waiting} session requests queued for this config and on no VM yet: demand (aggressive_scaling): {what}"
                 ));
                 if too_big > 0 {
                     self.reasons.push(format!(
@@ -914,7 +914,7 @@ impl<'a> Eval<'a> {
                 }
             } else {
                 self.reasons.push(format!(
-                    "{waiting} session requests queued for this config on none of its VMs; aggressive_scaling off: they wait for the capacity standby and staging keep"
+                    "{waiting} session requests queued for this config and on no VM yet; aggressive_scaling off: they wait for the capacity standby and staging keep"
                 ));
                 q_res = Resources::default();
                 q_n = 0;
@@ -929,6 +929,23 @@ impl<'a> Eval<'a> {
             self.target_sessions = input.config.minimum_pool_standby_sessions as u64 + staged_sessions + q_n;
         } else {
             self.target = input.config.standby() + staged + q_res;
+        }
+    }
+
+    /// What scale-down and rotation keep free, as the decision log names it: `standby` (server pools:
+    /// `Minimum Available Sessions`), with `+ staging + queued requests` when those add to it.
+    fn kept_free(&self) -> &'static str {
+        let extra = if self.server_pool {
+            self.target_sessions > self.input.config.minimum_pool_standby_sessions as u64
+        } else {
+            let s = self.input.config.standby();
+            DIMS.iter().any(|&d| self.target.get(d) > s.get(d) + EPS)
+        };
+        match (self.server_pool, extra) {
+            (true, false) => "Minimum Available Sessions",
+            (true, true) => "Minimum Available Sessions + staging + queued requests",
+            (false, false) => "standby",
+            (false, true) => "standby + staging + queued requests",
         }
     }
 
@@ -1327,7 +1344,7 @@ impl<'a> Eval<'a> {
             } else if idle.is_empty() {
                 "no idle VM of ours".to_string()
             } else if removable.is_empty() {
-                format!("none of the {} idle VMs can go without dropping below standby", idle.len())
+                format!("none of the {} idle VMs can go without dropping below {}", idle.len(), self.kept_free())
             } else {
                 format!("minimum_instances {floor} from the schedule ({nondraining} VMs up)")
             };

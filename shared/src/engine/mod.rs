@@ -40,7 +40,7 @@
 //!   Ours: desired − staged never goes below 0 (Kasm's sum would subtract an excess of staged sessions);
 //!   an unknown per-VM size counts as fitting.
 //! - **Queued requests** (Kasm's Aggressive Scaling): with `aggressive_scaling`, the resources of
-//!   [`Input::queued`] — requests Kasm queued for this config that sit on none of its records — that
+//!   [`Input::queued`] — requests Kasm queued for this config that wait on no record — that
 //!   fit one VM; larger ones are reported only. Without it they are reported and wait: Kasm's own code
 //!   provisions for a queued request only with aggressive scaling (Kasm 1.15's `provider_manager`, where
 //!   a request is queued: with the flag it starts creating a VM for that request at once, without it
@@ -302,8 +302,9 @@ pub struct Input {
     pub sessions: Vec<KasmSession>,
     /// The staging configs that count toward this config, with their staged sessions counted.
     pub staging: Vec<StagingDemand>,
-    /// Session requests Kasm queued for this config (`requested`, `provisioning`, `assigned`) that are
-    /// on none of its records: waiting for capacity.
+    /// Session requests Kasm queued for this config (`requested`, `provisioning`, `assigned`) that wait
+    /// on no record (none yet, or one Kasm no longer lists): waiting for capacity. Requests on a record
+    /// are in `sessions` and take that record's room.
     pub queued: Vec<KasmSession>,
 }
 
@@ -372,7 +373,7 @@ pub struct Summary {
     /// Server pools: staged sessions still missing (each takes a session slot).
     #[serde(default)]
     pub staging_sessions: u32,
-    /// Session requests queued for the config and placed on none of its records.
+    /// Session requests queued for the config and waiting on no record.
     #[serde(default)]
     pub queued_requests: u32,
     /// Docker agents: what those requests take, when they count as demand (`aggressive_scaling`).

@@ -1415,7 +1415,7 @@ fn queued_requests_drive_provisioning_only_with_aggressive_scaling() {
     assert_eq!(p.summary.queued_requests, 3);
     assert_eq!(p.summary.queued, Resources::new(6.0, 6000.0, 0.0));
     assert_eq!(p.create, 2, "6 cores on VMs of 4: {:#?}", p.reasons);
-    assert_reason(&p, "3 session requests queued for this config on none of its VMs: demand (aggressive_scaling)");
+    assert_reason(&p, "3 session requests queued for this config and on no VM yet: demand (aggressive_scaling)");
     assert_reason(&p, "free cores 0 < standby 0 + queued 6 = 6: +2 agents of 4 cores");
     // Off: Kasm provisions for queued requests only with aggressive scaling; they wait for standby.
     i.config.aggressive_scaling = false;
