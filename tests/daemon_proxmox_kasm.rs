@@ -173,8 +173,14 @@ async fn run_scales_a_proxmox_pool_up_and_down_on_kasms_real_calls() {
     let called: Vec<String> = kasm.paths_called().into_iter().map(|(p, _)| p).collect();
     for p in &called {
         assert!(
-            ["/api/admin/get_servers", "/api/public/get_kasms", "/api/admin/update_server", "/api/admin/delete_server"]
-                .contains(&p.as_str()),
+            [
+                "/api/admin/get_servers",
+                "/api/public/get_kasms",
+                "/api/admin/get_staging_configs",
+                "/api/admin/update_server",
+                "/api/admin/delete_server"
+            ]
+            .contains(&p.as_str()),
             "called {p}, which Kasm lacks or we should not need"
         );
     }

@@ -118,6 +118,78 @@ async fn reads_in_every_auth_mode_with_kasms_allocation_rule() {
     }
 }
 
+const AUTOSCALE: &str = "0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a";
+const STAGING_1: &str = "5c1a7e2b9d3f4a6c8e0b2d4f6a8c0e21";
+const IMAGE_1: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f1";
+
+#[tokio::test]
+async fn staging_configs_come_with_their_image_size_and_staged_and_queued_sessions_are_marked() {
+    let k = cluster(AcceptAuth::Either).await;
+    let c = client(&k.url, KasmAuthMode::Body);
+    // No staging config: get_images is not called (a key without Images View keeps working).
+    assert!(c.list_staging_configs().await.unwrap().is_empty());
+    assert_eq!(k.hits("/api/admin/get_images"), 0);
+
+    k.add_image(IMAGE_1, "Chrome", 2.0, 2_768.0, 0);
+    k.add_image("0a1b2c3d4e5f60718293a4b5c6d7e8f4", "Terminal", 0.5, 512.0, 0);
+    k.add_staging_config(STAGING_1, ZONE, Some(AUTOSCALE), IMAGE_1, 3);
+    k.add_staged_session("ee22cc33dd44ee55ff66778899001122", AGENT_1, STAGING_1, 2.0, 2_768.0);
+    k.add_queued_session("ff22cc33dd44ee55ff66778899001122", AUTOSCALE, 2.0, 2_768.0);
+
+    let staging = c.list_staging_configs().await.unwrap();
+    assert_eq!(staging.len(), 1);
+    let s = &staging[0];
+    assert_eq!(s.staging_config_id, STAGING_1);
+    assert_eq!(s.zone_id, ZONE);
+    assert_eq!(s.autoscale_config_id.as_deref(), Some(AUTOSCALE));
+    assert_eq!(s.num_sessions, 3);
+    assert_eq!(s.image_size, Resources::new(2.0, 2_768.0, 0.0));
+    assert_eq!(s.image_name.as_deref(), Some("Chrome"));
+
+    let sessions = c.list_sessions().await.unwrap();
+    let staged: Vec<_> = sessions.iter().filter(|s| s.is_standby).collect();
+    assert_eq!(staged.len(), 1);
+    assert_eq!(staged[0].staging_config_id.as_deref(), Some(STAGING_1));
+    let queued: Vec<_> = sessions.iter().filter(|s| s.is_queued()).collect();
+    assert_eq!(queued.len(), 2, "the cluster's own request and this one");
+    assert!(queued.iter().all(|q| !q.is_placed()));
+    assert_eq!(queued.iter().filter(|q| q.autoscale_config_id.as_deref() == Some(AUTOSCALE)).count(), 1);
+
+    // A staged session holds its agent's resources like any running one.
+    let a1 = c.list_servers().await.unwrap().into_iter().find(|s| s.server_id == AGENT_1).unwrap();
+    assert_eq!(a1.allocated, Resources::new(5.0, 6_536.0, 0.0));
+}
+
+#[tokio::test]
+async fn staging_reads_without_their_permission_name_it() {
+    let k = cluster(AcceptAuth::Either).await;
+    k.add_image(IMAGE_1, "Chrome", 2.0, 2_768.0, 0);
+    k.add_staging_config(STAGING_1, ZONE, Some(AUTOSCALE), IMAGE_1, 1);
+    k.revoke("IMAGES_VIEW");
+    let c = client(&k.url, KasmAuthMode::Body);
+    let e = c.list_staging_configs().await.unwrap_err();
+    assert!(
+        matches!(&e, KasmError::Permission { call, permission, .. } if call == "get_images" && permission == "Images View"),
+        "{e:?}"
+    );
+    k.revoke("STAGING_VIEW");
+    let e = c.list_staging_configs().await.unwrap_err();
+    assert!(
+        matches!(&e, KasmError::Permission { call, permission, .. } if call == "get_staging_configs" && permission == "Staging View"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("Staging View"), "{e}");
+}
+
+#[tokio::test]
+async fn a_staging_config_whose_image_is_not_listed_is_an_error_naming_both() {
+    let k = cluster(AcceptAuth::Either).await;
+    k.add_staging_config(STAGING_1, ZONE, Some(AUTOSCALE), IMAGE_1, 1);
+    let e = client(&k.url, KasmAuthMode::Body).list_staging_configs().await.unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains(STAGING_1) && text.contains(IMAGE_1), "{text}");
+}
+
 #[tokio::test]
 async fn calls_kasm_lacks_are_404_on_the_stand_in() {
     let k = cluster(AcceptAuth::Either).await;
@@ -389,9 +461,19 @@ async fn a_slow_read_is_retried_but_a_slow_write_is_not() {
 #[tokio::test]
 async fn the_test_server_speaks_the_fixture_shapes() {
     let k = cluster(AcceptAuth::Either).await;
-    let fixtures: [(&str, &str, &str); 2] = [
+    k.add_image(IMAGE_1, "Chrome", 2.0, 2_768.0, 0);
+    k.add_staging_config(STAGING_1, ZONE, Some(AUTOSCALE), IMAGE_1, 3);
+    k.add_staged_session("ee22cc33dd44ee55ff66778899001122", AGENT_1, STAGING_1, 2.0, 2_768.0);
+    k.add_queued_session("ff22cc33dd44ee55ff66778899001122", AUTOSCALE, 2.0, 2_768.0);
+    let fixtures: [(&str, &str, &str); 4] = [
         ("/api/admin/get_servers", "servers", include_str!("../shared/src/kasm/fixtures/get_servers.json")),
         ("/api/public/get_kasms", "kasms", include_str!("../shared/src/kasm/fixtures/get_kasms.json")),
+        (
+            "/api/admin/get_staging_configs",
+            "staging_configs",
+            include_str!("../shared/src/kasm/fixtures/get_staging_configs.json"),
+        ),
+        ("/api/admin/get_images", "images", include_str!("../shared/src/kasm/fixtures/get_images.json")),
     ];
     for (path, key, text) in fixtures {
         let fixture: Value = serde_json::from_str(text).unwrap();

@@ -59,6 +59,14 @@ impl std::ops::AddAssign for Resources {
     }
 }
 
+impl std::ops::Mul<f64> for Resources {
+    type Output = Resources;
+    /// Every dimension times `k` (e.g. one session's size × sessions).
+    fn mul(self, k: f64) -> Resources {
+        Resources::new(self.cores * k, self.memory_mb * k, self.gpus * k)
+    }
+}
+
 impl std::ops::Sub for Resources {
     type Output = Resources;
     fn sub(self, o: Resources) -> Resources {

@@ -3,7 +3,10 @@
 //! `utils.py`, `data/model.py`, `data/access_postgres.py`; facts only), and nothing else:
 //! - `admin/get_servers` lists Docker Agents (`server_type: "host"`) and servers (`"Desktop"`) with
 //!   their sessions; with `target_server.server_id` only that record, plus a `registration_jwt`.
-//! - `public/get_kasms` lists sessions (`server_id`, `cores`, `memory` bytes, `operational_status`).
+//! - `public/get_kasms` lists every session, placed or not (`server_id`, `cores`, `memory` bytes,
+//!   `operational_status`, `is_standby`, `staging_config_id`, `autoscale_config_id`, `image_id`).
+//! - `admin/get_staging_configs` lists staging configs (`num_current_sessions` = their sessions with
+//!   `is_standby`); `admin/get_images` lists images (`cores`, `memory` bytes, `gpu_count`).
 //! - `admin/update_server` needs `server_type` (401 "Unauthorized Action" without it, or without the
 //!   Agents/Servers Modify permission for that type), changes only the fields sent (`null` = keep),
 //!   except `agent_installed` and `use_user_private_key`, which become false when absent (as in
@@ -61,7 +64,7 @@ pub enum Fault {
 }
 
 /// Kasm's API-key permissions this server checks (`JWT_AUTHORIZATION` names).
-pub const PERMISSIONS: [&str; 9] = [
+pub const PERMISSIONS: [&str; 11] = [
     "AGENTS_VIEW",
     "AGENTS_MODIFY",
     "AGENTS_CREATE",
@@ -71,6 +74,8 @@ pub const PERMISSIONS: [&str; 9] = [
     "SERVERS_DELETE",
     "SESSIONS_VIEW",
     "SESSIONS_DELETE",
+    "STAGING_VIEW",
+    "IMAGES_VIEW",
 ];
 
 /// One Docker Agent registering itself.
@@ -103,6 +108,8 @@ struct Inner {
     /// Records by normalised id (32 lower-case hex digits).
     records: BTreeMap<String, Value>,
     sessions: BTreeMap<String, Value>,
+    staging: BTreeMap<String, Value>,
+    images: BTreeMap<String, Value>,
     /// Records marked `delete_pending`, with the full listings left before they disappear.
     deleting: HashMap<String, u32>,
     passwords: HashMap<String, String>,
@@ -138,6 +145,8 @@ impl KasmTestServer {
             permissions: PERMISSIONS.into_iter().collect(),
             records: BTreeMap::new(),
             sessions: BTreeMap::new(),
+            staging: BTreeMap::new(),
+            images: BTreeMap::new(),
             deleting: HashMap::new(),
             passwords: HashMap::new(),
             faults: HashMap::new(),
@@ -264,9 +273,85 @@ impl KasmTestServer {
             "memory": (memory_mb * 1_000_000.0) as u64,
             "gpus": 0,
             "token": "",
+            "is_standby": false,
+            "staging_config_id": null,
+            "autoscale_config_id": null,
+            "image_id": null,
             "user": { "username": "user@kasm.local" },
         });
         self.lock().sessions.insert(kasm_id.to_string(), rec);
+    }
+
+    /// A session request Kasm could not place, queued for the autoscale config `autoscale_config_id`
+    /// (`requested`, no server), as Kasm's provider manager saves it.
+    pub fn add_queued_session(&self, kasm_id: &str, autoscale_config_id: &str, cores: f64, memory_mb: f64) {
+        self.add_session_with_status(kasm_id, "", cores, memory_mb, "requested");
+        let mut st = self.lock();
+        let rec = st.sessions.get_mut(kasm_id).expect("just added");
+        rec["autoscale_config_id"] = json!(norm(autoscale_config_id));
+        rec["operational_message"] = json!("Requesting Additional Resources");
+    }
+
+    /// A staged session of `staging_config_id` running on `server_id` (no user, `is_standby`).
+    pub fn add_staged_session(
+        &self,
+        kasm_id: &str,
+        server_id: &str,
+        staging_config_id: &str,
+        cores: f64,
+        memory_mb: f64,
+    ) {
+        self.add_session(kasm_id, server_id, cores, memory_mb);
+        let mut st = self.lock();
+        let rec = st.sessions.get_mut(kasm_id).expect("just added");
+        rec["is_standby"] = json!(true);
+        rec["user_id"] = Value::Null;
+        rec["staging_config_id"] = json!(norm(staging_config_id));
+    }
+
+    /// Adds an image (`cores`, memory in MB, listed in bytes, `gpu_count`).
+    pub fn add_image(&self, image_id: &str, friendly_name: &str, cores: f64, memory_mb: f64, gpus: u32) {
+        let id = norm(image_id);
+        let rec = json!({
+            "image_id": id,
+            "friendly_name": friendly_name,
+            "name": format!("kasmweb/{}:1.15.0", friendly_name.to_lowercase()),
+            "cores": cores,
+            "memory": (memory_mb * 1_000_000.0) as u64,
+            "gpu_count": gpus,
+            "enabled": true,
+            "image_type": "Container",
+            "server": {},
+            "server_pool": {},
+        });
+        self.lock().images.insert(id, rec);
+    }
+
+    /// Adds a staging config: `num_sessions` of `image_id` in `zone_id`, for the autoscale config
+    /// with Kasm id `autoscale_config_id` (if any).
+    pub fn add_staging_config(
+        &self,
+        staging_config_id: &str,
+        zone_id: &str,
+        autoscale_config_id: Option<&str>,
+        image_id: &str,
+        num_sessions: u32,
+    ) {
+        let id = norm(staging_config_id);
+        let rec = json!({
+            "staging_config_id": id,
+            "zone_id": norm(zone_id),
+            "zone_name": "default",
+            "image_id": norm(image_id),
+            "num_sessions": num_sessions,
+            "expiration": 2.0,
+            "allow_kasm_audio": false,
+            "server_pool_id": null,
+            "server_pool_name": null,
+            "autoscale_config_id": autoscale_config_id.map(norm),
+            "autoscale_config_name": autoscale_config_id.map(|_| "agents"),
+        });
+        self.lock().staging.insert(id, rec);
     }
 
     /// Ends a session.
@@ -405,8 +490,15 @@ fn type_permission(server_type: &str, action: &str) -> Option<String> {
 
 /// Does what the call asks and answers it.
 fn answer(inner: &Mutex<Inner>, call: &str, headers: &HeaderMap, raw: &[u8]) -> Response {
-    let known =
-        ["admin/get_servers", "public/get_kasms", "admin/update_server", "admin/create_server", "admin/delete_server"];
+    let known = [
+        "admin/get_servers",
+        "public/get_kasms",
+        "admin/update_server",
+        "admin/create_server",
+        "admin/delete_server",
+        "admin/get_staging_configs",
+        "admin/get_images",
+    ];
     if !known.contains(&call) {
         return (StatusCode::NOT_FOUND, "404 Not Found").into_response();
     }
@@ -424,6 +516,8 @@ fn answer(inner: &Mutex<Inner>, call: &str, headers: &HeaderMap, raw: &[u8]) -> 
         "public/get_kasms" => &["SESSIONS_VIEW"],
         "admin/update_server" => &["SERVERS_MODIFY", "AGENTS_MODIFY"],
         "admin/create_server" => &["SERVERS_CREATE", "AGENTS_CREATE"],
+        "admin/get_staging_configs" => &["STAGING_VIEW"],
+        "admin/get_images" => &["IMAGES_VIEW"],
         _ => &["SERVERS_DELETE"],
     };
     if !needed.iter().any(|p| has(&st, p)) {
@@ -480,6 +574,29 @@ fn answer(inner: &Mutex<Inner>, call: &str, headers: &HeaderMap, raw: &[u8]) -> 
             "kasms": st.sessions.values().collect::<Vec<_>>(),
         }))
         .into_response(),
+        "admin/get_staging_configs" => {
+            let staging: Vec<Value> = st
+                .staging
+                .values()
+                .map(|c| {
+                    let mut c = c.clone();
+                    let current = st
+                        .sessions
+                        .values()
+                        .filter(|k| k["is_standby"] == true && k["staging_config_id"] == c["staging_config_id"])
+                        .count();
+                    c["num_current_sessions"] = json!(current);
+                    c["image_friendly_name"] = st
+                        .images
+                        .get(c["image_id"].as_str().unwrap_or(""))
+                        .map(|i| i["friendly_name"].clone())
+                        .unwrap_or(Value::Null);
+                    c
+                })
+                .collect();
+            axum::Json(json!({ "staging_configs": staging })).into_response()
+        }
+        "admin/get_images" => axum::Json(json!({ "images": st.images.values().collect::<Vec<_>>() })).into_response(),
         "admin/update_server" => {
             let Some(t) = body["target_server"].as_object().cloned() else {
                 return kasm_error(StatusCode::OK, "Invalid Request: Missing required parameters");

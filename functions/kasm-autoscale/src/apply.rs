@@ -33,7 +33,7 @@ impl std::fmt::Display for Change {
 }
 
 /// Every config of a set as (label, JSON), in file order. Schedules have no name: they are labelled by
-/// their autoscale config and position among its schedules.
+/// their autoscale config and position among its schedules; staging configs by their id.
 fn entries(set: &ConfigSet) -> Vec<(String, serde_json::Value)> {
     fn json<T: Serialize>(v: &T) -> serde_json::Value {
         serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
@@ -53,6 +53,9 @@ fn entries(set: &ConfigSet) -> Vec<(String, serde_json::Value)> {
         let n = seen.entry(s.autoscale_config.as_str()).or_default();
         out.push((format!("schedule {}[{n}]", s.autoscale_config), json(s)));
         *n += 1;
+    }
+    for s in &set.staging_configs {
+        out.push((format!("staging_config {}", s.id()), json(s)));
     }
     out
 }

@@ -84,6 +84,25 @@ pub fn text(input: &Input, plan: &Plan) -> String {
         s.available_sessions,
         s.minimum_sessions
     );
+    let none = shared::model::Resources::default();
+    if s.staging != none || s.staging_unmet != none || s.staging_sessions > 0 || s.queued_requests > 0 {
+        let _ = writeln!(
+            o,
+            "  staging       cores {}  memory_mb {}  gpus {}  session slots {}  unmet cores {}  memory_mb {}  gpus {}",
+            s.staging.cores,
+            s.staging.memory_mb,
+            s.staging.gpus,
+            s.staging_sessions,
+            s.staging_unmet.cores,
+            s.staging_unmet.memory_mb,
+            s.staging_unmet.gpus
+        );
+        let _ = writeln!(
+            o,
+            "  queued        {} requests; counted (aggressive_scaling) cores {}  memory_mb {}  gpus {}",
+            s.queued_requests, s.queued.cores, s.queued.memory_mb, s.queued.gpus
+        );
+    }
     let states: Vec<String> = s.vms_by_state.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let _ = writeln!(
         o,

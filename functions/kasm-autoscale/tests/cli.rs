@@ -23,7 +23,7 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn every_shipped_trace_simulates_within_the_cap() {
     let dir = tempfile::tempdir().unwrap();
-    for trace in ["morning-rush", "windows-server-pool", "scheduled-prewarm", "server-rotation"] {
+    for trace in ["morning-rush", "windows-server-pool", "scheduled-prewarm", "server-rotation", "staging-and-queue"] {
         let out_dir = dir.path().join(trace);
         let o = run(&[
             "simulate",
@@ -117,6 +117,11 @@ fn malformed_traces_exit_2_naming_the_field() {
             r#"{"name":"x","duration_minutes":10,"step_seconds":15,"config":"../../events/simulations/configs/morning-rush.yaml",
                "provider":{"failures":[{"at_minute":1,"kind":"meteor","count":1}]}}"#,
             "provider.failures[0].kind",
+        ),
+        (
+            r#"{"name":"x","duration_minutes":10,"step_seconds":15,"config":"../../events/simulations/configs/morning-rush.yaml",
+               "sessions":[{"at_minute":1,"count":1,"duration_minutes":5,"autoscale_config":"office-agents","image_id":"chrome"}]}"#,
+            "sessions[0].image_id",
         ),
         (r#"{"name":"x","duration_minutes":10,"step_seconds":15,"config":{},"surprise":1}"#, "surprise"),
         (

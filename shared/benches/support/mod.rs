@@ -94,6 +94,7 @@ pub fn inputs(configs: usize, agents: usize, sessions: usize) -> Vec<Input> {
                         server_id: servers[on].server_id.clone(),
                         resources: Resources::new(0.5, 2048.0, 0.0),
                         status: "running".into(),
+                        ..Default::default()
                     }
                 })
                 .collect();
@@ -111,6 +112,8 @@ pub fn inputs(configs: usize, agents: usize, sessions: usize) -> Vec<Input> {
                 instances,
                 servers,
                 sessions,
+                staging: Vec::new(),
+                queued: Vec::new(),
             }
         })
         .collect()

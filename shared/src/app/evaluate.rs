@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 
 use super::{AppError, Ctx};
-use crate::config::{AutoscaleConfig, VmProviderConfig};
-use crate::engine::{self, Action, Input, Plan};
-use crate::kasm::{KasmServer, KasmSession};
+use crate::config::{AutoscaleConfig, StagingConfig, VmProviderConfig};
+use crate::engine::{self, Action, Input, Plan, StagingDemand};
+use crate::kasm::{KasmServer, KasmSession, KasmStagingConfig, norm_id, same_id};
 use crate::model::{ClaimId, Instance, InstanceState};
 use crate::store::{DecisionRecord, EvalSnapshot, InstanceFilter, moved};
 
@@ -26,6 +26,50 @@ pub struct EvalOutcome {
     pub skipped_lease: bool,
 }
 
+/// What one read of Kasm gives every config's evaluation.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KasmView {
+    /// Every record.
+    pub servers: Vec<KasmServer>,
+    /// Every session, placed or not.
+    pub sessions: Vec<KasmSession>,
+    /// Every staging config Kasm has.
+    pub staging: Vec<KasmStagingConfig>,
+}
+
+/// Reads Kasm once: records, sessions and staging configs.
+async fn read_kasm(ctx: &Ctx) -> Result<KasmView, crate::kasm::KasmError> {
+    let servers = ctx.kasm.list_servers().await?;
+    let sessions = ctx.kasm.list_sessions().await?;
+    let staging = ctx.kasm.list_staging_configs().await?;
+    warn_unlinked_requests(ctx, &sessions);
+    Ok(KasmView { servers, sessions, staging })
+}
+
+/// Session requests Kasm queued for an autoscale config none of ours has as `autoscale_config_id`
+/// count nowhere: say so once per evaluation.
+fn warn_unlinked_requests(ctx: &Ctx, sessions: &[KasmSession]) {
+    let mut unlinked: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for k in sessions.iter().filter(|k| k.is_queued()) {
+        let id = k.autoscale_config_id.as_deref().unwrap_or("");
+        let ours = ctx
+            .configs
+            .autoscale_configs
+            .iter()
+            .any(|c| c.autoscale_config_id.as_deref().is_some_and(|own| !id.is_empty() && same_id(own, id)));
+        if !ours {
+            *unlinked.entry(if id.is_empty() { "(none)".into() } else { id.to_string() }).or_default() += 1;
+        }
+    }
+    for (id, n) in unlinked {
+        tracing::warn!(
+            kasm_autoscale_config_id = %id,
+            requests = n,
+            "session requests Kasm queued for this autoscale config count toward none of ours: set that id as an autoscale config's autoscale_config_id"
+        );
+    }
+}
+
 /// Evaluates `only` (one config by name) or every config, at the clock's now. `trigger` is logged.
 ///
 /// Kasm is read once for all configs; when that read fails, every config's evaluation stops with
@@ -37,10 +81,7 @@ pub async fn evaluate(ctx: &Ctx, only: Option<&str>, trigger: &str) -> Vec<EvalO
     use futures::StreamExt as _;
     let configs: Vec<&AutoscaleConfig> =
         ctx.configs.autoscale_configs.iter().filter(|c| only.is_none_or(|n| c.autoscale_config_name == n)).collect();
-    let kasm_view = match (ctx.kasm.list_servers().await, ctx.kasm.list_sessions().await) {
-        (Ok(s), Ok(k)) => Ok((s, k)),
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    };
+    let kasm_view = read_kasm(ctx).await;
     // The futures are built first (they do nothing until polled): a closure inside the stream
     // would make this future's type too general to be `Send` for the daemon's spawned tasks.
     let each: Vec<_> = configs.into_iter().map(|cfg| evaluate_config(ctx, cfg, &kasm_view, trigger)).collect();
@@ -51,7 +92,7 @@ pub async fn evaluate(ctx: &Ctx, only: Option<&str>, trigger: &str) -> Vec<EvalO
 async fn evaluate_config(
     ctx: &Ctx,
     cfg: &AutoscaleConfig,
-    kasm_view: &Result<(Vec<KasmServer>, Vec<KasmSession>), crate::kasm::KasmError>,
+    kasm_view: &Result<KasmView, crate::kasm::KasmError>,
     trigger: &str,
 ) -> EvalOutcome {
     let name = cfg.autoscale_config_name.clone();
@@ -148,6 +189,85 @@ pub(crate) fn scope(
     (mine, sess)
 }
 
+/// The staging configs that count toward `cfg`, with their staged sessions counted, and notes for the
+/// decision log.
+///
+/// Kasm's: Kasm counts a staging config toward the autoscale config it names by id
+/// (`AutoScaleConfig.staging_configs`, by `staging_configs.autoscale_config_id`). With our config's
+/// `autoscale_config_id` set, that id decides; without it, the name Kasm lists for the staging config's
+/// autoscale config must be ours and the zone the same (an imported config keeps Kasm's name). The config
+/// files' staging configs of `cfg` count too, except one for a zone and image Kasm already stages (Kasm's
+/// own wins: Kasm allows one staging config per zone and image). Staged sessions are counted from
+/// `sessions` as Kasm counts `num_current_sessions`: sessions with `is_standby` naming the staging config.
+pub(crate) fn staging_of(
+    cfg: &AutoscaleConfig,
+    kasm: &[KasmStagingConfig],
+    files: &[StagingConfig],
+    sessions: &[KasmSession],
+) -> (Vec<StagingDemand>, Vec<String>) {
+    let staged = |id: &str| {
+        sessions
+            .iter()
+            .filter(|k| k.is_standby && k.staging_config_id.as_deref().is_some_and(|s| same_id(s, id)))
+            .count() as u32
+    };
+    let linked = |s: &KasmStagingConfig| match (&cfg.autoscale_config_id, &s.autoscale_config_id) {
+        (Some(ours), Some(theirs)) => same_id(ours, theirs),
+        (Some(_), None) | (None, None) => false,
+        (None, Some(_)) => {
+            s.autoscale_config_name.as_deref() == Some(cfg.autoscale_config_name.as_str())
+                && same_id(&s.zone_id, &cfg.zone_id)
+        }
+    };
+    let mut out = Vec::new();
+    let mut notes = Vec::new();
+    for s in kasm.iter().filter(|s| linked(s)) {
+        out.push(StagingDemand {
+            staging_config_id: s.staging_config_id.clone(),
+            image: s.image_name.clone().unwrap_or_else(|| s.image_id.clone()),
+            image_size: s.image_size,
+            num_sessions: s.num_sessions,
+            current_sessions: staged(&s.staging_config_id),
+        });
+    }
+    for f in files.iter().filter(|f| f.autoscale_config == cfg.autoscale_config_name) {
+        let zone = f.zone_id.as_deref().unwrap_or(&cfg.zone_id);
+        if let Some(k) = kasm.iter().find(|k| same_id(&k.zone_id, zone) && same_id(&k.image_id, &f.image_id)) {
+            notes.push(format!(
+                "staging config {} of the config files: Kasm's staging config {} stages image {} in that zone already; Kasm's counts",
+                f.id(),
+                k.staging_config_id,
+                f.image_id
+            ));
+            continue;
+        }
+        let id = f.id();
+        out.push(StagingDemand {
+            current_sessions: staged(&id),
+            staging_config_id: id,
+            image: f.image_id.clone(),
+            image_size: f.image_size(),
+            num_sessions: f.num_sessions,
+        });
+    }
+    (out, notes)
+}
+
+/// Session requests Kasm queued for `cfg` (its `autoscale_config_id`) that wait for compute on no record:
+/// not placed yet, or placed on a record Kasm no longer lists (`servers`, every record). A request Kasm
+/// put on a record that exists waits for that record: on one of the config's own it takes that VM's room
+/// (the engine sees it among the record's sessions); on another it is that record's, not ours to add.
+pub(crate) fn queued_for(cfg: &AutoscaleConfig, sessions: &[KasmSession], servers: &[KasmServer]) -> Vec<KasmSession> {
+    let Some(own) = cfg.autoscale_config_id.as_deref() else { return Vec::new() };
+    let listed: HashSet<String> = servers.iter().map(|s| norm_id(&s.server_id)).collect();
+    sessions
+        .iter()
+        .filter(|k| k.is_queued() && k.autoscale_config_id.as_deref().is_some_and(|id| same_id(id, own)))
+        .filter(|k| !k.is_placed() || !listed.contains(&norm_id(&k.server_id)))
+        .cloned()
+        .collect()
+}
+
 /// The provider config an autoscale config names.
 fn provider_of<'a>(ctx: &'a Ctx, cfg: &AutoscaleConfig) -> Result<&'a VmProviderConfig, AppError> {
     ctx.configs.provider(&cfg.vm_provider_config).ok_or_else(|| {
@@ -159,35 +279,36 @@ fn provider_of<'a>(ctx: &'a Ctx, cfg: &AutoscaleConfig) -> Result<&'a VmProvider
 }
 
 /// Builds the engine's input for one config from the store (read without a lease: the read-only
-/// path of [`plan`]) and Kasm's records; also returns the control record's version.
+/// path of [`plan`]) and Kasm; also returns the control record's version and notes for the decision log.
 pub(crate) async fn build_input(
     ctx: &Ctx,
     cfg: &AutoscaleConfig,
-    servers: &[KasmServer],
-    sessions: &[KasmSession],
-) -> Result<(Input, u64), AppError> {
+    view: &KasmView,
+) -> Result<(Input, u64, Vec<String>), AppError> {
     let name = &cfg.autoscale_config_name;
     let pcfg = provider_of(ctx, cfg)?;
     let instances =
         ctx.store.list(&InstanceFilter { autoscale_config: Some(name.clone()), ..Default::default() }).await?;
     let owned_total = ctx.store.count_owned(pcfg.name()).await?;
     let control = ctx.store.control(name).await?;
-    Ok(input_from(ctx, cfg, pcfg, servers, sessions, EvalSnapshot { control, instances, owned_total }))
+    Ok(input_from(ctx, cfg, pcfg, view, EvalSnapshot { control, instances, owned_total }))
 }
 
-/// The engine's input from what the store gave and Kasm's records, and the control record's version.
+/// The engine's input from what the store gave and Kasm's view, the control record's version, and notes
+/// for the decision log.
 fn input_from(
     ctx: &Ctx,
     cfg: &AutoscaleConfig,
     pcfg: &VmProviderConfig,
-    servers: &[KasmServer],
-    sessions: &[KasmSession],
+    view: &KasmView,
     snapshot: EvalSnapshot,
-) -> (Input, u64) {
+) -> (Input, u64, Vec<String>) {
     let EvalSnapshot { control, instances, owned_total } = snapshot;
     let ours: HashSet<String> = instances.iter().map(|i| crate::kasm::norm_id(&i.kasm_server_id)).collect();
     let names: HashSet<&str> = instances.iter().map(|i| i.vm_name.as_str()).collect();
-    let (servers, sessions) = scope(cfg, servers, sessions, &ours, &names);
+    let (servers, sessions) = scope(cfg, &view.servers, &view.sessions, &ours, &names);
+    let (staging, notes) = staging_of(cfg, &view.staging, &ctx.configs.staging_configs, &view.sessions);
+    let queued = queued_for(cfg, &view.sessions, &view.servers);
     let input = Input {
         config: cfg.clone(),
         schedules: ctx.configs.schedules_of(&cfg.autoscale_config_name),
@@ -199,19 +320,21 @@ fn input_from(
         instances,
         servers,
         sessions,
+        staging,
+        queued,
     };
-    (input, control.version)
+    (input, control.version, notes)
 }
 
 /// What `decide` would do for `only` (or every config) now, changing nothing: `kasm-autoscale plan`.
 pub async fn plan(ctx: &Ctx, only: Option<&str>) -> Result<Vec<(Input, Plan)>, AppError> {
-    let servers = ctx.kasm.list_servers().await?;
-    let sessions = ctx.kasm.list_sessions().await?;
+    let view = read_kasm(ctx).await?;
     let now = ctx.clock.now();
     let mut out = Vec::new();
     for cfg in ctx.configs.autoscale_configs.iter().filter(|c| only.is_none_or(|n| c.autoscale_config_name == n)) {
-        let (input, _) = build_input(ctx, cfg, &servers, &sessions).await?;
-        let plan = engine::decide(&input, now);
+        let (input, _, notes) = build_input(ctx, cfg, &view).await?;
+        let mut plan = engine::decide(&input, now);
+        plan.reasons.extend(notes);
         out.push((input, plan));
     }
     Ok(out)
@@ -222,7 +345,7 @@ pub async fn plan(ctx: &Ctx, only: Option<&str>) -> Result<Vec<(Input, Plan)>, A
 async fn evaluate_one(
     ctx: &Ctx,
     cfg: &AutoscaleConfig,
-    (servers, sessions): &(Vec<KasmServer>, Vec<KasmSession>),
+    view: &KasmView,
     snapshot: EvalSnapshot,
     now: DateTime<Utc>,
     trigger: &str,
@@ -230,8 +353,9 @@ async fn evaluate_one(
 ) -> Result<Plan, AppError> {
     let name = &cfg.autoscale_config_name;
     let pcfg = provider_of(ctx, cfg)?;
-    let (input, control_version) = input_from(ctx, cfg, pcfg, servers, sessions, snapshot);
+    let (input, control_version, notes) = input_from(ctx, cfg, pcfg, view, snapshot);
     let mut plan = engine::decide(&input, now);
+    plan.reasons.extend(notes);
 
     // Apply: claims first (each one a conditional write that enforces the cap), then actions. The
     // standby/floor claims come first, then one per rotation replacement, naming the VM it replaces.

@@ -784,3 +784,171 @@ async fn an_inactive_schedule_disables_every_vm_deletes_each_once_empty_and_reen
     assert_eq!(control.request_downscale_at, None);
     assert_eq!(control.last_provision, Some(w.clock.now()));
 }
+
+// ---------- staging configs and queued requests (issue 23 points 1 and 2) ----------
+
+fn kasm_staging(
+    id: &str,
+    autoscale_id: Option<&str>,
+    autoscale_name: Option<&str>,
+    zone: &str,
+) -> crate::kasm::KasmStagingConfig {
+    crate::kasm::KasmStagingConfig {
+        staging_config_id: id.into(),
+        zone_id: zone.into(),
+        server_pool_id: None,
+        autoscale_config_id: autoscale_id.map(str::to_string),
+        autoscale_config_name: autoscale_name.map(str::to_string),
+        image_id: format!("img-{id}"),
+        image_name: Some(format!("Image {id}")),
+        num_sessions: 3,
+        image_size: Resources::new(2.0, 2000.0, 0.0),
+    }
+}
+
+fn staged_session(kasm_id: &str, staging: &str) -> crate::kasm::KasmSession {
+    crate::kasm::KasmSession {
+        kasm_id: kasm_id.into(),
+        server_id: "somewhere".into(),
+        status: "running".into(),
+        is_standby: true,
+        staging_config_id: Some(staging.into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn kasm_staging_configs_link_by_kasm_id_else_by_name_and_zone() {
+    let mut cfg = AutoscaleConfig::docker_agent("agents", "prov");
+    let kasm = vec![
+        kasm_staging("by-id", Some("AAAA-1111"), Some("renamed in Kasm"), "zone"),
+        kasm_staging("other-id", Some("bbbb2222"), Some("agents"), "zone"),
+        kasm_staging("no-config", None, None, "zone"),
+        kasm_staging("other-zone", Some("cccc3333"), Some("agents"), "elsewhere"),
+    ];
+    let sessions = vec![
+        staged_session("k1", "by-id"),
+        staged_session("k2", "BY-ID"),
+        crate::kasm::KasmSession { is_standby: false, ..staged_session("k3", "by-id") },
+    ];
+    // With Kasm's id: that id decides (case and dashes aside), whatever the names say.
+    cfg.autoscale_config_id = Some("aaaa1111".into());
+    let (d, notes) = evaluate::staging_of(&cfg, &kasm, &[], &sessions);
+    assert!(notes.is_empty());
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].staging_config_id, "by-id");
+    assert_eq!(d[0].current_sessions, 2, "sessions with is_standby naming it; a user's session is not staged");
+    assert_eq!(d[0].image, "Image by-id");
+    // Without: Kasm's name of its autoscale config, in the same zone.
+    cfg.autoscale_config_id = None;
+    let (d, _) = evaluate::staging_of(&cfg, &kasm, &[], &sessions);
+    let ids: Vec<&str> = d.iter().map(|s| s.staging_config_id.as_str()).collect();
+    assert_eq!(ids, ["other-id"]);
+}
+
+#[test]
+fn staging_configs_of_the_files_count_unless_kasm_stages_that_image_in_that_zone() {
+    let cfg = AutoscaleConfig::docker_agent("agents", "prov");
+    let file = |image: &str| crate::config::StagingConfig {
+        autoscale_config: "agents".into(),
+        staging_config_id: None,
+        image_id: image.into(),
+        num_sessions: 2,
+        image_cores: 1.0,
+        image_memory_mb: 1000.0,
+        image_gpus: 0.0,
+        zone_id: None,
+        server_pool_id: None,
+    };
+    let files = vec![
+        file("img-a"),
+        file("img-mine"),
+        crate::config::StagingConfig { autoscale_config: "other".into(), ..file("img-x") },
+    ];
+    let kasm = vec![kasm_staging("a", None, None, "zone")];
+    let sessions = vec![staged_session("k1", "agents/img-mine")];
+    let (d, notes) = evaluate::staging_of(&cfg, &kasm, &files, &sessions);
+    let ids: Vec<&str> = d.iter().map(|s| s.staging_config_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["agents/img-mine"],
+        "img-a is Kasm's (one staging config per zone and image); img-x is another config's"
+    );
+    assert_eq!(d[0].current_sessions, 1);
+    assert_eq!(d[0].image_size, Resources::new(1.0, 1000.0, 0.0));
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].contains("Kasm's staging config a stages image img-a"), "{notes:?}");
+}
+
+#[test]
+fn queued_requests_belong_to_the_config_kasm_queued_them_for_and_wait_on_no_record() {
+    let mut cfg = AutoscaleConfig::docker_agent("agents", "prov");
+    let req = |id: &str, server: &str, autoscale: &str, status: &str| crate::kasm::KasmSession {
+        kasm_id: id.into(),
+        server_id: server.into(),
+        status: status.into(),
+        autoscale_config_id: Some(autoscale.into()),
+        ..Default::default()
+    };
+    let mine = KasmServer {
+        server_id: "mine".into(),
+        kind: ServerKind::Agent,
+        hostname: None,
+        public_ip: None,
+        zone_id: "zone".into(),
+        friendly_name: None,
+        autoscale_config_id: None,
+        server_pool_id: Some("pool".into()),
+        enabled: true,
+        operational_status: "running".into(),
+        last_reported: None,
+        reported: Resources::default(),
+        overridden: Resources::default(),
+        allocated: Resources::default(),
+        max_sessions: None,
+        agent_installed: false,
+    };
+    let sessions = vec![
+        req("waiting", "", "ID-1", "requested"),
+        req("provisioning", "", "id1", "provisioning"),
+        req("on-mine", "mine", "id1", "assigned"),
+        req("gone", "no-such-record", "id1", "assigned"),
+        req("running", "", "id1", "running"),
+        req("theirs", "", "id2", "requested"),
+    ];
+    assert!(evaluate::queued_for(&cfg, &sessions, std::slice::from_ref(&mine)).is_empty(), "no Kasm id, no link");
+    cfg.autoscale_config_id = Some("id-1".into());
+    let got: Vec<String> = evaluate::queued_for(&cfg, &sessions, &[mine]).into_iter().map(|k| k.kasm_id).collect();
+    assert_eq!(got, ["waiting", "provisioning", "gone"], "the one on a listed record waits for that record");
+}
+
+#[tokio::test]
+async fn an_evaluation_provisions_for_kasms_staging_configs_and_queued_requests() {
+    let mut set = configs(10, 0.0);
+    set.autoscale_configs[0].autoscale_config_id = Some("kasm-agents".into());
+    let w = world(set);
+    // Nothing asked for: nothing created.
+    let out = evaluate(&w.ctx, None, "test").await;
+    assert_eq!(out[0].claimed.len(), 0);
+    // Kasm stages 3 sessions of 2 cores for this config (by id): 6 cores on VMs of 4 → 2 VMs.
+    w.kasm.upsert_staging_config(kasm_staging("s1", Some("KASM-AGENTS"), None, "zone"));
+    let out = evaluate(&w.ctx, None, "test").await;
+    let plan = out[0].result.as_ref().unwrap();
+    assert_eq!(out[0].claimed.len(), 2, "{:#?}", plan.reasons);
+    assert!(
+        plan.reasons.iter().any(|r| r.contains("staging config s1 (Image s1): 3 desired, 0 staged")),
+        "{:#?}",
+        plan.reasons
+    );
+    // A request Kasm queued for this config adds 2 more cores: 6 + 2 = 8 free needed, 8 pending → nothing more.
+    w.kasm.queue_session("q1", "kasm-agents", Resources::new(2.0, 1000.0, 0.0));
+    let out = evaluate(&w.ctx, None, "test").await;
+    assert_eq!(out[0].claimed.len(), 0, "{:#?}", out[0].result.as_ref().unwrap().reasons);
+    // Two more: 12 cores, 8 pending → one more VM.
+    w.kasm.queue_session("q2", "kasm-agents", Resources::new(2.0, 1000.0, 0.0));
+    w.kasm.queue_session("q3", "kasm-agents", Resources::new(2.0, 1000.0, 0.0));
+    let out = evaluate(&w.ctx, None, "test").await;
+    let plan = out[0].result.as_ref().unwrap();
+    assert_eq!(out[0].claimed.len(), 1, "{:#?}", plan.reasons);
+    assert_eq!(plan.summary.queued_requests, 3);
+}

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::json_text::JsonText;
 use super::kasm_names::{
-    Accept, KasmColumn, KasmColumns, Target, Unit, no_field, own_id, reference, same, same_or_empty, size,
+    Accept, KasmColumn, KasmColumns, Target, Unit, no_field, own_id_kept, reference, same, same_or_empty, size,
 };
 use super::secret::SecretRef;
 
@@ -53,6 +53,12 @@ fn one() -> u32 {
 pub struct AutoscaleConfig {
     /// Name of the config; other configs refer to it by this name.
     pub autoscale_config_name: String,
+    /// Kasm's id of this autoscale config, when it mirrors one in Kasm (Kasm's `autoscale_config_id`;
+    /// `kasm-autoscale import` keeps it). Kasm names its autoscale configs by id on the staging configs
+    /// it counts toward them and on the session requests it queues for them: with the id set, those
+    /// count here (see "How it decides" in the README).
+    #[serde(default)]
+    pub autoscale_config_id: Option<String>,
     /// Docker Agent or Server pool.
     #[serde(default)]
     pub autoscale_type: AutoscaleType,
@@ -69,9 +75,20 @@ pub struct AutoscaleConfig {
     /// Name of the DNS-provider config (in `dns_provider_configs`), when `register_dns` is on.
     #[serde(default, alias = "dns_provider_config_id")]
     pub dns_provider_config: Option<String>,
-    /// Create every VM the shortfall needs at once (true), or one per evaluation (false).
+    /// Kasm's Aggressive Scaling ("the system may take more expedient measures to provision raw compute
+    /// resources for on-demand session requests"): session requests Kasm has queued for this config
+    /// because nothing could take them (`requested`, `provisioning`, `assigned` without a server of the
+    /// pool) are demand, and VMs are created for them. Off: they wait for capacity that standby and
+    /// staging provide, as in Kasm, where only aggressive scaling provisions for a queued request.
+    /// Kasm's default (1.19): true.
     #[serde(default = "yes")]
     pub aggressive_scaling: bool,
+    /// Ours: at most this many VMs created or re-enabled per evaluation for the standby, staging and
+    /// queued-request shortfall (absent = all the shortfall needs at once; 1 = one step at a time, what
+    /// `aggressive_scaling: false` meant before it took Kasm's meaning). A schedule's
+    /// `minimum_instances` and rotation replacements are not limited by it.
+    #[serde(default)]
+    pub max_new_vms_per_evaluation: Option<std::num::NonZeroU32>,
     /// Seconds the scale-down condition must hold continuously before idle VMs are removed.
     #[serde(default = "default_backoff")]
     pub downscale_backoff: u64,
@@ -192,7 +209,7 @@ pub struct AutoscaleConfig {
 impl KasmColumns for AutoscaleConfig {
     const KASM_TABLE: &'static str = "autoscale_configs";
     const KASM_COLUMNS: &'static [KasmColumn] = &[
-        own_id("autoscale_config_id"),
+        own_id_kept("autoscale_config_id"),
         same("autoscale_config_name"),
         same("autoscale_type"),
         same("enabled"),
@@ -276,6 +293,7 @@ impl AutoscaleConfig {
     pub fn docker_agent(name: &str, provider_config: &str) -> Self {
         AutoscaleConfig {
             autoscale_config_name: name.to_string(),
+            autoscale_config_id: None,
             autoscale_type: AutoscaleType::DockerAgent,
             enabled: true,
             server_pool_id: "pool".into(),
@@ -283,6 +301,7 @@ impl AutoscaleConfig {
             vm_provider_config: provider_config.to_string(),
             dns_provider_config: None,
             aggressive_scaling: true,
+            max_new_vms_per_evaluation: None,
             downscale_backoff: default_backoff(),
             standby_cores: 0.0,
             standby_gpus: 0.0,

@@ -9,7 +9,9 @@
 //!   exactly (see [`Unit`]), and a value that does not convert cleanly is an error naming the column;
 //! - Kasm's **ids**: a config's own id (`aws_config_id`, `config_id`, ...) is accepted and used to resolve
 //!   the references other configs of the same document make by id (`aws_config_id` on an autoscale
-//!   config, `autoscale_config_id` on a schedule), which become references by name, as ours are;
+//!   config, `autoscale_config_id` on a schedule), which become references by name, as ours are; the ids
+//!   Kasm itself names at run time (an autoscale config's, on the session requests it queues and the
+//!   staging configs it counts; a staging config's, on its staged sessions) are also kept in a field;
 //! - a column with **no field** here is accepted only while it holds nothing that would change what Kasm
 //!   does (its [`Accept`] rule; ids and runtime state always), otherwise it is an error saying why;
 //! - giving Kasm's name and ours for the same field (or two Kasm names for one field) is an error naming
@@ -134,8 +136,13 @@ pub enum MapsTo {
         /// How the value converts.
         conv: Conv,
     },
-    /// The config's own Kasm id.
-    OwnId,
+    /// The config's own Kasm id. With `keep`, our field of the same name holds it too (others refer to
+    /// the config by it at run time, e.g. Kasm's staged sessions and queued requests); without, it only
+    /// resolves the references of the same document.
+    OwnId {
+        /// Our field of the same name keeps it.
+        keep: bool,
+    },
     /// Kasm's id of another config; our field names that config.
     Reference {
         /// Our field (holding the other config's name).
@@ -193,7 +200,12 @@ pub const fn converted(kasm: &'static str, ours: &'static str, conv: Conv) -> Ka
 
 /// The config's own Kasm id.
 pub const fn own_id(kasm: &'static str) -> KasmColumn {
-    KasmColumn { kasm, maps_to: MapsTo::OwnId }
+    KasmColumn { kasm, maps_to: MapsTo::OwnId { keep: false } }
+}
+
+/// The config's own Kasm id, kept in our field of the same name.
+pub const fn own_id_kept(kasm: &'static str) -> KasmColumn {
+    KasmColumn { kasm, maps_to: MapsTo::OwnId { keep: true } }
 }
 
 /// Kasm's id of another config.
@@ -243,7 +255,7 @@ impl KasmIds {
     /// column, and its name from `name_field` or the Kasm column renamed to it.
     pub fn insert_entry(&mut self, target: Target, entry: &Mapping, columns: &[KasmColumn], name_field: &str) {
         let get = |k: &str| entry.get(k).and_then(id_text);
-        let id = columns.iter().find(|c| matches!(c.maps_to, MapsTo::OwnId)).and_then(|c| get(c.kasm));
+        let id = columns.iter().find(|c| matches!(c.maps_to, MapsTo::OwnId { .. })).and_then(|c| get(c.kasm));
         let name = get(name_field).or_else(|| {
             columns.iter().find_map(|c| match c.maps_to {
                 MapsTo::Field { ours, .. } if ours == name_field && c.kasm != name_field => get(c.kasm),
@@ -414,8 +426,10 @@ pub fn to_ours(map: &mut Mapping, columns: &[KasmColumn], ids: &KasmIds) -> Outc
             continue;
         }
         match col.maps_to {
-            MapsTo::OwnId => {
-                map.remove(&key);
+            MapsTo::OwnId { keep } => {
+                if !keep {
+                    map.remove(&key);
+                }
                 out.own_id = id_text(&v);
             }
             MapsTo::NoField { why, accept } => {

@@ -12,6 +12,7 @@ pub mod providers;
 pub mod schedule;
 pub mod secret;
 pub mod settings;
+pub mod staging;
 pub mod validate;
 
 pub use autoscale::{AutoscaleConfig, AutoscaleType, ConnectionType};
@@ -21,13 +22,14 @@ pub use provider::{Endpoint, ProviderConfigCommon, ProviderKind, VmProviderConfi
 pub use schedule::{Schedule, Weekday};
 pub use secret::SecretRef;
 pub use settings::{KasmAuthMode, KasmSettings, Settings};
+pub use staging::StagingConfig;
 pub use validate::{Problem, schema, validate_files, validate_set, validate_sources, validate_text};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// One config file: any of the four lists, plus deployment settings.
+/// One config file: any of the lists, plus deployment settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
@@ -46,6 +48,9 @@ pub struct ConfigFile {
     /// Schedules.
     #[serde(default)]
     pub schedules: Vec<Schedule>,
+    /// Staging configs (pre-warmed sessions; Kasm's own are read from Kasm too).
+    #[serde(default)]
+    pub staging_configs: Vec<StagingConfig>,
 }
 
 /// Everything one deployment runs on: the union of its config files.
@@ -61,6 +66,9 @@ pub struct ConfigSet {
     pub dns_provider_configs: Vec<DnsProviderConfig>,
     /// Schedules.
     pub schedules: Vec<Schedule>,
+    /// Staging configs declared in the files (absent in sets stored before they existed).
+    #[serde(default)]
+    pub staging_configs: Vec<StagingConfig>,
 }
 
 impl ConfigSet {
@@ -79,6 +87,11 @@ impl ConfigSet {
         self.schedules.iter().filter(|s| s.autoscale_config == name).cloned().collect()
     }
 
+    /// The staging configs the files declare for autoscale config `name`.
+    pub fn staging_of(&self, name: &str) -> Vec<StagingConfig> {
+        self.staging_configs.iter().filter(|s| s.autoscale_config == name).cloned().collect()
+    }
+
     /// Adds a file's configs to the set.
     pub fn merge(&mut self, f: ConfigFile) {
         if let Some(s) = f.settings {
@@ -88,6 +101,7 @@ impl ConfigSet {
         self.vm_provider_configs.extend(f.vm_provider_configs);
         self.dns_provider_configs.extend(f.dns_provider_configs);
         self.schedules.extend(f.schedules);
+        self.staging_configs.extend(f.staging_configs);
     }
 }
 

@@ -19,7 +19,7 @@ use super::dns::{DNS_PROVIDER_KINDS, dns_kasm_columns};
 use super::kasm_names::{self, KasmColumn, KasmColumns, KasmIds, Target};
 use super::{
     AutoscaleConfig, AutoscaleType, ConfigFile, ConfigSet, DnsProviderConfig, ProviderKind, Schedule, Settings,
-    VmProviderConfig,
+    StagingConfig, VmProviderConfig,
 };
 
 /// One thing wrong with a config file.
@@ -84,13 +84,14 @@ pub fn validate_sources(sources: &[(String, String)]) -> (ConfigSet, Vec<Problem
         c.parse_document(file, text);
     }
     c.check();
-    let Collected { mut problems, settings, autoscale, providers, dns, schedules, .. } = c;
+    let Collected { mut problems, settings, autoscale, providers, dns, schedules, staging, .. } = c;
     let set = ConfigSet {
         settings: settings.into_iter().last().map(|l| l.value).unwrap_or_default(),
         autoscale_configs: autoscale.into_iter().map(|l| l.value).collect(),
         vm_provider_configs: providers.into_iter().map(|l| l.value).collect(),
         dns_provider_configs: dns.into_iter().map(|l| l.value).collect(),
         schedules: schedules.into_iter().map(|l| l.value).collect(),
+        staging_configs: staging.into_iter().map(|l| l.value).collect(),
     };
     // Stable, readable order: by file, then as found within the file.
     problems.sort_by(|a, b| a.file.cmp(&b.file));
@@ -121,6 +122,10 @@ pub fn validate_set(set: &ConfigSet, origin: &str) -> Vec<Problem> {
         let (file, label) = at(format!("schedules[{i}]"));
         c.schedules.push(Located { file, label, value: s.clone() });
     }
+    for (i, s) in set.staging_configs.iter().enumerate() {
+        let (file, label) = at(format!("staging_configs[{i}]"));
+        c.staging.push(Located { file, label, value: s.clone() });
+    }
     c.check();
     c.problems
 }
@@ -139,6 +144,7 @@ pub(crate) fn kasm_names_to_ours(doc: &mut Value, origin: &str) -> Vec<Problem> 
             let columns: &[KasmColumn] = match list {
                 "autoscale_configs" => AutoscaleConfig::KASM_COLUMNS,
                 "schedules" => Schedule::KASM_COLUMNS,
+                "staging_configs" => StagingConfig::KASM_COLUMNS,
                 "vm_provider_configs" => {
                     kind.and_then(ProviderKind::from_name).map(ProviderKind::kasm_columns).unwrap_or_default()
                 }
@@ -240,6 +246,7 @@ struct Collected {
     providers: Vec<Located<VmProviderConfig>>,
     dns: Vec<Located<DnsProviderConfig>>,
     schedules: Vec<Located<Schedule>>,
+    staging: Vec<Located<StagingConfig>>,
     // Names present in the documents, including entries that failed to parse: a config with a bad field is
     // reported once, not again as "unknown" by every config that refers to it.
     known_autoscale: HashSet<String>,
@@ -249,8 +256,8 @@ struct Collected {
     kasm_ids: KasmIds,
 }
 
-const TOP_LEVEL: [&str; 5] =
-    ["settings", "autoscale_configs", "vm_provider_configs", "dns_provider_configs", "schedules"];
+const TOP_LEVEL: [&str; 6] =
+    ["settings", "autoscale_configs", "vm_provider_configs", "dns_provider_configs", "schedules", "staging_configs"];
 
 impl Collected {
     fn problem(&mut self, file: &str, config: Option<&str>, field: Option<&str>, message: impl Into<String>) {
@@ -340,6 +347,10 @@ impl Collected {
                 self.known_dns.insert(name.clone());
                 let p = self.dns_entry(file, &label, item);
                 self.keep(p, file, &label, check_dns, |c| &mut c.dns);
+            }
+            "staging_configs" => {
+                let p = self.entry::<StagingConfig>(file, &label, item, StagingConfig::KASM_COLUMNS);
+                self.keep(p, file, &label, StagingConfig::check, |c| &mut c.staging);
             }
             _ => {
                 let p = self.entry::<Schedule>(file, &label, item, Schedule::KASM_COLUMNS);
@@ -551,6 +562,9 @@ impl Collected {
         for s in &self.schedules {
             push(&s.file, &s.label, check_schedule(&s.value));
         }
+        for s in &self.staging {
+            push(&s.file, &s.label, s.value.check());
+        }
 
         // Duplicate names.
         duplicates(
@@ -609,6 +623,39 @@ impl Collected {
                         p.name()
                     ),
                 ));
+            }
+            push(&s.file, &s.label, found);
+        }
+        // Staging configs: the autoscale config exists; a Docker Agent one needs the image's size; one
+        // staging config per zone and image (Kasm's unique key).
+        let mut staged: HashMap<(String, String), &str> = HashMap::new();
+        for s in &self.staging {
+            let mut found = Vec::new();
+            let v = &s.value;
+            let name = v.autoscale_config.as_str();
+            match autoscales.get(name) {
+                None if !self.known_autoscale.contains(name) => {
+                    found.push(("autoscale_config".into(), format!("no autoscale config named `{name}`")))
+                }
+                None => {}
+                Some(a) => {
+                    if a.autoscale_type == AutoscaleType::DockerAgent && v.image_size() == Default::default() {
+                        found.push((
+                            "image_cores".into(),
+                            format!(
+                                "`{name}` is a Docker Agent config: give the staged image's size (image_cores, image_memory_mb, image_gpus as Kasm's image has them), or its sessions count as taking nothing"
+                            ),
+                        ));
+                    }
+                    let zone = v.zone_id.clone().unwrap_or_else(|| a.zone_id.clone());
+                    let key = (kasm_names::norm_id(&zone), kasm_names::norm_id(&v.image_id));
+                    if let Some(other) = staged.insert(key, s.label.as_str()) {
+                        found.push((
+                            "image_id".into(),
+                            format!("{other} stages the same image in the same zone (Kasm allows one staging config per zone and image)"),
+                        ));
+                    }
+                }
             }
             push(&s.file, &s.label, found);
         }

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 
 use super::schedule;
-use super::{Action, Input, Plan, Summary};
+use super::{Action, Input, Plan, StagingDemand, Summary};
 use crate::config::AutoscaleType;
-use crate::kasm::{KasmServer, ServerKind, norm_id, same_id};
+use crate::kasm::{KasmServer, KasmSession, ServerKind, norm_id, same_id};
 use crate::model::{ClaimId, Dim, Instance, InstanceState, Resources};
 
 /// Tolerance for comparing fractional resources (core overrides may be fractional).
@@ -68,12 +68,25 @@ struct Claim<'a> {
     /// Single-use server (`reusable: false`) with a session: it takes no other (drained now, deleted
     /// once its sessions end) and its capacity no longer counts.
     spent: bool,
+    /// Docker agents: what sessions on its record (or its own server id) hold or will hold: those that
+    /// allocate and those queued on it. A pending VM adds its size less this.
+    pending_use: Resources,
 }
 
 struct Eval<'a> {
     input: &'a Input,
     now: DateTime<Utc>,
     server_pool: bool,
+    /// Docker agents: per dimension, what must be free (standby + staging + queued requests when
+    /// aggressive); set by `demand` before any scale decision.
+    target: Resources,
+    /// Server pools: available sessions that must be free (minimum + staging + queued when aggressive).
+    target_sessions: u64,
+    /// Resources of session requests queued on a record (`assigned` to a VM still booting, ...), by
+    /// normalised record id: not in Kasm's `allocated` yet, but the record's room is theirs.
+    queued_on: HashMap<String, Resources>,
+    /// Resources of sessions that allocate or are queued, by normalised record id.
+    used_on: HashMap<String, Resources>,
     claims: Vec<Claim<'a>>,
     reasons: Vec<String>,
     actions_destroy: Vec<Action>,
@@ -84,10 +97,24 @@ struct Eval<'a> {
 
 impl<'a> Eval<'a> {
     fn new(input: &'a Input, now: DateTime<Utc>) -> Self {
+        let mut queued_on: HashMap<String, Resources> = HashMap::new();
+        let mut used_on: HashMap<String, Resources> = HashMap::new();
+        for k in input.sessions.iter().filter(|k| k.is_placed()) {
+            if k.is_queued() {
+                *queued_on.entry(norm_id(&k.server_id)).or_default() += k.resources;
+            }
+            if k.is_queued() || k.allocates() {
+                *used_on.entry(norm_id(&k.server_id)).or_default() += k.resources;
+            }
+        }
         Eval {
             input,
             now,
             server_pool: input.config.autoscale_type == AutoscaleType::Server,
+            target: input.config.standby(),
+            target_sessions: input.config.minimum_pool_standby_sessions as u64,
+            queued_on,
+            used_on,
             claims: Vec::with_capacity(input.instances.len()),
             reasons: Vec::new(),
             actions_destroy: Vec::new(),
@@ -138,12 +165,14 @@ impl<'a> Eval<'a> {
     }
 
     /// Free capacity of a record, never negative per dimension (an over-committed agent has no room,
-    /// it does not take room away from the others).
+    /// it does not take room away from the others). Session requests queued on the record count as
+    /// held: Kasm starts them there once it can.
     fn free_of(&self, rec: &KasmServer, ours: bool) -> Resources {
         let cap = self.capacity(rec, ours);
+        let queued = self.queued_on.get(&norm_id(&rec.server_id)).copied().unwrap_or_default();
         let mut f = Resources::default();
         for d in DIMS {
-            f.set(d, (cap.get(d) - rec.allocated.get(d)).max(0.0));
+            f.set(d, (cap.get(d) - rec.allocated.get(d) - queued.get(d)).max(0.0));
         }
         f
     }
@@ -258,7 +287,8 @@ impl<'a> Eval<'a> {
                 Some(_) => {}
             }
         }
-        let pending_n = self.claims.iter().filter(|c| c.counts == Counts::Pending).count() as u32;
+        let pending: Vec<usize> =
+            (0..self.claims.len()).filter(|&i| self.claims[i].counts == Counts::Pending).collect();
 
         // The floor: only while a schedule is active.
         let floor = if active { sched.floor } else { 0 };
@@ -291,10 +321,12 @@ impl<'a> Eval<'a> {
             minimum_instances: floor,
             ..Summary::default()
         };
+        let per_vm = if self.server_pool { [None; 3] } else { self.per_vm() };
+        self.demand(&per_vm, &mut summary);
         let up = if self.server_pool {
-            self.scale_up_servers(may_scale, avail_rec, pending_n, &mut nondraining, floor, &mut summary)
+            self.scale_up_servers(may_scale, avail_rec, &pending, &mut nondraining, floor, &mut summary)
         } else {
-            self.scale_up_agents(may_scale, free_rec, pending_n, &mut nondraining, floor, &mut summary)
+            self.scale_up_agents(may_scale, free_rec, &pending, per_vm, &mut nondraining, floor, &mut summary)
         };
         let mut free_rec = free_rec + up.undrained;
         let mut avail_rec = avail_rec + up.undrained_sessions;
@@ -444,6 +476,13 @@ impl<'a> Eval<'a> {
             retiring: false,
             protected: false,
             spent: false,
+            pending_use: Resources::default(),
+        };
+        let used = |id: &str| self.used_on.get(&norm_id(id)).copied().unwrap_or_default();
+        c.pending_use = match rec {
+            Some(r) if !same_id(&r.server_id, &inst.kasm_server_id) => used(&r.server_id) + used(&inst.kasm_server_id),
+            Some(r) => used(&r.server_id),
+            None => used(&inst.kasm_server_id),
         };
         if let Some(r) = rec {
             c.contrib = self.free_of(r, true);
@@ -777,7 +816,7 @@ impl<'a> Eval<'a> {
             if !self.removable(&(free_rec + *retiring_free), avail_rec + *retiring_avail, c) {
                 self.reasons.push(format!(
                     "rotation: {old} is due to go, but without it the pool would drop below {}: it keeps serving until more capacity does",
-                    if self.server_pool { "Minimum Available Sessions" } else { "standby" }
+                    self.kept_free()
                 ));
                 continue;
             }
@@ -802,49 +841,216 @@ impl<'a> Eval<'a> {
         }
     }
 
+    /// What must be free beyond what runs (sets `target` / `target_sessions` and the summary): the
+    /// standby, plus what the staging configs still need (Kasm's `desired_staged_resources`: image size ×
+    /// (desired − staged) per staging config; an image larger than one VM is "unmet", reported and not
+    /// provisioned for), plus — with `aggressive_scaling`, Kasm's "expedient measures ... for on-demand
+    /// session requests" — the session requests queued for the config that wait on no record.
+    fn demand(&mut self, per_vm: &[Option<f64>; 3], summary: &mut Summary) {
+        let input = self.input;
+        let fits = |r: Resources| DIMS.iter().enumerate().all(|(k, &d)| per_vm[k].is_none_or(|p| r.get(d) <= p + EPS));
+        let mut staging: Vec<&StagingDemand> = input.staging.iter().filter(|s| s.num_sessions > 0).collect();
+        staging.sort_by(|a, b| a.staging_config_id.cmp(&b.staging_config_id));
+        let mut staged = Resources::default();
+        let mut unmet = Resources::default();
+        let mut staged_sessions: u64 = 0;
+        for s in staging {
+            let missing = s.remaining();
+            let head = format!(
+                "staging config {} ({}): {} desired, {} staged",
+                s.staging_config_id, s.image, s.num_sessions, s.current_sessions
+            );
+            if self.server_pool {
+                staged_sessions += missing as u64;
+                self.reasons.push(format!("{head}: {missing} session slots kept free for the missing ones"));
+            } else if fits(s.image_size) {
+                let need = s.image_size * missing as f64;
+                staged += need;
+                self.reasons.push(if missing == 0 {
+                    format!("{head}: all staged")
+                } else {
+                    format!("{head}: room kept for {missing} more of {}: {}", fmt_res(s.image_size), fmt_res(need))
+                });
+            } else {
+                for (k, d) in DIMS.into_iter().enumerate() {
+                    let over = per_vm[k].map_or(0.0, |p| s.image_size.get(d) - p);
+                    unmet.set(d, unmet.get(d).max(over.max(0.0)));
+                }
+                self.reasons.push(format!(
+                    "{head}: unmet: one session takes {}, more than one VM offers ({}); not provisioned for",
+                    fmt_res(s.image_size),
+                    fmt_per_vm(per_vm)
+                ));
+            }
+        }
+        // Requests waiting for compute, in id order (sums must not depend on input order).
+        let mut queued: Vec<&KasmSession> = input.queued.iter().collect();
+        queued.sort_by(|a, b| a.kasm_id.cmp(&b.kasm_id));
+        let mut q_res = Resources::default();
+        let mut q_n: u64 = 0;
+        let mut too_big = 0u32;
+        for k in &queued {
+            if self.server_pool {
+                q_n += 1;
+            } else if fits(k.resources) {
+                q_res += k.resources;
+                q_n += 1;
+            } else {
+                too_big += 1;
+            }
+        }
+        let waiting = queued.len();
+        if waiting > 0 {
+            let what = if self.server_pool { format!("{q_n} session slots") } else { fmt_res(q_res) };
+            if input.config.aggressive_scaling {
+                self.reasons.push(format!(
+                    "{waiting} session requests queued for this config and on no VM yet: demand (aggressive_scaling): {what}"
+                ));
+                if too_big > 0 {
+                    self.reasons.push(format!(
+                        "{too_big} queued requests take more than one VM offers ({}): not provisioned for",
+                        fmt_per_vm(per_vm)
+                    ));
+                }
+            } else {
+                self.reasons.push(format!(
+                    "{waiting} session requests queued for this config and on no VM yet; aggressive_scaling off: they wait for the capacity standby and staging keep"
+                ));
+                q_res = Resources::default();
+                q_n = 0;
+            }
+        }
+        summary.staging = staged;
+        summary.staging_unmet = unmet;
+        summary.staging_sessions = staged_sessions.min(u32::MAX as u64) as u32;
+        summary.queued_requests = waiting.min(u32::MAX as usize) as u32;
+        summary.queued = q_res;
+        if self.server_pool {
+            self.target_sessions = input.config.minimum_pool_standby_sessions as u64 + staged_sessions + q_n;
+        } else {
+            self.target = input.config.standby() + staged + q_res;
+        }
+    }
+
+    /// What scale-down and rotation keep free, as the decision log names it: `standby` (server pools:
+    /// `Minimum Available Sessions`), with `+ staging + queued requests` when those add to it.
+    fn kept_free(&self) -> &'static str {
+        let extra = if self.server_pool {
+            self.target_sessions > self.input.config.minimum_pool_standby_sessions as u64
+        } else {
+            let s = self.input.config.standby();
+            DIMS.iter().any(|&d| self.target.get(d) > s.get(d) + EPS)
+        };
+        match (self.server_pool, extra) {
+            (true, false) => "Minimum Available Sessions",
+            (true, true) => "Minimum Available Sessions + staging + queued requests",
+            (false, false) => "standby",
+            (false, true) => "standby + staging + queued requests",
+        }
+    }
+
+    /// Server pools: how the session target reads when staging or queued requests add to the minimum
+    /// (`minimum 2 + staging 1 + queued 3 = 6`); `None` when it is the minimum alone.
+    fn target_parts(&self, summary: &Summary) -> Option<String> {
+        let min = self.input.config.minimum_pool_standby_sessions as u64;
+        let extra = self.target_sessions.saturating_sub(min);
+        (extra > 0).then(|| {
+            let queued = extra.saturating_sub(summary.staging_sessions as u64);
+            format!("minimum {min} + staging {} + queued {queued} = {}", summary.staging_sessions, self.target_sessions)
+        })
+    }
+
     fn undrain(&mut self, i: usize) {
         let c = &self.claims[i];
         let server_id = self.input.servers[c.rec.expect("undrain candidates have a record")].server_id.clone();
         self.actions_undrain.push(Action::Undrain { claim: c.inst.id.clone(), server_id });
     }
 
+    /// How the target of dimension `d` reads in a reason: `standby 8`, or with staging and queued
+    /// requests `standby 8 + staging 4 + queued 2 = 14`.
+    fn target_text(&self, d: Dim, summary: &Summary) -> String {
+        let standby = self.input.config.standby().get(d);
+        let (st, q) = (summary.staging.get(d), summary.queued.get(d));
+        if st <= EPS && q <= EPS {
+            return format!("standby {}", num(standby));
+        }
+        let mut t = format!("standby {}", num(standby));
+        if st > EPS {
+            t.push_str(&format!(" + staging {}", num(st)));
+        }
+        if q > EPS {
+            t.push_str(&format!(" + queued {}", num(q)));
+        }
+        format!("{t} = {}", num(self.target.get(d)))
+    }
+
+    /// The shortfall limit (ours, `max_new_vms_per_evaluation`): `need` VMs wanted after `undrained`
+    /// re-enabled ones; returns what this evaluation creates for the shortfall.
+    fn batch_limit(&mut self, need: u32, undrained: u32) -> u32 {
+        let Some(b) = self.input.config.max_new_vms_per_evaluation.map(|b| b.get()) else { return need };
+        let left = b.saturating_sub(undrained);
+        if need > left {
+            self.reasons.push(format!(
+                "max_new_vms_per_evaluation {b}: {left} new VMs this evaluation ({undrained} re-enabled; the shortfall needs {need})"
+            ));
+            return left;
+        }
+        need
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn scale_up_agents(
         &mut self,
         may_scale: bool,
         free_rec: Resources,
-        pending_n: u32,
+        pending: &[usize],
+        per_vm: [Option<f64>; 3],
         nondraining: &mut u32,
         floor: u32,
         summary: &mut Summary,
     ) -> ScaleUp {
-        let standby = self.input.config.standby();
-        let per_vm = self.per_vm();
+        let target = self.target;
+        let pending_n = pending.len() as u32;
+        // A VM on its way up adds its size, less what sessions already queued on it (or running on a
+        // record that does not count yet) will hold.
         let mut free = free_rec;
-        for (k, d) in DIMS.into_iter().enumerate() {
-            free.set(d, free.get(d) + pending_n as f64 * per_vm[k].unwrap_or(0.0));
+        let mut held = Resources::default();
+        for &i in pending {
+            let use_ = self.claims[i].pending_use;
+            for (k, d) in DIMS.into_iter().enumerate() {
+                let size = per_vm[k].unwrap_or(0.0);
+                let taken = use_.get(d).min(size).max(0.0);
+                free.set(d, free.get(d) + size - taken);
+                held.set(d, held.get(d) + taken);
+            }
         }
         summary.per_vm = Resources::new(per_vm[0].unwrap_or(0.0), per_vm[1].unwrap_or(0.0), per_vm[2].unwrap_or(0.0));
         summary.free = free;
+        let held_text = if held == Resources::default() {
+            String::new()
+        } else {
+            format!(", less {} held by sessions queued on them", fmt_res(held))
+        };
         self.reasons.push(format!(
-            "free {} (incl. {pending_n} pending VMs); standby {}; a new VM adds {}",
+            "free {} (incl. {pending_n} pending VMs{held_text}); standby {}; a new VM adds {}",
             fmt_res(free),
-            fmt_res(standby),
+            fmt_res(self.input.config.standby()),
             fmt_per_vm(&per_vm)
         ));
         let mut up = ScaleUp::default();
         if !may_scale {
             return up;
         }
-        let short = |free: &Resources, d: Dim| standby.get(d) - free.get(d) > EPS;
+        let short = |free: &Resources, d: Dim| target.get(d) - free.get(d) > EPS;
 
         // Undrain first: a draining VM that still exists is capacity without a provider call.
-        let aggressive = self.input.config.aggressive_scaling;
+        let batch = self.input.config.max_new_vms_per_evaluation.map(|b| b.get());
         for i in self.undrain_candidates() {
             let contrib = self.claims[i].contrib;
-            let helps_standby = DIMS.iter().any(|&d| short(&free, d) && contrib.get(d) > EPS);
+            let helps = DIMS.iter().any(|&d| short(&free, d) && contrib.get(d) > EPS);
             let below_floor = *nondraining < floor;
-            let standby_step_left = aggressive || up.undrained_n == 0;
-            if !(below_floor || (helps_standby && standby_step_left)) {
+            let step_left = batch.is_none_or(|b| up.undrained_n < b);
+            if !(below_floor || (helps && step_left)) {
                 continue;
             }
             self.undrain(i);
@@ -858,35 +1064,33 @@ impl<'a> Eval<'a> {
         }
         summary.free = free;
 
-        // Standby shortfall per dimension.
+        // Shortfall per dimension against standby + staging + queued requests.
         let mut need: u32 = 0;
         let mut unknown = false;
         for (k, d) in DIMS.into_iter().enumerate() {
             if !short(&free, d) {
                 continue;
             }
-            let gap = standby.get(d) - free.get(d);
+            let gap = target.get(d) - free.get(d);
+            let wanted = self.target_text(d, summary);
             match per_vm[k] {
                 None => {
                     unknown = true;
                     self.reasons.push(format!(
-                        "free {d} {} < standby {}: VM size unknown (no override, no provider size, no agents yet)",
+                        "free {d} {} < {wanted}: VM size unknown (no override, no provider size, no agents yet)",
                         num(free.get(d)),
-                        num(standby.get(d))
                     ));
                 }
                 Some(p) if p <= EPS => self.reasons.push(format!(
-                    "free {d} {} < standby {}: a new VM adds 0 {d}, so creating VMs cannot help; not scaling on {d}",
+                    "free {d} {} < {wanted}: a new VM adds 0 {d}, so creating VMs cannot help; not scaling on {d}",
                     num(free.get(d)),
-                    num(standby.get(d))
                 )),
                 Some(p) => {
                     let n = ((gap / p) - EPS).ceil().max(1.0) as u32;
                     need = need.max(n);
                     self.reasons.push(format!(
-                        "free {d} {} < standby {}: +{n} agents of {} {d}",
+                        "free {d} {} < {wanted}: +{n} agents of {} {d}",
                         num(free.get(d)),
-                        num(standby.get(d)),
                         num(p)
                     ));
                 }
@@ -901,14 +1105,7 @@ impl<'a> Eval<'a> {
                 format!("VM size unknown: waiting for the {pending_n} pending VMs to report their size")
             });
         }
-        if need > 0 && !aggressive {
-            if up.undrained_n > 0 {
-                need = 0;
-            } else if need > 1 {
-                self.reasons.push(format!("aggressive_scaling off: 1 VM this evaluation (shortfall needs {need})"));
-                need = 1;
-            }
-        }
+        let need = self.batch_limit(need, up.undrained_n);
         up.wanted = need.max(self.floor_need(floor, *nondraining));
         up
     }
@@ -917,25 +1114,34 @@ impl<'a> Eval<'a> {
         &mut self,
         may_scale: bool,
         avail_rec: u64,
-        pending_n: u32,
+        pending: &[usize],
         nondraining: &mut u32,
         floor: u32,
         summary: &mut Summary,
     ) -> ScaleUp {
         let per = self.input.config.max_simultaneous_sessions_per_server;
-        let minimum = self.input.config.minimum_pool_standby_sessions as u64;
-        let mut avail = avail_rec + pending_n as u64 * per as u64;
+        let minimum = self.target_sessions;
+        let pending_n = pending.len();
+        // A server on its way up takes `per` sessions, less those already queued on it.
+        let taken: u64 = pending.iter().map(|&i| self.claims[i].sessions.min(per) as u64).sum();
+        let mut avail = avail_rec + pending_n as u64 * per as u64 - taken;
         summary.available_sessions = avail.min(u32::MAX as u64) as u32;
-        self.reasons
-            .push(format!("available sessions {avail} (incl. {pending_n} pending servers × {per}); minimum {minimum}"));
+        let taken_text = if taken > 0 { format!(", less {taken} sessions queued on them") } else { String::new() };
+        let wanted = match self.target_parts(summary) {
+            Some(parts) => parts,
+            None => format!("minimum {minimum}"),
+        };
+        self.reasons.push(format!(
+            "available sessions {avail} (incl. {pending_n} pending servers × {per}{taken_text}); {wanted}"
+        ));
         let mut up = ScaleUp::default();
         if !may_scale {
             return up;
         }
-        let aggressive = self.input.config.aggressive_scaling;
+        let batch = self.input.config.max_new_vms_per_evaluation.map(|b| b.get());
         for i in self.undrain_candidates() {
             let contrib = self.claims[i].contrib_sessions as u64;
-            let helps = avail < minimum && contrib > 0 && (aggressive || up.undrained_n == 0);
+            let helps = avail < minimum && contrib > 0 && batch.is_none_or(|b| up.undrained_n < b);
             if !(helps || *nondraining < floor) {
                 continue;
             }
@@ -954,27 +1160,14 @@ impl<'a> Eval<'a> {
             let gap = minimum - avail;
             if per == 0 {
                 self.reasons.push(format!(
-                    "available sessions {avail} < minimum {minimum}: max_simultaneous_sessions_per_server is 0, creating servers cannot help"
+                    "available sessions {avail} < {wanted}: max_simultaneous_sessions_per_server is 0, creating servers cannot help"
                 ));
             } else {
-                let n = gap.div_ceil(per as u64).min(u32::MAX as u64) as u32;
-                need = if aggressive {
-                    n
-                } else if up.undrained_n > 0 {
-                    0
-                } else {
-                    1
-                };
-                self.reasons.push(format!(
-                    "available sessions {avail} < minimum {minimum}: +{need} servers of {per} sessions{}",
-                    if aggressive || n <= 1 {
-                        String::new()
-                    } else {
-                        format!(" (aggressive_scaling off; shortfall needs {n})")
-                    }
-                ));
+                need = gap.div_ceil(per as u64).min(u32::MAX as u64) as u32;
+                self.reasons.push(format!("available sessions {avail} < {wanted}: +{need} servers of {per} sessions"));
             }
         }
+        let need = self.batch_limit(need, up.undrained_n);
         up.wanted = need.max(self.floor_need(floor, *nondraining));
         up
     }
@@ -1121,11 +1314,11 @@ impl<'a> Eval<'a> {
     fn removable(&self, free_rec: &Resources, avail_rec: u64, c: &Claim) -> bool {
         if self.server_pool {
             let contrib = if c.counts == Counts::Record { c.contrib_sessions as u64 } else { 0 };
-            contrib == 0 || avail_rec >= contrib + self.input.config.minimum_pool_standby_sessions as u64
+            contrib == 0 || avail_rec >= contrib + self.target_sessions
         } else {
-            let standby = self.input.config.standby();
+            let target = self.target;
             let contrib = if c.counts == Counts::Record { c.contrib } else { Resources::default() };
-            DIMS.iter().all(|&d| contrib.get(d) <= EPS || free_rec.get(d) - contrib.get(d) >= standby.get(d) - EPS)
+            DIMS.iter().all(|&d| contrib.get(d) <= EPS || free_rec.get(d) - contrib.get(d) >= target.get(d) - EPS)
         }
     }
 
@@ -1151,7 +1344,7 @@ impl<'a> Eval<'a> {
             } else if idle.is_empty() {
                 "no idle VM of ours".to_string()
             } else if removable.is_empty() {
-                format!("none of the {} idle VMs can go without dropping below standby", idle.len())
+                format!("none of the {} idle VMs can go without dropping below {}", idle.len(), self.kept_free())
             } else {
                 format!("minimum_instances {floor} from the schedule ({nondraining} VMs up)")
             };

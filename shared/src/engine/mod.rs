@@ -21,26 +21,49 @@
 //! when > 0 (what the Kasm manager would have set on an agent its autoscaler launched), else Kasm's
 //! per-agent `overridden` when > 0, else `reported`; an agent that is not ours (a static agent in the
 //! same pool) keeps its own: `overridden` when > 0, else `reported`. `free_d` = Σ over counting records of
-//! max(0, capacity − allocated) + (pending VMs × per-VM size). Pending VMs are claims in
-//! requested/creating/booting whose record does not count yet (e.g. registered disabled, not yet
-//! activated). Per-VM size per dimension: override when > 0, else `Input::new_vm_size`, else the
-//! largest capacity among the pool's agent records; when still unknown for a dimension that is short,
-//! the plan says so and at most one VM is pending at a time until it reports its size.
+//! max(0, capacity − allocated − queued) + Σ over pending VMs of (per-VM size − what sessions on it
+//! hold or are queued for, at least 0). `queued` = the session requests queued on the record
+//! (`requested`/`provisioning`/`assigned`: Kasm starts them there once it can, though its `allocated`
+//! counts only `running`/`starting`). Pending VMs are claims in requested/creating/booting whose record
+//! does not count yet (e.g. registered disabled, not yet activated). Per-VM size per dimension: override
+//! when > 0, else `Input::new_vm_size`, else the largest capacity among the pool's agent records; when
+//! still unknown for a dimension that is short, the plan says so and at most one VM is pending at a
+//! time until it reports its size.
+//!
+//! # Demand: standby, staging, queued requests
+//! What must be free (`target_d`) = `standby_d` + staging_d + queued_d:
+//! - **Staging** (Kasm's `AutoScaleConfig.desired_staged_resources`, Kasm 1.15 `data/model.py`): for
+//!   every [`StagingDemand`] with `num_sessions` > 0, image size_d × (desired − currently staged); the
+//!   staged sessions themselves run on the agents and already hold their room. An image larger than
+//!   one VM in any dimension (the per-VM size above; Kasm compares with the config's overrides) is
+//!   **unmet**: reported (per dimension, the largest excess, as Kasm's `unmet_*`), not provisioned for.
+//!   Ours: desired − staged never goes below 0 (Kasm's sum would subtract an excess of staged sessions);
+//!   an unknown per-VM size counts as fitting.
+//! - **Queued requests** (Kasm's Aggressive Scaling): with `aggressive_scaling`, the resources of
+//!   [`Input::queued`] — requests Kasm queued for this config that wait on no record — that
+//!   fit one VM; larger ones are reported only. Without it they are reported and wait: Kasm's own code
+//!   provisions for a queued request only with aggressive scaling (Kasm 1.15's `provider_manager`, where
+//!   a request is queued: with the flag it starts creating a VM for that request at once, without it
+//!   it does nothing more).
+//!
+//! Server pools count sessions instead: target = `minimum_pool_standby_sessions` + missing staged
+//! sessions (each takes a slot; ours, Kasm's code shows only the resource sum) + queued requests
+//! (aggressive).
 //!
 //! # Scale up
-//! When `free_d < standby_d` for some d: aggressive → `max_d ceil((standby_d − free_d) / per_vm_d)`,
-//! else 1 VM per evaluation. A dimension a new VM adds nothing to (per_vm_d = 0) is skipped with a
-//! reason (creating VMs cannot help it). Draining VMs whose record still exists and checks in are
-//! undrained first, most recently drained first (non-aggressive: an undrain is the evaluation's one
-//! step). Creates are capped so `owned_total + create ≤ max_instances` (`owned_total` counts every
-//! state but deleted, failed and deleting included); none while `control.backoff_until > now`, while
-//! the config is disabled, or while its schedules are inactive.
+//! When `free_d < target_d` for some d: `max_d ceil((target_d − free_d) / per_vm_d)` VMs, at most
+//! `max_new_vms_per_evaluation` (ours; undrains count toward it) when set. A dimension a new VM adds
+//! nothing to (per_vm_d = 0) is skipped with a reason (creating VMs cannot help it). Draining VMs whose
+//! record still exists and checks in are undrained first, most recently drained first. Creates are
+//! capped so `owned_total + create ≤ max_instances` (`owned_total` counts every state but deleted,
+//! failed and deleting included); none while `control.backoff_until > now`, while the config is
+//! disabled, or while its schedules are inactive.
 //!
 //! # Server pools
-//! Available sessions = Σ over counting server records (max sessions − sessions on it) + pending
-//! servers × `max_simultaneous_sessions_per_server`; max sessions = `record.max_sessions`, else the
-//! config's value. Scale up while available < `minimum_pool_standby_sessions` (aggressive:
-//! `ceil(shortfall / max sessions)`), undrain first as above.
+//! Available sessions = Σ over counting server records (max sessions − sessions on it) + Σ over pending
+//! servers of (`max_simultaneous_sessions_per_server` − sessions queued on it); max sessions =
+//! `record.max_sessions`, else the config's value. Scale up while available < target
+//! (`ceil(shortfall / max sessions)`, the same step limit), undrain first as above.
 //!
 //! **Single-use servers** (`reusable: false`, Kasm's default): Kasm deletes a non-reusable server
 //! once its session ends. Ours: a running server of ours with any session (of an enabled config) is
@@ -52,15 +75,15 @@
 //! # Floor
 //! An active schedule's `minimum_instances` (the largest among the active windows) keeps at least
 //! that many owned VMs that are not draining (requested, creating, booting, running): missing ones
-//! are undrained or created at once, whatever `aggressive_scaling` says (it is a fixed fleet, not
-//! a shortfall estimate); scale-down never goes below it.
+//! are undrained or created at once, whatever `max_new_vms_per_evaluation` says (it is a fixed fleet,
+//! not a shortfall estimate); scale-down never goes below it.
 //!
 //! # Scale down
 //! A candidate is an owned, running VM whose record is enabled and which has 0 sessions (counted from
 //! `Input::sessions` by server id, never from `allocated`). A candidate is removable when, without
-//! it, `free_d ≥ standby_d` for every dimension it adds to (a dimension it adds nothing to is not
-//! affected by its removal), counting only records — pending VMs are never counted as free capacity
-//! here. Server pools: available − what it adds ≥ minimum. Once the clock below allows it, candidates
+//! it, `free_d ≥ target_d` (standby, staging, counted queued requests) for every dimension it adds to
+//! (a dimension it adds nothing to is not affected by its removal), counting only records — pending VMs
+//! are never counted as free capacity here. Server pools: available − what it adds ≥ target. Once the clock below allows it, candidates
 //! are drained greedily, newest first (created_at, then claim id), each re-checked against what is
 //! left, never below the floor.
 //!
@@ -157,7 +180,7 @@
 //! - A VM with sessions is never destroyed (as always): it drains until its sessions end.
 //! - When a schedule is active again, draining VMs that still exist and check in are undrained
 //!   before anything is created (the scale-up rule: when the standby or the floor needs them,
-//!   most recently drained first, one per evaluation unless aggressive or below the floor); those
+//!   most recently drained first, within `max_new_vms_per_evaluation` unless below the floor); those
 //!   not needed stay draining and go once idle. A draining VM past its rotation due age is never
 //!   undrained.
 //!
@@ -229,6 +252,29 @@ pub struct ControlState {
     pub consecutive_failures: u32,
 }
 
+/// One staging config of the autoscale config, as the engine counts it: Kasm keeps `num_sessions`
+/// staged sessions of an image ready, and its AutoScale keeps room for the ones still missing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StagingDemand {
+    /// Kasm's id of the staging config (for the decision log).
+    pub staging_config_id: String,
+    /// The image staged (its name or id, for the decision log).
+    pub image: String,
+    /// What one session of the image takes.
+    pub image_size: Resources,
+    /// Desired staged sessions (Kasm's `num_sessions`).
+    pub num_sessions: u32,
+    /// Staged sessions that exist now (Kasm's `num_current_sessions`: its sessions with `is_standby`).
+    pub current_sessions: u32,
+}
+
+impl StagingDemand {
+    /// Staged sessions still missing: desired − current, never below 0.
+    pub fn remaining(&self) -> u32 {
+        self.num_sessions.saturating_sub(self.current_sessions)
+    }
+}
+
 /// Everything `decide` needs for one autoscale config.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Input {
@@ -252,8 +298,14 @@ pub struct Input {
     pub instances: Vec<Instance>,
     /// Kasm's records in this config's zone and pool (ours and the operator's own).
     pub servers: Vec<KasmServer>,
-    /// Live sessions on those records.
+    /// Live sessions on those records (session requests queued on them included).
     pub sessions: Vec<KasmSession>,
+    /// The staging configs that count toward this config, with their staged sessions counted.
+    pub staging: Vec<StagingDemand>,
+    /// Session requests Kasm queued for this config (`requested`, `provisioning`, `assigned`) that wait
+    /// on no record (none yet, or one Kasm no longer lists): waiting for capacity. Requests on a record
+    /// are in `sessions` and take that record's room.
+    pub queued: Vec<KasmSession>,
 }
 
 /// One thing the app must do for one claim.
@@ -311,6 +363,22 @@ pub struct Summary {
     pub free: Resources,
     /// Standby asked for.
     pub standby: Resources,
+    /// Docker agents: what the staging configs still need free, per dimension (images that fit a VM).
+    #[serde(default)]
+    pub staging: Resources,
+    /// Docker agents: the largest amount per dimension by which a staged image exceeds what one VM
+    /// offers (Kasm's "unmet"); such staging configs are reported, not provisioned for.
+    #[serde(default)]
+    pub staging_unmet: Resources,
+    /// Server pools: staged sessions still missing (each takes a session slot).
+    #[serde(default)]
+    pub staging_sessions: u32,
+    /// Session requests queued for the config and waiting on no record.
+    #[serde(default)]
+    pub queued_requests: u32,
+    /// Docker agents: what those requests take, when they count as demand (`aggressive_scaling`).
+    #[serde(default)]
+    pub queued: Resources,
     /// What one new VM adds (after overrides).
     pub per_vm: Resources,
     /// Server pools: available sessions, booting servers included, servers retiring for rotation not.

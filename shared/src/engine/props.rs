@@ -42,11 +42,19 @@ enum Sched {
     Never,
 }
 
+/// A staging config: image (cores, memory GB, GPUs), desired and staged sessions.
+type StageSpec = (u8, u8, u8, u8, u8);
+
 #[derive(Debug, Clone)]
 struct Spec {
     server_pool: bool,
     enabled: bool,
     aggressive: bool,
+    /// `max_new_vms_per_evaluation` 1 (else no limit).
+    one_step: bool,
+    staging: Vec<StageSpec>,
+    /// Queued requests on none of the config's records: (cores, memory GB).
+    queued: Vec<(u8, u8)>,
     backoff: u64,
     standby: (u8, u8, u8),
     overrides: (u8, u8, u8),
@@ -140,6 +148,11 @@ fn spec(steady: bool) -> impl Strategy<Value = Spec> {
         pvec(claim_spec(), 0..=8),
         pvec(rec_spec(), 0..=3),
         sched(steady),
+        (
+            any::<bool>(),
+            pvec((0u8..=6, 0u8..=12, prop_oneof![4 => Just(0u8), 1 => Just(1u8)], 0u8..=4, 0u8..=4), 0..=2),
+            pvec((1u8..=4, 1u8..=8), 0..=3),
+        ),
     )
         .prop_map(
             |(
@@ -153,10 +166,14 @@ fn spec(steady: bool) -> impl Strategy<Value = Spec> {
                 claims,
                 statics,
                 sched,
+                (one_step, staging, queued),
             )| Spec {
                 server_pool,
                 enabled,
                 aggressive,
+                one_step,
+                staging,
+                queued,
                 backoff,
                 standby,
                 overrides,
@@ -198,6 +215,8 @@ fn build(s: &Spec) -> Input {
     }
     config.enabled = s.enabled;
     config.aggressive_scaling = s.aggressive;
+    config.max_new_vms_per_evaluation = if s.one_step { std::num::NonZeroU32::new(1) } else { None };
+    config.autoscale_config_id = Some("kasm-cfg".into());
     config.downscale_backoff = s.backoff;
     config.standby_cores = s.standby.0 as f64;
     config.standby_memory_mb = s.standby.1 as f64 * 1024.0;
@@ -261,6 +280,30 @@ fn build(s: &Spec) -> Input {
         instances,
         servers,
         sessions,
+        staging: s.staging.iter().enumerate().map(|(k, st)| stage(k, *st)).collect(),
+        queued: s.queued.iter().enumerate().map(|(k, &(c, m))| queued_request(k, c, m)).collect(),
+    }
+}
+
+/// A staging config of the generated inputs.
+fn stage(k: usize, (cores, mem_gb, gpus, num, current): StageSpec) -> StagingDemand {
+    StagingDemand {
+        staging_config_id: format!("stage-{k}"),
+        image: format!("image-{k}"),
+        image_size: Resources::new(cores as f64, mem_gb as f64 * 1024.0, gpus as f64),
+        num_sessions: num as u32,
+        current_sessions: current as u32,
+    }
+}
+
+/// A session request Kasm queued for the config and placed nowhere.
+fn queued_request(k: usize, cores: u8, mem_gb: u8) -> crate::kasm::KasmSession {
+    crate::kasm::KasmSession {
+        kasm_id: format!("q{k:02}"),
+        resources: Resources::new(cores as f64, mem_gb as f64 * 1024.0, 0.0),
+        status: "requested".into(),
+        autoscale_config_id: Some("kasm-cfg".into()),
+        ..Default::default()
     }
 }
 
@@ -497,8 +540,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// KASM.md's create loop (provider list lag): evaluating again before the provisioner has done
-    /// anything must not create more than the shortfall asks for. Aggressive: the second evaluation
-    /// creates nothing; either way the repeated evaluations stop creating.
+    /// anything must not create more than the shortfall asks for. Without a step limit the second
+    /// evaluation creates nothing; either way the repeated evaluations stop creating.
     #[test]
     fn claims_not_yet_provisioned_stop_further_creates(s in spec(false)) {
         let mut input = build(&s);
@@ -508,7 +551,11 @@ proptest! {
             if p.create == 0 {
                 return Ok(());
             }
-            prop_assert!(round == 0 || !input.config.aggressive_scaling, "aggressive created again: {:#?}", p.reasons);
+            prop_assert!(
+                round == 0 || input.config.max_new_vms_per_evaluation.is_some(),
+                "created again without a step limit: {:#?}",
+                p.reasons
+            );
             for k in 0..p.create {
                 input.instances.push(claim(&format!("n{round:03}{k:02}"), InstanceState::Requested, 0));
                 input.owned_total += 1;
@@ -804,7 +851,8 @@ proptest! {
 #[derive(Debug, Clone)]
 struct RotSpec {
     server_pool: bool,
-    aggressive: bool,
+    /// `max_new_vms_per_evaluation` 1 (else no limit).
+    one_step: bool,
     per_server: u32,
     standby: (u8, u8),
     minimum: u32,
@@ -828,7 +876,7 @@ fn rot_spec() -> impl Strategy<Value = RotSpec> {
     )
         .prop_map(
             |(
-                (server_pool, aggressive, per_server),
+                (server_pool, one_step, per_server),
                 (standby, minimum, floor),
                 (days, pre_warm),
                 vms,
@@ -837,7 +885,7 @@ fn rot_spec() -> impl Strategy<Value = RotSpec> {
             )| {
                 RotSpec {
                     server_pool,
-                    aggressive,
+                    one_step,
                     per_server,
                     standby,
                     minimum,
@@ -855,7 +903,7 @@ fn rot_spec() -> impl Strategy<Value = RotSpec> {
 fn build_rot(s: &RotSpec) -> Input {
     let mut input = super::tests::input(s.standby.0 as f64);
     let c = &mut input.config;
-    c.aggressive_scaling = s.aggressive;
+    c.max_new_vms_per_evaluation = if s.one_step { std::num::NonZeroU32::new(1) } else { None };
     c.downscale_backoff = 1800;
     c.agent_cores_override = 4.0;
     c.agent_memory_override_gb = 8.0;
@@ -947,7 +995,7 @@ proptest! {
 fn rotation_over_time_replaces_and_drains() {
     let s = RotSpec {
         server_pool: false,
-        aggressive: true,
+        one_step: false,
         per_server: 1,
         standby: (4, 0),
         minimum: 0,
@@ -1016,5 +1064,93 @@ proptest! {
             advance(&mut input, now, next);
             now = next;
         }
+    }
+}
+
+/// VMs a plan adds: creates and re-enabled draining VMs.
+fn scale_up(p: &Plan) -> u32 {
+    p.create + p.actions.iter().filter(|a| matches!(a, Action::Undrain { .. })).count() as u32
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Staging configs and queued requests add demand, and: they never provision past
+    /// `max_instances` (every plan keeps the invariants); more of that demand never means fewer VMs
+    /// (when the VM size is known, so no "learn the size first" step applies); a staging config whose
+    /// image is larger than one VM (unmet) changes no action; and with `aggressive_scaling` off,
+    /// queued requests change no action either.
+    #[test]
+    fn staging_and_queued_demand_stay_under_the_cap(
+        s in spec(false),
+        extra_stage in pvec((1u8..=4, 1u8..=8, 1u8..=12), 1..=3),
+        extra_queued in pvec((1u8..=4, 1u8..=8), 1..=6),
+        cap_room in 0u32..=3,
+    ) {
+        let now = t0();
+        let mut base = build(&s);
+        // A cap close to what is owned, so the demand can reach it.
+        base.max_instances = base.owned_total + cap_room;
+        let p0 = decide(&base, now);
+        check_plan(&base, &p0, now)?;
+
+        let mut more = base.clone();
+        let n = more.staging.len();
+        more.staging.extend(extra_stage.iter().enumerate().map(|(k, &(c, m, num))| stage(n + k, (c, m, 0, num, 0))));
+        let n = more.queued.len();
+        more.queued.extend(extra_queued.iter().enumerate().map(|(k, &(c, m))| queued_request(n + k, c, m)));
+        let p1 = decide(&more, now);
+        check_plan(&more, &p1, now)?;
+        prop_assert!(more.owned_total + p1.create <= more.max_instances.max(more.owned_total), "past the cap: {:#?}", p1.reasons);
+        let size_known = s.new_vm_size.is_some();
+        if size_known {
+            prop_assert!(scale_up(&p1) >= scale_up(&p0), "more demand, fewer VMs: {} < {}\n{:#?}\n{:#?}", scale_up(&p1), scale_up(&p0), p1.reasons, p0.reasons);
+        }
+
+        // Unmet: an image one core larger than a VM (Docker Agents, size known) is reported only.
+        if size_known && !s.server_pool {
+            let per_vm = p0.summary.per_vm;
+            let mut unmet = base.clone();
+            let n = unmet.staging.len();
+            unmet.staging.push(StagingDemand {
+                image_size: Resources::new(per_vm.cores + 1.0, 1.0, 0.0),
+                ..stage(n, (1, 1, 0, 5, 0))
+            });
+            let p2 = decide(&unmet, now);
+            prop_assert_eq!(&p2.actions, &p0.actions);
+            prop_assert_eq!(p2.create, p0.create);
+            prop_assert!(p2.summary.staging_unmet.cores >= 1.0 - 1e-9, "{:#?}", p2.reasons);
+        }
+
+        // aggressive_scaling off: queued requests are reported, never provisioned for.
+        let mut calm = base.clone();
+        calm.config.aggressive_scaling = false;
+        let p3 = decide(&calm, now);
+        calm.queued = more.queued.clone();
+        let p4 = decide(&calm, now);
+        prop_assert_eq!(&p4.actions, &p3.actions);
+        prop_assert_eq!(p4.create, p3.create);
+        prop_assert_eq!(p4.summary.queued_requests as usize, more.queued.len());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Staged sessions count as staged, not as missing: once the desired sessions are staged, the
+    /// staging config asks for no room and the plan adds no more VMs than before.
+    #[test]
+    fn staging_what_is_missing_never_adds_vms(mut s in spec(false), num in 1u8..=4) {
+        s.server_pool = false;
+        let now = t0();
+        let mut base = build(&s);
+        base.staging = vec![stage(0, (1, 1, 0, num, 0))];
+        let before = decide(&base, now);
+        let mut after = base.clone();
+        after.staging[0].current_sessions = num as u32;
+        let p = decide(&after, now);
+        check_plan(&after, &p, now)?;
+        prop_assert!(scale_up(&p) <= scale_up(&before), "{:#?}", p.reasons);
+        prop_assert_eq!(p.summary.staging, Resources::default());
     }
 }

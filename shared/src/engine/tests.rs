@@ -59,6 +59,7 @@ pub(super) fn session(n: usize, server_id: &str) -> KasmSession {
         server_id: server_id.into(),
         resources: Resources::new(1.0, 1024.0, 0.0),
         status: "running".into(),
+        ..Default::default()
     }
 }
 
@@ -77,6 +78,8 @@ pub(super) fn input(standby_cores: f64) -> Input {
         instances: Vec::new(),
         servers: Vec::new(),
         sessions: Vec::new(),
+        staging: Vec::new(),
+        queued: Vec::new(),
     }
 }
 
@@ -125,7 +128,7 @@ fn assert_reason(p: &Plan, needle: &str) {
 // ---------- scale up ----------
 
 #[test]
-fn aggressive_creates_the_whole_shortfall() {
+fn the_whole_shortfall_is_created_at_once() {
     let mut i = input(8.0);
     i.servers = vec![{
         let mut a = agent("static", 4.0, 8192.0, true, Some(5));
@@ -142,12 +145,19 @@ fn aggressive_creates_the_whole_shortfall() {
 }
 
 #[test]
-fn non_aggressive_creates_one_per_evaluation() {
+fn max_new_vms_per_evaluation_limits_the_step_and_aggressive_scaling_does_not() {
     let mut i = input(16.0);
-    i.config.aggressive_scaling = false;
+    i.config.max_new_vms_per_evaluation = std::num::NonZeroU32::new(1);
     let p = decide(&i, t0());
     assert_eq!(p.create, 1);
-    assert_reason(&p, "aggressive_scaling off");
+    assert_reason(&p, "max_new_vms_per_evaluation 1: 1 new VMs this evaluation (0 re-enabled; the shortfall needs 4)");
+    i.config.max_new_vms_per_evaluation = std::num::NonZeroU32::new(3);
+    assert_eq!(decide(&i, t0()).create, 3);
+    // Kasm's aggressive_scaling is about queued requests, not the step: the standby shortfall is
+    // created at once either way.
+    i.config.max_new_vms_per_evaluation = None;
+    i.config.aggressive_scaling = false;
+    assert_eq!(decide(&i, t0()).create, 4);
 }
 
 #[test]
@@ -282,7 +292,7 @@ fn a_dimension_new_vms_do_not_add_is_skipped() {
     let p = decide(&i, t0());
     assert_eq!(p.create, 0, "a VM without GPUs cannot meet a GPU standby");
     assert_reason(&p, "a new VM adds 0 gpus");
-    i.config.aggressive_scaling = false;
+    i.config.max_new_vms_per_evaluation = std::num::NonZeroU32::new(1);
     assert_eq!(decide(&i, t0()).create, 0, "not even one per evaluation");
 }
 
@@ -685,7 +695,7 @@ fn sunday(start: &str, end: &str, min: u32) -> Schedule {
 #[test]
 fn schedule_floor_creates_and_protects() {
     let mut i = input(0.0);
-    i.config.aggressive_scaling = false; // the floor is a fleet size, created at once anyway
+    i.config.max_new_vms_per_evaluation = std::num::NonZeroU32::new(1); // the floor is a fleet size, created at once anyway
     i.schedules = vec![sunday("08:00", "18:00", 3)];
     let p = decide(&i, t0());
     assert_eq!(p.create, 3);
@@ -834,7 +844,7 @@ fn server_pool_scales_on_available_sessions() {
     assert_eq!(p.summary.available_sessions, 5);
     assert_eq!(p.create, 0);
     let mut i = pool(5, 2);
-    i.config.aggressive_scaling = false;
+    i.config.max_new_vms_per_evaluation = std::num::NonZeroU32::new(1);
     assert_eq!(decide(&i, t0()).create, 1);
 }
 
@@ -930,6 +940,7 @@ fn sessions_on_a_record_at_the_vms_address_hold_its_destroy() {
         server_id: "registered-elsewhere".into(),
         resources: Resources::new(1.0, 1024.0, 0.0),
         status: "running".into(),
+        ..Default::default()
     });
     let p = decide(&i, t0());
     assert!(!p.actions.iter().any(|a| matches!(a, Action::Destroy { .. })), "{:?}", p.actions);
@@ -1239,6 +1250,7 @@ fn a_single_use_server_with_a_session_is_drained_replaced_and_never_reused() {
         server_id: c.kasm_server_id.clone(),
         resources: Resources::default(),
         status: "running".into(),
+        ..Default::default()
     });
     let p = decide(&i, t0());
     let drained: Vec<_> = p
@@ -1269,7 +1281,208 @@ fn a_single_use_server_with_a_session_is_drained_replaced_and_never_reused() {
         server_id: c.kasm_server_id.clone(),
         resources: Resources::default(),
         status: "running".into(),
+        ..Default::default()
     });
     let p = decide(&i, t0());
     assert!(!p.actions.iter().any(|a| matches!(a, Action::Drain { .. })), "{:?}", p.actions);
+}
+
+// ---------- staging configs and queued requests ----------
+
+/// A staging config of `num` sessions of an image of `cores` / `mem` MB, `current` of them staged.
+fn staging(id: &str, cores: f64, mem: f64, num: u32, current: u32) -> StagingDemand {
+    StagingDemand {
+        staging_config_id: id.into(),
+        image: format!("image-{id}"),
+        image_size: Resources::new(cores, mem, 0.0),
+        num_sessions: num,
+        current_sessions: current,
+    }
+}
+
+/// A session request Kasm queued for the config (`requested`, no server).
+fn request(id: &str, cores: f64, mem: f64) -> KasmSession {
+    KasmSession {
+        kasm_id: id.into(),
+        resources: Resources::new(cores, mem, 0.0),
+        status: "requested".into(),
+        autoscale_config_id: Some("kasm-cfg".into()),
+        ..Default::default()
+    }
+}
+
+/// Kasm's `desired_staged_resources` on a table: per dimension, image size × (desired − staged) for
+/// every staging config that fits one VM (4 cores / 8192 MB here), added to the standby.
+#[test]
+fn staging_needs_add_to_the_standby_per_dimension() {
+    // (standby cores, staging configs) → (staging cores, staging memory, VMs created)
+    type Case = (f64, Vec<StagingDemand>, (f64, f64, u32));
+    let cases: Vec<Case> = vec![
+        // Standby 0: only what staging needs (3 missing × 2 cores / 2768 MB = 6 cores, 8304 MB).
+        (0.0, vec![staging("s1", 2.0, 2768.0, 4, 1)], (6.0, 8304.0, 2)),
+        // In addition to the standby: 8 + 6 = 14 cores → 4 VMs.
+        (8.0, vec![staging("s1", 2.0, 2768.0, 4, 1)], (6.0, 8304.0, 4)),
+        // Every staging config adds: 6 + 1 × 1 core = 7 cores, 8304 + 1000 MB.
+        (0.0, vec![staging("s1", 2.0, 2768.0, 4, 1), staging("s2", 1.0, 1000.0, 2, 1)], (7.0, 9304.0, 2)),
+        // Fully staged: nothing more (its sessions already hold their room on the agents).
+        (0.0, vec![staging("s1", 2.0, 2768.0, 3, 3)], (0.0, 0.0, 0)),
+        // More staged than desired: never below 0 (ours; Kasm's sum could go negative).
+        (4.0, vec![staging("s1", 2.0, 2768.0, 1, 3)], (0.0, 0.0, 1)),
+        // Desired 0: skipped, as Kasm skips `num_sessions` 0.
+        (0.0, vec![staging("s1", 2.0, 2768.0, 0, 0)], (0.0, 0.0, 0)),
+    ];
+    for (k, (standby, st, (cores, mem, create))) in cases.into_iter().enumerate() {
+        let mut i = input(standby);
+        i.staging = st;
+        let p = decide(&i, t0());
+        assert_eq!((p.summary.staging.cores, p.summary.staging.memory_mb), (cores, mem), "case {k}: {:#?}", p.reasons);
+        assert_eq!(p.create, create, "case {k}: {:#?}", p.reasons);
+        assert_eq!(p.summary.standby.cores, standby, "the summary's standby is the config's");
+    }
+    let mut i = input(8.0);
+    i.staging = vec![staging("s1", 2.0, 2768.0, 4, 1)];
+    let p = decide(&i, t0());
+    assert_reason(&p, "staging config s1 (image-s1): 4 desired, 1 staged: room kept for 3 more");
+    assert_reason(&p, "free cores 0 < standby 8 + staging 6 = 14: +4 agents of 4 cores");
+}
+
+#[test]
+fn staging_for_an_image_larger_than_one_vm_is_unmet_and_not_provisioned_for() {
+    let mut i = input(0.0);
+    i.staging = vec![staging("big", 8.0, 2000.0, 2, 0), staging("ok", 2.0, 2000.0, 1, 0)];
+    let p = decide(&i, t0());
+    assert_eq!(p.summary.staging, Resources::new(2.0, 2000.0, 0.0), "only the one that fits");
+    assert_eq!(p.summary.staging_unmet, Resources::new(4.0, 0.0, 0.0), "8 cores on VMs of 4");
+    assert_eq!(p.create, 1);
+    assert_reason(&p, "staging config big (image-big): 2 desired, 0 staged: unmet: one session takes cores 8");
+    // Alone it creates nothing.
+    i.staging.pop();
+    assert_eq!(decide(&i, t0()).create, 0);
+    // The per-VM size is the override when set: 8 cores fit then.
+    i.config.agent_cores_override = 8.0;
+    let p = decide(&i, t0());
+    assert_eq!(p.summary.staging_unmet, Resources::default());
+    assert_eq!(p.create, 2, "16 cores on VMs of 8: {:#?}", p.reasons);
+}
+
+#[test]
+fn staged_sessions_do_not_eat_the_standby() {
+    // One agent of 4 cores, all free; standby 4; a staging config wants 2 × 2 cores, none staged yet:
+    // the standby is kept in addition, so a VM is added before Kasm's staging takes the room.
+    let (c, r) = running("a", 600);
+    let mut i = with(input(4.0), vec![c], vec![r]);
+    i.staging = vec![staging("s1", 2.0, 1024.0, 2, 0)];
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 1, "{:#?}", p.reasons);
+    // Once staged, the sessions hold their room (running, allocated) and none is missing: no more.
+    let mut i = i;
+    i.staging[0].current_sessions = 2;
+    i.servers[0].allocated = Resources::new(4.0, 2048.0, 0.0);
+    let mut staged = KasmSession {
+        kasm_id: "st1".into(),
+        server_id: "srv-a".into(),
+        resources: Resources::new(2.0, 1024.0, 0.0),
+        status: "running".into(),
+        is_standby: true,
+        staging_config_id: Some("s1".into()),
+        ..Default::default()
+    };
+    i.sessions = vec![staged.clone()];
+    staged.kasm_id = "st2".into();
+    i.sessions.push(staged);
+    let p = decide(&i, t0());
+    assert_eq!(p.summary.free.cores, 0.0);
+    assert_eq!(p.create, 1, "the standby is still kept in addition to the staged sessions: {:#?}", p.reasons);
+}
+
+#[test]
+fn staging_on_a_server_pool_keeps_session_slots() {
+    let mut i = pool(1, 1);
+    i.staging = vec![staging("w", 1.0, 768.0, 3, 1)];
+    let p = decide(&i, t0());
+    assert_eq!(p.summary.staging_sessions, 2);
+    assert_eq!(p.create, 3, "minimum 1 + 2 missing staged sessions: {:#?}", p.reasons);
+    assert_reason(&p, "available sessions 0 < minimum 1 + staging 2 + queued 0 = 3: +3 servers of 1 sessions");
+    assert_reason(&p, "staging config w (image-w): 3 desired, 1 staged: 2 session slots kept free");
+}
+
+#[test]
+fn queued_requests_drive_provisioning_only_with_aggressive_scaling() {
+    let mut i = input(0.0);
+    i.config.autoscale_config_id = Some("kasm-cfg".into());
+    i.queued = vec![request("q1", 2.0, 2000.0), request("q2", 2.0, 2000.0), request("q3", 2.0, 2000.0)];
+    let p = decide(&i, t0());
+    assert_eq!(p.summary.queued_requests, 3);
+    assert_eq!(p.summary.queued, Resources::new(6.0, 6000.0, 0.0));
+    assert_eq!(p.create, 2, "6 cores on VMs of 4: {:#?}", p.reasons);
+    assert_reason(&p, "3 session requests queued for this config and on no VM yet: demand (aggressive_scaling)");
+    assert_reason(&p, "free cores 0 < standby 0 + queued 6 = 6: +2 agents of 4 cores");
+    // Off: Kasm provisions for queued requests only with aggressive scaling; they wait for standby.
+    i.config.aggressive_scaling = false;
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 0);
+    assert_eq!(p.summary.queued, Resources::default());
+    assert_eq!(p.summary.queued_requests, 3, "still reported");
+    assert_reason(&p, "aggressive_scaling off: they wait for the capacity standby and staging keep");
+    // A request larger than one VM can never be placed by creating VMs.
+    i.config.aggressive_scaling = true;
+    i.queued = vec![request("huge", 16.0, 1000.0)];
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 0);
+    assert_reason(&p, "1 queued requests take more than one VM offers");
+    // Server pools: each queued request takes a session slot.
+    let mut i = pool(1, 2);
+    i.queued = vec![request("q1", 0.0, 0.0), request("q2", 0.0, 0.0), request("q3", 0.0, 0.0)];
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 2, "minimum 1 + 3 queued = 4 slots of 2: {:#?}", p.reasons);
+}
+
+#[test]
+fn requests_queued_on_a_booting_vm_take_its_room() {
+    // A VM still booting (its record registered disabled) with two requests assigned to it: it adds
+    // 4 − 4 = 0 cores, so standby 4 needs another VM.
+    let c = claim("a", InstanceState::Booting, 60);
+    let rec = agent("srv-a", 4.0, 8192.0, false, None);
+    let mut i = with(input(4.0), vec![c], vec![rec]);
+    let assigned = |id: &str| KasmSession {
+        kasm_id: id.into(),
+        server_id: "srv-a".into(),
+        resources: Resources::new(2.0, 1024.0, 0.0),
+        status: "assigned".into(),
+        ..Default::default()
+    };
+    assert_eq!(decide(&i, t0()).create, 0, "without them the booting VM covers the standby");
+    i.sessions = vec![assigned("k1"), assigned("k2")];
+    let p = decide(&i, t0());
+    assert_eq!(p.summary.free.cores, 0.0);
+    assert_eq!(p.create, 1, "{:#?}", p.reasons);
+    assert_reason(&p, "less cores 4 memory_mb 2048 gpus 0 held by sessions queued on them");
+    // On a running agent that counts, a queued request holds its room too (not in Kasm's `allocated` yet).
+    let (c, r) = running("b", 600);
+    let mut i = with(input(4.0), vec![c], vec![r]);
+    assert_eq!(decide(&i, t0()).create, 0);
+    i.sessions = vec![KasmSession { server_id: "srv-b".into(), ..assigned("k3") }];
+    assert_eq!(decide(&i, t0()).summary.free.cores, 2.0);
+    assert_eq!(decide(&i, t0()).create, 1);
+    // Server pools: a booting server with a session queued on it has one slot fewer.
+    let mut i = with(pool(2, 2), vec![claim("s", InstanceState::Booting, 60)], vec![server("srv-s", false, None)]);
+    i.config.require_checkin = true;
+    i.servers[0].operational_status = "starting".into();
+    assert_eq!(decide(&i, t0()).summary.available_sessions, 2);
+    i.sessions = vec![KasmSession { server_id: "srv-s".into(), ..assigned("k4") }];
+    let p = decide(&i, t0());
+    assert_eq!(p.summary.available_sessions, 1, "{:#?}", p.reasons);
+    assert_eq!(p.create, 1);
+    assert_reason(&p, "less 1 sessions queued on them");
+}
+
+#[test]
+fn queued_and_staging_demand_stop_at_max_instances() {
+    let mut i = input(0.0);
+    i.max_instances = 3;
+    i.staging = vec![staging("s1", 2.0, 1000.0, 10, 0)];
+    i.queued = vec![request("q1", 4.0, 1000.0); 4];
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 3, "20 + 16 cores want 9 VMs; the cap allows 3: {:#?}", p.reasons);
+    assert_reason(&p, "max_instances 3 (0 owned): creating 3 of the 9 wanted");
 }

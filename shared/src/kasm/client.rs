@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | `list_servers` | `admin/get_servers` + `public/get_kasms` | Agents View, Servers View, Sessions View |
 //! | `list_sessions` | `public/get_kasms` | Sessions View |
+//! | `list_staging_configs` | `admin/get_staging_configs`, then (only when there is one) `admin/get_images` | Staging View, Images View |
 //! | `set_enabled`, `set_hostname`, `set_connection_password` | `admin/get_servers {target_server}` → `admin/update_server` | Agents Modify (agents) / Servers Modify (servers) |
 //! | `delete_server` | `admin/get_servers {target_server}` → `admin/delete_server {force: false}` | Servers Delete (Kasm checks it for agents too) |
 //! | `find_by_name` | `admin/get_servers` | as `list_servers` |
@@ -59,7 +60,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::lenient;
-use super::{EnsuredServer, KasmApi, KasmError, KasmServer, KasmSession, NewServer, ServerKind, norm_id, same_id};
+use super::{
+    EnsuredServer, KasmApi, KasmError, KasmServer, KasmSession, KasmStagingConfig, NewServer, ServerKind, norm_id,
+    same_id,
+};
 use crate::config::settings::{KasmAuthMode, KasmSettings};
 use crate::http::retry::Idempotency;
 use crate::http::{self, ClientOptions, HttpError, Redactor, RetryConfig, TlsOptions};
@@ -88,11 +92,16 @@ pub enum Call {
     GetServerPools,
     /// `admin/get_schedules` of one autoscale config (import; AUTOSCALE_SCHEDULE_VIEW).
     GetSchedules,
+    /// `admin/get_staging_configs`: every staging config (STAGING_VIEW).
+    GetStagingConfigs,
+    /// `admin/get_images`: every image, enabled or not, with its `cores`, `memory` and `gpu_count`
+    /// (IMAGES_VIEW); read for the size of the images staging configs stage.
+    GetImages,
 }
 
 impl Call {
     /// Every call.
-    pub const ALL: [Call; 10] = [
+    pub const ALL: [Call; 12] = [
         Call::GetServers,
         Call::GetKasms,
         Call::UpdateServer,
@@ -103,6 +112,8 @@ impl Call {
         Call::GetDnsProviderConfigs,
         Call::GetServerPools,
         Call::GetSchedules,
+        Call::GetStagingConfigs,
+        Call::GetImages,
     ];
 
     /// The call's name, as errors name it.
@@ -118,6 +129,8 @@ impl Call {
             Call::GetDnsProviderConfigs => "get_dns_provider_configs",
             Call::GetServerPools => "get_server_pools",
             Call::GetSchedules => "get_schedules",
+            Call::GetStagingConfigs => "get_staging_configs",
+            Call::GetImages => "get_images",
         }
     }
 
@@ -134,6 +147,8 @@ impl Call {
             Call::GetDnsProviderConfigs => "/api/admin/get_dns_provider_configs",
             Call::GetServerPools => "/api/admin/get_server_pools",
             Call::GetSchedules => "/api/admin/get_schedules",
+            Call::GetStagingConfigs => "/api/admin/get_staging_configs",
+            Call::GetImages => "/api/admin/get_images",
         }
     }
 
@@ -148,6 +163,8 @@ impl Call {
                 | Call::GetDnsProviderConfigs
                 | Call::GetServerPools
                 | Call::GetSchedules
+                | Call::GetStagingConfigs
+                | Call::GetImages
         )
     }
 
@@ -169,6 +186,8 @@ impl Call {
             (Call::GetDnsProviderConfigs, _) => "DNS Providers View",
             (Call::GetServerPools, _) => "Server Pools View",
             (Call::GetSchedules, _) => "Auto Scale Schedule View",
+            (Call::GetStagingConfigs, _) => "Staging View",
+            (Call::GetImages, _) => "Images View",
         }
     }
 
@@ -345,6 +364,19 @@ impl KasmClient {
         parse_sessions(&list_of(Call::GetKasms, &answer, "kasms")?)
     }
 
+    /// `get_staging_configs`, joined with `get_images` for the image sizes (not called when there is
+    /// no staging config).
+    async fn staging_configs(&self) -> Result<Vec<KasmStagingConfig>, KasmError> {
+        let answer = self.call(Call::GetStagingConfigs, None, Map::new(), &self.redactor).await?;
+        let staging = parse_staging_configs(&list_of(Call::GetStagingConfigs, &answer, "staging_configs")?)?;
+        if staging.is_empty() {
+            return Ok(Vec::new());
+        }
+        let answer = self.call(Call::GetImages, None, Map::new(), &self.redactor).await?;
+        let images = parse_images(&list_of(Call::GetImages, &answer, "images")?)?;
+        join_images(staging, &images)
+    }
+
     /// A partial `update_server` of one record (see the module docs).
     async fn update(&self, server_id: &str, changes: Map<String, Value>, redactor: &Redactor) -> Result<(), KasmError> {
         let Some((raw, rec)) = self.one(server_id).await? else {
@@ -384,6 +416,10 @@ impl KasmApi for KasmClient {
 
     async fn list_sessions(&self) -> Result<Vec<KasmSession>, KasmError> {
         self.sessions().await
+    }
+
+    async fn list_staging_configs(&self) -> Result<Vec<KasmStagingConfig>, KasmError> {
+        self.staging_configs().await
     }
 
     async fn set_enabled(&self, server_id: &str, enabled: bool) -> Result<(), KasmError> {
@@ -686,13 +722,31 @@ struct ServerDto {
     gpus_override: Option<f64>,
 }
 
-/// One `get_kasms` session (`Kasm.__dict__` serialised).
+/// The image link `get_kasms` adds to a session (`{"image": {"image_id", ...}}`).
+#[derive(Debug, Default, Deserialize)]
+struct ImageLinkDto {
+    #[serde(default, deserialize_with = "lenient::string")]
+    image_id: Option<String>,
+}
+
+/// One `get_kasms` session (`Kasm.__dict__` serialised: every column of Kasm's `kasms` table, among them
+/// `is_standby`, `staging_config_id`, `autoscale_config_id` and `image_id`, plus a nested `image`).
 #[derive(Debug, Deserialize)]
 struct SessionDto {
     #[serde(default, deserialize_with = "lenient::string")]
     kasm_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     server_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    is_standby: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    staging_config_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    autoscale_config_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    image_id: Option<String>,
+    #[serde(default)]
+    image: Option<ImageLinkDto>,
     #[serde(default, deserialize_with = "lenient::string")]
     operational_status: Option<String>,
     #[serde(default, deserialize_with = "lenient::number")]
@@ -770,7 +824,9 @@ fn parse_servers(items: &[Value]) -> Result<Vec<KasmServer>, KasmError> {
         .collect()
 }
 
-/// `get_kasms` records → sessions. A session not placed on a server yet has an empty `server_id`.
+/// `get_kasms` records → sessions. A session not placed on a server yet has an empty `server_id`: Kasm
+/// 1.15's `get_kasms` lists every session, placed or not (its byte code appends each record; only the
+/// nested `server` block is left empty for a request without a server).
 fn parse_sessions(items: &[Value]) -> Result<Vec<KasmSession>, KasmError> {
     let dtos: Vec<SessionDto> = parse_each(Call::GetKasms, items)?;
     dtos.into_iter()
@@ -781,7 +837,129 @@ fn parse_sessions(items: &[Value]) -> Result<Vec<KasmSession>, KasmError> {
                 server_id: k.server_id.unwrap_or_default(),
                 resources: resources(k.cores, k.memory_bytes.or(k.memory), k.gpus),
                 status: k.operational_status.unwrap_or_else(|| "unknown".into()),
+                is_standby: k.is_standby.unwrap_or(false),
+                staging_config_id: k.staging_config_id,
+                autoscale_config_id: k.autoscale_config_id,
+                image_id: k.image_id.or(k.image.and_then(|i| i.image_id)),
             })
+        })
+        .collect()
+}
+
+/// One `get_staging_configs` record (`StagingConfig.jsonDict` in Kasm 1.15: its columns plus
+/// `num_current_sessions`, `zone_name`, `server_pool_name`, `autoscale_config_name`,
+/// `image_friendly_name`).
+#[derive(Debug, Deserialize)]
+struct StagingDto {
+    #[serde(default, deserialize_with = "lenient::string")]
+    staging_config_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    zone_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    server_pool_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    autoscale_config_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    autoscale_config_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    image_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    image_friendly_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::count")]
+    num_sessions: Option<u32>,
+}
+
+/// `get_staging_configs` records → staging configs, image sizes left empty (see [`join_images`]). A
+/// record without `staging_config_id`, `image_id` or `num_sessions` (all required columns in Kasm) is a
+/// parse error naming the field.
+fn parse_staging_configs(items: &[Value]) -> Result<Vec<KasmStagingConfig>, KasmError> {
+    let call = Call::GetStagingConfigs;
+    let dtos: Vec<StagingDto> = parse_each(call, items)?;
+    dtos.into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            Ok(KasmStagingConfig {
+                staging_config_id: d.staging_config_id.ok_or_else(|| missing(call, i, "staging_config_id"))?,
+                zone_id: d.zone_id.unwrap_or_default(),
+                server_pool_id: d.server_pool_id,
+                autoscale_config_id: d.autoscale_config_id,
+                autoscale_config_name: d.autoscale_config_name,
+                image_id: d.image_id.ok_or_else(|| missing(call, i, "image_id"))?,
+                image_name: d.image_friendly_name,
+                num_sessions: d.num_sessions.ok_or_else(|| missing(call, i, "num_sessions"))?,
+                image_size: Resources::default(),
+            })
+        })
+        .collect()
+}
+
+/// One `get_images` record (`Image.jsonDict`: `cores`, `memory` in bytes — 1.19's column is
+/// `memory_bytes` — and `gpu_count`).
+#[derive(Debug, Deserialize)]
+struct ImageDto {
+    #[serde(default, deserialize_with = "lenient::string")]
+    image_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    friendly_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    cores: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    memory: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    memory_bytes: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    gpu_count: Option<f64>,
+}
+
+/// An image's size and name.
+#[derive(Debug, Clone)]
+struct ImageSize {
+    size: Resources,
+    name: Option<String>,
+}
+
+/// `get_images` records → image sizes by normalised id. An image without `cores` or memory is a parse
+/// error naming the field: its sessions would be counted as taking nothing. A missing `gpu_count` is 0
+/// (Kasm 1.15's column is `NOT NULL DEFAULT 0`; an answer without it has no GPU images).
+fn parse_images(items: &[Value]) -> Result<HashMap<String, ImageSize>, KasmError> {
+    let call = Call::GetImages;
+    let dtos: Vec<ImageDto> = parse_each(call, items)?;
+    let mut out = HashMap::with_capacity(dtos.len());
+    for (i, d) in dtos.into_iter().enumerate() {
+        let id = d.image_id.ok_or_else(|| missing(call, i, "image_id"))?;
+        let cores = d.cores.ok_or_else(|| missing(call, i, "cores"))?;
+        let memory = d.memory_bytes.or(d.memory).ok_or_else(|| missing(call, i, "memory (or memory_bytes)"))?;
+        let size = resources(Some(cores), Some(memory), d.gpu_count);
+        out.insert(norm_id(&id), ImageSize { size, name: d.friendly_name });
+    }
+    Ok(out)
+}
+
+/// Gives every staging config the size of its image; an image `get_images` does not list is an error
+/// naming the staging config and the image.
+fn join_images(
+    staging: Vec<KasmStagingConfig>,
+    images: &HashMap<String, ImageSize>,
+) -> Result<Vec<KasmStagingConfig>, KasmError> {
+    staging
+        .into_iter()
+        .map(|mut s| match images.get(&norm_id(&s.image_id)) {
+            Some(img) => {
+                s.image_size = img.size;
+                if s.image_name.is_none() {
+                    s.image_name = img.name.clone();
+                }
+                Ok(s)
+            }
+            None => Err(KasmError::Api {
+                call: Call::GetImages.name().into(),
+                message: format!(
+                    "staging config {} stages image {}, which get_images does not list (does the key have {}?)",
+                    s.staging_config_id,
+                    s.image_id,
+                    Call::GetImages.permission(None)
+                ),
+            }),
         })
         .collect()
 }
@@ -811,6 +989,8 @@ mod tests {
             "get_dns_provider_configs" => include_str!("fixtures/import/get_dns_provider_configs.json"),
             "get_server_pools" => include_str!("fixtures/import/get_server_pools.json"),
             "get_schedules" => include_str!("fixtures/import/get_schedules.json"),
+            "get_staging_configs" => include_str!("fixtures/get_staging_configs.json"),
+            "get_images" => include_str!("fixtures/get_images.json"),
             other => panic!("no fixture {other}"),
         };
         serde_json::from_str(text).unwrap()
@@ -893,14 +1073,76 @@ mod tests {
     #[test]
     fn sessions_parse_and_only_running_or_starting_allocate() {
         let k = parse_sessions(&items("get_kasms", "kasms")).unwrap();
-        assert_eq!(k.len(), 5);
+        assert_eq!(k.len(), 7);
         assert_eq!(k[0].server_id, AGENT);
         assert_eq!(k[0].resources, Resources::new(2.0, 2_768.0, 0.0));
         assert_eq!(k[1].resources, Resources::new(1.0, 1_000.0, 0.0));
         let allocating: Vec<bool> = k.iter().map(KasmSession::allocates).collect();
-        assert_eq!(allocating, [true, true, false, true, false]);
+        assert_eq!(allocating, [true, true, false, true, false, true, false]);
         assert_eq!(k[4].server_id, "", "not placed yet");
         assert_eq!(k[4].status, "requested");
+    }
+
+    #[test]
+    fn sessions_carry_staging_and_queue_marks() {
+        let k = parse_sessions(&items("get_kasms", "kasms")).unwrap();
+        let queued: Vec<bool> = k.iter().map(KasmSession::is_queued).collect();
+        assert_eq!(queued, [false, false, false, false, true, false, true]);
+        // A request no agent could take: no server, the autoscale config it was queued for.
+        assert!(!k[4].is_placed());
+        assert_eq!(k[4].autoscale_config_id.as_deref(), Some("0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a"));
+        assert_eq!(k[4].image_id.as_deref(), Some("0a1b2c3d4e5f60718293a4b5c6d7e8f1"), "from the nested image");
+        // A staged session: is_standby and its staging config.
+        assert!(k[5].is_standby && k[5].allocates());
+        assert_eq!(k[5].staging_config_id.as_deref(), Some("5c1a7e2b9d3f4a6c8e0b2d4f6a8c0e21"));
+        assert!(k.iter().filter(|s| s.kasm_id != k[5].kasm_id).all(|s| !s.is_standby), "\"false\" is false");
+        // Queued on a VM still booting: placed, not allocating yet.
+        assert!(k[6].is_placed() && k[6].is_queued() && !k[6].allocates());
+        assert_eq!(k[6].resources, Resources::new(2.0, 2_768.0, 0.0));
+    }
+
+    #[test]
+    fn staging_configs_join_their_image_sizes() {
+        let staging = parse_staging_configs(&items("get_staging_configs", "staging_configs")).unwrap();
+        assert_eq!(staging.len(), 3);
+        assert_eq!(staging[0].num_sessions, 4);
+        assert_eq!(staging[1].num_sessions, 2, "a numeric string");
+        assert_eq!(staging[0].autoscale_config_id.as_deref(), Some("0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a"));
+        assert_eq!(staging[0].autoscale_config_name.as_deref(), Some("aws-agents"));
+        assert_eq!(staging[2].autoscale_config_id, None);
+        let images = parse_images(&items("get_images", "images")).unwrap();
+        assert_eq!(images.len(), 4);
+        let joined = join_images(staging, &images).unwrap();
+        assert_eq!(joined[0].image_size, Resources::new(2.0, 2_768.0, 0.0));
+        assert_eq!(joined[0].image_name.as_deref(), Some("Chrome"));
+        assert_eq!(joined[1].image_size, Resources::new(1.0, 768.0, 0.0));
+        assert_eq!(joined[2].image_size, Resources::new(4.0, 8_000.0, 1.0), "1.19's memory_bytes");
+        assert_eq!(joined[2].image_name.as_deref(), Some("Blender (GPU)"), "named from the image");
+    }
+
+    #[test]
+    fn staging_configs_that_cannot_be_read_safely_are_errors_naming_the_field() {
+        let e = parse_staging_configs(&[json!({"staging_config_id": "s", "num_sessions": 1})]).unwrap_err();
+        assert!(
+            matches!(&e, KasmError::Parse { call, message } if call == "get_staging_configs" && message.contains("image_id")),
+            "{e}"
+        );
+        let e = parse_staging_configs(&[json!({"staging_config_id": "s", "image_id": "i"})]).unwrap_err();
+        assert!(e.to_string().contains("num_sessions"), "{e}");
+        let e = parse_staging_configs(&[json!({"staging_config_id": "s", "image_id": "i", "num_sessions": -2})])
+            .unwrap_err();
+        assert!(matches!(e, KasmError::Parse { .. }));
+        let e = parse_images(&[json!({"image_id": "i", "memory": 1})]).unwrap_err();
+        assert!(e.to_string().contains("cores"), "{e}");
+        let e = parse_images(&[json!({"image_id": "i", "cores": 1})]).unwrap_err();
+        assert!(e.to_string().contains("memory"), "{e}");
+        let staging = parse_staging_configs(&items("get_staging_configs", "staging_configs")).unwrap();
+        let e = join_images(staging, &HashMap::new()).unwrap_err();
+        assert!(
+            matches!(&e, KasmError::Api { call, message } if call == "get_images"
+                && message.contains("5c1a7e2b9d3f4a6c8e0b2d4f6a8c0e21") && message.contains("Images View")),
+            "{e}"
+        );
     }
 
     #[test]
@@ -927,7 +1169,7 @@ mod tests {
     #[test]
     fn request_bodies_match_the_fixtures() {
         let c = client(KasmAuthMode::Body);
-        for read in ["get_servers", "get_kasms"] {
+        for read in ["get_servers", "get_kasms", "get_staging_configs", "get_images"] {
             assert_eq!(c.authed(Map::new()), expected_request(read, None), "{read}");
         }
         let one = json!({ "target_server": { "server_id": SERVER } }).as_object().cloned().unwrap();

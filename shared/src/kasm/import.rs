@@ -716,7 +716,7 @@ fn resolve_any(ids: &KasmIds, vm: bool, id: &str) -> Option<String> {
 }
 
 fn own_id(r: &Json, columns: &[KasmColumn]) -> Option<String> {
-    columns.iter().find(|c| matches!(c.maps_to, MapsTo::OwnId)).and_then(|c| text(r.get(c.kasm)))
+    columns.iter().find(|c| matches!(c.maps_to, MapsTo::OwnId { .. })).and_then(|c| text(r.get(c.kasm)))
 }
 
 /// `server_pool_id` (normalised) → (name, type) of the pools Kasm listed.

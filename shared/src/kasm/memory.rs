@@ -1,17 +1,20 @@
-//! An in-memory Kasm cluster: records and sessions in a map. Backs tests and the simulator.
+//! An in-memory Kasm cluster: records, sessions and staging configs in maps. Backs tests and the
+//! simulator, which plays Kasm's part: placing session requests, queuing those it cannot place
+//! (`requested`, as Kasm does), and staging sessions.
 
 use async_trait::async_trait;
 use secrecy::SecretString;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{EnsuredServer, KasmApi, KasmError, KasmServer, KasmSession, NewServer, norm_id};
+use super::{EnsuredServer, KasmApi, KasmError, KasmServer, KasmSession, KasmStagingConfig, NewServer, norm_id};
 use crate::model::Resources;
 
 #[derive(Debug, Default)]
 struct State {
     servers: BTreeMap<String, KasmServer>,
     sessions: BTreeMap<String, KasmSession>,
+    staging: BTreeMap<String, KasmStagingConfig>,
     passwords: BTreeMap<String, String>,
     fail: Option<KasmError>,
     /// Records created through `ensure_server` so far (their ids are generated from it).
@@ -49,31 +52,69 @@ impl MemoryKasm {
         self.lock().servers.values().cloned().collect()
     }
 
-    /// Starts a session on a server, allocating its resources. Fails if the server is missing.
+    /// Starts a session on a server, allocating its resources. Fails if the server is missing. A
+    /// queued request with this id (see [`MemoryKasm::queue_session`]) is placed: it keeps its marks.
     pub fn start_session(&self, kasm_id: &str, server_id: &str, r: Resources) -> bool {
         let mut st = self.lock();
         let Some(s) = st.servers.get_mut(&norm_id(server_id)) else { return false };
         s.allocated += r;
-        st.sessions.insert(
-            kasm_id.to_string(),
-            KasmSession {
-                kasm_id: kasm_id.to_string(),
-                server_id: server_id.to_string(),
-                resources: r,
-                status: "running".into(),
-            },
-        );
+        let mut sess = st.sessions.remove(kasm_id).unwrap_or_default();
+        sess.kasm_id = kasm_id.to_string();
+        sess.server_id = server_id.to_string();
+        sess.resources = r;
+        sess.status = "running".into();
+        st.sessions.insert(kasm_id.to_string(), sess);
         true
+    }
+
+    /// Starts a staged session of `staging_config_id` on a server (Kasm's `is_standby`), allocating
+    /// its resources. Fails if the server is missing.
+    pub fn start_staged_session(&self, kasm_id: &str, server_id: &str, staging_config_id: &str, r: Resources) -> bool {
+        if !self.start_session(kasm_id, server_id, r) {
+            return false;
+        }
+        if let Some(s) = self.lock().sessions.get_mut(kasm_id) {
+            s.is_standby = true;
+            s.staging_config_id = Some(staging_config_id.to_string());
+        }
+        true
+    }
+
+    /// A user takes a staged session: it is no longer standby (as Kasm assigns one).
+    pub fn assign_staged_session(&self, kasm_id: &str) {
+        if let Some(s) = self.lock().sessions.get_mut(kasm_id) {
+            s.is_standby = false;
+        }
+    }
+
+    /// Queues a session request no server can take, as Kasm does: `requested`, no server, the
+    /// autoscale config (`autoscale_config_id`, Kasm's id) meant to serve it. [`MemoryKasm::start_session`]
+    /// with the same id places it.
+    pub fn queue_session(&self, kasm_id: &str, autoscale_config_id: &str, r: Resources) {
+        let sess = KasmSession {
+            kasm_id: kasm_id.to_string(),
+            resources: r,
+            status: "requested".into(),
+            autoscale_config_id: Some(autoscale_config_id.to_string()),
+            ..KasmSession::default()
+        };
+        self.lock().sessions.insert(kasm_id.to_string(), sess);
     }
 
     /// Ends a session, freeing its resources.
     pub fn end_session(&self, kasm_id: &str) {
         let mut st = self.lock();
         if let Some(sess) = st.sessions.remove(kasm_id)
+            && sess.allocates()
             && let Some(s) = st.servers.get_mut(&norm_id(&sess.server_id))
         {
             s.allocated = s.allocated - sess.resources;
         }
+    }
+
+    /// Adds or replaces a staging config.
+    pub fn upsert_staging_config(&self, s: KasmStagingConfig) {
+        self.lock().staging.insert(norm_id(&s.staging_config_id), s);
     }
 
     /// Every session.
@@ -114,6 +155,11 @@ impl KasmApi for MemoryKasm {
     async fn list_sessions(&self) -> Result<Vec<KasmSession>, KasmError> {
         self.check()?;
         Ok(self.sessions())
+    }
+
+    async fn list_staging_configs(&self) -> Result<Vec<KasmStagingConfig>, KasmError> {
+        self.check()?;
+        Ok(self.lock().staging.values().cloned().collect())
     }
 
     async fn set_enabled(&self, server_id: &str, enabled: bool) -> Result<(), KasmError> {

@@ -51,6 +51,14 @@ pub const GOING_STATUSES: [&str; 2] = ["delete_pending", "destroying"];
 /// `core_calculations` / `memory_calculations` count only these).
 pub const ALLOCATING_SESSION_STATUSES: [&str; 2] = ["running", "starting"];
 
+/// Kasm's session `operational_status` values of a session **request** still waiting for compute (Kasm
+/// 1.15's `provider_manager`: a request no agent or server can take is saved as `requested` with the
+/// message "Requesting Additional Resources", no server and the `autoscale_config_id` of the autoscale
+/// config meant to serve it; while a VM is made for it, `provisioning` ("Creating Resources"); once
+/// that VM's record exists and the request waits for it to come up, `assigned` ("Assigned
+/// Resources"), on that record). They hold nothing in Kasm's own calculations yet, but they will.
+pub const QUEUED_SESSION_STATUSES: [&str; 3] = ["requested", "provisioning", "assigned"];
+
 /// Ids compare without dashes and case: Kasm lists UUIDs as 32 hex digits, an operator or an older
 /// claim may spell the same UUID with dashes.
 pub fn norm_id(id: &str) -> String {
@@ -107,8 +115,8 @@ impl KasmServer {
     }
 }
 
-/// One session (`public/get_kasms`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One session (`public/get_kasms`: Kasm's `Kasm` record as it serialises it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KasmSession {
     /// Kasm's id of the session.
     pub kasm_id: String,
@@ -118,6 +126,21 @@ pub struct KasmSession {
     pub resources: Resources,
     /// Kasm's `operational_status` (e.g. `running`, `starting`, `requested`).
     pub status: String,
+    /// Kasm's `is_standby`: a **staged** session (made ahead by a staging config, no user yet). Kasm
+    /// counts these as a staging config's current sessions (`StagingConfig.num_current_sessions`);
+    /// assigning one to a user clears the flag.
+    #[serde(default)]
+    pub is_standby: bool,
+    /// Kasm's `staging_config_id`: the staging config that made it (staged sessions).
+    #[serde(default)]
+    pub staging_config_id: Option<String>,
+    /// Kasm's `autoscale_config_id`: the autoscale config a session request was queued for (see
+    /// [`QUEUED_SESSION_STATUSES`]).
+    #[serde(default)]
+    pub autoscale_config_id: Option<String>,
+    /// Kasm's `image_id`: the workspace image.
+    #[serde(default)]
+    pub image_id: Option<String>,
 }
 
 impl KasmSession {
@@ -125,6 +148,44 @@ impl KasmSession {
     pub fn allocates(&self) -> bool {
         ALLOCATING_SESSION_STATUSES.iter().any(|s| self.status.eq_ignore_ascii_case(s))
     }
+
+    /// Whether the session is a request still waiting for compute (`requested`, `provisioning`,
+    /// `assigned`; see [`QUEUED_SESSION_STATUSES`]).
+    pub fn is_queued(&self) -> bool {
+        QUEUED_SESSION_STATUSES.iter().any(|s| self.status.eq_ignore_ascii_case(s))
+    }
+
+    /// Whether the session is placed on a record (`server_id` set).
+    pub fn is_placed(&self) -> bool {
+        !self.server_id.trim().is_empty()
+    }
+}
+
+/// One staging config (`admin/get_staging_configs`), with the size of the image it stages
+/// (`admin/get_images`). Kasm keeps `num_sessions` staged sessions of the image ready; its
+/// AutoScale keeps standby **in addition to** what the staging configs of an autoscale config still
+/// need (`AutoScaleConfig.desired_staged_resources` in Kasm 1.15's `data/model.py`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KasmStagingConfig {
+    /// Kasm's id of the staging config (staged sessions name it in `staging_config_id`).
+    pub staging_config_id: String,
+    /// The deployment zone it stages in.
+    pub zone_id: String,
+    /// The server pool it stages in, if set.
+    pub server_pool_id: Option<String>,
+    /// Kasm's id of the autoscale config it belongs to, if set: Kasm counts a staging config toward
+    /// the autoscale config it names here (`AutoScaleConfig.staging_configs`), and toward no other.
+    pub autoscale_config_id: Option<String>,
+    /// That autoscale config's name, as Kasm lists it.
+    pub autoscale_config_name: Option<String>,
+    /// The image staged.
+    pub image_id: String,
+    /// The image's friendly name, for the decision log.
+    pub image_name: Option<String>,
+    /// Kasm's `num_sessions` ("Desired Sessions").
+    pub num_sessions: u32,
+    /// What one session of the image takes: the image's `cores`, `memory` (MB here) and `gpu_count`.
+    pub image_size: Resources,
 }
 
 /// A record to create before its VM exists (server pools always; Docker Agents when
@@ -250,8 +311,11 @@ pub trait KasmApi: Send + Sync + std::fmt::Debug {
     /// Every Docker Agent and server record, in every zone and pool, with `allocated` summed from the
     /// sessions that hold resources (`running` / `starting`).
     async fn list_servers(&self) -> Result<Vec<KasmServer>, KasmError>;
-    /// Every session, in every status.
+    /// Every session, in every status (session requests not placed yet included).
     async fn list_sessions(&self) -> Result<Vec<KasmSession>, KasmError>;
+    /// Every staging config, with the size of the image it stages. A staging config whose image Kasm
+    /// does not list is an error (a staging need of unknown size would be a wrong decision).
+    async fn list_staging_configs(&self) -> Result<Vec<KasmStagingConfig>, KasmError>;
     /// Enables or disables a record (disabled = takes no new sessions: how a VM is drained).
     /// A missing record is [`KasmError::NotFound`].
     async fn set_enabled(&self, server_id: &str, enabled: bool) -> Result<(), KasmError>;

@@ -2,7 +2,9 @@
 //! memory) against a simulated provider and Kasm cluster, on a virtual clock. No real time passes.
 //!
 //! One step = one evaluation: sessions arrive and end, booted VMs check in, waiting sessions are
-//! placed, then evaluate → provision → reap run exactly as in production.
+//! placed, Kasm's staging service stages sessions, then evaluate → provision → reap run exactly as in
+//! production. The simulator plays Kasm's part: a request for a staged image takes a staged session at
+//! once; a request nothing can take waits, queued in Kasm (`requested`) when its burst says `queued`.
 
 pub mod chart;
 pub mod trace;
@@ -59,6 +61,19 @@ pub struct Summary {
     /// Server rotation: VMs drained because they reached `rotate_servers_in_days` (each after its
     /// replacement served).
     pub vms_rotated: u32,
+    /// Staged sessions made (Kasm's staging service, simulated).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sessions_staged: u32,
+    /// Requests that took a staged session (no wait).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sessions_from_staging: u32,
+    /// Requests that waited queued in Kasm (seen by the autoscaler).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sessions_queued: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One sample of the timeline, per step.
@@ -105,6 +120,8 @@ struct Waiting {
     res: Resources,
     duration: Duration,
     config: String,
+    /// Queued in Kasm while it waits (the burst's `queued`).
+    queued: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -116,7 +133,13 @@ struct Active {
 /// Runs a loaded trace to the end.
 pub async fn run(lt: &LoadedTrace) -> Report {
     let t = &lt.trace;
-    let configs: Arc<ConfigSet> = Arc::new(lt.configs.clone());
+    let mut configs = lt.configs.clone();
+    // Kasm names the autoscale config a request is queued for by its id: give the configs that have
+    // none a simulated one.
+    for a in configs.autoscale_configs.iter_mut().filter(|a| a.autoscale_config_id.is_none()) {
+        a.autoscale_config_id = Some(format!("sim-{}", a.autoscale_config_name));
+    }
+    let configs: Arc<ConfigSet> = Arc::new(configs);
     let start = t.start.unwrap_or_else(|| Utc.with_ymd_and_hms(2026, 1, 5, 0, 0, 0).single().expect("valid date"));
     let clock = Arc::new(VirtualClock::new(start));
     let store = Arc::new(MemoryStore::new());
@@ -187,20 +210,35 @@ pub async fn run(lt: &LoadedTrace) -> Report {
             }
             events.push(Event { minute, text: format!("provider: next {} creates fail with {:?}", f.count, f.kind) });
         }
-        // Arrivals.
+        // Arrivals: a request for a staged image takes a staged session at once; the others wait.
         for b in t.sessions.iter().filter(|b| crossed(b.at_minute)) {
+            let mut from_staging = 0;
             for _ in 0..b.count {
                 next_session += 1;
+                if let Some(kasm_id) =
+                    b.image_id.as_ref().and_then(|img| take_staged(&kasm, &configs, &b.autoscale_config, img))
+                {
+                    from_staging += 1;
+                    active.push(Active { kasm_id, ends: now + Duration::minutes(b.duration_minutes as i64) });
+                    continue;
+                }
                 waiting.push_back(Waiting {
                     id: next_session,
                     arrived: now,
                     res: Resources::new(b.cores, b.memory_mb, b.gpus),
                     duration: Duration::minutes(b.duration_minutes as i64),
                     config: b.autoscale_config.clone(),
+                    queued: b.queued,
                 });
             }
             summary.sessions_total += b.count;
-            events.push(Event { minute, text: format!("{} sessions arrive for {}", b.count, b.autoscale_config) });
+            summary.sessions_from_staging += from_staging;
+            let staged =
+                if from_staging > 0 { format!(" ({from_staging} take staged sessions)") } else { String::new() };
+            events.push(Event {
+                minute,
+                text: format!("{} sessions arrive for {}{staged}", b.count, b.autoscale_config),
+            });
         }
         // Endings.
         active.retain(|a| {
@@ -251,12 +289,13 @@ pub async fn run(lt: &LoadedTrace) -> Report {
             }
         }
 
-        // Place waiting sessions (first fit, oldest VM first).
+        // Place waiting sessions (first fit, oldest VM first); Kasm queues those it cannot place when
+        // their burst says so.
         let mut still = VecDeque::new();
         while let Some(w) = waiting.pop_front() {
-            match place(&kasm, &configs, &w) {
+            let kasm_id = format!("s{}", w.id);
+            match place(&kasm, &configs, &w.config, w.res) {
                 Some(server_id) => {
-                    let kasm_id = format!("s{}", w.id);
                     kasm.start_session(&kasm_id, &server_id, w.res);
                     let wait = (now - w.arrived).num_seconds().max(0) as u64;
                     if wait > 0 {
@@ -265,10 +304,28 @@ pub async fn run(lt: &LoadedTrace) -> Report {
                     summary.max_wait_seconds = summary.max_wait_seconds.max(wait);
                     active.push(Active { kasm_id, ends: now + w.duration });
                 }
-                None => still.push_back(w),
+                None => {
+                    if w.queued && w.arrived == now {
+                        let id = configs
+                            .autoscale(&w.config)
+                            .and_then(|a| a.autoscale_config_id.clone())
+                            .unwrap_or_default();
+                        kasm.queue_session(&kasm_id, &id, w.res);
+                        summary.sessions_queued += 1;
+                    }
+                    still.push_back(w);
+                }
             }
         }
         waiting = still;
+
+        // Kasm's staging service: staged sessions up to each staging config's desired number, where
+        // there is room.
+        let made = stage_sessions(&kasm, &configs, &mut next_session);
+        if made > 0 {
+            summary.sessions_staged += made;
+            events.push(Event { minute, text: format!("staging: {made} staged sessions made") });
+        }
 
         // The autoscaler, exactly as deployed.
         for o in app::evaluate(&ctx, None, "simulate").await {
@@ -446,8 +503,10 @@ fn capacity_of(s: &KasmServer) -> Resources {
     )
 }
 
-fn place(kasm: &MemoryKasm, configs: &ConfigSet, w: &Waiting) -> Option<String> {
-    let a = configs.autoscale(&w.config)?;
+/// The first usable record of `config`'s pool with room for a session of `res` (server pools: a free
+/// session slot).
+fn place(kasm: &MemoryKasm, configs: &ConfigSet, config: &str, res: Resources) -> Option<String> {
+    let a = configs.autoscale(config)?;
     let sessions = kasm.sessions();
     let mut servers: Vec<KasmServer> = kasm
         .servers()
@@ -459,17 +518,51 @@ fn place(kasm: &MemoryKasm, configs: &ConfigSet, w: &Waiting) -> Option<String> 
         let fits = match a.autoscale_type {
             AutoscaleType::DockerAgent => {
                 let free = capacity_of(&s) - s.allocated;
-                free.cores + 1e-9 >= w.res.cores
-                    && free.memory_mb + 1e-9 >= w.res.memory_mb
-                    && free.gpus + 1e-9 >= w.res.gpus
+                free.cores + 1e-9 >= res.cores && free.memory_mb + 1e-9 >= res.memory_mb && free.gpus + 1e-9 >= res.gpus
             }
             AutoscaleType::Server => {
                 let max = s.max_sessions.unwrap_or(a.max_simultaneous_sessions_per_server);
-                (sessions.iter().filter(|k| k.server_id == s.server_id).count() as u32) < max
+                (sessions.iter().filter(|k| k.is_placed() && k.server_id == s.server_id).count() as u32) < max
             }
         };
         fits.then_some(s.server_id)
     })
+}
+
+/// A request for image `image` of `config` takes a ready staged session, if there is one: its id.
+fn take_staged(kasm: &MemoryKasm, configs: &ConfigSet, config: &str, image: &str) -> Option<String> {
+    let ids: Vec<String> = configs.staging_of(config).iter().filter(|s| s.image_id == image).map(|s| s.id()).collect();
+    let mut staged: Vec<_> = kasm
+        .sessions()
+        .into_iter()
+        .filter(|k| k.is_standby && k.allocates() && k.staging_config_id.as_ref().is_some_and(|id| ids.contains(id)))
+        .collect();
+    staged.sort_by(|a, b| a.kasm_id.cmp(&b.kasm_id));
+    let k = staged.into_iter().next()?;
+    kasm.assign_staged_session(&k.kasm_id);
+    Some(k.kasm_id)
+}
+
+/// Kasm's staging service, simulated: for every staging config of the trace's configs, staged sessions
+/// of its image up to `num_sessions`, each on the first record of the pool with room. Returns how many
+/// it made.
+fn stage_sessions(kasm: &MemoryKasm, configs: &ConfigSet, next_session: &mut u64) -> u32 {
+    let mut made = 0;
+    for st in &configs.staging_configs {
+        let id = st.id();
+        let current = kasm
+            .sessions()
+            .iter()
+            .filter(|k| k.is_standby && k.staging_config_id.as_deref() == Some(id.as_str()))
+            .count() as u32;
+        for _ in current..st.num_sessions {
+            let Some(server_id) = place(kasm, configs, &st.autoscale_config, st.image_size()) else { break };
+            *next_session += 1;
+            kasm.start_staged_session(&format!("staged{next_session}"), &server_id, &id, st.image_size());
+            made += 1;
+        }
+    }
+    made
 }
 
 fn demand_capacity(kasm: &MemoryKasm, configs: &ConfigSet, waiting: &VecDeque<Waiting>) -> (f64, f64) {
@@ -545,6 +638,16 @@ pub fn render_text(r: &Report) -> String {
     if x.vms_rotated > 0 {
         let _ = writeln!(s, "  VMs rotated out         {}", x.vms_rotated);
     }
+    if x.sessions_staged > 0 || x.sessions_from_staging > 0 {
+        let _ = writeln!(
+            s,
+            "  staged sessions         {} made, {} taken by requests",
+            x.sessions_staged, x.sessions_from_staging
+        );
+    }
+    if x.sessions_queued > 0 {
+        let _ = writeln!(s, "  requests queued in Kasm {}", x.sessions_queued);
+    }
     let _ = writeln!(s, "  evaluations             {}", x.decisions);
     let _ = writeln!(s, "  max_instances exceeded  {}", x.max_instances_exceeded);
     s
@@ -557,6 +660,39 @@ mod tests {
 
     fn minute_of(r: &Report, needle: &str) -> Vec<(f64, String)> {
         r.events.iter().filter(|e| e.text.contains(needle)).map(|e| (e.minute, e.text.clone())).collect()
+    }
+
+    /// The shipped staging trace: the agents are there for the staged sessions (no standby), requests
+    /// for the staged image take one at once, and the requests Kasm queues get VMs (aggressive
+    /// scaling) within a boot; without aggressive scaling nothing is provisioned for them.
+    #[tokio::test]
+    async fn the_shipped_staging_trace_stages_and_serves_queued_requests() {
+        let trace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/simulations/staging-and-queue.json");
+        let lt = load(&trace).expect("the shipped trace loads");
+        let r = run(&lt).await;
+        let text = render_text(&r);
+        let s = &r.summary;
+        assert!(!s.max_instances_exceeded, "{text}");
+        assert_eq!(s.sessions_total, 17);
+        assert_eq!(s.sessions_from_staging, 7, "every request for the staged image found one ready: {text}");
+        assert!(s.sessions_staged >= 11, "{text}");
+        assert!(s.sessions_queued >= 8, "{text}");
+        assert_eq!(s.sessions_unserved, 0, "{text}");
+        assert!(s.max_wait_seconds <= 360, "a queued request waits about one boot: {text}");
+        // The first VM is created at once for what staging needs, with no standby.
+        let first = minute_of(&r, "staging config 6a7b8c9d0e1f4a2b8c3d4e5f6a7b8c9d");
+        assert!(first.first().is_some_and(|(m, t)| *m == 0.0 && t.contains("+1 VMs")), "{first:?}");
+        assert!(text.contains("demand (aggressive_scaling)"), "{text}");
+
+        // aggressive_scaling off: nothing is provisioned for the queued requests; they wait for room
+        // that frees up or that staging keeps (and take it, so staging asks for more): much longer.
+        let mut lt = lt;
+        lt.configs.autoscale_configs[0].aggressive_scaling = false;
+        let calm = run(&lt).await;
+        let calm_text = render_text(&calm);
+        assert!(calm_text.contains("aggressive_scaling off: they wait"), "{calm_text}");
+        assert!(!calm_text.contains("demand (aggressive_scaling)"), "{calm_text}");
+        assert!(calm.summary.max_wait_seconds > 3 * s.max_wait_seconds, "{calm_text}\n{text}");
     }
 
     /// The shipped rotation trace: every agent is replaced after a day, a replacement is claimed an

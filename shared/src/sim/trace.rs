@@ -114,6 +114,16 @@ pub struct SessionBurst {
     pub duration_minutes: u32,
     /// The autoscale config whose pool serves them.
     pub autoscale_config: String,
+    /// The image (workspace) asked for. When a staging config of the autoscale config stages it and a
+    /// staged session is ready, the request takes that session at once, as Kasm assigns staged sessions.
+    #[serde(default)]
+    pub image_id: Option<String>,
+    /// Kasm queues these requests while nothing can take them (`requested`, with the autoscale config's
+    /// `autoscale_config_id`, as Kasm does while one of its own autoscale configs covers the pool): the
+    /// autoscaler sees them, and with `aggressive_scaling` provisions for them. Default false: a request
+    /// nothing can take is retried by the user, unseen by the autoscaler.
+    #[serde(default)]
+    pub queued: bool,
 }
 
 /// Why a trace cannot be simulated. Exit code 2.
@@ -236,6 +246,14 @@ fn check(t: &Trace, c: &ConfigSet) -> Result<(), (String, String)> {
         }
         if s.cores < 0.0 || s.memory_mb < 0.0 || s.gpus < 0.0 {
             return err(&format!("sessions[{i}]"), "cores, memory_mb and gpus must not be negative".into());
+        }
+        if let Some(img) = &s.image_id
+            && !c.staging_of(&s.autoscale_config).iter().any(|st| &st.image_id == img)
+        {
+            return err(
+                &format!("sessions[{i}].image_id"),
+                format!("no staging config of {} stages image {img} (in the trace's config)", s.autoscale_config),
+            );
         }
     }
     for (i, f) in t.provider.failures.iter().enumerate() {

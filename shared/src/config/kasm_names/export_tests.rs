@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use super::*;
 use crate::config::dns::{AzureDnsConfig, DigitalOceanDnsConfig, GcpDnsConfig, OciDnsConfig, Route53DnsConfig};
 use crate::config::providers::*;
-use crate::config::{AutoscaleConfig, ProviderKind, Schedule, parse_config, validate_text};
+use crate::config::{AutoscaleConfig, ProviderKind, Schedule, StagingConfig, parse_config, validate_text};
 
 const EXPORT: &str = include_str!("kasm-export.yaml");
 const OURS: &str = include_str!("ours.yaml");
@@ -41,6 +41,7 @@ fn tables() -> Vec<Table> {
     vec![
         table::<AutoscaleConfig>(),
         table::<Schedule>(),
+        table::<StagingConfig>(),
         table::<AwsConfig>(),
         table::<AzureConfig>(),
         table::<DigitalOceanConfig>(),
@@ -92,6 +93,12 @@ fn a_kasm_export_of_every_table_validates_and_gives_the_configs_our_names_give()
     assert_eq!(kasm.dns_provider_configs.len(), 5);
     assert_eq!(kasm.autoscale_configs.len(), 11);
     assert_eq!(kasm.schedules.len(), 2);
+    assert_eq!(kasm.staging_configs.len(), 1);
+    // The ids Kasm names at run time are kept; the staging config's autoscale config resolves by id.
+    let agents = kasm.autoscale("aws-agents").unwrap();
+    assert_eq!(agents.autoscale_config_id.as_deref(), Some("6c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5"));
+    assert_eq!(kasm.staging_configs[0].autoscale_config, "aws-agents");
+    assert_eq!(kasm.staging_configs[0].id(), "9d0e1f2a-3b4c-4d5e-8f60-718293a4b5c6");
     // Plain parsing takes Kasm's names the same way.
     assert_eq!(parse_config(EXPORT, "kasm-export.yaml").unwrap(), parse_config(OURS, "ours.yaml").unwrap());
 }
@@ -153,7 +160,13 @@ fn every_column_of_kasm_1_19_is_decided_beside_its_config_struct() {
                     );
                     assert!(!why.trim().is_empty());
                 }
-                MapsTo::OwnId => {}
+                MapsTo::OwnId { keep } => assert_eq!(
+                    t.fields.contains(c.kasm),
+                    keep,
+                    "{}.{}: a kept id needs a field of its name, an id that is not kept must have none",
+                    t.name,
+                    c.kasm
+                ),
             }
         }
         for col in cols {
@@ -180,8 +193,11 @@ fn the_export_uses_every_column_that_has_a_place_here() {
             .collect()
     };
     let vendored = columns_1_19();
-    let mut checks: Vec<(&str, BTreeSet<String>)> =
-        vec![("autoscale_configs", keys_of("autoscale_configs", None)), ("schedules", keys_of("schedules", None))];
+    let mut checks: Vec<(&str, BTreeSet<String>)> = vec![
+        ("autoscale_configs", keys_of("autoscale_configs", None)),
+        ("schedules", keys_of("schedules", None)),
+        ("staging_configs", keys_of("staging_configs", None)),
+    ];
     for kind in ProviderKind::ALL.iter().copied() {
         let names = |c: &[KasmColumn]| c.iter().map(|c| c.kasm).collect::<Vec<_>>();
         let t = tables().into_iter().find(|t| names(t.columns) == names(kind.kasm_columns())).unwrap();

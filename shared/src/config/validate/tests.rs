@@ -253,7 +253,7 @@ fn file_level_problems_have_no_config() {
     assert_eq!(
         problems_of("- a\n"),
         [
-            "f.yaml: expected a mapping with any of: settings, autoscale_configs, vm_provider_configs, dns_provider_configs, schedules"
+            "f.yaml: expected a mapping with any of: settings, autoscale_configs, vm_provider_configs, dns_provider_configs, schedules, staging_configs"
         ]
     );
     assert_eq!(
