@@ -9,7 +9,16 @@ pub fn run(files: &[PathBuf], out: &mut dyn Write) -> i32 {
     let (set, problems) = shared::config::validate_files(files);
     // Output errors (a closed pipe) cannot change the verdict, so they are ignored.
     // Notes (what this version cannot do for a valid config) follow the summary; they change no verdict.
-    let notes = shared::dns::registry::notes(&set);
+    let mut notes = shared::dns::registry::notes(&set);
+    // Startup scripts the provider will accept but probably not run as meant (its declared rules).
+    for p in &set.vm_provider_configs {
+        let c = p.common();
+        if !c.startup_script().trim().is_empty() {
+            for w in shared::script::warnings(&c.script_rules(), c.os(), c.startup_script()) {
+                notes.push(format!("{}.startup_script: {w}", c.name()));
+            }
+        }
+    }
     if problems.is_empty() {
         let _ = writeln!(
             out,
@@ -59,6 +68,18 @@ mod tests {
         assert_eq!(run(&[path], &mut out), 0, "a note is no problem");
         let out = String::from_utf8(out).unwrap();
         assert!(out.contains("note: ") && out.contains("Azure DNS is not built into this version yet"), "{out}");
+    }
+
+    #[test]
+    fn a_script_cloud_init_will_not_run_is_a_note() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("do.yaml");
+        let text = include_str!("../../../events/configs/digital_ocean.yaml").replace("      #!/bin/bash\n", "");
+        std::fs::write(&path, text).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(run(&[path], &mut out), 0, "a note is no problem");
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains(".startup_script: digital_ocean hands the script to cloud-init"), "{out}");
     }
 
     #[test]

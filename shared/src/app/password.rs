@@ -1,6 +1,7 @@
-//! The Windows-password fetcher's handler: for Windows claims of AWS configs that retrieve the
-//! generated password (`retrieve_windows_vm_password`) and whose autoscale config has no connection
-//! password of its own, ask the provider for the password (EC2 GetPasswordData + RSA decryption) and
+//! The Windows-password fetcher's handler: for Windows claims whose provider retrieves the generated
+//! password (`Capabilities::windows_password`; on AWS, `retrieve_windows_vm_password`) and whose autoscale
+//! config has no connection password of its own, ask the provider for the password (on AWS, EC2
+//! GetPasswordData + RSA decryption) and
 //! hand it to the claim's Kasm server record. Then the claim is marked `password_set` with a
 //! compare-and-set write. The password is never logged, never put in an error, never stored.
 //!

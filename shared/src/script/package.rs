@@ -2,18 +2,8 @@
 //! provider config declares (`ProviderConfigCommon::script_rules`, beside the config); nothing here names a
 //! provider.
 //!
-//! The limits the providers declare (sources checked 2026-11):
-//! - AWS EC2 user data: 16 KB "in raw form, before it is base64-encoded" (EC2 User Guide).
-//! - Azure custom data: "The size can't exceed 64 KB" (Azure docs); the API rejects more than 87,380 base64
-//!   characters ("Custom data in OSProfile must be in Base64 encoding and with a maximum length of 87380
-//!   characters"), i.e. 65,535 raw bytes. Not run on Windows: saved to `%SYSTEMDRIVE%\AzureData\CustomData.bin`.
-//! - DigitalOcean `user_data`: 64 KiB (API reference).
-//! - GCP: a metadata value holds at most 256 KB (larger scripts need `startup-script-url`).
-//! - OCI: `metadata` + `extendedMetadata` together at most 32,000 bytes; `user_data` is stored base64-encoded
-//!   there, so its encoded size is the bound we can check.
-//! - OpenStack Nova: user data "must be base64 encoded and is restricted to 65535 bytes".
-//! - Harvester, KubeVirt (cloud-init in a Secret or inline), Nutanix (guest customization), Proxmox and
-//!   vSphere (guest-agent / guest-operations file transfer): no documented limit we enforce.
+//! Each provider's limits and their sources (checked 2026-11) are beside its rules, in
+//! `config/providers/<name>.rs`.
 
 use crate::model::OsFamily;
 
@@ -75,7 +65,7 @@ pub struct ScriptRules {
 ///   after wrapping).
 pub fn package(rules: &ScriptRules, os: OsFamily, rendered: String) -> Result<String, ScriptError> {
     let script = match (rules.windows, os) {
-        (WindowsScript::Ec2Launch, OsFamily::Windows) if !aws_wrapped(&rendered) => {
+        (WindowsScript::Ec2Launch, OsFamily::Windows) if !ec2launch_wrapped(&rendered) => {
             let newline = if rendered.ends_with('\n') { "" } else { "\n" };
             format!("<powershell>\n{rendered}{newline}</powershell>\n")
         }
@@ -117,7 +107,7 @@ pub fn warnings(rules: &ScriptRules, os: OsFamily, script: &str) -> Vec<String> 
                      the image must run it (e.g. a scheduled task) or use an extension that does"
                 ));
             }
-            if rules.windows != WindowsScript::Ec2Launch && aws_wrapped(script) {
+            if rules.windows != WindowsScript::Ec2Launch && ec2launch_wrapped(script) {
                 out.push(format!(
                     "<powershell>/<script> tags are EC2 user-data syntax; {kind} passes the script as is, so \
                      PowerShell will fail on the first line"
@@ -146,7 +136,7 @@ pub fn first_line(script: &str) -> &str {
     script.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("")
 }
 
-fn aws_wrapped(script: &str) -> bool {
+fn ec2launch_wrapped(script: &str) -> bool {
     let start = script.trim_start().get(..12).unwrap_or(script.trim_start()).to_ascii_lowercase();
     start.starts_with("<powershell>") || start.starts_with("<script>")
 }

@@ -136,6 +136,8 @@ impl ProviderConfigCommon for AwsConfig {
         self.retrieve_windows_vm_password
     }
     fn script_rules(&self) -> ScriptRules {
+        // AWS EC2 user data: 16 KB "in raw form, before it is base64-encoded" (EC2 User Guide); EC2Launch runs
+        // PowerShell in `<powershell>` tags.
         ScriptRules {
             provider: "aws",
             limit: Some(Limit::Raw(16 * 1024)),

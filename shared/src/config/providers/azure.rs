@@ -225,6 +225,8 @@ impl ProviderConfigCommon for AzureConfig {
         super::sizes::azure(&self.azure_vm_size)
     }
     fn script_rules(&self) -> ScriptRules {
+        // Azure custom data: "The size can't exceed 64 KB" (Azure docs); the API rejects more than 87,380
+        // base64 characters, i.e. 65,535 raw bytes. Not run on Windows: saved to %SYSTEMDRIVE%\AzureData\CustomData.bin.
         ScriptRules {
             provider: "azure",
             limit: Some(Limit::Base64(87_380)),

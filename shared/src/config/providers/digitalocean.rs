@@ -89,6 +89,7 @@ impl ProviderConfigCommon for DigitalOceanConfig {
         super::sizes::digital_ocean(&self.droplet_size)
     }
     fn script_rules(&self) -> ScriptRules {
+        // DigitalOcean `user_data`: 64 KiB (API reference), run by cloud-init.
         ScriptRules {
             provider: "digital_ocean",
             limit: Some(Limit::Raw(64 * 1024)),

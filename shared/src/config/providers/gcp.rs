@@ -215,6 +215,8 @@ impl ProviderConfigCommon for GcpConfig {
         super::sizes::gcp(&self.gcp_machine_type).map(|r| Resources { gpus: f64::from(gpus), ..r })
     }
     fn script_rules(&self) -> ScriptRules {
+        // GCP: a metadata value holds at most 256 KB (larger scripts need `startup-script-url`); the guest
+        // environment runs the metadata key `GcpConfig::metadata_key` names, not cloud-init.
         ScriptRules {
             provider: "gcp",
             limit: Some(Limit::Raw(256 * 1024)),

@@ -119,6 +119,7 @@ impl ProviderConfigCommon for HarvesterConfig {
         Some(Resources::new(f64::from(self.cores), f64::from(self.memory) * 1024.0, 0.0))
     }
     fn script_rules(&self) -> ScriptRules {
+        // Harvester: cloud-init user data in a Secret; no documented limit we enforce.
         ScriptRules { provider: "harvester", limit: None, windows: WindowsScript::AsIs, linux_cloud_init: true }
     }
     fn endpoint(&self) -> Endpoint<'_> {

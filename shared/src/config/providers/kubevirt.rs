@@ -148,6 +148,7 @@ impl ProviderConfigCommon for KubevirtConfig {
         Some(Resources::new(f64::from(self.vm_cores), f64::from(self.vm_memory) * 1024.0, 0.0))
     }
     fn script_rules(&self) -> ScriptRules {
+        // KubeVirt: cloud-init user data in a Secret or inline; no documented limit we enforce.
         ScriptRules { provider: "kubevirt", limit: None, windows: WindowsScript::AsIs, linux_cloud_init: true }
     }
     fn endpoint(&self) -> Endpoint<'_> {

@@ -105,6 +105,7 @@ impl ProviderConfigCommon for NutanixConfig {
         Some(Resources::new(f64::from(self.vm_cores), f64::from(self.vm_memory) * 1024.0, 0.0))
     }
     fn script_rules(&self) -> ScriptRules {
+        // Nutanix: guest customization (cloud-init / sysprep); no documented limit we enforce.
         ScriptRules { provider: "nutanix", limit: None, windows: WindowsScript::AsIs, linux_cloud_init: true }
     }
     fn endpoint(&self) -> Endpoint<'_> {

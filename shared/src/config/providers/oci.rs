@@ -181,6 +181,8 @@ impl ProviderConfigCommon for OciConfig {
         }
     }
     fn script_rules(&self) -> ScriptRules {
+        // OCI: `metadata` + `extendedMetadata` together at most 32,000 bytes; `user_data` is stored
+        // base64-encoded there, so its encoded size is the bound we can check. Windows: cloudbase-init.
         ScriptRules {
             provider: "oci",
             limit: Some(Limit::Base64(32_000)),

@@ -166,6 +166,7 @@ impl ProviderConfigCommon for OpenstackConfig {
         None
     }
     fn script_rules(&self) -> ScriptRules {
+        // OpenStack Nova: user data "must be base64 encoded and is restricted to 65535 bytes".
         ScriptRules {
             provider: "openstack",
             limit: Some(Limit::Base64(65_535)),

@@ -122,6 +122,7 @@ impl ProviderConfigCommon for ProxmoxConfig {
         Some(Resources::new(f64::from(self.vm_cores), f64::from(self.vm_memory) * 1024.0, 0.0))
     }
     fn script_rules(&self) -> ScriptRules {
+        // Proxmox: the guest agent's file-write (the provider checks its own 60 KiB bound); run as is.
         ScriptRules { provider: "proxmox", limit: None, windows: WindowsScript::AsIs, linux_cloud_init: false }
     }
     fn endpoint(&self) -> Endpoint<'_> {

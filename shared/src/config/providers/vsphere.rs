@@ -145,6 +145,7 @@ impl ProviderConfigCommon for VsphereConfig {
         ))
     }
     fn script_rules(&self) -> ScriptRules {
+        // vSphere: guest-operations file transfer; no documented limit we enforce; run as is.
         ScriptRules { provider: "vsphere", limit: None, windows: WindowsScript::AsIs, linux_cloud_init: false }
     }
     fn endpoint(&self) -> Endpoint<'_> {
