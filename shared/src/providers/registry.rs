@@ -10,6 +10,7 @@ use crate::config::{ProviderKind, VmProviderConfig};
 /// The provider for `config`. No network I/O: credentials are resolved on first use, so a config
 /// whose secret does not resolve fails its own calls, not the build of the others.
 pub fn build(config: &VmProviderConfig, env: &BuildEnv) -> Result<Arc<dyn VmProvider>, ProviderError> {
+    let _ = env; // unused when no provider feature is on
     match config {
         #[cfg(feature = "aws")]
         VmProviderConfig::Aws(c) => Ok(Arc::new(super::aws::AwsProvider::from_config(c, env)?)),
