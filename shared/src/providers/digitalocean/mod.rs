@@ -9,9 +9,10 @@
 //! 1. **Find**: the droplet of the claim is the one tagged `ka:k:<claim>` (`GET /v2/droplets?tag_name=`,
 //!    every page). Tags are set by the create request itself, so a droplet of ours is never
 //!    untagged. Found → resume at step 4.
-//! 2. **Tags exist**: each of our tags and the config's `tags` is read (`GET /v2/tags/{name}`) and
-//!    created when missing (`POST /v2/tags`), so a create never fails on a tag (Kasm's "Tag does not
-//!    exist").
+//! 2. **Tags exist**: the deployment and config tags and the config's `tags` are read (`GET
+//!    /v2/tags/{name}`) and created when missing (`POST /v2/tags`), so a create never fails on a tag
+//!    (Kasm's "Tag does not exist"). The claim's tag is left to the create request, which the spec
+//!    says accepts new tags: a failed create then leaves no claim tag behind.
 //! 3. **Create**: the SSH key is resolved from its *name* to its id (`GET /v2/account/keys`, every
 //!    page), then `POST /v2/droplets` with `name` (the claim's deterministic name), `region`, `size`,
 //!    `image` (an integer id when the config's image is all digits, else a slug), `ssh_keys`, `tags`
@@ -39,7 +40,8 @@
 //! # Delete
 //! `GET /v2/droplets/{id}` (404: already gone, success), refuse a droplet without our deployment tag,
 //! `DELETE /v2/droplets/{id}` (404 is success), then the claim's tag is deleted (`DELETE
-//! /v2/tags/{name}`) so claim tags do not pile up in the account. A droplet has no disks, NICs or IPs
+//! /v2/tags/{name}`) so claim tags do not pile up in the account (after a 404 only when no droplet is
+//! listed with it: deleting a tag strips it from every resource). A droplet has no disks, NICs or IPs
 //! of its own that outlive it; a destroyed droplet leaves its firewall's droplet list.
 //!
 //! # Errors
@@ -328,7 +330,12 @@ impl DigitalOceanProvider {
                         all.push(t.to_string());
                     }
                 }
-                self.ensure_tags(&all).await?;
+                // The long-lived tags (deployment, config, the operator's) are made to exist first;
+                // the claim's own tag is made by the create itself ("Tag names can either be
+                // existing or new tags", droplet_create.yml), so a create that fails leaves no
+                // claim tag behind.
+                let lasting: Vec<String> = all.iter().filter(|t| **t != claim_tag).cloned().collect();
+                self.ensure_tags(&lasting).await?;
                 let body = DropletCreate {
                     name: spec.name.clone(),
                     region: self.config.region.clone(),
@@ -359,12 +366,21 @@ impl DigitalOceanProvider {
         if !tags::is_ours(&d.tags) {
             return Err(Error::NotOurs { id });
         }
-        match self.client.delete_droplet(id).await {
-            Ok(()) => tracing::info!(droplet = id, "droplet deleted"),
-            Err(e) if e.status() == Some(404) => {}
+        let gone_before = match self.client.delete_droplet(id).await {
+            Ok(()) => {
+                tracing::info!(droplet = id, "droplet deleted");
+                false
+            }
+            Err(e) if e.status() == Some(404) => true,
             Err(e) => return Err(e),
-        }
+        };
         for t in d.tags.iter().filter(|t| t.to_ascii_lowercase().starts_with(tags::CLAIM)) {
+            // Deleting a tag strips it from every resource: after a 404 (someone else's delete, or
+            // ours whose answer was lost) delete it only when no droplet carries it any more, so a
+            // droplet that still exists never loses the tag that names its claim.
+            if gone_before && !self.client.droplets_by_tag(t).await?.is_empty() {
+                continue;
+            }
             match self.client.delete_tag(t).await {
                 Ok(()) => {}
                 Err(e) if e.status() == Some(404) => {}
