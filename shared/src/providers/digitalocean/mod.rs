@@ -29,9 +29,10 @@
 //!
 //! # The listing may lag a create
 //! A droplet created a moment ago may not be listed by tag yet. The engine records the claim before
-//! it calls `create_vm` and only calls again on a retryable error after its retry delay (30 s and
-//! more), so the window is that delay; a second droplet in that window would still carry the claim
-//! tag, and the reaper deletes every droplet of a claim beyond its recorded one.
+//! it calls `create_vm` and calls again only on a retryable error, after its retry delay (30 s and
+//! more), so the window is a lost answer followed by a listing still lagging 30 s later. Known limit:
+//! a second droplet made in that window carries the same claim tag, so `list_vms` for the claim
+//! shows both and nothing of it is hidden.
 //!
 //! # Tags
 //! Labels map to tags as [`tags`] describes (`ka:d:`, `ka:c:`, `ka:k:` + a reversible lowercase
