@@ -411,3 +411,139 @@ async fn preflight_passes_and_names_what_is_missing() {
     assert!(checks[1..checks.len() - 2].iter().all(|c| !c.ok && c.detail.contains("not checked")));
     assert_eq!(checks.len(), shared::providers::digitalocean::CHECKS.len());
 }
+
+/// What the official spec allows on one route (below `/v2`): query parameters, and for a JSON body
+/// its required and allowed keys (`specification/resources/*/*.yml`, `shared/parameters.yml`).
+struct SpecRoute {
+    route: &'static str,
+    query: &'static [&'static str],
+    body: Option<(&'static [&'static str], &'static [&'static str])>,
+}
+
+const PAGED: &[&str] = &["page", "per_page"];
+const DROPLET_CREATE: &[&str] = &[
+    "name",
+    "region",
+    "size",
+    "image",
+    "ssh_keys",
+    "backups",
+    "backup_policy",
+    "ipv6",
+    "monitoring",
+    "tags",
+    "user_data",
+    "private_networking",
+    "volumes",
+    "vpc_uuid",
+    "with_droplet_agent",
+    "public_networking",
+];
+const RECORD: &[&str] = &["type", "name", "data", "priority", "port", "ttl", "weight", "flags", "tag"];
+
+const SPEC: &[SpecRoute] = &[
+    SpecRoute { route: "GET /account", query: &[], body: None },
+    SpecRoute { route: "GET /account/keys", query: PAGED, body: None },
+    SpecRoute { route: "GET /droplets", query: &["page", "per_page", "tag_name", "name", "type"], body: None },
+    SpecRoute { route: "POST /droplets", query: &[], body: Some((&["name", "size", "image"], DROPLET_CREATE)) },
+    SpecRoute { route: "GET /droplets/{id}", query: &[], body: None },
+    SpecRoute { route: "DELETE /droplets/{id}", query: &[], body: None },
+    SpecRoute { route: "GET /actions/{id}", query: &[], body: None },
+    SpecRoute { route: "GET /tags/{tag}", query: &[], body: None },
+    SpecRoute { route: "POST /tags", query: &[], body: Some((&["name"], &["name"])) },
+    SpecRoute { route: "DELETE /tags/{tag}", query: &[], body: None },
+    SpecRoute { route: "GET /firewalls", query: PAGED, body: None },
+    SpecRoute { route: "POST /firewalls/{id}/droplets", query: &[], body: Some((&["droplet_ids"], &["droplet_ids"])) },
+    SpecRoute { route: "GET /regions", query: PAGED, body: None },
+    SpecRoute { route: "GET /sizes", query: PAGED, body: None },
+    SpecRoute { route: "GET /images/{image}", query: &[], body: None },
+    SpecRoute { route: "GET /domains/{domain}/records", query: &["name", "type", "page", "per_page"], body: None },
+    SpecRoute { route: "POST /domains/{domain}/records", query: &[], body: Some((&["type"], RECORD)) },
+    SpecRoute { route: "PUT /domains/{domain}/records/{id}", query: &[], body: Some((&["type"], RECORD)) },
+    SpecRoute { route: "DELETE /domains/{domain}/records/{id}", query: &[], body: None },
+];
+
+#[tokio::test]
+async fn every_request_matches_the_api_spec() {
+    let server = DigitalOceanTestServer::start().await;
+    let p = provider(&server).with_page_size(2);
+    let s = spec("prod", "p");
+    let vm = p.create_vm(&s).await.unwrap();
+    p.create_vm(&spec("prod", "p")).await.unwrap();
+    p.create_vm(&spec("prod", "p")).await.unwrap();
+    p.list_vms(&OwnerLabels::deployment("prod")).await.unwrap();
+    p.get_vm(&vm.id).await.unwrap();
+    p.delete_vm(&vm.id).await.unwrap();
+    let _ = p.preflight().await;
+    let cfg = DigitalOceanDnsConfig {
+        name: "d".into(),
+        token: SecretRef::Env("DO_TOKEN".into()),
+        domain: DOMAIN.into(),
+        ttl: 60,
+    };
+    let secrets = StaticSecrets([("env:DO_TOKEN".to_string(), TOKEN.to_string())].into());
+    let dns = DigitalOceanDns::with_endpoint(&cfg, &secrets, &server.url).await.unwrap();
+    let owner = shared::dns::DnsOwner { deployment: "prod".into(), claim: s.claim.clone() };
+    let name = format!("{}.{DOMAIN}", s.name);
+    use shared::dns::DnsProvider as _;
+    dns.upsert_a(&shared::dns::ARecord {
+        name: name.clone(),
+        address: "10.0.0.7".parse().unwrap(),
+        ttl: 60,
+        owner: owner.clone(),
+    })
+    .await
+    .unwrap();
+    dns.upsert_a(&shared::dns::ARecord {
+        name: name.clone(),
+        address: "10.0.0.8".parse().unwrap(),
+        ttl: 60,
+        owner: owner.clone(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(dns.list_owned("prod").await.unwrap().len(), 1);
+    dns.delete_a(&name, &owner).await.unwrap();
+
+    let reqs = server.requests();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &reqs {
+        let key = r.key();
+        let spec = SPEC.iter().find(|s| s.route == key).unwrap_or_else(|| panic!("{key} is not a call we expect"));
+        seen.insert(spec.route);
+        for k in r.params.keys() {
+            assert!(spec.query.contains(&k.as_str()), "{key}: query parameter `{k}` is not in the spec");
+        }
+        if let Some(pp) = r.param("per_page") {
+            assert!((1..=200).contains(&pp.parse::<u32>().unwrap()), "{key}: per_page {pp}");
+        }
+        if let Some(pg) = r.param("page") {
+            assert!(pg.parse::<u32>().unwrap() >= 1, "{key}: page {pg}");
+        }
+        if r.param("tag_name").is_some() {
+            assert!(r.param("name").is_none() && r.param("type").is_none(), "{key}: tag_name with name/type");
+        }
+        match spec.body {
+            None => assert!(r.body.is_empty(), "{key} sends a body: {}", r.body),
+            Some((required, allowed)) => {
+                let b: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{key}: {e}"));
+                assert_eq!(r.headers.get("content-type").map(String::as_str), Some("application/json"), "{key}");
+                let o = b.as_object().unwrap_or_else(|| panic!("{key}: body is not an object"));
+                for k in required {
+                    assert!(o.contains_key(*k), "{key}: required `{k}` missing");
+                }
+                for k in o.keys() {
+                    assert!(allowed.contains(&k.as_str()), "{key}: `{k}` is not in the spec's body");
+                }
+                if key.contains("/records") && o["type"] == "TXT" {
+                    for k in ["name", "data", "flags", "tag"] {
+                        assert!(o.contains_key(k), "{key}: domain_record_txt requires `{k}`");
+                    }
+                }
+            }
+        }
+    }
+    // Every call of the table was exercised (the table is not a list of calls we never make).
+    let unseen: Vec<&str> = SPEC.iter().map(|s| s.route).filter(|r| !seen.contains(r)).collect();
+    assert!(unseen.is_empty(), "not exercised: {unseen:?}");
+}

@@ -614,6 +614,10 @@ fn records(st: &mut Inner, base: &str, req: &Incoming) -> Reply {
             else {
                 return err(422, "unprocessable_entity", "type, name and data are required");
             };
+            // `domain_record_txt` requires `flags` and `tag` (nullable) besides type, name and data.
+            if kind == "TXT" && !b.as_object().is_some_and(|o| o.contains_key("flags") && o.contains_key("tag")) {
+                return err(422, "unprocessable_entity", "flags and tag are required for TXT records");
+            }
             if kind == "A" && data.parse::<Ipv4Addr>().is_err() {
                 return err(422, "unprocessable_entity", "data is not an IPv4 address");
             }

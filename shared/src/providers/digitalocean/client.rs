@@ -179,6 +179,19 @@ pub(crate) struct DomainRecord {
     pub ttl: Option<u32>,
 }
 
+/// A record's request body. The spec's `domain_record_txt` requires `flags` and `tag` (nullable CAA
+/// fields) beside `type`, `name` and `data`: a TXT record sends them as `null`.
+fn record_body(r: &DomainRecord) -> Result<serde_json::Value, Error> {
+    let mut body = serde_json::to_value(r).map_err(|e| Error::Config { message: e.to_string() })?;
+    if r.kind == "TXT"
+        && let Some(o) = body.as_object_mut()
+    {
+        o.insert("flags".into(), serde_json::Value::Null);
+        o.insert("tag".into(), serde_json::Value::Null);
+    }
+    Ok(body)
+}
+
 /// `shared/models/error.yml`.
 #[derive(Debug, Deserialize)]
 struct ErrorBody {
@@ -556,7 +569,7 @@ impl Client {
 
     /// `POST /v2/domains/{domain}/records` (201).
     pub(crate) async fn create_record(&self, domain: &str, r: &DomainRecord) -> Result<(), Error> {
-        let body = serde_json::to_value(r).map_err(|e| Error::Config { message: e.to_string() })?;
+        let body = record_body(r)?;
         self.call(Call {
             body: Some(body),
             ..Call::new(Method::POST, &["domains", domain, "records"], "create a DNS record")
@@ -567,7 +580,7 @@ impl Client {
 
     /// `PUT /v2/domains/{domain}/records/{id}`.
     pub(crate) async fn update_record(&self, domain: &str, id: u64, r: &DomainRecord) -> Result<(), Error> {
-        let body = serde_json::to_value(r).map_err(|e| Error::Config { message: e.to_string() })?;
+        let body = record_body(r)?;
         let id = id.to_string();
         self.call(Call {
             body: Some(body),
@@ -632,9 +645,11 @@ mod tests {
                 "ssh_keys":[289794],"tags":["ka:d:prod"]})
         );
         let r = DomainRecord { id: 7, kind: "A".into(), name: "www".into(), data: "10.0.0.1".into(), ttl: Some(60) };
+        assert_eq!(record_body(&r).unwrap(), serde_json::json!({"type":"A","name":"www","data":"10.0.0.1","ttl":60}));
+        let t = DomainRecord { kind: "TXT".into(), data: "m".into(), ..r };
         assert_eq!(
-            serde_json::to_value(&r).unwrap(),
-            serde_json::json!({"type":"A","name":"www","data":"10.0.0.1","ttl":60})
+            record_body(&t).unwrap(),
+            serde_json::json!({"type":"TXT","name":"www","data":"m","ttl":60,"flags":null,"tag":null})
         );
     }
 }
