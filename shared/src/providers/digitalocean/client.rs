@@ -15,9 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::Error;
-use super::credential::Credential;
+use super::credential::{Auth, Credential};
 use crate::http::retry::Idempotency;
-use crate::http::{HttpError, Redactor, RetryConfig};
+use crate::http::{HttpError, RetryConfig};
+use secrecy::SecretString;
 
 /// The API's own base URL.
 pub(crate) const DEFAULT_BASE: &str = "https://api.digitalocean.com";
@@ -270,12 +271,13 @@ struct Call<'a> {
     body: Option<serde_json::Value>,
     what: &'a str,
     once: bool,
-    redactor: Option<&'a Redactor>,
+    /// A secret besides the token the request carries (the user data), kept out of error text.
+    secret: Option<&'a SecretString>,
 }
 
 impl<'a> Call<'a> {
     fn new(method: Method, path: &'a [&'a str], what: &'a str) -> Self {
-        Call { method, path, query: Vec::new(), body: None, what, once: false, redactor: None }
+        Call { method, path, query: Vec::new(), body: None, what, once: false, secret: None }
     }
 }
 
@@ -354,11 +356,33 @@ impl Client {
         }
     }
 
-    /// One call; returns the body text (empty for 204).
+    /// One call; returns the body text (empty for 204). A 401 re-reads the token from its secret
+    /// once: when it changed (rotated), the request is sent again with the new one.
     async fn call(&self, c: Call<'_>) -> Result<String, Error> {
         self.respect_window(c.what).await?;
-        let auth = self.credential.get().await?;
-        let redactor = c.redactor.unwrap_or(&auth.redactor);
+        let mut auth = self.credential.get().await?;
+        let mut refreshed = false;
+        loop {
+            match self.send(&c, &auth).await {
+                Err(e) if e.status() == Some(401) && !refreshed => match self.credential.refresh(&auth).await? {
+                    Some(fresh) => {
+                        tracing::info!("the API refused the token; sending again with the rotated one");
+                        auth = fresh;
+                        refreshed = true;
+                    }
+                    None => return Err(e),
+                },
+                other => return other,
+            }
+        }
+    }
+
+    async fn send(&self, c: &Call<'_>, auth: &Auth) -> Result<String, Error> {
+        let redactor = match c.secret {
+            Some(s) => auth.redactor.clone().with_secret(s),
+            None => auth.redactor.clone(),
+        };
+        let redactor = &redactor;
         let retry = if c.once { RetryConfig::none() } else { self.retry.clone() };
         let mut url = self.url(c.path);
         if !c.query.is_empty() {
@@ -462,15 +486,12 @@ impl Client {
     /// second droplet; the engine's next attempt looks the claim up first).
     pub(crate) async fn create_droplet(&self, body: &DropletCreate) -> Result<Created, Error> {
         // The user data holds secrets (the manager token): keep it out of any error text.
-        let mut redactor = self.credential.get().await?.redactor.clone();
-        if let Some(u) = &body.user_data {
-            redactor = redactor.with_secret(&secrecy::SecretString::from(u.clone()));
-        }
+        let user_data = body.user_data.as_ref().map(|u| SecretString::from(u.clone()));
         let json = serde_json::to_value(body).map_err(|e| Error::Config { message: e.to_string() })?;
         self.call_json(Call {
             body: Some(json),
             once: true,
-            redactor: Some(&redactor),
+            secret: user_data.as_ref(),
             ..Call::new(Method::POST, &["droplets"], "create the droplet")
         })
         .await
