@@ -43,7 +43,9 @@
 //! `DELETE /v2/droplets/{id}` (404 is success), then the claim's tag is deleted (`DELETE
 //! /v2/tags/{name}`) so claim tags do not pile up in the account (after a 404 only when no droplet is
 //! listed with it: deleting a tag strips it from every resource). A droplet has no disks, NICs or IPs
-//! of its own that outlive it; a destroyed droplet leaves its firewall's droplet list.
+//! of its own that outlive it (we attach no volumes and reserve no IPs). We do not remove the
+//! droplet from the firewall first: DigitalOcean drops a destroyed droplet from its firewalls
+//! (UNSOURCED: the spec does not say so; the test server models it).
 //!
 //! # Errors
 //! Statuses map through [`crate::http`]: 401 Unauthenticated, 403 PermissionDenied (a token without
