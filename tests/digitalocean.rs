@@ -581,3 +581,110 @@ async fn a_refused_token_is_read_again_once_and_a_rotated_one_is_used() {
     let _ = p.get_vm("3164444").await;
     assert_eq!(server.requests().len(), 1, "the new token is kept");
 }
+
+/// The provisioner's and the reaper's work (`shared::app::provision` and `reap`, what the Lambda
+/// handlers call) on a DigitalOcean config with DigitalOcean DNS: the droplet and its A record on
+/// provision, both gone after the reaper's pass on a claim being deleted.
+#[tokio::test]
+async fn the_provisioner_and_reaper_drive_digitalocean_and_its_dns() {
+    use shared::app::{Ctx, ProvisionOutcome, Tuning, provision, reap};
+    use shared::clock::{Clock as _, VirtualClock};
+    use shared::config::{ConfigFile, ConfigSet};
+    use shared::dns::DnsProvider;
+    use shared::kasm::memory::MemoryKasm;
+    use shared::model::{Instance, InstanceState};
+    use shared::providers::ProviderSet;
+    use shared::store::{MemoryStore, Store, moved};
+
+    let server = DigitalOceanTestServer::start().await;
+    let doc = format!(
+        r##"
+autoscale_configs:
+  - autoscale_config_name: agents
+    server_pool_id: pool
+    zone_id: zone
+    vm_provider_config: do
+    standby_cores: 0
+    register_dns: true
+    base_domain_name: {DOMAIN}
+    dns_provider_config: do-dns
+vm_provider_configs:
+  - provider: digital_ocean
+    name: do
+    token: env:DO_TOKEN
+    max_droplets: 3
+    region: nyc3
+    image: docker-20-04
+    droplet_size: s-4vcpu-8gb
+    tags: kasm
+    endpoint_url: {url}
+    startup_script: "#!/bin/bash\necho {{server_hostname}} {{server_external_fqdn}}"
+dns_provider_configs:
+  - provider: digital_ocean
+    name: do-dns
+    token: env:DO_TOKEN
+    domain: {DOMAIN}
+    ttl: 60
+"##,
+        url = server.url
+    );
+    let f: ConfigFile = serde_yaml_ng::from_str(&doc).expect("config");
+    let mut set = ConfigSet::default();
+    set.merge(f);
+    let secrets = Arc::new(StaticSecrets([("env:DO_TOKEN".to_string(), TOKEN.to_string())].into()));
+    let env = BuildEnv {
+        retry: fast_retry(),
+        timings: fast_timings(),
+        ..BuildEnv::new(secrets.clone(), &set.settings.deployment_id)
+    };
+    let providers = ProviderSet::new(set.vm_provider_configs.iter(), env);
+    let dns_cfg = match &set.dns_provider_configs[0] {
+        shared::config::DnsProviderConfig::DigitalOcean(c) => c.clone(),
+        _ => unreachable!(),
+    };
+    let dns: Arc<dyn DnsProvider> =
+        Arc::new(DigitalOceanDns::with_endpoint(&dns_cfg, secrets.as_ref(), &server.url).await.unwrap());
+    let clock = Arc::new(VirtualClock::new(chrono::Utc::now()));
+    let store = Arc::new(MemoryStore::new());
+    let ctx = Ctx {
+        store: store.clone(),
+        kasm: Arc::new(MemoryKasm::new()),
+        secrets,
+        clock: clock.clone(),
+        providers,
+        dns: [("do-dns".to_string(), dns)].into(),
+        configs: Arc::new(set),
+        holder: "test".into(),
+        tuning: Tuning::default(),
+    };
+    let c = Instance::new_claim(
+        ClaimId::generate(clock.now()),
+        "agents",
+        "do",
+        "digital_ocean",
+        OsFamily::Linux,
+        clock.now(),
+    );
+    assert!(store.try_claim(&c, 10).await.unwrap());
+
+    let outcome = provision(&ctx, &c.id).await.expect("provision");
+    assert!(matches!(outcome, ProvisionOutcome::Created { .. }), "{outcome:?}");
+    let droplets = server.droplets();
+    assert_eq!(droplets.len(), 1);
+    let rel = c.vm_name.clone();
+    let records = server.records();
+    let a = records.iter().find(|r| r.kind == "A" && r.name == rel).expect("an A record for the droplet");
+    assert!(a.data.starts_with("104.236.32."), "the public address: {a:?}");
+    assert!(records.iter().any(|r| r.kind == "TXT" && r.name == rel && r.data.contains(c.id.as_str())));
+    let script = droplets[0].user_data.clone().unwrap();
+    assert!(script.contains(&format!("{rel} {rel}.{DOMAIN}")), "{script}");
+
+    // The evaluator moves the claim to deleting; the reaper removes the record, then the droplet.
+    let got = store.get(&c.id).await.unwrap().unwrap();
+    store.update(&moved(&got, InstanceState::Deleting, clock.now()).unwrap()).await.unwrap();
+    let rep = reap(&ctx).await;
+    assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+    assert!(server.droplets().is_empty(), "{:?}", server.droplets());
+    assert!(server.records().is_empty(), "{:?}", server.records());
+    assert!(server.tags().iter().all(|t| !t.starts_with(tags::CLAIM)));
+}
