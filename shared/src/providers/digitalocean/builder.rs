@@ -67,6 +67,7 @@ fn build(cfg: &DigitalOceanConfig, env: &BuildEnv, source: Source) -> Result<Dig
         client: Client::new(http, base, Credential::new(source), env.retry.clone()),
         config: cfg.clone(),
         timings: env.timings,
+        known_tags: Default::default(),
     })
 }
 

@@ -80,6 +80,9 @@ use crate::model::{OsFamily, OwnerLabels};
 /// The provider's short name.
 pub const NAME: &str = "digital_ocean";
 
+/// The longest wait between two polls of a create (see `wait_created`).
+pub const MAX_POLL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The largest `user_data` DigitalOcean accepts ("may not exceed 64 KiB", `droplet_create.yml`).
 pub const USER_DATA_MAX: usize = 64 * 1024;
 
@@ -90,6 +93,9 @@ pub struct DigitalOceanProvider {
     client: Client,
     config: DigitalOceanConfig,
     timings: Timings,
+    /// Tags this process has seen exist (tags are never deleted by us except claim tags, which are
+    /// never cached): saves their reads on every create.
+    known_tags: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// What went wrong inside the provider; converted to [`ProviderError`] at the trait boundary.
@@ -237,14 +243,16 @@ impl DigitalOceanProvider {
             if !tags::is_legal(t) {
                 return Err(Error::Config { message: format!("tags: `{t}` is not a valid DigitalOcean tag") });
             }
-            if self.client.tag_exists(t).await? {
+            if self.known_tags.lock().expect("tag cache").contains(t) {
                 continue;
             }
-            if let Err(e) = self.client.create_tag(t).await
+            if !self.client.tag_exists(t).await?
+                && let Err(e) = self.client.create_tag(t).await
                 && (e.is_auth() || !self.client.tag_exists(t).await?)
             {
                 return Err(e);
             }
+            self.known_tags.lock().expect("tag cache").insert(t.clone());
         }
         Ok(())
     }
@@ -277,10 +285,15 @@ impl DigitalOceanProvider {
         Ok(())
     }
 
-    /// Waits for the create action, then for the droplet to leave `new`.
+    /// Waits for the create action, then for the droplet to leave `new`. The wait between polls
+    /// starts at [`Timings::poll`] and doubles up to [`MAX_POLL`] (at least `poll`): a droplet takes
+    /// about a minute, and polling every 2 s for each of several creates would spend a good part of
+    /// the 250 requests a minute.
     async fn wait_created(&self, droplet: u64, action: Option<u64>) -> Result<Droplet, Error> {
         let deadline = Instant::now() + self.timings.operation_timeout;
         let timeout = || Error::Timeout { droplet, secs: self.timings.operation_timeout.as_secs() };
+        let cap = MAX_POLL.max(self.timings.poll);
+        let mut wait = self.timings.poll;
         if let Some(action) = action {
             loop {
                 let a = self.client.action(action).await?;
@@ -289,10 +302,11 @@ impl DigitalOceanProvider {
                     "errored" => return Err(Error::ActionFailed { droplet, action, status: "errored".into() }),
                     _ => {}
                 }
-                if Instant::now() + self.timings.poll > deadline {
+                if Instant::now() + wait > deadline {
                     return Err(timeout());
                 }
-                tokio::time::sleep(self.timings.poll).await;
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(cap);
             }
         }
         loop {
@@ -300,10 +314,11 @@ impl DigitalOceanProvider {
             if d.status != "new" {
                 return Ok(d);
             }
-            if Instant::now() + self.timings.poll > deadline {
+            if Instant::now() + wait > deadline {
                 return Err(timeout());
             }
-            tokio::time::sleep(self.timings.poll).await;
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(cap);
         }
     }
 
