@@ -235,6 +235,9 @@ async fn a_create_still_in_progress_is_waited_for_within_bounds() {
     let err = slow.create_vm(&s).await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::Transient, "{err}");
     assert!(err.to_string().contains("still being created"), "{err}");
+    // The polls back off (5, 10, 20, 40, 80 ms within 200 ms), not one every 5 ms.
+    let polls = server.requests().iter().filter(|r| r.route == "/actions/{id}").count();
+    assert!(polls <= 2 + 6, "{polls} action polls");
     server.api().clear_faults();
     assert_eq!(p.list_vms(&s.labels).await.unwrap().len(), 1, "the droplet is kept for the next attempt");
 }
