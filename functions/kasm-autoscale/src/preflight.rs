@@ -105,6 +105,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_unusable_digitalocean_config_fails_its_api_checks_and_exits_1() {
+        // The example's token is `env:DIGITALOCEAN_TOKEN`, unset here: nothing reaches the network.
+        let (code, out, _) = go(&[example("digital_ocean.yaml")]).await;
+        assert_eq!(code, 1, "{out}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), shared::providers::digitalocean::CHECKS.len(), "{out}");
+        assert!(
+            lines[0].starts_with("FAIL do-nyc3.credentials: ") && lines[0].contains("digital_ocean_token"),
+            "{out}"
+        );
+        let api = &lines[1..lines.len() - 2];
+        assert!(api.iter().all(|l| l.starts_with("FAIL do-nyc3.") && l.contains("not checked")), "{out}");
+        // The tags and the script need no API: still checked.
+        assert!(lines[lines.len() - 2].starts_with("PASS do-nyc3.tags: "), "{out}");
+        assert!(lines[lines.len() - 1].starts_with("PASS do-nyc3.startup_script: renders to "), "{out}");
+    }
+
+    #[tokio::test]
     async fn invalid_configs_are_reported_and_nothing_is_checked() {
         let (code, out, err) = go(&[example("invalid/ranges.yaml")]).await;
         assert_eq!(code, 1);

@@ -1,5 +1,5 @@
 //! One exhaustive match from a DNS-provider config variant to its backend. Backends come with their
-//! provider: AWS Route 53 now; Azure DNS, DigitalOcean, GCP Cloud DNS and OCI DNS with their provider
+//! provider: AWS Route 53 and DigitalOcean DNS now; Azure DNS, GCP Cloud DNS and OCI DNS with their provider
 //! issues, and until then their configs answer [`DnsError::NotSupported`] naming the provider.
 
 use async_trait::async_trait;
@@ -18,10 +18,11 @@ pub fn check(config: &DnsProviderConfig) -> Result<(), DnsError> {
         DnsProviderConfig::Aws(_) => Ok(()),
         #[cfg(not(feature = "aws"))]
         DnsProviderConfig::Aws(_) => Err(not_built(config)),
-        DnsProviderConfig::Azure(_)
-        | DnsProviderConfig::DigitalOcean(_)
-        | DnsProviderConfig::Gcp(_)
-        | DnsProviderConfig::Oci(_) => Err(not_built(config)),
+        #[cfg(feature = "digitalocean")]
+        DnsProviderConfig::DigitalOcean(_) => Ok(()),
+        #[cfg(not(feature = "digitalocean"))]
+        DnsProviderConfig::DigitalOcean(_) => Err(not_built(config)),
+        DnsProviderConfig::Azure(_) | DnsProviderConfig::Gcp(_) | DnsProviderConfig::Oci(_) => Err(not_built(config)),
     }
 }
 
@@ -37,10 +38,13 @@ pub async fn build(config: &DnsProviderConfig, secrets: &dyn Secrets) -> Result<
             let _ = secrets;
             Err(not_built(config))
         }
-        DnsProviderConfig::Azure(_)
-        | DnsProviderConfig::DigitalOcean(_)
-        | DnsProviderConfig::Gcp(_)
-        | DnsProviderConfig::Oci(_) => Err(not_built(config)),
+        #[cfg(feature = "digitalocean")]
+        DnsProviderConfig::DigitalOcean(c) => {
+            Ok(Arc::new(crate::providers::digitalocean::dns::DigitalOceanDns::from_config(c, secrets).await?))
+        }
+        #[cfg(not(feature = "digitalocean"))]
+        DnsProviderConfig::DigitalOcean(_) => Err(not_built(config)),
+        DnsProviderConfig::Azure(_) | DnsProviderConfig::Gcp(_) | DnsProviderConfig::Oci(_) => Err(not_built(config)),
     }
 }
 
@@ -184,11 +188,11 @@ dns_provider_configs:
 "#;
 
     #[test]
-    fn only_route53_is_built_the_others_say_which_provider() {
+    fn route53_and_digitalocean_are_built_the_others_say_which_provider() {
         let s = set(ALL);
         for c in &s.dns_provider_configs {
             match (c.name(), check(c)) {
-                ("r53", r) => assert!(r.is_ok(), "{r:?}"),
+                ("r53" | "do", r) => assert!(r.is_ok(), "{r:?}"),
                 (name, Err(e @ DnsError::NotSupported { provider, .. })) => {
                     let text = e.to_string();
                     assert!(text.contains(&format!("DNS-provider config {name}")), "{text}");

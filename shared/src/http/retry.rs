@@ -119,7 +119,27 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 }
 
 fn retry_after_of(resp: &Response) -> Option<Duration> {
-    resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, Utc::now()))
+    let header = |name| resp.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok());
+    header(RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, Utc::now())).or_else(|| {
+        // Throttled without `Retry-After`: DigitalOcean says when its window frees up in `ratelimit-reset`.
+        (resp.status() == StatusCode::TOO_MANY_REQUESTS)
+            .then(|| header("ratelimit-reset"))
+            .flatten()
+            .and_then(|v| parse_ratelimit_reset(v, Utc::now()))
+    })
+}
+
+/// Parses a `RateLimit-Reset` value relative to `now`: a Unix time in seconds (DigitalOcean's
+/// `ratelimit-reset`, "given in Unix epoch time") when it is at least 10^9, else delta-seconds (the
+/// IETF RateLimit-header drafts). A time in the past is a zero wait; anything else is `None`.
+pub fn parse_ratelimit_reset(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let n = value.trim().parse::<u64>().ok()?;
+    if n >= 1_000_000_000 {
+        let at = DateTime::<Utc>::from_timestamp(i64::try_from(n).ok()?, 0)?;
+        Some((at - now).to_std().unwrap_or(Duration::ZERO))
+    } else {
+        Some(Duration::from_secs(n))
+    }
 }
 
 fn retryable_status(s: StatusCode) -> bool {
@@ -200,6 +220,15 @@ mod tests {
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
         assert_eq!(parse_retry_after("", now), None);
+    }
+
+    #[test]
+    fn ratelimit_reset_epoch_or_delta() {
+        let now = Utc.with_ymd_and_hms(2015, 10, 15, 17, 57, 3).unwrap();
+        assert_eq!(parse_ratelimit_reset("1444931833", now), Some(Duration::from_secs(10)));
+        assert_eq!(parse_ratelimit_reset("1444931000", now), Some(Duration::ZERO));
+        assert_eq!(parse_ratelimit_reset("30", now), Some(Duration::from_secs(30)));
+        assert_eq!(parse_ratelimit_reset("soon", now), None);
     }
 
     #[test]

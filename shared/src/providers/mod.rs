@@ -17,6 +17,8 @@
 pub mod aws;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+#[cfg(feature = "digitalocean")]
+pub mod digitalocean;
 mod error;
 pub mod memory;
 #[cfg(feature = "proxmox")]

@@ -21,7 +21,12 @@ pub fn build(config: &VmProviderConfig, env: &BuildEnv) -> Result<Arc<dyn VmProv
         #[cfg(not(feature = "proxmox"))]
         VmProviderConfig::Proxmox(_) => Err(left_out(ProviderKind::Proxmox, "proxmox")),
         VmProviderConfig::Azure(_) => Err(not_built(ProviderKind::Azure)),
-        VmProviderConfig::DigitalOcean(_) => Err(not_built(ProviderKind::DigitalOcean)),
+        #[cfg(feature = "digitalocean")]
+        VmProviderConfig::DigitalOcean(c) => {
+            Ok(Arc::new(super::digitalocean::DigitalOceanProvider::from_config(c, env)?))
+        }
+        #[cfg(not(feature = "digitalocean"))]
+        VmProviderConfig::DigitalOcean(_) => Err(left_out(ProviderKind::DigitalOcean, "digitalocean")),
         VmProviderConfig::Gcp(_) => Err(not_built(ProviderKind::Gcp)),
         VmProviderConfig::Harvester(_) => Err(not_built(ProviderKind::Harvester)),
         VmProviderConfig::Oci(_) => Err(not_built(ProviderKind::Oci)),
@@ -43,6 +48,12 @@ pub async fn preflight(config: &VmProviderConfig, env: &BuildEnv) -> Vec<Check> 
         },
         #[cfg(feature = "proxmox")]
         VmProviderConfig::Proxmox(c) => match super::proxmox::ProxmoxProvider::from_config(c, env) {
+            // An operator waiting at a terminal: one retry, not a minute of them.
+            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
+            Err(e) => vec![Check::fail("build", e.to_string())],
+        },
+        #[cfg(feature = "digitalocean")]
+        VmProviderConfig::DigitalOcean(c) => match super::digitalocean::DigitalOceanProvider::from_config(c, env) {
             // An operator waiting at a terminal: one retry, not a minute of them.
             Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
             Err(e) => vec![Check::fail("build", e.to_string())],

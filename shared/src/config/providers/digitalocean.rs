@@ -108,8 +108,71 @@ impl ProviderConfigCommon for DigitalOceanConfig {
 }
 
 fn check_fields(f: &mut Found, c: &DigitalOceanConfig) {
+    // Tag names: `^[a-zA-Z0-9_\-\:]+$`, at most 255 (API spec, `tags/models/tags.yml`).
     for t in c.tag_list() {
         let ok = t.len() <= 255 && t.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, ':' | '-' | '_'));
         need(f, ok, "tags", format!("`{t}` is not a valid tag (letters, digits, `:`, `-`, `_`; at most 255)"));
+        // `ka:` is where kasm-autoscale keeps its ownership labels (a droplet tagged `ka:d:...` is
+        // treated as ours).
+        need(
+            f,
+            !t.to_ascii_lowercase().starts_with("ka:"),
+            "tags",
+            format!("`{t}`: tags starting with `ka:` are reserved for kasm-autoscale's ownership labels"),
+        );
+    }
+    // Slugs: region (`nyc3`), size (`s-2vcpu-4gb`); the image is a slug or a numeric id.
+    let slug =
+        |s: &str| !s.is_empty() && s.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+    need(f, slug(c.region.trim()), "region", "must be a region slug, e.g. nyc3");
+    need(f, slug(c.droplet_size.trim()), "droplet_size", "must be a size slug, e.g. s-2vcpu-4gb");
+    need(
+        f,
+        slug(c.image.trim()) || c.image.trim().parse::<u64>().is_ok(),
+        "image",
+        "must be an image slug (e.g. ubuntu-24-04-x64) or a numeric image id",
+    );
+    for (field, v) in [("ssh_key_name", &c.ssh_key_name), ("firewall_name", &c.firewall_name)] {
+        if let Some(v) = v {
+            need(f, v.trim() == v.as_str(), field, "must not start or end with spaces (names are matched exactly)");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> DigitalOceanConfig {
+        DigitalOceanConfig {
+            name: "do".into(),
+            token: SecretRef::Env("T".into()),
+            max_instances: 1,
+            region: "nyc3".into(),
+            image: "docker-20-04".into(),
+            droplet_size: "s-2vcpu-4gb".into(),
+            tags: "kasm, env:prod".into(),
+            ssh_key_name: Some("ops".into()),
+            firewall_name: None,
+            startup_script: String::new(),
+            endpoint_url: None,
+            ca_bundle: None,
+        }
+    }
+
+    #[test]
+    fn the_spec_rules_name_their_field() {
+        assert!(config().check().is_empty(), "{:?}", config().check());
+        let mut c = config();
+        c.tags = "ok, bad tag, ka:d:x".into();
+        c.region = "NYC 3".into();
+        c.image = "".into();
+        c.droplet_size = "s_2".into();
+        c.ssh_key_name = Some(" ops".into());
+        let fields: Vec<String> = c.check().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["tags", "tags", "region", "droplet_size", "image", "ssh_key_name"]);
+        let mut c = config();
+        c.image = "123456".into();
+        assert!(c.check().is_empty());
     }
 }
