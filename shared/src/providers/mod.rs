@@ -25,6 +25,8 @@ pub mod memory;
 pub mod proxmox;
 pub mod registry;
 mod set;
+#[cfg(any(feature = "proxmox", feature = "digitalocean"))]
+mod tag_escape;
 
 pub use error::{ErrorClass, ProviderError};
 pub use set::ProviderSet;

@@ -34,40 +34,12 @@ fn kept(b: u8) -> bool {
 
 /// `value` in the tag alphabet (see the module docs).
 pub fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for &b in value.as_bytes() {
-        if kept(b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("_{b:02x}"));
-        }
-    }
-    out
+    crate::providers::tag_escape::encode(value, kept, '_')
 }
 
 /// The value [`encode`] made `tag_value` from; `None` when it is not one of ours.
 pub fn decode(tag_value: &str) -> Option<String> {
-    let bytes = tag_value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'_' => {
-                let hex = tag_value.get(i + 1..i + 3)?;
-                if !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-                    return None;
-                }
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b if kept(b) => {
-                out.push(b);
-                i += 1;
-            }
-            _ => return None,
-        }
-    }
-    String::from_utf8(out).ok()
+    crate::providers::tag_escape::decode(tag_value, kept, b'_')
 }
 
 /// The claim's tag.
