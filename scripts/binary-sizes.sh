@@ -16,7 +16,7 @@ for f in scale-evaluator provisioner reaper windows-password-fetcher; do
   row "$f" "default (aws, proxmox)"
 done
 row scale-evaluator "none (no provider)" --no-default-features
-row scale-evaluator "aws" --no-default-features --features aws
-row scale-evaluator "proxmox" --no-default-features --features proxmox
+row scale-evaluator "aws" --no-default-features --features shared/aws
+row scale-evaluator "proxmox" --no-default-features --features shared/proxmox
 
-row kasm-autoscale "proxmox (homelab)" --no-default-features --features proxmox
+row kasm-autoscale "proxmox (homelab)" --no-default-features --features shared/proxmox
