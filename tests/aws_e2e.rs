@@ -16,15 +16,12 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_ec2::types::Filter;
 use integration_tests::kasm_server::{AcceptAuth, AgentSpec, KasmTestServer};
+use integration_tests::lambda_world::{LambdaWorld, evaluation, fixture, stream_event};
 use integration_tests::moto::{Moto, windows_password_of};
-use integration_tests::runtime_api::{FunctionProcess, RuntimeApi, target_profile_dir};
-use integration_tests::streams::StreamReader;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use shared::model::{Instance, InstanceState, OwnerLabels};
+use shared::model::{InstanceState, OwnerLabels};
 use shared::ports::Store;
-use shared::store::{DynamoDbStore, InstanceFilter};
-use std::path::PathBuf;
 use std::time::Duration;
 
 const KASM_KEY: &str = "e2e-api-key";
@@ -33,11 +30,6 @@ const HMAC_SECRET: &str = "e2e-webhook-hmac-secret-Hh42";
 const ZONE: &str = "5a1c0e7f2b3d4c5e8f9a0b1c2d3e4f50";
 const POOL: &str = "8b2d1f0e3c4a5b6c7d8e9f0a1b2c3d4e";
 const WIN_POOL: &str = "c0ffee00c0ffee00c0ffee00c0ffee00";
-use integration_tests::runtime_api::FUNCTIONS;
-const WAIT: Duration = Duration::from_secs(60);
-
-/// The workspace's binaries of this test's profile, built if missing or out of date (a no-op after
-/// `cargo nextest run --workspace`, which builds them with the tests).
 fn config_yaml(dep: &str, kasm_url: &str, windows_standby: u32) -> String {
     format!(
         r#"
@@ -100,41 +92,18 @@ vm_provider_configs:
 }
 
 struct World {
-    moto: Moto,
-    kasm: KasmTestServer,
-    dep: String,
-    table: String,
-    store: DynamoDbStore,
+    lambda: LambdaWorld,
     ec2: aws_sdk_ec2::Client,
-    ddb: aws_sdk_dynamodb::Client,
-    apis: Vec<RuntimeApi>,
-    procs: Vec<FunctionProcess>,
-    logs: tempfile::TempDir,
+}
+
+impl std::ops::Deref for World {
+    type Target = LambdaWorld;
+    fn deref(&self) -> &LambdaWorld {
+        &self.lambda
+    }
 }
 
 impl World {
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL", self.moto.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("KASM_AUTOSCALE_STORE", format!("dynamodb://{}", self.table)),
-            // Warm functions look for configs changed by `apply` before every invocation.
-            ("KASM_AUTOSCALE_CONFIG_RECHECK_SECONDS", "0".into()),
-        ]
-    }
-
-    async fn invoke(&self, function: &str, event: Value) -> Value {
-        let i = FUNCTIONS.iter().position(|f| *f == function).expect("a function");
-        self.apis[i].invoke(event, WAIT).await.ok()
-    }
-
-    async fn claims(&self, config: &str) -> Vec<Instance> {
-        let f = InstanceFilter { autoscale_config: Some(config.into()), ..Default::default() };
-        self.store.list(&f).await.expect("list claims")
-    }
-
     /// Our live instances (not terminated) of one autoscale config, by EC2's tag filters.
     async fn instances(&self, config: &str) -> Vec<aws_sdk_ec2::types::Instance> {
         let out = self
@@ -148,84 +117,29 @@ impl World {
             .expect("describe instances");
         out.reservations().iter().flat_map(|r| r.instances().to_vec()).collect()
     }
-
-    /// `kasm-autoscale apply` of the configs (creating the table the first time); returns its output.
-    fn apply(&self, bin: &std::path::Path, windows_standby: u32) -> String {
-        let file = self.logs.path().join("kasm-autoscale.yaml");
-        std::fs::write(&file, config_yaml(&self.dep, &self.kasm.url, windows_standby)).unwrap();
-        let out = std::process::Command::new(bin.join("kasm-autoscale"))
-            .arg("apply")
-            .arg(&file)
-            .args(["--store", &format!("dynamodb://{}", self.table), "--create-table"])
-            .envs(self.env())
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .expect("run kasm-autoscale apply");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "apply failed:\n{text}");
-        text
-    }
-
-    fn all_logs(&self) -> String {
-        self.procs.iter().map(|p| p.logs()).collect::<Vec<_>>().join("\n")
-    }
 }
 
 async fn setup() -> World {
-    let bin = integration_tests::runtime_api::workspace_binaries();
     let moto = Moto::start_with_windows_passwords();
     let kasm = KasmTestServer::start(KASM_KEY, KASM_SECRET, AcceptAuth::Either).await;
     let dep = format!("e2e-{}", std::process::id());
-    let table = format!("{dep}-state");
     let sdk = moto.sdk_config().await;
     let ec2 = aws_sdk_ec2::Client::new(&sdk);
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
 
     // The operator's set-up: secrets under the deployment's prefix, and the Windows key pair, whose
     // private key (as EC2 hands it out, once) goes to the secret the provider reads.
     let kp = ec2.create_key_pair().key_name(format!("{dep}-key")).send().await.expect("create key pair");
     let pem = kp.key_material().expect("private key").to_string();
-    for (name, value) in [
+    let secrets = [
         (format!("{dep}/kasm"), json!({"api_key_secret": KASM_SECRET}).to_string()),
         (format!("{dep}/webhook"), HMAC_SECRET.to_string()),
         (format!("{dep}/keypairs/{dep}-key"), pem),
-    ] {
-        sm.create_secret().name(name).secret_string(value).send().await.expect("create secret");
-    }
-
-    let logs = tempfile::tempdir().expect("tempdir");
-    let mut w = World {
-        store: DynamoDbStore::new(ddb.clone(), &table),
-        moto,
-        kasm,
-        dep,
-        table,
-        ec2,
-        ddb,
-        apis: vec![],
-        procs: vec![],
-        logs,
-    };
-
-    // `kasm-autoscale apply` validates the file and writes it to the (new) table.
-    w.apply(&bin, 1);
-
-    // The four functions, cold-started after the configs are in the table.
-    let env = w.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    for f in FUNCTIONS {
-        let api = RuntimeApi::start(f).await;
-        let p = FunctionProcess::spawn(&bin.join(f), f, &api, &env, w.logs.path());
-        w.apis.push(api);
-        w.procs.push(p);
-    }
-    w
-}
-
-fn fixture(path: &str) -> Value {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events").join(path);
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    ];
+    // `kasm-autoscale apply` validates the file and writes it to the (new) table; the four
+    // functions are cold-started after the configs are in the table.
+    let yaml = config_yaml(&dep, &kasm.url, 1);
+    let lambda = LambdaWorld::start(moto, kasm, &dep, &secrets, &yaml).await;
+    World { lambda, ec2 }
 }
 
 /// A Function URL request carrying a signed webhook, as Lambda delivers it.
@@ -240,21 +154,10 @@ fn signed_webhook(body: &str) -> Value {
     ev
 }
 
-fn stream_event(records: &[Value]) -> Value {
-    json!({ "Records": records })
-}
-
-fn evaluation<'a>(resp: &'a Value, config: &str) -> &'a Value {
-    resp["evaluations"]
-        .as_array()
-        .and_then(|a| a.iter().find(|e| e["autoscale_config"] == config))
-        .unwrap_or_else(|| panic!("no evaluation of {config} in {resp}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_loop_runs_through_the_lambda_functions_on_the_emulator() {
     let w = setup().await;
-    let mut stream = StreamReader::open(&w.moto.endpoint, &w.table).await;
+    let mut stream = w.stream().await;
     let _ = stream.read().await; // the configs written by `apply`
 
     // Load: a static agent (not ours) whose 8 cores are taken by two sessions; the pool needs 8 free.
@@ -312,7 +215,7 @@ async fn the_whole_loop_runs_through_the_lambda_functions_on_the_emulator() {
     assert_eq!(w.kasm.password(&win.kasm_server_id), Some(windows_password_of(&win_vm)));
 
     // The operator raises the Windows standby with `apply`; the warm functions pick it up.
-    let diff = w.apply(&target_profile_dir(), 2);
+    let diff = w.apply(&config_yaml(&w.dep, &w.kasm.url, 2));
     assert!(diff.contains("minimum_pool_standby_sessions"), "apply shows the change:\n{diff}");
 
     // The agents boot and check in (disabled, as the installer leaves them); the next schedule enables

@@ -5,6 +5,7 @@ pub mod ec2_proxy;
 pub mod evaluation;
 pub mod fake_api;
 pub mod kasm_server;
+pub mod lambda_world;
 pub mod moto;
 pub mod proxmox_server;
 pub mod runtime_api;

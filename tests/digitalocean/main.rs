@@ -1,7 +1,11 @@
 //! The DigitalOcean provider and DigitalOcean DNS against the DigitalOcean test server over HTTP:
 //! the shared conformance suites (VM provider with faults, DNS), the create flow and its request
 //! bodies against the API spec, resumption by claim tag, delete and what it leaves, rate limits,
-//! capacity, and preflight.
+//! capacity, and preflight. `daemon`: the whole loop through the real `kasm-autoscale run`;
+//! `lambda`: the whole loop through the real Lambda functions.
+
+mod daemon;
+mod lambda;
 
 use integration_tests::digitalocean_server::{
     ACTION_POLLS, DOMAIN, DigitalOceanHarness, DigitalOceanTestServer, LIMIT_MESSAGE, Request, TOKEN, Zone, throttled,
