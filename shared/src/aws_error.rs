@@ -33,6 +33,24 @@ where
     }
 }
 
+/// When the request was never sent because its credentials could not be loaded (a secret reference
+/// of the config that does not resolve, or a default chain that found nothing): what the credentials
+/// provider said (our providers name the reference, never a value). `None` for any other failure.
+pub fn credentials_failure<E, R>(e: &SdkError<E, R>) -> Option<String>
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(c) = err.downcast_ref::<aws_credential_types::provider::error::CredentialsError>() {
+            return Some(DisplayErrorContext(c).to_string());
+        }
+        cur = err.source();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

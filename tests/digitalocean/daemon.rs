@@ -1,8 +1,9 @@
 //! The DigitalOcean provider through the whole daemon loop (PROVIDER-CHECKLIST point 9), end to end
 //! through the real `kasm-autoscale run` binary: a DigitalOcean config (against the in-process
 //! DigitalOcean API) and the Kasm stand-in. The daemon scales up (a droplet is created with the
-//! startup script as `user_data`; the agent registers with the id the script carries and is enabled),
-//! then scales down (drained, its record deleted, the droplet and its claim tag gone).
+//! startup script as `user_data`; the agent registers with the id the script carries and is enabled,
+//! and its A record is registered in DigitalOcean DNS), then scales down (drained, its record
+//! deleted, the droplet, its A record and its claim tag gone).
 
 use integration_tests::digitalocean_server::{self, DigitalOceanTestServer};
 use integration_tests::kasm_server::{AcceptAuth, AgentSpec, KasmTestServer};
@@ -36,6 +37,15 @@ autoscale_configs:
     vm_provider_config: do-nyc3
     standby_cores: 4
     downscale_backoff: 2
+    register_dns: true
+    base_domain_name: {domain}
+    dns_provider_config: do-dns
+dns_provider_configs:
+  - provider: digital_ocean
+    name: do-dns
+    digital_ocean_token: env:E2E_DO_TOKEN
+    domain: {domain}
+    endpoint_url: {api}
 vm_provider_configs:
   - provider: digital_ocean
     name: do-nyc3
@@ -51,7 +61,8 @@ vm_provider_configs:
     startup_script: |
       #!/bin/bash
       bash kasm_release/install.sh -S agent -m {{upstream_auth_address}} -i {{server_id}} -r {{provider_name}} -M {{manager_token}}
-"#
+"#,
+        domain = digitalocean_server::DOMAIN
     )
 }
 
@@ -131,6 +142,10 @@ async fn run_scales_a_digitalocean_pool_up_and_down() {
         .to_string();
     assert_eq!(server_id.len(), 32, "rendered as Kasm lists ids: {server_id}");
     let vms = droplets;
+    // Its A record (DigitalOcean DNS, through the DNS config's own endpoint_url) and ownership marker.
+    let records = api.records();
+    assert!(records.iter().any(|r| r.kind == "A" && r.name == droplet.name), "no A record: {records:?}");
+    assert!(records.iter().any(|r| r.kind == "TXT" && r.name == droplet.name), "no marker: {records:?}");
 
     // The VM boots: its agent registers itself under that id, disabled (no auto_agent).
     kasm.add_agent(AgentSpec {
@@ -164,6 +179,7 @@ async fn run_scales_a_digitalocean_pool_up_and_down() {
     assert!(api.droplets().is_empty(), "{:?}", api.droplets());
     assert!(api.tags().iter().all(|t| !t.starts_with(tags::CLAIM)), "claim tag left: {:?}", api.tags());
     assert!(api.firewall_droplets("kasm-fw").is_empty());
+    assert!(api.records().iter().all(|r| r.name != droplet.name), "DNS records left: {:?}", api.records());
 
     // Only real Kasm calls were made, and each of them was.
     let called: Vec<String> = kasm.paths_called().into_iter().map(|(p, _)| p).collect();

@@ -131,9 +131,11 @@ async fn dns_passes_the_dns_conformance_suite() {
         token: SecretRef::Env("DO_TOKEN".into()),
         domain: DOMAIN.into(),
         ttl: 60,
+        endpoint_url: Some(server.url.clone()),
+        ca_bundle: None,
     };
     let secrets = StaticSecrets([("env:DO_TOKEN".to_string(), TOKEN.to_string())].into());
-    let dns = DigitalOceanDns::with_endpoint(&cfg, &secrets, &server.url).await.expect("build").with_page_size(2);
+    let dns = DigitalOceanDns::from_config(&cfg, Arc::new(secrets)).expect("build").with_page_size(2);
     shared::dns::conformance::run_all_with(&dns, &Zone(server.clone()), DOMAIN, "conformance-do-dns", 5).await;
     // The operator's records are untouched (the suite's planted foreign records stay too).
     let apex: Vec<(String, String)> =
@@ -487,9 +489,11 @@ async fn every_request_matches_the_api_spec() {
         token: SecretRef::Env("DO_TOKEN".into()),
         domain: DOMAIN.into(),
         ttl: 60,
+        endpoint_url: Some(server.url.clone()),
+        ca_bundle: None,
     };
     let secrets = StaticSecrets([("env:DO_TOKEN".to_string(), TOKEN.to_string())].into());
-    let dns = DigitalOceanDns::with_endpoint(&cfg, &secrets, &server.url).await.unwrap();
+    let dns = DigitalOceanDns::from_config(&cfg, Arc::new(secrets)).unwrap();
     let owner = shared::dns::DnsOwner { deployment: "prod".into(), claim: s.claim.clone() };
     let name = format!("{}.{DOMAIN}", s.name);
     use shared::dns::DnsProvider as _;
@@ -597,7 +601,6 @@ async fn the_provisioner_and_reaper_drive_digitalocean_and_its_dns() {
     use shared::app::{Ctx, ProvisionOutcome, Tuning, provision, reap};
     use shared::clock::{Clock as _, VirtualClock};
     use shared::config::{ConfigFile, ConfigSet};
-    use shared::dns::DnsProvider;
     use shared::kasm::memory::MemoryKasm;
     use shared::model::{Instance, InstanceState};
     use shared::providers::ProviderSet;
@@ -632,6 +635,7 @@ dns_provider_configs:
     token: env:DO_TOKEN
     domain: {DOMAIN}
     ttl: 60
+    endpoint_url: {url}
 "##,
         url = server.url
     );
@@ -645,12 +649,9 @@ dns_provider_configs:
         ..BuildEnv::new(secrets.clone(), &set.settings.deployment_id)
     };
     let providers = ProviderSet::new(set.vm_provider_configs.iter(), env);
-    let dns_cfg = match &set.dns_provider_configs[0] {
-        shared::config::DnsProviderConfig::DigitalOcean(c) => c.clone(),
-        _ => unreachable!(),
-    };
-    let dns: Arc<dyn DnsProvider> =
-        Arc::new(DigitalOceanDns::with_endpoint(&dns_cfg, secrets.as_ref(), &server.url).await.unwrap());
+    // Built the way the wiring builds it: the registry, the DNS config's own `endpoint_url`.
+    let secrets: Arc<dyn shared::secrets::Secrets> = secrets;
+    let dns = shared::dns::registry::build_all(&set, &secrets);
     let clock = Arc::new(VirtualClock::new(chrono::Utc::now()));
     let store = Arc::new(MemoryStore::new());
     let ctx = Ctx {
@@ -659,7 +660,7 @@ dns_provider_configs:
         secrets,
         clock: clock.clone(),
         providers,
-        dns: [("do-dns".to_string(), dns)].into(),
+        dns,
         configs: Arc::new(set),
         holder: "test".into(),
         tuning: Tuning::default(),

@@ -404,7 +404,10 @@ async fn a_foreign_record_at_the_name_is_never_touched_and_never_holds_the_vm() 
 async fn a_dns_provider_without_a_backend_fails_alone_and_never_holds_the_vm() {
     let set = configs(AZURE);
     let mut w = world_with(set.clone(), false);
-    w.ctx.dns = crate::dns::registry::build_all(&set, &StaticSecrets::default()).await;
+    w.ctx.dns = crate::dns::registry::build_all(
+        &set,
+        &(Arc::new(StaticSecrets::default()) as Arc<dyn crate::secrets::Secrets>),
+    );
     let c = put_claim(&w).await;
     assert!(matches!(provision(&w.ctx, &c.id).await.unwrap(), ProvisionOutcome::Created { .. }));
     let err = get(&w, &c.id).await.last_error.unwrap();

@@ -46,6 +46,13 @@ pub struct Route53DnsConfig {
     /// TTL (seconds) of the records.
     #[serde(default = "ttl")]
     pub ttl: u32,
+    /// Our extension: the DNS API's base URL instead of the service's default (private endpoints,
+    /// sovereign clouds, test servers); an `http(s)://host[:port]` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    /// Our extension: PEM certificates trusted for the DNS API's TLS, in addition to the built-in roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
 }
 
 /// Kasm's `aws_dns_configs` columns. Kasm has no hosted zone column (it finds the zone by the autoscale
@@ -84,6 +91,13 @@ pub struct AzureDnsConfig {
     /// TTL (seconds) of the records.
     #[serde(default = "ttl")]
     pub ttl: u32,
+    /// Our extension: the DNS API's base URL instead of the service's default (private endpoints,
+    /// sovereign clouds, test servers); an `http(s)://host[:port]` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    /// Our extension: PEM certificates trusted for the DNS API's TLS, in addition to the built-in roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
 }
 
 /// Kasm's `azure_dns_configs` columns (`zone_name` is ours).
@@ -119,6 +133,13 @@ pub struct DigitalOceanDnsConfig {
     /// TTL (seconds) of the records (DigitalOcean's minimum is 30).
     #[serde(default = "ttl")]
     pub ttl: u32,
+    /// Our extension: the DNS API's base URL instead of the service's default (private endpoints,
+    /// sovereign clouds, test servers); an `http(s)://host[:port]` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    /// Our extension: PEM certificates trusted for the DNS API's TLS, in addition to the built-in roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
 }
 
 /// Kasm's `digital_ocean_dns_configs` columns (`domain` is ours).
@@ -143,6 +164,13 @@ pub struct GcpDnsConfig {
     /// TTL (seconds) of the records.
     #[serde(default = "ttl")]
     pub ttl: u32,
+    /// Our extension: the DNS API's base URL instead of the service's default (private endpoints,
+    /// sovereign clouds, test servers); an `http(s)://host[:port]` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    /// Our extension: PEM certificates trusted for the DNS API's TLS, in addition to the built-in roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
 }
 
 /// Kasm's `gcp_dns_configs` columns (`managed_zone` is ours).
@@ -175,6 +203,13 @@ pub struct OciDnsConfig {
     /// TTL (seconds) of the records.
     #[serde(default = "ttl")]
     pub ttl: u32,
+    /// Our extension: the DNS API's base URL instead of the service's default (private endpoints,
+    /// sovereign clouds, test servers); an `http(s)://host[:port]` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    /// Our extension: PEM certificates trusted for the DNS API's TLS, in addition to the built-in roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
 }
 
 /// Kasm's `oci_dns_configs` columns (`zone_name_or_id` is ours).
@@ -217,6 +252,18 @@ impl DnsProviderConfig {
             DnsProviderConfig::Gcp(c) => &c.name,
             DnsProviderConfig::Oci(c) => &c.name,
         }
+    }
+
+    /// The API endpoint and CA bundle overrides (our extensions).
+    pub fn endpoint(&self) -> crate::config::provider::Endpoint<'_> {
+        let (url, ca) = match self {
+            DnsProviderConfig::Aws(c) => (&c.endpoint_url, &c.ca_bundle),
+            DnsProviderConfig::Azure(c) => (&c.endpoint_url, &c.ca_bundle),
+            DnsProviderConfig::DigitalOcean(c) => (&c.endpoint_url, &c.ca_bundle),
+            DnsProviderConfig::Gcp(c) => (&c.endpoint_url, &c.ca_bundle),
+            DnsProviderConfig::Oci(c) => (&c.endpoint_url, &c.ca_bundle),
+        };
+        crate::config::provider::Endpoint { url: url.as_deref(), ca_bundle: ca.as_deref() }
     }
 
     /// The TTL of the records.

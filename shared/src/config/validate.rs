@@ -900,6 +900,7 @@ fn check_dns(d: &DnsProviderConfig) -> Found {
             "aws_access_key_id and aws_secret_access_key must be set together (or both left out for the default credentials)",
         );
     }
+    check_endpoint(&mut f, d.endpoint());
     f
 }
 
@@ -908,20 +909,19 @@ fn check_provider(p: &VmProviderConfig) -> Found {
     let common = p.common();
     need(&mut f, common.max_instances() >= 1, "max_instances", "must be at least 1");
     check_script(&mut f, common.startup_script());
-    let endpoint = common.endpoint();
-    if let Some(u) = endpoint.url {
-        need(&mut f, is_http_url(u), "endpoint_url", "must be an http(s)://host[:port] URL");
-    }
-    if let Some(pem) = endpoint.ca_bundle {
-        need(
-            &mut f,
-            is_pem_certificates(pem),
-            "ca_bundle",
-            "must be PEM certificates (-----BEGIN CERTIFICATE----- ...)",
-        );
-    }
+    check_endpoint(&mut f, common.endpoint());
     f.extend(common.check());
     f
+}
+
+/// `endpoint_url` and `ca_bundle` (our extensions on every provider and DNS config).
+fn check_endpoint(f: &mut Found, endpoint: crate::config::provider::Endpoint<'_>) {
+    if let Some(u) = endpoint.url {
+        need(f, is_http_url(u), "endpoint_url", "must be an http(s)://host[:port] URL");
+    }
+    if let Some(pem) = endpoint.ca_bundle {
+        need(f, is_pem_certificates(pem), "ca_bundle", "must be PEM certificates (-----BEGIN CERTIFICATE----- ...)");
+    }
 }
 
 /// Renders the template with every placeholder set (and again with the optional ones `None`), so an

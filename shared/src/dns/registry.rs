@@ -26,12 +26,12 @@ pub fn check(config: &DnsProviderConfig) -> Result<(), DnsError> {
     }
 }
 
-/// Builds the backend for `config`, resolving its secrets (no call to the DNS API).
-pub async fn build(config: &DnsProviderConfig, secrets: &dyn Secrets) -> Result<Arc<dyn DnsProvider>, DnsError> {
+/// Builds the backend for `config` with no I/O: no call to the DNS API, secrets read on first use.
+pub fn build(config: &DnsProviderConfig, secrets: &Arc<dyn Secrets>) -> Result<Arc<dyn DnsProvider>, DnsError> {
     match config {
         #[cfg(feature = "aws")]
         DnsProviderConfig::Aws(c) => {
-            Ok(Arc::new(crate::providers::aws::dns::Route53Dns::from_config(c, secrets).await?))
+            Ok(Arc::new(crate::providers::aws::dns::Route53Dns::from_config(c, secrets.clone())?))
         }
         #[cfg(not(feature = "aws"))]
         DnsProviderConfig::Aws(_) => {
@@ -40,7 +40,7 @@ pub async fn build(config: &DnsProviderConfig, secrets: &dyn Secrets) -> Result<
         }
         #[cfg(feature = "digitalocean")]
         DnsProviderConfig::DigitalOcean(c) => {
-            Ok(Arc::new(crate::providers::digitalocean::dns::DigitalOceanDns::from_config(c, secrets).await?))
+            Ok(Arc::new(crate::providers::digitalocean::dns::DigitalOceanDns::from_config(c, secrets.clone())?))
         }
         #[cfg(not(feature = "digitalocean"))]
         DnsProviderConfig::DigitalOcean(_) => Err(not_built(config)),
@@ -85,12 +85,12 @@ pub fn notes(configs: &ConfigSet) -> Vec<String> {
 }
 
 /// One backend per DNS-provider config of `configs`, by config name. A config that cannot be built (no
-/// backend in this version, a secret that does not resolve) fails alone: its entry answers every call
+/// backend in this version, a bad endpoint or CA bundle) fails alone: its entry answers every call
 /// with the build error, logged here once with the config's name, and every other config works.
-pub async fn build_all(configs: &ConfigSet, secrets: &dyn Secrets) -> HashMap<String, Arc<dyn DnsProvider>> {
+pub fn build_all(configs: &ConfigSet, secrets: &Arc<dyn Secrets>) -> HashMap<String, Arc<dyn DnsProvider>> {
     let mut out: HashMap<String, Arc<dyn DnsProvider>> = HashMap::new();
     for c in &configs.dns_provider_configs {
-        let built = match build(c, secrets).await {
+        let built = match build(c, secrets) {
             Ok(b) => b,
             Err(error) => {
                 let used = configs
@@ -223,7 +223,7 @@ autoscale_configs:
     #[tokio::test]
     async fn a_config_that_cannot_be_built_fails_alone() {
         let s = set(ALL);
-        let built = build_all(&s, &StaticSecrets::default()).await;
+        let built = build_all(&s, &(Arc::new(StaticSecrets::default()) as Arc<dyn Secrets>));
         assert_eq!(built.len(), 5);
         let owner = DnsOwner { deployment: "d".into(), claim: crate::model::ClaimId("c".into()) };
         let err = built["az"].delete_a("kasm-c.kasm.example.com", &owner).await.unwrap_err();

@@ -74,7 +74,7 @@ pub async fn local_ctx(
     secrets: Arc<dyn Secrets>,
 ) -> Ctx {
     // One DNS backend per DNS-provider config; one that cannot be built fails alone (logged).
-    let dns = crate::dns::registry::build_all(&configs, secrets.as_ref()).await;
+    let dns = crate::dns::registry::build_all(&configs, &secrets);
     Ctx {
         store,
         kasm,

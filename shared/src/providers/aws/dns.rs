@@ -25,11 +25,12 @@ use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::operation::change_resource_record_sets::ChangeResourceRecordSetsError;
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::credential::{DefaultChain, KeyPairCredentials};
 use crate::config::Route53DnsConfig;
 use crate::dns::{ARecord, DnsError, DnsOwner, DnsProvider, OwnedRecord, Ownership, normalize_name, ownership};
 use crate::secrets::Secrets;
@@ -118,52 +119,54 @@ fn quote(text: &str) -> String {
 }
 
 impl Route53Dns {
-    /// The backend the way the registry builds it: credentials from the config's secret references (or
-    /// the default chain), the region from the environment (else `us-east-1`), `AWS_ENDPOINT_URL`
-    /// honoured. No call to Route 53 is made.
-    pub async fn from_config(cfg: &Route53DnsConfig, secrets: &dyn Secrets) -> Result<Self, DnsError> {
-        let zone_id = zone_id(&cfg.hosted_zone_id).map_err(|message| DnsError::Invalid {
+    /// The backend the way the registry builds it, with no I/O: credentials from the config's secret
+    /// references read on the first call (or the default chain), signed for the region of the
+    /// environment (`AWS_REGION`, else `us-east-1`: Route 53 is global); the endpoint is
+    /// `endpoint_url`, else `AWS_ENDPOINT_URL_ROUTE_53`, else `AWS_ENDPOINT_URL` (as the SDK reads
+    /// them); `ca_bundle` is trusted for its TLS.
+    pub fn from_config(cfg: &Route53DnsConfig, secrets: Arc<dyn Secrets>) -> Result<Self, DnsError> {
+        let invalid = |message: String| DnsError::Invalid {
             provider: NAME,
             message: format!("DNS-provider config {}: {message}", cfg.name),
-        })?;
-        let credentials = match (&cfg.aws_access_key_id, &cfg.aws_secret_access_key) {
-            (Some(id), Some(secret)) => {
-                let refused = |e: crate::secrets::SecretError| DnsError::Unauthenticated {
-                    provider: NAME,
-                    message: format!("DNS-provider config {}: {e}", cfg.name),
-                };
-                let id = secrets.resolve(id).await.map_err(refused)?;
-                let secret = secrets.resolve(secret).await.map_err(refused)?;
-                Some(aws_sdk_route53::config::Credentials::new(
-                    id.expose_secret(),
-                    secret.expose_secret(),
-                    None,
-                    None,
-                    "kasm-autoscale-dns-config",
-                ))
-            }
-            (None, None) => None,
+        };
+        let zone_id = zone_id(&cfg.hosted_zone_id).map_err(invalid)?;
+        let region = std::env::var("AWS_REGION")
+            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+            .ok()
+            .filter(|r| !r.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_REGION.to_string());
+        let region = aws_sdk_route53::config::Region::new(region);
+        let http = crate::http::aws::http_client_with(cfg.ca_bundle.as_deref())
+            .map_err(|e| invalid(format!("ca_bundle: {e}")))?;
+        let mut conf = aws_sdk_route53::Config::builder()
+            .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
+            .region(region.clone())
+            .http_client(http);
+        conf = match (&cfg.aws_access_key_id, &cfg.aws_secret_access_key) {
+            (Some(id), Some(secret)) => conf.credentials_provider(KeyPairCredentials {
+                secrets,
+                access_key_id: id.clone(),
+                secret_access_key: secret.clone(),
+                config: cfg.name.clone(),
+                cached: Default::default(),
+            }),
+            (None, None) => conf.credentials_provider(DefaultChain { region, chain: Default::default() }),
             _ => {
-                return Err(DnsError::Invalid {
-                    provider: NAME,
-                    message: format!(
-                        "DNS-provider config {}: set both aws_access_key_id and aws_secret_access_key, or neither (default credentials)",
-                        cfg.name
-                    ),
-                });
+                return Err(invalid(
+                    "set both aws_access_key_id and aws_secret_access_key, or neither (default credentials)".into(),
+                ));
             }
         };
-        // The default chain (environment, profile, instance metadata) finds the region, through the
-        // shared HTTP client; Route 53 itself is global.
-        let mut loader = crate::http::aws::config_loader();
-        if let Some(c) = credentials {
-            loader = loader.credentials_provider(c);
+        let endpoint = cfg
+            .endpoint_url
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_ROUTE_53").ok())
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+            .filter(|u| !u.trim().is_empty());
+        if let Some(url) = endpoint {
+            conf = conf.endpoint_url(url);
         }
-        let mut conf = loader.load().await;
-        if conf.region().is_none() {
-            conf = conf.into_builder().region(aws_config::Region::new(DEFAULT_REGION)).build();
-        }
-        Self::with_client(Client::new(&conf), &zone_id)
+        Ok(Self { client: Client::from_conf(conf.build()), zone_id, page_size: DEFAULT_PAGE_SIZE })
     }
 
     /// The backend over `client` (tests: an emulator endpoint) for hosted zone `hosted_zone_id`
@@ -401,6 +404,9 @@ fn from_sdk<E>(op: &str, e: SdkError<E, HttpResponse>) -> DnsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    if let Some(why) = crate::aws_error::credentials_failure(&e) {
+        return DnsError::Unauthenticated { provider: NAME, message: format!("{op}: {why}") };
+    }
     match &e {
         SdkError::ServiceError(ctx) => {
             let raw = ctx.raw();
@@ -553,17 +559,17 @@ mod tests {
         assert!(name.starts_with("kasm-") && name == name.to_ascii_lowercase(), "{name}");
     }
 
-    #[tokio::test]
-    async fn half_given_credentials_are_refused_naming_the_config() {
+    #[test]
+    fn half_given_credentials_are_refused_naming_the_config() {
         let cfg: Route53DnsConfig = serde_json::from_value(serde_json::json!({
             "name": "r53", "hosted_zone_id": "Z1", "aws_access_key_id": "env:KASM_TEST_NEVER_SET"
         }))
         .unwrap();
-        let e = Route53Dns::from_config(&cfg, &crate::secrets::StaticSecrets::default()).await.unwrap_err();
+        let e = Route53Dns::from_config(&cfg, Arc::new(crate::secrets::StaticSecrets::default())).unwrap_err();
         assert!(matches!(e, DnsError::Invalid { .. }) && e.to_string().contains("DNS-provider config r53"), "{e}");
         let bad: Route53DnsConfig =
             serde_json::from_value(serde_json::json!({"name": "r53", "hosted_zone_id": "not a zone"})).unwrap();
-        let e = Route53Dns::from_config(&bad, &crate::secrets::StaticSecrets::default()).await.unwrap_err();
+        let e = Route53Dns::from_config(&bad, Arc::new(crate::secrets::StaticSecrets::default())).unwrap_err();
         assert!(e.to_string().contains("hosted_zone_id `not a zone`"), "{e}");
     }
 
@@ -572,11 +578,15 @@ mod tests {
         let cfg: Route53DnsConfig = serde_json::from_value(serde_json::json!({
             "name": "r53", "hosted_zone_id": "Z1",
             "aws_access_key_id": "env:KASM_TEST_DNS_ID_NEVER_SET",
-            "aws_secret_access_key": "env:KASM_TEST_DNS_SECRET_NEVER_SET"
+            "aws_secret_access_key": "env:KASM_TEST_DNS_SECRET_NEVER_SET",
+            "endpoint_url": "http://127.0.0.1:1"
         }))
         .unwrap();
-        let e = Route53Dns::from_config(&cfg, &crate::secrets::LocalSecrets).await.unwrap_err();
+        // Built without reading the secret; the first call fails on it, naming the reference.
+        let d = Route53Dns::from_config(&cfg, Arc::new(crate::secrets::LocalSecrets)).expect("no I/O at build");
+        let owner = DnsOwner { deployment: "d".into(), claim: crate::model::ClaimId("c".into()) };
+        let e = d.delete_a("kasm-c.example.com", &owner).await.unwrap_err();
         assert_eq!(e.class(), ErrorClass::Auth, "{e}");
-        assert!(e.to_string().contains("DNS-provider config r53"), "{e}");
+        assert!(e.to_string().contains("KASM_TEST_DNS_ID_NEVER_SET"), "{e}");
     }
 }

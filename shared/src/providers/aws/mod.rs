@@ -298,6 +298,9 @@ pub(crate) fn from_sdk<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    if let Some(why) = crate::aws_error::credentials_failure(&e) {
+        return ProviderError::Unauthenticated { provider: NAME, message: format!("{op}: {why}") };
+    }
     match &e {
         SdkError::ServiceError(ctx) => {
             let raw = ctx.raw();

@@ -19,8 +19,6 @@ use crate::secrets::Secrets;
 pub(crate) enum Source {
     /// The config's token reference, and the field name for messages.
     Secret { secrets: Arc<dyn Secrets>, reference: SecretRef, field: &'static str },
-    /// Already resolved (the DNS backend resolves at build time).
-    Given(SecretString),
 }
 
 impl std::fmt::Debug for Source {
@@ -28,7 +26,6 @@ impl std::fmt::Debug for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Source::Secret { reference, .. } => f.debug_struct("Secret").field("reference", reference).finish(),
-            Source::Given(_) => f.write_str("Given(..)"),
         }
     }
 }
@@ -53,12 +50,9 @@ impl Credential {
     }
 
     async fn resolve(&self) -> Result<Auth, Error> {
-        let token = match &self.source {
-            Source::Given(s) => s.clone(),
-            Source::Secret { secrets, reference, field } => {
-                secrets.resolve(reference).await.map_err(|e| Error::Credential { message: format!("{field}: {e}") })?
-            }
-        };
+        let Source::Secret { secrets, reference, field } = &self.source;
+        let token =
+            secrets.resolve(reference).await.map_err(|e| Error::Credential { message: format!("{field}: {e}") })?;
         let token = SecretString::from(token.expose_secret().trim().to_string());
         if token.expose_secret().is_empty() {
             return Err(Error::Credential { message: "digital_ocean_token: the token is empty".into() });
@@ -85,11 +79,8 @@ impl Credential {
 
     /// After the API refused `used` (401): the token read again from its secret. `Some` when it
     /// differs (the operator rotated it; another call may have refreshed it already), `None` when
-    /// it is the same (a retry could not help) or was given directly.
+    /// it is the same (a retry could not help).
     pub(crate) async fn refresh(&self, used: &Arc<Auth>) -> Result<Option<Arc<Auth>>, Error> {
-        if matches!(self.source, Source::Given(_)) {
-            return Ok(None);
-        }
         let mut g = self.auth.lock().await;
         if let Some(cur) = &*g
             && !Arc::ptr_eq(cur, used)

@@ -12,8 +12,8 @@
 
 use async_trait::async_trait;
 use reqwest::Url;
-use secrecy::SecretString;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use super::Error;
 use super::builder::{base_url, http_client};
@@ -38,38 +38,22 @@ pub struct DigitalOceanDns {
 }
 
 impl DigitalOceanDns {
-    /// The backend for `cfg`, its token resolved from `secrets` now (no call to the API).
-    pub async fn from_config(cfg: &DigitalOceanDnsConfig, secrets: &dyn Secrets) -> Result<Self, DnsError> {
-        let token = secrets.resolve(&cfg.token).await.map_err(|e| DnsError::Unauthenticated {
-            provider: NAME,
-            message: format!("DNS-provider config {}: token: {e}", cfg.name),
-        })?;
-        Self::with_token(cfg, token, None).map_err(|e| into_dns(e, &cfg.name))
+    /// The backend for `cfg` (no I/O): its token is read from `secrets` on the first call and read
+    /// again once after a 401 (a rotated token is picked up), as the VM provider's is.
+    pub fn from_config(cfg: &DigitalOceanDnsConfig, secrets: Arc<dyn Secrets>) -> Result<Self, DnsError> {
+        Self::build(cfg, secrets).map_err(|e| into_dns(e, &cfg.name))
     }
 
-    /// The backend for `cfg` with a resolved token, at `endpoint_url` (DigitalOcean's own when `None`).
-    fn with_token(cfg: &DigitalOceanDnsConfig, token: SecretString, endpoint_url: Option<&str>) -> Result<Self, Error> {
+    fn build(cfg: &DigitalOceanDnsConfig, secrets: Arc<dyn Secrets>) -> Result<Self, Error> {
         let domain = normalize_name(&cfg.domain).trim_start_matches('.').to_string();
         if domain.is_empty() {
             return Err(Error::Config { message: "domain is empty".into() });
         }
-        let base: Url = base_url(endpoint_url)?;
-        let http = http_client(None, std::time::Duration::from_secs(30))?;
-        let client = Client::new(http, base, Credential::new(Source::Given(token)), RetryConfig::default());
+        let base: Url = base_url(cfg.endpoint_url.as_deref())?;
+        let http = http_client(cfg.ca_bundle.as_deref(), std::time::Duration::from_secs(30))?;
+        let source = Source::Secret { secrets, reference: cfg.token.clone(), field: "digital_ocean_token" };
+        let client = Client::new(http, base, Credential::new(source), RetryConfig::default());
         Ok(DigitalOceanDns { client, domain })
-    }
-
-    /// The backend for `cfg` against `endpoint_url` (a test server), its token from `secrets`.
-    pub async fn with_endpoint(
-        cfg: &DigitalOceanDnsConfig,
-        secrets: &dyn Secrets,
-        endpoint_url: &str,
-    ) -> Result<Self, DnsError> {
-        let token = secrets.resolve(&cfg.token).await.map_err(|e| DnsError::Unauthenticated {
-            provider: NAME,
-            message: format!("DNS-provider config {}: token: {e}", cfg.name),
-        })?;
-        Self::with_token(cfg, token, Some(endpoint_url)).map_err(|e| into_dns(e, &cfg.name))
     }
 
     /// Uses `retry` for HTTP calls.
@@ -263,12 +247,14 @@ mod tests {
             token: SecretRef::Env("X".into()),
             domain: "Example.com.".into(),
             ttl: 10,
+            endpoint_url: Some("http://127.0.0.1:1".into()),
+            ca_bundle: None,
         }
     }
 
     #[test]
     fn names_are_made_relative_to_the_domain() {
-        let d = DigitalOceanDns::with_token(&cfg(), SecretString::from("t"), Some("http://127.0.0.1:1")).unwrap();
+        let d = DigitalOceanDns::from_config(&cfg(), Arc::new(crate::secrets::StaticSecrets::default())).unwrap();
         assert_eq!(d.relative("kasm-1.example.com").unwrap(), "kasm-1");
         assert_eq!(d.relative("example.com.").unwrap(), "@");
         assert!(matches!(d.relative("kasm-1.example.org"), Err(DnsError::Invalid { .. })));
