@@ -278,13 +278,13 @@ async fn registry_child() {
     let mut map = std::collections::HashMap::new();
     map.insert("env:TEST_AK".to_string(), "testing".to_string());
     map.insert("env:TEST_SK".to_string(), "testing".to_string());
-    let secrets = StaticSecrets(map);
+    let secrets: std::sync::Arc<dyn shared::secrets::Secrets> = std::sync::Arc::new(StaticSecrets(map));
     let cfg: DnsProviderConfig = serde_json::from_value(serde_json::json!({
         "provider": "aws", "name": "r53", "hosted_zone_id": zone.id,
         "aws_access_key_id": "env:TEST_AK", "aws_secret_access_key": "env:TEST_SK", "ttl": 30
     }))
     .unwrap();
-    let dns = shared::dns::registry::build(&cfg, &secrets).await.expect("build");
+    let dns = shared::dns::registry::build(&cfg, &secrets).expect("build");
     assert_eq!(dns.name(), "route53");
     let owner = DnsOwner { deployment: unique("registry"), claim: ClaimId::generate(chrono::Utc::now()) };
     let r = ARecord {
