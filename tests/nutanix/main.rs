@@ -2,10 +2,12 @@
 //! (`integration_tests::nutanix_server`): the shared conformance suite with faults
 //! ([`conformance`]), the clone flow and its request bodies against the v3 structures, resumption by
 //! the claim's name, power-on, delete and what it leaves, capacity, preflight ([`flow`]), the
-//! credentials ([`auth`]).
+//! credentials ([`auth`]), and the whole daemon loop through the real `kasm-autoscale run` binary
+//! with the Kasm stand-in ([`daemon`]).
 
 mod auth;
 mod conformance;
+mod daemon;
 mod flow;
 
 use integration_tests::nutanix_server::{NutanixTestServer, PASSWORD, USERNAME};
