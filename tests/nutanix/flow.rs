@@ -225,3 +225,46 @@ async fn preflight_passes_and_names_what_is_missing() {
     assert!(checks[3].ok, "the script is checked without the API");
     assert!(checks.iter().all(|c| !c.detail.contains("wrong")));
 }
+
+/// The test server holds requests to the v3 structures: bodies with names the structures do not
+/// have are refused, so the flow tests above would fail on a request shaped wrongly.
+#[tokio::test]
+async fn the_test_server_refuses_bodies_outside_the_v3_structures() {
+    let server = NutanixTestServer::start().await;
+    shared::http::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{PASSWORD}", integration_tests::nutanix_server::USERNAME))
+    );
+    let post = |path: &str, body: serde_json::Value| {
+        http.post(format!("{}/api/nutanix/v3{path}", server.url))
+            .header("authorization", auth.clone())
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let clone = format!("/vms/{CANDIDATE_UUID}/clone");
+    for (path, body) in [
+        ("/vms/list", json!({"kind": "vm", "length": 10, "page": 2})),
+        ("/vms/list", json!({"kind": "vms"})),
+        ("/vms/list", json!({"kind": "vm", "filter": "name==x"})),
+        (clone.as_str(), json!({"spec": {"name": "x"}})),
+        (clone.as_str(), json!({"override_spec": {"name": "x", "resources": {"num_sockets": 2}}})),
+        (clone.as_str(), json!({"override_spec": {"name": "x", "num_sockets": 0}})),
+        (
+            clone.as_str(),
+            json!({"override_spec": {"name": "x", "guest_customization": {"cloud_init": {"user_data": "#!/bin/sh"}}}}),
+        ),
+    ] {
+        let r = post(path, body.clone()).await.unwrap();
+        assert_eq!(r.status().as_u16(), 422, "{path} {body}");
+        let e: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(e["state"], "ERROR");
+    }
+    let ok = post(&clone, json!({"override_spec": {"name": "x", "num_sockets": 1}})).await.unwrap();
+    assert_eq!(ok.status().as_u16(), 202);
+    let wrong = http.post(format!("{}/api/nutanix/v3/vms/list", server.url)).body("{}").send().await.unwrap();
+    assert_eq!(wrong.status().as_u16(), 401, "no credentials");
+}
