@@ -21,11 +21,13 @@ pub mod conformance;
 pub mod digitalocean;
 mod error;
 pub mod memory;
+#[cfg(feature = "nutanix")]
+pub mod nutanix;
 #[cfg(feature = "proxmox")]
 pub mod proxmox;
 pub mod registry;
 mod set;
-#[cfg(any(feature = "proxmox", feature = "digitalocean"))]
+#[cfg(any(feature = "proxmox", feature = "digitalocean", feature = "nutanix"))]
 mod tag_escape;
 
 pub use error::{ErrorClass, ProviderError};

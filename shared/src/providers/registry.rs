@@ -30,7 +30,10 @@ pub fn build(config: &VmProviderConfig, env: &BuildEnv) -> Result<Arc<dyn VmProv
         VmProviderConfig::Gcp(_) => Err(not_built(ProviderKind::Gcp)),
         VmProviderConfig::Harvester(_) => Err(not_built(ProviderKind::Harvester)),
         VmProviderConfig::Oci(_) => Err(not_built(ProviderKind::Oci)),
-        VmProviderConfig::Nutanix(_) => Err(not_built(ProviderKind::Nutanix)),
+        #[cfg(feature = "nutanix")]
+        VmProviderConfig::Nutanix(c) => Ok(Arc::new(super::nutanix::NutanixProvider::from_config(c, env)?)),
+        #[cfg(not(feature = "nutanix"))]
+        VmProviderConfig::Nutanix(_) => Err(left_out(ProviderKind::Nutanix, "nutanix")),
         VmProviderConfig::Vsphere(_) => Err(not_built(ProviderKind::Vsphere)),
         VmProviderConfig::Openstack(_) => Err(not_built(ProviderKind::Openstack)),
         VmProviderConfig::Kubevirt(_) => Err(not_built(ProviderKind::Kubevirt)),
@@ -54,6 +57,12 @@ pub async fn preflight(config: &VmProviderConfig, env: &BuildEnv) -> Vec<Check> 
         },
         #[cfg(feature = "digitalocean")]
         VmProviderConfig::DigitalOcean(c) => match super::digitalocean::DigitalOceanProvider::from_config(c, env) {
+            // An operator waiting at a terminal: one retry, not a minute of them.
+            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
+            Err(e) => vec![Check::fail("build", e.to_string())],
+        },
+        #[cfg(feature = "nutanix")]
+        VmProviderConfig::Nutanix(c) => match super::nutanix::NutanixProvider::from_config(c, env) {
             // An operator waiting at a terminal: one retry, not a minute of them.
             Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
             Err(e) => vec![Check::fail("build", e.to_string())],

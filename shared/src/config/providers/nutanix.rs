@@ -3,12 +3,18 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::check::{Found, need};
+use crate::config::check::{Found, is_blank, need};
 use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, same, size};
 use crate::config::provider::{Endpoint, ProviderConfigCommon};
 use crate::config::secret::SecretRef;
 use crate::model::Resources;
 use crate::script::{ScriptRules, WindowsScript};
+
+/// The most cores we accept for one VM (AHV's own limit is higher; this catches a memory size typed
+/// into the cores field).
+pub const MAX_CORES: u32 = 512;
+/// The most memory we accept for one VM, in GiB (4 TiB; the same kind of typo guard).
+pub const MAX_MEMORY_GIB: u32 = 4096;
 
 fn port() -> u16 {
     9440
@@ -105,8 +111,12 @@ impl ProviderConfigCommon for NutanixConfig {
         Some(Resources::new(f64::from(self.vm_cores), f64::from(self.vm_memory) * 1024.0, 0.0))
     }
     fn script_rules(&self) -> ScriptRules {
-        // Nutanix: guest customization (cloud-init / sysprep); no documented limit we enforce.
-        ScriptRules { provider: "nutanix", limit: None, windows: WindowsScript::AsIs, linux_cloud_init: true }
+        // Nutanix guest customization: the script is the clone's `guest_customization.cloud_init.user_data`
+        // (base64), which AHV hands to the guest on a ConfigDriveV2 (v3 `GuestCustomizationCloudInit`).
+        // Linux runs it with cloud-init; Windows with cloudbase-init, whose first line names the format
+        // (`#ps1_sysnative` is added to PowerShell). No size limit is documented in the v3 structures or
+        // Kasm's docs, so none is enforced; `preflight` reports the rendered size.
+        ScriptRules { provider: "nutanix", limit: None, windows: WindowsScript::CloudbaseInit, linux_cloud_init: true }
     }
     fn endpoint(&self) -> Endpoint<'_> {
         Endpoint { url: self.endpoint_url.as_deref(), ca_bundle: self.ca_bundle.as_deref() }
@@ -118,8 +128,111 @@ impl ProviderConfigCommon for NutanixConfig {
     }
 }
 
+/// Whether `host` is a bare IP or FQDN (no scheme, port, path or spaces; IPv6 in brackets).
+fn is_bare_host(host: &str) -> bool {
+    let h = host.trim();
+    if h.is_empty() || h != host || h.contains("://") || h.contains('/') || h.contains(char::is_whitespace) {
+        return false;
+    }
+    if let Some(v6) = h.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !h.contains(':') && url::Url::parse(&format!("https://{h}:9440/")).is_ok_and(|u| u.host_str().is_some())
+}
+
 fn check_fields(f: &mut Found, c: &NutanixConfig) {
+    need(
+        f,
+        is_bare_host(&c.host),
+        "host",
+        "must be the IP or FQDN of Prism Central only, e.g. nutanix.example.com (no https://, port or path; the port is `port`)",
+    );
     need(f, c.port >= 1, "port", "must be a port in 1..=65535");
-    need(f, c.vm_cores >= 1, "vm_cores", "must be at least 1");
-    need(f, c.vm_memory >= 1, "vm_memory", "must be at least 1 GiB");
+    need(f, !is_blank(&c.username), "username", "must name the Prism Central user");
+    need(f, !c.username.contains(':'), "username", "must not contain `:` (HTTP Basic authentication cannot carry it)");
+    need(f, !is_blank(&c.vm_candidate_name), "vm_candidate_name", "must name the VM to clone");
+    need(
+        f,
+        c.vm_candidate_name.trim() == c.vm_candidate_name,
+        "vm_candidate_name",
+        "must not start or end with spaces (the name is matched exactly)",
+    );
+    need(f, (1..=MAX_CORES).contains(&c.vm_cores), "vm_cores", format!("must be between 1 and {MAX_CORES}"));
+    need(
+        f,
+        (1..=MAX_MEMORY_GIB).contains(&c.vm_memory),
+        "vm_memory",
+        format!("must be between 1 and {MAX_MEMORY_GIB} GiB"),
+    );
+    // Kasm offers v4 as a preview; this version drives Prism Central through v3 only, so a v4 config
+    // is refused here rather than failing at its first clone.
+    need(
+        f,
+        c.api_version == NutanixApiVersion::V3,
+        "api_version",
+        "v4 (Kasm's preview) is not supported by this version of kasm-autoscale yet; use v3 (Kasm's recommendation)",
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn config() -> NutanixConfig {
+        NutanixConfig {
+            name: "ntnx".into(),
+            max_instances: 2,
+            host: "prism.example.com".into(),
+            port: 9440,
+            username: "kasm".into(),
+            password: SecretRef::Env("NUTANIX_PASSWORD".into()),
+            verify_ssl: true,
+            api_version: NutanixApiVersion::V3,
+            vm_candidate_name: "kasm-agent-template".into(),
+            vm_cores: 4,
+            vm_memory: 8,
+            startup_script: String::new(),
+            endpoint_url: None,
+            ca_bundle: None,
+        }
+    }
+
+    #[test]
+    fn the_rules_name_their_field() {
+        assert!(config().check().is_empty(), "{:?}", config().check());
+        for host in ["10.0.0.5", "[fd00::5]", "nutanix-pc.lab.example.com"] {
+            let mut c = config();
+            c.host = host.into();
+            assert!(c.check().is_empty(), "{host}: {:?}", c.check());
+        }
+        let mut c = config();
+        c.host = "https://prism.example.com:9440".into();
+        c.port = 0;
+        c.username = "a:b".into();
+        c.vm_candidate_name = " tmpl".into();
+        c.vm_cores = 0;
+        c.vm_memory = 5000;
+        c.api_version = NutanixApiVersion::V4;
+        let fields: Vec<String> = c.check().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["host", "port", "username", "vm_candidate_name", "vm_cores", "vm_memory", "api_version"]);
+        for host in ["", "prism.example.com:9440", "prism/x", "pri sm"] {
+            let mut c = config();
+            c.host = host.into();
+            assert_eq!(c.check().len(), 1, "{host}");
+        }
+        let mut c = config();
+        c.vm_candidate_name = String::new();
+        c.username = " ".into();
+        let fields: Vec<String> = c.check().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["username", "vm_candidate_name"]);
+    }
+
+    #[test]
+    fn windows_scripts_are_marked_for_cloudbase_init() {
+        let rules = config().script_rules();
+        let s = crate::script::package(&rules, crate::model::OsFamily::Windows, "Write-Host hi\n".into()).unwrap();
+        assert!(s.starts_with("#ps1_sysnative\n"), "{s}");
+        let s = crate::script::package(&rules, crate::model::OsFamily::Linux, "#!/bin/bash\n".into()).unwrap();
+        assert_eq!(s, "#!/bin/bash\n");
+    }
 }
