@@ -245,6 +245,17 @@ impl ProviderConfigCommon for AzureConfig {
     }
 }
 
+impl AzureConfig {
+    /// Applies `azure_config_override` (Kasm's snake_case dot-notation keys) to the VM body `vm` in the
+    /// REST API's names; an error names the key (e.g. an array index the body does not have).
+    pub fn apply_override(&self, vm: &mut Value) -> Result<(), String> {
+        match &self.azure_config_override {
+            Some(o) => apply_override(vm, &o.0),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The security types the API takes (`SecurityTypes`, virtualMachine.json 2024-07-01).
 pub const SECURITY_TYPES: [&str; 2] = ["TrustedLaunch", "ConfidentialVM"];
 
