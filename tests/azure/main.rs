@@ -5,6 +5,7 @@
 
 mod auth;
 mod conformance;
+mod daemon;
 mod dns;
 mod lifecycle;
 mod preflight;
