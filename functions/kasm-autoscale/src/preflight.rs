@@ -76,7 +76,7 @@ mod tests {
 
     #[tokio::test]
     async fn providers_not_built_yet_fail_their_build_check() {
-        let (code, out, _) = go(&[example("azure.yaml")]).await;
+        let (code, out, _) = go(&[example("oci.yaml")]).await;
         assert_eq!(code, 1, "{out}");
         assert!(
             out.lines().all(|l| l.starts_with("FAIL ")
@@ -120,6 +120,24 @@ mod tests {
         // The tags and the script need no API: still checked.
         assert!(lines[lines.len() - 2].starts_with("PASS do-nyc3.tags: "), "{out}");
         assert!(lines[lines.len() - 1].starts_with("PASS do-nyc3.startup_script: renders to "), "{out}");
+    }
+
+    #[tokio::test]
+    async fn an_unusable_azure_config_fails_its_api_checks_and_exits_1() {
+        // The example's client secret is `file:/run/secrets/azure_client_secret`, absent here: nothing
+        // reaches the network.
+        let (code, out, _) = go(&[example("azure.yaml")]).await;
+        assert_eq!(code, 1, "{out}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), shared::providers::azure::CHECKS.len(), "{out}");
+        assert!(
+            lines[0].starts_with("FAIL azure-eastus.credentials: ") && lines[0].contains("azure_client_secret"),
+            "{out}"
+        );
+        let api = &lines[1..lines.len() - 1];
+        assert!(api.iter().all(|l| l.starts_with("FAIL azure-eastus.") && l.contains("not checked")), "{out}");
+        // The script needs no API: still checked.
+        assert!(lines[lines.len() - 1].starts_with("PASS azure-eastus.startup_script: renders to "), "{out}");
     }
 
     #[tokio::test]

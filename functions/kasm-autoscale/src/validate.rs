@@ -62,12 +62,12 @@ mod tests {
     #[test]
     fn dns_registration_this_version_cannot_do_is_a_note() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("azure.yaml");
-        std::fs::write(&path, include_str!("../../../events/configs/azure.yaml")).unwrap();
+        let path = dir.path().join("oci.yaml");
+        std::fs::write(&path, include_str!("../../../events/configs/oci.yaml")).unwrap();
         let mut out = Vec::new();
         assert_eq!(run(&[path], &mut out), 0, "a note is no problem");
         let out = String::from_utf8(out).unwrap();
-        assert!(out.contains("note: ") && out.contains("Azure DNS is not built into this version yet"), "{out}");
+        assert!(out.contains("note: ") && out.contains("OCI DNS is not built into this version yet"), "{out}");
     }
 
     #[test]

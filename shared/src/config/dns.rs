@@ -91,6 +91,10 @@ pub struct AzureDnsConfig {
     /// TTL (seconds) of the records.
     #[serde(default = "ttl")]
     pub ttl: u32,
+    /// Our extension (as on the Azure VM-provider config): the Microsoft Entra ID (login) base URL
+    /// instead of the authority's own, for test servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority_url: Option<String>,
     /// Our extension: the DNS API's base URL instead of the service's default (private endpoints,
     /// sovereign clouds, test servers); an `http(s)://host[:port]` URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -900,6 +900,11 @@ fn check_dns(d: &DnsProviderConfig) -> Found {
             "aws_access_key_id and aws_secret_access_key must be set together (or both left out for the default credentials)",
         );
     }
+    if let DnsProviderConfig::Azure(c) = d
+        && let Some(u) = c.authority_url.as_deref()
+    {
+        need(&mut f, is_http_url(u), "authority_url", "must be an http(s)://host[:port] URL");
+    }
     check_endpoint(&mut f, d.endpoint());
     f
 }

@@ -1,5 +1,5 @@
 //! One exhaustive match from a DNS-provider config variant to its backend. Backends come with their
-//! provider: AWS Route 53 and DigitalOcean DNS now; Azure DNS, GCP Cloud DNS and OCI DNS with their provider
+//! provider: AWS Route 53, DigitalOcean DNS and Azure DNS now; GCP Cloud DNS and OCI DNS with their provider
 //! issues, and until then their configs answer [`DnsError::NotSupported`] naming the provider.
 
 use async_trait::async_trait;
@@ -22,7 +22,11 @@ pub fn check(config: &DnsProviderConfig) -> Result<(), DnsError> {
         DnsProviderConfig::DigitalOcean(_) => Ok(()),
         #[cfg(not(feature = "digitalocean"))]
         DnsProviderConfig::DigitalOcean(_) => Err(not_built(config)),
-        DnsProviderConfig::Azure(_) | DnsProviderConfig::Gcp(_) | DnsProviderConfig::Oci(_) => Err(not_built(config)),
+        #[cfg(feature = "azure")]
+        DnsProviderConfig::Azure(_) => Ok(()),
+        #[cfg(not(feature = "azure"))]
+        DnsProviderConfig::Azure(_) => Err(not_built(config)),
+        DnsProviderConfig::Gcp(_) | DnsProviderConfig::Oci(_) => Err(not_built(config)),
     }
 }
 
@@ -44,7 +48,13 @@ pub fn build(config: &DnsProviderConfig, secrets: &Arc<dyn Secrets>) -> Result<A
         }
         #[cfg(not(feature = "digitalocean"))]
         DnsProviderConfig::DigitalOcean(_) => Err(not_built(config)),
-        DnsProviderConfig::Azure(_) | DnsProviderConfig::Gcp(_) | DnsProviderConfig::Oci(_) => Err(not_built(config)),
+        #[cfg(feature = "azure")]
+        DnsProviderConfig::Azure(c) => {
+            Ok(Arc::new(crate::providers::azure::dns::AzureDns::from_config(c, secrets.clone())?))
+        }
+        #[cfg(not(feature = "azure"))]
+        DnsProviderConfig::Azure(_) => Err(not_built(config)),
+        DnsProviderConfig::Gcp(_) | DnsProviderConfig::Oci(_) => Err(not_built(config)),
     }
 }
 
@@ -188,11 +198,11 @@ dns_provider_configs:
 "#;
 
     #[test]
-    fn route53_and_digitalocean_are_built_the_others_say_which_provider() {
+    fn route53_digitalocean_and_azure_are_built_the_others_say_which_provider() {
         let s = set(ALL);
         for c in &s.dns_provider_configs {
             match (c.name(), check(c)) {
-                ("r53" | "do", r) => assert!(r.is_ok(), "{r:?}"),
+                ("r53" | "do" | "az", r) => assert!(r.is_ok(), "{r:?}"),
                 (name, Err(e @ DnsError::NotSupported { provider, .. })) => {
                     let text = e.to_string();
                     assert!(text.contains(&format!("DNS-provider config {name}")), "{text}");
@@ -209,15 +219,16 @@ dns_provider_configs:
         let mut s = set(ALL);
         let doc = r#"
 autoscale_configs:
-  - {autoscale_config_name: on-azure, server_pool_id: p, zone_id: z, vm_provider_config: v, register_dns: true, base_domain_name: example.com, dns_provider_config: az}
+  - {autoscale_config_name: on-gcp, server_pool_id: p, zone_id: z, vm_provider_config: v, register_dns: true, base_domain_name: example.com, dns_provider_config: gcp}
   - {autoscale_config_name: on-r53, server_pool_id: p, zone_id: z, vm_provider_config: v, register_dns: true, base_domain_name: example.com, dns_provider_config: r53}
-  - {autoscale_config_name: off, server_pool_id: p, zone_id: z, vm_provider_config: v, dns_provider_config: gcp}
+  - {autoscale_config_name: off, server_pool_id: p, zone_id: z, vm_provider_config: v, dns_provider_config: oci}
+  - {autoscale_config_name: on-azure, server_pool_id: p, zone_id: z, vm_provider_config: v, register_dns: true, base_domain_name: example.com, dns_provider_config: az}
 "#;
         s.merge(serde_yaml_ng::from_str(doc).unwrap());
         let n = notes(&s);
         assert_eq!(n.len(), 1, "{n:?}");
-        assert!(n[0].starts_with("on-azure.register_dns: azure: not supported: DNS-provider config az"), "{}", n[0]);
-        assert!(n[0].contains("Azure DNS is not built into this version yet"), "{}", n[0]);
+        assert!(n[0].starts_with("on-gcp.register_dns: gcp: not supported: DNS-provider config gcp"), "{}", n[0]);
+        assert!(n[0].contains("GCP Cloud DNS is not built into this version yet"), "{}", n[0]);
     }
 
     #[tokio::test]
@@ -226,8 +237,11 @@ autoscale_configs:
         let built = build_all(&s, &(Arc::new(StaticSecrets::default()) as Arc<dyn Secrets>));
         assert_eq!(built.len(), 5);
         let owner = DnsOwner { deployment: "d".into(), claim: crate::model::ClaimId("c".into()) };
+        let err = built["gcp"].delete_a("kasm-c.kasm.example.com", &owner).await.unwrap_err();
+        assert!(matches!(err, DnsError::NotSupported { provider: "gcp", .. }), "{err:?}");
+        // Azure DNS is built in; its secret does not resolve here, so it fails alone too.
         let err = built["az"].delete_a("kasm-c.kasm.example.com", &owner).await.unwrap_err();
-        assert!(matches!(err, DnsError::NotSupported { provider: "azure", .. }), "{err:?}");
+        assert!(matches!(err, DnsError::Unauthenticated { .. }), "{err:?}");
         assert_eq!(built["r53"].name(), "route53");
     }
 }

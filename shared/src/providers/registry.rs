@@ -20,7 +20,10 @@ pub fn build(config: &VmProviderConfig, env: &BuildEnv) -> Result<Arc<dyn VmProv
         VmProviderConfig::Proxmox(c) => Ok(Arc::new(super::proxmox::ProxmoxProvider::from_config(c, env)?)),
         #[cfg(not(feature = "proxmox"))]
         VmProviderConfig::Proxmox(_) => Err(left_out(ProviderKind::Proxmox, "proxmox")),
-        VmProviderConfig::Azure(_) => Err(not_built(ProviderKind::Azure)),
+        #[cfg(feature = "azure")]
+        VmProviderConfig::Azure(c) => Ok(Arc::new(super::azure::AzureProvider::from_config(c, env)?)),
+        #[cfg(not(feature = "azure"))]
+        VmProviderConfig::Azure(_) => Err(left_out(ProviderKind::Azure, "azure")),
         #[cfg(feature = "digitalocean")]
         VmProviderConfig::DigitalOcean(c) => {
             Ok(Arc::new(super::digitalocean::DigitalOceanProvider::from_config(c, env)?))
@@ -51,6 +54,12 @@ pub async fn preflight(config: &VmProviderConfig, env: &BuildEnv) -> Vec<Check> 
         },
         #[cfg(feature = "proxmox")]
         VmProviderConfig::Proxmox(c) => match super::proxmox::ProxmoxProvider::from_config(c, env) {
+            // An operator waiting at a terminal: one retry, not a minute of them.
+            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
+            Err(e) => vec![Check::fail("build", e.to_string())],
+        },
+        #[cfg(feature = "azure")]
+        VmProviderConfig::Azure(c) => match super::azure::AzureProvider::from_config(c, env) {
             // An operator waiting at a terminal: one retry, not a minute of them.
             Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
             Err(e) => vec![Check::fail("build", e.to_string())],

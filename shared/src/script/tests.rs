@@ -266,7 +266,13 @@ fn base64_limits_are_measured_encoded() {
 
 #[test]
 fn warnings_flag_scripts_that_will_not_run() {
-    let w = warnings(&rules(ProviderKind::Azure), OsFamily::Windows, "Write-Host hi");
+    // Azure runs the saved custom data with its Custom Script Extension: nothing to warn about.
+    assert!(warnings(&rules(ProviderKind::Azure), OsFamily::Windows, "Write-Host hi").is_empty());
+    let saved = ScriptRules {
+        windows: WindowsScript::SavedNotRun("C:\\AzureData\\CustomData.bin"),
+        ..rules(ProviderKind::Azure)
+    };
+    let w = warnings(&saved, OsFamily::Windows, "Write-Host hi");
     assert_eq!(w.len(), 1);
     assert!(w[0].contains("CustomData.bin"));
     assert!(warnings(&rules(ProviderKind::Aws), OsFamily::Windows, "<powershell>x</powershell>").is_empty());
