@@ -7,6 +7,7 @@ mod auth;
 mod conformance;
 mod daemon;
 mod dns;
+mod lambda;
 mod lifecycle;
 mod preflight;
 

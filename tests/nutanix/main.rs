@@ -9,6 +9,7 @@ mod auth;
 mod conformance;
 mod daemon;
 mod flow;
+mod lambda;
 
 use integration_tests::nutanix_server::{NutanixTestServer, PASSWORD, USERNAME};
 use secrecy::SecretString;
