@@ -165,7 +165,7 @@ async fn attempt(
             let doubled = t.retry_base_seconds.saturating_mul(1u64 << reg.failures.min(11).saturating_sub(1));
             let wait = e.retry_after().map(|d| d.as_secs()).unwrap_or(0);
             let delay = doubled.min(t.capacity_backoff_max_seconds.max(t.retry_base_seconds)).max(wait);
-            reg.retry_at = Some(now + chrono::Duration::seconds(delay.min(i64::MAX as u64) as i64));
+            reg.retry_at = Some(crate::clock::after(now, delay));
             tracing::warn!(
                 claim = %inst.id,
                 autoscale_config = %inst.autoscale_config,
@@ -274,7 +274,7 @@ pub(crate) async fn sweep(ctx: &Ctx, now: DateTime<Utc>, rep: &mut ReapReport) {
                 continue;
             }
             match ctx.store.mark_suspect(&key, now).await {
-                Ok(first) if (now - first).num_seconds() >= ctx.tuning.orphan_grace_seconds as i64 => {
+                Ok(first) if (now - first).num_seconds() >= crate::clock::secs(ctx.tuning.orphan_grace_seconds) => {
                     match backend.delete_a(&r.name, &r.owner).await {
                         Ok(()) => {
                             let _ = ctx.store.clear_suspect(&key).await;

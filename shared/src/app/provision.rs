@@ -242,7 +242,7 @@ async fn handle_record_error(
     if retryable && creating.attempts < ctx.tuning.max_create_attempts {
         let mut back = moved(creating, InstanceState::Requested, now)?;
         let delay = ctx.tuning.retry_base_seconds.saturating_mul(1u64 << creating.attempts.min(10).saturating_sub(1));
-        back.not_before = Some(now + chrono::Duration::seconds(delay as i64));
+        back.not_before = Some(crate::clock::after(now, delay));
         back.last_error = Some(msg.clone());
         ctx.store.update(&back).await?;
         return Ok(ProvisionOutcome::Retrying { error: msg, class: None });
@@ -266,7 +266,7 @@ async fn handle_create_error(
         if let ProviderError::RateLimited { retry_after: Some(d), .. } = &e {
             delay = delay.max(d.as_secs());
         }
-        back.not_before = Some(now + chrono::Duration::seconds(delay as i64));
+        back.not_before = Some(crate::clock::after(now, delay));
         back.last_error = Some(msg.clone());
         ctx.store.update(&back).await?;
         return Ok(ProvisionOutcome::Retrying { error: msg, class: Some(e.class()) });
@@ -283,7 +283,7 @@ async fn handle_create_error(
         let secs =
             ctx.tuning.capacity_backoff_seconds.saturating_mul(1u64 << n).min(ctx.tuning.capacity_backoff_max_seconds);
         control.value.consecutive_failures += 1;
-        control.value.backoff_until = Some(now + chrono::Duration::seconds(secs as i64));
+        control.value.backoff_until = Some(crate::clock::after(now, secs));
         let _ = ctx.store.put_control(&creating.autoscale_config, &control.value, control.version).await;
     }
     fail(ctx, creating, &msg, now).await?;

@@ -241,7 +241,7 @@ async fn orphan_sweep(ctx: &Ctx, now: DateTime<Utc>, rep: &mut ReapReport) {
                 continue;
             }
             match ctx.store.mark_suspect(&key, now).await {
-                Ok(first) if (now - first).num_seconds() >= ctx.tuning.orphan_grace_seconds as i64 => {
+                Ok(first) if (now - first).num_seconds() >= crate::clock::secs(ctx.tuning.orphan_grace_seconds) => {
                     match provider.delete_vm(&vm.id).await {
                         Ok(()) => {
                             let _ = ctx.store.clear_suspect(&key).await;

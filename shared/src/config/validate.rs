@@ -730,6 +730,32 @@ fn top_key(path: &str) -> String {
 
 fn non_negative(found: &mut Found, v: f64, field: &str) {
     need(found, v.is_finite() && v >= 0.0, field, "must be a number ≥ 0");
+    need(found, !v.is_finite() || v <= bounds::AMOUNT_MAX, field, format!("must be at most {}", bounds::AMOUNT_MAX));
+}
+
+/// The ranges of durations and counts (issue 21): beyond them a value is a typo or an attack, never a
+/// policy, and every one of them is far from where arithmetic on it could overflow.
+pub mod bounds {
+    /// `provision_timeout`, `agent_missing_after`, `agent_dead_after`: at most 7 days, in seconds.
+    pub const TIMEOUT_MAX: u64 = 7 * 86_400;
+    /// `downscale_backoff`: at most 1 day, in seconds.
+    pub const BACKOFF_MAX: u64 = 86_400;
+    /// `evaluation_interval`: at most 1 day, in seconds.
+    pub const INTERVAL_MAX: u64 = 86_400;
+    /// `provisioning_workers`.
+    pub const WORKERS_MAX: u64 = 256;
+    /// `webhook.max_body_bytes`: 16 MiB.
+    pub const BODY_MAX: u64 = 16 << 20;
+    /// Standby and per-VM amounts (cores, memory MB or GB, GPUs).
+    pub const AMOUNT_MAX: f64 = 1e9;
+    /// Session and instance counts (`minimum_pool_standby_sessions`, `max_instances`, ...).
+    pub const COUNT_MAX: u64 = 100_000;
+}
+
+/// `min <= v <= max`, else an error naming the field and the range in `unit` (`"seconds"`, or `""`).
+fn within(found: &mut Found, v: u64, min: u64, max: u64, field: &str, unit: &str) {
+    let unit = if unit.is_empty() { String::new() } else { format!(" {unit}") };
+    need(found, (min..=max).contains(&v), field, format!("must be between {min} and {max}{unit}"));
 }
 
 fn check_settings(s: &Settings) -> Found {
@@ -743,21 +769,20 @@ fn check_settings(s: &Settings) -> Found {
         "deployment_id",
         "must be 1-63 letters, digits, `-` or `_` (it is written as a tag/label on every VM)",
     );
-    need(
-        &mut f,
-        s.provision_timeout >= 60,
-        "provision_timeout",
-        "must be at least 60 seconds (a VM needs time to boot and check in)",
-    );
-    need(&mut f, s.agent_missing_after >= 1, "agent_missing_after", "must be at least 1 second");
+    within(&mut f, s.provision_timeout, 60, bounds::TIMEOUT_MAX, "provision_timeout", "seconds");
+    within(&mut f, s.agent_missing_after, 1, bounds::TIMEOUT_MAX, "agent_missing_after", "seconds");
+    within(&mut f, s.agent_dead_after, 1, bounds::TIMEOUT_MAX, "agent_dead_after", "seconds");
     need(
         &mut f,
         s.agent_dead_after >= s.agent_missing_after,
         "agent_dead_after",
         format!("must not be shorter than agent_missing_after ({} s)", s.agent_missing_after),
     );
-    need(&mut f, s.provisioning_workers >= 1, "provisioning_workers", "must be at least 1");
-    need(&mut f, s.evaluation_interval >= 1, "evaluation_interval", "must be at least 1 second");
+    within(&mut f, s.provisioning_workers.into(), 1, bounds::WORKERS_MAX, "provisioning_workers", "");
+    within(&mut f, s.evaluation_interval, 1, bounds::INTERVAL_MAX, "evaluation_interval", "seconds");
+    if let Some(w) = &s.webhook {
+        within(&mut f, w.max_body_bytes as u64, 1, bounds::BODY_MAX, "webhook.max_body_bytes", "bytes");
+    }
     if let Some(k) = &s.kasm {
         match url::Url::parse(&k.url) {
             Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
@@ -772,6 +797,14 @@ fn check_autoscale(c: &AutoscaleConfig) -> Found {
     let mut f = Found::new();
     need(&mut f, !c.server_pool_id.trim().is_empty(), "server_pool_id", "must not be empty");
     need(&mut f, !c.zone_id.trim().is_empty(), "zone_id", "must not be empty");
+    within(&mut f, c.downscale_backoff, 0, bounds::BACKOFF_MAX, "downscale_backoff", "seconds");
+    for (v, n) in [
+        (c.minimum_pool_standby_sessions, "minimum_pool_standby_sessions"),
+        (c.max_simultaneous_sessions_per_server, "max_simultaneous_sessions_per_server"),
+        (c.max_simultaneous_users, "max_simultaneous_users"),
+    ] {
+        need(&mut f, u64::from(v) <= bounds::COUNT_MAX, n, format!("must be at most {}", bounds::COUNT_MAX));
+    }
     for (v, n) in [
         (c.standby_cores, "standby_cores"),
         (c.standby_gpus, "standby_gpus"),
@@ -912,7 +945,7 @@ fn check_dns(d: &DnsProviderConfig) -> Found {
 fn check_provider(p: &VmProviderConfig) -> Found {
     let mut f = Found::new();
     let common = p.common();
-    need(&mut f, common.max_instances() >= 1, "max_instances", "must be at least 1");
+    within(&mut f, common.max_instances().into(), 1, bounds::COUNT_MAX, "max_instances", "");
     check_script(&mut f, common.startup_script());
     check_endpoint(&mut f, common.endpoint());
     f.extend(common.check());

@@ -130,7 +130,8 @@ impl<'a> Eval<'a> {
 
     /// Checked in within `agent_missing_after` (a check-in stamped in the future counts: clock skew).
     fn checked_in_recently(&self, rec: &KasmServer) -> bool {
-        rec.last_reported.is_some_and(|t| self.secs_since(t) <= self.input.timers.agent_missing_after as i64)
+        rec.last_reported
+            .is_some_and(|t| self.secs_since(t) <= crate::clock::secs(self.input.timers.agent_missing_after))
     }
 
     /// Whether a record's capacity counts. Server-pool servers without the desktop service never check
@@ -535,7 +536,7 @@ impl<'a> Eval<'a> {
                     let r = rec.expect("activatable implies a record");
                     c.activate = Some(!r.enabled);
                     c.counts = if self.healthy(r) { Counts::Record } else { Counts::Pending };
-                } else if in_state >= input.timers.provision_timeout as i64 {
+                } else if in_state >= crate::clock::secs(input.timers.provision_timeout) {
                     let why = match rec.and_then(|r| r.last_reported) {
                         None => format!("never checked in within {} s", input.timers.provision_timeout),
                         Some(t) => format!(
@@ -553,7 +554,7 @@ impl<'a> Eval<'a> {
                 }
             }
             InstanceState::Running => {
-                let dead_after = input.timers.agent_dead_after as i64;
+                let dead_after = crate::clock::secs(input.timers.agent_dead_after);
                 let dead = match rec {
                     None => (in_state >= dead_after).then(|| format!("dead agent: no Kasm record for {in_state} s")),
                     Some(r) => match r.last_reported {
@@ -1357,7 +1358,7 @@ impl<'a> Eval<'a> {
             });
             return None;
         }
-        let backoff = self.input.config.downscale_backoff as i64;
+        let backoff = crate::clock::secs(self.input.config.downscale_backoff);
         // The evaluation that sees the condition first only starts the clock, even with a backoff of
         // 0: a drain always needs the condition seen at two evaluations (and a stored clock).
         let Some(since) = was else {

@@ -1154,3 +1154,56 @@ proptest! {
         prop_assert_eq!(p.summary.staging, Resources::default());
     }
 }
+
+/// Durations far beyond any value `validate` accepts (issue 21: `18446744073709551615` once wrapped
+/// into a negative timeout), and huge ones just inside `i64`.
+fn extreme_secs() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(u64::MAX),
+        Just(i64::MAX as u64),
+        Just(i64::MAX as u64 + 1),
+        Just(crate::clock::MAX_SPAN_SECS as u64 + 1),
+        (1u64 << 40)..=u64::MAX,
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Issue 21: whatever the timers and the backoff, however far beyond `validate`'s ranges, the
+    /// engine reads them as "very long", never as negative: no VM is destroyed for a timeout (a
+    /// booting VM is at most a few days old here), no idle VM is drained for scale-down (the backoff
+    /// never elapses), and the plan keeps every invariant — no churn.
+    #[test]
+    fn extreme_durations_never_cause_churn(
+        mut s in spec(false),
+        timeout in extreme_secs(),
+        missing in extreme_secs(),
+        dead in extreme_secs(),
+        backoff in extreme_secs(),
+        clock_age in 0i64..=400_000,
+        later in 0i64..=400_000,
+    ) {
+        s.backoff = backoff;
+        let mut input = build(&s);
+        input.timers = Timers { provision_timeout: timeout, agent_missing_after: missing, agent_dead_after: dead };
+        input.control.request_downscale_at = Some(t0() - Duration::seconds(clock_age));
+        for now in [t0(), t0() + Duration::seconds(later)] {
+            let p = decide(&input, now);
+            check_plan(&input, &p, now)?;
+            for a in &p.actions {
+                match a {
+                    Action::Destroy { reason, .. } => prop_assert!(
+                        !reason.contains("check") && !reason.contains("dead agent"),
+                        "destroyed for a timeout that cannot have elapsed: {}", reason
+                    ),
+                    Action::Drain { reason, .. } => prop_assert!(
+                        !reason.contains("scale-down"),
+                        "drained for a backoff that cannot have elapsed: {}", reason
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+}

@@ -234,10 +234,10 @@ fn settings_are_checked_and_may_be_given_once() {
         lines(&validate_text(s, "s.yaml").1),
         [
             "s.yaml: settings.deployment_id: must be 1-63 letters, digits, `-` or `_` (it is written as a tag/label on every VM)",
-            "s.yaml: settings.provision_timeout: must be at least 60 seconds (a VM needs time to boot and check in)",
+            "s.yaml: settings.provision_timeout: must be between 60 and 604800 seconds",
             "s.yaml: settings.agent_dead_after: must not be shorter than agent_missing_after (600 s)",
-            "s.yaml: settings.provisioning_workers: must be at least 1",
-            "s.yaml: settings.evaluation_interval: must be at least 1 second",
+            "s.yaml: settings.provisioning_workers: must be between 1 and 256",
+            "s.yaml: settings.evaluation_interval: must be between 1 and 86400 seconds",
             "s.yaml: settings.kasm.url: must be an http(s) URL, e.g. https://kasm.example.com",
             "s.yaml: settings.kasm.api_key: must not be empty",
         ]
