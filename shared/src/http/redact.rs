@@ -2,7 +2,11 @@
 //!
 //! Two layers, because neither is enough alone:
 //! - **Known values**: the secrets this client holds (API key secrets, tokens, passwords) are replaced
-//!   wherever they appear, whatever the surrounding syntax.
+//!   wherever they appear, whatever the surrounding syntax, and so are their encoded forms, because a
+//!   server or proxy that echoes a request hands them back encoded (issue 21): JSON-escaped, URL-encoded
+//!   (either hex case, `+` or `%20` for spaces), hex (either case) and base64 (standard and URL-safe,
+//!   at each of the three byte alignments a value can have inside a longer encoded text, such as a
+//!   `Basic` header or a base64 startup script).
 //! - **Shapes**: values of sensitive-looking keys are replaced even when we never knew the value
 //!   (a session token echoed back by a server, a password in a request body quoted in an error):
 //!   `Authorization` headers, JSON fields and query/form parameters whose name contains
@@ -46,13 +50,19 @@ impl Redactor {
         self
     }
 
-    /// Also replaces this value wherever it occurs.
+    /// Also replaces this value, and each of its encoded forms, wherever it occurs.
     pub fn add_secret(&mut self, secret: &SecretString) {
-        if secret.expose_secret().len() >= MIN_SECRET_LEN {
-            self.secrets.push(secret.clone());
-            // Longest first, so a secret containing another is replaced whole.
-            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.expose_secret().len()));
+        let v = secret.expose_secret();
+        if v.len() < MIN_SECRET_LEN {
+            return;
         }
+        for form in encoded_forms(v) {
+            if form.len() >= MIN_SECRET_LEN && !self.secrets.iter().any(|s| s.expose_secret() == form) {
+                self.secrets.push(SecretString::from(form));
+            }
+        }
+        // Longest first, so a secret containing another is replaced whole.
+        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.expose_secret().len()));
     }
 
     /// `text` with every known value and every sensitive-looking field value replaced by [`REDACTED`].
@@ -66,6 +76,67 @@ impl Redactor {
         }
         redact_fields(&out)
     }
+}
+
+/// The forms a secret value takes when echoed back: itself, JSON-escaped, URL-encoded, hex, base64.
+fn encoded_forms(v: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let mut out = vec![v.to_string()];
+    // JSON-escaped (inside a string literal).
+    if let Ok(j) = serde_json::to_string(v) {
+        out.push(j[1..j.len() - 1].to_string());
+    }
+    // URL-encoded: form style (`+` for spaces) and path style (`%20`), hex in either case.
+    let form: String = url::form_urlencoded::byte_serialize(v.as_bytes()).collect();
+    let path = form.replace('+', "%20");
+    for e in [form, path] {
+        out.push(lower_percent_hex(&e));
+        out.push(e);
+    }
+    // Hex of the bytes.
+    let hex: String = v.bytes().map(|b| format!("{b:02x}")).collect();
+    out.push(hex.to_ascii_uppercase());
+    out.push(hex);
+    // Base64 at each alignment: the characters that depend on the secret's bytes alone.
+    for engine in [&base64::engine::general_purpose::STANDARD_NO_PAD, &base64::engine::general_purpose::URL_SAFE_NO_PAD]
+    {
+        for lead in 0..3usize {
+            let mut bytes = vec![0u8; lead];
+            bytes.extend_from_slice(v.as_bytes());
+            let enc = engine.encode(&bytes);
+            // Leading characters mixed with the bytes before the secret: 0, 2 or 3.
+            let skip = [0, 2, 3][lead];
+            // A trailing character mixed with the bytes after it, unless the secret ends a group.
+            let cut = usize::from(bytes.len() % 3 != 0);
+            if enc.len() > skip + cut + 8 {
+                out.push(enc[skip..enc.len() - cut].to_string());
+            }
+        }
+    }
+    // A base64 value as a whole, with its padding (the common case: the secret is all that is encoded).
+    out.push(base64::engine::general_purpose::STANDARD.encode(v));
+    out.push(base64::engine::general_purpose::URL_SAFE.encode(v));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `%3D` → `%3d`: percent-encoding's hex digits in lowercase (servers echo either).
+fn lower_percent_hex(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = 0;
+    for c in s.chars() {
+        if c == '%' {
+            rest = 2;
+            out.push(c);
+        } else if rest > 0 {
+            rest -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// [`Redactor::redact`] without known values: only the shapes.
@@ -219,6 +290,42 @@ mod tests {
         assert_eq!(redact(""), "");
         assert_eq!(redact("token"), "token");
         assert_eq!(redact("token:"), "token:");
+    }
+
+    /// Issue 21: a secret echoed back encoded is caught in every encoding.
+    #[test]
+    fn encoded_forms_of_known_values_are_replaced() {
+        use base64::Engine as _;
+        let secret = "p+/w\"\\d9 Zq&=tok%en";
+        let r = Redactor::new().with_secret(&SecretString::from(secret));
+        let json = serde_json::to_string(&serde_json::json!({ "api_key_secret_x": secret })).unwrap();
+        let form: String = url::form_urlencoded::byte_serialize(format!("PVEAPIToken={secret}").as_bytes()).collect();
+        let hex: String = secret.bytes().map(|b| format!("{b:02X}")).collect();
+        let mut cases = vec![
+            format!("plan failed: server said {json}"),
+            format!("GET /api?x={form}"),
+            format!("GET /api?x={}", lower_percent_hex(&form)),
+            format!("path /a/{}/b", form.replace('+', "%20")),
+            format!("dump {hex} end"),
+            format!("dump {} end", hex.to_ascii_lowercase()),
+        ];
+        // Inside longer base64 texts, at every alignment, in both alphabets (a base64 startup
+        // script, a Basic header), and alone with padding.
+        for prefix in ["", "u", "us", "user:"] {
+            let b = format!("{prefix}{secret} and more");
+            cases.push(format!("user_data {}", base64::engine::general_purpose::STANDARD.encode(&b)));
+            cases.push(format!("user_data {}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&b)));
+        }
+        cases.push(format!("last_error {}", base64::engine::general_purpose::STANDARD.encode(secret)));
+        for text in cases {
+            let out = r.redact(&text);
+            assert!(out.contains(REDACTED), "not caught: {text} -> {out}");
+            for form in encoded_forms(secret) {
+                assert!(!out.contains(&form), "{form} left in {out}");
+            }
+        }
+        // Innocent text stays.
+        assert_eq!(r.redact("HTTP 500: internal error"), "HTTP 500: internal error");
     }
 
     #[test]
