@@ -1,5 +1,5 @@
 //! One exhaustive match from a DNS-provider config variant to its backend. Backends come with their
-//! provider: AWS Route 53 and DigitalOcean DNS now; Azure DNS, GCP Cloud DNS and OCI DNS with their provider
+//! provider: AWS Route 53, DigitalOcean DNS and GCP Cloud DNS now; Azure DNS and OCI DNS with their provider
 //! issues, and until then their configs answer [`DnsError::NotSupported`] naming the provider.
 
 use async_trait::async_trait;
@@ -22,7 +22,11 @@ pub fn check(config: &DnsProviderConfig) -> Result<(), DnsError> {
         DnsProviderConfig::DigitalOcean(_) => Ok(()),
         #[cfg(not(feature = "digitalocean"))]
         DnsProviderConfig::DigitalOcean(_) => Err(not_built(config)),
-        DnsProviderConfig::Azure(_) | DnsProviderConfig::Gcp(_) | DnsProviderConfig::Oci(_) => Err(not_built(config)),
+        #[cfg(feature = "gcp")]
+        DnsProviderConfig::Gcp(_) => Ok(()),
+        DnsProviderConfig::Azure(_) | DnsProviderConfig::Oci(_) => Err(not_built(config)),
+        #[cfg(not(feature = "gcp"))]
+        DnsProviderConfig::Gcp(_) => Err(not_built(config)),
     }
 }
 
@@ -44,7 +48,11 @@ pub async fn build(config: &DnsProviderConfig, secrets: &dyn Secrets) -> Result<
         }
         #[cfg(not(feature = "digitalocean"))]
         DnsProviderConfig::DigitalOcean(_) => Err(not_built(config)),
-        DnsProviderConfig::Azure(_) | DnsProviderConfig::Gcp(_) | DnsProviderConfig::Oci(_) => Err(not_built(config)),
+        #[cfg(feature = "gcp")]
+        DnsProviderConfig::Gcp(c) => Ok(Arc::new(crate::providers::gcp::dns::GcpDns::from_config(c, secrets).await?)),
+        DnsProviderConfig::Azure(_) | DnsProviderConfig::Oci(_) => Err(not_built(config)),
+        #[cfg(not(feature = "gcp"))]
+        DnsProviderConfig::Gcp(_) => Err(not_built(config)),
     }
 }
 
@@ -192,7 +200,7 @@ dns_provider_configs:
         let s = set(ALL);
         for c in &s.dns_provider_configs {
             match (c.name(), check(c)) {
-                ("r53" | "do", r) => assert!(r.is_ok(), "{r:?}"),
+                ("r53" | "do" | "gcp", r) => assert!(r.is_ok(), "{r:?}"),
                 (name, Err(e @ DnsError::NotSupported { provider, .. })) => {
                     let text = e.to_string();
                     assert!(text.contains(&format!("DNS-provider config {name}")), "{text}");

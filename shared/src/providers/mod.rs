@@ -20,12 +20,14 @@ pub mod conformance;
 #[cfg(feature = "digitalocean")]
 pub mod digitalocean;
 mod error;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 pub mod memory;
 #[cfg(feature = "proxmox")]
 pub mod proxmox;
 pub mod registry;
 mod set;
-#[cfg(any(feature = "proxmox", feature = "digitalocean"))]
+#[cfg(any(feature = "proxmox", feature = "digitalocean", feature = "gcp"))]
 mod tag_escape;
 
 pub use error::{ErrorClass, ProviderError};

@@ -248,6 +248,11 @@ impl ProviderConfigCommon for GcpConfig {
 }
 
 impl GcpConfig {
+    /// The largest metadata value GCP accepts ([`METADATA_VALUE_MAX`]).
+    pub const METADATA_VALUE_MAX: usize = METADATA_VALUE_MAX;
+    /// The largest metadata total of an instance ([`METADATA_TOTAL_MAX`]).
+    pub const METADATA_TOTAL_MAX: usize = METADATA_TOTAL_MAX;
+
     /// The instance-metadata key the startup script goes under.
     ///
     /// Linux: `startup-script`. Windows: `windows-startup-script-cmd` when the first line looks like batch
@@ -280,11 +285,11 @@ fn gcp_name_ok(s: &str, allow_empty: bool) -> bool {
             && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'))
 }
 
-/// The largest value of one metadata entry GCP accepts (256 KB; Compute Engine documentation, "VM
-/// metadata" limits: not in the discovery document).
+/// The largest value of one metadata entry GCP accepts (262144 bytes, 256 KiB: the discovery
+/// document's `Metadata.items.value`).
 pub const METADATA_VALUE_MAX: usize = 256 * 1024;
-/// The largest total of all metadata entries of an instance (512 KB; same source as
-/// [`METADATA_VALUE_MAX`]).
+/// The largest total of all metadata keys and values of an instance (512 KB: the discovery document's
+/// `Metadata.items`).
 pub const METADATA_TOTAL_MAX: usize = 512 * 1024;
 /// The most labels a resource may carry (64; Compute Engine documentation, "labels" requirements).
 pub const LABELS_MAX: usize = 64;
@@ -355,9 +360,9 @@ fn check_fields(f: &mut Found, c: &GcpConfig) {
     for k in c.gcp_custom_labels.keys() {
         need(
             f,
-            !k.starts_with("kasm-autoscale-"),
+            !k.starts_with("kasm-autoscale-") && !k.starts_with("kasm_autoscale_"),
             "gcp_custom_labels",
-            format!("label key `{k}`: `kasm-autoscale-` keys are kasm-autoscale's ownership labels"),
+            format!("label key `{k}`: `kasm_autoscale_` keys are kasm-autoscale's ownership labels"),
         );
     }
     let mut total = 0usize;
@@ -378,7 +383,7 @@ fn check_fields(f: &mut Found, c: &GcpConfig) {
             f,
             key_ok,
             &format!("gcp_metadata[{i}].key"),
-            "must be 1-128 letters, digits, `-` or `_` (GCP's metadata key rule)",
+            "must be 1-128 letters, digits, `-` or `_` (`Metadata.items.key`'s pattern)",
         );
     }
     // The startup script goes in the same metadata: what is left for it.
