@@ -73,7 +73,11 @@ async fn a_lost_insert_answer_is_retried_with_the_same_request_id_and_makes_one_
         0,
         1,
     );
-    let env = BuildEnv { retry: fast_retry(), request_timeout: std::time::Duration::from_millis(500), ..super::env(&integration_tests::gcp_server::key_file(&server.url), fast_retry(), std::time::Duration::from_millis(500)) };
+    let env = super::env(
+        &integration_tests::gcp_server::key_file(&server.url),
+        fast_retry(),
+        std::time::Duration::from_millis(500),
+    );
     let slow = shared::providers::gcp::GcpProvider::from_config(&config(&server), &env).unwrap();
     let vm = slow.create_vm(&s).await.expect("create after a stalled insert");
     let inserts: Vec<_> =

@@ -45,7 +45,7 @@ vm_provider_configs:
     gcp_project: {project}
     gcp_region: us-east4
     gcp_zone: us-east4-b
-    gcp_machine_type: e2-standard-2
+    gcp_machine_type: n2-standard-4
     gcp_image: projects/ubuntu-os-cloud/global/images/ubuntu-2204-jammy-v20240319
     gcp_boot_volume_gb: 50
     gcp_disk_type: pd-ssd
