@@ -80,8 +80,7 @@ async fn a_lost_insert_answer_is_retried_with_the_same_request_id_and_makes_one_
     );
     let slow = shared::providers::gcp::GcpProvider::from_config(&config(&server), &env).unwrap();
     let vm = slow.create_vm(&s).await.expect("create after a stalled insert");
-    let inserts: Vec<_> =
-        server.requests().into_iter().filter(|r| r.key() == format!("POST {INSTANCES}")).collect();
+    let inserts: Vec<_> = server.requests().into_iter().filter(|r| r.key() == format!("POST {INSTANCES}")).collect();
     assert_eq!(inserts.len(), 2);
     assert_eq!(inserts[0].param("requestId"), inserts[1].param("requestId"));
     assert_eq!(server.instances().len(), 1);
@@ -104,7 +103,11 @@ async fn an_operation_that_never_finishes_is_bounded_and_the_instance_kept() {
     );
     let env = BuildEnv {
         timings: Timings { operation_timeout: std::time::Duration::from_millis(200), ..fast_timings() },
-        ..super::env(&integration_tests::gcp_server::key_file(&server.url), fast_retry(), std::time::Duration::from_secs(5))
+        ..super::env(
+            &integration_tests::gcp_server::key_file(&server.url),
+            fast_retry(),
+            std::time::Duration::from_secs(5),
+        )
     };
     let p = shared::providers::gcp::GcpProvider::from_config(&config(&server), &env).unwrap();
     let s = spec("prod", "p");
@@ -182,14 +185,23 @@ async fn zone_exhaustion_is_out_of_capacity_and_api_errors_are_named() {
 
     server.api().inject(
         &format!("POST {INSTANCES}"),
-        Fault::Answer(err(403, "accessNotConfigured", "Compute Engine API has not been used in project 1 before or it is disabled.")),
+        Fault::Answer(err(
+            403,
+            "accessNotConfigured",
+            "Compute Engine API has not been used in project 1 before or it is disabled.",
+        )),
         0,
         1,
     );
     let e = p.create_vm(&spec("prod", "p")).await.unwrap_err();
     assert_eq!(e.class(), ErrorClass::Permission, "{e}");
     assert!(e.to_string().contains("Compute Engine API is not enabled"), "{e}");
-    server.api().inject(&format!("POST {INSTANCES}"), Fault::Answer(err(403, "quotaExceeded", "Quota 'CPUS' exceeded.")), 0, 1);
+    server.api().inject(
+        &format!("POST {INSTANCES}"),
+        Fault::Answer(err(403, "quotaExceeded", "Quota 'CPUS' exceeded.")),
+        0,
+        1,
+    );
     assert_eq!(p.create_vm(&spec("prod", "p")).await.unwrap_err().class(), ErrorClass::OutOfCapacity);
 
     // A Windows VM with a Bash script type is refused before any call.
@@ -214,10 +226,7 @@ async fn preflight_passes_and_names_what_is_missing() {
     let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
     assert_eq!(names, shared::providers::gcp::CHECKS.to_vec());
     assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
-    assert!(
-        server.requests().iter().all(|r| r.method == "GET" || r.route == "/token"),
-        "preflight is read-only"
-    );
+    assert!(server.requests().iter().all(|r| r.method == "GET" || r.route == "/token"), "preflight is read-only");
 
     let mut cfg = config(&server);
     cfg.gcp_machine_type = "n9-huge-1".into();

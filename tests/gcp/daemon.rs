@@ -127,8 +127,12 @@ async fn run_scales_a_gcp_pool_up_and_down() {
     assert_eq!(api.disks().len(), 1);
     let script = inst.metadata("startup-script").unwrap();
     assert!(script.contains(&format!("-M {MANAGER_TOKEN}")) && script.contains("-r gcp"), "{script}");
-    let server_id =
-        script.split_whitespace().skip_while(|w| *w != "-i").nth(1).expect("the script carries -i {server_id}").to_string();
+    let server_id = script
+        .split_whitespace()
+        .skip_while(|w| *w != "-i")
+        .nth(1)
+        .expect("the script carries -i {server_id}")
+        .to_string();
     assert_eq!(server_id.len(), 32, "rendered as Kasm lists ids: {server_id}");
 
     kasm.add_agent(AgentSpec {

@@ -33,12 +33,8 @@ async fn passes_the_dns_conformance_suite() {
     let dns = backend(&server).await.with_page_size(2);
     shared::dns::conformance::run_all_with(&dns, &Zone(server.clone()), DOMAIN, "conformance-gcp-dns", 5).await;
     // The operator's records at the apex are untouched.
-    let apex: Vec<(String, Vec<String>)> = server
-        .rrsets()
-        .into_iter()
-        .filter(|r| r.name == format!("{DOMAIN}."))
-        .map(|r| (r.kind, r.rrdatas))
-        .collect();
+    let apex: Vec<(String, Vec<String>)> =
+        server.rrsets().into_iter().filter(|r| r.name == format!("{DOMAIN}.")).map(|r| (r.kind, r.rrdatas)).collect();
     assert_eq!(
         apex,
         vec![
@@ -75,7 +71,12 @@ async fn an_upsert_is_one_atomic_change_and_a_stale_one_is_recomputed() {
     assert_eq!(a.rrdatas, ["10.0.0.8"]);
 
     // A 412 from a concurrent writer: read again, recomputed, applied.
-    server.api().inject(CHANGES, Fault::Answer(err(412, "conditionNotMet", "Precondition not met for 'entity.change.deletions[0]'")), 0, 1);
+    server.api().inject(
+        CHANGES,
+        Fault::Answer(err(412, "conditionNotMet", "Precondition not met for 'entity.change.deletions[0]'")),
+        0,
+        1,
+    );
     dns.upsert_a(&ARecord { address: "10.0.0.9".parse().unwrap(), ..r.clone() }).await.expect("recomputed");
     dns.delete_a(&name, &owner).await.unwrap();
     assert!(server.rrsets().iter().all(|s| s.name != format!("{name}.")), "{:?}", server.rrsets());

@@ -18,8 +18,14 @@ use super::{provider, secrets, spec};
 const METHODS: &[(&str, &[&str])] = &[
     ("POST /token", &[]),
     ("GET /compute/v1/projects/{project}/zones/{zone}/instances/{instance}", &[]),
-    ("GET /compute/v1/projects/{project}/zones/{zone}/instances", &["filter", "maxResults", "orderBy", "pageToken", "returnPartialSuccess"]),
-    ("POST /compute/v1/projects/{project}/zones/{zone}/instances", &["requestId", "sourceInstanceTemplate", "sourceMachineImage"]),
+    (
+        "GET /compute/v1/projects/{project}/zones/{zone}/instances",
+        &["filter", "maxResults", "orderBy", "pageToken", "returnPartialSuccess"],
+    ),
+    (
+        "POST /compute/v1/projects/{project}/zones/{zone}/instances",
+        &["requestId", "sourceInstanceTemplate", "sourceMachineImage"],
+    ),
     ("DELETE /compute/v1/projects/{project}/zones/{zone}/instances/{instance}", &["noGracefulShutdown", "requestId"]),
     ("GET /compute/v1/projects/{project}/zones/{zone}/operations/{operation}", &[]),
     ("GET /compute/v1/projects/{project}", &[]),
@@ -29,7 +35,10 @@ const METHODS: &[(&str, &[&str])] = &[
     ("GET /compute/v1/projects/{project}/global/images/{image}", &[]),
     ("GET /compute/v1/projects/{project}/regions/{region}/subnetworks/{subnetwork}", &["views"]),
     ("GET /dns/v1/projects/{project}/managedZones/{managedZone}", &["clientOperationId"]),
-    ("GET /dns/v1/projects/{project}/managedZones/{managedZone}/rrsets", &["filter", "maxResults", "name", "pageToken", "type"]),
+    (
+        "GET /dns/v1/projects/{project}/managedZones/{managedZone}/rrsets",
+        &["filter", "maxResults", "name", "pageToken", "type"],
+    ),
     ("POST /dns/v1/projects/{project}/managedZones/{managedZone}/changes", &["clientOperationId"]),
 ];
 
@@ -37,36 +46,132 @@ const METHODS: &[(&str, &[&str])] = &[
 fn schema(name: &str) -> &'static [&'static str] {
     match name {
         "Instance" => &[
-            "advancedMachineFeatures", "canIpForward", "confidentialInstanceConfig", "cpuPlatform", "creationTimestamp",
-            "deletionProtection", "description", "disks", "displayDevice", "fingerprint", "guestAccelerators", "hostname",
-            "id", "instanceEncryptionKey", "keyRevocationActionType", "kind", "labelFingerprint", "labels",
-            "lastStartTimestamp", "lastStopTimestamp", "lastSuspendedTimestamp", "localSsdEncryptionMode", "machineType",
-            "metadata", "minCpuPlatform", "name", "networkInterfaces", "networkPerformanceConfig", "params",
-            "privateIpv6GoogleAccess", "reservationAffinity", "resourcePolicies", "resourceStatus", "satisfiesPzi",
-            "satisfiesPzs", "scheduling", "selfLink", "serviceAccounts", "shieldedInstanceConfig",
-            "shieldedInstanceIntegrityPolicy", "sourceMachineImage", "sourceMachineImageEncryptionKey",
-            "startRestricted", "status", "statusMessage", "tags", "workloadIdentityConfig", "zone",
+            "advancedMachineFeatures",
+            "canIpForward",
+            "confidentialInstanceConfig",
+            "cpuPlatform",
+            "creationTimestamp",
+            "deletionProtection",
+            "description",
+            "disks",
+            "displayDevice",
+            "fingerprint",
+            "guestAccelerators",
+            "hostname",
+            "id",
+            "instanceEncryptionKey",
+            "keyRevocationActionType",
+            "kind",
+            "labelFingerprint",
+            "labels",
+            "lastStartTimestamp",
+            "lastStopTimestamp",
+            "lastSuspendedTimestamp",
+            "localSsdEncryptionMode",
+            "machineType",
+            "metadata",
+            "minCpuPlatform",
+            "name",
+            "networkInterfaces",
+            "networkPerformanceConfig",
+            "params",
+            "privateIpv6GoogleAccess",
+            "reservationAffinity",
+            "resourcePolicies",
+            "resourceStatus",
+            "satisfiesPzi",
+            "satisfiesPzs",
+            "scheduling",
+            "selfLink",
+            "serviceAccounts",
+            "shieldedInstanceConfig",
+            "shieldedInstanceIntegrityPolicy",
+            "sourceMachineImage",
+            "sourceMachineImageEncryptionKey",
+            "startRestricted",
+            "status",
+            "statusMessage",
+            "tags",
+            "workloadIdentityConfig",
+            "zone",
         ],
         "AttachedDisk" => &[
-            "architecture", "autoDelete", "boot", "deviceName", "diskEncryptionKey", "diskSizeGb", "forceAttach",
-            "guestOsFeatures", "index", "initializeParams", "interface", "kind", "licenses", "mode", "savedState",
-            "shieldedInstanceInitialState", "source", "type",
+            "architecture",
+            "autoDelete",
+            "boot",
+            "deviceName",
+            "diskEncryptionKey",
+            "diskSizeGb",
+            "forceAttach",
+            "guestOsFeatures",
+            "index",
+            "initializeParams",
+            "interface",
+            "kind",
+            "licenses",
+            "mode",
+            "savedState",
+            "shieldedInstanceInitialState",
+            "source",
+            "type",
         ],
         "AttachedDiskInitializeParams" => &[
-            "architecture", "description", "diskName", "diskSizeGb", "diskType", "enableConfidentialCompute", "labels",
-            "licenses", "onUpdateAction", "provisionedIops", "provisionedThroughput", "replicaZones",
-            "resourceManagerTags", "resourcePolicies", "sourceImage", "sourceImageEncryptionKey", "sourceSnapshot",
-            "sourceSnapshotEncryptionKey", "storagePool",
+            "architecture",
+            "description",
+            "diskName",
+            "diskSizeGb",
+            "diskType",
+            "enableConfidentialCompute",
+            "labels",
+            "licenses",
+            "onUpdateAction",
+            "provisionedIops",
+            "provisionedThroughput",
+            "replicaZones",
+            "resourceManagerTags",
+            "resourcePolicies",
+            "sourceImage",
+            "sourceImageEncryptionKey",
+            "sourceSnapshot",
+            "sourceSnapshotEncryptionKey",
+            "storagePool",
         ],
         "NetworkInterface" => &[
-            "accessConfigs", "aliasIpRanges", "aliasIpv6Ranges", "enableVpcScopedDns", "fingerprint", "igmpQuery",
-            "internalIpv6PrefixLength", "ipv6AccessConfigs", "ipv6AccessType", "ipv6Address", "kind", "name", "network",
-            "networkAttachment", "networkIP", "nicType", "parentNicName", "queueCount", "serviceClassId", "stackType",
-            "subnetwork", "vlan",
+            "accessConfigs",
+            "aliasIpRanges",
+            "aliasIpv6Ranges",
+            "enableVpcScopedDns",
+            "fingerprint",
+            "igmpQuery",
+            "internalIpv6PrefixLength",
+            "ipv6AccessConfigs",
+            "ipv6AccessType",
+            "ipv6Address",
+            "kind",
+            "name",
+            "network",
+            "networkAttachment",
+            "networkIP",
+            "nicType",
+            "parentNicName",
+            "queueCount",
+            "serviceClassId",
+            "stackType",
+            "subnetwork",
+            "vlan",
         ],
         "AccessConfig" => &[
-            "externalIpv6", "externalIpv6PrefixLength", "ipCollection", "kind", "name", "natIP", "networkTier",
-            "publicPtrDomainName", "securityPolicy", "setPublicPtr", "type",
+            "externalIpv6",
+            "externalIpv6PrefixLength",
+            "ipCollection",
+            "kind",
+            "name",
+            "natIP",
+            "networkTier",
+            "publicPtrDomainName",
+            "securityPolicy",
+            "setPublicPtr",
+            "type",
         ],
         "Metadata" => &["fingerprint", "items", "kind"],
         "Metadata.items" => &["key", "value"],
@@ -74,10 +179,25 @@ fn schema(name: &str) -> &'static [&'static str] {
         "ServiceAccount" => &["email", "scopes"],
         "AcceleratorConfig" => &["acceleratorCount", "acceleratorType"],
         "Scheduling" => &[
-            "automaticRestart", "availabilityDomain", "exposeHostTopology", "gracefulShutdown", "hostErrorTimeoutSeconds",
-            "instanceTerminationAction", "localSsdRecoveryTimeout", "locationHint", "maxRunDuration", "minNodeCpus",
-            "nodeAffinities", "onHostMaintenance", "onInstanceStopAction", "preemptible", "preemptionNoticeDuration",
-            "protectionTier", "provisioningModel", "skipGuestOsShutdown", "terminationTime",
+            "automaticRestart",
+            "availabilityDomain",
+            "exposeHostTopology",
+            "gracefulShutdown",
+            "hostErrorTimeoutSeconds",
+            "instanceTerminationAction",
+            "localSsdRecoveryTimeout",
+            "locationHint",
+            "maxRunDuration",
+            "minNodeCpus",
+            "nodeAffinities",
+            "onHostMaintenance",
+            "onInstanceStopAction",
+            "preemptible",
+            "preemptionNoticeDuration",
+            "protectionTier",
+            "provisioningModel",
+            "skipGuestOsShutdown",
+            "terminationTime",
         ],
         "CustomerEncryptionKey" => &["kmsKeyName", "kmsKeyServiceAccount", "rawKey", "rsaEncryptedKey", "sha256"],
         "Change" => &["additions", "deletions", "id", "isServing", "kind", "startTime", "status"],
@@ -114,7 +234,8 @@ fn check(v: &Value, schema_name: &str, path: &str) {
         // `diskEncryptionKey` on initializeParams is the disk's key in the request we send; the schema
         // names it `AttachedDisk.diskEncryptionKey` (checked there) — it must be listed here too.
         assert!(
-            allowed.contains(&k.as_str()) || (schema_name == "AttachedDiskInitializeParams" && k == "diskEncryptionKey"),
+            allowed.contains(&k.as_str())
+                || (schema_name == "AttachedDiskInitializeParams" && k == "diskEncryptionKey"),
             "{path}.{k} is not a field of schemas.{schema_name}"
         );
         if let Some(c) = child(schema_name, k) {
@@ -154,7 +275,12 @@ async fn every_request_matches_the_discovery_documents() {
     let owner = DnsOwner { deployment: "prod".into(), claim: s.claim.clone() };
     let name = format!("{}.{DOMAIN}", s.name);
     for last in [7, 8] {
-        let r = ARecord { name: name.clone(), address: format!("10.0.0.{last}").parse().unwrap(), ttl: 60, owner: owner.clone() };
+        let r = ARecord {
+            name: name.clone(),
+            address: format!("10.0.0.{last}").parse().unwrap(),
+            ttl: 60,
+            owner: owner.clone(),
+        };
         dns.upsert_a(&r).await.unwrap();
     }
     assert_eq!(dns.list_owned("prod").await.unwrap().len(), 1);
@@ -163,7 +289,8 @@ async fn every_request_matches_the_discovery_documents() {
     let mut seen = std::collections::BTreeSet::new();
     for r in server.requests() {
         let key = r.key();
-        let (route, query) = METHODS.iter().find(|(m, _)| *m == key).unwrap_or_else(|| panic!("{key} is not a method we expect"));
+        let (route, query) =
+            METHODS.iter().find(|(m, _)| *m == key).unwrap_or_else(|| panic!("{key} is not a method we expect"));
         seen.insert(*route);
         for k in r.params.keys() {
             if key == "POST /token" {
@@ -178,7 +305,9 @@ async fn every_request_matches_the_discovery_documents() {
         if let Some(id) = r.param("requestId") {
             let hex: String = id.chars().filter(|c| *c != '-').collect();
             assert!(
-                id.len() == 36 && [8, 13, 18, 23].iter().all(|i| &id[*i..*i + 1] == "-") && hex.len() == 32
+                id.len() == 36
+                    && [8, 13, 18, 23].iter().all(|i| &id[*i..*i + 1] == "-")
+                    && hex.len() == 32
                     && hex.chars().all(|c| c.is_ascii_hexdigit()),
                 "{key}: requestId {id} is not a UUID"
             );
@@ -186,7 +315,10 @@ async fn every_request_matches_the_discovery_documents() {
         }
         match (r.method.as_str(), key.as_str()) {
             ("POST", "POST /token") => {
-                assert_eq!(r.headers.get("content-type").map(String::as_str), Some("application/x-www-form-urlencoded"));
+                assert_eq!(
+                    r.headers.get("content-type").map(String::as_str),
+                    Some("application/x-www-form-urlencoded")
+                );
             }
             ("POST", k) => {
                 let b: Value = serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{k}: {e}"));
@@ -202,10 +334,6 @@ async fn every_request_matches_the_discovery_documents() {
             (_, k) => assert!(r.body.is_empty(), "{k} sends a body: {}", r.body),
         }
     }
-    let unseen: Vec<&str> = METHODS
-        .iter()
-        .map(|(m, _)| *m)
-        .filter(|m| !seen.contains(m))
-        .collect();
+    let unseen: Vec<&str> = METHODS.iter().map(|(m, _)| *m).filter(|m| !seen.contains(m)).collect();
     assert!(unseen.is_empty(), "not exercised: {unseen:?}");
 }

@@ -264,7 +264,11 @@ impl GcpTestServer {
                     guard_state.lock().expect("lock").tokens.get(t).is_some_and(|exp| *exp > Instant::now())
                 });
                 (!ok).then(|| {
-                    err(401, "authError", "Request had invalid authentication credentials. Expected OAuth 2 access token.")
+                    err(
+                        401,
+                        "authError",
+                        "Request had invalid authentication credentials. Expected OAuth 2 access token.",
+                    )
                 })
             })
             .unrouted(|m, p| err(404, "notFound", &format!("no route for {m} {p}")));
@@ -480,7 +484,9 @@ fn legal_name(n: &str) -> bool {
 }
 
 fn legal_label(k: &str, v: &str) -> bool {
-    let ok = |s: &str| s.len() <= 63 && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_');
+    let ok = |s: &str| {
+        s.len() <= 63 && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+    };
     !k.is_empty() && k.as_bytes()[0].is_ascii_lowercase() && ok(k) && ok(v)
 }
 
@@ -638,7 +644,9 @@ fn token(st: &mut Inner, base: &str, req: &Incoming) -> Reply {
     if req.param("grant_type") != Some(shared::providers::gcp::GRANT_TYPE) {
         return oauth("unsupported_grant_type", "Invalid grant_type");
     }
-    let Some(a) = req.param("assertion") else { return oauth("invalid_request", "Missing required parameter: assertion") };
+    let Some(a) = req.param("assertion") else {
+        return oauth("invalid_request", "Missing required parameter: assertion");
+    };
     if let Err(why) = verify_assertion(a, &format!("{base}/token")) {
         return oauth("invalid_grant", &format!("Invalid JWT: {why}"));
     }
@@ -738,7 +746,9 @@ fn insert(st: &mut Inner, base: &str, req: &Incoming) -> Reply {
     }
     let labels: BTreeMap<String, String> = match b.get("labels") {
         None | Some(Value::Null) => BTreeMap::new(),
-        Some(Value::Object(o)) => o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("\u{0}").to_string())).collect(),
+        Some(Value::Object(o)) => {
+            o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("\u{0}").to_string())).collect()
+        }
         _ => return bad("Invalid value for field 'resource.labels'."),
     };
     if let Some((k, v)) = labels.iter().find(|(k, v)| !legal_label(k, v)) {
@@ -755,7 +765,11 @@ fn insert(st: &mut Inner, base: &str, req: &Incoming) -> Reply {
         }
     }
     if st.instances.contains_key(&name) {
-        return err(409, "alreadyExists", &format!("The resource 'projects/{PROJECT}/zones/{ZONE}/instances/{name}' already exists"));
+        return err(
+            409,
+            "alreadyExists",
+            &format!("The resource 'projects/{PROJECT}/zones/{ZONE}/instances/{name}' already exists"),
+        );
     }
     st.next_id += 1;
     let id = st.next_id;
@@ -763,7 +777,9 @@ fn insert(st: &mut Inner, base: &str, req: &Incoming) -> Reply {
         let mut op = new_op(st, "insert", &name, id, 0);
         op.error = Some((
             "ZONE_RESOURCE_POOL_EXHAUSTED".into(),
-            format!("The zone 'projects/{PROJECT}/zones/{ZONE}' does not have enough resources available to fulfill the request."),
+            format!(
+                "The zone 'projects/{PROJECT}/zones/{ZONE}' does not have enough resources available to fulfill the request."
+            ),
             503,
         ));
         st.ops.insert(op.name.clone(), op.clone());
@@ -771,7 +787,14 @@ fn insert(st: &mut Inner, base: &str, req: &Incoming) -> Reply {
     } else {
         st.instances.insert(
             name.clone(),
-            TestInstance { id, name: name.clone(), status: "PROVISIONING".into(), labels, body: b.clone(), created: now_rfc3339() },
+            TestInstance {
+                id,
+                name: name.clone(),
+                status: "PROVISIONING".into(),
+                labels,
+                body: b.clone(),
+                created: now_rfc3339(),
+            },
         );
         for (k, d) in disks.iter().enumerate() {
             let dname = if k == 0 { name.clone() } else { format!("{name}-{k}") };
@@ -829,7 +852,13 @@ fn list(st: &mut Inner, base: &str, req: &Incoming) -> Reply {
         None => Vec::new(),
         Some(f) => match parse_filter(f) {
             Some(f) => f,
-            None => return err(400, "invalid", &format!("Invalid value for field 'filter': '{f}'. Invalid list filter expression.")),
+            None => {
+                return err(
+                    400,
+                    "invalid",
+                    &format!("Invalid value for field 'filter': '{f}'. Invalid list filter expression."),
+                );
+            }
         },
     };
     let max = match req.param("maxResults").map(str::parse::<usize>) {
@@ -907,8 +936,14 @@ fn dns(st: &mut Inner, req: &Incoming) -> Reply {
                 return err(400, "required", "The 'entity.change' parameter is required but was missing.");
             }
             for r in adds.iter().chain(&dels) {
-                if !r.name.ends_with('.') || !(r.name == format!("{DOMAIN}.") || r.name.ends_with(&format!(".{DOMAIN}."))) {
-                    return err(400, "invalid", &format!("Invalid value for 'entity.change.additions[0].name': '{}'", r.name));
+                if !r.name.ends_with('.')
+                    || !(r.name == format!("{DOMAIN}.") || r.name.ends_with(&format!(".{DOMAIN}.")))
+                {
+                    return err(
+                        400,
+                        "invalid",
+                        &format!("Invalid value for 'entity.change.additions[0].name': '{}'", r.name),
+                    );
                 }
                 if r.kind == "A" && r.rrdatas.iter().any(|d| d.parse::<Ipv4Addr>().is_err()) {
                     return err(400, "invalid", "Invalid value for 'entity.change.additions[0].rrdata'");
@@ -934,7 +969,10 @@ fn dns(st: &mut Inner, req: &Incoming) -> Reply {
                     return err(
                         409,
                         "alreadyExists",
-                        &format!("The resource 'entity.change.additions[{i}]' named '{} ({})' already exists", a.name, a.kind),
+                        &format!(
+                            "The resource 'entity.change.additions[{i}]' named '{} ({})' already exists",
+                            a.name, a.kind
+                        ),
                     );
                 }
                 next.push(a.clone());

@@ -79,7 +79,9 @@ pub async fn preflight(config: &VmProviderConfig, env: &BuildEnv) -> Vec<Check> 
 fn left_out(kind: ProviderKind, feature: &str) -> ProviderError {
     ProviderError::NotSupported {
         provider: kind.as_str(),
-        what: format!("this binary was built without the `{feature}` feature; rebuild with `--features shared/{feature}` (or the default features)"),
+        what: format!(
+            "this binary was built without the `{feature}` feature; rebuild with `--features shared/{feature}` (or the default features)"
+        ),
     }
 }
 

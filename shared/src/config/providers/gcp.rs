@@ -623,8 +623,9 @@ gcp_subnetwork: projects/pensive-voice-547511/regions/us-east4/subnetworks/defau
         let mut c = base();
         c.gcp_guest_accelerators =
             JsonText(vec![GcpGuestAccelerator { accelerator_type: "nvidia-tesla-t4".into(), accelerator_count: 1 }]);
-        c.gcp_config_override =
-            Some(JsonText(serde_json::json!({"scheduling": {"onHostMaintenance": "MIGRATE"}}).as_object().unwrap().clone()));
+        c.gcp_config_override = Some(JsonText(
+            serde_json::json!({"scheduling": {"onHostMaintenance": "MIGRATE"}}).as_object().unwrap().clone(),
+        ));
         c.gcp_custom_labels = JsonText([("kasm-autoscale-claim".to_string(), "x".to_string())].into_iter().collect());
         assert_eq!(fields(&c), ["gcp_custom_labels", "gcp_config_override.scheduling.onHostMaintenance"]);
     }

@@ -42,8 +42,7 @@ impl GcpProvider {
 /// `<root>/<service path>` of `endpoint_url` (or `default_root`), checked; `service` is e.g.
 /// `["compute", "v1"]`.
 pub(crate) fn base_url(endpoint_url: Option<&str>, default_root: &str, service: &[&str]) -> Result<Url, Error> {
-    let root =
-        endpoint_url.map(|u| u.trim().trim_end_matches('/')).filter(|u| !u.is_empty()).unwrap_or(default_root);
+    let root = endpoint_url.map(|u| u.trim().trim_end_matches('/')).filter(|u| !u.is_empty()).unwrap_or(default_root);
     let mut url =
         Url::parse(root).map_err(|e| Error::Config { message: format!("endpoint_url `{root}` is not a URL: {e}") })?;
     if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {

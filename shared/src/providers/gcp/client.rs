@@ -13,8 +13,8 @@
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, Url};
 use secrecy::SecretString;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -315,8 +315,9 @@ impl Client {
         let http_err = |source| Error::Http { what: what.to_string(), source };
         let req = req.build().map_err(|e| http_err(HttpError::from_reqwest(e, &redactor)))?;
         // Every write we send carries a `requestId`: the API ignores a repeat, so all are safe to retry.
-        let resp =
-            crate::http::send(&self.http, req, Idempotency::Idempotent, &self.retry, &redactor).await.map_err(http_err)?;
+        let resp = crate::http::send(&self.http, req, Idempotency::Idempotent, &self.retry, &redactor)
+            .await
+            .map_err(http_err)?;
         resp.text().await.map_err(|e| http_err(HttpError::from_reqwest(e, &redactor)))
     }
 

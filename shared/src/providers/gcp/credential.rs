@@ -165,10 +165,9 @@ impl Credential {
     async fn read_key_text(&self) -> Result<SecretString, Error> {
         match &self.source {
             Source::Given(s) => Ok(s.clone()),
-            Source::Secret { secrets, reference, field } => secrets
-                .resolve(reference)
-                .await
-                .map_err(|e| Error::Credential { message: format!("{field}: {e}") }),
+            Source::Secret { secrets, reference, field } => {
+                secrets.resolve(reference).await.map_err(|e| Error::Credential { message: format!("{field}: {e}") })
+            }
         }
     }
 
@@ -206,15 +205,16 @@ impl Credential {
             .build()
             .map_err(|e| http_err(HttpError::from_reqwest(e, &redactor)))?;
         // Asking for a token twice is harmless.
-        let resp = crate::http::send(&self.http, req, Idempotency::Idempotent, &self.retry, &redactor).await.map_err(
-            |e| match e {
-                // The token endpoint answers a refused grant with 400 `invalid_grant`: the key is refused.
-                HttpError::Status { status, body, .. } if status.as_u16() == 400 || status.as_u16() == 401 => {
-                    Error::Credential { message: format!("{field}: the token endpoint refused the key: {body}") }
+        let resp =
+            crate::http::send(&self.http, req, Idempotency::Idempotent, &self.retry, &redactor).await.map_err(|e| {
+                match e {
+                    // The token endpoint answers a refused grant with 400 `invalid_grant`: the key is refused.
+                    HttpError::Status { status, body, .. } if status.as_u16() == 400 || status.as_u16() == 401 => {
+                        Error::Credential { message: format!("{field}: the token endpoint refused the key: {body}") }
+                    }
+                    other => http_err(other),
                 }
-                other => http_err(other),
-            },
-        )?;
+            })?;
         let text = resp.text().await.map_err(|e| http_err(HttpError::from_reqwest(e, &redactor)))?;
         let a: TokenAnswer = serde_json::from_str(&text).map_err(|e| Error::Decode {
             what: what.clone(),

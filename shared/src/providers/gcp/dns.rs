@@ -117,7 +117,11 @@ impl GcpDns {
     }
 
     /// The backend for `cfg` against `endpoint_url` (a test server), its key file from `secrets`.
-    pub async fn with_endpoint(cfg: &GcpDnsConfig, secrets: &dyn Secrets, endpoint_url: &str) -> Result<Self, DnsError> {
+    pub async fn with_endpoint(
+        cfg: &GcpDnsConfig,
+        secrets: &dyn Secrets,
+        endpoint_url: &str,
+    ) -> Result<Self, DnsError> {
         Self::build(cfg, secrets, Some(endpoint_url)).await
     }
 
@@ -194,7 +198,8 @@ impl GcpDns {
         let http_err = |source| Error::Http { what: what.to_string(), source };
         let req = req.build().map_err(|e| http_err(HttpError::from_reqwest(e, &auth.redactor)))?;
         // A change sent twice is refused whole (409/412) and recomputed: safe to retry.
-        let resp = match crate::http::send(&self.http, req, Idempotency::Idempotent, &self.retry, &auth.redactor).await {
+        let resp = match crate::http::send(&self.http, req, Idempotency::Idempotent, &self.retry, &auth.redactor).await
+        {
             Ok(r) => r,
             Err(e) => {
                 if e.status().is_some_and(|s| s.as_u16() == 401) {
@@ -211,9 +216,11 @@ impl GcpDns {
     async fn dns_name(&self) -> Result<&str, DnsError> {
         self.dns_name
             .get_or_try_init(|| async {
-                let text = self.call(Method::GET, &[], &[], None, "read the managed zone").await.map_err(|e| self.err(e))?;
-                let z: ManagedZone = serde_json::from_str(&text)
-                    .map_err(|e| self.err(Error::Decode { what: "read the managed zone".into(), message: e.to_string() }))?;
+                let text =
+                    self.call(Method::GET, &[], &[], None, "read the managed zone").await.map_err(|e| self.err(e))?;
+                let z: ManagedZone = serde_json::from_str(&text).map_err(|e| {
+                    self.err(Error::Decode { what: "read the managed zone".into(), message: e.to_string() })
+                })?;
                 Ok(normalize_name(&z.dns_name))
             })
             .await
@@ -225,7 +232,10 @@ impl GcpDns {
         let n = normalize_name(name);
         let zone = self.dns_name().await?;
         if n != zone && !n.ends_with(&format!(".{zone}")) {
-            return Err(DnsError::Invalid { provider: NAME, message: format!("{n} is not in the managed zone {zone}") });
+            return Err(DnsError::Invalid {
+                provider: NAME,
+                message: format!("{n} is not in the managed zone {zone}"),
+            });
         }
         Ok(format!("{n}."))
     }
@@ -293,8 +303,12 @@ impl DnsProvider for GcpDns {
         let fqdn = self.fqdn(&record.name).await?;
         let ttl = if record.ttl == 0 { self.ttl } else { record.ttl };
         let want_a = RecordSet { name: fqdn.clone(), kind: "A".into(), ttl, rrdatas: vec![record.address.to_string()] };
-        let want_txt =
-            RecordSet { name: fqdn.clone(), kind: "TXT".into(), ttl, rrdatas: vec![format!("\"{}\"", record.owner.marker())] };
+        let want_txt = RecordSet {
+            name: fqdn.clone(),
+            kind: "TXT".into(),
+            ttl,
+            rrdatas: vec![format!("\"{}\"", record.owner.marker())],
+        };
         for _ in 0..ATTEMPTS {
             let (a, txt, other) = Self::split(&self.rrsets(Some(&fqdn)).await?);
             let texts: Option<Vec<String>> = txt.as_ref().map(|t| t.rrdatas.iter().map(|d| unquote(d)).collect());

@@ -54,7 +54,10 @@ pub fn for_owner(labels: &OwnerLabels) -> Result<BTreeMap<String, String>, Strin
         let Some((gcp_key, _)) = KEYS.iter().find(|(_, o)| *o == owner_key) else { continue };
         let v = encode(&value);
         if v.len() > MAX_LEN {
-            return Err(format!("label {owner_key} makes a GCP label value of {} characters (at most {MAX_LEN})", v.len()));
+            return Err(format!(
+                "label {owner_key} makes a GCP label value of {} characters (at most {MAX_LEN})",
+                v.len()
+            ));
         }
         out.insert(gcp_key.to_string(), v);
     }
@@ -63,9 +66,7 @@ pub fn for_owner(labels: &OwnerLabels) -> Result<BTreeMap<String, String>, Strin
 
 /// The ownership labels our GCP labels among `gcp` carry (other labels are ignored).
 pub fn owner_labels(gcp: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    KEYS.iter()
-        .filter_map(|(g, o)| gcp.get(*g).and_then(|v| decode(v)).map(|v| (o.to_string(), v)))
-        .collect()
+    KEYS.iter().filter_map(|(g, o)| gcp.get(*g).and_then(|v| decode(v)).map(|v| (o.to_string(), v))).collect()
 }
 
 /// Whether `gcp` carries our deployment label.
@@ -100,10 +101,7 @@ mod tests {
         }
         assert!(o.matches(&owner_labels(&g)));
         assert!(is_ours(&g));
-        assert_eq!(
-            filter(&OwnerLabels::deployment("prod")).unwrap(),
-            "(labels.kasm_autoscale_deployment = \"prod\")"
-        );
+        assert_eq!(filter(&OwnerLabels::deployment("prod")).unwrap(), "(labels.kasm_autoscale_deployment = \"prod\")");
         let long = OwnerLabels::deployment(&"x".repeat(64));
         assert!(for_owner(&long).unwrap_err().contains("kasm-autoscale-deployment"));
         assert!(!is_ours(&[("team".to_string(), "vdi".to_string())].into()));

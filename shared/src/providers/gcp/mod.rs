@@ -248,11 +248,7 @@ fn to_vm(i: &Instance) -> Vm {
         state: state(&i.status),
         labels: labels::owner_labels(&i.labels),
         private_ip: nic.and_then(|n| n.network_ip.clone()),
-        public_ip: i
-            .network_interfaces
-            .iter()
-            .flat_map(|n| n.access_configs.iter())
-            .find_map(|a| a.nat_ip.clone()),
+        public_ip: i.network_interfaces.iter().flat_map(|n| n.access_configs.iter()).find_map(|a| a.nat_ip.clone()),
         created_at: i
             .creation_timestamp
             .as_deref()
@@ -495,14 +491,7 @@ impl GcpProvider {
 
     async fn list(&self, owner: &OwnerLabels) -> Result<Vec<Vm>, Error> {
         let filter = labels::filter(owner).map_err(|message| Error::Config { message })?;
-        Ok(self
-            .client
-            .instances(&filter)
-            .await?
-            .iter()
-            .map(to_vm)
-            .filter(|vm| owner.matches(&vm.labels))
-            .collect())
+        Ok(self.client.instances(&filter).await?.iter().map(to_vm).filter(|vm| owner.matches(&vm.labels)).collect())
     }
 }
 

@@ -19,8 +19,17 @@ use crate::providers::Check;
 use crate::script;
 
 /// The names of every check, in the order they are reported.
-pub const CHECKS: [&str; 9] =
-    ["credentials", "project", "zone", "machine_type", "image", "subnetwork", "cpu_quota", "gpu_quota", "startup_script"];
+pub const CHECKS: [&str; 9] = [
+    "credentials",
+    "project",
+    "zone",
+    "machine_type",
+    "image",
+    "subnetwork",
+    "cpu_quota",
+    "gpu_quota",
+    "startup_script",
+];
 
 /// `(project, name, is_family)` of an image path (`projects/<p>/global/images/<name>` or
 /// `.../images/family/<family>`, optionally a full URL); a bare name is in the config's project.
@@ -79,11 +88,7 @@ impl GcpProvider {
             Ok(()) => out.push(Check::pass("credentials", "the service-account key yields an access token")),
             Err(e) => {
                 out.push(Check::fail("credentials", e.into_provider().to_string()));
-                out.extend(
-                    CHECKS[1..CHECKS.len() - 1]
-                        .iter()
-                        .map(|n| Check::fail(n, "not checked: no access token")),
-                );
+                out.extend(CHECKS[1..CHECKS.len() - 1].iter().map(|n| Check::fail(n, "not checked: no access token")));
                 out.push(self.check_script());
                 return out;
             }
@@ -160,7 +165,10 @@ impl GcpProvider {
                 if short.is_empty() {
                     Check::pass("cpu_quota", format!("headroom in `{}`: {}", r.name, seen.join(", ")))
                 } else {
-                    Check::fail("cpu_quota", format!("region `{}`: {}; ask for a quota increase", r.name, short.join("; ")))
+                    Check::fail(
+                        "cpu_quota",
+                        format!("region `{}`: {}; ask for a quota increase", r.name, short.join("; ")),
+                    )
                 }
             }
         });
@@ -174,10 +182,8 @@ impl GcpProvider {
                     let metric = gpu_metric(&a.accelerator_type);
                     match headroom(&r.quotas, &metric) {
                         None => problems.push(format!("region `{}` reports no {metric} quota", r.name)),
-                        Some(h) if h < f64::from(a.accelerator_count) => problems.push(format!(
-                            "{metric} has room for {h}, one instance needs {}",
-                            a.accelerator_count
-                        )),
+                        Some(h) if h < f64::from(a.accelerator_count) => problems
+                            .push(format!("{metric} has room for {h}, one instance needs {}", a.accelerator_count)),
                         Some(h) => seen.push(format!("{metric} {h}")),
                     }
                 }
@@ -243,7 +249,10 @@ mod tests {
             Some(("ubuntu-os-cloud", "ubuntu-2204-jammy-v20240319", false))
         );
         assert_eq!(
-            image_ref("https://www.googleapis.com/compute/v1/projects/debian-cloud/global/images/family/debian-12", "p"),
+            image_ref(
+                "https://www.googleapis.com/compute/v1/projects/debian-cloud/global/images/family/debian-12",
+                "p"
+            ),
             Some(("debian-cloud", "debian-12", true))
         );
         assert_eq!(image_ref("my-image", "p"), Some(("p", "my-image", false)));

@@ -44,7 +44,11 @@ fn spec() -> VmSpec {
     let claim = ClaimId("01jabcdefghjkmnpqrstvwxyz0".into());
     VmSpec {
         name: format!("kasm-{claim}"),
-        labels: OwnerLabels { deployment: "prod".into(), autoscale_config: Some("GPU pool".into()), claim: Some(claim.clone()) },
+        labels: OwnerLabels {
+            deployment: "prod".into(),
+            autoscale_config: Some("GPU pool".into()),
+            claim: Some(claim.clone()),
+        },
         claim,
         os: OsFamily::Linux,
         startup_script: Some("#!/bin/bash\necho hi".to_string().into()),
@@ -179,7 +183,10 @@ fn instances_normalise() {
         "networkInterfaces": [{"networkIP": "10.0.0.2", "accessConfigs": [{"natIP": "34.1.2.3"}]}]}))
     .unwrap();
     let vm = to_vm(&i);
-    assert_eq!((vm.id.as_str(), vm.private_ip.as_deref(), vm.public_ip.as_deref()), ("kasm-a", Some("10.0.0.2"), Some("34.1.2.3")));
+    assert_eq!(
+        (vm.id.as_str(), vm.private_ip.as_deref(), vm.public_ip.as_deref()),
+        ("kasm-a", Some("10.0.0.2"), Some("34.1.2.3"))
+    );
     assert_eq!(vm.labels, [(OwnerLabels::DEPLOYMENT.to_string(), "prod".to_string())].into());
     assert!(vm.created_at.is_some());
 }
