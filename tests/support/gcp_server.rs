@@ -682,29 +682,24 @@ fn finish(st: &mut Inner, op: &TestOp) {
     if op.error.is_some() {
         return;
     }
+    let alive = st.instances.get(&op.target).is_some_and(|i| i.id == op.target_id);
     match op.kind {
-        "insert" => {
+        "insert" if alive => {
             if let Some(i) = st.instances.get_mut(&op.target)
                 && i.status == "PROVISIONING"
             {
                 i.status = "RUNNING".into();
             }
         }
-        "delete" => {
-            if st.instances.get(&op.target).is_some_and(|i| i.id == op.target_id) {
-                st.instances.remove(&op.target);
-                let gone: Vec<String> = st
-                    .disks
-                    .values()
-                    .filter(|d| d.user.as_deref() == Some(&op.target))
-                    .map(|d| d.name.clone())
-                    .collect();
-                for d in gone {
-                    if st.disks.get(&d).is_some_and(|d| d.auto_delete) {
-                        st.disks.remove(&d);
-                    } else if let Some(d) = st.disks.get_mut(&d) {
-                        d.user = None;
-                    }
+        "delete" if alive => {
+            st.instances.remove(&op.target);
+            let gone: Vec<String> =
+                st.disks.values().filter(|d| d.user.as_deref() == Some(&op.target)).map(|d| d.name.clone()).collect();
+            for d in gone {
+                if st.disks.get(&d).is_some_and(|d| d.auto_delete) {
+                    st.disks.remove(&d);
+                } else if let Some(d) = st.disks.get_mut(&d) {
+                    d.user = None;
                 }
             }
         }
