@@ -248,9 +248,9 @@ impl ProviderConfigCommon for GcpConfig {
 }
 
 impl GcpConfig {
-    /// The largest metadata value GCP accepts ([`METADATA_VALUE_MAX`]).
+    /// The largest metadata value GCP accepts (262144 bytes: `Metadata.items.value`).
     pub const METADATA_VALUE_MAX: usize = METADATA_VALUE_MAX;
-    /// The largest metadata total of an instance ([`METADATA_TOTAL_MAX`]).
+    /// The largest metadata total of an instance (512 KB: `Metadata.items`).
     pub const METADATA_TOTAL_MAX: usize = METADATA_TOTAL_MAX;
 
     /// The instance-metadata key the startup script goes under.

@@ -10,7 +10,7 @@
 //! 1. **Find**: `instances.get` of the claim's deterministic name (`VmSpec::name`). Found with our
 //!    claim label → resume (return it). Found without it → the name is taken: Invalid, nothing touched.
 //! 2. **Create**: `instances.insert?requestId=<`[`request_id`]`(claim)>` with the body of
-//!    [`GcpProvider::instance_body`]. The same claim always sends the same `requestId`, so the HTTP layer may
+//!    `GcpProvider::instance_body`. The same claim always sends the same `requestId`, so the HTTP layer may
 //!    retry the POST (a timeout, a 5xx, a 429) without making a second instance, and a crash between
 //!    GCP's accept and our record is found by step 1 next time. A `409 alreadyExists` (the request id
 //!    has expired but the instance exists) reads the instance and resumes as in step 1.
@@ -38,7 +38,7 @@
 //! (the public IP of a `ONE_TO_ONE_NAT` access config is ephemeral).
 //!
 //! # Errors
-//! One map ([`Error::into_provider`]): statuses through [`crate::http`] (401 Auth, 403 Permission,
+//! One map (`Error::into_provider`): statuses through [`crate::http`] (401 Auth, 403 Permission,
 //! 404 NotFound, 409 Conflict, 429 RateLimited with `Retry-After`, 5xx Transient); a 403 whose reason
 //! is `rateLimitExceeded`/`userRateLimitExceeded` is RateLimited, `quotaExceeded` OutOfCapacity, and
 //! `accessNotConfigured`/`SERVICE_DISABLED` says the Compute Engine API is not enabled in the project.
