@@ -44,6 +44,25 @@ async fn the_assertion_goes_to_the_key_files_token_uri_and_the_token_is_cached()
 }
 
 #[tokio::test]
+async fn a_token_expiring_within_the_margin_is_fetched_anew() {
+    let server = GcpTestServer::start().await;
+    // `expires_in` 200 s is inside the 300 s refresh margin: every call wants a fresh token.
+    server.set_token_ttl(200);
+    let p = provider(&server);
+    for _ in 0..3 {
+        let _ = p.get_vm("kasm-nothing").await;
+    }
+    assert_eq!(server.tokens_issued(), 3);
+    // 400 s is outside it: the next token is kept.
+    server.set_token_ttl(400);
+    for _ in 0..3 {
+        let _ = p.get_vm("kasm-nothing").await;
+    }
+    assert_eq!(server.tokens_issued(), 4);
+    assert_eq!(shared::providers::gcp::REFRESH_MARGIN, std::time::Duration::from_secs(300));
+}
+
+#[tokio::test]
 async fn a_refused_token_is_dropped_and_a_new_one_fetched_next_time() {
     let server = GcpTestServer::start().await;
     let p = provider(&server);

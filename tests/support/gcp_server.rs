@@ -46,7 +46,7 @@ pub const CLIENT_EMAIL: &str = "kasm-autoscale@pensive-voice-547511.iam.gservice
 pub const MANAGED_ZONE: &str = "kasm-zone";
 /// The DNS name of [`MANAGED_ZONE`], without the trailing dot.
 pub const DOMAIN: &str = "kasm.example.com";
-/// How long an issued token lives.
+/// How long an issued token lives unless [`GcpTestServer::set_token_ttl`] says otherwise.
 pub const TOKEN_TTL: u64 = 3600;
 /// Polls of an operation before it is `DONE`.
 pub const OP_POLLS: u32 = 2;
@@ -131,6 +131,7 @@ struct Inner {
     next_id: u64,
     tokens: HashMap<String, Instant>,
     tokens_issued: usize,
+    token_ttl: u64,
     capacity: usize,
     listed: usize,
     rrsets: Vec<TestRrset>,
@@ -235,6 +236,7 @@ impl GcpTestServer {
             next_id: 4_567_890_123_456_789_000,
             tokens: HashMap::new(),
             tokens_issued: 0,
+            token_ttl: TOKEN_TTL,
             capacity: 100,
             listed: 0,
             rrsets: vec![TestRrset {
@@ -324,6 +326,11 @@ impl GcpTestServer {
     /// How many tokens the token endpoint has issued.
     pub fn tokens_issued(&self) -> usize {
         self.lock().tokens_issued
+    }
+
+    /// Issues tokens valid `secs` (`expires_in`) from now on.
+    pub fn set_token_ttl(&self, secs: u64) {
+        self.lock().token_ttl = secs;
     }
 
     /// Forgets every issued token (as if they were revoked).
@@ -652,8 +659,8 @@ fn token(st: &mut Inner, base: &str, req: &Incoming) -> Reply {
     }
     st.tokens_issued += 1;
     let t = format!("ya29.test-{}-{:x}", st.tokens_issued, rand_u64());
-    st.tokens.insert(t.clone(), Instant::now() + Duration::from_secs(TOKEN_TTL));
-    Reply::json(200, &json!({"access_token": t, "expires_in": TOKEN_TTL, "token_type": "Bearer"}))
+    st.tokens.insert(t.clone(), Instant::now() + Duration::from_secs(st.token_ttl));
+    Reply::json(200, &json!({"access_token": t, "expires_in": st.token_ttl, "token_type": "Bearer"}))
 }
 
 fn rand_u64() -> u64 {

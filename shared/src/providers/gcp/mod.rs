@@ -58,7 +58,7 @@ pub mod dns;
 pub mod labels;
 mod preflight;
 
-pub use credential::{GRANT_TYPE, SCOPE};
+pub use credential::{GRANT_TYPE, REFRESH_MARGIN, SCOPE};
 pub use preflight::CHECKS;
 
 use async_trait::async_trait;
