@@ -5,6 +5,7 @@ pub mod digitalocean_server;
 pub mod ec2_proxy;
 pub mod evaluation;
 pub mod fake_api;
+pub mod gcp_server;
 pub mod kasm_server;
 pub mod lambda_world;
 pub mod moto;

@@ -1,5 +1,5 @@
 //! One exhaustive match from a DNS-provider config variant to its backend. Backends come with their
-//! provider: AWS Route 53, DigitalOcean DNS and Azure DNS now; GCP Cloud DNS and OCI DNS with their provider
+//! provider: AWS Route 53, DigitalOcean DNS, Azure DNS and GCP Cloud DNS now; OCI DNS with its provider
 //! issues, and until then their configs answer [`DnsError::NotSupported`] naming the provider.
 
 use async_trait::async_trait;
@@ -26,7 +26,11 @@ pub fn check(config: &DnsProviderConfig) -> Result<(), DnsError> {
         DnsProviderConfig::Azure(_) => Ok(()),
         #[cfg(not(feature = "azure"))]
         DnsProviderConfig::Azure(_) => Err(not_built(config)),
-        DnsProviderConfig::Gcp(_) | DnsProviderConfig::Oci(_) => Err(not_built(config)),
+        #[cfg(feature = "gcp")]
+        DnsProviderConfig::Gcp(_) => Ok(()),
+        #[cfg(not(feature = "gcp"))]
+        DnsProviderConfig::Gcp(_) => Err(not_built(config)),
+        DnsProviderConfig::Oci(_) => Err(not_built(config)),
     }
 }
 
@@ -54,7 +58,11 @@ pub fn build(config: &DnsProviderConfig, secrets: &Arc<dyn Secrets>) -> Result<A
         }
         #[cfg(not(feature = "azure"))]
         DnsProviderConfig::Azure(_) => Err(not_built(config)),
-        DnsProviderConfig::Gcp(_) | DnsProviderConfig::Oci(_) => Err(not_built(config)),
+        #[cfg(feature = "gcp")]
+        DnsProviderConfig::Gcp(c) => Ok(Arc::new(crate::providers::gcp::dns::GcpDns::from_config(c, secrets.clone())?)),
+        #[cfg(not(feature = "gcp"))]
+        DnsProviderConfig::Gcp(_) => Err(not_built(config)),
+        DnsProviderConfig::Oci(_) => Err(not_built(config)),
     }
 }
 
@@ -202,7 +210,7 @@ dns_provider_configs:
         let s = set(ALL);
         for c in &s.dns_provider_configs {
             match (c.name(), check(c)) {
-                ("r53" | "do" | "az", r) => assert!(r.is_ok(), "{r:?}"),
+                ("r53" | "do" | "az" | "gcp", r) => assert!(r.is_ok(), "{r:?}"),
                 (name, Err(e @ DnsError::NotSupported { provider, .. })) => {
                     let text = e.to_string();
                     assert!(text.contains(&format!("DNS-provider config {name}")), "{text}");

@@ -22,6 +22,8 @@ pub mod conformance;
 #[cfg(feature = "digitalocean")]
 pub mod digitalocean;
 mod error;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 pub mod memory;
 #[cfg(feature = "nutanix")]
 pub mod nutanix;
@@ -29,7 +31,7 @@ pub mod nutanix;
 pub mod proxmox;
 pub mod registry;
 mod set;
-#[cfg(any(feature = "proxmox", feature = "digitalocean", feature = "nutanix"))]
+#[cfg(any(feature = "proxmox", feature = "digitalocean", feature = "nutanix", feature = "gcp"))]
 mod tag_escape;
 
 pub use error::{ErrorClass, ProviderError};

@@ -30,7 +30,10 @@ pub fn build(config: &VmProviderConfig, env: &BuildEnv) -> Result<Arc<dyn VmProv
         }
         #[cfg(not(feature = "digitalocean"))]
         VmProviderConfig::DigitalOcean(_) => Err(left_out(ProviderKind::DigitalOcean, "digitalocean")),
-        VmProviderConfig::Gcp(_) => Err(not_built(ProviderKind::Gcp)),
+        #[cfg(feature = "gcp")]
+        VmProviderConfig::Gcp(c) => Ok(Arc::new(super::gcp::GcpProvider::from_config(c, env)?)),
+        #[cfg(not(feature = "gcp"))]
+        VmProviderConfig::Gcp(_) => Err(left_out(ProviderKind::Gcp, "gcp")),
         VmProviderConfig::Harvester(_) => Err(not_built(ProviderKind::Harvester)),
         VmProviderConfig::Oci(_) => Err(not_built(ProviderKind::Oci)),
         #[cfg(feature = "nutanix")]
@@ -72,6 +75,12 @@ pub async fn preflight(config: &VmProviderConfig, env: &BuildEnv) -> Vec<Check> 
         },
         #[cfg(feature = "nutanix")]
         VmProviderConfig::Nutanix(c) => match super::nutanix::NutanixProvider::from_config(c, env) {
+            // An operator waiting at a terminal: one retry, not a minute of them.
+            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
+            Err(e) => vec![Check::fail("build", e.to_string())],
+        },
+        #[cfg(feature = "gcp")]
+        VmProviderConfig::Gcp(c) => match super::gcp::GcpProvider::from_config(c, env) {
             // An operator waiting at a terminal: one retry, not a minute of them.
             Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
             Err(e) => vec![Check::fail("build", e.to_string())],

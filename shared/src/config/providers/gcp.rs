@@ -4,7 +4,7 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::check::{Found, need, serde_name};
+use crate::config::check::{Found, is_blank, need, serde_name};
 use crate::config::did_you_mean::did_you_mean;
 use crate::config::json_text::JsonText;
 use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, same, same_or_empty, size};
@@ -37,6 +37,19 @@ impl GcpStartupScriptType {
             GcpStartupScriptType::Powershell => "windows-startup-script-ps1",
             GcpStartupScriptType::Cmd => "windows-startup-script-cmd",
             GcpStartupScriptType::Bat => "windows-startup-script-bat",
+        }
+    }
+
+    /// The metadata key for `script` of this type: [`GcpStartupScriptType::metadata_key`], or for a
+    /// Windows script whose first line holds the marker `sysprep-specialize` (e.g. `# sysprep-specialize`)
+    /// the matching `sysprep-specialize-script-*` key, which GCP runs once during Windows setup.
+    pub fn metadata_key_for(self, script: &str) -> &'static str {
+        let sysprep = crate::script::first_line(script).to_ascii_lowercase().contains("sysprep-specialize");
+        match (self, sysprep) {
+            (GcpStartupScriptType::Powershell, true) => "sysprep-specialize-script-ps1",
+            (GcpStartupScriptType::Cmd, true) => "sysprep-specialize-script-cmd",
+            (GcpStartupScriptType::Bat, true) => "sysprep-specialize-script-bat",
+            _ => self.metadata_key(),
         }
     }
 
@@ -235,6 +248,11 @@ impl ProviderConfigCommon for GcpConfig {
 }
 
 impl GcpConfig {
+    /// The largest metadata value GCP accepts (262144 bytes: `Metadata.items.value`).
+    pub const METADATA_VALUE_MAX: usize = METADATA_VALUE_MAX;
+    /// The largest metadata total of an instance (512 KB: `Metadata.items`).
+    pub const METADATA_TOTAL_MAX: usize = METADATA_TOTAL_MAX;
+
     /// The instance-metadata key the startup script goes under.
     ///
     /// Linux: `startup-script`. Windows: `windows-startup-script-cmd` when the first line looks like batch
@@ -267,8 +285,128 @@ fn gcp_name_ok(s: &str, allow_empty: bool) -> bool {
             && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'))
 }
 
+/// The largest value of one metadata entry GCP accepts (262144 bytes, 256 KiB: the discovery
+/// document's `Metadata.items.value`).
+pub const METADATA_VALUE_MAX: usize = 256 * 1024;
+/// The largest total of all metadata keys and values of an instance (512 KB: the discovery document's
+/// `Metadata.items`).
+pub const METADATA_TOTAL_MAX: usize = 512 * 1024;
+/// The most labels a resource may carry (64; Compute Engine documentation, "labels" requirements).
+pub const LABELS_MAX: usize = 64;
+/// How many labels kasm-autoscale puts on each instance (deployment, config, claim).
+pub const OWN_LABELS: usize = 3;
+
+/// Whether `key` is a metadata key the startup script goes under (set by kasm-autoscale).
+pub fn is_script_key(key: &str) -> bool {
+    key.starts_with("startup-script")
+        || key.starts_with("windows-startup-script")
+        || key.starts_with("sysprep-specialize-script")
+}
+
+/// The region part of a zone name (`us-east4-b` → `us-east4`).
+fn zone_region(zone: &str) -> &str {
+    zone.rsplit_once('-').map_or(zone, |(r, _)| r)
+}
+
 fn check_fields(f: &mut Found, c: &GcpConfig) {
     need(f, c.gcp_boot_volume_gb >= 10, "gcp_boot_volume_gb", "must be at least 10 GB");
+    for (field, v) in [
+        ("gcp_project", &c.gcp_project),
+        ("gcp_region", &c.gcp_region),
+        ("gcp_zone", &c.gcp_zone),
+        ("gcp_machine_type", &c.gcp_machine_type),
+        ("gcp_image", &c.gcp_image),
+        ("gcp_disk_type", &c.gcp_disk_type),
+        ("gcp_network", &c.gcp_network),
+        ("gcp_subnetwork", &c.gcp_subnetwork),
+    ] {
+        need(f, !is_blank(v), field, "must be set");
+        need(f, v.trim() == v.as_str(), field, "must not start or end with whitespace");
+    }
+    if !is_blank(&c.gcp_zone) && !is_blank(&c.gcp_region) {
+        need(
+            f,
+            zone_region(&c.gcp_zone) == c.gcp_region,
+            "gcp_zone",
+            format!("`{}` is not a zone of gcp_region `{}` (e.g. `{}-b`)", c.gcp_zone, c.gcp_region, c.gcp_region),
+        );
+    }
+    if let Some((_, rest)) = c.gcp_subnetwork.split_once("/regions/") {
+        let region = rest.split('/').next().unwrap_or_default();
+        need(
+            f,
+            region == c.gcp_region,
+            "gcp_subnetwork",
+            format!("is in region `{region}`, not gcp_region `{}`", c.gcp_region),
+        );
+    }
+    if let Some(k) = &c.gcp_cmek {
+        need(
+            f,
+            k.is_empty() || (k.starts_with("projects/") && k.contains("/keyRings/") && k.contains("/cryptoKeys/")),
+            "gcp_cmek",
+            "must be a key path `projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k>`",
+        );
+    }
+    if let Some(sa) = &c.gcp_service_account {
+        need(f, !is_blank(&sa.email), "gcp_service_account.email", "must be set");
+    }
+    need(
+        f,
+        c.gcp_custom_labels.len() + OWN_LABELS <= LABELS_MAX,
+        "gcp_custom_labels",
+        format!("at most {} custom labels (GCP allows {LABELS_MAX}; {OWN_LABELS} are ours)", LABELS_MAX - OWN_LABELS),
+    );
+    for k in c.gcp_custom_labels.keys() {
+        need(
+            f,
+            !k.starts_with("kasm-autoscale-") && !k.starts_with("kasm_autoscale_"),
+            "gcp_custom_labels",
+            format!("label key `{k}`: `kasm_autoscale_` keys are kasm-autoscale's ownership labels"),
+        );
+    }
+    let mut total = 0usize;
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, m) in c.gcp_metadata.iter().enumerate() {
+        total += m.key.len() + m.value.len();
+        need(
+            f,
+            m.value.len() <= METADATA_VALUE_MAX,
+            &format!("gcp_metadata[{i}].value"),
+            format!("is {} bytes; a GCP metadata value holds at most {METADATA_VALUE_MAX}", m.value.len()),
+        );
+        need(f, seen.insert(m.key.as_str()), &format!("gcp_metadata[{i}].key"), format!("`{}` is set twice", m.key));
+        let key_ok = !m.key.is_empty()
+            && m.key.len() <= 128
+            && m.key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        need(
+            f,
+            key_ok,
+            &format!("gcp_metadata[{i}].key"),
+            "must be 1-128 letters, digits, `-` or `_` (`Metadata.items.key`'s pattern)",
+        );
+    }
+    // The startup script goes in the same metadata: what is left for it.
+    need(
+        f,
+        total + c.startup_script.len() <= METADATA_TOTAL_MAX,
+        "gcp_metadata",
+        format!(
+            "gcp_metadata ({total} bytes) and startup_script ({} bytes) exceed GCP's {METADATA_TOTAL_MAX} bytes of metadata per instance",
+            c.startup_script.len()
+        ),
+    );
+    if !c.gcp_guest_accelerators.is_empty()
+        && let Some(o) = &c.gcp_config_override
+        && let Some(m) = o.0.get("scheduling").and_then(|s| s.get("onHostMaintenance")).and_then(Value::as_str)
+    {
+        need(
+            f,
+            m == "TERMINATE",
+            "gcp_config_override.scheduling.onHostMaintenance",
+            format!("`{m}`: GCP requires TERMINATE on instances with guest accelerators (GPUs)"),
+        );
+    }
     if c.gcp_startup_script_type.os() != c.gcp_vm_installed_os_type {
         f.push((
             "gcp_startup_script_type".into(),
@@ -305,7 +443,7 @@ fn check_fields(f: &mut Found, c: &GcpConfig) {
         );
     }
     for (i, m) in c.gcp_metadata.iter().enumerate() {
-        let ours = m.key.starts_with("startup-script") || m.key.starts_with("windows-startup-script");
+        let ours = is_script_key(&m.key);
         need(
             f,
             !ours,
@@ -314,6 +452,12 @@ fn check_fields(f: &mut Found, c: &GcpConfig) {
         );
     }
     for (i, a) in c.gcp_guest_accelerators.iter().enumerate() {
+        need(
+            f,
+            !is_blank(&a.accelerator_type),
+            &format!("gcp_guest_accelerators[{i}].acceleratorType"),
+            "must be set (e.g. `nvidia-tesla-t4` or its full acceleratorTypes path)",
+        );
         need(
             f,
             a.accelerator_count >= 1,
@@ -411,5 +555,89 @@ mod override_tests {
         let found = check_override(&obj(json!({"name": "x", "labels": {}, "shieldedInstanceConfg": {}})), "o");
         assert_eq!(fields(&found), ["o.name", "o.labels", "o.shieldedInstanceConfg"]);
         assert!(found[2].1.contains("did you mean `shieldedInstanceConfig`"));
+    }
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+
+    fn base() -> GcpConfig {
+        serde_yaml_ng::from_str(
+            r#"
+name: g
+gcp_credentials: env:GCP_CREDS
+max_instances: 2
+gcp_project: pensive-voice-547511
+gcp_region: us-east4
+gcp_zone: us-east4-b
+gcp_machine_type: e2-standard-2
+gcp_image: projects/ubuntu-os-cloud/global/images/ubuntu-2204-jammy-v20240319
+gcp_boot_volume_gb: 50
+gcp_disk_type: pd-ssd
+gcp_network: projects/pensive-voice-547511/global/networks/default
+gcp_subnetwork: projects/pensive-voice-547511/regions/us-east4/subnetworks/default
+"#,
+        )
+        .expect("config")
+    }
+
+    fn fields(c: &GcpConfig) -> Vec<String> {
+        c.check().into_iter().map(|(f, _)| f).collect()
+    }
+
+    #[test]
+    fn a_plain_config_passes() {
+        assert!(base().check().is_empty(), "{:?}", base().check());
+    }
+
+    #[test]
+    fn zone_subnetwork_and_cmek_must_agree_with_the_region() {
+        let mut c = base();
+        c.gcp_zone = "us-west1-a".into();
+        c.gcp_subnetwork = "projects/p/regions/us-west1/subnetworks/default".into();
+        c.gcp_cmek = Some("my-key".into());
+        assert_eq!(fields(&c), ["gcp_zone", "gcp_subnetwork", "gcp_cmek"]);
+        let mut c = base();
+        c.gcp_machine_type = String::new();
+        assert_eq!(fields(&c), ["gcp_machine_type"]);
+    }
+
+    #[test]
+    fn metadata_is_limited_and_script_keys_are_ours() {
+        let mut c = base();
+        c.gcp_metadata = JsonText(vec![
+            GcpMetadataItem { key: "big".into(), value: "x".repeat(METADATA_VALUE_MAX + 1) },
+            GcpMetadataItem { key: "sysprep-specialize-script-ps1".into(), value: "x".into() },
+            GcpMetadataItem { key: "big".into(), value: "y".repeat(METADATA_VALUE_MAX) },
+        ]);
+        let f = fields(&c);
+        assert!(f.contains(&"gcp_metadata[0].value".to_string()), "{f:?}");
+        assert!(f.contains(&"gcp_metadata[1].key".to_string()), "{f:?}");
+        assert!(f.contains(&"gcp_metadata[2].key".to_string()), "{f:?}");
+        assert!(f.contains(&"gcp_metadata".to_string()), "total over 512 KB: {f:?}");
+    }
+
+    #[test]
+    fn gpus_need_terminate_on_host_maintenance_and_our_label_keys_are_reserved() {
+        let mut c = base();
+        c.gcp_guest_accelerators =
+            JsonText(vec![GcpGuestAccelerator { accelerator_type: "nvidia-tesla-t4".into(), accelerator_count: 1 }]);
+        c.gcp_config_override = Some(JsonText(
+            serde_json::json!({"scheduling": {"onHostMaintenance": "MIGRATE"}}).as_object().unwrap().clone(),
+        ));
+        c.gcp_custom_labels = JsonText([("kasm-autoscale-claim".to_string(), "x".to_string())].into_iter().collect());
+        assert_eq!(fields(&c), ["gcp_custom_labels", "gcp_config_override.scheduling.onHostMaintenance"]);
+    }
+
+    #[test]
+    fn the_script_key_follows_the_script_type_and_the_sysprep_marker() {
+        use GcpStartupScriptType as T;
+        assert_eq!(T::Bash.metadata_key_for("#!/bin/bash"), "startup-script");
+        assert_eq!(T::Powershell.metadata_key_for("Write-Host hi"), "windows-startup-script-ps1");
+        assert_eq!(T::Bat.metadata_key_for("@echo off"), "windows-startup-script-bat");
+        assert_eq!(T::Powershell.metadata_key_for("# sysprep-specialize\nx"), "sysprep-specialize-script-ps1");
+        assert_eq!(T::Cmd.metadata_key_for("rem sysprep-specialize"), "sysprep-specialize-script-cmd");
+        assert_eq!(T::Bash.metadata_key_for("# sysprep-specialize"), "startup-script");
     }
 }

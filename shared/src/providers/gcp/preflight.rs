@@ -1,0 +1,270 @@
+//! `kasm-autoscale preflight` for GCP: every check an operator would otherwise discover from a failed
+//! provisioning — the key file and its token, the project, zone, machine type, image and subnetwork,
+//! the region's CPU/GPU/instance quota headroom, and the startup script's size — read-only, one result
+//! per check.
+//!
+//! Permissions are not tested one by one: Compute Engine v1 has `testIamPermissions` only on existing
+//! resources (an instance, a disk), not on a project, and the project-level call belongs to the Cloud
+//! Resource Manager API, which this provider does not otherwise need. A missing permission shows as
+//! the failing read (403) of the check that needs it.
+
+use super::GcpProvider;
+use super::client::Quota;
+use crate::config::ProviderConfigCommon;
+use crate::config::providers::GcpConfig;
+
+const METADATA_VALUE_MAX: usize = GcpConfig::METADATA_VALUE_MAX;
+const METADATA_TOTAL_MAX: usize = GcpConfig::METADATA_TOTAL_MAX;
+use crate::providers::Check;
+use crate::script;
+
+/// The names of every check, in the order they are reported.
+pub const CHECKS: [&str; 9] = [
+    "credentials",
+    "project",
+    "zone",
+    "machine_type",
+    "image",
+    "subnetwork",
+    "cpu_quota",
+    "gpu_quota",
+    "startup_script",
+];
+
+/// `(project, name, is_family)` of an image path (`projects/<p>/global/images/<name>` or
+/// `.../images/family/<family>`, optionally a full URL); a bare name is in the config's project.
+fn image_ref<'a>(image: &'a str, project: &'a str) -> Option<(&'a str, &'a str, bool)> {
+    let path = image.find("projects/").map_or(image, |i| &image[i..]);
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["projects", p, "global", "images", "family", f] => Some((p, f, true)),
+        ["projects", p, "global", "images", n] => Some((p, n, false)),
+        ["global", "images", "family", f] => Some((project, f, true)),
+        ["global", "images", n] => Some((project, n, false)),
+        [n] if !n.is_empty() => Some((project, n, false)),
+        _ => None,
+    }
+}
+
+/// `(project, region, name)` of a subnetwork path; a bare name is in the config's project and region.
+fn subnetwork_ref<'a>(s: &'a str, project: &'a str, region: &'a str) -> Option<(&'a str, &'a str, &'a str)> {
+    let path = s.find("projects/").map_or(s, |i| &s[i..]);
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["projects", p, "regions", r, "subnetworks", n] => Some((p, r, n)),
+        ["regions", r, "subnetworks", n] => Some((project, r, n)),
+        [n] if !n.is_empty() => Some((project, region, n)),
+        _ => None,
+    }
+}
+
+/// The regional quota metric of a machine family's CPUs (`n2-standard-4` → `N2_CPUS`); `None` for the
+/// families counted in `CPUS` alone (N1, F1, G1). UNSOURCED beyond the metric names of the discovery
+/// document's `Quota.metric` enum: the family → metric pairing is Compute Engine's quota documentation.
+fn family_metric(machine_type: &str) -> Option<String> {
+    let family = machine_type.split('-').next()?.to_ascii_uppercase();
+    (!matches!(family.as_str(), "N1" | "F1" | "G1" | "")).then(|| format!("{family}_CPUS"))
+}
+
+/// The regional quota metric of an accelerator type (`nvidia-tesla-t4` → `NVIDIA_T4_GPUS`,
+/// `nvidia-a100-80gb` → `NVIDIA_A100_80GB_GPUS`), the discovery document's `Quota.metric` names.
+fn gpu_metric(accelerator_type: &str) -> String {
+    let name = accelerator_type.rsplit('/').next().unwrap_or(accelerator_type);
+    let model = name.strip_prefix("nvidia-tesla-").or_else(|| name.strip_prefix("nvidia-")).unwrap_or(name);
+    format!("NVIDIA_{}_GPUS", model.to_ascii_uppercase().replace('-', "_"))
+}
+
+fn headroom(quotas: &[Quota], metric: &str) -> Option<f64> {
+    quotas.iter().find(|q| q.metric == metric).map(|q| q.limit - q.usage)
+}
+
+impl GcpProvider {
+    /// Runs every check of [`CHECKS`], read-only. A key file that yields no token fails `credentials`
+    /// and leaves the API checks not checked.
+    pub async fn preflight(&self) -> Vec<Check> {
+        let mut out = Vec::with_capacity(CHECKS.len());
+        let c = &self.config;
+        match self.client.authenticate().await {
+            Ok(()) => out.push(Check::pass("credentials", "the service-account key yields an access token")),
+            Err(e) => {
+                out.push(Check::fail("credentials", e.into_provider().to_string()));
+                out.extend(CHECKS[1..CHECKS.len() - 1].iter().map(|n| Check::fail(n, "not checked: no access token")));
+                out.push(self.check_script());
+                return out;
+            }
+        }
+        out.push(match self.client.project().await {
+            Ok(p) => Check::pass("project", format!("project `{}` is reachable", p.name)),
+            Err(e) if e.status() == Some(404) => {
+                Check::fail("project", format!("project `{}` does not exist", c.gcp_project))
+            }
+            Err(e) => Check::fail("project", e.into_provider().to_string()),
+        });
+        out.push(match self.client.zone().await {
+            Ok(z) if z.status.as_deref() == Some("DOWN") => {
+                Check::fail("zone", format!("zone `{}` is DOWN", c.gcp_zone))
+            }
+            Ok(z) => Check::pass("zone", format!("zone `{}` is up", z.name)),
+            Err(e) if e.status() == Some(404) => Check::fail("zone", format!("zone `{}` does not exist", c.gcp_zone)),
+            Err(e) => Check::fail("zone", e.into_provider().to_string()),
+        });
+        let machine_name = c.gcp_machine_type.rsplit('/').next().unwrap_or_default().to_string();
+        let machine = self.client.machine_type(&machine_name).await;
+        out.push(match &machine {
+            Ok(m) => Check::pass(
+                "machine_type",
+                format!("`{}` ({} vCPUs, {} MB) is offered in `{}`", m.name, m.guest_cpus, m.memory_mb, c.gcp_zone),
+            ),
+            Err(e) if e.status() == Some(404) => Check::fail(
+                "machine_type",
+                format!("machine type `{machine_name}` is not offered in zone `{}`", c.gcp_zone),
+            ),
+            Err(e) => Check::fail("machine_type", e.to_string()),
+        });
+        out.push(match image_ref(&c.gcp_image, &c.gcp_project) {
+            None => Check::fail("image", format!("`{}` is not an image path", c.gcp_image)),
+            Some((project, name, family)) => match self.client.image(project, name, family).await {
+                Ok(i) if i.status.is_empty() || i.status == "READY" => {
+                    Check::pass("image", format!("`{}` is READY", c.gcp_image))
+                }
+                Ok(i) => Check::fail("image", format!("image `{}` is {}", i.name, i.status)),
+                Err(e) if e.status() == Some(404) => {
+                    Check::fail("image", format!("image `{}` does not exist", c.gcp_image))
+                }
+                Err(e) => Check::fail("image", e.into_provider().to_string()),
+            },
+        });
+        out.push(match subnetwork_ref(&c.gcp_subnetwork, &c.gcp_project, &c.gcp_region) {
+            None => Check::fail("subnetwork", format!("`{}` is not a subnetwork path", c.gcp_subnetwork)),
+            Some((p, r, n)) => match self.client.subnetwork(p, r, n).await {
+                Ok(s) => Check::pass("subnetwork", format!("subnetwork `{}` exists in `{r}`", s.name)),
+                Err(e) if e.status() == Some(404) => {
+                    Check::fail("subnetwork", format!("subnetwork `{}` does not exist", c.gcp_subnetwork))
+                }
+                Err(e) => Check::fail("subnetwork", e.into_provider().to_string()),
+            },
+        });
+        let region = self.client.region(&c.gcp_region).await;
+        out.push(match (&region, &machine) {
+            (Err(e), _) => Check::fail("cpu_quota", e.to_string()),
+            (Ok(r), _) if r.status == "DOWN" => Check::fail("cpu_quota", format!("region `{}` is DOWN", r.name)),
+            (Ok(_), Err(_)) => Check::fail("cpu_quota", "not checked: the machine type could not be read"),
+            (Ok(r), Ok(m)) => {
+                let need = f64::from(m.guest_cpus);
+                let mut short = Vec::new();
+                let mut seen = Vec::new();
+                for metric in ["CPUS".to_string(), "INSTANCES".to_string()].into_iter().chain(family_metric(&m.name)) {
+                    let want = if metric == "INSTANCES" { 1.0 } else { need };
+                    if let Some(h) = headroom(&r.quotas, &metric) {
+                        seen.push(format!("{metric} {h}"));
+                        if h < want {
+                            short.push(format!("{metric} has room for {h}, one instance needs {want}"));
+                        }
+                    }
+                }
+                if short.is_empty() {
+                    Check::pass("cpu_quota", format!("headroom in `{}`: {}", r.name, seen.join(", ")))
+                } else {
+                    Check::fail(
+                        "cpu_quota",
+                        format!("region `{}`: {}; ask for a quota increase", r.name, short.join("; ")),
+                    )
+                }
+            }
+        });
+        out.push(match &region {
+            _ if c.gcp_guest_accelerators.is_empty() => Check::pass("gpu_quota", "no guest accelerators configured"),
+            Err(e) => Check::fail("gpu_quota", e.to_string()),
+            Ok(r) => {
+                let mut problems = Vec::new();
+                let mut seen = Vec::new();
+                for a in c.gcp_guest_accelerators.iter() {
+                    let metric = gpu_metric(&a.accelerator_type);
+                    match headroom(&r.quotas, &metric) {
+                        None => problems.push(format!("region `{}` reports no {metric} quota", r.name)),
+                        Some(h) if h < f64::from(a.accelerator_count) => problems
+                            .push(format!("{metric} has room for {h}, one instance needs {}", a.accelerator_count)),
+                        Some(h) => seen.push(format!("{metric} {h}")),
+                    }
+                }
+                if problems.is_empty() {
+                    Check::pass("gpu_quota", format!("headroom: {}", seen.join(", ")))
+                } else {
+                    Check::fail("gpu_quota", problems.join("; "))
+                }
+            }
+        });
+        out.push(self.check_script());
+        out
+    }
+
+    fn check_script(&self) -> Check {
+        let c = &self.config;
+        let template = &c.startup_script;
+        if template.trim().is_empty() {
+            return Check::pass("startup_script", "empty: the image itself must install and register the Kasm agent");
+        }
+        // Sample values: the real ones (tokens, certificates) can be longer; the margin says how much.
+        let vars: script::Vars =
+            script::PLACEHOLDERS.iter().map(|n| (n.to_string(), Some(format!("sample-{n}")))).collect();
+        let rendered = match script::render(template, &vars) {
+            Ok(r) => r,
+            Err(e) => return Check::fail("startup_script", format!("does not render: {e}")),
+        };
+        let others: usize = c.gcp_metadata.iter().map(|m| m.key.len() + m.value.len()).sum();
+        match script::package(&c.script_rules(), c.gcp_vm_installed_os_type, rendered) {
+            Err(e) => Check::fail("startup_script", e.to_string()),
+            Ok(s) if s.len() > METADATA_VALUE_MAX => Check::fail(
+                "startup_script",
+                format!("renders to {} bytes; a metadata value holds at most {METADATA_VALUE_MAX}", s.len()),
+            ),
+            Ok(s) if s.len() + others > METADATA_TOTAL_MAX => Check::fail(
+                "startup_script",
+                format!(
+                    "renders to {} bytes; with gcp_metadata ({others} bytes) over the {METADATA_TOTAL_MAX} bytes of metadata an instance holds",
+                    s.len()
+                ),
+            ),
+            Ok(s) => Check::pass(
+                "startup_script",
+                format!(
+                    "renders to {} bytes with sample values under `{}`, {} below the metadata value limit",
+                    s.len(),
+                    c.gcp_startup_script_type.metadata_key_for(&s),
+                    METADATA_VALUE_MAX - s.len()
+                ),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_quota_metrics() {
+        assert_eq!(
+            image_ref("projects/ubuntu-os-cloud/global/images/ubuntu-2204-jammy-v20240319", "p"),
+            Some(("ubuntu-os-cloud", "ubuntu-2204-jammy-v20240319", false))
+        );
+        assert_eq!(
+            image_ref(
+                "https://www.googleapis.com/compute/v1/projects/debian-cloud/global/images/family/debian-12",
+                "p"
+            ),
+            Some(("debian-cloud", "debian-12", true))
+        );
+        assert_eq!(image_ref("my-image", "p"), Some(("p", "my-image", false)));
+        assert_eq!(
+            subnetwork_ref("projects/p/regions/us-east4/subnetworks/default", "x", "y"),
+            Some(("p", "us-east4", "default"))
+        );
+        assert_eq!(subnetwork_ref("default", "p", "r"), Some(("p", "r", "default")));
+        assert_eq!(family_metric("n2-standard-4").as_deref(), Some("N2_CPUS"));
+        assert_eq!(family_metric("n1-standard-8"), None);
+        assert_eq!(gpu_metric("projects/p/zones/z/acceleratorTypes/nvidia-tesla-t4"), "NVIDIA_T4_GPUS");
+        assert_eq!(gpu_metric("nvidia-a100-80gb"), "NVIDIA_A100_80GB_GPUS");
+        assert_eq!(gpu_metric("nvidia-l4"), "NVIDIA_L4_GPUS");
+    }
+}
