@@ -21,6 +21,8 @@ pub mod conformance;
 pub mod digitalocean;
 mod error;
 pub mod memory;
+#[cfg(feature = "openstack")]
+pub mod openstack;
 #[cfg(feature = "proxmox")]
 pub mod proxmox;
 pub mod registry;

@@ -32,7 +32,10 @@ pub fn build(config: &VmProviderConfig, env: &BuildEnv) -> Result<Arc<dyn VmProv
         VmProviderConfig::Oci(_) => Err(not_built(ProviderKind::Oci)),
         VmProviderConfig::Nutanix(_) => Err(not_built(ProviderKind::Nutanix)),
         VmProviderConfig::Vsphere(_) => Err(not_built(ProviderKind::Vsphere)),
-        VmProviderConfig::Openstack(_) => Err(not_built(ProviderKind::Openstack)),
+        #[cfg(feature = "openstack")]
+        VmProviderConfig::Openstack(c) => Ok(Arc::new(super::openstack::OpenstackProvider::from_config(c, env)?)),
+        #[cfg(not(feature = "openstack"))]
+        VmProviderConfig::Openstack(_) => Err(left_out(ProviderKind::Openstack, "openstack")),
         VmProviderConfig::Kubevirt(_) => Err(not_built(ProviderKind::Kubevirt)),
     }
 }
@@ -58,6 +61,12 @@ pub async fn preflight(config: &VmProviderConfig, env: &BuildEnv) -> Vec<Check> 
             Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
             Err(e) => vec![Check::fail("build", e.to_string())],
         },
+        #[cfg(feature = "openstack")]
+        VmProviderConfig::Openstack(c) => match super::openstack::OpenstackProvider::from_config(c, env) {
+            // An operator waiting at a terminal: one retry, not a minute of them.
+            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
+            Err(e) => vec![Check::fail("build", e.to_string())],
+        },
         other => match build(other, env) {
             Err(e) => vec![Check::fail("build", e.to_string())],
             Ok(p) => vec![Check::fail("preflight", format!("{} has no preflight checks yet", p.name()))],
@@ -70,7 +79,9 @@ pub async fn preflight(config: &VmProviderConfig, env: &BuildEnv) -> Vec<Check> 
 fn left_out(kind: ProviderKind, feature: &str) -> ProviderError {
     ProviderError::NotSupported {
         provider: kind.as_str(),
-        what: format!("this binary was built without the `{feature}` feature; rebuild with `--features shared/{feature}` (or the default features)"),
+        what: format!(
+            "this binary was built without the `{feature}` feature; rebuild with `--features shared/{feature}` (or the default features)"
+        ),
     }
 }
 
