@@ -6,6 +6,7 @@ pub mod evaluation;
 pub mod fake_api;
 pub mod kasm_server;
 pub mod moto;
+pub mod openstack_server;
 pub mod proxmox_server;
 pub mod runtime_api;
 pub mod streams;

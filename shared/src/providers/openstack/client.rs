@@ -271,15 +271,21 @@ impl Client {
         })
     }
 
-    /// One call; returns the body text. A 401 forgets the token and sends once more with a new one.
+    /// One call; returns the body text. A 401 whose token Keystone no longer accepts (expired or
+    /// revoked early) is sent once more with a new token; any other 401 is the answer.
     async fn call(&self, c: Call<'_>) -> Result<String, Error> {
         let mut retried = false;
         loop {
             let token = self.credential.token().await?;
             match self.send(&c, &token).await {
                 Err(e) if e.status() == Some(401) && !retried => {
-                    tracing::info!(what = c.what, "the service refused the Keystone token; authenticating again");
-                    self.credential.invalidate().await;
+                    if !self.credential.renew_after_401(&token).await? {
+                        return Err(e);
+                    }
+                    tracing::info!(
+                        what = c.what,
+                        "the service refused an expired Keystone token; sending again with a new one"
+                    );
                     retried = true;
                 }
                 other => return other,

@@ -227,9 +227,36 @@ impl Credential {
         self.cache.get_or_fetch(|| self.fetch()).await
     }
 
-    /// Forgets the token (a service answered 401 with it).
-    pub(crate) async fn invalidate(&self) {
+    /// After a service answered 401 to `used`: whether sending again with a new token can help.
+    /// The token is forgotten, a new one issued, and Keystone asked about `used` (`GET
+    /// /v3/auth/tokens` with `X-Subject-Token`; a token's own subject may validate it): `true` when
+    /// Keystone no longer accepts it (expired or revoked before its `expires_at`), `false` when it
+    /// still does (the 401 is about something else, such as an access rule, and is the answer).
+    pub(crate) async fn renew_after_401(&self, used: &SecretString) -> Result<bool, Error> {
         self.cache.invalidate().await;
+        let fresh = self.token().await?;
+        if fresh.expose_secret() == used.expose_secret() {
+            return Ok(false);
+        }
+        let redactor = self.redactor();
+        let req = self
+            .http
+            .request(Method::GET, self.tokens_url.clone())
+            .header("X-Auth-Token", Self::header(&fresh)?)
+            .header("X-Subject-Token", Self::header(used)?)
+            .build()
+            .map_err(|e| Error::Http {
+                what: "validate the refused token".into(),
+                source: HttpError::from_reqwest(e, &redactor),
+            })?;
+        match crate::http::send(&self.http, req, Idempotency::Idempotent, &self.retry, &redactor).await {
+            Ok(_) => Ok(false),
+            Err(HttpError::Status { status, .. }) if matches!(status.as_u16(), 401 | 404) => Ok(true),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not ask Keystone about the refused token");
+                Ok(false)
+            }
+        }
     }
 
     async fn fetch(&self) -> Result<Token, Error> {
