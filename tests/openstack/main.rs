@@ -106,6 +106,11 @@ impl World {
         OpenstackProvider::from_config(cfg, &env(self.secrets(), fast_retry(), Duration::from_secs(10))).expect("build")
     }
 
+    /// The `server` object of the create request that made server `id`.
+    pub fn servers_request(&self, id: &str) -> serde_json::Value {
+        self.server.servers().into_iter().find(|s| s.id == id).map(|s| s.request).expect("the server")
+    }
+
     /// A provider with the application credential.
     pub fn provider(&self) -> OpenstackProvider {
         self.provider_cfg(&self.config(OpenstackAuthMethod::ApplicationCredential))

@@ -366,7 +366,10 @@ async fn authenticate(
             // Our own service token may have expired: renew once and ask again.
             let fresh = ks.admin_token().await;
             *svc.lock().await = fresh.clone();
-            ks.validate(&fresh, &token).await?
+            match ks.validate(&fresh, &token).await {
+                Some(v) => v,
+                None => return Some(unauthorized()),
+            }
         }
     };
     if v.project_id != st.lock().expect("server lock").project_id {
