@@ -2,12 +2,10 @@
 //! SQLite database, Fernet tokens, bootstrapped with `keystone-manage bootstrap` (admin user and
 //! project in the `Default` domain, roles `admin`, `manager`, `member`, `reader`).
 //!
-//! - **Shared**: `KASM_AUTOSCALE_KEYSTONE_ENDPOINT` and `KASM_AUTOSCALE_KEYSTONE_ADMIN_PASSWORD`
-//!   name one Keystone for the whole run (`.ci/test` starts it); tests isolate themselves with
-//!   projects and users of unique names.
-//! - **Own**: otherwise each test process starts one from `.ci/.venv-keystone` (where `.ci/test`
-//!   installs it). The database is bootstrapped once per machine into a template directory under the
-//!   system temp dir (about 15 s) and copied for every instance (starting uwsgi takes about 3 s).
+//! Each test process starts its own from `.ci/.venv-keystone` (where `.ci/test` installs it): a test
+//! registers its services in the catalogue, and a catalogue shared by concurrent tests would list
+//! several of each. The database is bootstrapped once per machine into a template directory under the
+//! system temp dir (about 15 s) and copied for every instance (starting uwsgi takes about 3 s).
 //!
 //! [`Keystone::tenant`] makes a project with a user (password) holding `member` on it, and an
 //! application credential of that user; [`Keystone::register`] puts a service's public endpoint in the
@@ -164,16 +162,11 @@ fn template() -> PathBuf {
 }
 
 impl Keystone {
-    /// The shared Keystone, or a new one. Panics with what to do when Keystone is not installed: a
-    /// test that needs it must not silently pass without it.
+    /// A new Keystone. Panics with what to do when Keystone is not installed: a test that needs it
+    /// must not silently pass without it.
     pub fn start() -> Keystone {
         shared::http::install_crypto_provider();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        if let Ok(url) = std::env::var("KASM_AUTOSCALE_KEYSTONE_ENDPOINT") {
-            let admin_password =
-                std::env::var("KASM_AUTOSCALE_KEYSTONE_ADMIN_PASSWORD").unwrap_or_else(|_| ADMIN_PASSWORD.into());
-            return Keystone { api: KeystoneApi { url, admin_password, http }, child: None, dir: None };
-        }
         assert!(
             venv_bin("uwsgi").is_file() && venv_bin("keystone-manage").is_file(),
             "Keystone is not installed: run `bash .ci/test` (it installs keystone and uwsgi into .ci/.venv-keystone), \
