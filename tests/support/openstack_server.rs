@@ -575,7 +575,7 @@ pub fn check_server_create(body: &Value, mv: u32) -> Result<(), String> {
         for (k, v) in o {
             let key_ok =
                 (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_:. ".contains(&b));
-            if !key_ok || !v.as_str().is_some_and(|v| v.chars().count() <= 255) {
+            if !key_ok || v.as_str().is_none_or(|v| v.chars().count() > 255) {
                 return Err(format!("Invalid input for field/attribute metadata. Value: {k}"));
             }
         }
@@ -653,7 +653,7 @@ pub fn check_volume_create(body: &Value) -> Result<(), String> {
         for (k, x) in o {
             let key_ok =
                 (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_:. /".contains(&b));
-            if !key_ok || !x.as_str().is_some_and(|x| x.chars().count() <= 255) {
+            if !key_ok || x.as_str().is_none_or(|x| x.chars().count() > 255) {
                 return Err(format!("Invalid input for field/attribute metadata. Value: {k}"));
             }
         }
@@ -755,7 +755,7 @@ fn answer(st: &mut Inner, req: &Incoming) -> Reply {
             if let Some(k) = s.get("key_name").and_then(|k| k.as_str())
                 && k != KEY_NAME
             {
-                return bad(&format!("Invalid key_name provided."));
+                return bad("Invalid key_name provided.");
             }
             st.seq += 1;
             let sid = uuid_of(st.seq, 0x5);
@@ -970,9 +970,9 @@ fn answer(st: &mut Inner, req: &Incoming) -> Reply {
             None => not_found("Volume", &id),
         },
         ("DELETE", "/volume/v3/{project}/volumes/{id}") => match st.volumes.get(&id) {
-            Some(v) if !["available", "error"].contains(&v.status.as_str()) => bad(&format!(
-                "Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer. (HTTP 400)"
-            )),
+            Some(v) if !["available", "error"].contains(&v.status.as_str()) => bad(
+                "Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.",
+            ),
             Some(_) => {
                 st.volumes.remove(&id);
                 Reply::empty(202)

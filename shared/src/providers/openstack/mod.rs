@@ -2,7 +2,7 @@
 //! on the config's network with its security groups, key pair and availability zone, its startup
 //! script as base64 `user_data`, our ownership labels in its `metadata`; with `create_volume`, booted
 //! from a Cinder volume we create (and label) from the image. Authentication is Keystone v3
-//! ([`credential`]: application credential or password, token cached until its `expires_at` minus
+//! (`credential.rs`: application credential or password, token cached until its `expires_at` minus
 //! a margin, authenticated again once after a 401).
 //!
 //! # How `create_vm` works, and why
@@ -45,7 +45,7 @@
 //! carries its claim and survived (`delete_on_termination` not honoured): none of ours is left.
 //!
 //! # Errors
-//! One map ([`Error::into_provider`]): 401 Unauthenticated (Keystone refusing the credential too),
+//! One map (`Error::into_provider`): 401 Unauthenticated (Keystone refusing the credential too),
 //! 403 PermissionDenied, 404 NotFound, 409 Conflict, 429 RateLimited with `Retry-After`, 5xx
 //! Transient; "Quota exceeded" (Nova 403/413, Cinder 413) and a fault "No valid host was found" are
 //! OutOfCapacity; other 4xx Invalid. Messages quote the service's `message`, never a secret.
