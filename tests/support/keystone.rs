@@ -37,6 +37,8 @@ pub struct KeystoneApi {
     pub url: String,
     admin_password: String,
     http: reqwest::Client,
+    /// The admin's token, once issued (the bootstrapped admin's password hash is slow to check).
+    admin: std::sync::Arc<tokio::sync::Mutex<Option<String>>>,
 }
 
 impl std::ops::Deref for Keystone {
@@ -87,6 +89,7 @@ fn conf(dir: &Path) -> String {
     let d = dir.display();
     format!(
         "[DEFAULT]\nlog_dir = {d}\n[database]\nconnection = sqlite:///{d}/keystone.db\n\
+         [identity]\npassword_hash_rounds = 4\n\
          [token]\nprovider = fernet\nexpiration = 3600\n\
          [fernet_tokens]\nkey_repository = {d}/fernet-keys\n\
          [fernet_receipts]\nkey_repository = {d}/fernet-receipts\n\
@@ -196,7 +199,12 @@ impl Keystone {
             .spawn()
             .unwrap_or_else(|e| panic!("failed to start uwsgi: {e}"));
         let k = Keystone {
-            api: KeystoneApi { url: format!("http://127.0.0.1:{port}"), admin_password: ADMIN_PASSWORD.into(), http },
+            api: KeystoneApi {
+                url: format!("http://127.0.0.1:{port}"),
+                admin_password: ADMIN_PASSWORD.into(),
+                http,
+                admin: Default::default(),
+            },
             child: Some(child),
             dir: Some(dir),
         };
@@ -242,8 +250,26 @@ impl KeystoneApi {
         Err(last)
     }
 
-    /// A token of the bootstrapped admin, scoped to the `admin` project.
+    /// A token of the bootstrapped admin, scoped to the `admin` project (issued once; see
+    /// [`KeystoneApi::fresh_admin_token`]).
     pub async fn admin_token(&self) -> String {
+        let mut g = self.admin.lock().await;
+        if let Some(t) = &*g {
+            return t.clone();
+        }
+        let t = self.issue_admin().await;
+        *g = Some(t.clone());
+        t
+    }
+
+    /// A new token of the bootstrapped admin (the cached one is replaced).
+    pub async fn fresh_admin_token(&self) -> String {
+        let t = self.issue_admin().await;
+        *self.admin.lock().await = Some(t.clone());
+        t
+    }
+
+    async fn issue_admin(&self) -> String {
         self.issue(&json!({"auth": {
             "identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": self.admin_password}}},
             "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}

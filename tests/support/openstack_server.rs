@@ -364,7 +364,7 @@ async fn authenticate(
         Some(v) => v,
         None => {
             // Our own service token may have expired: renew once and ask again.
-            let fresh = ks.admin_token().await;
+            let fresh = ks.fresh_admin_token().await;
             *svc.lock().await = fresh.clone();
             match ks.validate(&fresh, &token).await {
                 Some(v) => v,
