@@ -52,6 +52,17 @@ async fn create_sends_what_nova_names_and_resumes_by_name() {
     p.delete_vm(&vm.id).await.expect("delete");
     assert!(w.server.servers().is_empty());
     assert!(p.list_vms(&OwnerLabels::deployment("prod")).await.unwrap().is_empty());
+    // Every Nova request announced the configured microversion (Nova would read a missing header
+    // as 2.1 and validate against that schema instead).
+    for r in w.server.api().requests().iter().filter(|r| r.route.starts_with("/compute")) {
+        assert_eq!(
+            r.headers.get("x-openstack-nova-api-version").map(String::as_str),
+            Some("2.90"),
+            "{} {}",
+            r.method,
+            r.route
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,6 +122,12 @@ async fn a_server_in_error_is_classified_and_deleted_and_quotas_are_out_of_capac
     let err = w.provider_cfg(&cfg).create_vm(&spec("prod", "p")).await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::OutOfCapacity, "{err}");
     assert!(w.server.servers().is_empty() && w.server.volumes().is_empty());
+    // The volume fits but the server does not: the unused boot volume is deleted.
+    w.server.set_quotas(Quotas { instances: 0, cores: 40, ram: 81920, volumes: 20, gigabytes: 1000 });
+    let err = w.provider_cfg(&cfg).create_vm(&spec("prod", "p")).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::OutOfCapacity, "{err}");
+    assert_eq!(w.server.api().count("POST /volume/v3/{project}/volumes"), 2);
+    assert!(w.server.servers().is_empty() && w.server.volumes().is_empty(), "{:?}", w.server.volumes());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -449,7 +449,22 @@ impl OpenstackProvider {
                 let volume =
                     if self.config.create_volume { Some(self.boot_volume(spec, &metadata).await?) } else { None };
                 let body = self.server_body(spec, flavor, volume.as_deref(), metadata, user_data.as_ref());
-                let id = self.client.create_server(body, user_data.as_ref()).await?;
+                let id = match self.client.create_server(body, user_data.as_ref()).await {
+                    Ok(id) => id,
+                    Err(e) => {
+                        // Nova answered a 4xx: no server was made, so the boot volume would wait
+                        // for an attempt that may never come (the claim may be given up). After a
+                        // 5xx, a timeout or a lost answer a server may exist: the volume stays for
+                        // the next attempt, which finds both.
+                        if let Some(v) = volume.as_deref()
+                            && e.status().is_some_and(|s| (400..500).contains(&s))
+                            && let Err(d) = self.client.delete_volume(v).await
+                        {
+                            tracing::warn!(volume = v, error = %d, "could not delete the unused boot volume");
+                        }
+                        return Err(e);
+                    }
+                };
                 tracing::info!(server = %id, claim = %spec.claim, "server create accepted");
                 id
             }
