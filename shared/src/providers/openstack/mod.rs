@@ -15,7 +15,9 @@
 //! 2. **Boot volume** (`create_volume` only): the claim's volume is looked up by its metadata (`GET
 //!    /v3/{project_id}/volumes/detail`, every page) or created (`POST /v3/{project_id}/volumes` with
 //!    `size`, `imageRef`, `volume_type`, `availability_zone`, `name` and our labels as `metadata`),
-//!    then waited for until `available` (`error` deletes it and fails the attempt).
+//!    then waited for until `available` (`error` deletes it and fails the attempt). A volume whose
+//!    server Nova then refuses (4xx) is deleted; after a 5xx, a timeout or a lost answer it stays
+//!    for the next attempt, which finds it (and the server, if one was made).
 //! 3. **Create**: the flavor name is resolved to its id (`GET /flavors/detail`, every page), then
 //!    `POST /servers` with `X-OpenStack-Nova-API-Version: <openstack_nova_version>`: `name`,
 //!    `flavorRef`, `imageRef` (or `block_device_mapping_v2` booting from the volume with
