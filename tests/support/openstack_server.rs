@@ -1,7 +1,9 @@
 //! In-process Nova, Cinder, Glance and Neutron for tests, on the shared fake-API harness
 //! ([`crate::fake_api`]), behind a real Keystone ([`keystone`]): every request's `X-Auth-Token` is
 //! checked with Keystone (`GET /v3/auth/tokens`, as keystonemiddleware does, access rules of
-//! application credentials included: a path no rule allows is refused with 401).
+//! application credentials included: a path no rule allows is refused with 401), and an accepted token
+//! is not asked about again for `token_cache_time` (keystonemiddleware's cache; 300 s by default, see
+//! [`OpenstackTestServer::set_token_cache_time`]).
 //!
 //! One server answers all four services, devstack-style: `/compute/v2.1/...` (Nova),
 //! `/volume/v3/{project_id}/...` (Cinder), `/image/v2/...` (Glance), `/network/v2.0/...`
@@ -120,6 +122,11 @@ struct Inner {
     honour_delete_on_termination: bool,
     /// Tokens seen on requests (in order of first use).
     tokens: Vec<String>,
+    /// Tokens Keystone accepted, and when (keystonemiddleware's token cache).
+    validated: BTreeMap<String, (keystone::Validated, std::time::Instant)>,
+    /// How long an accepted token is not asked about again (keystonemiddleware's
+    /// `token_cache_time`, 300 s by default).
+    token_cache_time: Duration,
     /// The project every request must be scoped to.
     project_id: String,
 }
@@ -185,6 +192,8 @@ impl OpenstackTestServer {
             build_faults: Vec::new(),
             honour_delete_on_termination: true,
             tokens: Vec::new(),
+            validated: BTreeMap::new(),
+            token_cache_time: Duration::from_secs(300),
             project_id: project_id.to_string(),
         }));
         let service_token = Arc::new(tokio::sync::Mutex::new(keystone.admin_token().await));
@@ -294,6 +303,14 @@ impl OpenstackTestServer {
         self.lock().quotas = q;
     }
 
+    /// How long a token Keystone accepted is not asked about again (keystonemiddleware's
+    /// `token_cache_time`; zero: every request is checked, so a revoked token is refused at once).
+    pub fn set_token_cache_time(&self, d: Duration) {
+        let mut g = self.lock();
+        g.token_cache_time = d;
+        g.validated.clear();
+    }
+
     /// The distinct tokens requests carried, in order of first use.
     pub fn tokens(&self) -> Vec<String> {
         self.lock().tokens.clone()
@@ -359,18 +376,16 @@ async fn authenticate(
             g.tokens.push(token.clone());
         }
     }
-    let service_token = svc.lock().await.clone();
-    let v = match ks.validate(&service_token, &token).await {
+    let cached = {
+        let g = st.lock().expect("server lock");
+        g.validated.get(&token).filter(|(_, at)| at.elapsed() < g.token_cache_time).map(|(v, _)| v.clone())
+    };
+    let v = match cached {
         Some(v) => v,
-        None => {
-            // Our own service token may have expired: renew once and ask again.
-            let fresh = ks.fresh_admin_token().await;
-            *svc.lock().await = fresh.clone();
-            match ks.validate(&fresh, &token).await {
-                Some(v) => v,
-                None => return Some(unauthorized()),
-            }
-        }
+        None => match validate(st, ks, svc, &token).await {
+            Ok(v) => v,
+            Err(refused) => return Some(refused),
+        },
     };
     if v.project_id != st.lock().expect("server lock").project_id {
         return Some(err(403, "forbidden", "the token is not scoped to this project"));
@@ -384,6 +399,36 @@ async fn authenticate(
         }
     }
     None
+}
+
+/// Asks Keystone about `token`; an accepted one is cached. `Err` is the refusal to answer.
+async fn validate(
+    st: &Arc<Mutex<Inner>>,
+    ks: &KeystoneApi,
+    svc: &Arc<tokio::sync::Mutex<String>>,
+    token: &str,
+) -> Result<keystone::Validated, Reply> {
+    let unauthorized = || {
+        Reply::json(
+            401,
+            &json!({"error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}}),
+        )
+    };
+    let service_token = svc.lock().await.clone();
+    let v = match ks.validate(&service_token, token).await {
+        Some(v) => v,
+        None => {
+            // Our own service token may have expired: renew once and ask again.
+            let fresh = ks.fresh_admin_token().await;
+            *svc.lock().await = fresh.clone();
+            match ks.validate(&fresh, token).await {
+                Some(v) => v,
+                None => return Err(unauthorized()),
+            }
+        }
+    };
+    st.lock().expect("server lock").validated.insert(token.to_string(), (v.clone(), std::time::Instant::now()));
+    Ok(v)
 }
 
 /// `limit`/`marker` paging over `items` (in creation order) with `<key>_links` next.
