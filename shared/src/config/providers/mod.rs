@@ -27,6 +27,9 @@ pub use harvester::HarvesterConfig;
 pub use kubevirt::{KubeInterfaceType, KubeManifest, KubeNetworkType, KubevirtConfig};
 pub use nutanix::{NutanixApiVersion, NutanixConfig};
 pub use oci::OciConfig;
-pub use openstack::{OpenstackAuthMethod, OpenstackConfig};
+pub use openstack::{
+    METADATA_MAX as OPENSTACK_METADATA_MAX, OWNERSHIP_PREFIX as OPENSTACK_OWNERSHIP_PREFIX, OpenstackAuthMethod,
+    OpenstackConfig, nova_microversion,
+};
 pub use proxmox::ProxmoxConfig;
 pub use vsphere::VsphereConfig;

@@ -4,7 +4,7 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::check::{Found, need};
+use crate::config::check::{Found, is_blank, need};
 use crate::config::did_you_mean::did_you_mean;
 use crate::config::json_text::JsonText;
 use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, renamed_or_empty, same, size};
@@ -214,13 +214,79 @@ fn check_fields(f: &mut Found, c: &OpenstackConfig) {
         ("openstack_glance_endpoint", &c.openstack_glance_endpoint),
         ("openstack_cinder_endpoint", &c.openstack_cinder_endpoint),
     ] {
-        // Kasm requires trusted TLS on every OpenStack endpoint.
+        // Kasm requires trusted TLS on every OpenStack endpoint. Plain http is taken only on a
+        // loopback address (a test server or a local TLS-terminating proxy never crosses a network).
         need(
             f,
-            url::Url::parse(url).is_ok_and(|u| u.scheme() == "https"),
+            url::Url::parse(url).is_ok_and(|u| u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u))),
             field,
-            "must be an https URL (OpenStack endpoints need trusted TLS)",
+            "must be an https URL (OpenStack endpoints need trusted TLS; http only on a loopback address)",
         );
+    }
+    need(
+        f,
+        c.endpoint_url.is_none(),
+        "endpoint_url",
+        "does not apply to OpenStack: point openstack_identity_endpoint, openstack_nova_endpoint, \
+         openstack_glance_endpoint and openstack_cinder_endpoint at the API instead",
+    );
+    match nova_microversion(&c.openstack_nova_version) {
+        Some(_) => {}
+        None => f.push((
+            "openstack_nova_version".into(),
+            format!(
+                "`{}` is not a Nova microversion of the form 2.N (at least {}), e.g. 2.90",
+                c.openstack_nova_version, MIN_NOVA_MICROVERSION.1
+            ),
+        )),
+    }
+    need(
+        f,
+        c.openstack_glance_version.trim() == "2" || c.openstack_glance_version.trim().starts_with("2."),
+        "openstack_glance_version",
+        "must be 2 (the Image API v2 is the only one kasm-autoscale speaks)",
+    );
+    need(
+        f,
+        c.openstack_cinder_version.trim() == "3" || c.openstack_cinder_version.trim().starts_with("3."),
+        "openstack_cinder_version",
+        "must be 3 (the Block Storage API v3 is the only one kasm-autoscale speaks)",
+    );
+    need(
+        f,
+        url::Url::parse(&c.openstack_cinder_endpoint)
+            .ok()
+            .and_then(|u| u.path_segments().and_then(|mut s| s.rfind(|x| !x.is_empty()).map(str::to_string)))
+            .is_some_and(|last| last.len() >= 16 && last.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')),
+        "openstack_cinder_endpoint",
+        "must end with the project id, e.g. https://openstack.example.com:8776/v3/383a0dad105e460ab5a863ea0a45932b",
+    );
+    need(f, !is_blank(&c.project_name), "project_name", "is required");
+    need(f, is_uuid(&c.image_id), "image_id", "must be a Glance image id (a UUID)");
+    need(f, is_uuid(&c.network_id), "network_id", "must be a Neutron network id (a UUID)");
+    need(f, !is_blank(&c.flavor), "flavor", "is required (a flavor name, e.g. gen.medium)");
+    for (i, g) in c.security_groups.0.iter().enumerate() {
+        need(
+            f,
+            nova_name(g),
+            &format!("security_groups[{i}]"),
+            "must be a security group name (1-255 characters, no leading/trailing space)",
+        );
+    }
+    for (field, v) in [("key_name", &c.key_name), ("availability_zone", &c.availability_zone)] {
+        if let Some(v) = v {
+            need(f, nova_name(v), field, "must be 1-255 characters without leading/trailing space");
+        }
+    }
+    for (k, v) in &c.metadata.0 {
+        let field = format!("metadata.{k}");
+        if !metadata_key_ok(k) {
+            f.push((field, "Nova metadata keys are 1-255 of letters, digits, `-`, `_`, `:`, `.` and space".into()));
+        } else if k.starts_with(OWNERSHIP_PREFIX) {
+            f.push((field, format!("keys starting with `{OWNERSHIP_PREFIX}` are kasm-autoscale's ownership labels")));
+        } else if v.chars().count() > METADATA_MAX {
+            f.push((field, format!("Nova metadata values are at most {METADATA_MAX} characters")));
+        }
     }
     match (c.create_volume, c.volume_size_gb) {
         (false, Some(_)) => f.push(("volume_size_gb".into(), "only applies with create_volume".into())),
@@ -230,7 +296,96 @@ fn check_fields(f: &mut Found, c: &OpenstackConfig) {
     }
     if let Some(o) = &c.config_override {
         f.extend(check_override(&o.0, "config_override"));
+        if c.create_volume && o.0.contains_key("block_device_mapping_v2") {
+            f.push((
+                "config_override.block_device_mapping_v2".into(),
+                "cannot be overridden with create_volume: the boot volume is kasm-autoscale's".into(),
+            ));
+        }
+        if let Some(mv) = nova_microversion(&c.openstack_nova_version) {
+            f.extend(check_override_for(&o.0, "config_override", mv));
+        }
     }
+}
+
+/// The oldest Nova microversion kasm-autoscale speaks (`2.1`: the v2.1 API's base, which has every
+/// create-server attribute the provider sends).
+pub const MIN_NOVA_MICROVERSION: (u32, &str) = (1, "2.1");
+
+/// Nova's limit on a metadata key and on a value (`servers.create_*` schema: `metadata`
+/// `patternProperties` `^[a-zA-Z0-9-_:. ]{1,255}$`, values `maxLength` 255).
+pub const METADATA_MAX: usize = 255;
+
+/// The prefix of kasm-autoscale's ownership label keys (server and volume metadata).
+pub const OWNERSHIP_PREFIX: &str = "kasm-autoscale-";
+
+/// The minor number of a Nova microversion `2.N` (N at least 1), else `None`.
+pub fn nova_microversion(v: &str) -> Option<u32> {
+    let minor = v.trim().strip_prefix("2.")?;
+    if minor.is_empty() || !minor.bytes().all(|b| b.is_ascii_digit()) || minor.len() > 4 {
+        return None;
+    }
+    minor.parse::<u32>().ok().filter(|n| *n >= MIN_NOVA_MICROVERSION.0)
+}
+
+/// Whether `k` is a legal Nova metadata key (`^[a-zA-Z0-9-_:. ]{1,255}$`).
+pub fn metadata_key_ok(k: &str) -> bool {
+    (1..=METADATA_MAX).contains(&k.len())
+        && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.' | b' '))
+}
+
+/// Nova's `name` format: 1-255 characters, none of them a control character, no leading or
+/// trailing whitespace (`nova/api/validation/validators.py`, `_validate_name`).
+fn nova_name(s: &str) -> bool {
+    let n = s.chars().count();
+    (1..=255).contains(&n) && s.trim() == s && !s.chars().any(char::is_control)
+}
+
+fn is_uuid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s.trim()).is_ok()
+}
+
+fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// The create-server attributes that exist only from (`Some(min)`) or up to (`max`) a microversion
+/// (`routes-and-controllers.json`: `servers.create*` schemas per microversion range).
+const VERSIONED_ATTRIBUTES: &[(&str, u32, Option<u32>)] = &[
+    ("description", 19, None),
+    ("tags", 52, None),
+    ("personality", 0, Some(56)),
+    ("trusted_image_certificates", 63, None),
+    ("host", 74, None),
+    ("hypervisor_hostname", 74, None),
+    ("hostname", 90, None),
+];
+
+/// The override's attributes that Nova's create-server schema for microversion `2.<minor>` does not
+/// have (each names the range where it exists).
+pub fn check_override_for(o: &Map<String, Value>, field: &str, minor: u32) -> Found {
+    let mut f = Found::new();
+    for key in o.keys() {
+        if let Some((_, min, max)) = VERSIONED_ATTRIBUTES.iter().find(|(k, ..)| k == key) {
+            let ok = minor >= *min && max.is_none_or(|m| minor <= m);
+            if !ok {
+                let range = match max {
+                    Some(m) => format!("up to microversion 2.{m}"),
+                    None => format!("from microversion 2.{min}"),
+                };
+                f.push((
+                    format!("{field}.{key}"),
+                    format!("Nova's create-server takes `{key}` only {range}; openstack_nova_version is 2.{minor}"),
+                ));
+            }
+        }
+    }
+    f
 }
 
 /// Attributes of Nova's create-server request (`server` object), plus the `os:scheduler_hints` sibling.
@@ -251,6 +406,7 @@ pub const OPENSTACK_SERVER_ATTRIBUTES: &[&str] = &[
     "metadata",
     "networks",
     "OS-DCF:diskConfig",
+    "OS-SCH-HNT:scheduler_hints",
     "os:scheduler_hints",
     "personality",
     "security_groups",
@@ -301,5 +457,90 @@ mod override_tests {
             check_override(&obj(json!({"config_drive": true, "os:scheduler_hints": {"group": "g"}})), "o").is_empty()
         );
         assert_eq!(fields(&check_override(&obj(json!({"name": "x", "flavour": "y"})), "o")), ["o.name", "o.flavour"]);
+    }
+
+    fn base() -> OpenstackConfig {
+        let v: Value = json!({
+            "name": "os", "max_instances": 2,
+            "openstack_identity_endpoint": "https://keystone.example.com:5000",
+            "openstack_nova_endpoint": "https://nova.example.com:8774/v2.1",
+            "openstack_nova_version": "2.90",
+            "openstack_glance_endpoint": "https://glance.example.com:9292",
+            "openstack_glance_version": "2",
+            "openstack_cinder_endpoint": "https://cinder.example.com:8776/v3/383a0dad105e460ab5a863ea0a45932b",
+            "openstack_cinder_version": "3",
+            "project_name": "kasm",
+            "application_credential_id": "4f5e6d7c8b9a",
+            "application_credential_secret": "env:OS_APP_SECRET",
+            "image_id": "6e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b",
+            "flavor": "gen.medium",
+            "network_id": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+        });
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn problems(c: &OpenstackConfig) -> Vec<String> {
+        c.check().into_iter().map(|(f, _)| f).collect()
+    }
+
+    #[test]
+    fn a_complete_config_passes_and_each_rule_names_its_field() {
+        assert_eq!(problems(&base()), Vec::<String>::new());
+        let mut c = base();
+        c.openstack_nova_endpoint = "http://nova.example.com:8774/v2.1".into();
+        c.openstack_nova_version = "2".into();
+        c.openstack_glance_version = "1".into();
+        c.openstack_cinder_version = "2".into();
+        c.openstack_cinder_endpoint = "https://cinder.example.com:8776/v3".into();
+        c.image_id = "ubuntu".into();
+        c.network_id = "net".into();
+        c.flavor = " ".into();
+        c.endpoint_url = Some("http://127.0.0.1:1".into());
+        c.security_groups = JsonText(vec!["ok".into(), " bad".into()]);
+        c.metadata =
+            JsonText([("kasm-autoscale-claim".to_string(), "x".to_string()), ("a/b".into(), "y".into())].into());
+        assert_eq!(
+            problems(&c),
+            [
+                "openstack_nova_endpoint",
+                "endpoint_url",
+                "openstack_nova_version",
+                "openstack_glance_version",
+                "openstack_cinder_version",
+                "openstack_cinder_endpoint",
+                "image_id",
+                "network_id",
+                "flavor",
+                "security_groups[1]",
+                "metadata.kasm-autoscale-claim",
+                "metadata.a/b",
+            ]
+        );
+        // http on loopback is a local test server or proxy.
+        let mut c = base();
+        c.openstack_nova_endpoint = "http://127.0.0.1:8774/v2.1".into();
+        c.openstack_identity_endpoint = "http://localhost:5000".into();
+        assert_eq!(problems(&c), Vec::<String>::new());
+        let mut c = base();
+        c.metadata = JsonText([("team".to_string(), "x".repeat(256))].into());
+        assert_eq!(problems(&c), ["metadata.team"]);
+    }
+
+    #[test]
+    fn the_override_is_checked_against_the_configured_microversion() {
+        let mut c = base();
+        c.openstack_nova_version = "2.60".into();
+        c.config_override = Some(JsonText(obj(json!({"hostname": "x", "personality": [], "description": "d"}))));
+        assert_eq!(problems(&c), ["config_override.hostname", "config_override.personality"]);
+        c.openstack_nova_version = "2.90".into();
+        assert_eq!(problems(&c), ["config_override.personality"]);
+        let mut c = base();
+        c.create_volume = true;
+        c.volume_size_gb = Some(20);
+        c.config_override = Some(JsonText(obj(json!({"block_device_mapping_v2": []}))));
+        assert_eq!(problems(&c), ["config_override.block_device_mapping_v2"]);
+        assert_eq!(nova_microversion("2.90"), Some(90));
+        assert_eq!(nova_microversion("2.0"), None);
+        assert_eq!(nova_microversion("latest"), None);
     }
 }
