@@ -29,4 +29,4 @@ pub use nutanix::{NutanixApiVersion, NutanixConfig};
 pub use oci::OciConfig;
 pub use openstack::{OpenstackAuthMethod, OpenstackConfig};
 pub use proxmox::ProxmoxConfig;
-pub use vsphere::VsphereConfig;
+pub use vsphere::{VsphereCloneType, VsphereConfig};
