@@ -29,8 +29,10 @@ pub mod nutanix;
 pub mod proxmox;
 pub mod registry;
 mod set;
-#[cfg(any(feature = "proxmox", feature = "digitalocean", feature = "nutanix"))]
+#[cfg(any(feature = "proxmox", feature = "digitalocean", feature = "nutanix", feature = "vsphere"))]
 mod tag_escape;
+#[cfg(feature = "vsphere")]
+pub mod vsphere;
 
 pub use error::{ErrorClass, ProviderError};
 pub use set::ProviderSet;
