@@ -12,3 +12,4 @@ pub mod nutanix_server;
 pub mod proxmox_server;
 pub mod runtime_api;
 pub mod streams;
+pub mod vsphere_server;
