@@ -6,7 +6,9 @@
 
 mod auth;
 mod conformance;
+mod daemon;
 mod flow;
+mod lambda;
 
 use integration_tests::vsphere_server::{DATACENTER, GUEST_USER, PASSWORD, TEMPLATE, USERNAME, VsphereTestServer};
 use secrecy::SecretString;

@@ -46,7 +46,7 @@
 //! set is part of the VM; nothing else is created.
 //!
 //! # Errors
-//! One map ([`Error::into_provider`]): 401 Unauthenticated (`UNAUTHENTICATED`: bad credentials or a
+//! One map (`Error::into_provider`): 401 Unauthenticated (`UNAUTHENTICATED`: bad credentials or a
 //! session vCenter no longer knows, after one new session), 403 PermissionDenied (`UNAUTHORIZED`: the
 //! role lacks a privilege), 404 NotFound, `RESOURCE_BUSY`/`CONCURRENT_CHANGE` Conflict, 429
 //! RateLimited, 5xx Transient, `UNABLE_TO_ALLOCATE_RESOURCE` (in an answer or a failed clone task)
