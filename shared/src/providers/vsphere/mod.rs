@@ -392,8 +392,11 @@ impl VsphereProvider {
 
     async fn guest_credentials(&self) -> Result<GuestCredentials, Error> {
         let r: &SecretRef = &self.config.guest_vm_password;
-        let pw =
-            self.secrets.resolve(r).await.map_err(|e| Error::Config { message: format!("guest_vm_password: {e}") })?;
+        let pw = self
+            .secrets
+            .resolve(r)
+            .await
+            .map_err(|e| Error::Credential { message: format!("guest_vm_password: {e}") })?;
         Ok(GuestCredentials { user_name: self.config.guest_vm_username.clone(), password: pw })
     }
 
