@@ -14,3 +14,4 @@ pub mod openstack_server;
 pub mod proxmox_server;
 pub mod runtime_api;
 pub mod streams;
+pub mod vsphere_server;

@@ -33,8 +33,10 @@ pub mod openstack;
 pub mod proxmox;
 pub mod registry;
 mod set;
-#[cfg(any(feature = "proxmox", feature = "digitalocean", feature = "nutanix", feature = "gcp"))]
+#[cfg(any(feature = "proxmox", feature = "digitalocean", feature = "nutanix", feature = "gcp", feature = "vsphere"))]
 mod tag_escape;
+#[cfg(feature = "vsphere")]
+pub mod vsphere;
 
 pub use error::{ErrorClass, ProviderError};
 pub use set::ProviderSet;

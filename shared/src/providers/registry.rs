@@ -40,11 +40,14 @@ pub fn build(config: &VmProviderConfig, env: &BuildEnv) -> Result<Arc<dyn VmProv
         VmProviderConfig::Nutanix(c) => Ok(Arc::new(super::nutanix::NutanixProvider::from_config(c, env)?)),
         #[cfg(not(feature = "nutanix"))]
         VmProviderConfig::Nutanix(_) => Err(left_out(ProviderKind::Nutanix, "nutanix")),
-        VmProviderConfig::Vsphere(_) => Err(not_built(ProviderKind::Vsphere)),
         #[cfg(feature = "openstack")]
         VmProviderConfig::Openstack(c) => Ok(Arc::new(super::openstack::OpenstackProvider::from_config(c, env)?)),
         #[cfg(not(feature = "openstack"))]
         VmProviderConfig::Openstack(_) => Err(left_out(ProviderKind::Openstack, "openstack")),
+        #[cfg(feature = "vsphere")]
+        VmProviderConfig::Vsphere(c) => Ok(Arc::new(super::vsphere::VsphereProvider::from_config(c, env)?)),
+        #[cfg(not(feature = "vsphere"))]
+        VmProviderConfig::Vsphere(_) => Err(left_out(ProviderKind::Vsphere, "vsphere")),
         VmProviderConfig::Kubevirt(_) => Err(not_built(ProviderKind::Kubevirt)),
     }
 }
@@ -90,6 +93,12 @@ pub async fn preflight(config: &VmProviderConfig, env: &BuildEnv) -> Vec<Check> 
         },
         #[cfg(feature = "openstack")]
         VmProviderConfig::Openstack(c) => match super::openstack::OpenstackProvider::from_config(c, env) {
+            // An operator waiting at a terminal: one retry, not a minute of them.
+            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
+            Err(e) => vec![Check::fail("build", e.to_string())],
+        },
+        #[cfg(feature = "vsphere")]
+        VmProviderConfig::Vsphere(c) => match super::vsphere::VsphereProvider::from_config(c, env) {
             // An operator waiting at a terminal: one retry, not a minute of them.
             Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
             Err(e) => vec![Check::fail("build", e.to_string())],

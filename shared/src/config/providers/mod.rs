@@ -32,4 +32,4 @@ pub use openstack::{
     OpenstackConfig, nova_microversion,
 };
 pub use proxmox::ProxmoxConfig;
-pub use vsphere::VsphereConfig;
+pub use vsphere::{VsphereCloneType, VsphereConfig};

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::check::{Found, need};
+use crate::config::check::{Found, is_blank, need};
 use crate::config::kasm_names::{Accept, KasmColumn, KasmColumns, Unit, no_field, own_id, renamed, same, size};
 use crate::config::provider::{Endpoint, ProviderConfigCommon};
 use crate::config::secret::SecretRef;
@@ -12,6 +12,22 @@ use crate::script::{ScriptRules, WindowsScript};
 
 fn port() -> u16 {
     443
+}
+
+/// How a new VM is made from the template (Kasm 1.19's `vsphere_clone_type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VsphereCloneType {
+    /// A full clone of the template (`POST /api/vcenter/vm?action=clone`).
+    #[default]
+    #[serde(alias = "FULL", alias = "Full")]
+    Full,
+    /// A linked clone from a snapshot of the template. Refused by `validate`: the vSphere Automation
+    /// REST clone (`VM.clone_spec`: `name`, `source`, `placement`, `disks_to_remove`,
+    /// `disks_to_update`, `guest_customization_spec`, `power_on`) has no snapshot or disk-backing field,
+    /// so a linked clone cannot be asked for through `/api`.
+    #[serde(alias = "LINKED", alias = "Linked")]
+    Linked,
 }
 
 /// VMware vSphere VM-provider settings.
@@ -62,6 +78,13 @@ pub struct VsphereConfig {
     /// "What family of OS is installed in the VM": Linux or Windows; decides how the script is run.
     #[serde(default)]
     pub os_family: OsFamily,
+    /// Kasm 1.19: full clone of the template, or a linked clone from `vm_snapshot_name` (refused: see
+    /// [`VsphereCloneType::Linked`]).
+    #[serde(default)]
+    pub clone_type: VsphereCloneType,
+    /// Kasm 1.19: the template's snapshot a linked clone is made from (only with `clone_type: linked`).
+    #[serde(default)]
+    pub vm_snapshot_name: Option<String>,
     /// Run when a VM is created (bash on Linux, PowerShell on Windows, through VMware Tools); installs and
     /// configures the Kasm Agent (a template).
     #[serde(default)]
@@ -108,19 +131,20 @@ impl KasmColumns for VsphereConfig {
             "which datastore cluster it means is not known to kasm-autoscale; name it in `datastore_cluster_name`",
             Accept::Unset,
         ),
-        no_field(
-            "vsphere_clone_type",
-            "kasm-autoscale's vSphere config clones the template and has no clone-type field",
-            Accept::Unset,
-        ),
-        no_field("vsphere_vm_snapshot_name", "kasm-autoscale clones the template, not a snapshot", Accept::Unset),
+        renamed("vsphere_clone_type", "clone_type"),
+        renamed("vsphere_vm_snapshot_name", "vm_snapshot_name"),
         no_field("vsphere_vm_name", "kasm-autoscale names the VMs itself (by claim)", Accept::Unset),
         no_field(
             "vsphere_startup_script_method",
-            "kasm-autoscale's vSphere config runs the startup script through VMware Tools and has no other method",
+            "kasm-autoscale runs the vSphere startup script through VMware Tools guest operations only; Kasm's \
+             values for other methods are not documented",
             Accept::Unset,
         ),
-        no_field("vm_public_ssh_key", "kasm-autoscale's vSphere config has no SSH key field yet", Accept::Unset),
+        no_field(
+            "vm_public_ssh_key",
+            "kasm-autoscale's vSphere config has no SSH key field: put the key in the startup script",
+            Accept::Unset,
+        ),
     ];
 }
 
@@ -158,8 +182,156 @@ impl ProviderConfigCommon for VsphereConfig {
     }
 }
 
+/// Whether `s` is a host name or address without scheme, path or port (`vcenter.example.com`,
+/// `10.0.0.5`, `[fd00::5]`).
+fn is_host(s: &str) -> bool {
+    let s = s.trim();
+    if s.is_empty() || s.contains("://") || s.contains('/') || s.chars().any(char::is_whitespace) {
+        return false;
+    }
+    // A port is `vsphere_vcenter_port`'s: no `:` outside an IPv6 literal's brackets.
+    let port_free = if s.starts_with('[') { s.ends_with(']') } else { !s.contains(':') };
+    port_free && url::Url::parse(&format!("https://{s}")).is_ok_and(|u| u.host_str().is_some())
+}
+
+/// An optional name given as an empty string.
+fn blank_opt(v: &Option<String>) -> bool {
+    v.as_deref().is_some_and(is_blank)
+}
+
 fn check_fields(f: &mut Found, c: &VsphereConfig) {
+    need(
+        f,
+        is_host(&c.vsphere_vcenter_address),
+        "vsphere_vcenter_address",
+        "must be vCenter's host name or IP address, without scheme, port or path (the port is `vsphere_vcenter_port`)",
+    );
     need(f, c.vsphere_vcenter_port >= 1, "vsphere_vcenter_port", "must be a port in 1..=65535");
+    need(f, !is_blank(&c.vsphere_vcenter_username), "vsphere_vcenter_username", "must not be empty");
+    need(f, !is_blank(&c.vm_template_name), "vm_template_name", "must name the template VM");
+    need(f, !is_blank(&c.datacenter_name), "datacenter_name", "must name the datacenter");
+    need(f, !is_blank(&c.guest_vm_username), "guest_vm_username", "must name the guest OS account");
+    for (field, v) in [
+        ("vm_folder", &c.vm_folder),
+        ("datastore_name", &c.datastore_name),
+        ("cluster_name", &c.cluster_name),
+        ("resource_pool", &c.resource_pool),
+        ("datastore_cluster_name", &c.datastore_cluster_name),
+    ] {
+        need(f, !blank_opt(v), field, "is empty: leave it out to use the template's");
+    }
     need(f, c.number_of_guest_cpus >= 1, "number_of_guest_cpus", "must be at least 1");
     need(f, c.amount_of_guest_memory_gib >= 1, "amount_of_guest_memory_gib", "must be at least 1 GiB");
+    // vSphere's largest VM memory is 24 TiB (vSphere 8 configuration maximums); size_MiB is an integer.
+    need(f, c.amount_of_guest_memory_gib <= 24 * 1024, "amount_of_guest_memory_gib", "must be at most 24576 GiB");
+    match c.clone_type {
+        VsphereCloneType::Full => need(
+            f,
+            c.vm_snapshot_name.is_none(),
+            "vm_snapshot_name",
+            "is only used by linked clones (`clone_type: linked`); a full clone copies the template's current state",
+        ),
+        VsphereCloneType::Linked => need(
+            f,
+            false,
+            "clone_type",
+            "linked clones are not supported: the vSphere Automation REST clone (POST /api/vcenter/vm?action=clone, \
+             VM.clone_spec) has no snapshot or linked-disk field, and kasm-autoscale uses only that API; use \
+             `clone_type: full`",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecretRef;
+
+    pub(crate) fn config() -> VsphereConfig {
+        VsphereConfig {
+            name: "vs".into(),
+            vsphere_vcenter_address: "vcenter.example.com".into(),
+            vsphere_vcenter_port: 443,
+            vsphere_vcenter_username: "kasm@vsphere.local".into(),
+            vsphere_vcenter_password: SecretRef::Env("VC_PASSWORD".into()),
+            vm_template_name: "tmpl".into(),
+            max_instances: 2,
+            datacenter_name: "DC1".into(),
+            vm_folder: None,
+            datastore_name: None,
+            cluster_name: None,
+            resource_pool: None,
+            datastore_cluster_name: None,
+            guest_vm_username: "kasm".into(),
+            guest_vm_password: SecretRef::Env("GUEST_PASSWORD".into()),
+            number_of_guest_cpus: 2,
+            amount_of_guest_memory_gib: 4,
+            os_family: OsFamily::Linux,
+            clone_type: VsphereCloneType::Full,
+            vm_snapshot_name: None,
+            startup_script: String::new(),
+            endpoint_url: None,
+            ca_bundle: None,
+        }
+    }
+
+    fn fields(c: &VsphereConfig) -> Vec<String> {
+        c.check().into_iter().map(|(f, _)| f).collect()
+    }
+
+    #[test]
+    fn a_good_config_passes_and_each_rule_names_its_field() {
+        assert!(fields(&config()).is_empty(), "{:?}", config().check());
+        for (addr, ok) in [
+            ("vcenter.example.com", true),
+            ("10.0.0.5", true),
+            ("[fd00::5]", true),
+            ("https://vcenter.example.com", false),
+            ("vcenter.example.com:443", false),
+            ("vcenter.example.com/ui", false),
+            ("", false),
+        ] {
+            let mut c = config();
+            c.vsphere_vcenter_address = addr.into();
+            assert_eq!(fields(&c).is_empty(), ok, "{addr}");
+        }
+        let mut c = config();
+        c.vm_template_name = " ".into();
+        c.datacenter_name = String::new();
+        c.guest_vm_username = String::new();
+        c.vsphere_vcenter_username = String::new();
+        c.vm_folder = Some(String::new());
+        c.number_of_guest_cpus = 0;
+        c.amount_of_guest_memory_gib = 0;
+        assert_eq!(
+            fields(&c),
+            [
+                "vsphere_vcenter_username",
+                "vm_template_name",
+                "datacenter_name",
+                "guest_vm_username",
+                "vm_folder",
+                "number_of_guest_cpus",
+                "amount_of_guest_memory_gib"
+            ]
+        );
+    }
+
+    #[test]
+    fn linked_clones_are_refused_and_a_snapshot_needs_them() {
+        let mut c = config();
+        c.clone_type = VsphereCloneType::Linked;
+        c.vm_snapshot_name = Some("base".into());
+        let found = c.check();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, "clone_type");
+        assert!(found[0].1.contains("VM.clone_spec"), "{}", found[0].1);
+        let mut c = config();
+        c.vm_snapshot_name = Some("base".into());
+        assert_eq!(fields(&c), ["vm_snapshot_name"]);
+        for (text, want) in [("full", VsphereCloneType::Full), ("LINKED", VsphereCloneType::Linked)] {
+            assert_eq!(serde_json::from_value::<VsphereCloneType>(serde_json::json!(text)).unwrap(), want);
+        }
+        assert!(serde_json::from_value::<VsphereCloneType>(serde_json::json!("instant")).is_err());
+    }
 }

@@ -21,10 +21,10 @@
 //!    `networkProfile` (the NIC, primary, `deleteOption: Delete`), `securityProfile` for Trusted
 //!    Launch / Confidential VMs, `plan` for marketplace images sold with one, our tags; then Kasm's
 //!    `azure_config_override` applied (its snake_case keys mapped to the REST names,
-//!    [`crate::config::providers::azure`]).
+//!    `shared/src/config/providers/azure.rs`).
 //! 5. **Wait**: each `PUT` answered `201`/`202` is polled through its `Azure-AsyncOperation` (or
 //!    `Location`) URL, honouring `Retry-After`, for at most [`Timings::operation_timeout`]
-//!    ([`client`]). A failed operation is classed by its error code (see *Errors*).
+//!    (`client.rs`). A failed operation is classed by its error code (see *Errors*).
 //! 6. **Windows**: Windows does not run custom data; it saves it to
 //!    `%SYSTEMDRIVE%\AzureData\CustomData.bin`. We run that file as PowerShell with the Custom Script
 //!    Extension (`PUT .../virtualMachines/{name}/extensions/kasm-startup`, publisher
@@ -57,7 +57,7 @@
 //! `deleteOption`s took effect. Deleting a missing VM succeeds.
 //!
 //! # Errors
-//! One place, [`Error::into_provider`]: 401 → Auth (a 401 saying `ExpiredAuthenticationToken` fetches
+//! One place, `Error::into_provider`: 401 → Auth (a 401 saying `ExpiredAuthenticationToken` fetches
 //! a new token and is sent once more); 403 → Permission with ARM's message, which names the action
 //! (`AuthorizationFailed`: "does not have authorization to perform action '...'"); 404 → NotFound;
 //! 409 → Conflict; 429 → RateLimited carrying `Retry-After`; 5xx → Transient. Out of capacity —

@@ -1,0 +1,743 @@
+//! The VMware vSphere provider (vSphere Automation REST, `/api`): one VM per claim, a full clone of
+//! the config's template with the config's CPUs and memory, our labels in a data set on the VM, and
+//! the startup script run inside the guest through VMware Tools guest operations.
+//!
+//! # How `create_vm` works, and why
+//! The API has no idempotency token, so `create_vm` is a lookup before a clone, and every step after
+//! the clone can be repeated:
+//!
+//! 1. **Find**: `GET /api/vcenter/vm?names=<name>&datacenters=<dc>`. A VM of that name whose data
+//!    set carries this claim is ours: resume at step 4. One without our data set is the clone of a
+//!    crashed earlier attempt (the name holds the claim's unique id): it is labelled at step 4. One
+//!    whose data set names another claim or deployment is refused (never adopted or replaced).
+//! 2. **Resolve** the datacenter, the template (`GET /api/vcenter/vm?names=`), and the optional
+//!    folder (a `/` path walked with `parent_folders`), cluster, resource pool and datastore
+//!    (`GET /api/vcenter/<kind>?names=…&datacenters=…`); each must name exactly one object, else a
+//!    config error naming the field. Unset ones are left out of the placement, so vCenter uses the
+//!    template's (as Kasm's documentation says).
+//! 3. **Clone**: `POST /api/vcenter/vm?action=clone&vmw-task=true` with `{name, source, placement,
+//!    power_on: false}`, sent once (a lost answer is retryable, and the next attempt finds the VM at
+//!    step 1); the task (`GET /api/cis/tasks/{task}`) is polled until `SUCCEEDED`; its `result` is the
+//!    VM's id.
+//! 4. **Label**: the data set [`labels::DATA_SET`] (`POST /api/vcenter/vm/{vm}/data-sets`, host
+//!    read-write, guest no access, left out of snapshots and clones) when the VM has none.
+//! 5. **Size**: while the VM is off, `PATCH …/hardware/cpu {count}` and `…/hardware/memory
+//!    {size_MiB}` when they differ from the config.
+//! 6. **Power on**: `POST …/power?action=start` when it is not on.
+//! 7. **Script** (when there is one and the data set does not record it as done): wait until
+//!    VMware Tools runs and guest operations are ready (bounded by [`Timings::guest_wait`]; the next
+//!    attempt resumes the wait), upload it (`POST …/guest/filesystem?action=create` → `PUT` the bytes
+//!    to the returned ESXi URL), start it (`POST …/guest/processes?action=create`: `/bin/bash` on
+//!    Linux, PowerShell on Windows; the file removes itself after the run), record its pid in the data
+//!    set, poll `POST …/guest/processes/{pid}?action=get` until it has an `exit_code`, and record
+//!    `script=done` on 0. A non-zero exit code fails the create naming the code, never the script.
+//!
+//! # Ownership: a data set, and why
+//! The API offers no tags and no annotation field; data sets are its only key/value store on a VM
+//! (see [`labels`]). They need vSphere 8.0 U1 or later and VM hardware version 20 or later (VMware's
+//! data-sets documentation; not in the API metadata): on older vCenters, labelling fails loudly with
+//! the API's answer. `list_vms` reads every VM of the datacenter and the data sets of each (the API
+//! cannot filter VMs by data set): one request per VM per listing.
+//!
+//! # Delete
+//! `GET /api/vcenter/vm/{vm}` (404: gone, success), refuse a VM whose data set is not ours, power it
+//! off hard (`…/power?action=stop`; "already in desired state" is fine), `DELETE
+//! /api/vcenter/vm/{vm}` (404 is success). A full clone's disks are its own and go with it; the data
+//! set is part of the VM; nothing else is created.
+//!
+//! # Errors
+//! One map (`Error::into_provider`): 401 Unauthenticated (`UNAUTHENTICATED`: bad credentials or a
+//! session vCenter no longer knows, after one new session), 403 PermissionDenied (`UNAUTHORIZED`: the
+//! role lacks a privilege), 404 NotFound, `RESOURCE_BUSY`/`CONCURRENT_CHANGE` Conflict, 429
+//! RateLimited, 5xx Transient, `UNABLE_TO_ALLOCATE_RESOURCE` (in an answer or a failed clone task)
+//! and clone failures saying the datastore or host lacks space or resources OutOfCapacity.
+
+mod builder;
+mod client;
+mod credential;
+pub mod labels;
+mod preflight;
+
+pub use credential::SESSION_HEADER;
+pub use preflight::CHECKS;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use std::time::Duration;
+use tokio::time::Instant;
+
+use self::client::{Client, ClonePlacement, CloneSpec, DataSetCreate, GuestCredentials};
+use self::labels::Script;
+use super::{Capabilities, ProviderError, Timings, Vm, VmProvider, VmSpec, VmState};
+use crate::config::SecretRef;
+use crate::config::providers::VsphereConfig;
+use crate::http::HttpError;
+use crate::model::{OsFamily, OwnerLabels};
+use crate::secrets::Secrets;
+
+/// The provider's short name.
+pub const NAME: &str = "vsphere";
+
+/// The longest wait between two polls of a task, of VMware Tools or of the script's process.
+pub const MAX_POLL: Duration = Duration::from_secs(10);
+
+/// PowerShell on Windows guests (the system's Windows PowerShell 5.1).
+pub const POWERSHELL: &str = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe";
+
+/// A vSphere [`VmProvider`] bound to one VM-provider config. Build it with
+/// [`VsphereProvider::from_config`].
+pub struct VsphereProvider {
+    client: Client,
+    config: VsphereConfig,
+    timings: Timings,
+    secrets: std::sync::Arc<dyn Secrets>,
+}
+
+impl std::fmt::Debug for VsphereProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VsphereProvider")
+            .field("config", &self.config.name)
+            .field("base", &self.client.base_url())
+            .finish()
+    }
+}
+
+/// What went wrong inside the provider; converted to [`ProviderError`] at the trait boundary.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("failed to {what}: {source}")]
+    Http {
+        what: String,
+        #[source]
+        source: HttpError,
+    },
+    #[error("failed to {what}: unexpected answer: {message}")]
+    Decode { what: String, message: String },
+    #[error("{message}")]
+    Config { message: String },
+    #[error("{message}")]
+    Credential { message: String },
+    #[error("the task {task} to {what} ended {status}: {error_type}: {detail}")]
+    TaskFailed { what: String, task: String, status: String, error_type: String, detail: String },
+    #[error("{what}: still not done after {secs} s ({detail})")]
+    Timeout { what: String, secs: u64, detail: String },
+    #[error("VM {id} was not made by kasm-autoscale (it has no data set `kasm-autoscale` of ours); not deleting it")]
+    NotOurs { id: String },
+    #[error("a VM named `{name}` exists and was not made for this claim; not cloning another of that name")]
+    NameTaken { name: String },
+    #[error("the startup script on VM {id} exited with code {code} (run as guest user `{user}`)")]
+    ScriptFailed { id: String, code: i64, user: String },
+}
+
+/// Whether a failed clone says the datastore or the hosts lack room. The API metadata lists the
+/// clone's `unable_to_allocate_resource` error (matched by type); the phrases are vCenter's task
+/// messages for a full datastore and for admission control ("Insufficient disk space on datastore",
+/// "Insufficient resources to satisfy configured failover level", "not enough ... resources"),
+/// as VMware's knowledge base quotes them, not from the metadata. Unmatched failures stay Transient.
+pub fn says_no_capacity(error_type: &str, detail: &str) -> bool {
+    if error_type == "UNABLE_TO_ALLOCATE_RESOURCE" {
+        return true;
+    }
+    let m = detail.to_ascii_lowercase();
+    [
+        "insufficient disk space",
+        "insufficient resources",
+        "insufficient memory",
+        "not enough",
+        "no space left",
+        "out of space",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
+}
+
+impl Error {
+    /// The HTTP status of an API error.
+    pub(crate) fn status(&self) -> Option<u16> {
+        match self {
+            Error::Http { source: HttpError::Status { status, .. }, .. } => Some(status.as_u16()),
+            _ => None,
+        }
+    }
+
+    /// The vAPI `error_type` of an API error.
+    pub(crate) fn error_type(&self) -> Option<String> {
+        match self {
+            Error::Http { source: HttpError::Status { body, .. }, .. } => {
+                Some(client::error_of_body(body).error_type).filter(|t| !t.is_empty())
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn into_provider(self) -> ProviderError {
+        let message = self.to_string();
+        match self {
+            Error::Http { what, source: HttpError::Status { status, body, retry_after } } => {
+                let e = client::error_of_body(&body);
+                let text = if e.error_type.is_empty() {
+                    format!("failed to {what}: {}", e.message)
+                } else {
+                    format!("failed to {what}: {}: {}", e.error_type, e.message)
+                };
+                match e.error_type.as_str() {
+                    "UNABLE_TO_ALLOCATE_RESOURCE" => ProviderError::OutOfCapacity { provider: NAME, message: text },
+                    "RESOURCE_BUSY" | "CONCURRENT_CHANGE" if status.as_u16() != 401 && status.as_u16() != 403 => {
+                        ProviderError::Conflict { provider: NAME, message: text }
+                    }
+                    _ => ProviderError::from_status(NAME, status, &text, retry_after),
+                }
+            }
+            Error::Http { source, what } => match ProviderError::from_http(source, NAME) {
+                ProviderError::Transient { message, .. } => {
+                    ProviderError::Transient { provider: NAME, message: format!("failed to {what}: {message}") }
+                }
+                ProviderError::Invalid { message, .. } => {
+                    ProviderError::Invalid { provider: NAME, message: format!("failed to {what}: {message}") }
+                }
+                other => other,
+            },
+            Error::Credential { .. } => ProviderError::Unauthenticated { provider: NAME, message },
+            Error::TaskFailed { ref error_type, ref detail, .. } if says_no_capacity(error_type, detail) => {
+                ProviderError::OutOfCapacity { provider: NAME, message }
+            }
+            Error::Decode { .. } | Error::Timeout { .. } | Error::TaskFailed { .. } => {
+                ProviderError::Transient { provider: NAME, message }
+            }
+            Error::Config { .. } | Error::NotOurs { .. } | Error::NameTaken { .. } | Error::ScriptFailed { .. } => {
+                ProviderError::Invalid { provider: NAME, message }
+            }
+        }
+    }
+}
+
+/// The normalised state of a VM's `power_state`.
+fn state(power: &str) -> VmState {
+    match power {
+        "POWERED_ON" => VmState::Running,
+        "POWERED_OFF" | "SUSPENDED" => VmState::Stopped,
+        _ => VmState::Unknown,
+    }
+}
+
+/// A guest file name made of `name` (`A-Z a-z 0-9 . _ -` kept, others `_`).
+fn file_stem(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect()
+}
+
+/// Where the script goes in the guest and how it is run: `(path, program, arguments)`. The run
+/// removes the file (it holds the manager token) and exits with the script's own code.
+pub(crate) fn script_command(os: OsFamily, name: &str) -> (String, String, String) {
+    let stem = file_stem(name);
+    match os {
+        OsFamily::Windows => {
+            let path = format!(r"C:\Windows\Temp\kasm-autoscale-{stem}.ps1");
+            let args = format!(
+                "-NoProfile -NonInteractive -ExecutionPolicy Bypass -Command \"& '{path}'; $rc = $LASTEXITCODE; \
+                 Remove-Item -Force '{path}'; exit $rc\""
+            );
+            (path, POWERSHELL.to_string(), args)
+        }
+        _ => {
+            let path = format!("/tmp/kasm-autoscale-{stem}.sh");
+            let args = format!("-c '/bin/bash {path}; rc=$?; rm -f {path}; exit $rc'");
+            (path, "/bin/bash".to_string(), args)
+        }
+    }
+}
+
+/// Our data set of a VM: `(id, description)`, `None` when it has none.
+type OurSet = Option<(String, String)>;
+
+impl VsphereProvider {
+    async fn wait<T, F, Fut>(&self, what: &str, limit: Duration, poll: Duration, mut step: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Result<T, String>, Error>>,
+    {
+        let deadline = Instant::now() + limit;
+        let cap = MAX_POLL.max(poll);
+        let mut wait = poll;
+        loop {
+            let detail = match step().await? {
+                Ok(v) => return Ok(v),
+                Err(detail) => detail,
+            };
+            if Instant::now() + wait > deadline {
+                return Err(Error::Timeout { what: what.into(), secs: limit.as_secs(), detail });
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(cap);
+        }
+    }
+
+    /// The data set named [`labels::DATA_SET`] of `vm`. A VM whose data sets cannot be read because
+    /// the feature is missing (`UNSUPPORTED`, an old VM hardware version) has none.
+    async fn our_set(&self, vm: &str) -> Result<OurSet, Error> {
+        match self.client.data_sets(vm).await {
+            Ok(sets) => Ok(sets.into_iter().find(|s| s.name == labels::DATA_SET).map(|s| (s.data_set, s.description))),
+            Err(e) if e.error_type().as_deref() == Some("UNSUPPORTED") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The one object of `kind` named `name` in the datacenter (`field` names the config field).
+    async fn one(
+        &self,
+        kind: &str,
+        id_field: &str,
+        field: &str,
+        name: &str,
+        mut query: Vec<(&str, String)>,
+    ) -> Result<String, Error> {
+        query.push(("names", name.to_string()));
+        let found = self.client.inventory(kind, query, &format!("look up {field} `{name}`")).await?;
+        let ids: Vec<String> = found.iter().filter_map(|v| v[id_field].as_str().map(str::to_string)).collect();
+        match ids.len() {
+            1 => Ok(ids.into_iter().next().expect("one")),
+            0 => Err(Error::Config {
+                message: format!(
+                    "{field}: no {kind} named `{name}` in vCenter {}",
+                    self.config.vsphere_vcenter_address
+                ),
+            }),
+            n => Err(Error::Config {
+                message: format!("{field}: {n} objects of kind {kind} are named `{name}`; the name must be unique"),
+            }),
+        }
+    }
+
+    async fn datacenter(&self) -> Result<String, Error> {
+        self.one("datacenter", "datacenter", "datacenter_name", &self.config.datacenter_name, Vec::new()).await
+    }
+
+    /// The VMs named exactly `name` in datacenter `dc`.
+    async fn by_name(&self, name: &str, dc: &str) -> Result<Vec<client::VmSummary>, Error> {
+        let q = vec![("names", name.to_string()), ("datacenters", dc.to_string())];
+        Ok(self.client.vms(q).await?.into_iter().filter(|v| v.name == name).collect())
+    }
+
+    async fn template(&self, dc: &str) -> Result<String, Error> {
+        let name = &self.config.vm_template_name;
+        let mut found = self.by_name(name, dc).await?;
+        match found.len() {
+            1 => Ok(found.remove(0).vm),
+            0 => Err(Error::Config {
+                message: format!(
+                    "vm_template_name: no VM or template named `{name}` in datacenter `{}`",
+                    self.config.datacenter_name
+                ),
+            }),
+            n => Err(Error::Config {
+                message: format!("vm_template_name: {n} VMs are named `{name}`; the template must be unique"),
+            }),
+        }
+    }
+
+    /// The clone's placement: each configured object resolved, unset ones left to the template's.
+    async fn placement(&self, dc: &str) -> Result<ClonePlacement, Error> {
+        let c = &self.config;
+        let mut p = ClonePlacement::default();
+        if let Some(path) = c.vm_folder.as_deref() {
+            let mut parent: Option<String> = None;
+            for seg in path.split('/').filter(|s| !s.is_empty()) {
+                let mut q = vec![("type", "VIRTUAL_MACHINE".to_string())];
+                match &parent {
+                    Some(f) => q.push(("parent_folders", f.clone())),
+                    None => q.push(("datacenters", dc.to_string())),
+                }
+                parent = Some(self.one("folder", "folder", "vm_folder", seg, q).await?);
+            }
+            p.folder = parent;
+        }
+        if let Some(n) = c.cluster_name.as_deref() {
+            p.cluster =
+                Some(self.one("cluster", "cluster", "cluster_name", n, vec![("datacenters", dc.to_string())]).await?);
+        }
+        if let Some(n) = c.resource_pool.as_deref() {
+            let mut q = vec![("datacenters", dc.to_string())];
+            if let Some(cl) = &p.cluster {
+                q.push(("clusters", cl.clone()));
+            }
+            p.resource_pool = Some(self.one("resource-pool", "resource_pool", "resource_pool", n, q).await?);
+        }
+        if let Some(n) = c.datastore_name.as_deref() {
+            p.datastore = Some(
+                self.one("datastore", "datastore", "datastore_name", n, vec![("datacenters", dc.to_string())]).await?,
+            );
+        }
+        Ok(p)
+    }
+
+    async fn wait_task(&self, task: &str, what: &str) -> Result<client::TaskInfo, Error> {
+        self.wait(what, self.timings.operation_timeout, self.timings.poll, || async {
+            let t = self.client.task(task).await?;
+            match t.status.as_str() {
+                "SUCCEEDED" => Ok(Ok(t)),
+                "FAILED" => {
+                    let e = t.error.as_ref().map(client::api_error).unwrap_or_default();
+                    Err(Error::TaskFailed {
+                        what: what.into(),
+                        task: task.into(),
+                        status: t.status.clone(),
+                        error_type: if e.error_type.is_empty() { "ERROR".into() } else { e.error_type },
+                        detail: if e.message.is_empty() { "no message given".into() } else { e.message },
+                    })
+                }
+                other => Ok(Err(format!("task {task} is {other}"))),
+            }
+        })
+        .await
+    }
+
+    async fn guest_credentials(&self) -> Result<GuestCredentials, Error> {
+        let r: &SecretRef = &self.config.guest_vm_password;
+        let pw = self
+            .secrets
+            .resolve(r)
+            .await
+            .map_err(|e| Error::Credential { message: format!("guest_vm_password: {e}") })?;
+        Ok(GuestCredentials { user_name: self.config.guest_vm_username.clone(), password: pw })
+    }
+
+    /// Runs (or resumes) the startup script; returns when it exited 0.
+    async fn run_script(
+        &self,
+        vm: &str,
+        spec: &VmSpec,
+        script: &SecretString,
+        set: &str,
+        progress: Script,
+    ) -> Result<(), Error> {
+        let labels = &spec.labels;
+        let creds = self.guest_credentials().await?;
+        let pid = match progress {
+            Script::Done => return Ok(()),
+            Script::Started(pid) => pid,
+            Script::NotStarted => {
+                self.wait(
+                    "wait for VMware Tools and guest operations",
+                    self.timings.guest_wait,
+                    self.timings.guest_poll,
+                    || async {
+                        let t = self.client.tools(vm).await?;
+                        if !matches!(t.run_state.as_str(), "RUNNING" | "EXECUTING_SCRIPTS") {
+                            return Ok(Err(format!("VMware Tools is {}", t.run_state)));
+                        }
+                        let g = self.client.guest_operations(vm).await?;
+                        Ok(if g.guest_operations_ready { Ok(()) } else { Err("guest operations are not ready".into()) })
+                    },
+                )
+                .await?;
+                let (path, program, args) = script_command(spec.os, &spec.name);
+                let bytes = script.expose_secret().len() as u64;
+                let url = self.client.file_transfer(vm, &creds, &path, bytes).await?;
+                self.client.upload(&url, script.clone()).await?;
+                let pid = self.client.start_process(vm, &creds, &program, &args).await?;
+                tracing::info!(vm, pid, "startup script started");
+                self.client.update_data_set(vm, set, &labels::description(labels, Script::Started(pid))).await?;
+                pid
+            }
+        };
+        let code = self
+            .wait("run the startup script", self.timings.guest_wait, self.timings.guest_poll, || async {
+                let p = self.client.process(vm, &creds, pid).await?;
+                Ok(p.exit_code.ok_or_else(|| format!("guest process {pid} is still running")))
+            })
+            .await?;
+        if code != 0 {
+            return Err(Error::ScriptFailed { id: vm.into(), code, user: creds.user_name });
+        }
+        self.client.update_data_set(vm, set, &labels::description(labels, Script::Done)).await?;
+        tracing::info!(vm, "startup script finished");
+        Ok(())
+    }
+
+    async fn create(&self, spec: &VmSpec) -> Result<Vm, Error> {
+        let claim = spec.claim.as_str();
+        let dc = self.datacenter().await?;
+        let named = self.by_name(&spec.name, &dc).await?;
+        let mut found = None;
+        for v in &named {
+            let set = self.our_set(&v.vm).await?;
+            match &set {
+                Some((_, d))
+                    if labels::labels(d).get(OwnerLabels::CLAIM).map(String::as_str) == Some(claim)
+                        && labels::labels(d).get(OwnerLabels::DEPLOYMENT) == Some(&spec.labels.deployment) =>
+                {
+                    found = Some((v.vm.clone(), set));
+                    break;
+                }
+                Some(_) => {}
+                // Our own clone from an attempt that crashed before labelling it: the name holds the
+                // claim's unique id.
+                None => {
+                    found = Some((v.vm.clone(), None));
+                    break;
+                }
+            }
+        }
+        let (vm, set) = match found {
+            Some((vm, set)) => {
+                tracing::info!(vm = %vm, claim, "VM of this claim exists; resuming");
+                (vm, set)
+            }
+            None if !named.is_empty() => return Err(Error::NameTaken { name: spec.name.clone() }),
+            None => {
+                let source = self.template(&dc).await?;
+                let placement = self.placement(&dc).await?;
+                let placement = (placement != ClonePlacement::default()).then_some(placement);
+                let task = self
+                    .client
+                    .clone_vm(&CloneSpec { name: spec.name.clone(), source, placement, power_on: false })
+                    .await?;
+                tracing::info!(task = %task, claim, "clone accepted");
+                let done = self.wait_task(&task, "clone the template").await?;
+                let vm = match done.result.as_ref().and_then(|r| r.as_str()) {
+                    Some(id) if !id.is_empty() => id.to_string(),
+                    _ => self.by_name(&spec.name, &dc).await?.into_iter().next().map(|v| v.vm).ok_or_else(|| {
+                        Error::Decode {
+                            what: "clone the template".into(),
+                            message: format!(
+                                "task {task} succeeded, but names no VM and none is named `{}`",
+                                spec.name
+                            ),
+                        }
+                    })?,
+                };
+                (vm, None)
+            }
+        };
+        let (set, progress) = match set {
+            Some((id, d)) => (id, labels::script(&d)),
+            None => {
+                let id = self
+                    .client
+                    .create_data_set(
+                        &vm,
+                        &DataSetCreate {
+                            name: labels::DATA_SET.into(),
+                            description: labels::description(&spec.labels, Script::NotStarted),
+                            host: "READ_WRITE".into(),
+                            guest: "NONE".into(),
+                            omit_from_snapshot_and_clone: true,
+                        },
+                    )
+                    .await?;
+                (id, Script::NotStarted)
+            }
+        };
+        let info = self.client.vm(&vm).await?;
+        if info.power_state == "POWERED_OFF" {
+            let cpus = u64::from(self.config.number_of_guest_cpus);
+            if info.cpu.as_ref().map(|c| c.count) != Some(cpus) {
+                self.client.set_cpus(&vm, self.config.number_of_guest_cpus).await?;
+            }
+            let mib = u64::from(self.config.amount_of_guest_memory_gib) * 1024;
+            if info.memory.as_ref().map(|m| m.size_mib) != Some(mib) {
+                self.client.set_memory(&vm, mib).await?;
+            }
+        }
+        if info.power_state != "POWERED_ON" {
+            match self.client.power(&vm, "start", "power on the VM").await {
+                Err(e) if e.error_type().as_deref() == Some("ALREADY_IN_DESIRED_STATE") => {}
+                other => other?,
+            }
+        }
+        match spec.startup_script.as_ref().filter(|s| !s.expose_secret().is_empty()) {
+            Some(script) => self.run_script(&vm, spec, script, &set, progress).await?,
+            None if progress != Script::Done => {
+                self.client.update_data_set(&vm, &set, &labels::description(&spec.labels, Script::Done)).await?
+            }
+            None => {}
+        }
+        self.read(&vm).await
+    }
+
+    async fn read(&self, vm: &str) -> Result<Vm, Error> {
+        let info = self.client.vm(vm).await?;
+        let set = self.our_set(vm).await?;
+        let private_ip =
+            if info.power_state == "POWERED_ON" { self.client.guest_ip(vm).await.unwrap_or(None) } else { None };
+        Ok(Vm {
+            id: vm.to_string(),
+            name: info.name,
+            state: state(&info.power_state),
+            labels: set.map(|(_, d)| labels::labels(&d)).unwrap_or_default(),
+            private_ip,
+            public_ip: None,
+            created_at: None,
+        })
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), Error> {
+        let info = match self.client.vm(id).await {
+            Ok(v) => v,
+            Err(e) if e.status() == Some(404) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match self.our_set(id).await {
+            Ok(Some((_, d))) if labels::is_ours(&d) => {}
+            Ok(_) => return Err(Error::NotOurs { id: id.to_string() }),
+            Err(e) if e.status() == Some(404) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        if info.power_state != "POWERED_OFF" {
+            match self.client.power(id, "stop", "power off the VM").await {
+                Ok(()) => {}
+                Err(e) if e.error_type().as_deref() == Some("ALREADY_IN_DESIRED_STATE") => {}
+                Err(e) if e.status() == Some(404) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        match self.client.delete_vm(id).await {
+            Ok(()) => {
+                tracing::info!(vm = id, "VM deleted");
+                Ok(())
+            }
+            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list(&self, want: &OwnerLabels) -> Result<Vec<Vm>, Error> {
+        let dc = self.datacenter().await?;
+        let mut out = Vec::new();
+        for v in self.client.vms(vec![("datacenters", dc)]).await? {
+            let set = match self.our_set(&v.vm).await {
+                Ok(s) => s,
+                // Deleted between the listing and this read.
+                Err(e) if e.status() == Some(404) => continue,
+                Err(e) => return Err(e),
+            };
+            let Some((_, d)) = set else { continue };
+            if !labels::is_ours(&d) {
+                continue;
+            }
+            let vm = Vm {
+                id: v.vm.clone(),
+                name: v.name.clone(),
+                state: state(&v.power_state),
+                labels: labels::labels(&d),
+                private_ip: None,
+                public_ip: None,
+                created_at: None,
+            };
+            if want.matches(&vm.labels) {
+                out.push(vm);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ends the vCenter session (`DELETE /api/session`), when there is one. Call it at shutdown.
+    pub async fn logout(&self) -> Result<(), ProviderError> {
+        self.client.logout().await.map_err(Error::into_provider)
+    }
+}
+
+#[async_trait]
+impl VmProvider for VsphereProvider {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // No request token (a lookup by the claim's name), no server-side filter on data sets.
+        Capabilities { idempotency_token: false, windows_password: false, server_side_label_filter: false }
+    }
+
+    async fn create_vm(&self, spec: &VmSpec) -> Result<Vm, ProviderError> {
+        self.create(spec).await.map_err(Error::into_provider)
+    }
+
+    async fn get_vm(&self, id: &str) -> Result<Vm, ProviderError> {
+        match self.read(id).await {
+            Ok(v) => Ok(v),
+            Err(e) if e.status() == Some(404) => Err(ProviderError::NotFound { provider: NAME, id: id.to_string() }),
+            Err(e) => Err(e.into_provider()),
+        }
+    }
+
+    async fn delete_vm(&self, id: &str) -> Result<(), ProviderError> {
+        self.delete(id).await.map_err(Error::into_provider)
+    }
+
+    async fn list_vms(&self, labels: &OwnerLabels) -> Result<Vec<Vm>, ProviderError> {
+        self.list(labels).await.map_err(Error::into_provider)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::ErrorClass;
+    use reqwest::StatusCode;
+
+    fn status_err(code: u16, body: &str) -> Error {
+        Error::Http {
+            what: "clone the template".into(),
+            source: HttpError::Status {
+                status: StatusCode::from_u16(code).unwrap(),
+                body: body.into(),
+                retry_after: None,
+            },
+        }
+    }
+
+    fn body(t: &str, msg: &str) -> String {
+        format!(r#"{{"error_type":"{t}","messages":[{{"args":[],"default_message":"{msg}","id":"vapi.x"}}]}}"#)
+    }
+
+    #[test]
+    fn answers_and_task_failures_map_to_the_classes_the_engine_acts_on() {
+        let c = |code, b: String| status_err(code, &b).into_provider().class();
+        assert_eq!(c(401, body("UNAUTHENTICATED", "Authentication required.")), ErrorClass::Auth);
+        assert_eq!(c(403, body("UNAUTHORIZED", "Permission denied.")), ErrorClass::Permission);
+        assert_eq!(c(404, body("NOT_FOUND", "VM vm-9 not found")), ErrorClass::NotFound);
+        assert_eq!(c(400, body("RESOURCE_BUSY", "busy")), ErrorClass::Conflict);
+        assert_eq!(c(429, body("", "slow down")), ErrorClass::RateLimited);
+        assert_eq!(c(503, body("SERVICE_UNAVAILABLE", "down")), ErrorClass::Transient);
+        assert_eq!(c(500, body("UNABLE_TO_ALLOCATE_RESOURCE", "no room")), ErrorClass::OutOfCapacity);
+        assert_eq!(c(400, body("INVALID_ARGUMENT", "bad spec")), ErrorClass::Invalid);
+        let msg = status_err(400, &body("INVALID_ARGUMENT", "name too long")).into_provider().to_string();
+        assert!(msg.contains("clone the template") && msg.contains("INVALID_ARGUMENT: name too long"), "{msg}");
+        let failed = |t: &str, d: &str| Error::TaskFailed {
+            what: "clone".into(),
+            task: "t".into(),
+            status: "FAILED".into(),
+            error_type: t.into(),
+            detail: d.into(),
+        };
+        assert_eq!(
+            failed("ERROR", "Insufficient disk space on datastore 'ssd-01'.").into_provider().class(),
+            ErrorClass::OutOfCapacity
+        );
+        assert_eq!(failed("UNABLE_TO_ALLOCATE_RESOURCE", "x").into_provider().class(), ErrorClass::OutOfCapacity);
+        assert_eq!(failed("ERROR", "A general system error occurred").into_provider().class(), ErrorClass::Transient);
+        let s = Error::ScriptFailed { id: "vm-1".into(), code: 3, user: "kasm".into() }.into_provider();
+        assert_eq!(s.class(), ErrorClass::Invalid);
+        assert!(s.to_string().contains("exited with code 3"), "{s}");
+        assert_eq!(Error::NotOurs { id: "u".into() }.into_provider().class(), ErrorClass::Invalid);
+        assert_eq!(Error::Credential { message: "x".into() }.into_provider().class(), ErrorClass::Auth);
+    }
+
+    #[test]
+    fn states_and_script_commands() {
+        assert_eq!(state("POWERED_ON"), VmState::Running);
+        assert_eq!(state("POWERED_OFF"), VmState::Stopped);
+        assert_eq!(state("SUSPENDED"), VmState::Stopped);
+        assert_eq!(state("?"), VmState::Unknown);
+        let (path, prog, args) = script_command(OsFamily::Linux, "kasm-01J a");
+        assert_eq!(path, "/tmp/kasm-autoscale-kasm-01J_a.sh");
+        assert_eq!(prog, "/bin/bash");
+        assert_eq!(
+            args,
+            "-c '/bin/bash /tmp/kasm-autoscale-kasm-01J_a.sh; rc=$?; rm -f /tmp/kasm-autoscale-kasm-01J_a.sh; exit $rc'"
+        );
+        let (path, prog, args) = script_command(OsFamily::Windows, "kasm-1");
+        assert_eq!(path, r"C:\Windows\Temp\kasm-autoscale-kasm-1.ps1");
+        assert_eq!(prog, POWERSHELL);
+        assert!(args.contains(r"& 'C:\Windows\Temp\kasm-autoscale-kasm-1.ps1'") && args.contains("exit $rc"), "{args}");
+    }
+}

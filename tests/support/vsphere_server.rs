@@ -1,0 +1,940 @@
+//! An in-process vCenter for tests, on the shared fake-API harness ([`crate::fake_api`]): answers
+//! the vSphere Automation REST calls `shared::providers::vsphere` makes (below `/api`), in the wire
+//! names of VMware's API metadata (`VM.summary`, `VM.info`, `cis.task.info`, `vm.data_sets.summary`,
+//! `vm.tools.info`, `vm.guest.processes.info`, vAPI errors as `{error_type, messages: [{id,
+//! default_message, args}]}`), with session authentication (`POST /api/session` with Basic, then the
+//! `vmware-api-session-id` header), and refuses request bodies carrying names the structs lack.
+//!
+//! It holds one datacenter, one VM folder path `Kasm/Autoscale`, a cluster, a resource pool, a
+//! datastore with finite free space, the template (VMware Tools installed), and the VMs cloned from
+//! it. A clone is a task that succeeds after [`TASK_POLLS`] polls (the VM exists, powered off, from
+//! the clone's answer on); a clone the datastore has no room for fails its task with
+//! `UNABLE_TO_ALLOCATE_RESOURCE`. Powering on starts VMware Tools; guest file transfers answer a
+//! URL on this server (`PUT /api/transfer/{id}`, no session, as an ESXi ticket); a guest process
+//! "runs" the uploaded script: it exits with the number after `EXIT_CODE=` in it (0 without), after
+//! one poll. [`VsphereHarness`] drives it for the provider conformance suite.
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+use shared::providers::VmSpec;
+use shared::providers::conformance::{self, Harness, Op, RetryRules};
+use shared::providers::vsphere::labels;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::fake_api::{self, FakeApi, Fault, Incoming, Reply};
+
+/// The vCenter user the server accepts.
+pub const USERNAME: &str = "kasm-svc@vsphere.local";
+/// That user's password.
+pub const PASSWORD: &str = "vC3nter-pa55word!";
+/// The guest account.
+pub const GUEST_USER: &str = "kasm";
+/// Its password.
+pub const GUEST_PASSWORD: &str = "Gu3st-pa55word!";
+/// The datacenter's name and id.
+pub const DATACENTER: (&str, &str) = ("DC1", "datacenter-3");
+/// The template's name and id.
+pub const TEMPLATE: (&str, &str) = ("ubuntu-2204-kasm", "vm-100");
+/// The cluster's name and id.
+pub const CLUSTER: (&str, &str) = ("Cluster1", "domain-c8");
+/// The resource pool's name and id.
+pub const POOL: (&str, &str) = ("Kasm", "resgroup-21");
+/// The datastore's name and id.
+pub const DATASTORE: (&str, &str) = ("ssd-01", "datastore-15");
+/// The VM folders: (name, id, parent id).
+pub const FOLDERS: [(&str, &str, &str); 2] =
+    [("Kasm", "group-v31", "group-v4"), ("Autoscale", "group-v32", "group-v31")];
+/// Polls of a task before it is done.
+pub const TASK_POLLS: u32 = 2;
+/// The disk space one clone takes, bytes.
+pub const CLONE_BYTES: u64 = 20 << 30;
+/// A task that has failed for lack of datastore space (the harness's out-of-capacity answer).
+pub const CAPACITY_TASK: &str = "52a1f7c4-0000-4000-8000-00000000fa11:com.vmware.vcenter.vm";
+
+/// One recorded request.
+pub use crate::fake_api::Recorded as Request;
+
+/// A VM as the server holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestVm {
+    /// `vm-<n>`.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// `POWERED_ON`, `POWERED_OFF`.
+    pub power_state: String,
+    /// CPUs.
+    pub cpus: u64,
+    /// Memory, MiB.
+    pub memory_mib: u64,
+    /// Data sets: (id, name, description).
+    pub data_sets: Vec<(String, String, String)>,
+    /// The clone's placement as sent.
+    pub placement: Value,
+    /// Guest files (path → content).
+    pub files: BTreeMap<String, String>,
+    /// Every guest process started: (program, arguments, script content run).
+    pub processes: Vec<(String, String, String)>,
+    /// Whether it holds disk space on the datastore (clones do).
+    pub clone: bool,
+}
+
+#[derive(Debug, Clone)]
+struct TestTask {
+    polls_left: u32,
+    vm: Option<String>,
+    error: Option<Value>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    vms: BTreeMap<String, TestVm>,
+    tasks: BTreeMap<String, TestTask>,
+    sessions: Vec<String>,
+    /// (vm, path) of each transfer id.
+    transfers: BTreeMap<String, (String, String)>,
+    /// (vm, pid) → (exit code, polls before it finishes).
+    procs: BTreeMap<(String, i64), (i64, u32)>,
+    next: u64,
+    free_bytes: u64,
+    listed: usize,
+    password: String,
+    sessions_made: usize,
+    sessions_ended: usize,
+    /// The server root (transfer URLs point here).
+    base: String,
+}
+
+/// The running server.
+#[derive(Debug, Clone)]
+pub struct VsphereTestServer {
+    /// The server root, e.g. `http://127.0.0.1:41234` (the API is below `/api`).
+    pub url: String,
+    api: FakeApi,
+    inner: Arc<Mutex<Inner>>,
+}
+
+const ROUTES: &[&str] = &[
+    "POST /session",
+    "GET /session",
+    "DELETE /session",
+    "GET /vcenter/datacenter",
+    "GET /vcenter/folder",
+    "GET /vcenter/cluster",
+    "GET /vcenter/resource-pool",
+    "GET /vcenter/datastore",
+    "GET /vcenter/vm",
+    "POST /vcenter/vm?action=clone",
+    "GET /cis/tasks/{task}",
+    "GET /vcenter/vm/{vm}",
+    "DELETE /vcenter/vm/{vm}",
+    "GET /vcenter/vm/{vm}/data-sets",
+    "POST /vcenter/vm/{vm}/data-sets",
+    "PATCH /vcenter/vm/{vm}/data-sets/{ds}",
+    "PATCH /vcenter/vm/{vm}/hardware/cpu",
+    "PATCH /vcenter/vm/{vm}/hardware/memory",
+    "POST /vcenter/vm/{vm}/power?action=start",
+    "POST /vcenter/vm/{vm}/power?action=stop",
+    "GET /vcenter/vm/{vm}/tools",
+    "GET /vcenter/vm/{vm}/guest/operations",
+    "GET /vcenter/vm/{vm}/guest/identity",
+    "POST /vcenter/vm/{vm}/guest/filesystem?action=create",
+    "POST /vcenter/vm/{vm}/guest/processes?action=create",
+    "POST /vcenter/vm/{vm}/guest/processes/{pid}?action=get",
+    "PUT /transfer/{id}",
+];
+
+/// A vAPI error answer.
+pub fn err(status: u16, error_type: &str, message: &str) -> Reply {
+    Reply::json(
+        status,
+        &json!({"error_type": error_type, "messages": [{"args": [], "default_message": message,
+            "id": format!("com.vmware.api.vcenter.{}", error_type.to_ascii_lowercase())}]}),
+    )
+}
+
+fn not_found(what: &str) -> Reply {
+    err(404, "NOT_FOUND", &format!("{what} was not found"))
+}
+
+fn bad(message: impl Into<String>) -> Reply {
+    err(400, "INVALID_ARGUMENT", &message.into())
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
+fn template_vm() -> TestVm {
+    TestVm {
+        id: TEMPLATE.1.into(),
+        name: TEMPLATE.0.into(),
+        power_state: "POWERED_OFF".into(),
+        cpus: 2,
+        memory_mib: 4096,
+        data_sets: Vec::new(),
+        placement: json!({}),
+        files: BTreeMap::new(),
+        processes: Vec::new(),
+        clone: false,
+    }
+}
+
+impl VsphereTestServer {
+    /// Starts a server with the template and room on the datastore for `clones` clones.
+    pub async fn start_with_room(clones: u64) -> VsphereTestServer {
+        let mut vms = BTreeMap::new();
+        vms.insert(TEMPLATE.1.to_string(), template_vm());
+        let mut tasks = BTreeMap::new();
+        tasks.insert(CAPACITY_TASK.to_string(), TestTask { polls_left: 0, vm: None, error: Some(no_space()) });
+        let inner = Arc::new(Mutex::new(Inner {
+            vms,
+            tasks,
+            sessions: Vec::new(),
+            transfers: BTreeMap::new(),
+            procs: BTreeMap::new(),
+            next: 200,
+            free_bytes: clones * CLONE_BYTES,
+            listed: 0,
+            password: PASSWORD.into(),
+            sessions_made: 0,
+            sessions_ended: 0,
+            base: String::new(),
+        }));
+        let g = inner.clone();
+        let mut b = FakeApi::builder()
+            .prefix("/api")
+            .guard(move |req| {
+                let st = g.lock().expect("server lock");
+                if req.path.starts_with("/transfer/") {
+                    return None;
+                }
+                if req.method.as_str() == "POST" && req.path == "/session" {
+                    let want = basic(USERNAME, &st.password);
+                    let got = req.headers.get("authorization").and_then(|v| v.to_str().ok());
+                    return (got != Some(want.as_str()))
+                        .then(|| err(401, "UNAUTHENTICATED", "Authentication required."));
+                }
+                let got = req.headers.get("vmware-api-session-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                (!st.sessions.iter().any(|s| s == got)).then(|| err(401, "UNAUTHENTICATED", "Authentication required."))
+            })
+            .unrouted(|m, p| err(404, "NOT_FOUND", &format!("no API at {m} {p}")));
+        for route in ROUTES {
+            let st = inner.clone();
+            b = b.route(
+                route,
+                fake_api::handler(move |req| {
+                    let st = st.clone();
+                    async move { answer(&st, req) }
+                }),
+            );
+        }
+        let api = b.start().await;
+        inner.lock().expect("server lock").base = api.url.trim_end_matches('/').to_string();
+        VsphereTestServer { url: api.url.clone(), api, inner }
+    }
+
+    /// Starts a server with room for 100 clones.
+    pub async fn start() -> VsphereTestServer {
+        Self::start_with_room(100).await
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("server lock")
+    }
+
+    /// The fake API underneath (faults, recorded requests).
+    pub fn api(&self) -> &FakeApi {
+        &self.api
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.api.requests()
+    }
+
+    /// Every VM but the template.
+    pub fn vms(&self) -> Vec<TestVm> {
+        self.lock().vms.values().filter(|v| v.id != TEMPLATE.1).cloned().collect()
+    }
+
+    /// VM `id`.
+    pub fn vm(&self, id: &str) -> Option<TestVm> {
+        self.lock().vms.get(id).cloned()
+    }
+
+    /// Adds a powered-on VM of an operator's (no data set); returns its id.
+    pub fn add_vm(&self, name: &str) -> String {
+        let mut st = self.lock();
+        st.next += 1;
+        let id = format!("vm-{}", st.next);
+        st.vms.insert(
+            id.clone(),
+            TestVm { id: id.clone(), name: name.into(), power_state: "POWERED_ON".into(), ..template_vm() },
+        );
+        id
+    }
+
+    /// Removes VM `id` (as an operator would).
+    pub fn remove_vm(&self, id: &str) {
+        self.lock().vms.remove(id);
+    }
+
+    /// Changes the password the server accepts.
+    pub fn set_password(&self, password: &str) {
+        self.lock().password = password.into();
+    }
+
+    /// Ends every session (as vCenter does to idle ones).
+    pub fn expire_sessions(&self) {
+        self.lock().sessions.clear();
+    }
+
+    /// Sessions created and ended so far.
+    pub fn session_counts(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.sessions_made, st.sessions_ended)
+    }
+
+    /// Free bytes on the datastore.
+    pub fn free_bytes(&self) -> u64 {
+        self.lock().free_bytes
+    }
+}
+
+fn no_space() -> Value {
+    json!({"error_type": "UNABLE_TO_ALLOCATE_RESOURCE", "messages": [{"args": [DATASTORE.0],
+        "default_message": format!("Insufficient disk space on datastore '{}'.", DATASTORE.0),
+        "id": "com.vmware.vim.vmomi.fault.InsufficientDiskSpace"}]})
+}
+
+fn unknown_keys(o: &Map<String, Value>, allowed: &[&str]) -> Vec<String> {
+    o.keys().filter(|k| !allowed.contains(&k.as_str())).cloned().collect()
+}
+
+fn param_all<'a>(req: &'a Incoming, k: &str) -> Vec<&'a str> {
+    req.params.get(k).map(|v| v.iter().map(String::as_str).collect()).unwrap_or_default()
+}
+
+/// Checks the query keys against a filter spec's field names (plus the fixed `action`).
+fn check_query(req: &Incoming, allowed: &[&str]) -> Option<Reply> {
+    let extra: Vec<&String> = req.params.keys().filter(|k| !allowed.contains(&k.as_str()) && *k != "action").collect();
+    (!extra.is_empty()).then(|| bad(format!("the filter spec has no {extra:?}")))
+}
+
+fn named(req: &Incoming, name: &str) -> bool {
+    let names = param_all(req, "names");
+    names.is_empty() || names.contains(&name)
+}
+
+fn in_dc(req: &Incoming) -> Result<(), Reply> {
+    let dcs = param_all(req, "datacenters");
+    if dcs.is_empty() || dcs.contains(&DATACENTER.1) { Ok(()) } else { Err(Reply::json(200, &json!([]))) }
+}
+
+fn guest_creds_ok(b: &Value) -> Result<(), Reply> {
+    let c = &b["credentials"];
+    let Some(o) = c.as_object() else { return Err(bad("credentials are required")) };
+    let extra = unknown_keys(o, &["interactive_session", "password", "saml_token", "type", "user_name"]);
+    if !extra.is_empty() || c["interactive_session"].as_bool().is_none() || c["type"] != "USERNAME_PASSWORD" {
+        return Err(bad("credentials must be vm.guest.credentials (interactive_session, type, user_name, password)"));
+    }
+    if c["user_name"] != GUEST_USER || c["password"] != GUEST_PASSWORD {
+        return Err(err(
+            401,
+            "UNAUTHENTICATED",
+            "Failed to authenticate with the guest operating system using the supplied credentials.",
+        ));
+    }
+    Ok(())
+}
+
+fn summary(v: &TestVm) -> Value {
+    json!({"vm": v.id, "name": v.name, "power_state": v.power_state, "cpu_count": v.cpus, "memory_size_MiB": v.memory_mib})
+}
+
+fn answer(inner: &Arc<Mutex<Inner>>, req: Incoming) -> Reply {
+    let mut st = inner.lock().expect("server lock");
+    if matches!(req.method.as_str(), "PATCH") || (req.method.as_str() == "POST" && !req.body.is_empty()) {
+        let ct = req.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if ct != "application/json" {
+            return bad(format!("content-type must be application/json, got `{ct}`"));
+        }
+    }
+    let vm_id = req.var("vm").to_string();
+    match (req.method.as_str(), req.route.as_str()) {
+        ("POST", "/session") => {
+            st.next += 1;
+            let id = format!("b00c{:028x}", st.next);
+            st.sessions.push(id.clone());
+            st.sessions_made += 1;
+            Reply::json(201, &json!(id))
+        }
+        ("GET", "/session") => Reply::json(
+            200,
+            &json!({"user": format!("VSPHERE.LOCAL\\{}", USERNAME.split('@').next().unwrap_or_default()),
+                "created_time": "2026-12-01T08:00:00.000Z", "last_accessed_time": "2026-12-01T08:00:01.000Z"}),
+        ),
+        ("DELETE", "/session") => {
+            let got =
+                req.headers.get("vmware-api-session-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            st.sessions.retain(|s| *s != got);
+            st.sessions_ended += 1;
+            Reply::empty(204)
+        }
+        ("GET", "/vcenter/datacenter") => {
+            if let Some(r) = check_query(&req, &["datacenters", "folders", "names"]) {
+                return r;
+            }
+            let items: Vec<Value> = [DATACENTER]
+                .iter()
+                .filter(|(n, _)| named(&req, n))
+                .map(|(n, id)| json!({"datacenter": id, "name": n}))
+                .collect();
+            Reply::json(200, &json!(items))
+        }
+        ("GET", "/vcenter/folder") => {
+            if let Some(r) = check_query(&req, &["datacenters", "folders", "names", "parent_folders", "type"]) {
+                return r;
+            }
+            if let Err(r) = in_dc(&req) {
+                return r;
+            }
+            let parents = param_all(&req, "parent_folders");
+            let items: Vec<Value> = FOLDERS
+                .iter()
+                .filter(|(n, _, p)| named(&req, n) && (parents.is_empty() || parents.contains(p)))
+                .filter(|_| req.param("type").is_none_or(|t| t == "VIRTUAL_MACHINE"))
+                .map(|(n, id, _)| json!({"folder": id, "name": n, "type": "VIRTUAL_MACHINE"}))
+                .collect();
+            Reply::json(200, &json!(items))
+        }
+        ("GET", "/vcenter/cluster") => {
+            if let Some(r) = check_query(&req, &["clusters", "datacenters", "folders", "names"]) {
+                return r;
+            }
+            if let Err(r) = in_dc(&req) {
+                return r;
+            }
+            let items: Vec<Value> = [CLUSTER]
+                .iter()
+                .filter(|(n, _)| named(&req, n))
+                .map(|(n, id)| json!({"cluster": id, "name": n, "drs_enabled": true, "ha_enabled": false}))
+                .collect();
+            Reply::json(200, &json!(items))
+        }
+        ("GET", "/vcenter/resource-pool") => {
+            if let Some(r) = check_query(
+                &req,
+                &["clusters", "datacenters", "hosts", "names", "parent_resource_pools", "resource_pools"],
+            ) {
+                return r;
+            }
+            if let Err(r) = in_dc(&req) {
+                return r;
+            }
+            let items: Vec<Value> = [POOL]
+                .iter()
+                .filter(|(n, _)| named(&req, n))
+                .map(|(n, id)| json!({"resource_pool": id, "name": n}))
+                .collect();
+            Reply::json(200, &json!(items))
+        }
+        ("GET", "/vcenter/datastore") => {
+            if let Some(r) = check_query(&req, &["datacenters", "datastores", "folders", "names", "types"]) {
+                return r;
+            }
+            if let Err(r) = in_dc(&req) {
+                return r;
+            }
+            let free = st.free_bytes;
+            let items: Vec<Value> = [DATASTORE].iter().filter(|(n, _)| named(&req, n))
+                .map(|(n, id)| json!({"datastore": id, "name": n, "type": "VMFS", "free_space": free, "capacity": 2u64 << 40}))
+                .collect();
+            Reply::json(200, &json!(items))
+        }
+        ("GET", "/vcenter/vm") => {
+            if let Some(r) = check_query(
+                &req,
+                &["clusters", "datacenters", "folders", "hosts", "names", "power_states", "resource_pools", "vms"],
+            ) {
+                return r;
+            }
+            if let Err(r) = in_dc(&req) {
+                return r;
+            }
+            let items: Vec<Value> = st.vms.values().filter(|v| named(&req, &v.name)).map(summary).collect();
+            st.listed += items.len();
+            Reply::json(200, &json!(items))
+        }
+        ("POST", "/vcenter/vm?action=clone") => {
+            if req.param("vmw-task") != Some("true") {
+                return bad("this server answers clones as tasks (vmw-task=true)");
+            }
+            let Some(b) = req.json() else { return bad("the body is not JSON") };
+            let Some(o) = b.as_object() else { return bad("the body is not an object") };
+            let extra = unknown_keys(
+                o,
+                &[
+                    "disks_to_remove",
+                    "disks_to_update",
+                    "guest_customization_spec",
+                    "name",
+                    "placement",
+                    "power_on",
+                    "source",
+                ],
+            );
+            if !extra.is_empty() {
+                return bad(format!("VM.clone_spec has no {extra:?}"));
+            }
+            if let Some(p) = o.get("placement") {
+                let Some(p) = p.as_object() else { return bad("placement must be an object") };
+                let extra = unknown_keys(p, &["cluster", "datastore", "folder", "host", "resource_pool"]);
+                if !extra.is_empty() {
+                    return bad(format!("VM.clone_placement_spec has no {extra:?}"));
+                }
+                for (k, want) in [
+                    ("folder", FOLDERS[1].1),
+                    ("cluster", CLUSTER.1),
+                    ("resource_pool", POOL.1),
+                    ("datastore", DATASTORE.1),
+                ] {
+                    if p.get(k).is_some_and(|v| v != want && v != FOLDERS[0].1) {
+                        return not_found(&format!("{k} {}", p[k]));
+                    }
+                }
+            }
+            let Some(name) = o.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
+                return bad("name is required");
+            };
+            let Some(source) = o.get("source").and_then(Value::as_str) else { return bad("source is required") };
+            let Some(src) = st.vms.get(source).cloned() else { return not_found(&format!("VM {source}")) };
+            if st.vms.values().any(|v| v.name == name) {
+                return err(400, "ALREADY_EXISTS", &format!("The name '{name}' already exists."));
+            }
+            st.next += 1;
+            let task = format!("52a1f7c4-{:04x}-4000-8000-{:012x}:com.vmware.vcenter.vm", st.next % 0xffff, st.next);
+            if st.free_bytes < CLONE_BYTES {
+                st.tasks.insert(task.clone(), TestTask { polls_left: 1, vm: None, error: Some(no_space()) });
+            } else {
+                st.free_bytes -= CLONE_BYTES;
+                let id = format!("vm-{}", st.next);
+                let vm = TestVm {
+                    id: id.clone(),
+                    name: name.into(),
+                    power_state: if o.get("power_on") == Some(&json!(true)) {
+                        "POWERED_ON".into()
+                    } else {
+                        "POWERED_OFF".into()
+                    },
+                    placement: o.get("placement").cloned().unwrap_or(json!({})),
+                    clone: true,
+                    ..src
+                };
+                st.vms.insert(id.clone(), vm);
+                st.tasks.insert(
+                    task.clone(),
+                    TestTask { polls_left: if req.answer_lost { 0 } else { TASK_POLLS }, vm: Some(id), error: None },
+                );
+            }
+            Reply::json(200, &json!(task))
+        }
+        ("GET", "/cis/tasks/{task}") => {
+            let id = req.var("task").to_string();
+            let Some(mut t) = st.tasks.get(&id).cloned() else { return not_found(&format!("task {id}")) };
+            t.polls_left = t.polls_left.saturating_sub(1);
+            st.tasks.insert(id.clone(), t.clone());
+            let status = match (t.polls_left, &t.error) {
+                (0, Some(_)) => "FAILED",
+                (0, None) => "SUCCEEDED",
+                _ => "RUNNING",
+            };
+            let mut v = json!({"status": status, "cancelable": false, "operation": "clone", "service": "com.vmware.vcenter.VM",
+                "description": {"id": "vcenter.vm.clone", "default_message": "Clone virtual machine", "args": []},
+                "start_time": "2026-12-01T08:00:00.000Z"});
+            if status == "FAILED" {
+                v["error"] = t.error.clone().unwrap_or_default();
+            }
+            if status == "SUCCEEDED" {
+                v["result"] = json!(t.vm);
+                v["end_time"] = json!("2026-12-01T08:00:05.000Z");
+            }
+            Reply::json(200, &v)
+        }
+        ("GET", "/vcenter/vm/{vm}") => match st.vms.get(&vm_id) {
+            Some(v) => Reply::json(
+                200,
+                &json!({"name": v.name, "power_state": v.power_state, "guest_OS": "UBUNTU_64",
+                    "cpu": {"count": v.cpus, "cores_per_socket": 1, "hot_add_enabled": false, "hot_remove_enabled": false},
+                    "memory": {"size_MiB": v.memory_mib, "hot_add_enabled": false},
+                    "hardware": {"version": "VMX_20", "upgrade_policy": "NEVER", "upgrade_status": "NONE"},
+                    "boot": {"type": "EFI", "delay": 0, "retry": false, "retry_delay": 10000, "enter_setup_mode": false},
+                    "boot_devices": [], "cdroms": {}, "disks": {"2000": {"label": "Hard disk 1", "type": "SCSI", "capacity": CLONE_BYTES}},
+                    "floppies": {}, "nics": {}, "parallel_ports": {}, "sata_adapters": {}, "scsi_adapters": {}, "serial_ports": {}}),
+            ),
+            None => not_found(&format!("VM {vm_id}")),
+        },
+        ("DELETE", "/vcenter/vm/{vm}") => {
+            let Some(v) = st.vms.get(&vm_id) else { return not_found(&format!("VM {vm_id}")) };
+            if v.power_state != "POWERED_OFF" {
+                return err(
+                    400,
+                    "NOT_ALLOWED_IN_CURRENT_STATE",
+                    "The attempted operation cannot be performed in the current state (Powered on).",
+                );
+            }
+            let v = st.vms.remove(&vm_id).expect("checked");
+            if v.clone {
+                st.free_bytes += CLONE_BYTES;
+            }
+            Reply::empty(204)
+        }
+        ("GET", "/vcenter/vm/{vm}/data-sets") => match st.vms.get(&vm_id) {
+            Some(v) => Reply::json(
+                200,
+                &json!(
+                    v.data_sets
+                        .iter()
+                        .map(|(id, n, d)| json!({"data_set": id, "name": n, "description": d}))
+                        .collect::<Vec<_>>()
+                ),
+            ),
+            None => not_found(&format!("VM {vm_id}")),
+        },
+        ("POST", "/vcenter/vm/{vm}/data-sets") => {
+            let Some(b) = req.json() else { return bad("the body is not JSON") };
+            let Some(o) = b.as_object() else { return bad("the body is not an object") };
+            let extra = unknown_keys(o, &["description", "guest", "host", "name", "omit_from_snapshot_and_clone"]);
+            if !extra.is_empty() {
+                return bad(format!("vm.data_sets.create_spec has no {extra:?}"));
+            }
+            let access = ["NONE", "READ_ONLY", "READ_WRITE"];
+            let (Some(name), Some(desc)) =
+                (o.get("name").and_then(Value::as_str), o.get("description").and_then(Value::as_str))
+            else {
+                return bad("name and description are required strings");
+            };
+            if !["host", "guest"].iter().all(|k| o.get(*k).and_then(Value::as_str).is_some_and(|a| access.contains(&a)))
+            {
+                return bad("host and guest must be NONE, READ_ONLY or READ_WRITE");
+            }
+            st.next += 1;
+            let n = st.next;
+            let Some(v) = st.vms.get_mut(&vm_id) else { return not_found(&format!("VM {vm_id}")) };
+            if v.data_sets.iter().any(|(_, dn, _)| dn == name) {
+                return err(400, "ALREADY_EXISTS", &format!("A data set named '{name}' already exists."));
+            }
+            let id = format!("ds-{n}");
+            v.data_sets.push((id.clone(), name.into(), desc.into()));
+            Reply::json(201, &json!(id))
+        }
+        ("PATCH", "/vcenter/vm/{vm}/data-sets/{ds}") => {
+            let Some(b) = req.json() else { return bad("the body is not JSON") };
+            let Some(o) = b.as_object() else { return bad("the body is not an object") };
+            let extra = unknown_keys(o, &["description", "guest", "host", "omit_from_snapshot_and_clone"]);
+            if !extra.is_empty() {
+                return bad(format!("vm.data_sets.update_spec has no {extra:?}"));
+            }
+            let ds = req.var("ds").to_string();
+            let Some(v) = st.vms.get_mut(&vm_id) else { return not_found(&format!("VM {vm_id}")) };
+            let Some(d) = v.data_sets.iter_mut().find(|(id, _, _)| *id == ds) else {
+                return not_found(&format!("data set {ds}"));
+            };
+            if let Some(desc) = o.get("description").and_then(Value::as_str) {
+                d.2 = desc.into();
+            }
+            Reply::empty(204)
+        }
+        ("PATCH", "/vcenter/vm/{vm}/hardware/cpu") | ("PATCH", "/vcenter/vm/{vm}/hardware/memory") => {
+            let Some(b) = req.json() else { return bad("the body is not JSON") };
+            let Some(o) = b.as_object() else { return bad("the body is not an object") };
+            let cpu = req.route.ends_with("cpu");
+            let allowed: &[&str] = if cpu {
+                &["cores_per_socket", "count", "hot_add_enabled", "hot_remove_enabled"]
+            } else {
+                &["hot_add_enabled", "size_MiB"]
+            };
+            let extra = unknown_keys(o, allowed);
+            if !extra.is_empty() {
+                return bad(format!("the update_spec has no {extra:?}"));
+            }
+            let Some(v) = st.vms.get_mut(&vm_id) else { return not_found(&format!("VM {vm_id}")) };
+            if v.power_state != "POWERED_OFF" {
+                return err(400, "NOT_ALLOWED_IN_CURRENT_STATE", "Hot add is not enabled.");
+            }
+            let n = o.get(if cpu { "count" } else { "size_MiB" }).and_then(Value::as_u64).filter(|n| *n > 0);
+            match (cpu, n) {
+                (true, Some(n)) => v.cpus = n,
+                (false, Some(n)) => v.memory_mib = n,
+                _ => return bad("count / size_MiB must be a positive integer"),
+            }
+            Reply::empty(204)
+        }
+        ("POST", "/vcenter/vm/{vm}/power?action=start") | ("POST", "/vcenter/vm/{vm}/power?action=stop") => {
+            let want = if req.route.ends_with("start") { "POWERED_ON" } else { "POWERED_OFF" };
+            let Some(v) = st.vms.get_mut(&vm_id) else { return not_found(&format!("VM {vm_id}")) };
+            if v.power_state == want {
+                return err(
+                    400,
+                    "ALREADY_IN_DESIRED_STATE",
+                    "Virtual machine is already in the requested power state.",
+                );
+            }
+            v.power_state = want.into();
+            Reply::empty(204)
+        }
+        ("GET", "/vcenter/vm/{vm}/tools") => match st.vms.get(&vm_id) {
+            Some(v) => Reply::json(
+                200,
+                &json!({"auto_update_supported": false, "upgrade_policy": "MANUAL", "install_type": "OPEN_VM_TOOLS",
+                    "version_status": "UNMANAGED", "version_number": 12389, "version": "12389",
+                    "run_state": if v.power_state == "POWERED_ON" { "RUNNING" } else { "NOT_RUNNING" }}),
+            ),
+            None => not_found(&format!("VM {vm_id}")),
+        },
+        ("GET", "/vcenter/vm/{vm}/guest/operations") => match st.vms.get(&vm_id) {
+            Some(v) => Reply::json(
+                200,
+                &json!({"guest_operations_ready": v.power_state == "POWERED_ON",
+                "interactive_guest_operations_ready": false}),
+            ),
+            None => not_found(&format!("VM {vm_id}")),
+        },
+        ("GET", "/vcenter/vm/{vm}/guest/identity") => match st.vms.get(&vm_id) {
+            Some(v) if v.power_state == "POWERED_ON" => {
+                let n: u64 = v.id.bytes().map(u64::from).sum::<u64>() % 250 + 2;
+                Reply::json(
+                    200,
+                    &json!({"name": "UBUNTU_64", "family": "LINUX", "host_name": v.name,
+                    "ip_address": format!("10.20.0.{n}"),
+                    "full_name": {"id": "x", "default_message": "Ubuntu Linux (64-bit)", "args": []}}),
+                )
+            }
+            Some(_) => err(503, "SERVICE_UNAVAILABLE", "VMware Tools is not running."),
+            None => not_found(&format!("VM {vm_id}")),
+        },
+        ("POST", "/vcenter/vm/{vm}/guest/filesystem?action=create") => {
+            let Some(b) = req.json() else { return bad("the body is not JSON") };
+            let Some(o) = b.as_object() else { return bad("the body is not an object") };
+            let extra = unknown_keys(o, &["credentials", "spec"]);
+            if !extra.is_empty() {
+                return bad(format!("transfers.create has no {extra:?}"));
+            }
+            if let Err(r) = guest_creds_ok(&b) {
+                return r;
+            }
+            let spec = &b["spec"];
+            let Some(path) = spec["path"].as_str() else { return bad("spec.path is required") };
+            let Some(a) = spec["attributes"].as_object() else {
+                return bad("spec.attributes is required for an upload");
+            };
+            let extra = unknown_keys(a, &["last_accessed", "last_modified", "overwrite", "posix", "size", "windows"]);
+            if !extra.is_empty() || a.get("size").and_then(Value::as_u64).is_none() {
+                return bad("file_creation_attributes: size (integer) and the struct's fields only");
+            }
+            if st.vms.get(&vm_id).is_none_or(|v| v.power_state != "POWERED_ON") {
+                return err(400, "NOT_ALLOWED_IN_CURRENT_STATE", "The guest operations agent is not running.");
+            }
+            st.next += 1;
+            let id = format!("t{}", st.next);
+            st.transfers.insert(id.clone(), (vm_id.clone(), path.to_string()));
+            // The ESXi host's ticket URL; here the same server.
+            Reply::json(201, &json!(format!("{}/api/transfer/{id}?size={}", st.base, a["size"])))
+        }
+        ("PUT", "/transfer/{id}") => {
+            let id = req.var("id").to_string();
+            let Some((vm, path)) = st.transfers.remove(&id) else { return Reply::text(404, "no such transfer") };
+            if req.param("size").and_then(|s| s.parse::<usize>().ok()) != Some(req.body.len()) {
+                return Reply::text(400, "the body's size is not the size announced");
+            }
+            let content = String::from_utf8_lossy(&req.body).to_string();
+            if let Some(v) = st.vms.get_mut(&vm) {
+                v.files.insert(path, content);
+            }
+            Reply::empty(200)
+        }
+        ("POST", "/vcenter/vm/{vm}/guest/processes?action=create") => {
+            let Some(b) = req.json() else { return bad("the body is not JSON") };
+            let Some(o) = b.as_object() else { return bad("the body is not an object") };
+            let extra = unknown_keys(o, &["credentials", "spec"]);
+            if !extra.is_empty() {
+                return bad(format!("processes.create has no {extra:?}"));
+            }
+            if let Err(r) = guest_creds_ok(&b) {
+                return r;
+            }
+            let Some(spec) = b["spec"].as_object() else { return bad("spec is required") };
+            let extra = unknown_keys(
+                spec,
+                &["arguments", "environment_variables", "path", "start_minimized", "working_directory"],
+            );
+            if !extra.is_empty() {
+                return bad(format!("processes.create_spec has no {extra:?}"));
+            }
+            let (Some(prog), args) = (
+                spec.get("path").and_then(Value::as_str),
+                spec.get("arguments").and_then(Value::as_str).unwrap_or_default(),
+            ) else {
+                return bad("spec.path is required");
+            };
+            st.next += 1;
+            let pid = st.next as i64;
+            let Some(v) = st.vms.get_mut(&vm_id) else { return not_found(&format!("VM {vm_id}")) };
+            // Runs the file the arguments name (and removes it, as the arguments say).
+            let file = v.files.keys().find(|p| args.contains(p.as_str())).cloned();
+            let content = file.as_ref().and_then(|f| v.files.get(f)).cloned().unwrap_or_default();
+            let code = content
+                .split("EXIT_CODE=")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(if file.is_some() { 0 } else { 127 });
+            if let Some(f) = file.filter(|f| args.contains(&format!("rm -f {f}")) || args.contains("Remove-Item")) {
+                v.files.remove(&f);
+            }
+            v.processes.push((prog.to_string(), args.to_string(), content));
+            st.procs.insert((vm_id.clone(), pid), (code, 1));
+            Reply::json(201, &json!(pid))
+        }
+        ("POST", "/vcenter/vm/{vm}/guest/processes/{pid}?action=get") => {
+            let Some(b) = req.json() else { return bad("the body is not JSON") };
+            if let Err(r) = guest_creds_ok(&b) {
+                return r;
+            }
+            let Ok(pid) = req.var("pid").parse::<i64>() else { return bad("pid must be an integer") };
+            let Some((code, polls)) = st.procs.get(&(vm_id.clone(), pid)).cloned() else {
+                return not_found(&format!("process {pid}"));
+            };
+            st.procs.insert((vm_id.clone(), pid), (code, polls.saturating_sub(1)));
+            let mut v = json!({"name": "bash", "owner": GUEST_USER, "command": "/bin/bash", "started": "2026-12-01T08:01:00.000Z"});
+            if polls == 0 {
+                v["exit_code"] = json!(code);
+                v["finished"] = json!("2026-12-01T08:01:09.000Z");
+            }
+            Reply::json(200, &v)
+        }
+        _ => not_found("route"),
+    }
+}
+
+/// The server as the provider conformance suite drives it.
+#[derive(Debug)]
+pub struct VsphereHarness {
+    server: VsphereTestServer,
+    stall: Duration,
+}
+
+impl VsphereHarness {
+    /// A harness over `server`; a stalled request is held for `stall`.
+    pub fn new(server: VsphereTestServer, stall: Duration) -> Self {
+        VsphereHarness { server, stall }
+    }
+
+    fn route(op: Op) -> &'static str {
+        match op {
+            Op::Create => "POST /vcenter/vm?action=clone",
+            Op::Get => "GET /vcenter/vm/{vm}",
+            Op::Delete => "DELETE /vcenter/vm/{vm}",
+            Op::List => "GET /vcenter/vm",
+        }
+    }
+}
+
+#[async_trait]
+impl Harness for VsphereHarness {
+    fn inject(&self, op: Op, fault: conformance::Fault, skip: usize, times: usize) {
+        use conformance::Fault as F;
+        let answer = match fault {
+            F::Unauthorized => {
+                // vCenter answers 401 when it no longer knows the session; the provider then creates
+                // one new session, once. Credentials vCenter refuses are that new session refused
+                // too: the password stops working until the faults are cleared.
+                self.server.set_password("refused-while-the-fault-lasts");
+                err(401, "UNAUTHENTICATED", "Authentication required.")
+            }
+            F::Forbidden => err(403, "UNAUTHORIZED", "Permission to perform this operation was denied."),
+            F::NotFound => not_found("VM"),
+            F::Conflict => err(400, "RESOURCE_BUSY", "The VM is busy with another operation."),
+            F::RateLimited { retry_after } => {
+                err(429, "", "Too many requests.").header("Retry-After", retry_after.as_secs().to_string())
+            }
+            F::ServerError => err(500, "ERROR", "A general system error occurred."),
+            F::Timeout => {
+                let late = Fault::Stall { hold: self.stall, then: err(500, "ERROR", "too late") };
+                return self.server.api.inject(Self::route(op), late, skip, times);
+            }
+            F::OutOfCapacity => {
+                assert_eq!(op, Op::Create, "out of capacity is a clone's answer");
+                // The clone task is accepted and fails: the datastore is full.
+                Reply::json(200, &json!(CAPACITY_TASK))
+            }
+        };
+        self.server.api.inject(Self::route(op), Fault::Answer(answer), skip, times);
+    }
+
+    fn lose_next_answer(&self, op: Op) {
+        self.server.api.inject(Self::route(op), Fault::DropAnswer, 0, 1);
+    }
+
+    fn clear_faults(&self) {
+        self.server.api.clear_faults();
+        self.server.set_password(PASSWORD);
+    }
+
+    fn requests(&self, op: Op) -> usize {
+        self.server.api.count(Self::route(op))
+    }
+
+    fn retries(&self) -> RetryRules {
+        // The clone is sent once (no idempotency token); reads and the DELETE are retried.
+        RetryRules { retried: &[Op::Get, Op::Delete, Op::List], retry_after_hint: true }
+    }
+
+    fn page_size(&self) -> Option<usize> {
+        // `GET /api/vcenter/vm` does not page.
+        None
+    }
+
+    fn vms_in_list_answers(&self) -> usize {
+        self.server.lock().listed
+    }
+
+    fn last_create_token(&self) -> Option<String> {
+        None
+    }
+
+    fn missing_id(&self) -> String {
+        "vm-999999".into()
+    }
+
+    async fn create_foreign_vm(&self) -> String {
+        self.server.add_vm("ops-database")
+    }
+
+    async fn remove_foreign_vm(&self, id: &str) {
+        self.server.remove_vm(id);
+    }
+
+    async fn vm_exists(&self, id: &str) -> bool {
+        self.server.vm(id).is_some()
+    }
+
+    async fn vms_made_for(&self, spec: &VmSpec) -> usize {
+        self.server
+            .vms()
+            .iter()
+            .filter(|v| {
+                v.name == spec.name
+                    || v.data_sets.iter().any(|(_, n, d)| {
+                        n == labels::DATA_SET
+                            && labels::labels(d).get("kasm-autoscale-claim").map(String::as_str)
+                                == Some(spec.claim.as_str())
+                    })
+            })
+            .count()
+    }
+}

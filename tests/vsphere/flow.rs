@@ -1,0 +1,138 @@
+//! The clone flow against the vCenter test server: the requests' shapes, placement, sizing, labels,
+//! the startup script through guest operations, resumption, failures, capacity, delete, preflight.
+
+use integration_tests::vsphere_server::{CLUSTER, DATASTORE, FOLDERS, POOL, TEMPLATE, VsphereTestServer};
+use secrecy::SecretString;
+use shared::providers::vsphere::labels;
+use shared::providers::{ErrorClass, VmProvider, VmState};
+
+#[tokio::test]
+async fn create_clones_places_sizes_labels_powers_on_and_runs_the_script() {
+    let server = VsphereTestServer::start().await;
+    let free = server.free_bytes();
+    let p = super::provider(&server);
+    let s = super::spec("flow", "pool-a");
+    let vm = p.create_vm(&s).await.expect("create");
+    assert_eq!(vm.state, VmState::Running);
+    assert_eq!(vm.name, s.name);
+    assert!(s.labels.matches(&vm.labels), "{:?}", vm.labels);
+    assert!(vm.private_ip.as_deref().is_some_and(|ip| ip.starts_with("10.20.0.")), "{vm:?}");
+
+    let clone = server.api().last("POST /vcenter/vm?action=clone").expect("a clone");
+    let body: serde_json::Value = serde_json::from_str(&clone.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"name": s.name, "source": TEMPLATE.1, "power_on": false, "placement":
+            {"folder": FOLDERS[1].1, "cluster": CLUSTER.1, "resource_pool": POOL.1, "datastore": DATASTORE.1}})
+    );
+    assert_eq!(clone.param("vmw-task"), Some("true"));
+
+    let t = server.vm(&vm.id).expect("the VM");
+    assert_eq!((t.cpus, t.memory_mib, t.power_state.as_str()), (4, 8192, "POWERED_ON"));
+    assert_eq!(t.data_sets.len(), 1);
+    assert_eq!(t.data_sets[0].1, labels::DATA_SET);
+    assert_eq!(labels::script(&t.data_sets[0].2), labels::Script::Done);
+    assert_eq!(t.processes.len(), 1);
+    let (prog, args, ran) = &t.processes[0];
+    assert_eq!(prog, "/bin/bash");
+    assert!(args.contains("/tmp/kasm-autoscale-kasm-") && args.contains("rm -f"), "{args}");
+    assert_eq!(ran, super::SCRIPT);
+    assert!(t.files.is_empty(), "the script (it holds the manager token) is removed: {:?}", t.files.keys());
+    // The session header, never the password, on API calls; the guest password only in guest calls' bodies.
+    for r in server.requests() {
+        assert!(!format!("{:?}", r.headers).contains(integration_tests::vsphere_server::PASSWORD), "{r:?}");
+    }
+
+    // A second create for the claim finds the VM and runs nothing again.
+    let again = p.create_vm(&s).await.expect("create again");
+    assert_eq!(again.id, vm.id);
+    assert_eq!(server.api().count("POST /vcenter/vm?action=clone"), 1);
+    assert_eq!(server.vm(&vm.id).unwrap().processes.len(), 1);
+
+    p.delete_vm(&vm.id).await.expect("delete");
+    assert!(server.vm(&vm.id).is_none());
+    assert!(server.vms().is_empty());
+    assert_eq!(server.free_bytes(), free, "the clone's disk is gone with it");
+    p.delete_vm(&vm.id).await.expect("deleting a missing VM succeeds");
+}
+
+#[tokio::test]
+async fn a_failing_script_names_its_exit_code_never_its_text_and_the_vm_stays_ours() {
+    let server = VsphereTestServer::start().await;
+    let p = super::provider(&server);
+    let mut s = super::spec("flow", "pool-a");
+    s.startup_script = Some(SecretString::from("#!/bin/bash\necho secret-token-xyz\nEXIT_CODE=3 exit 3\n".to_string()));
+    let e = p.create_vm(&s).await.expect_err("the script fails");
+    assert_eq!(e.class(), ErrorClass::Invalid, "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("exited with code 3") && msg.contains("kasm"), "{msg}");
+    assert!(!msg.contains("secret-token-xyz"), "{msg}");
+    let listed = p.list_vms(&s.labels).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    p.delete_vm(&listed[0].id).await.expect("delete");
+    assert!(server.vms().is_empty());
+}
+
+#[tokio::test]
+async fn a_clone_left_unlabelled_by_a_crash_is_finished_not_cloned_again() {
+    let server = VsphereTestServer::start().await;
+    let p = super::provider(&server);
+    let s = super::spec("flow", "pool-a");
+    // The clone happened and the process stopped before labelling it: fail the data set's creation once.
+    server.api().inject(
+        "POST /vcenter/vm/{vm}/data-sets",
+        integration_tests::fake_api::Fault::Answer(integration_tests::vsphere_server::err(
+            503,
+            "SERVICE_UNAVAILABLE",
+            "down",
+        )),
+        0,
+        1,
+    );
+    let p = p.with_retry(shared::http::RetryConfig::none());
+    assert_eq!(p.create_vm(&s).await.expect_err("labelling fails").class(), ErrorClass::Transient);
+    assert_eq!(server.vms().len(), 1);
+    assert!(server.vms()[0].data_sets.is_empty());
+    let vm = p.create_vm(&s).await.expect("resumed");
+    assert_eq!(server.api().count("POST /vcenter/vm?action=clone"), 1);
+    assert!(s.labels.matches(&vm.labels));
+    assert_eq!(server.vm(&vm.id).unwrap().processes.len(), 1);
+}
+
+#[tokio::test]
+async fn a_full_datastore_is_out_of_capacity_and_an_operators_vm_is_never_deleted() {
+    let server = VsphereTestServer::start_with_room(0).await;
+    let p = super::provider(&server);
+    let e = p.create_vm(&super::spec("flow", "pool-a")).await.expect_err("no room");
+    assert_eq!(e.class(), ErrorClass::OutOfCapacity, "{e}");
+    assert!(e.to_string().contains("Insufficient disk space"), "{e}");
+    assert!(server.vms().is_empty());
+
+    let server = VsphereTestServer::start().await;
+    let p = super::provider(&server);
+    let foreign = server.add_vm("ops-db");
+    assert_eq!(p.delete_vm(&foreign).await.expect_err("not ours").class(), ErrorClass::Invalid);
+    assert!(server.vm(&foreign).is_some());
+}
+
+#[tokio::test]
+async fn preflight_passes_on_a_good_config_and_names_what_is_wrong() {
+    let server = VsphereTestServer::start().await;
+    let checks = super::provider(&server).preflight().await;
+    let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
+    assert_eq!(names, shared::providers::vsphere::CHECKS);
+    assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
+
+    let mut cfg = super::config(&server);
+    cfg.vm_template_name = "no-such-template".into();
+    cfg.cluster_name = Some("Cluster9".into());
+    let checks = super::provider_cfg(&cfg, integration_tests::vsphere_server::PASSWORD).preflight().await;
+    let failed: Vec<(&str, &str)> = checks.iter().filter(|c| !c.ok).map(|c| (c.name, c.detail.as_str())).collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed[0].0 == "template" && failed[0].1.contains("vm_template_name"), "{failed:?}");
+    assert!(failed[1].0 == "placement" && failed[1].1.contains("cluster_name"), "{failed:?}");
+
+    let checks = super::provider_cfg(&super::config(&server), "wrong").preflight().await;
+    assert!(!checks[0].ok && checks[0].name == "credentials", "{checks:#?}");
+    assert!(!checks[0].detail.contains("wrong"), "{checks:#?}");
+}
