@@ -7,9 +7,9 @@
 //! several of each. The database is bootstrapped once per machine into a template directory under the
 //! system temp dir (about 15 s) and copied for every instance (starting uwsgi takes about 3 s).
 //!
-//! [`Keystone::tenant`] makes a project with a user (password) holding `member` on it, and an
-//! application credential of that user; [`Keystone::register`] puts a service's public endpoint in the
-//! catalogue. A test server checks tokens with [`Keystone::validate`] (`GET /v3/auth/tokens`, as
+//! `Keystone::tenant` makes a project with a user (password) holding `member` on it, and an
+//! application credential of that user; `Keystone::register` puts a service's public endpoint in the
+//! catalogue. A test server checks tokens with `Keystone::validate` (`GET /v3/auth/tokens`, as
 //! keystonemiddleware does). Nothing leaves the loopback interface.
 
 use reqwest::StatusCode;
