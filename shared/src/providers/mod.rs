@@ -25,6 +25,8 @@ mod error;
 pub mod memory;
 #[cfg(feature = "nutanix")]
 pub mod nutanix;
+#[cfg(feature = "oci")]
+pub mod oci;
 #[cfg(feature = "proxmox")]
 pub mod proxmox;
 pub mod registry;

@@ -1,0 +1,3 @@
+//! Oracle Cloud Infrastructure (OCI): request signing for the Core (compute), Identity and DNS APIs.
+
+pub mod signer;
