@@ -232,3 +232,29 @@ async fn a_wrong_key_is_auth_naming_what_to_check_and_a_missing_key_names_the_fi
 fn other_test_key() -> String {
     include_str!("other-key.pem").to_string()
 }
+
+#[tokio::test]
+async fn preflight_passes_every_check_and_names_what_is_wrong() {
+    let server = OciTestServer::start().await;
+    let checks = provider(&server).preflight().await;
+    let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
+    assert_eq!(names, shared::providers::oci::CHECKS);
+    assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
+
+    let mut cfg = config(&server);
+    cfg.oci_shape = "VM.Standard.A1.Flex".into();
+    cfg.oci_availability_domains = shared::config::JsonText(vec![ADS[0].into(), "Uocm:PHX-AD-9".into()]);
+    cfg.oci_subnet_ocid = "ocid1.subnet.oc1.phx.other".into();
+    let p = OciProvider::from_config(&cfg, &env(TEST_KEY, fast_retry(), Duration::from_secs(10))).unwrap();
+    let failed: Vec<(&str, String)> =
+        p.preflight().await.into_iter().filter(|c| !c.ok).map(|c| (c.name, c.detail)).collect();
+    let names: Vec<&str> = failed.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["availability_domains", "shape", "subnet"], "{failed:#?}");
+    assert!(failed[2].1.contains("missing IAM policy"), "{failed:#?}");
+
+    let other = other_test_key();
+    let p = OciProvider::from_config(&config(&server), &env(&other, fast_retry(), Duration::from_secs(10))).unwrap();
+    let checks = p.preflight().await;
+    assert!(!checks[0].ok && checks[0].detail.contains("signature"), "{checks:#?}");
+    assert!(checks[1..7].iter().all(|c| !c.ok && c.detail.starts_with("not checked")), "{checks:#?}");
+}

@@ -181,8 +181,23 @@ fn not_found() -> Reply {
     err(404, "NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
 }
 
-const ROUTES: [&str; 4] =
-    ["POST /instances", "GET /instances", "GET /instances/{instanceId}", "DELETE /instances/{instanceId}"];
+const ROUTES: [&str; 11] = [
+    "POST /instances",
+    "GET /instances",
+    "GET /instances/{instanceId}",
+    "DELETE /instances/{instanceId}",
+    // Identity (the same server stands in for identity.<region>.oci) and the preflight reads.
+    "GET /users/{userId}",
+    "GET /compartments/{compartmentId}",
+    "GET /availabilityDomains",
+    "GET /images/{imageId}",
+    "GET /shapes",
+    "GET /subnets/{subnetId}",
+    "GET /networkSecurityGroups/{networkSecurityGroupId}",
+];
+
+/// The shapes `ListShapes` offers for the image (two pages of one).
+const SHAPES: [(&str, bool); 2] = [("VM.Standard2.1", false), ("VM.Standard.E4.Flex", true)];
 
 /// Checks the request's signature by signing it again (see the module doc).
 fn check_signature(url: &str, req: &Incoming) -> Option<Reply> {
@@ -412,6 +427,58 @@ fn route_request(st: &mut Inner, req: &Incoming) -> Reply {
                 }
                 None => not_found(),
             }
+        }
+        ("GET", "/users/{userId}") if req.var("userId") == USER => Reply::json(
+            200,
+            &json!({"id": USER, "name": "kasm-autoscale", "compartmentId": TENANCY, "lifecycleState": "ACTIVE",
+                "description": "API user", "timeCreated": "2026-01-01T00:00:00.000Z"}),
+        ),
+        ("GET", "/compartments/{compartmentId}") if req.var("compartmentId") == COMPARTMENT => Reply::json(
+            200,
+            &json!({"id": COMPARTMENT, "name": "kasm", "compartmentId": TENANCY, "lifecycleState": "ACTIVE",
+                "description": "Kasm", "timeCreated": "2026-01-01T00:00:00.000Z"}),
+        ),
+        ("GET", "/availabilityDomains") if req.param("compartmentId") == Some(TENANCY) => Reply::json(
+            200,
+            &Value::Array(
+                ADS.iter()
+                    .map(
+                        |a| json!({"name": a, "id": format!("ocid1.availabilitydomain.{a}"), "compartmentId": TENANCY}),
+                    )
+                    .collect(),
+            ),
+        ),
+        ("GET", "/availabilityDomains") => err(400, "MissingParameter", "compartmentId must be the tenancy"),
+        ("GET", "/images/{imageId}") if req.var("imageId") == IMAGE => Reply::json(
+            200,
+            &json!({"id": IMAGE, "displayName": "Canonical-Ubuntu-24.04", "operatingSystem": "Canonical Ubuntu",
+                "operatingSystemVersion": "24.04", "lifecycleState": "AVAILABLE", "compartmentId": null,
+                "createImageAllowed": true, "timeCreated": "2026-01-01T00:00:00.000Z"}),
+        ),
+        ("GET", "/shapes") => {
+            if req.param("compartmentId") != Some(COMPARTMENT) || req.param("imageId") != Some(IMAGE) {
+                return err(400, "InvalidParameter", "compartmentId and a known imageId are required here");
+            }
+            let all: Vec<Value> = SHAPES.iter().map(|(s, f)| json!({"shape": s, "isFlexible": f})).collect();
+            let (items, next) = fake_api::page(&all, req.param("page"), 1);
+            let mut r = Reply::json(200, &Value::Array(items));
+            if let Some(n) = next {
+                r = r.header("opc-next-page", n);
+            }
+            r
+        }
+        ("GET", "/subnets/{subnetId}") if req.var("subnetId") == SUBNET => Reply::json(
+            200,
+            &json!({"id": SUBNET, "displayName": "kasm-agents", "cidrBlock": "10.0.1.0/24", "lifecycleState": "AVAILABLE",
+                "compartmentId": COMPARTMENT, "vcnId": "ocid1.vcn.oc1.phx.test", "routeTableId": "ocid1.routetable.oc1.phx.test",
+                "securityListIds": [], "virtualRouterIp": "10.0.1.1", "virtualRouterMac": "00:00:17:00:00:01"}),
+        ),
+        ("GET", "/networkSecurityGroups/{networkSecurityGroupId}") if req.var("networkSecurityGroupId") == NSG => {
+            Reply::json(
+                200,
+                &json!({"id": NSG, "displayName": "kasm-agents", "lifecycleState": "AVAILABLE",
+                "compartmentId": COMPARTMENT, "vcnId": "ocid1.vcn.oc1.phx.test", "timeCreated": "2026-01-01T00:00:00.000Z"}),
+            )
         }
         _ => not_found(),
     }
