@@ -1,9 +1,11 @@
 //! The OCI provider against the OCI test server over HTTP (every request's signature checked): the
 //! shared conformance suite with faults, the launch request against the SDK models, idempotency by
 //! `opc-retry-token`, the next availability domain on "Out of host capacity", delete and what it
-//! leaves, refused keys, preflight. `daemon`: the whole loop through the real `kasm-autoscale run`.
+//! leaves, refused keys, preflight. `daemon`: the whole loop through the real `kasm-autoscale run`;
+//! `lambda`: the whole loop through the real Lambda functions.
 
 mod daemon;
+mod lambda;
 
 use integration_tests::oci_server::{
     ADS, COMPARTMENT, FINGERPRINT, IMAGE, NSG, OciHarness, OciTestServer, SUBNET, TENANCY, TEST_KEY, USER,
