@@ -28,7 +28,7 @@
 //! with the instance; the VNIC and its ephemeral public IP go with the instance.
 //!
 //! # Errors
-//! One map in [`Error::into_provider`]: 401 `NotAuthenticated` is Unauthenticated with a hint at the
+//! One map in `Error::into_provider`: 401 `NotAuthenticated` is Unauthenticated with a hint at the
 //! key, fingerprint, OCIDs and the clock (OCI refuses signatures dated more than 5 minutes off);
 //! 404 `NotAuthorizedOrNotFound` is NotFound on reads and deletes, and otherwise explained as "a missing
 //! IAM policy or a wrong OCID" (OCI does not tell the two apart); 429 `TooManyRequests` is RateLimited
