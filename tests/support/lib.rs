@@ -10,6 +10,7 @@ pub mod kasm_server;
 pub mod lambda_world;
 pub mod moto;
 pub mod nutanix_server;
+pub mod oci_server;
 pub mod openstack_server;
 pub mod proxmox_server;
 pub mod runtime_api;

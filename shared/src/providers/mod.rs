@@ -27,6 +27,8 @@ pub mod gcp;
 pub mod memory;
 #[cfg(feature = "nutanix")]
 pub mod nutanix;
+#[cfg(feature = "oci")]
+pub mod oci;
 #[cfg(feature = "openstack")]
 pub mod openstack;
 #[cfg(feature = "proxmox")]

@@ -35,7 +35,10 @@ pub fn build(config: &VmProviderConfig, env: &BuildEnv) -> Result<Arc<dyn VmProv
         #[cfg(not(feature = "gcp"))]
         VmProviderConfig::Gcp(_) => Err(left_out(ProviderKind::Gcp, "gcp")),
         VmProviderConfig::Harvester(_) => Err(not_built(ProviderKind::Harvester)),
-        VmProviderConfig::Oci(_) => Err(not_built(ProviderKind::Oci)),
+        #[cfg(feature = "oci")]
+        VmProviderConfig::Oci(c) => Ok(Arc::new(super::oci::OciProvider::from_config(c, env)?)),
+        #[cfg(not(feature = "oci"))]
+        VmProviderConfig::Oci(_) => Err(left_out(ProviderKind::Oci, "oci")),
         #[cfg(feature = "nutanix")]
         VmProviderConfig::Nutanix(c) => Ok(Arc::new(super::nutanix::NutanixProvider::from_config(c, env)?)),
         #[cfg(not(feature = "nutanix"))]
@@ -99,6 +102,12 @@ pub async fn preflight(config: &VmProviderConfig, env: &BuildEnv) -> Vec<Check> 
         },
         #[cfg(feature = "vsphere")]
         VmProviderConfig::Vsphere(c) => match super::vsphere::VsphereProvider::from_config(c, env) {
+            // An operator waiting at a terminal: one retry, not a minute of them.
+            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
+            Err(e) => vec![Check::fail("build", e.to_string())],
+        },
+        #[cfg(feature = "oci")]
+        VmProviderConfig::Oci(c) => match super::oci::OciProvider::from_config(c, env) {
             // An operator waiting at a terminal: one retry, not a minute of them.
             Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
             Err(e) => vec![Check::fail("build", e.to_string())],

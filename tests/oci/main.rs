@@ -1,0 +1,264 @@
+//! The OCI provider against the OCI test server over HTTP (every request's signature checked): the
+//! shared conformance suite with faults, the launch request against the SDK models, idempotency by
+//! `opc-retry-token`, the next availability domain on "Out of host capacity", delete and what it
+//! leaves, refused keys, preflight. `daemon`: the whole loop through the real `kasm-autoscale run`;
+//! `lambda`: the whole loop through the real Lambda functions.
+
+mod daemon;
+mod lambda;
+
+use integration_tests::oci_server::{
+    ADS, COMPARTMENT, FINGERPRINT, IMAGE, NSG, OciHarness, OciTestServer, SUBNET, TENANCY, TEST_KEY, USER,
+};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::config::providers::OciConfig;
+use shared::http::RetryConfig;
+use shared::model::{ClaimId, OsFamily, OwnerLabels};
+use shared::providers::oci::OciProvider;
+use shared::providers::{BuildEnv, ErrorClass, Timings, VmProvider, VmSpec, VmState};
+use shared::secrets::StaticSecrets;
+
+const SCRIPT: &str = "#!/bin/bash\necho installing the kasm agent with token mgr-token-0123456789\n";
+
+fn config(server: &OciTestServer) -> OciConfig {
+    let cfg: OciConfig = serde_yaml_ng::from_str(&format!(
+        r##"
+name: oci-pool
+oci_user_ocid: {USER}
+oci_public_key_fingerprint: "{FINGERPRINT}"
+oci_private_key: env:OCI_KEY
+oci_region: us-phoenix-1
+oci_tenancy_ocid: {TENANCY}
+oci_compartment_ocid: {COMPARTMENT}
+oci_nsg_ocids: ["{NSG}"]
+max_instances: 10
+oci_availability_domains: ["{}", "{}"]
+oci_image_ocid: {IMAGE}
+oci_shape: VM.Standard.E4.Flex
+oci_flex_cpus: 2
+oci_baseline_ocpu_utilization: 50
+oci_flex_memory_gb: 16
+oci_boot_volume_gb: 60
+oci_boot_volume_vpus_per_gb: 20
+oci_custom_tags: {{team: vdi}}
+oci_subnet_ocid: {SUBNET}
+oci_ssh_public_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAItest ops@example
+oci_config_override:
+  launch_instance_details:
+    instance_options:
+      OCI_MODEL_NAME: InstanceOptions
+      are_legacy_imds_endpoints_disabled: true
+    agent_config:
+      OCI_MODEL_NAME: LaunchInstanceAgentConfigDetails
+      are_all_plugins_disabled: false
+      plugins_config:
+        - OCI_MODEL_NAME: InstanceAgentPluginConfigDetails
+          name: Vulnerability Scanning
+          desired_state: ENABLED
+startup_script: "#!/bin/bash"
+endpoint_url: {}
+"##,
+        ADS[0], ADS[1], server.url
+    ))
+    .expect("config");
+    cfg
+}
+
+fn fast_timings() -> Timings {
+    Timings {
+        poll: Duration::from_millis(5),
+        operation_timeout: Duration::from_secs(5),
+        guest_poll: Duration::from_millis(5),
+        guest_wait: Duration::from_millis(300),
+    }
+}
+
+fn env(key: &str, retry: RetryConfig, request_timeout: Duration) -> BuildEnv {
+    let secrets = StaticSecrets([("env:OCI_KEY".to_string(), key.to_string())].into());
+    BuildEnv { retry, request_timeout, timings: fast_timings(), ..BuildEnv::new(Arc::new(secrets), "t") }
+}
+
+fn fast_retry() -> RetryConfig {
+    RetryConfig {
+        base: Duration::from_millis(5),
+        cap: Duration::from_millis(50),
+        max_retries: 3,
+        budget: Duration::from_secs(5),
+    }
+}
+
+fn provider(server: &OciTestServer) -> OciProvider {
+    OciProvider::from_config(&config(server), &env(TEST_KEY, fast_retry(), Duration::from_secs(10))).expect("build")
+}
+
+fn spec(deployment: &str, config: &str) -> VmSpec {
+    let claim = ClaimId::generate(chrono::Utc::now());
+    VmSpec {
+        name: format!("kasm-{claim}"),
+        labels: OwnerLabels {
+            deployment: deployment.into(),
+            autoscale_config: Some(config.into()),
+            claim: Some(claim.clone()),
+        },
+        claim,
+        os: OsFamily::Linux,
+        startup_script: Some(SecretString::from(SCRIPT.to_string())),
+    }
+}
+
+#[tokio::test]
+async fn passes_the_conformance_suite() {
+    let server = OciTestServer::start().await;
+    let retry = RetryConfig {
+        base: Duration::from_millis(5),
+        cap: Duration::from_secs(2),
+        max_retries: 2,
+        budget: Duration::from_secs(10),
+    };
+    let p = OciProvider::from_config(&config(&server), &env(TEST_KEY, retry, Duration::from_secs(1)))
+        .expect("build")
+        .with_page_size(2);
+    let harness = OciHarness::new(server.clone(), 2, Duration::from_millis(2500));
+    shared::providers::conformance::run_all(&p, &harness, "t").await;
+    // Nothing of ours is left running, and no boot volume outlived its instance.
+    let live: Vec<String> = server
+        .instances()
+        .into_iter()
+        .filter(|i| !matches!(i.state.as_str(), "TERMINATING" | "TERMINATED"))
+        .map(|i| i.id)
+        .collect();
+    assert!(live.is_empty(), "{live:?}");
+    assert!(server.boot_volumes().is_empty(), "{:?}", server.boot_volumes());
+}
+
+#[tokio::test]
+async fn the_launch_request_carries_the_config_in_the_sdk_wire_names() {
+    let server = OciTestServer::start().await;
+    let p = provider(&server);
+    let s = spec("t", "oci-agents");
+    let vm = p.create_vm(&s).await.expect("created");
+    assert_eq!(vm.state, VmState::Running);
+    assert_eq!(server.last_retry_token().as_deref(), Some(s.claim.0.as_str()));
+    let inst = server.instances().into_iter().find(|i| i.id == vm.id).expect("held");
+    let mut body = inst.launch.clone();
+    let user_data = body["metadata"]["user_data"].take();
+    let decoded =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, user_data.as_str().unwrap()).unwrap();
+    assert_eq!(String::from_utf8(decoded).unwrap(), SCRIPT);
+    let tags = json!({
+        "kasm-autoscale-claim": s.claim.0,
+        "kasm-autoscale-config": "oci-agents",
+        "kasm-autoscale-deployment": "t",
+        "team": "vdi"
+    });
+    assert_eq!(
+        body,
+        json!({
+            "availabilityDomain": ADS[0],
+            "compartmentId": COMPARTMENT,
+            "displayName": s.name,
+            "shape": "VM.Standard.E4.Flex",
+            "shapeConfig": {"ocpus": 2.0, "memoryInGBs": 16.0, "baselineOcpuUtilization": "BASELINE_1_2"},
+            "sourceDetails": {"sourceType": "image", "imageId": IMAGE, "bootVolumeSizeInGBs": 60, "bootVolumeVpusPerGB": 20},
+            "createVnicDetails": {"subnetId": SUBNET, "nsgIds": [NSG], "assignPublicIp": true, "freeformTags": tags},
+            "metadata": {"ssh_authorized_keys": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAItest ops@example", "user_data": Value::Null},
+            "freeformTags": tags,
+            "instanceOptions": {"areLegacyImdsEndpointsDisabled": true},
+            "agentConfig": {"areAllPluginsDisabled": false, "pluginsConfig": [{"name": "Vulnerability Scanning", "desiredState": "ENABLED"}]}
+        })
+    );
+    p.delete_vm(&vm.id).await.expect("deleted");
+}
+
+#[tokio::test]
+async fn out_of_host_capacity_tries_the_next_domain_then_backs_off() {
+    let server = OciTestServer::start().await;
+    let p = provider(&server);
+    server.fill_ad(ADS[0]);
+    let s = spec("t", "cap");
+    let vm = p.create_vm(&s).await.expect("created in the second domain");
+    let inst = server.instances().into_iter().find(|i| i.id == vm.id).expect("held");
+    assert_eq!(inst.ad, ADS[1]);
+    assert_eq!(server.last_retry_token(), Some(format!("{}-1", s.claim)));
+    // Created again for the same claim: found, not launched again.
+    assert_eq!(p.create_vm(&s).await.expect("found").id, vm.id);
+    assert_eq!(server.instances().len(), 1);
+
+    server.fill_ad(ADS[1]);
+    let e = p.create_vm(&spec("t", "cap")).await.expect_err("no capacity anywhere");
+    assert_eq!(e.class(), ErrorClass::OutOfCapacity, "{e}");
+    let text = e.to_string();
+    assert!(text.contains(ADS[0]) && text.contains(ADS[1]) && text.contains("Out of host capacity"), "{text}");
+}
+
+#[tokio::test]
+async fn delete_terminates_with_the_boot_volume_and_refuses_foreign_instances() {
+    let server = OciTestServer::start().await;
+    let p = provider(&server);
+    let vm = p.create_vm(&spec("t", "del")).await.expect("created");
+    assert_eq!(server.boot_volumes().len(), 1);
+    p.delete_vm(&vm.id).await.expect("deleted");
+    let del = server.api().requests().into_iter().find(|r| r.method == "DELETE").expect("a DELETE");
+    assert_eq!(del.query, "preserveBootVolume=false");
+    assert!(server.boot_volumes().is_empty());
+    assert!(p.list_vms(&OwnerLabels::deployment("t")).await.unwrap().is_empty());
+
+    let foreign = server.add_instance("ops-bastion", &[("team", "ops")]);
+    let e = p.delete_vm(&foreign).await.expect_err("not ours");
+    assert_eq!(e.class(), ErrorClass::Invalid, "{e}");
+    assert!(server.instances().iter().any(|i| i.id == foreign && i.state == "RUNNING"));
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_auth_naming_what_to_check_and_a_missing_key_names_the_field() {
+    let server = OciTestServer::start().await;
+    // Another valid RSA key: the signature does not verify.
+    let other = other_test_key();
+    let p = OciProvider::from_config(&config(&server), &env(&other, fast_retry(), Duration::from_secs(10))).unwrap();
+    let e = p.list_vms(&OwnerLabels::deployment("t")).await.expect_err("refused");
+    assert_eq!(e.class(), ErrorClass::Auth, "{e}");
+    assert!(e.to_string().contains("clock"), "{e}");
+    // One request, and one more only if the key had changed: it did not.
+    assert_eq!(server.api().requests().len(), 1);
+
+    let p =
+        OciProvider::from_config(&config(&server), &env("not a key", fast_retry(), Duration::from_secs(10))).unwrap();
+    let e = p.get_vm("ocid1.instance.oc1.phx.x").await.expect_err("no key");
+    assert_eq!(e.class(), ErrorClass::Auth, "{e}");
+    assert!(e.to_string().contains("oci_private_key") && !e.to_string().contains("not a key"), "{e}");
+}
+
+/// A second key (PKCS#8), made once with `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024`.
+fn other_test_key() -> String {
+    include_str!("other-key.pem").to_string()
+}
+
+#[tokio::test]
+async fn preflight_passes_every_check_and_names_what_is_wrong() {
+    let server = OciTestServer::start().await;
+    let checks = provider(&server).preflight().await;
+    let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
+    assert_eq!(names, shared::providers::oci::CHECKS);
+    assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
+
+    let mut cfg = config(&server);
+    cfg.oci_shape = "VM.Standard.A1.Flex".into();
+    cfg.oci_availability_domains = shared::config::JsonText(vec![ADS[0].into(), "Uocm:PHX-AD-9".into()]);
+    cfg.oci_subnet_ocid = "ocid1.subnet.oc1.phx.other".into();
+    let p = OciProvider::from_config(&cfg, &env(TEST_KEY, fast_retry(), Duration::from_secs(10))).unwrap();
+    let failed: Vec<(&str, String)> =
+        p.preflight().await.into_iter().filter(|c| !c.ok).map(|c| (c.name, c.detail)).collect();
+    let names: Vec<&str> = failed.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["availability_domains", "shape", "subnet"], "{failed:#?}");
+    assert!(failed[2].1.contains("missing IAM policy"), "{failed:#?}");
+
+    let other = other_test_key();
+    let p = OciProvider::from_config(&config(&server), &env(&other, fast_retry(), Duration::from_secs(10))).unwrap();
+    let checks = p.preflight().await;
+    assert!(!checks[0].ok && checks[0].detail.contains("signature"), "{checks:#?}");
+    assert!(checks[1..7].iter().all(|c| !c.ok && c.detail.starts_with("not checked")), "{checks:#?}");
+}

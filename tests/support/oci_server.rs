@@ -1,0 +1,642 @@
+//! An OCI Core API (20160918) test server on [`crate::fake_api`]: instances launched, read, listed and
+//! terminated with the shapes of Oracle's SDK models (`Instance`, `LaunchInstanceDetails`), every
+//! request's signature checked, `opc-retry-token` honoured, `opc-next-page` paging, per-availability-
+//! domain capacity ("Out of host capacity", 500 `InternalError`), and boot volumes that outlive an
+//! instance terminated with `preserveBootVolume=true` (so a test can list what is left).
+//!
+//! Signatures: OCI signs with RSA PKCS#1 v1.5, which is deterministic, so the server signs the request
+//! it received again with the test key (Oracle's published test key, [`TEST_KEY`]) from its own
+//! `date`, `host`, body and headers, and refuses with 401 `NotAuthenticated` unless the
+//! `Authorization` it got is the same, the `x-content-sha256` is the body's, and the date is within
+//! 5 minutes. The signer itself is checked against Oracle's test vector in `shared`.
+//!
+//! [`OciHarness`] drives it for the provider conformance suite.
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use shared::model::OwnerLabels;
+use shared::providers::VmSpec;
+use shared::providers::conformance::{self, Harness, Op, RetryRules};
+use shared::providers::oci::signer::RequestSigner;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::fake_api::{self, FakeApi, Fault, Incoming, Reply};
+
+/// Oracle's published test key (RSA 1024, from the "Request Signatures" page's test values).
+pub const TEST_KEY: &str = "-----BEGIN RSA PRIVATE KEY-----
+MIICXgIBAAKBgQDCFENGw33yGihy92pDjZQhl0C36rPJj+CvfSC8+q28hxA161QF
+NUd13wuCTUcq0Qd2qsBe/2hFyc2DCJJg0h1L78+6Z4UMR7EOcpfdUE9Hf3m/hs+F
+UR45uBJeDK1HSFHD8bHKD6kv8FPGfJTotc+2xjJwoYi+1hqp1fIekaxsyQIDAQAB
+AoGBAJR8ZkCUvx5kzv+utdl7T5MnordT1TvoXXJGXK7ZZ+UuvMNUCdN2QPc4sBiA
+QWvLw1cSKt5DsKZ8UETpYPy8pPYnnDEz2dDYiaew9+xEpubyeW2oH4Zx71wqBtOK
+kqwrXa/pzdpiucRRjk6vE6YY7EBBs/g7uanVpGibOVAEsqH1AkEA7DkjVH28WDUg
+f1nqvfn2Kj6CT7nIcE3jGJsZZ7zlZmBmHFDONMLUrXR/Zm3pR5m0tCmBqa5RK95u
+412jt1dPIwJBANJT3v8pnkth48bQo/fKel6uEYyboRtA5/uHuHkZ6FQF7OUkGogc
+mSJluOdc5t6hI1VsLn0QZEjQZMEOWr+wKSMCQQCC4kXJEsHAve77oP6HtG/IiEn7
+kpyUXRNvFsDE0czpJJBvL/aRFUJxuRK91jhjC68sA7NsKMGg5OXb5I5Jj36xAkEA
+gIT7aFOYBFwGgQAQkWNKLvySgKbAZRTeLBacpHMuQdl1DfdntvAyqpAZ0lY0RKmW
+G6aFKaqQfOXKCyWoUiVknQJAXrlgySFci/2ueKlIE1QqIiLSZ8V8OlpFLRnb1pzI
+7U1yQXnTAEFYM560yJlzUpOb1V4cScGd365tiSMvxLOvTA==
+-----END RSA PRIVATE KEY-----";
+/// The tenancy of the test key.
+pub const TENANCY: &str = "ocid1.tenancy.oc1..aaaaaaaaba3pv6wkcr4jqae5f15p2b2m2yt2j6rx32uzr4h25vqstifsfdsq";
+/// The user of the test key.
+pub const USER: &str = "ocid1.user.oc1..aaaaaaaat5nvwcna5j6aqzjcaty5eqbb6qt2jvpkanghtgdaqedqw3rynjq";
+/// The test key's fingerprint.
+pub const FINGERPRINT: &str = "20:3b:97:13:55:1c:5b:0d:d3:37:d8:50:4e:c5:3a:34";
+/// The compartment the server holds.
+pub const COMPARTMENT: &str = "ocid1.compartment.oc1..aaaaaaaatestcompartment";
+/// Its availability domains.
+pub const ADS: [&str; 3] = ["Uocm:PHX-AD-1", "Uocm:PHX-AD-2", "Uocm:PHX-AD-3"];
+/// The image, subnet and NSG it knows.
+pub const IMAGE: &str = "ocid1.image.oc1.phx.aaaaaaaatestimage";
+/// The subnet.
+pub const SUBNET: &str = "ocid1.subnet.oc1.phx.aaaaaaaatestsubnet";
+/// The network security group.
+pub const NSG: &str = "ocid1.networksecuritygroup.oc1.phx.aaaaaaaatestnsg";
+
+/// The SDK models' wire fields a launch may carry (from `LaunchInstanceDetails` and the nested models
+/// we or the seed's overrides send); anything else is refused as the real API's 400 would.
+const LAUNCH_FIELDS: &[&str] = &[
+    "agentConfig",
+    "availabilityConfig",
+    "availabilityDomain",
+    "capacityReservationId",
+    "clusterPlacementGroupId",
+    "compartmentId",
+    "computeClusterId",
+    "createVnicDetails",
+    "dedicatedVmHostId",
+    "definedTags",
+    "displayName",
+    "extendedMetadata",
+    "faultDomain",
+    "freeformTags",
+    "hostnameLabel",
+    "imageId",
+    "instanceConfigurationId",
+    "instanceOptions",
+    "ipxeScript",
+    "isAIEnterpriseEnabled",
+    "isPvEncryptionInTransitEnabled",
+    "launchOptions",
+    "launchVolumeAttachments",
+    "licensingConfigs",
+    "metadata",
+    "placementConstraintDetails",
+    "platformConfig",
+    "preemptibleInstanceConfig",
+    "securityAttributes",
+    "shape",
+    "shapeConfig",
+    "sourceDetails",
+    "subnetId",
+];
+const VNIC_FIELDS: &[&str] = &[
+    "assignIpv6Ip",
+    "assignPrivateDnsRecord",
+    "assignPublicIp",
+    "definedTags",
+    "displayName",
+    "freeformTags",
+    "hostnameLabel",
+    "ipv6AddressIpv6SubnetCidrPairDetails",
+    "nsgIds",
+    "privateIp",
+    "privateIpId",
+    "securityAttributes",
+    "skipSourceDestCheck",
+    "subnetCidr",
+    "subnetId",
+    "vlanId",
+];
+const IMAGE_SOURCE_FIELDS: &[&str] = &[
+    "bootVolumeSizeInGBs",
+    "bootVolumeVpusPerGB",
+    "imageId",
+    "instanceSourceImageFilterDetails",
+    "kmsKeyId",
+    "sourceType",
+];
+const SHAPE_CONFIG_FIELDS: &[&str] = &[
+    "baselineOcpuUtilization",
+    "localVolumeSizeInGBs",
+    "memoryInGBs",
+    "nvmes",
+    "ocpus",
+    "resourceManagement",
+    "vcpus",
+];
+
+/// One instance the server holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestInstance {
+    /// Its OCID.
+    pub id: String,
+    /// `displayName`.
+    pub name: String,
+    /// `lifecycleState`.
+    pub state: String,
+    /// `availabilityDomain`.
+    pub ad: String,
+    /// `freeformTags`.
+    pub tags: BTreeMap<String, String>,
+    /// The launch body as received.
+    pub launch: Value,
+    /// Its boot volume's OCID.
+    pub boot_volume: String,
+    /// Listed once as TERMINATED: later listings leave it out (OCI lists terminated instances for a
+    /// while; GetInstance still answers it).
+    pub gone_from_lists: bool,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    instances: BTreeMap<String, TestInstance>,
+    boot_volumes: BTreeSet<String>,
+    next: u64,
+    tokens: BTreeMap<String, String>,
+    last_token: Option<String>,
+    full_ads: BTreeSet<String>,
+    listed: usize,
+}
+
+/// The test server.
+#[derive(Debug, Clone)]
+pub struct OciTestServer {
+    /// Its base URL (the provider's `endpoint_url`).
+    pub url: String,
+    api: FakeApi,
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// An OCI error answer.
+pub fn err(status: u16, code: &str, message: &str) -> Reply {
+    Reply::json(status, &json!({"code": code, "message": message})).header("opc-request-id", "test-request")
+}
+
+fn not_found() -> Reply {
+    err(404, "NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
+}
+
+const ROUTES: [&str; 11] = [
+    "POST /instances",
+    "GET /instances",
+    "GET /instances/{instanceId}",
+    "DELETE /instances/{instanceId}",
+    // Identity (the same server stands in for identity.<region>.oci) and the preflight reads.
+    "GET /users/{userId}",
+    "GET /compartments/{compartmentId}",
+    "GET /availabilityDomains",
+    "GET /images/{imageId}",
+    "GET /shapes",
+    "GET /subnets/{subnetId}",
+    "GET /networkSecurityGroups/{networkSecurityGroupId}",
+];
+
+/// The shapes `ListShapes` offers for the image (two pages of one).
+const SHAPES: [(&str, bool); 2] = [("VM.Standard2.1", false), ("VM.Standard.E4.Flex", true)];
+
+/// Checks the request's signature by signing it again (see the module doc).
+fn check_signature(url: &str, req: &Incoming) -> Option<Reply> {
+    let refuse = |why: &str| {
+        Some(err(
+            401,
+            "NotAuthenticated",
+            &format!("The required information to complete authentication was not provided or was incorrect ({why})."),
+        ))
+    };
+    let got = req.headers.get("authorization").and_then(|v| v.to_str().ok())?;
+    let Some(date) = req.headers.get("date").and_then(|v| v.to_str().ok()) else { return refuse("no date") };
+    let Ok(when) = chrono::DateTime::parse_from_rfc2822(date) else { return refuse("bad date") };
+    if (chrono::Utc::now() - when.with_timezone(&chrono::Utc)).num_seconds().abs() > 300 {
+        return refuse("clock skew");
+    }
+    let signer = RequestSigner::from_pem(TENANCY, USER, FINGERPRINT, TEST_KEY).expect("the test key");
+    let mut full = format!("{url}/20160918{}", req.path);
+    if !req.query.is_empty() {
+        full.push('?');
+        full.push_str(&req.query);
+    }
+    let mut again = reqwest::Request::new(req.method.clone(), full.parse().expect("a URL"));
+    if let Some(ct) = req.headers.get("content-type") {
+        again.headers_mut().insert("content-type", ct.clone());
+    }
+    if !req.body.is_empty() || matches!(req.method.as_str(), "POST" | "PUT" | "PATCH") {
+        *again.body_mut() = Some(req.body.to_vec().into());
+    }
+    signer.sign(&mut again, when.with_timezone(&chrono::Utc)).expect("signed");
+    let host = req.headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if again.headers().get("host").and_then(|v| v.to_str().ok()) != Some(host) {
+        return refuse("host");
+    }
+    for h in ["x-content-sha256", "content-length"] {
+        if again.headers().get(h).is_some() && again.headers().get(h) != req.headers.get(h) {
+            return refuse(h);
+        }
+    }
+    let want = again.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    (got != want).then(|| refuse("signature")).flatten()
+}
+
+fn unknown_keys(v: &Value, allowed: &[&str], at: &str) -> Option<String> {
+    v.as_object()?.keys().find(|k| !allowed.contains(&k.as_str())).map(|k| format!("{at}.{k}"))
+}
+
+fn instance_json(i: &TestInstance) -> Value {
+    json!({
+        "id": i.id,
+        "displayName": i.name,
+        "lifecycleState": i.state,
+        "availabilityDomain": i.ad,
+        "compartmentId": COMPARTMENT,
+        "region": "phx",
+        "shape": i.launch.get("shape").cloned().unwrap_or(Value::Null),
+        "freeformTags": i.tags,
+        "timeCreated": "2026-12-01T10:00:00.000Z",
+    })
+}
+
+impl OciTestServer {
+    /// Starts a server holding the compartment, ADs, image, subnet and NSG above.
+    pub async fn start() -> OciTestServer {
+        let inner = Arc::new(Mutex::new(Inner { next: 1, ..Inner::default() }));
+        let url_cell: Arc<Mutex<String>> = Arc::new(Mutex::new(String::new()));
+        let guard_url = url_cell.clone();
+        let mut b = FakeApi::builder()
+            .prefix("/20160918")
+            .guard(move |req| {
+                let url = guard_url.lock().expect("url").clone();
+                match req.headers.get("authorization") {
+                    None => Some(err(
+                        401,
+                        "NotAuthenticated",
+                        "The required information to complete authentication was not provided.",
+                    )),
+                    Some(_) => check_signature(&url, req),
+                }
+            })
+            .unrouted(|_, _| not_found());
+        for route in ROUTES {
+            let st = inner.clone();
+            b = b.route(
+                route,
+                fake_api::handler(move |req| {
+                    let st = st.clone();
+                    async move { route_request(&mut st.lock().expect("server lock"), &req) }
+                }),
+            );
+        }
+        let api = b.start().await;
+        *url_cell.lock().expect("url") = api.url.clone();
+        OciTestServer { url: api.url.clone(), api, inner }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("server lock")
+    }
+
+    /// The fake API underneath (faults, recorded requests).
+    pub fn api(&self) -> &FakeApi {
+        &self.api
+    }
+
+    /// The instances held (terminated ones included until removed).
+    pub fn instances(&self) -> Vec<TestInstance> {
+        self.lock().instances.values().cloned().collect()
+    }
+
+    /// The boot volumes that exist.
+    pub fn boot_volumes(&self) -> Vec<String> {
+        self.lock().boot_volumes.iter().cloned().collect()
+    }
+
+    /// The last `opc-retry-token` a launch carried.
+    pub fn last_retry_token(&self) -> Option<String> {
+        self.lock().last_token.clone()
+    }
+
+    /// Makes availability domain `ad` answer launches with "Out of host capacity".
+    pub fn fill_ad(&self, ad: &str) {
+        self.lock().full_ads.insert(ad.to_string());
+    }
+
+    /// Adds an instance not made by us (tags as given), running.
+    pub fn add_instance(&self, name: &str, tags: &[(&str, &str)]) -> String {
+        let mut st = self.lock();
+        let id = new_instance(
+            &mut st,
+            name,
+            ADS[0],
+            tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            json!({}),
+        );
+        st.instances.get_mut(&id).expect("added").state = "RUNNING".into();
+        id
+    }
+
+    /// Removes an instance outright.
+    pub fn remove_instance(&self, id: &str) {
+        let mut st = self.lock();
+        if let Some(i) = st.instances.remove(id) {
+            st.boot_volumes.remove(&i.boot_volume);
+        }
+    }
+}
+
+fn new_instance(st: &mut Inner, name: &str, ad: &str, tags: BTreeMap<String, String>, launch: Value) -> String {
+    let n = st.next;
+    st.next += 1;
+    let id = format!("ocid1.instance.oc1.phx.test{n:06}");
+    let boot = format!("ocid1.bootvolume.oc1.phx.test{n:06}");
+    st.boot_volumes.insert(boot.clone());
+    st.instances.insert(
+        id.clone(),
+        TestInstance {
+            id: id.clone(),
+            name: name.into(),
+            state: "PROVISIONING".into(),
+            ad: ad.into(),
+            tags,
+            launch,
+            boot_volume: boot,
+            gone_from_lists: false,
+        },
+    );
+    id
+}
+
+/// One step of an instance's life per read: PROVISIONING → RUNNING, TERMINATING → TERMINATED.
+fn tick(i: &mut TestInstance) {
+    match i.state.as_str() {
+        "PROVISIONING" => i.state = "RUNNING".into(),
+        "TERMINATING" => i.state = "TERMINATED".into(),
+        _ => {}
+    }
+}
+
+fn route_request(st: &mut Inner, req: &Incoming) -> Reply {
+    match (req.method.as_str(), req.route.as_str()) {
+        ("POST", "/instances") => launch(st, req),
+        ("GET", "/instances") => {
+            let Some(compartment) = req.param("compartmentId") else {
+                return err(400, "MissingParameter", "Missing compartmentId");
+            };
+            let mut all: Vec<Value> = Vec::new();
+            if compartment == COMPARTMENT && req.param("page").is_none() {
+                for i in st.instances.values_mut() {
+                    if i.state == "TERMINATED" {
+                        i.gone_from_lists = true;
+                    }
+                    tick(i);
+                }
+            }
+            if compartment == COMPARTMENT {
+                all = st.instances.values().filter(|i| !i.gone_from_lists).map(instance_json).collect();
+            }
+            let size = req.param("limit").and_then(|l| l.parse().ok()).unwrap_or(1000usize);
+            let (items, next) = fake_api::page(&all, req.param("page"), size);
+            st.listed += items.len();
+            let mut r = Reply::json(200, &Value::Array(items));
+            if let Some(n) = next {
+                r = r.header("opc-next-page", n);
+            }
+            r
+        }
+        ("GET", "/instances/{instanceId}") => match st.instances.get_mut(req.var("instanceId")) {
+            Some(i) => {
+                let json = instance_json(i);
+                tick(i);
+                Reply::json(200, &json)
+            }
+            None => not_found(),
+        },
+        ("DELETE", "/instances/{instanceId}") => {
+            let preserve = req.param("preserveBootVolume") != Some("false");
+            match st.instances.get_mut(req.var("instanceId")) {
+                Some(i) if i.state == "TERMINATED" => not_found(),
+                Some(i) => {
+                    i.state = "TERMINATING".into();
+                    let boot = i.boot_volume.clone();
+                    if !preserve {
+                        st.boot_volumes.remove(&boot);
+                    }
+                    Reply::empty(204)
+                }
+                None => not_found(),
+            }
+        }
+        ("GET", "/users/{userId}") if req.var("userId") == USER => Reply::json(
+            200,
+            &json!({"id": USER, "name": "kasm-autoscale", "compartmentId": TENANCY, "lifecycleState": "ACTIVE",
+                "description": "API user", "timeCreated": "2026-01-01T00:00:00.000Z"}),
+        ),
+        ("GET", "/compartments/{compartmentId}") if req.var("compartmentId") == COMPARTMENT => Reply::json(
+            200,
+            &json!({"id": COMPARTMENT, "name": "kasm", "compartmentId": TENANCY, "lifecycleState": "ACTIVE",
+                "description": "Kasm", "timeCreated": "2026-01-01T00:00:00.000Z"}),
+        ),
+        ("GET", "/availabilityDomains") if req.param("compartmentId") == Some(TENANCY) => Reply::json(
+            200,
+            &Value::Array(
+                ADS.iter()
+                    .map(
+                        |a| json!({"name": a, "id": format!("ocid1.availabilitydomain.{a}"), "compartmentId": TENANCY}),
+                    )
+                    .collect(),
+            ),
+        ),
+        ("GET", "/availabilityDomains") => err(400, "MissingParameter", "compartmentId must be the tenancy"),
+        ("GET", "/images/{imageId}") if req.var("imageId") == IMAGE => Reply::json(
+            200,
+            &json!({"id": IMAGE, "displayName": "Canonical-Ubuntu-24.04", "operatingSystem": "Canonical Ubuntu",
+                "operatingSystemVersion": "24.04", "lifecycleState": "AVAILABLE", "compartmentId": null,
+                "createImageAllowed": true, "timeCreated": "2026-01-01T00:00:00.000Z"}),
+        ),
+        ("GET", "/shapes") => {
+            if req.param("compartmentId") != Some(COMPARTMENT) || req.param("imageId") != Some(IMAGE) {
+                return err(400, "InvalidParameter", "compartmentId and a known imageId are required here");
+            }
+            let all: Vec<Value> = SHAPES.iter().map(|(s, f)| json!({"shape": s, "isFlexible": f})).collect();
+            let (items, next) = fake_api::page(&all, req.param("page"), 1);
+            let mut r = Reply::json(200, &Value::Array(items));
+            if let Some(n) = next {
+                r = r.header("opc-next-page", n);
+            }
+            r
+        }
+        ("GET", "/subnets/{subnetId}") if req.var("subnetId") == SUBNET => Reply::json(
+            200,
+            &json!({"id": SUBNET, "displayName": "kasm-agents", "cidrBlock": "10.0.1.0/24", "lifecycleState": "AVAILABLE",
+                "compartmentId": COMPARTMENT, "vcnId": "ocid1.vcn.oc1.phx.test", "routeTableId": "ocid1.routetable.oc1.phx.test",
+                "securityListIds": [], "virtualRouterIp": "10.0.1.1", "virtualRouterMac": "00:00:17:00:00:01"}),
+        ),
+        ("GET", "/networkSecurityGroups/{networkSecurityGroupId}") if req.var("networkSecurityGroupId") == NSG => {
+            Reply::json(
+                200,
+                &json!({"id": NSG, "displayName": "kasm-agents", "lifecycleState": "AVAILABLE",
+                "compartmentId": COMPARTMENT, "vcnId": "ocid1.vcn.oc1.phx.test", "timeCreated": "2026-01-01T00:00:00.000Z"}),
+            )
+        }
+        _ => not_found(),
+    }
+}
+
+fn launch(st: &mut Inner, req: &Incoming) -> Reply {
+    let Some(body) = req.json() else { return err(400, "InvalidParameter", "The body is not JSON") };
+    let token = req.headers.get("opc-retry-token").and_then(|v| v.to_str().ok()).map(str::to_string);
+    st.last_token = token.clone();
+    if let Some(t) = &token
+        && let Some(id) = st.tokens.get(t)
+        && let Some(i) = st.instances.get(id)
+    {
+        return Reply::json(200, &instance_json(i));
+    }
+    let bad = unknown_keys(&body, LAUNCH_FIELDS, "launchInstanceDetails")
+        .or_else(|| body.get("createVnicDetails").and_then(|v| unknown_keys(v, VNIC_FIELDS, "createVnicDetails")))
+        .or_else(|| body.get("sourceDetails").and_then(|v| unknown_keys(v, IMAGE_SOURCE_FIELDS, "sourceDetails")))
+        .or_else(|| body.get("shapeConfig").and_then(|v| unknown_keys(v, SHAPE_CONFIG_FIELDS, "shapeConfig")));
+    if let Some(k) = bad {
+        return err(400, "InvalidParameter", &format!("Unrecognized field {k}"));
+    }
+    let ad = body.get("availabilityDomain").and_then(Value::as_str).unwrap_or_default().to_string();
+    if body.get("compartmentId").and_then(Value::as_str) != Some(COMPARTMENT) {
+        return not_found();
+    }
+    if !ADS.contains(&ad.as_str()) {
+        return err(400, "InvalidParameter", "Invalid availabilityDomain");
+    }
+    if body.pointer("/sourceDetails/sourceType").and_then(Value::as_str) != Some("image")
+        || body.pointer("/sourceDetails/imageId").and_then(Value::as_str) != Some(IMAGE)
+    {
+        return err(400, "InvalidParameter", "sourceDetails must name a known image");
+    }
+    if body.pointer("/createVnicDetails/subnetId").and_then(Value::as_str) != Some(SUBNET) {
+        return err(400, "InvalidParameter", "createVnicDetails.subnetId is not a known subnet");
+    }
+    if st.full_ads.contains(&ad) {
+        return err(500, "InternalError", "Out of host capacity.");
+    }
+    let tags: BTreeMap<String, String> = body
+        .get("freeformTags")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+        .unwrap_or_default();
+    let name = body.get("displayName").and_then(Value::as_str).unwrap_or_default().to_string();
+    let id = new_instance(st, &name, &ad, tags, body);
+    if let Some(t) = token {
+        st.tokens.insert(t, id.clone());
+    }
+    Reply::json(200, &instance_json(&st.instances[&id]))
+        .header("opc-work-request-id", format!("ocid1.workrequest.{id}"))
+}
+
+/// The server as the provider conformance suite drives it.
+#[derive(Debug)]
+pub struct OciHarness {
+    server: OciTestServer,
+    stall: Duration,
+    page_size: usize,
+}
+
+impl OciHarness {
+    /// A harness over `server`; the provider must list with `page_size` per page.
+    pub fn new(server: OciTestServer, page_size: usize, stall: Duration) -> Self {
+        OciHarness { server, stall, page_size }
+    }
+
+    fn route(op: Op) -> &'static str {
+        match op {
+            Op::Create => "POST /instances",
+            Op::Get => "GET /instances/{instanceId}",
+            Op::Delete => "DELETE /instances/{instanceId}",
+            Op::List => "GET /instances",
+        }
+    }
+}
+
+#[async_trait]
+impl Harness for OciHarness {
+    fn inject(&self, op: Op, fault: conformance::Fault, skip: usize, times: usize) {
+        use conformance::Fault as F;
+        let answer = match fault {
+            F::Unauthorized => err(
+                401,
+                "NotAuthenticated",
+                "The required information to complete authentication was not provided or was incorrect.",
+            ),
+            F::Forbidden => err(403, "NotAllowed", "The action is not allowed."),
+            F::NotFound => not_found(),
+            F::Conflict => err(409, "Conflict", "The resource is in a conflicted state."),
+            F::RateLimited { retry_after } => err(429, "TooManyRequests", "Too many requests for the tenancy")
+                .header("retry-after", retry_after.as_secs().to_string()),
+            F::ServerError => err(500, "InternalServerError", "Internal server error"),
+            F::Timeout => {
+                let late = Fault::Stall { hold: self.stall, then: err(500, "InternalServerError", "too late") };
+                return self.server.api.inject(Self::route(op), late, skip, times);
+            }
+            F::OutOfCapacity => {
+                assert_eq!(op, Op::Create, "out of capacity is a create's answer");
+                err(500, "InternalError", "Out of host capacity.")
+            }
+        };
+        self.server.api.inject(Self::route(op), Fault::Answer(answer), skip, times);
+    }
+
+    fn lose_next_answer(&self, op: Op) {
+        self.server.api.inject(Self::route(op), Fault::DropAnswer, 0, 1);
+    }
+
+    fn clear_faults(&self) {
+        self.server.api.clear_faults();
+    }
+
+    fn requests(&self, op: Op) -> usize {
+        self.server.api.count(Self::route(op))
+    }
+
+    fn retries(&self) -> RetryRules {
+        // The launch carries opc-retry-token, so every call is retried; Retry-After is whole seconds.
+        RetryRules { retried: &[Op::Create, Op::Get, Op::Delete, Op::List], retry_after_hint: true }
+    }
+
+    fn page_size(&self) -> Option<usize> {
+        Some(self.page_size)
+    }
+
+    fn vms_in_list_answers(&self) -> usize {
+        self.server.lock().listed
+    }
+
+    fn last_create_token(&self) -> Option<String> {
+        self.server.last_retry_token()
+    }
+
+    fn missing_id(&self) -> String {
+        "ocid1.instance.oc1.phx.missing".into()
+    }
+
+    async fn create_foreign_vm(&self) -> String {
+        self.server.add_instance("ops-bastion", &[("team", "ops")])
+    }
+
+    async fn remove_foreign_vm(&self, id: &str) {
+        self.server.remove_instance(id);
+    }
+
+    async fn vm_exists(&self, id: &str) -> bool {
+        self.server.lock().instances.get(id).is_some_and(|i| !matches!(i.state.as_str(), "TERMINATING" | "TERMINATED"))
+    }
+
+    async fn vms_made_for(&self, spec: &VmSpec) -> usize {
+        let claim = spec.claim.to_string();
+        self.server
+            .instances()
+            .iter()
+            .filter(|i| !matches!(i.state.as_str(), "TERMINATING" | "TERMINATED"))
+            .filter(|i| i.tags.get(OwnerLabels::CLAIM) == Some(&claim) || i.name == spec.name)
+            .count()
+    }
+}
