@@ -76,7 +76,7 @@ mod tests {
 
     #[tokio::test]
     async fn providers_not_built_yet_fail_their_build_check() {
-        let (code, out, _) = go(&[example("oci.yaml")]).await;
+        let (code, out, _) = go(&[example("harvester.yaml")]).await;
         assert_eq!(code, 1, "{out}");
         assert!(
             out.lines().all(|l| l.starts_with("FAIL ")

@@ -67,8 +67,8 @@ dns_provider_configs:
 }
 
 const ROUTE53: &str = "  - provider: aws\n    name: zone\n    hosted_zone_id: Z0123456789\n    ttl: 30\n";
-const GCP: &str =
-    "  - provider: gcp\n    name: zone\n    gcp_credentials: env:GCP\n    gcp_project: p\n    managed_zone: z\n";
+/// OCI DNS: a DNS config this version has no backend for.
+const OCI: &str = "  - provider: oci\n    name: zone\n    oci_user_ocid: u\n    oci_public_key_fingerprint: f\n    oci_private_key: env:OCI_KEY\n    oci_region: us-ashburn-1\n    oci_tenancy_ocid: t\n    oci_compartment_ocid: c\n    zone_name_or_id: kasm.example.com\n";
 
 /// A provider whose VMs have no address when created (Proxmox learns it from the guest agent, EC2
 /// assigns the public IP once the instance runs); reads go to the memory provider, where a test gives
@@ -403,7 +403,7 @@ async fn a_foreign_record_at_the_name_is_never_touched_and_never_holds_the_vm() 
 
 #[tokio::test]
 async fn a_dns_provider_without_a_backend_fails_alone_and_never_holds_the_vm() {
-    let set = configs(GCP);
+    let set = configs(OCI);
     let mut w = world_with(set.clone(), false);
     w.ctx.dns = crate::dns::registry::build_all(
         &set,
@@ -413,7 +413,7 @@ async fn a_dns_provider_without_a_backend_fails_alone_and_never_holds_the_vm() {
     assert!(matches!(provision(&w.ctx, &c.id).await.unwrap(), ProvisionOutcome::Created { .. }));
     let err = get(&w, &c.id).await.last_error.unwrap();
     assert!(
-        err.contains("DNS-provider config zone") && err.contains("GCP Cloud DNS is not built into this version"),
+        err.contains("DNS-provider config zone") && err.contains("OCI DNS is not built into this version"),
         "{err}"
     );
     to_deleting(&w, &c.id).await;
