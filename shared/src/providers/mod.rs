@@ -24,6 +24,10 @@ pub mod digitalocean;
 mod error;
 #[cfg(feature = "gcp")]
 pub mod gcp;
+#[cfg(feature = "kubevirt")]
+pub mod kube;
+#[cfg(feature = "kubevirt")]
+pub mod kubevirt;
 pub mod memory;
 #[cfg(feature = "nutanix")]
 pub mod nutanix;
@@ -31,7 +35,7 @@ pub mod nutanix;
 pub mod proxmox;
 pub mod registry;
 mod set;
-#[cfg(any(feature = "proxmox", feature = "digitalocean", feature = "nutanix", feature = "gcp"))]
+#[cfg(any(feature = "proxmox", feature = "digitalocean", feature = "nutanix", feature = "gcp", feature = "kubevirt"))]
 mod tag_escape;
 
 pub use error::{ErrorClass, ProviderError};

@@ -42,7 +42,10 @@ pub fn build(config: &VmProviderConfig, env: &BuildEnv) -> Result<Arc<dyn VmProv
         VmProviderConfig::Nutanix(_) => Err(left_out(ProviderKind::Nutanix, "nutanix")),
         VmProviderConfig::Vsphere(_) => Err(not_built(ProviderKind::Vsphere)),
         VmProviderConfig::Openstack(_) => Err(not_built(ProviderKind::Openstack)),
-        VmProviderConfig::Kubevirt(_) => Err(not_built(ProviderKind::Kubevirt)),
+        #[cfg(feature = "kubevirt")]
+        VmProviderConfig::Kubevirt(c) => Ok(Arc::new(super::kubevirt::KubevirtProvider::from_config(c, env)?)),
+        #[cfg(not(feature = "kubevirt"))]
+        VmProviderConfig::Kubevirt(_) => Err(left_out(ProviderKind::Kubevirt, "kubevirt")),
     }
 }
 
@@ -81,6 +84,12 @@ pub async fn preflight(config: &VmProviderConfig, env: &BuildEnv) -> Vec<Check> 
         },
         #[cfg(feature = "gcp")]
         VmProviderConfig::Gcp(c) => match super::gcp::GcpProvider::from_config(c, env) {
+            // An operator waiting at a terminal: one retry, not a minute of them.
+            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
+            Err(e) => vec![Check::fail("build", e.to_string())],
+        },
+        #[cfg(feature = "kubevirt")]
+        VmProviderConfig::Kubevirt(c) => match super::kubevirt::KubevirtProvider::from_config(c, env) {
             // An operator waiting at a terminal: one retry, not a minute of them.
             Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
             Err(e) => vec![Check::fail("build", e.to_string())],
