@@ -60,9 +60,9 @@ pub fn owner_labels(kube: &BTreeMap<String, String>) -> BTreeMap<String, String>
     KEYS.iter().filter_map(|k| kube.get(*k).and_then(|v| decode(v)).map(|v| (k.to_string(), v))).collect()
 }
 
-/// Whether `kube` carries our deployment label for `deployment`.
-pub fn is_ours(kube: &BTreeMap<String, String>, deployment: &str) -> bool {
-    kube.get(OwnerLabels::DEPLOYMENT).and_then(|v| decode(v)).is_some_and(|d| d == deployment)
+/// Whether `kube` carries our deployment label (made by kasm-autoscale).
+pub fn is_ours(kube: &BTreeMap<String, String>) -> bool {
+    kube.get(OwnerLabels::DEPLOYMENT).and_then(|v| decode(v)).is_some()
 }
 
 /// The label selector (`labelSelector` query parameter) matching every label of `labels`.
@@ -105,8 +105,8 @@ mod tests {
         };
         let k = for_owner(&l).unwrap();
         assert_eq!(owner_labels(&k), l.to_map());
-        assert!(is_ours(&k, "dep 1"));
-        assert!(!is_ours(&k, "dep 2"));
+        assert!(is_ours(&k));
+        assert!(!is_ours(&BTreeMap::from([("kasm-autoscale-deployment".to_string(), "dep".to_string())])));
         assert_eq!(
             selector(&l).unwrap(),
             "kasm-autoscale-claim=vc-1v,kasm-autoscale-config=vcfgv,kasm-autoscale-deployment=vdep_201v"

@@ -13,7 +13,8 @@
 //! # Errors
 //! Kubernetes answers errors as a `Status` object (`{kind: Status, status: Failure, message, reason,
 //! code}`). Statuses map in [`Error::into_provider`]: 401 Unauthenticated, 403 PermissionDenied (the
-//! message names the verb and resource the Role lacks, as the API server writes it), 404 NotFound, 409
+//! message names the verb and resource the Role lacks, as the API server writes it) except a
+//! ResourceQuota refusal (`exceeded quota`), which is OutOfCapacity, 404 NotFound, 409
 //! Conflict (create: `AlreadyExists`), 422 Invalid (`reason: Invalid`), 429 RateLimited with
 //! `Retry-After`, 5xx Transient.
 
@@ -97,6 +98,12 @@ impl Error {
                     (_, true) => format!("failed to {what}: {said}"),
                     (_, false) => format!("failed to {what}: {}: {said}", st.reason),
                 };
+                // The ResourceQuota admission plugin refuses a create over the namespace's quota with 403
+                // "exceeded quota: <quota>, requested: ..., used: ..., limited: ..." (Kubernetes
+                // documentation, "Resource Quotas"): capacity, not a permission.
+                if status.as_u16() == 403 && said.contains("exceeded quota") {
+                    return ProviderError::OutOfCapacity { provider: name, message: text };
+                }
                 if status.as_u16() == 404 {
                     return ProviderError::NotFound { provider: name, id: text };
                 }
@@ -150,6 +157,13 @@ mod tests {
         assert_eq!(c(403, forbidden), ErrorClass::Permission);
         let m = status_err(403, forbidden).into_provider("kubevirt").to_string();
         assert!(m.contains("cannot create resource \"virtualmachines\"") && m.contains("Role"), "{m}");
+        assert_eq!(
+            c(
+                403,
+                r#"{"kind":"Status","message":"virtualmachines.kubevirt.io \"x\" is forbidden: exceeded quota: q, requested: count/virtualmachines.kubevirt.io=1, used: count/virtualmachines.kubevirt.io=2, limited: count/virtualmachines.kubevirt.io=2","reason":"Forbidden","code":403}"#
+            ),
+            ErrorClass::OutOfCapacity
+        );
         assert_eq!(c(404, r#"{"kind":"Status","reason":"NotFound","code":404}"#), ErrorClass::NotFound);
         assert_eq!(c(409, r#"{"kind":"Status","reason":"AlreadyExists","code":409}"#), ErrorClass::Conflict);
         let invalid = r#"{"kind":"Status","message":"VirtualMachine.kubevirt.io \"x\" is invalid: spec.template.spec.domain.devices: Required value","reason":"Invalid","code":422}"#;

@@ -84,7 +84,6 @@ fn build(cfg: &KubevirtConfig, env: &BuildEnv) -> Result<KubevirtProvider, Error
     Ok(KubevirtProvider {
         client: Client::new(http, base, Credential::new(source), env.retry.clone()),
         config: cfg.clone(),
-        deployment: env.deployment_id.clone(),
         timings: env.timings,
     })
 }

@@ -65,7 +65,7 @@
 //! listed too, as a [`VmState::Deleted`] entry named after their VM, so the reaper's orphan sweep
 //! deletes leftovers of all three kinds. `delete_vm(N)` reads the VM (refusing one without our
 //! deployment label), deletes it (`propagationPolicy: Background`), then deletes every Secret,
-//! DataVolume and PVC labelled [`VM_LABEL`] = `N` and ours (404s are success). A missing VM is success.
+//! DataVolume and PVC labelled [`VM_LABEL`] = `N` that carries our deployment label (404s are success). A missing VM is success.
 //!
 //! # Errors
 //! As [`crate::providers::kube`] maps them; 403 names the verb and resource the Role lacks.
@@ -113,7 +113,6 @@ const CDI: &[&str] = &["apis", "cdi.kubevirt.io", "v1beta1", "namespaces"];
 pub struct KubevirtProvider {
     client: Client,
     config: KubevirtConfig,
-    deployment: String,
     timings: Timings,
 }
 
@@ -185,23 +184,20 @@ fn state(vm: &Value) -> VmState {
 
 /// Whether the VM or its VMI says the VMI cannot be scheduled (no node has room for it).
 fn unschedulable(vm: &Value, vmi: Option<&Value>) -> Option<String> {
-    if vm.pointer("/status/printableStatus").and_then(Value::as_str) == Some("ErrorUnschedulable") {
-        return Some("the VM's status is ErrorUnschedulable".into());
+    let conds = vmi.and_then(|v| v.pointer("/status/conditions")).and_then(Value::as_array);
+    let scheduler = conds.into_iter().flatten().find(|c| {
+        c.get("type").and_then(Value::as_str) == Some("PodScheduled")
+            && c.get("status").and_then(Value::as_str) == Some("False")
+            && c.get("reason").and_then(Value::as_str) == Some("Unschedulable")
+    });
+    if let Some(c) = scheduler {
+        return Some(format!(
+            "the VMI cannot be scheduled: {}",
+            c.get("message").and_then(Value::as_str).unwrap_or("no node has room for it")
+        ));
     }
-    let conds = vmi.and_then(|v| v.pointer("/status/conditions")).and_then(Value::as_array)?;
-    conds
-        .iter()
-        .find(|c| {
-            c.get("type").and_then(Value::as_str) == Some("PodScheduled")
-                && c.get("status").and_then(Value::as_str) == Some("False")
-                && c.get("reason").and_then(Value::as_str) == Some("Unschedulable")
-        })
-        .map(|c| {
-            format!(
-                "the VMI cannot be scheduled: {}",
-                c.get("message").and_then(Value::as_str).unwrap_or("no node has room for it")
-            )
-        })
+    (vm.pointer("/status/printableStatus").and_then(Value::as_str) == Some("ErrorUnschedulable"))
+        .then(|| "the VM's status is ErrorUnschedulable".to_string())
 }
 
 /// The first interface address of a VMI.
@@ -561,7 +557,7 @@ impl KubevirtProvider {
             .get_opt(&Kind::VirtualMachine.path(ns, Some(id)), &format!("read the VirtualMachine {id}"))
             .await?
         {
-            if !labels::is_ours(&client::labels(&vm), &self.deployment) {
+            if !labels::is_ours(&client::labels(&vm)) {
                 return Err(Error::NotOurs { kind: "VirtualMachine", name: id.to_string() });
             }
             if self
@@ -572,13 +568,13 @@ impl KubevirtProvider {
                 tracing::info!(vm = id, "VirtualMachine deleted");
             }
         }
-        // The dependents by label: our deployment and this VM's name.
-        let selector = format!("{}={},{VM_LABEL}={id}", OwnerLabels::DEPLOYMENT, labels::encode(&self.deployment));
+        // The dependents by label: this VM's name (each checked to carry a deployment label of ours).
+        let selector = format!("{VM_LABEL}={id}");
         for kind in DEPENDENTS {
             let what = format!("list the {}s of VirtualMachine {id}", kind.name());
             for obj in self.client.list(&kind.path(ns, None), &selector, &what).await? {
                 let name = client::name(&obj);
-                if name.is_empty() || !labels::is_ours(&client::labels(&obj), &self.deployment) {
+                if name.is_empty() || !labels::is_ours(&client::labels(&obj)) {
                     continue;
                 }
                 if self.client.delete(&kind.path(ns, Some(name)), &format!("delete the {} {name}", kind.name())).await?
