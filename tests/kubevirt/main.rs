@@ -1,7 +1,11 @@
 //! The KubeVirt provider against the Kubernetes/KubeVirt test server over HTTP: the shared conformance
 //! suite with faults, the create flow and its request bodies against the specs, resumption by name,
 //! delete and what it leaves (with and without the garbage collector), leftovers for the orphan
-//! sweep, an unschedulable VM as out of capacity, the token, and preflight.
+//! sweep, an unschedulable VM as out of capacity, the token, and preflight. `daemon`: the whole loop
+//! through the real `kasm-autoscale run`; `lambda`: the whole loop through the real Lambda functions.
+
+mod daemon;
+mod lambda;
 
 use integration_tests::fake_api::Fault;
 use integration_tests::kubevirt_server::{
