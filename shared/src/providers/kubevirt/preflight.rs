@@ -1,16 +1,19 @@
 //! `kasm-autoscale preflight` for KubeVirt, read-only, one result per check: the token and CA work
 //! (`GET /version`), the namespace exists, the token's RBAC allows what the provider does
 //! (`SelfSubjectAccessReview` per verb and resource), the source PVC exists and is bound, and a Multus
-//! network's `NetworkAttachmentDefinition` exists.
+//! network's `NetworkAttachmentDefinition` exists, and the startup script renders and fits a Secret.
 
 use serde_json::{Value, json};
 
 use super::{KubevirtProvider, NAME};
+use crate::config::ProviderConfigCommon;
 use crate::config::providers::KubeNetworkType;
+use crate::model::OsFamily;
 use crate::providers::Check;
+use crate::script;
 
 /// The names of every check, in the order they are reported.
-pub const CHECKS: [&str; 5] = ["credentials", "namespace", "permissions", "disk_source", "network"];
+pub const CHECKS: [&str; 6] = ["credentials", "namespace", "permissions", "disk_source", "network", "startup_script"];
 
 /// What the provider does, as (API group, resource, verbs): create/get/list/delete on the three kinds it
 /// makes, and get/list on the VMIs it reads.
@@ -37,7 +40,12 @@ impl KubevirtProvider {
             )),
             Err(e) => {
                 out.push(Check::fail("credentials", e.into_provider(NAME).to_string()));
-                out.extend(CHECKS[1..].iter().map(|n| Check::fail(n, "not checked: the API could not be used")));
+                out.extend(
+                    CHECKS[1..CHECKS.len() - 1]
+                        .iter()
+                        .map(|n| Check::fail(n, "not checked: the API could not be used")),
+                );
+                out.push(self.check_script());
                 return out;
             }
         }
@@ -76,7 +84,29 @@ impl KubevirtProvider {
             }
         });
         out.push(self.check_network().await);
+        out.push(self.check_script());
         out
+    }
+
+    /// The startup script renders (with sample values) and fits the Secret's limit.
+    fn check_script(&self) -> Check {
+        let template = &self.config.startup_script;
+        if template.trim().is_empty() {
+            return Check::pass("startup_script", "empty: the image itself must install and register the Kasm agent");
+        }
+        let vars: script::Vars =
+            script::PLACEHOLDERS.iter().map(|n| (n.to_string(), Some(format!("sample-{n}")))).collect();
+        let rendered = match script::render(template, &vars) {
+            Ok(r) => r,
+            Err(e) => return Check::fail("startup_script", format!("does not render: {e}")),
+        };
+        match script::package(&self.config.script_rules(), OsFamily::Linux, rendered) {
+            Err(e) => Check::fail("startup_script", e.to_string()),
+            Ok(s) => Check::pass(
+                "startup_script",
+                format!("renders to {} bytes with sample values (a Secret holds at most 1 MiB)", s.len()),
+            ),
+        }
     }
 
     async fn check_rbac(&self) -> Check {
