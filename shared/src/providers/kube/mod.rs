@@ -12,7 +12,7 @@
 //!
 //! # Errors
 //! Kubernetes answers errors as a `Status` object (`{kind: Status, status: Failure, message, reason,
-//! code}`). Statuses map in [`Error::into_provider`]: 401 Unauthenticated, 403 PermissionDenied (the
+//! code}`). Statuses map in one place (`Error::into_provider`): 401 Unauthenticated, 403 PermissionDenied (the
 //! message names the verb and resource the Role lacks, as the API server writes it) except a
 //! ResourceQuota refusal (`exceeded quota`), which is OutOfCapacity, 404 NotFound, 409
 //! Conflict (create: `AlreadyExists`), 422 Invalid (`reason: Invalid`), 429 RateLimited with

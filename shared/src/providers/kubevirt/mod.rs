@@ -18,7 +18,7 @@
 //!
 //! # Create
 //! 1. `POST` the Secret; 409 AlreadyExists → `GET` it and check it carries our claim's labels
-//!    (else [`Error::NotOurs`]).
+//!    (else the create fails: not ours).
 //! 2. `POST` the VirtualMachine (`runStrategy: Always`); 409 → `GET` and check the labels the same way.
 //!    A lost answer is safe: the retry gets 409 and reads the VM. Nothing else is created by us: the
 //!    DataVolume is a `dataVolumeTemplates` entry, created by KubeVirt and owned by the VM.
