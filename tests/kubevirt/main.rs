@@ -378,3 +378,37 @@ async fn preflight_passes_and_names_what_is_missing() {
     assert!(checks[..5].iter().all(|c| !c.ok), "{checks:?}");
     assert!(checks[5].ok, "the script is checked without the API: {checks:?}");
 }
+
+/// A secret that an operator rotates.
+#[derive(Debug)]
+struct Rotating(std::sync::Mutex<String>);
+
+#[async_trait::async_trait]
+impl shared::secrets::Secrets for Rotating {
+    async fn resolve(&self, _r: &SecretRef) -> Result<SecretString, shared::secrets::SecretError> {
+        Ok(SecretString::from(self.0.lock().unwrap().clone()))
+    }
+}
+
+#[tokio::test]
+async fn a_refused_token_is_read_again_once_and_a_rotated_one_is_used() {
+    let server = KubevirtTestServer::start().await;
+    let secret = Arc::new(Rotating(std::sync::Mutex::new("revoked-token".into())));
+    let env = BuildEnv { retry: fast_retry(), timings: fast_timings(), ..BuildEnv::new(secret.clone(), "t") };
+    let p = KubevirtProvider::from_config(&config(&server), &env).unwrap();
+
+    // Refused, and the secret still holds the same token: sent once, Auth.
+    let err = p.get_vm("kasm-x").await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Auth, "{err}");
+    assert_eq!(server.requests().len(), 1);
+
+    // The operator rotates the token: the next refusal reads it again and the call goes through.
+    *secret.0.lock().unwrap() = TOKEN.to_string();
+    server.api().clear_requests();
+    let err = p.get_vm("kasm-x").await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::NotFound, "{err}");
+    assert_eq!(server.requests().len(), 2, "the refused request and one with the new token");
+    server.api().clear_requests();
+    let _ = p.get_vm("kasm-x").await;
+    assert_eq!(server.requests().len(), 1, "the new token is kept");
+}
