@@ -24,6 +24,10 @@ pub mod digitalocean;
 mod error;
 #[cfg(feature = "gcp")]
 pub mod gcp;
+#[cfg(feature = "kubevirt")]
+pub mod kube;
+#[cfg(feature = "kubevirt")]
+pub mod kubevirt;
 pub mod memory;
 #[cfg(feature = "nutanix")]
 pub mod nutanix;
@@ -35,7 +39,14 @@ pub mod openstack;
 pub mod proxmox;
 pub mod registry;
 mod set;
-#[cfg(any(feature = "proxmox", feature = "digitalocean", feature = "nutanix", feature = "gcp", feature = "vsphere"))]
+#[cfg(any(
+    feature = "proxmox",
+    feature = "digitalocean",
+    feature = "nutanix",
+    feature = "gcp",
+    feature = "vsphere",
+    feature = "kubevirt"
+))]
 mod tag_escape;
 #[cfg(feature = "vsphere")]
 pub mod vsphere;

@@ -51,7 +51,10 @@ pub fn build(config: &VmProviderConfig, env: &BuildEnv) -> Result<Arc<dyn VmProv
         VmProviderConfig::Vsphere(c) => Ok(Arc::new(super::vsphere::VsphereProvider::from_config(c, env)?)),
         #[cfg(not(feature = "vsphere"))]
         VmProviderConfig::Vsphere(_) => Err(left_out(ProviderKind::Vsphere, "vsphere")),
-        VmProviderConfig::Kubevirt(_) => Err(not_built(ProviderKind::Kubevirt)),
+        #[cfg(feature = "kubevirt")]
+        VmProviderConfig::Kubevirt(c) => Ok(Arc::new(super::kubevirt::KubevirtProvider::from_config(c, env)?)),
+        #[cfg(not(feature = "kubevirt"))]
+        VmProviderConfig::Kubevirt(_) => Err(left_out(ProviderKind::Kubevirt, "kubevirt")),
     }
 }
 
@@ -108,6 +111,12 @@ pub async fn preflight(config: &VmProviderConfig, env: &BuildEnv) -> Vec<Check> 
         },
         #[cfg(feature = "oci")]
         VmProviderConfig::Oci(c) => match super::oci::OciProvider::from_config(c, env) {
+            // An operator waiting at a terminal: one retry, not a minute of them.
+            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
+            Err(e) => vec![Check::fail("build", e.to_string())],
+        },
+        #[cfg(feature = "kubevirt")]
+        VmProviderConfig::Kubevirt(c) => match super::kubevirt::KubevirtProvider::from_config(c, env) {
             // An operator waiting at a terminal: one retry, not a minute of them.
             Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
             Err(e) => vec![Check::fail("build", e.to_string())],

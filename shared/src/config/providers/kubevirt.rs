@@ -9,7 +9,7 @@ use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, 
 use crate::config::provider::{Endpoint, ProviderConfigCommon};
 use crate::config::secret::SecretRef;
 use crate::model::Resources;
-use crate::script::{ScriptRules, WindowsScript};
+use crate::script::{Limit, ScriptRules, WindowsScript};
 use serde_json::{Map, Value};
 
 /// How the VM's interface is connected (KubeVirt interface binding).
@@ -148,8 +148,16 @@ impl ProviderConfigCommon for KubevirtConfig {
         Some(Resources::new(f64::from(self.vm_cores), f64::from(self.vm_memory) * 1024.0, 0.0))
     }
     fn script_rules(&self) -> ScriptRules {
-        // KubeVirt: cloud-init user data in a Secret or inline; no documented limit we enforce.
-        ScriptRules { provider: "kubevirt", limit: None, windows: WindowsScript::AsIs, linux_cloud_init: true }
+        // KubeVirt: the user data is a Secret's `userdata` key, read from a config drive by cloud-init
+        // (Linux) or cloudbase-init (Windows, which needs the `#ps1_sysnative` first line). A Secret
+        // holds at most 1 MiB (Kubernetes documentation, "Secrets": "Individual Secrets are limited to
+        // 1MiB in size"); base64 in `data` counts against it.
+        ScriptRules {
+            provider: "kubevirt",
+            limit: Some(Limit::Base64(1024 * 1024)),
+            windows: WindowsScript::CloudbaseInit,
+            linux_cloud_init: true,
+        }
     }
     fn endpoint(&self) -> Endpoint<'_> {
         Endpoint { url: self.endpoint_url.as_deref(), ca_bundle: self.ca_bundle.as_deref() }
