@@ -4,12 +4,13 @@
 //! script carries and is enabled), then scales down (drained, its Kasm record deleted, the instance
 //! and its boot disk gone).
 
+use integration_tests::daemon::{Daemon, wait_for};
 use integration_tests::gcp_server::{self, GcpTestServer};
 use integration_tests::kasm_server::{AcceptAuth, AgentSpec, KasmTestServer};
 use integration_tests::runtime_api::workspace_binaries;
 use shared::providers::gcp::labels;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const KEY: &str = "daemon-key";
 const SECRET: &str = "daemon-kasm-secret-Gc41";
@@ -58,23 +59,6 @@ vm_provider_configs:
 "#,
         project = gcp_server::PROJECT
     )
-}
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,15 +151,5 @@ async fn run_scales_a_gcp_pool_up_and_down() {
     assert!(!text.contains(SECRET) && !text.contains(MANAGER_TOKEN) && !text.contains("PRIVATE KEY"));
     assert!(!text.contains("ya29."), "an access token in the logs");
 
-    let killed = Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status().unwrap();
-    assert!(killed.success());
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = daemon.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(t.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(status.code(), Some(0), "{}", logs());
+    assert_eq!(daemon.terminate().await, Some(0), "{}", logs());
 }

@@ -5,11 +5,12 @@
 //! carries and is enabled), then scales down (drained, then the VM and every dependent gone: VMI,
 //! Secret, DataVolume, PVC).
 
+use integration_tests::daemon::{Daemon, wait_for};
 use integration_tests::kasm_server::{AcceptAuth, AgentSpec, KasmTestServer};
 use integration_tests::kubevirt_server::{self, KubevirtTestServer, NAMESPACE, SOURCE_PVC, labels_of};
 use integration_tests::runtime_api::workspace_binaries;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const KEY: &str = "daemon-key";
 const SECRET: &str = "daemon-kasm-secret-Qz19";
@@ -68,23 +69,6 @@ fn userdata(secret: &serde_json::Value) -> String {
     use base64::Engine as _;
     let b = secret["data"]["userdata"].as_str().expect("data.userdata");
     String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b).expect("base64")).expect("utf-8")
-}
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,15 +183,5 @@ async fn run_scales_a_kubevirt_pool_up_and_down() {
     assert!(!text.contains(SECRET) && !text.contains(MANAGER_TOKEN) && !text.contains(kubevirt_server::TOKEN));
 
     // SIGTERM: a clean exit.
-    let killed = Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status().unwrap();
-    assert!(killed.success());
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = daemon.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(t.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(status.code(), Some(0), "{}", logs());
+    assert_eq!(daemon.terminate().await, Some(0), "{}", logs());
 }
