@@ -55,6 +55,7 @@ pub async fn run(
         return 1;
     }
     let interval = Duration::from_secs(interval.unwrap_or(set.settings.evaluation_interval).max(1));
+    let held = providers.clone();
     let ctx = wiring::local_ctx(set, store, kasm, providers, secrets).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -63,7 +64,10 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
     let opts = Options { interval, listen: Some(listen), keys, ..Options::default() };
-    match daemon::run(ctx, opts, Arc::new(Metrics::default()), stop_rx, None).await {
+    let result = daemon::run(ctx, opts, Arc::new(Metrics::default()), stop_rx, None).await;
+    // Sessions opened on the far side (vSphere) are closed, not left to expire.
+    held.shutdown().await;
+    match result {
         Ok(()) => 0,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");

@@ -266,4 +266,20 @@ pub trait VmProvider: Send + Sync + std::fmt::Debug {
         let _ = id;
         Err(ProviderError::NotSupported { provider: self.name(), what: "windows_password".into() })
     }
+
+    /// Read-only checks against the real endpoint (credentials, privileges, images/templates,
+    /// networks, quota headroom, script size), one [`Check`] each (`kasm-autoscale preflight`).
+    ///
+    /// # Behavior
+    /// - Changes nothing; a provider without checks answers one failed check saying so.
+    async fn preflight(&self) -> Vec<Check> {
+        vec![Check::fail("preflight", format!("{} has no preflight checks yet", self.name()))]
+    }
+
+    /// Releases what the provider holds on the far side (a login session) when the process
+    /// stops. Called at most once, after the last call; later calls may fail.
+    ///
+    /// # Behavior
+    /// - Best effort: never fails, never blocks longer than one request.
+    async fn shutdown(&self) {}
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{BuildEnv, Check, ProviderError, VmProvider};
 use crate::config::{ProviderKind, VmProviderConfig};
+use crate::http::RetryConfig;
 
 /// The provider for `config`. No network I/O: credentials are resolved on first use, so a config
 /// whose secret does not resolve fails its own calls, not the build of the others.
@@ -61,70 +62,15 @@ pub fn build(config: &VmProviderConfig, env: &BuildEnv) -> Result<Arc<dyn VmProv
 /// The read-only preflight checks of `config` against its real endpoint (credentials, privileges,
 /// images/templates, ...), one [`Check`] each. A provider that cannot be built fails one `build` check.
 pub async fn preflight(config: &VmProviderConfig, env: &BuildEnv) -> Vec<Check> {
-    match config {
-        #[cfg(feature = "aws")]
-        VmProviderConfig::Aws(c) => match super::aws::AwsProvider::from_config(c, env) {
-            Ok(p) => p.preflight().await,
-            Err(e) => vec![Check::fail("build", e.to_string())],
-        },
-        #[cfg(feature = "proxmox")]
-        VmProviderConfig::Proxmox(c) => match super::proxmox::ProxmoxProvider::from_config(c, env) {
-            // An operator waiting at a terminal: one retry, not a minute of them.
-            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
-            Err(e) => vec![Check::fail("build", e.to_string())],
-        },
-        #[cfg(feature = "azure")]
-        VmProviderConfig::Azure(c) => match super::azure::AzureProvider::from_config(c, env) {
-            // An operator waiting at a terminal: one retry, not a minute of them.
-            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
-            Err(e) => vec![Check::fail("build", e.to_string())],
-        },
-        #[cfg(feature = "digitalocean")]
-        VmProviderConfig::DigitalOcean(c) => match super::digitalocean::DigitalOceanProvider::from_config(c, env) {
-            // An operator waiting at a terminal: one retry, not a minute of them.
-            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
-            Err(e) => vec![Check::fail("build", e.to_string())],
-        },
-        #[cfg(feature = "nutanix")]
-        VmProviderConfig::Nutanix(c) => match super::nutanix::NutanixProvider::from_config(c, env) {
-            // An operator waiting at a terminal: one retry, not a minute of them.
-            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
-            Err(e) => vec![Check::fail("build", e.to_string())],
-        },
-        #[cfg(feature = "gcp")]
-        VmProviderConfig::Gcp(c) => match super::gcp::GcpProvider::from_config(c, env) {
-            // An operator waiting at a terminal: one retry, not a minute of them.
-            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
-            Err(e) => vec![Check::fail("build", e.to_string())],
-        },
-        #[cfg(feature = "openstack")]
-        VmProviderConfig::Openstack(c) => match super::openstack::OpenstackProvider::from_config(c, env) {
-            // An operator waiting at a terminal: one retry, not a minute of them.
-            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
-            Err(e) => vec![Check::fail("build", e.to_string())],
-        },
-        #[cfg(feature = "vsphere")]
-        VmProviderConfig::Vsphere(c) => match super::vsphere::VsphereProvider::from_config(c, env) {
-            // An operator waiting at a terminal: one retry, not a minute of them.
-            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
-            Err(e) => vec![Check::fail("build", e.to_string())],
-        },
-        #[cfg(feature = "oci")]
-        VmProviderConfig::Oci(c) => match super::oci::OciProvider::from_config(c, env) {
-            // An operator waiting at a terminal: one retry, not a minute of them.
-            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
-            Err(e) => vec![Check::fail("build", e.to_string())],
-        },
-        #[cfg(feature = "kubevirt")]
-        VmProviderConfig::Kubevirt(c) => match super::kubevirt::KubevirtProvider::from_config(c, env) {
-            // An operator waiting at a terminal: one retry, not a minute of them.
-            Ok(p) => p.with_retry(crate::http::RetryConfig { max_retries: 1, ..Default::default() }).preflight().await,
-            Err(e) => vec![Check::fail("build", e.to_string())],
-        },
-        other => match build(other, env) {
-            Err(e) => vec![Check::fail("build", e.to_string())],
-            Ok(p) => vec![Check::fail("preflight", format!("{} has no preflight checks yet", p.name()))],
-        },
+    // An operator waiting at a terminal: one retry, not a minute of them.
+    let env = BuildEnv { retry: RetryConfig { max_retries: 1, ..env.retry.clone() }, ..env.clone() };
+    match build(config, &env) {
+        Ok(p) => {
+            let checks = p.preflight().await;
+            p.shutdown().await;
+            checks
+        }
+        Err(e) => vec![Check::fail("build", e.to_string())],
     }
 }
 

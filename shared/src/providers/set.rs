@@ -58,6 +58,16 @@ impl ProviderSet {
         self.slots.keys().map(String::as_str)
     }
 
+    /// Lets every provider built so far release what it holds on the far side (see
+    /// [`VmProvider::shutdown`]); providers never asked for are not built for it.
+    pub async fn shutdown(&self) {
+        for slot in self.slots.values() {
+            if let Some(Ok(p)) = slot.built.get() {
+                p.shutdown().await;
+            }
+        }
+    }
+
     /// Every config whose provider could not be built, with why (building those not asked for yet).
     pub fn failures(&self) -> Vec<(String, ProviderError)> {
         self.names()

@@ -165,6 +165,10 @@ impl VmProvider for AwsProvider {
         NAME
     }
 
+    async fn preflight(&self) -> Vec<super::Check> {
+        AwsProvider::preflight(self).await
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             idempotency_token: true,

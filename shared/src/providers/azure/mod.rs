@@ -630,6 +630,10 @@ impl VmProvider for AzureProvider {
         NAME
     }
 
+    async fn preflight(&self) -> Vec<super::Check> {
+        AzureProvider::preflight(self).await
+    }
+
     fn capabilities(&self) -> Capabilities {
         // No request token: the claim's deterministic name makes ARM's PUT idempotent. The VM list
         // takes no tag filter: we filter.

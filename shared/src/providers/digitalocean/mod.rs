@@ -433,6 +433,10 @@ impl VmProvider for DigitalOceanProvider {
         NAME
     }
 
+    async fn preflight(&self) -> Vec<super::Check> {
+        DigitalOceanProvider::preflight(self).await
+    }
+
     fn capabilities(&self) -> Capabilities {
         // No request token: a lookup by the claim's tag. Listing filters by one tag server-side
         // (the claim's, else the deployment's).

@@ -501,6 +501,10 @@ impl VmProvider for GcpProvider {
         NAME
     }
 
+    async fn preflight(&self) -> Vec<super::Check> {
+        GcpProvider::preflight(self).await
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities { idempotency_token: true, windows_password: false, server_side_label_filter: true }
     }

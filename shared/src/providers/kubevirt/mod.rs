@@ -626,6 +626,10 @@ impl VmProvider for KubevirtProvider {
         NAME
     }
 
+    async fn preflight(&self) -> Vec<super::Check> {
+        KubevirtProvider::preflight(self).await
+    }
+
     fn capabilities(&self) -> Capabilities {
         // Create by deterministic name (409 → read); lists by label selector.
         Capabilities { idempotency_token: false, windows_password: false, server_side_label_filter: true }

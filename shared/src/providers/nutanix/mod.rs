@@ -472,6 +472,10 @@ impl VmProvider for NutanixProvider {
         NAME
     }
 
+    async fn preflight(&self) -> Vec<super::Check> {
+        NutanixProvider::preflight(self).await
+    }
+
     fn capabilities(&self) -> Capabilities {
         // v3: no request token (a lookup by the claim's name), no filter on the description.
         Capabilities { idempotency_token: false, windows_password: false, server_side_label_filter: false }

@@ -323,6 +323,10 @@ impl VmProvider for OciProvider {
         NAME
     }
 
+    async fn preflight(&self) -> Vec<super::Check> {
+        OciProvider::preflight(self).await
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities { idempotency_token: true, ..Capabilities::default() }
     }

@@ -577,6 +577,10 @@ impl VmProvider for OpenstackProvider {
         NAME
     }
 
+    async fn preflight(&self) -> Vec<super::Check> {
+        OpenstackProvider::preflight(self).await
+    }
+
     fn capabilities(&self) -> Capabilities {
         // No request token: a lookup by the claim's name. Nova filters servers by metadata only for
         // admins: listing filters here.

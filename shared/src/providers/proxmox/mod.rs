@@ -667,6 +667,10 @@ impl VmProvider for ProxmoxProvider {
         NAME
     }
 
+    async fn preflight(&self) -> Vec<super::Check> {
+        ProxmoxProvider::preflight(self).await
+    }
+
     fn capabilities(&self) -> Capabilities {
         // Idempotency comes from a lookup by claim tag and name, not an API token; tags are
         // filtered client-side from /cluster/resources.

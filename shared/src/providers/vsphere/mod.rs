@@ -642,6 +642,10 @@ impl VmProvider for VsphereProvider {
         NAME
     }
 
+    async fn preflight(&self) -> Vec<super::Check> {
+        VsphereProvider::preflight(self).await
+    }
+
     fn capabilities(&self) -> Capabilities {
         // No request token (a lookup by the claim's name), no server-side filter on data sets.
         Capabilities { idempotency_token: false, windows_password: false, server_side_label_filter: false }
