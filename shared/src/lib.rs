@@ -7,6 +7,7 @@
 //! - [`store`], [`secrets`], [`kasm`], [`providers`], [`dns`], [`script`]: the adapters.
 //! - [`config`]: the serde model of Kasm's configs, validation and JSON Schema.
 //! - [`sim`]: the simulator behind `kasm-autoscale simulate`.
+//! - [`input`]: size and nesting limits on untrusted files, checked before parsing.
 
 pub mod app;
 #[cfg(feature = "aws-sdk")]
@@ -17,6 +18,7 @@ pub mod daemon;
 pub mod dns;
 pub mod engine;
 pub mod http;
+pub mod input;
 pub mod kasm;
 pub mod model;
 pub mod ports;

@@ -19,7 +19,10 @@ pub fn init(format: Format, default_level: &str) {
     let rust_log = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
     let (filter, problem) = shared::wiring::log_filter(None, Some(rust_log.as_deref().unwrap_or(default_level)));
     let registry = tracing_subscriber::registry().with(filter);
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour only on a terminal: a redirected log file gets plain text, not escape codes.
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
         Format::Json => registry.with(layer.json().flatten_event(true)).try_init(),
         Format::Text => registry.with(layer).try_init(),

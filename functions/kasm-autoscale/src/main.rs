@@ -88,6 +88,10 @@ enum Command {
         /// Address of the HTTP listener (webhooks, /healthz, /metrics).
         #[arg(long, default_value = "127.0.0.1:8787")]
         listen: SocketAddr,
+        /// Serve /metrics (and /healthz) on this address instead of --listen, e.g. to keep them off a
+        /// webhook port that is exposed. See also settings.webhook.metrics_token.
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
         /// Seconds between evaluations (default: settings.evaluation_interval).
         #[arg(long)]
         interval: Option<u64>,
@@ -164,9 +168,9 @@ fn main() {
             logging::init(cli.log_format, "warn");
             block_on(plan::run(&config, store.as_deref(), autoscale_config.as_deref(), json, out, err))
         }
-        Command::Run { config, state, listen, interval } => {
+        Command::Run { config, state, listen, admin_listen, interval } => {
             logging::init(cli.log_format, "info");
-            block_on(run::run(&config, &state, listen, interval, err))
+            block_on(run::run(&config, &state, run::Listen { main: listen, admin: admin_listen }, interval, err))
         }
         Command::Preflight { config } => {
             logging::init(cli.log_format, "warn");

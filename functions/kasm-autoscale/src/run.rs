@@ -13,14 +13,17 @@ use shared::wiring;
 
 use crate::configs;
 
+/// Where the daemon listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Listen {
+    /// Webhooks, /healthz (and /metrics when `admin` is not given).
+    pub main: SocketAddr,
+    /// /metrics and /healthz on their own address.
+    pub admin: Option<SocketAddr>,
+}
+
 /// Runs the daemon until a signal.
-pub async fn run(
-    files: &[PathBuf],
-    state: &Path,
-    listen: SocketAddr,
-    interval: Option<u64>,
-    err: &mut dyn Write,
-) -> i32 {
+pub async fn run(files: &[PathBuf], state: &Path, listen: Listen, interval: Option<u64>, err: &mut dyn Write) -> i32 {
     let store = match wiring::open_store(&state.display().to_string()) {
         Ok(s) => s,
         Err(e) => {
@@ -63,7 +66,7 @@ pub async fn run(
         tracing::info!("signal received: stopping");
         let _ = stop_tx.send(true);
     });
-    let opts = Options { interval, listen: Some(listen), keys, ..Options::default() };
+    let opts = Options { interval, listen: Some(listen.main), admin_listen: listen.admin, keys, ..Options::default() };
     let result = daemon::run(ctx, opts, Arc::new(Metrics::default()), stop_rx, None).await;
     // Sessions opened on the far side (vSphere) are closed, not left to expire.
     held.shutdown().await;

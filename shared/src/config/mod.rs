@@ -139,6 +139,7 @@ pub enum ConfigError {
 /// Kasm's own field names ([`kasm_names`]) are taken as validation takes them.
 pub fn parse_config(text: &str, origin: &str) -> Result<ConfigFile, ConfigError> {
     let parse_error = |message: String| ConfigError::Parse { path: origin.to_string(), message };
+    crate::input::check_nesting(text, crate::input::MAX_NESTING).map_err(|e| parse_error(e.to_string()))?;
     let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| parse_error(e.to_string()))?;
     doc.apply_merge().map_err(|e| parse_error(e.to_string()))?;
     if let Some(p) = validate::kasm_names_to_ours(&mut doc, origin).into_iter().next() {
@@ -149,8 +150,10 @@ pub fn parse_config(text: &str, origin: &str) -> Result<ConfigFile, ConfigError>
 
 /// Reads and parses one config file.
 pub fn load_file(path: &Path) -> Result<ConfigFile, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+    let text = crate::input::read_text(path, crate::input::MAX_CONFIG_BYTES).map_err(|e| match e {
+        crate::input::InputError::Read(source) => ConfigError::Read { path: path.display().to_string(), source },
+        other => ConfigError::Parse { path: path.display().to_string(), message: other.to_string() },
+    })?;
     parse_config(&text, &path.display().to_string())
 }
 

@@ -18,8 +18,8 @@ use super::did_you_mean::did_you_mean;
 use super::dns::{DNS_PROVIDER_KINDS, dns_kasm_columns};
 use super::kasm_names::{self, KasmColumn, KasmColumns, KasmIds, Target};
 use super::{
-    AutoscaleConfig, AutoscaleType, ConfigFile, ConfigSet, DnsProviderConfig, ProviderKind, Schedule, Settings,
-    StagingConfig, VmProviderConfig,
+    AutoscaleConfig, AutoscaleType, ConfigFile, ConfigSet, DnsProviderConfig, KasmSettings, ProviderKind, Schedule,
+    Settings, StagingConfig, VmProviderConfig,
 };
 
 /// One thing wrong with a config file.
@@ -35,16 +35,19 @@ pub struct Problem {
     pub message: String,
 }
 
+/// Control characters of the input (names, values echoed in messages) are escaped, so a config cannot
+/// forge terminal output such as a coloured `OK` line.
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.file)?;
+        use crate::input::escape_controls as esc;
+        write!(f, "{}: ", esc(&self.file))?;
         match (&self.config, &self.field) {
-            (Some(c), Some(field)) => write!(f, "{c}.{field}: ")?,
-            (Some(c), None) => write!(f, "{c}: ")?,
-            (None, Some(field)) => write!(f, "{field}: ")?,
+            (Some(c), Some(field)) => write!(f, "{}.{}: ", esc(c), esc(field))?,
+            (Some(c), None) => write!(f, "{}: ", esc(c))?,
+            (None, Some(field)) => write!(f, "{}: ", esc(field))?,
             (None, None) => {}
         }
-        f.write_str(&self.message)
+        f.write_str(&esc(&self.message))
     }
 }
 
@@ -60,11 +63,9 @@ pub fn validate_files(paths: &[PathBuf]) -> (ConfigSet, Vec<Problem>) {
     let mut problems = Vec::new();
     for p in paths {
         let file = p.display().to_string();
-        match std::fs::read_to_string(p) {
+        match crate::input::read_text(p, crate::input::MAX_CONFIG_BYTES) {
             Ok(text) => sources.push((file, text)),
-            Err(e) => {
-                problems.push(Problem { file, config: None, field: None, message: format!("failed to read: {e}") })
-            }
+            Err(e) => problems.push(Problem { file, config: None, field: None, message: e.to_string() }),
         }
     }
     let (set, more) = validate_sources(&sources);
@@ -270,6 +271,9 @@ impl Collected {
     }
 
     fn parse_document(&mut self, file: &str, text: &str) {
+        if let Err(e) = crate::input::check_nesting(text, crate::input::MAX_NESTING) {
+            return self.problem(file, None, None, e.to_string());
+        }
         let mut doc: Value = match serde_yaml_ng::from_str(text) {
             Ok(v) => v,
             Err(e) => return self.problem(file, None, None, format!("not valid YAML/JSON: {e}")),
@@ -289,6 +293,19 @@ impl Collected {
                 );
             }
         };
+        // A file that is not a config at all (a trace pointing at `/etc/shadow`) is said so, without
+        // echoing its content as "unknown keys"; a misspelt config key still gets its hint.
+        let config_like = |k: &str| {
+            TOP_LEVEL.contains(&k) || (k.len() <= 64 && !did_you_mean(k, TOP_LEVEL.iter().copied()).is_empty())
+        };
+        if !root.keys().any(|k| k.as_str().is_some_and(config_like)) {
+            return self.problem(
+                file,
+                None,
+                None,
+                format!("not a config file: none of its top-level keys is one of {}", TOP_LEVEL.join(", ")),
+            );
+        }
         self.kasm_ids = kasm_ids(&root);
         for (k, v) in root {
             let Some(key) = k.as_str().map(str::to_string) else {
@@ -296,13 +313,33 @@ impl Collected {
                 continue;
             };
             if key == "settings" {
-                let p = self.entry::<Settings>(file, "settings", v, &[]);
+                // `settings.kasm` is parsed on its own, so that every problem in it is reported at once
+                // (the settings parse stops at the first problem of each top-level field).
+                let (rest, kasm) = match v {
+                    Value::Mapping(mut m) => {
+                        let kasm = match m.get("kasm") {
+                            Some(Value::Mapping(_)) => m.remove("kasm"),
+                            _ => None,
+                        };
+                        (Value::Mapping(m), kasm)
+                    }
+                    other => (other, None),
+                };
+                let kasm = kasm.map(|k| self.kasm_settings(file, k));
+                let p = self.entry::<Settings>(file, "settings", rest, &[]).map(|mut p| {
+                    match kasm {
+                        Some(Ok(k)) => p.value.kasm = Some(k),
+                        Some(Err(())) => p.touched.push("kasm".into()),
+                        None => {}
+                    }
+                    p
+                });
                 self.keep(p, file, "settings", check_settings, |c| &mut c.settings);
                 continue;
             }
             if !TOP_LEVEL.contains(&key.as_str()) {
                 let hint = did_you_mean(&key, TOP_LEVEL.iter().copied());
-                self.problem(file, None, Some(&key), format!("unknown top-level key{hint}"));
+                self.problem(file, None, Some(&crate::input::echo(&key)), format!("unknown top-level key{hint}"));
                 continue;
             }
             let items = match v {
@@ -361,6 +398,23 @@ impl Collected {
 
     /// A clean config joins the set; a patched one does not, but its other fields are still checked (problems
     /// on the patched fields themselves are left out: they were reported already).
+    /// `settings.kasm`: every problem in it reported (its semantic checks too, for the fields that
+    /// parsed); `Err` when there was any.
+    fn kasm_settings(&mut self, file: &str, item: Value) -> Result<KasmSettings, ()> {
+        const LABEL: &str = "settings.kasm";
+        let Some(p) = self.entry::<KasmSettings>(file, LABEL, item, &[]) else { return Err(()) };
+        if p.touched.is_empty() {
+            // Its semantic checks run with the settings' (as `kasm.*`).
+            return Ok(p.value);
+        }
+        for (field, message) in check_kasm(&p.value) {
+            if !p.touched.iter().any(|t| top_key(&field) == *t) {
+                self.problem(file, Some(LABEL), Some(&field), message);
+            }
+        }
+        Err(())
+    }
+
     fn keep<T>(
         &mut self,
         parsed: Option<Parsed<T>>,
@@ -716,6 +770,11 @@ fn describe(path: &str, message: &str) -> (Option<String>, String, Option<String
         return (Some(join(parent, f)), format!("unknown field{hint}"), Some(top));
     }
     let top = (!path.is_empty()).then(|| top_key(path));
+    if let Some(name) = message.strip_prefix("data did not match any variant of untagged enum ") {
+        let name = name.trim();
+        let expected = UNTAGGED_FORMS.iter().find(|(n, _)| *n == name).map_or("one of its accepted forms", |(_, e)| e);
+        return ((!path.is_empty()).then(|| path.to_string()), format!("expected {expected}"), top);
+    }
     let message = message
         .replace("expected u64", "expected a whole number ≥ 0")
         .replace("expected u32", "expected a whole number ≥ 0")
@@ -723,6 +782,13 @@ fn describe(path: &str, message: &str) -> (Option<String>, String, Option<String
         .replace("expected f64", "expected a number");
     ((!path.is_empty()).then(|| path.to_string()), message, top)
 }
+
+/// What each untagged enum of the config model accepts, for a message naming the forms instead of
+/// serde's "did not match any variant of untagged enum X".
+const UNTAGGED_FORMS: &[(&str, &str)] = &[(
+    "AzureImageReference",
+    "{publisher, offer, sku, version} (a marketplace image) or {id} (an image by resource id), with no other keys",
+)];
 
 fn top_key(path: &str) -> String {
     path.split(['.', '[']).next().unwrap_or(path).to_string()
@@ -784,12 +850,18 @@ fn check_settings(s: &Settings) -> Found {
         within(&mut f, w.max_body_bytes as u64, 1, bounds::BODY_MAX, "webhook.max_body_bytes", "bytes");
     }
     if let Some(k) = &s.kasm {
-        match url::Url::parse(&k.url) {
-            Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
-            _ => f.push(("kasm.url".into(), "must be an http(s) URL, e.g. https://kasm.example.com".into())),
-        }
-        need(&mut f, !k.api_key.trim().is_empty(), "kasm.api_key", "must not be empty");
+        f.extend(check_kasm(k).into_iter().map(|(field, m)| (format!("kasm.{field}"), m)));
     }
+    f
+}
+
+fn check_kasm(k: &KasmSettings) -> Found {
+    let mut f = Found::new();
+    match url::Url::parse(&k.url) {
+        Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
+        _ => f.push(("url".into(), "must be an http(s) URL, e.g. https://kasm.example.com".into())),
+    }
+    need(&mut f, !k.api_key.trim().is_empty(), "api_key", "must not be empty");
     f
 }
 

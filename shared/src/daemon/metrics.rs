@@ -19,6 +19,7 @@ struct State {
     latency_sum: f64,
     latency_count: u64,
     webhooks: BTreeMap<u16, u64>,
+    connections_refused: u64,
 }
 
 /// The daemon's metrics.
@@ -52,6 +53,11 @@ impl Metrics {
         }
         st.latency_sum += seconds;
         st.latency_count += 1;
+    }
+
+    /// Counts one connection closed at once because the listener had its maximum open.
+    pub fn connection_refused(&self) {
+        self.lock().connections_refused += 1;
     }
 
     /// Counts one webhook answer by status.
@@ -102,6 +108,12 @@ impl Metrics {
         for (s, n) in &st.webhooks {
             let _ = writeln!(o, "kasm_autoscale_webhooks_total{{status=\"{s}\"}} {n}");
         }
+        let _ = writeln!(
+            o,
+            "# HELP kasm_autoscale_connections_refused_total Connections closed at once: the listener had its maximum open."
+        );
+        let _ = writeln!(o, "# TYPE kasm_autoscale_connections_refused_total counter");
+        let _ = writeln!(o, "kasm_autoscale_connections_refused_total {}", st.connections_refused);
         let _ = writeln!(o, "# HELP kasm_autoscale_decision_seconds Duration of one evaluation cycle.");
         let _ = writeln!(o, "# TYPE kasm_autoscale_decision_seconds histogram");
         for (i, b) in BUCKETS.iter().enumerate() {

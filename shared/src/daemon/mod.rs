@@ -1,22 +1,25 @@
 //! The local daemon behind `kasm-autoscale run`: the same handlers as the Lambda functions in one
 //! process — a schedule ticker (evaluate → provision → reap), the store's change feed (new claims
-//! are provisioned at once), and an HTTP listener for webhooks, `/healthz` and `/metrics`.
+//! are provisioned at once), and an HTTP listener for webhooks, `/healthz` and `/metrics` (bounded:
+//! see [`listener`]; `/metrics` may move to its own address or require a bearer token).
 //!
 //! Shutdown: stop taking work, give in-flight steps a grace period, then drop them. A dropped step
 //! loses nothing: its claim is in the store and the next start's reaper finishes or undoes it.
 
+pub mod listener;
 pub mod metrics;
 #[cfg(test)]
 mod tests;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::IntoResponse;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -33,6 +36,11 @@ pub struct Options {
     pub interval: Duration,
     /// Where the HTTP listener binds (`None` = no listener).
     pub listen: Option<SocketAddr>,
+    /// Where `/metrics` and `/healthz` are served instead, when given (then the main listener serves
+    /// webhooks and `/healthz` only).
+    pub admin_listen: Option<SocketAddr>,
+    /// Bounds of the listeners (connections, timeouts).
+    pub limits: listener::Limits,
     /// Webhook secrets.
     pub keys: webhook::Keys,
     /// How long in-flight work may finish after a shutdown signal (the whole exit stays < 10 s).
@@ -46,6 +54,8 @@ impl Default for Options {
         Options {
             interval: Duration::from_secs(30),
             listen: None,
+            admin_listen: None,
+            limits: listener::Limits::default(),
             keys: webhook::Keys::default(),
             grace: Duration::from_secs(7),
             debounce: Duration::from_secs(2),
@@ -59,6 +69,11 @@ struct Http {
     keys: webhook::Keys,
     metrics: Arc<Metrics>,
     triggers: mpsc::Sender<Trigger>,
+    /// Whether this listener serves `/metrics` (false on the main listener when an admin one exists).
+    serve_metrics: bool,
+    /// Whether this listener takes webhooks (false on the admin listener).
+    serve_webhooks: bool,
+    body_timeout: Duration,
 }
 
 /// Runs until `shutdown` resolves. Returns the address the listener bound (for tests) through `bound`.
@@ -72,27 +87,35 @@ pub async fn run(
     let (trig_tx, mut trig_rx) = mpsc::channel::<Trigger>(256);
     let mut tasks: JoinSet<()> = JoinSet::new();
 
+    let http = |serve_metrics: bool, serve_webhooks: bool| Http {
+        ctx: ctx.clone(),
+        keys: opts.keys.clone(),
+        metrics: metrics.clone(),
+        triggers: trig_tx.clone(),
+        serve_metrics,
+        serve_webhooks,
+        body_timeout: opts.limits.body_timeout,
+    };
+    let mut listeners = Vec::new();
     if let Some(addr) = opts.listen {
+        listeners.push((addr, http(opts.admin_listen.is_none(), true), "webhooks, /healthz and /metrics"));
+    }
+    if let Some(addr) = opts.admin_listen {
+        listeners.push((addr, http(true, false), "/healthz and /metrics"));
+    }
+    let mut bound = bound;
+    for (addr, state, what) in listeners {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("failed to listen on {addr}: {e}"))?;
         let local = listener.local_addr()?;
-        tracing::info!(%local, "listening for webhooks, /healthz and /metrics");
-        if let Some(b) = bound {
+        let what = if state.serve_webhooks && !state.serve_metrics { "webhooks and /healthz" } else { what };
+        tracing::info!(%local, "listening for {what}");
+        if let Some(b) = bound.take() {
             let _ = b.send(local);
         }
-        let state =
-            Http { ctx: ctx.clone(), keys: opts.keys.clone(), metrics: metrics.clone(), triggers: trig_tx.clone() };
         let app = Router::new().fallback(route).with_state(state);
-        let mut stop = shutdown.clone();
-        tasks.spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            if let Err(e) = served.await {
-                tracing::error!(error = %e, "HTTP listener failed");
-            }
-        });
+        tasks.spawn(listener::serve(listener, app, opts.limits, metrics.clone(), shutdown.clone()));
     }
 
     let workers = Arc::new(Semaphore::new(ctx.configs.settings.provisioning_workers.max(1) as usize));
@@ -229,33 +252,72 @@ pub async fn cycle(ctx: &Ctx, metrics: &Metrics, trigger: Trigger, why: &str) {
     }
 }
 
-async fn route(State(st): State<Http>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
-    let path = uri.path();
+async fn route(State(st): State<Http>, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let (method, path) = (&parts.method, parts.uri.path());
+    let json =
+        |status: StatusCode, body: String| (status, [("content-type", "application/json")], body).into_response();
     if method == Method::GET && path == "/healthz" {
-        return (StatusCode::OK, [("content-type", "application/json")], "{\"status\":\"ok\"}".to_string());
+        return json(StatusCode::OK, "{\"status\":\"ok\"}".to_string());
     }
-    if method == Method::GET && path == "/metrics" {
+    if method == Method::GET && path == "/metrics" && st.serve_metrics {
+        if let Some(token) = &st.keys.metrics_token {
+            let given = parts.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let ok = given
+                .strip_prefix("Bearer ")
+                .is_some_and(|g| bool::from(g.trim().as_bytes().ct_eq(token.expose_secret().as_bytes())));
+            if !ok {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [("www-authenticate", "Bearer")],
+                    "a bearer token is required (settings.webhook.metrics_token)\n",
+                )
+                    .into_response();
+            }
+        }
         let instances = st.ctx.store.list(&InstanceFilter::default()).await.unwrap_or_default();
         return (
             StatusCode::OK,
             [("content-type", "text/plain; version=0.0.4")],
             st.metrics.render(&instances, &st.ctx.providers.failures()),
-        );
+        )
+            .into_response();
     }
-    let req = webhook::Request {
-        method: method.as_str(),
-        path,
-        headers: headers
-            .iter()
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
-            .collect(),
-        body: &body,
+    if !st.serve_webhooks {
+        return json(StatusCode::NOT_FOUND, "{\"text\":\"Not found\",\"code\":404}".to_string());
+    }
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+        .collect();
+    let now = st.ctx.clock.now();
+    // Authenticate from the headers first: an unsigned request is refused before its body is read.
+    if let Err(r) = webhook::preauthenticate(method.as_str(), path, &headers, &st.keys, now) {
+        st.metrics.webhook(r.status);
+        return json(StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNAUTHORIZED), r.body);
+    }
+    let limit = st.keys.body_limit();
+    let body = match tokio::time::timeout(st.body_timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            // The only error of an in-memory read is the limit (or the client going away).
+            st.metrics.webhook(413);
+            return json(StatusCode::PAYLOAD_TOO_LARGE, "{\"text\":\"Body too large\",\"code\":413}".to_string());
+        }
+        Err(_) => {
+            st.metrics.webhook(408);
+            return json(
+                StatusCode::REQUEST_TIMEOUT,
+                "{\"text\":\"Body not received in time\",\"code\":408}".to_string(),
+            );
+        }
     };
-    let resp = webhook::handle(&req, &st.keys, &st.ctx.configs, st.ctx.clock.now());
+    let req = webhook::Request { method: method.as_str(), path, headers, body: &body };
+    let resp = webhook::handle(&req, &st.keys, &st.ctx.configs, now);
     st.metrics.webhook(resp.status);
     if resp.trigger != Trigger::None && st.triggers.try_send(resp.trigger.clone()).is_err() {
         tracing::warn!("webhook trigger dropped: queue full (the schedule still evaluates)");
     }
-    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [("content-type", "application/json")], resp.body)
+    json(StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), resp.body)
 }

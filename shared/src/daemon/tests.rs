@@ -72,9 +72,11 @@ async fn start(ctx: Ctx, interval: Duration) -> Running {
             hmac_secret: Some(SecretString::from("s3cret".to_string())),
             hec_token: Some(SecretString::from("tok".to_string())),
             max_body_bytes: 0,
+            ..Default::default()
         },
         grace: Duration::from_secs(2),
         debounce: Duration::from_millis(50),
+        ..Options::default()
     };
     let (stop, rx) = watch::channel(false);
     let (btx, brx) = tokio::sync::oneshot::channel();
@@ -145,4 +147,161 @@ async fn shutdown_is_prompt_and_keeps_claims() {
     d.handle.await.unwrap().unwrap();
     assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
     assert_eq!(store.list(&InstanceFilter::default()).await.unwrap().len(), 2);
+}
+
+async fn start_with(ctx: Ctx, tweak: impl FnOnce(&mut Options)) -> Running {
+    let mut opts = Options {
+        interval: Duration::from_secs(3600),
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        keys: webhook::Keys { hmac_secret: Some(SecretString::from("s3cret".to_string())), ..Default::default() },
+        grace: Duration::from_secs(2),
+        debounce: Duration::from_millis(50),
+        ..Options::default()
+    };
+    tweak(&mut opts);
+    let (stop, rx) = watch::channel(false);
+    let (btx, brx) = tokio::sync::oneshot::channel();
+    let handle = tokio::spawn(run(ctx, opts, Arc::new(Metrics::default()), rx, Some(btx)));
+    let addr = brx.await.expect("listener bound");
+    Running { addr, stop, handle }
+}
+
+/// Reads what the server sends until it closes the connection or `within` passes; `None` = still open.
+async fn read_until_closed(s: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(within, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok().map(|_| String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Issue 21 point 5: an unsigned request is refused from its headers, before its (announced 2 MB)
+/// body is read: the answer comes at once although the body never arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_requests_are_refused_before_the_body_is_read() {
+    use tokio::io::AsyncWriteExt;
+    let (ctx, _, _) = ctx();
+    let d = start_with(ctx, |_| {}).await;
+    let mut s = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2000000\r\n\r\n{\"type\":").await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(3), async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    })
+    .await
+    .expect("answered without waiting for the body");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+
+    // Signed headers but a body over the limit: 413 after at most `max_body_bytes` are read.
+    let http = crate::http::build_client(&Default::default()).unwrap();
+    let ts = chrono::Utc::now().timestamp();
+    let big = vec![b' '; 300_000];
+    let sig = webhook::sign(&SecretString::from("s3cret".to_string()), ts, &big);
+    let r = http
+        .post(format!("http://{}", d.addr))
+        .header(webhook::TIMESTAMP_HEADER, ts.to_string())
+        .header(webhook::SIGNATURE_HEADER, sig)
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    d.stop.send(true).unwrap();
+    d.handle.await.unwrap().unwrap();
+}
+
+/// Slow clients (slowloris): beyond the connection limit a connection is closed at once; a client
+/// that trickles its headers is cut off after the header timeout; the listener keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_connections_are_bounded() {
+    use tokio::io::AsyncWriteExt;
+    let (ctx, _, _) = ctx();
+    let limits = listener::Limits {
+        max_connections: 8,
+        header_timeout: Duration::from_millis(500),
+        body_timeout: Duration::from_millis(500),
+        connection_lifetime: Duration::from_secs(30),
+    };
+    let d = start_with(ctx, |o| o.limits = limits).await;
+    let mut slow = Vec::new();
+    for _ in 0..8 {
+        let mut s = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+        s.write_all(b"POST / HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+        slow.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The ninth is closed at once.
+    let mut ninth = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+    assert!(read_until_closed(&mut ninth, Duration::from_millis(400)).await.is_some(), "over the limit: closed");
+    // The trickling ones are closed after the header timeout.
+    for s in &mut slow {
+        assert!(read_until_closed(s, Duration::from_secs(3)).await.is_some(), "slow headers: closed");
+    }
+    // A signed request that never sends its body gets 408 after the body timeout.
+    let mut s = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+    let ts = chrono::Utc::now().timestamp();
+    let sig = webhook::sign(&SecretString::from("s3cret".to_string()), ts, b"{}");
+    s.write_all(
+        format!(
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n{}: {ts}\r\n{}: {sig}\r\n\r\n{{",
+            webhook::TIMESTAMP_HEADER,
+            webhook::SIGNATURE_HEADER
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let answer = read_until_closed(&mut s, Duration::from_secs(3)).await.unwrap_or_default();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let http = crate::http::build_client(&Default::default()).unwrap();
+    let base = format!("http://{}", d.addr);
+    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+    let m = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains("kasm_autoscale_connections_refused_total 1"), "{m}");
+    d.stop.send(true).unwrap();
+    d.handle.await.unwrap().unwrap();
+}
+
+/// `/metrics` requires the bearer token when one is set, and moves to the admin address when given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_take_a_bearer_token_or_their_own_address() {
+    let (ctx, _, _) = ctx();
+    let http = crate::http::build_client(&Default::default()).unwrap();
+    let d = start_with(ctx.clone(), |o| o.keys.metrics_token = Some(SecretString::from("m-tok".to_string()))).await;
+    let url = format!("http://{}/metrics", d.addr);
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(http.get(&url).bearer_auth("wrong").send().await.unwrap().status(), 401);
+    let ok = http.get(&url).bearer_auth("m-tok").send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.text().await.unwrap().contains("kasm_autoscale_evaluations_total"));
+    d.stop.send(true).unwrap();
+    d.handle.await.unwrap().unwrap();
+
+    // With an admin address the webhook listener does not serve /metrics; the admin one does not
+    // take webhooks.
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let d = start_with(ctx, |o| o.admin_listen = Some(admin)).await;
+    assert_ne!(http.get(format!("http://{}/metrics", d.addr)).send().await.unwrap().status(), 200);
+    let mut served = None;
+    for _ in 0..50 {
+        if let Ok(r) = http.get(format!("http://{admin}/metrics")).send().await {
+            served = Some(r.status());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(served, Some(reqwest::StatusCode::OK));
+    assert_eq!(http.post(format!("http://{admin}/")).body("{}").send().await.unwrap().status(), 404);
+    d.stop.send(true).unwrap();
+    d.handle.await.unwrap().unwrap();
 }

@@ -178,7 +178,8 @@ pub async fn run(lt: &LoadedTrace) -> Report {
     let step_hours = t.step_seconds as f64 / 3600.0;
 
     let mut summary = Summary { name: t.name.clone(), ..Default::default() };
-    let mut samples = Vec::with_capacity(steps as usize + 1);
+    // Grows with what is recorded (a trace is bounded by `trace::MAX_STEPS`), nothing reserved up front.
+    let mut samples = Vec::new();
     let mut events = Vec::new();
     let mut waiting: VecDeque<Waiting> = VecDeque::new();
     let mut active: Vec<Active> = Vec::new();

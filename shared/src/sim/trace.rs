@@ -126,6 +126,12 @@ pub struct SessionBurst {
     pub queued: bool,
 }
 
+/// Most simulation steps in one trace (`duration_minutes` × 60 / `step_seconds`): 30 days at 15 s
+/// steps fit; a ten-year trace at 1 s steps is refused before anything is allocated.
+pub const MAX_STEPS: u64 = 200_000;
+/// Most sessions (the sum of every burst's `count`) in one trace.
+pub const MAX_SESSIONS: u64 = 100_000;
+
 /// Why a trace cannot be simulated. Exit code 2.
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
@@ -163,8 +169,12 @@ pub struct LoadedTrace {
 
 /// Reads a trace file and the config it names.
 pub fn load(path: &Path) -> Result<LoadedTrace, TraceError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| TraceError::Read { path: path.display().to_string(), source })?;
+    let text = crate::input::read_text(path, crate::input::MAX_TRACE_BYTES).map_err(|e| match e {
+        crate::input::InputError::Read(source) => TraceError::Read { path: path.display().to_string(), source },
+        other => {
+            TraceError::Invalid { path: path.display().to_string(), field: "trace".into(), message: other.to_string() }
+        }
+    })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     parse(&text, &path.display().to_string(), &base)
 }
@@ -172,6 +182,7 @@ pub fn load(path: &Path) -> Result<LoadedTrace, TraceError> {
 /// Parses a trace; config paths resolve against `base`.
 pub fn parse(text: &str, origin: &str, base: &Path) -> Result<LoadedTrace, TraceError> {
     let invalid = |field: String, message: String| TraceError::Invalid { path: origin.to_string(), field, message };
+    crate::input::check_nesting(text, crate::input::MAX_NESTING).map_err(|e| invalid("trace".into(), e.to_string()))?;
     let de = &mut serde_json::Deserializer::from_str(text);
     let trace: Trace = serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
@@ -214,6 +225,20 @@ fn check(t: &Trace, c: &ConfigSet) -> Result<(), (String, String)> {
     }
     if t.step_seconds == 0 || t.step_seconds > 3600 {
         return err("step_seconds", format!("must be 1..=3600, got {}", t.step_seconds));
+    }
+    let steps = (u64::from(t.duration_minutes) * 60).div_ceil(u64::from(t.step_seconds));
+    if steps > MAX_STEPS {
+        return err(
+            "duration_minutes",
+            format!(
+                "{} minutes at {} s steps is {steps} steps; the limit is {MAX_STEPS} (lengthen step_seconds or shorten the trace)",
+                t.duration_minutes, t.step_seconds
+            ),
+        );
+    }
+    let sessions: u64 = t.sessions.iter().map(|s| u64::from(s.count)).sum();
+    if sessions > MAX_SESSIONS {
+        return err("sessions", format!("{sessions} sessions in all; the limit is {MAX_SESSIONS}"));
     }
     if c.autoscale_configs.is_empty() {
         return err("config", "has no autoscale_configs".into());
@@ -267,4 +292,74 @@ fn check(t: &Trace, c: &ConfigSet) -> Result<(), (String, String)> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod limits_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn trace(duration_minutes: u64, step_seconds: u64, count: u64, config: &str) -> String {
+        format!(
+            r#"{{"name":"t","duration_minutes":{duration_minutes},"step_seconds":{step_seconds},"config":{config},
+               "provider":{{"boot_seconds":60}},
+               "sessions":[{{"at_minute":0,"count":{count},"cores":1,"memory_mb":512,"duration_minutes":5,"autoscale_config":"office-agents"}}]}}"#
+        )
+    }
+
+    fn base() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/simulations")
+    }
+
+    fn field_of(r: Result<LoadedTrace, TraceError>) -> (String, String) {
+        match r {
+            Err(TraceError::Invalid { field, message, .. }) => (field, message),
+            other => panic!("expected an invalid trace, got {other:?}"),
+        }
+    }
+
+    /// Issue 21 point 3: a ten-year trace at 1 s steps and 10⁹ sessions are refused at once, naming the
+    /// field and the limit (they used to reserve 10 GB or run to 3.9 GB and abort).
+    #[test]
+    fn absurd_traces_are_refused_before_anything_is_allocated() {
+        let config = r#""configs/morning-rush.yaml""#;
+        let started = Instant::now();
+        let (field, message) = field_of(parse(&trace(10 * 525_600, 1, 1, config), "t.json", &base()));
+        assert_eq!(field, "duration_minutes");
+        assert!(message.contains("limit is 200000"), "{message}");
+        let (field, message) = field_of(parse(&trace(60, 15, 1_000_000_000, config), "t.json", &base()));
+        assert_eq!(field, "sessions");
+        assert!(message.contains("1000000000 sessions") && message.contains("limit is 100000"), "{message}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // Within the limits the same trace loads.
+        parse(&trace(60, 15, 10, config), "t.json", &base()).expect("a normal trace loads");
+    }
+
+    /// A trace whose `config` names a file that is not a config reports that, without the file's lines.
+    #[test]
+    fn a_config_path_that_is_not_a_config_is_reported_without_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let shadow = dir.path().join("shadow");
+        std::fs::write(&shadow, "root:$6$salt$hash:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n").unwrap();
+        let (field, message) =
+            field_of(parse(&trace(60, 15, 1, &format!("{:?}", shadow.display().to_string())), "t.json", &base()));
+        assert_eq!(field, "config");
+        assert!(message.contains("not a config file"), "{message}");
+        assert!(!message.contains("root:") && !message.contains("salt") && !message.contains("daemon"), "{message}");
+        // Binary or huge files: refused by size/encoding, not read whole.
+        std::fs::write(&shadow, [0xffu8; 64]).unwrap();
+        let (_, message) =
+            field_of(parse(&trace(60, 15, 1, &format!("{:?}", shadow.display().to_string())), "t.json", &base()));
+        assert!(message.contains("not UTF-8"), "{message}");
+    }
+
+    #[test]
+    fn deeply_nested_traces_are_refused_fast() {
+        let text = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let started = Instant::now();
+        let (field, message) = field_of(parse(&text, "t.json", &base()));
+        assert_eq!(field, "trace");
+        assert!(message.contains("nested deeper than 64"), "{message}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
 }

@@ -17,7 +17,8 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sha2::Sha256;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
 
 use crate::config::ConfigSet;
@@ -59,6 +60,78 @@ pub struct Keys {
     pub hec_token: Option<SecretString>,
     /// Body limit in bytes.
     pub max_body_bytes: usize,
+    /// Bearer token the daemon's `/metrics` (and status) require (`None` = open to whoever reaches
+    /// the listener, which binds to loopback by default).
+    pub metrics_token: Option<SecretString>,
+    /// Signatures already accepted (replay protection) and the rejection log limiter; shared by clones.
+    pub guard: Arc<Guard>,
+}
+
+impl Keys {
+    /// The body limit in force (the default when unset).
+    pub fn body_limit(&self) -> usize {
+        if self.max_body_bytes == 0 { DEFAULT_MAX_BODY_BYTES } else { self.max_body_bytes }
+    }
+}
+
+/// Most signatures remembered within the replay window; beyond it signed events are refused (429)
+/// until old ones age out, so the memory is bounded whatever the sender does.
+pub const MAX_REMEMBERED_SIGNATURES: usize = 10_000;
+/// One summary line per this many seconds for rejected webhooks (the first one is logged at once).
+pub const REJECTION_LOG_INTERVAL_SECONDS: i64 = 60;
+
+/// Per-process webhook state: the signatures accepted within the replay window, and the rejection
+/// log limiter. In Lambda each execution environment has its own (a replay reaching another one
+/// triggers one more evaluation, which reads Kasm's truth and changes nothing by itself).
+#[derive(Debug, Default)]
+pub struct Guard {
+    seen: Mutex<HashMap<String, i64>>,
+    rejections: Mutex<Rejections>,
+}
+
+#[derive(Debug, Default)]
+struct Rejections {
+    since: Option<i64>,
+    suppressed: BTreeMap<&'static str, u64>,
+}
+
+impl Guard {
+    /// Remembers `signature` (sent at `ts`); refused when it was seen within the window (a replay) or
+    /// too many are remembered.
+    fn first_use(&self, signature: &str, ts: i64, now: i64) -> Result<(), (u16, &'static str)> {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains_key(signature) {
+            return Err((401, "signature already used (replay)"));
+        }
+        if seen.len() >= MAX_REMEMBERED_SIGNATURES {
+            seen.retain(|_, t| now.abs_diff(*t) <= REPLAY_WINDOW_SECONDS as u64);
+            if seen.len() >= MAX_REMEMBERED_SIGNATURES {
+                return Err((429, "too many signed events within the replay window"));
+            }
+        }
+        seen.insert(signature.to_string(), ts);
+        Ok(())
+    }
+
+    /// Logs a rejection: the first of an interval at once, the rest as one summary line when the
+    /// interval is over (counted in `/metrics` either way).
+    fn log_rejection(&self, path: &str, reason: &'static str, now: i64) {
+        let mut r = self.rejections.lock().unwrap_or_else(|e| e.into_inner());
+        match r.since {
+            Some(since) if now.saturating_sub(since) < REJECTION_LOG_INTERVAL_SECONDS => {
+                *r.suppressed.entry(reason).or_default() += 1;
+            }
+            _ => {
+                if !r.suppressed.is_empty() {
+                    let total: u64 = r.suppressed.values().sum();
+                    tracing::warn!(count = total, by_reason = ?r.suppressed, "more webhooks rejected in the last interval");
+                    r.suppressed.clear();
+                }
+                r.since = Some(now);
+                tracing::warn!(path = %crate::input::echo(path), reason, "webhook rejected (further rejections in the next 60 s are summarised)");
+            }
+        }
+    }
 }
 
 /// Which configs to evaluate.
@@ -115,29 +188,62 @@ pub fn is_hec_path(path: &str) -> bool {
     )
 }
 
+/// What can be checked from the method, path and headers alone, before any of the body is read: the
+/// method, the HEC token (complete authentication), or the signed-event headers and timestamp window
+/// (the signature itself covers the body). A listener calls this first and reads the body only if
+/// it passes, and then at most [`Keys::body_limit`] bytes.
+pub fn preauthenticate(
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    keys: &Keys,
+    now: DateTime<Utc>,
+) -> Result<(), Response> {
+    let req = Request { method, path, headers: headers.to_vec(), body: &[] };
+    let checked = if method != "POST" {
+        Err((405, "Method not allowed"))
+    } else if is_hec_path(path) {
+        check_hec(&req, keys).map_err(|why| (401, why))
+    } else {
+        signed_headers(&req, keys, now).map(|_| ()).map_err(|why| (401, why))
+    };
+    checked.map_err(|(status, why)| {
+        keys.guard.log_rejection(path, why, now.timestamp());
+        Response::reject(status, why)
+    })
+}
+
 /// Authenticates, then parses, a webhook request.
 pub fn handle(req: &Request<'_>, keys: &Keys, configs: &ConfigSet, now: DateTime<Utc>) -> Response {
-    if req.method != "POST" {
-        return Response::reject(405, "Method not allowed");
+    if let Err(r) = preauthenticate(req.method, req.path, &req.headers, keys, now) {
+        return r;
     }
-    let limit = if keys.max_body_bytes == 0 { DEFAULT_MAX_BODY_BYTES } else { keys.max_body_bytes };
+    let reject = |status: u16, why: &'static str| {
+        keys.guard.log_rejection(req.path, why, now.timestamp());
+        Response::reject(status, why)
+    };
     let hec = is_hec_path(req.path);
     // Authenticate first: nothing of the body is looked at before this.
-    let authed = if hec { check_hec(req, keys) } else { check_signature(req, keys, now) };
-    if let Err(why) = authed {
-        tracing::warn!(path = req.path, reason = why, "webhook rejected: authentication failed");
-        return Response::reject(401, why);
+    if !hec && let Err(why) = check_signature(req, keys, now) {
+        return reject(401, why);
     }
-    if req.body.len() > limit {
-        return Response::reject(413, "Body too large");
+    if req.body.len() > keys.body_limit() {
+        return reject(413, "Body too large");
     }
     let parsed = if hec { parse_hec(req.body, configs) } else { parse_signed(req.body, configs) };
     match parsed {
         Ok(trigger) => {
+            // A signed event is used once: the same signature again within the window is a replay.
+            if !hec && let Some(sig) = req.header(SIGNATURE_HEADER) {
+                let ts = req.header(TIMESTAMP_HEADER).and_then(|t| t.trim().parse().ok()).unwrap_or_default();
+                if let Err((status, why)) = keys.guard.first_use(sig.trim(), ts, now.timestamp()) {
+                    return reject(status, why);
+                }
+            }
             Response { status: 200, body: serde_json::json!({"text": "Success", "code": 0}).to_string(), trigger }
         }
         Err(why) => {
-            tracing::warn!(path = req.path, reason = %why, "webhook rejected: malformed body");
+            keys.guard.log_rejection(req.path, "malformed body", now.timestamp());
             Response::reject(400, &why)
         }
     }
@@ -169,16 +275,33 @@ pub fn sign(secret: &SecretString, timestamp: i64, body: &[u8]) -> String {
     hex
 }
 
-fn check_signature(req: &Request<'_>, keys: &Keys, now: DateTime<Utc>) -> Result<(), &'static str> {
+/// The signed-event headers, checked without the body: enabled, present, a timestamp within the
+/// window (overflow-safe: any `i64` is compared without wrapping), a signature of the right form.
+fn signed_headers<'r>(
+    req: &'r Request<'_>,
+    keys: &'r Keys,
+    now: DateTime<Utc>,
+) -> Result<(&'r SecretString, i64, &'r str), &'static str> {
     let Some(secret) = &keys.hmac_secret else { return Err("signed webhooks are not enabled") };
     let ts = req.header(TIMESTAMP_HEADER).ok_or("missing timestamp header")?;
-    let sig = req.header(SIGNATURE_HEADER).ok_or("missing signature header")?;
+    let sig = req.header(SIGNATURE_HEADER).ok_or("missing signature header")?.trim();
     let ts: i64 = ts.trim().parse().map_err(|_| "timestamp is not a number")?;
-    if (now.timestamp() - ts).abs() > REPLAY_WINDOW_SECONDS {
+    if now.timestamp().abs_diff(ts) > REPLAY_WINDOW_SECONDS as u64 {
         return Err("timestamp outside the 300 s window");
     }
+    let well_formed = sig.len() == 71
+        && sig.starts_with("sha256=")
+        && sig[7..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !well_formed {
+        return Err("signature is not sha256=<64 lowercase hex digits>");
+    }
+    Ok((secret, ts, sig))
+}
+
+fn check_signature(req: &Request<'_>, keys: &Keys, now: DateTime<Utc>) -> Result<(), &'static str> {
+    let (secret, ts, sig) = signed_headers(req, keys, now)?;
     let expected = sign(secret, ts, req.body);
-    if bool::from(expected.as_bytes().ct_eq(sig.trim().as_bytes())) { Ok(()) } else { Err("bad signature") }
+    if bool::from(expected.as_bytes().ct_eq(sig.as_bytes())) { Ok(()) } else { Err("bad signature") }
 }
 
 /// Event types of signed webhooks that trigger an evaluation.

@@ -15,6 +15,7 @@ fn keys() -> Keys {
         hmac_secret: Some(SecretString::from("hook-secret".to_string())),
         hec_token: Some(SecretString::from("hec-token-123".to_string())),
         max_body_bytes: 1024,
+        ..Default::default()
     }
 }
 
@@ -155,4 +156,89 @@ fn only_post_is_accepted() {
     let mut r = hec(b"", "Splunk hec-token-123");
     r.method = "GET";
     assert_eq!(handle(&r, &keys(), &configs(), now()).status, 405);
+}
+
+/// Issue 21 point 5: a valid signed request replayed within the window is refused; the first use
+/// still triggers.
+#[test]
+fn a_replayed_signed_request_is_refused() {
+    let k = keys();
+    let body = br#"{"type":"session.created","zone_id":"z2"}"#;
+    let ts = now().timestamp();
+    let sig = sign(k.hmac_secret.as_ref().unwrap(), ts, body);
+    let first = handle(&signed(body, ts, &sig), &k, &configs(), now());
+    assert_eq!(first.status, 200, "{}", first.body);
+    let again = handle(&signed(body, ts, &sig), &k.clone(), &configs(), now());
+    assert_eq!((again.status, again.trigger), (401, Trigger::None), "{}", again.body);
+    assert!(again.body.contains("replay"), "{}", again.body);
+    // A fresh signature (new timestamp) of the same event is fine.
+    let sig2 = sign(k.hmac_secret.as_ref().unwrap(), ts + 1, body);
+    assert_eq!(handle(&signed(body, ts + 1, &sig2), &k, &configs(), now()).status, 200);
+}
+
+/// Timestamps at the ends of `i64` neither wrap into the window nor panic (they used to: now − 2⁶³).
+#[test]
+fn extreme_timestamps_are_outside_the_window() {
+    let body = br#"{"type":"session.created"}"#;
+    for ts in [i64::MIN, i64::MIN + 1, i64::MAX, now().timestamp() - 301, now().timestamp() + 301] {
+        let sig = sign(keys().hmac_secret.as_ref().unwrap(), ts, body);
+        let r = handle(&signed(body, ts, &sig), &keys(), &configs(), now());
+        assert_eq!(r.status, 401, "{ts}: {}", r.body);
+        assert!(r.body.contains("window"), "{ts}: {}", r.body);
+    }
+}
+
+/// The headers alone decide an unsigned or badly signed request (no body needed); a malformed
+/// signature header is refused before any HMAC is computed.
+#[test]
+fn preauthentication_needs_no_body() {
+    let k = keys();
+    let ts = now().timestamp();
+    let h = |sig: &str| {
+        vec![
+            ("X-Kasm-Autoscale-Timestamp".to_string(), ts.to_string()),
+            ("X-Kasm-Autoscale-Signature".to_string(), sig.to_string()),
+        ]
+    };
+    assert_eq!(preauthenticate("POST", "/", &[], &k, now()).unwrap_err().status, 401);
+    assert_eq!(preauthenticate("GET", "/", &h("x"), &k, now()).unwrap_err().status, 405);
+    assert!(preauthenticate("POST", "/", &h("sha256=zz"), &k, now()).unwrap_err().body.contains("64 lowercase hex"));
+    assert!(preauthenticate("POST", "/", &h(&format!("sha256={}", "a".repeat(64))), &k, now()).is_ok());
+    let hec = vec![("Authorization".to_string(), "Splunk hec-token-123".to_string())];
+    assert!(preauthenticate("POST", "/services/collector", &hec, &k, now()).is_ok());
+    assert_eq!(preauthenticate("POST", "/services/collector", &[], &k, now()).unwrap_err().status, 401);
+}
+
+/// A flood of rejections is one log line per interval plus a summary, not one line each.
+#[test]
+fn rejections_are_logged_once_per_interval() {
+    let k = keys();
+    let t0 = now().timestamp();
+    for i in 0..1000 {
+        k.guard.log_rejection("/", "bad signature", t0 + i % 30);
+    }
+    {
+        let r = k.guard.rejections.lock().unwrap();
+        assert_eq!(r.since, Some(t0));
+        assert_eq!(r.suppressed.get("bad signature"), Some(&999));
+    }
+    // The next interval: the summary is written and counting starts again.
+    k.guard.log_rejection("/", "bad signature", t0 + REJECTION_LOG_INTERVAL_SECONDS);
+    let r = k.guard.rejections.lock().unwrap();
+    assert_eq!(r.since, Some(t0 + REJECTION_LOG_INTERVAL_SECONDS));
+    assert!(r.suppressed.is_empty());
+}
+
+/// The replay memory is bounded: beyond the limit, with every entry still inside the window, signed
+/// events are refused (429) instead of growing it; entries out of the window make room again.
+#[test]
+fn the_replay_memory_is_bounded() {
+    let g = Guard::default();
+    let t0 = now().timestamp();
+    for i in 0..MAX_REMEMBERED_SIGNATURES {
+        g.first_use(&format!("sig-{i}"), t0, t0).unwrap();
+    }
+    assert_eq!(g.first_use("one-more", t0, t0).unwrap_err().0, 429);
+    assert!(g.first_use("later", t0 + 400, t0 + 400).is_ok(), "old entries are pruned");
+    assert_eq!(g.seen.lock().unwrap().len(), 1);
 }

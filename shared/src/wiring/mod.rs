@@ -99,6 +99,9 @@ pub async fn webhook_keys(configs: &ConfigSet, secrets: &dyn Secrets) -> Result<
             keys.hec_token = Some(secrets.resolve(r).await?);
         }
         keys.max_body_bytes = w.max_body_bytes;
+        if let Some(r) = &w.metrics_token {
+            keys.metrics_token = Some(secrets.resolve(r).await?);
+        }
     }
     Ok(keys)
 }

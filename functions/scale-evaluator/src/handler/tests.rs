@@ -57,6 +57,7 @@ vm_provider_configs:
         hmac_secret: Some(SecretString::from("fixture-webhook-secret".to_string())),
         hec_token: Some(SecretString::from("fixture-hec-token".to_string())),
         max_body_bytes: 0,
+        ..Default::default()
     };
     (ctx, keys, store)
 }

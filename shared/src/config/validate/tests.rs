@@ -473,3 +473,47 @@ fn unquoted_schedule_times_read_as_text() {
     assert_eq!((s.active_start_time.as_str(), s.active_end_time.as_str()), ("08:00", "17:30"));
     assert_eq!((s.start_minute(), s.end_minute()), (Some(8 * 60), Some(17 * 60 + 30)));
 }
+
+/// Issue 21 point 6: every problem of `settings.kasm` at once, not one per run.
+#[test]
+fn every_problem_of_settings_kasm_is_reported_at_once() {
+    let lines = problems_of(
+        "settings:\n  kasm:\n    url: ftp://kasm\n    api_key: ''\n    auth_mode: carrier-pigeon\n    verify_tls: maybe\n    colour: blue\n",
+    );
+    for needle in [
+        "settings.kasm.auth_mode",
+        "settings.kasm.verify_tls",
+        "settings.kasm.colour",
+        "settings.kasm.api_key_secret",
+        "settings.kasm.url",
+        "settings.kasm.api_key:",
+    ] {
+        assert!(lines.iter().any(|l| l.contains(needle)), "{needle} missing in {lines:#?}");
+    }
+}
+
+/// An untagged enum's error names the field and the accepted forms, not serde's enum name.
+#[test]
+fn an_untagged_enum_error_names_the_field_and_the_forms() {
+    let text = std::fs::read_to_string(configs_dir().join("azure.yaml")).unwrap();
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let mut doc = doc;
+    let vm = &mut doc["vm_provider_configs"][0];
+    let image_key = ["azure_image_reference", "image_reference"]
+        .into_iter()
+        .find(|k| vm.get(*k).is_some())
+        .expect("the example sets an image reference");
+    vm[image_key] = serde_yaml_ng::from_str("{publisher: canonical, offer: ubuntu}").unwrap();
+    let lines = problems_of(&serde_yaml_ng::to_string(&doc).unwrap());
+    let line = lines.iter().find(|l| l.contains(image_key)).unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(line.contains("{publisher, offer, sku, version}") && line.contains("{id}"), "{line}");
+    assert!(!line.contains("untagged enum"), "{line}");
+}
+
+/// Control characters from the input (an ANSI sequence that would paint a forged `OK`) are escaped.
+#[test]
+fn control_characters_in_echoed_input_are_escaped() {
+    let lines = problems_of("\"sett\\e[32mOK\\e[0m\\rings\": 1\nsettings: {}\n");
+    assert!(lines.iter().all(|l| !l.contains('\u{1b}') && !l.contains('\r')), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("\\u{1b}[32mOK")), "{lines:?}");
+}
