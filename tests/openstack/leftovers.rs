@@ -17,7 +17,6 @@ use shared::kasm::memory::MemoryKasm;
 use shared::model::{ClaimId, Instance, InstanceState, OsFamily, OwnerLabels};
 use shared::ports::{Store, VmProvider};
 use shared::providers::VmState;
-use shared::secrets::StaticSecrets;
 use shared::store::{MemoryStore, moved};
 use std::collections::HashMap;
 use std::sync::Arc;

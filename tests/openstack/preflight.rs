@@ -6,8 +6,8 @@ use integration_tests::openstack_server::err;
 use serde_json::json;
 use shared::config::providers::OpenstackAuthMethod;
 use shared::model::OwnerLabels;
-use shared::providers::Check;
 use shared::providers::openstack::CHECKS;
+use shared::providers::{Check, VmProvider};
 
 use super::World;
 

@@ -290,7 +290,8 @@ impl OpenstackTestServer {
         id
     }
 
-    /// Adds an unattached volume in `status` with `metadata` (not through the API); returns its id.
+    /// Adds an unattached volume in `status` with `metadata` (not through the API; one `creating` stays
+    /// `creating`); returns its id.
     pub fn add_volume(&self, name: &str, status: &str, metadata: &[(&str, &str)]) -> String {
         let mut g = self.lock();
         g.seq += 1;
@@ -304,7 +305,8 @@ impl OpenstackTestServer {
             request: json!({}),
             attached_to: None,
             seq: g.seq,
-            polls_left: 0,
+            // One added `creating` stays so (a volume whose creation is stuck or still running).
+            polls_left: u32::MAX,
         };
         g.volumes.insert(id.clone(), v);
         id
