@@ -9,6 +9,7 @@ mod auth;
 mod conformance;
 mod daemon;
 mod lambda;
+mod leftovers;
 mod lifecycle;
 mod preflight;
 

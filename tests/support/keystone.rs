@@ -75,6 +75,8 @@ pub struct Validated {
     /// The application credential's access rules, when the token is an application credential's
     /// and the credential has rules: `(service type, method, path glob)`.
     pub access_rules: Option<Vec<(String, String, String)>>,
+    /// The names of the token's roles (implied roles included, as Keystone lists them).
+    pub roles: Vec<String>,
 }
 
 fn venv_bin(name: &str) -> PathBuf {
@@ -392,7 +394,11 @@ impl KeystoneApi {
                 })
                 .collect()
         });
-        Some(Validated { project_id: t["project"]["id"].as_str().unwrap_or_default().to_string(), access_rules })
+        let roles = t["roles"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|x| x["name"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        Some(Validated { project_id: t["project"]["id"].as_str().unwrap_or_default().to_string(), access_rules, roles })
     }
 
     /// Revokes `token` (`DELETE /v3/auth/tokens`): services refuse it from now on, as an expired one.

@@ -16,7 +16,10 @@
 //! A server is `BUILD` for [`BUILD_POLLS`] reads, then `ACTIVE` (or `ERROR` with a fault when a test
 //! asked for one); a volume `creating` for as many reads, then `available`, `in-use` once a server
 //! boots from it. Deleting a server deletes its `delete_on_termination` volumes unless a test turned
-//! that off (then they stay `available`). Quotas: instances, cores, RAM, volumes, gigabytes.
+//! that off (then they stay `available`). Quotas: instances, cores, RAM, volumes, gigabytes. A test
+//! can restrict a route to the `admin` role ([`OpenstackTestServer::admin_only`]): the policy check
+//! comes after the token check, so such a read is refused with 403 (policy), one no access rule
+//! allows with 401.
 
 #[path = "keystone.rs"]
 pub mod keystone;
@@ -129,6 +132,9 @@ struct Inner {
     token_cache_time: Duration,
     /// The project every request must be scoped to.
     project_id: String,
+    /// Routes (`"METHOD template"`) a policy allows only to tokens with the `admin` role, and the
+    /// service's refusal (an operator's policy file restricting a read).
+    admin_only: BTreeMap<String, Reply>,
 }
 
 /// The four services, on one port.
@@ -195,6 +201,7 @@ impl OpenstackTestServer {
             validated: BTreeMap::new(),
             token_cache_time: Duration::from_secs(300),
             project_id: project_id.to_string(),
+            admin_only: BTreeMap::new(),
         }));
         let service_token = Arc::new(tokio::sync::Mutex::new(keystone.admin_token().await));
         let mut b = FakeApi::builder();
@@ -281,6 +288,35 @@ impl OpenstackTestServer {
         };
         g.servers.insert(id.clone(), s);
         id
+    }
+
+    /// Adds an unattached volume in `status` with `metadata` (not through the API; one `creating` stays
+    /// `creating`); returns its id.
+    pub fn add_volume(&self, name: &str, status: &str, metadata: &[(&str, &str)]) -> String {
+        let mut g = self.lock();
+        g.seq += 1;
+        let id = uuid_of(g.seq, 0xb);
+        let v = TestVolume {
+            id: id.clone(),
+            name: Some(name.into()),
+            size: 20,
+            status: status.into(),
+            metadata: metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            request: json!({}),
+            attached_to: None,
+            seq: g.seq,
+            // One added `creating` stays so (a volume whose creation is stuck or still running).
+            polls_left: u32::MAX,
+        };
+        g.volumes.insert(id.clone(), v);
+        id
+    }
+
+    /// A policy allows `route` (`"GET /compute/v2.1/limits"`) only to tokens with the `admin` role:
+    /// others get 403 with `refusal` (as oslo.policy does after keystonemiddleware let the token in).
+    pub fn admin_only(&self, route: &str, refusal: Reply) {
+        assert!(ROUTES.contains(&route), "no route {route}");
+        self.lock().admin_only.insert(route.to_string(), refusal);
     }
 
     /// Removes a server (not through the API).
@@ -398,7 +434,12 @@ async fn authenticate(
             return Some(unauthorized());
         }
     }
-    None
+    // The service's policy, after the token passed keystonemiddleware.
+    let g = st.lock().expect("server lock");
+    match g.admin_only.get(&format!("{} {}", req.method, req.route)) {
+        Some(refusal) if !v.roles.iter().any(|r| r == "admin") => Some(refusal.clone()),
+        _ => None,
+    }
 }
 
 /// Asks Keystone about `token`; an accepted one is cached. `Err` is the refusal to answer.

@@ -13,6 +13,14 @@
 //! URL on this server (`PUT /api/transfer/{id}`, no session, as an ESXi ticket); a guest process
 //! "runs" the uploaded script: it exits with the number after `EXIT_CODE=` in it (0 without), after
 //! one poll. [`VsphereHarness`] drives it for the provider conformance suite.
+//!
+//! A content library holds [`LIBRARY_TEMPLATE`] (a VM template: `GET
+//! /api/vcenter/vm-template/library-items/{item}` answers its info) and [`LIBRARY_OVF`] (an OVF
+//! item: that read answers `null`, as VMware's reference says for an item holding no VM template).
+//! `POST /api/content/library/item?action=find` matches names case-insensitively (VMware's
+//! `FindSpec.name`); `POST /api/vcenter/vm-template/library-items/{item}?action=deploy` takes a
+//! `DeploySpec` (unknown names refused) and answers the new VM's id once it exists (synchronous: the
+//! API has no task form of it), powered off, taking a clone's disk space.
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -51,6 +59,11 @@ pub const FOLDERS: [(&str, &str, &str); 2] =
 pub const TASK_POLLS: u32 = 2;
 /// The disk space one clone takes, bytes.
 pub const CLONE_BYTES: u64 = 20 << 30;
+/// The content-library item holding a VM template: (name, item id).
+pub const LIBRARY_TEMPLATE: (&str, &str) = ("ubuntu-2404-kasm-lib", "6f1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d");
+/// A content-library item holding an OVF package (no VM template): (name, item id).
+pub const LIBRARY_OVF: (&str, &str) = ("ubuntu-2404-ovf", "7a2b3c4d-5e6f-4b7c-8d9e-0f1a2b3c4d5e");
+
 /// A task that has failed for lack of datastore space (the harness's out-of-capacity answer).
 pub const CAPACITY_TASK: &str = "52a1f7c4-0000-4000-8000-00000000fa11:com.vmware.vcenter.vm";
 
@@ -80,6 +93,8 @@ pub struct TestVm {
     pub processes: Vec<(String, String, String)>,
     /// Whether it holds disk space on the datastore (clones do).
     pub clone: bool,
+    /// What it was made from: the template VM's id, or `library-item:<id>` for a deploy.
+    pub source: String,
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +143,10 @@ const ROUTES: &[&str] = &[
     "GET /vcenter/datastore",
     "GET /vcenter/vm",
     "POST /vcenter/vm?action=clone",
+    "POST /content/library/item?action=find",
+    "GET /content/library/item/{item}",
+    "GET /vcenter/vm-template/library-items/{item}",
+    "POST /vcenter/vm-template/library-items/{item}?action=deploy",
     "GET /cis/tasks/{task}",
     "GET /vcenter/vm/{vm}",
     "DELETE /vcenter/vm/{vm}",
@@ -180,6 +199,7 @@ fn template_vm() -> TestVm {
         files: BTreeMap::new(),
         processes: Vec::new(),
         clone: false,
+        source: String::new(),
     }
 }
 
@@ -291,6 +311,11 @@ impl VsphereTestServer {
     /// Ends every session (as vCenter does to idle ones).
     pub fn expire_sessions(&self) {
         self.lock().sessions.clear();
+    }
+
+    /// Sessions open now (created and neither ended nor expired).
+    pub fn live_sessions(&self) -> usize {
+        self.lock().sessions.len()
     }
 
     /// Sessions created and ended so far.
@@ -533,6 +558,7 @@ fn answer(inner: &Arc<Mutex<Inner>>, req: Incoming) -> Reply {
                     },
                     placement: o.get("placement").cloned().unwrap_or(json!({})),
                     clone: true,
+                    source: source.to_string(),
                     ..src
                 };
                 st.vms.insert(id.clone(), vm);
@@ -542,6 +568,134 @@ fn answer(inner: &Arc<Mutex<Inner>>, req: Incoming) -> Reply {
                 );
             }
             Reply::json(200, &json!(task))
+        }
+        ("POST", "/content/library/item?action=find") => {
+            let Some(b) = req.json() else { return bad("the body is not JSON") };
+            let Some(o) = b.as_object() else { return bad("the body is not an object") };
+            let extra = unknown_keys(o, &["cached", "library_id", "name", "source_id", "type"]);
+            if !extra.is_empty() {
+                return bad(format!("content.library.item.find_spec has no {extra:?}"));
+            }
+            let name = o.get("name").and_then(Value::as_str).map(str::to_ascii_lowercase);
+            let ids: Vec<&str> = [LIBRARY_TEMPLATE, LIBRARY_OVF]
+                .iter()
+                .filter(|(n, _)| name.as_deref().is_none_or(|want| n.to_ascii_lowercase() == want))
+                .map(|(_, id)| *id)
+                .collect();
+            Reply::json(200, &json!(ids))
+        }
+        ("GET", "/content/library/item/{item}") => {
+            let id = req.var("item");
+            match [LIBRARY_TEMPLATE, LIBRARY_OVF].iter().find(|(_, i)| *i == id) {
+                Some((name, id)) => Reply::json(
+                    200,
+                    &json!({"id": id, "name": name, "library_id": "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b",
+                        "type": if *id == LIBRARY_TEMPLATE.1 { "vm-template" } else { "ovf" },
+                        "cached": true, "size": CLONE_BYTES, "version": "2", "content_version": "1",
+                        "creation_time": "2026-11-01T10:00:00.000Z", "last_modified_time": "2026-11-01T10:00:00.000Z",
+                        "description": "", "metadata_version": "1", "security_compliance": true}),
+                ),
+                None => not_found(&format!("library item {id}")),
+            }
+        }
+        ("GET", "/vcenter/vm-template/library-items/{item}") => {
+            let id = req.var("item");
+            if id == LIBRARY_TEMPLATE.1 {
+                Reply::json(
+                    200,
+                    &json!({"guest_OS": "UBUNTU_64", "vm_template": "vm-150",
+                        "cpu": {"count": 2, "cores_per_socket": 1}, "memory": {"size_MiB": 4096},
+                        "vm_home_storage": {"datastore": DATASTORE.1}, "disks": {}, "nics": {}}),
+                )
+            } else if id == LIBRARY_OVF.1 {
+                Reply::json(200, &Value::Null)
+            } else {
+                not_found(&format!("library item {id}"))
+            }
+        }
+        ("POST", "/vcenter/vm-template/library-items/{item}?action=deploy") => {
+            let item = req.var("item").to_string();
+            let Some(b) = req.json() else { return bad("the body is not JSON") };
+            let Some(o) = b.as_object() else { return bad("the body is not an object") };
+            let extra = unknown_keys(
+                o,
+                &[
+                    "description",
+                    "disk_storage",
+                    "disk_storage_overrides",
+                    "guest_customization",
+                    "hardware_customization",
+                    "name",
+                    "placement",
+                    "powered_on",
+                    "tags",
+                    "vm_home_storage",
+                ],
+            );
+            if !extra.is_empty() {
+                return bad(format!("vm_template.library_items.deploy_spec has no {extra:?}"));
+            }
+            if let Some(p) = o.get("placement") {
+                let Some(p) = p.as_object() else { return bad("placement must be an object") };
+                let extra = unknown_keys(p, &["cluster", "folder", "host", "resource_pool"]);
+                if !extra.is_empty() {
+                    return bad(format!("vm_template.library_items.deploy_placement_spec has no {extra:?}"));
+                }
+                for (k, want) in [("folder", FOLDERS[1].1), ("cluster", CLUSTER.1), ("resource_pool", POOL.1)] {
+                    if p.get(k).is_some_and(|v| v != want && v != FOLDERS[0].1) {
+                        return not_found(&format!("{k} {}", p[k]));
+                    }
+                }
+            }
+            for key in ["vm_home_storage", "disk_storage"] {
+                if let Some(d) = o.get(key) {
+                    let Some(d) = d.as_object() else { return bad(format!("{key} must be an object")) };
+                    let extra = unknown_keys(d, &["datastore", "storage_policy"]);
+                    if !extra.is_empty() {
+                        return bad(format!("{key} has no {extra:?}"));
+                    }
+                    if d.get("datastore").is_some_and(|v| v != DATASTORE.1) {
+                        return not_found(&format!("datastore {}", d["datastore"]));
+                    }
+                }
+            }
+            let Some(name) = o.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
+                return bad("name is required");
+            };
+            if item == LIBRARY_OVF.1 {
+                return bad(format!("library item {item} does not contain a virtual machine template"));
+            }
+            if item != LIBRARY_TEMPLATE.1 {
+                return not_found(&format!("library item {item}"));
+            }
+            if st.vms.values().any(|v| v.name == name) {
+                return err(400, "ALREADY_EXISTS", &format!("The name '{name}' already exists."));
+            }
+            if st.free_bytes < CLONE_BYTES {
+                return Reply::json(500, &no_space());
+            }
+            st.free_bytes -= CLONE_BYTES;
+            st.next += 1;
+            let id = format!("vm-{}", st.next);
+            let mut placement = o.get("placement").cloned().unwrap_or(json!({}));
+            if let Some(ds) = o.get("vm_home_storage").and_then(|d| d.get("datastore")) {
+                placement["datastore"] = ds.clone();
+            }
+            let vm = TestVm {
+                id: id.clone(),
+                name: name.into(),
+                power_state: if o.get("powered_on") == Some(&json!(true)) {
+                    "POWERED_ON".into()
+                } else {
+                    "POWERED_OFF".into()
+                },
+                placement,
+                clone: true,
+                source: format!("library-item:{item}"),
+                ..template_vm()
+            };
+            st.vms.insert(id.clone(), vm);
+            Reply::json(200, &json!(id))
         }
         ("GET", "/cis/tasks/{task}") => {
             let id = req.var("task").to_string();

@@ -172,6 +172,12 @@ async fn run_scales_a_vsphere_pool_up_and_down() {
             && !text.contains(vsphere_server::GUEST_PASSWORD)
     );
 
-    // SIGTERM: a clean exit.
+    // SIGTERM: a clean exit, and the vCenter session is ended (`DELETE /api/session` with it).
+    let deletes = api.api().count("DELETE /session");
+    assert!(api.live_sessions() >= 1, "the daemon holds a session");
     assert_eq!(daemon.terminate().await, Some(0), "{}", logs());
+    assert_eq!(api.api().count("DELETE /session"), deletes + 1, "{}", logs());
+    assert_eq!(api.live_sessions(), 0, "the session is ended at exit");
+    let last = api.api().last("DELETE /session").expect("DELETE /api/session");
+    assert!(last.headers.contains_key("vmware-api-session-id"), "{last:?}");
 }

@@ -9,6 +9,7 @@ mod conformance;
 mod daemon;
 mod flow;
 mod lambda;
+mod library;
 
 use integration_tests::vsphere_server::{DATACENTER, GUEST_USER, PASSWORD, TEMPLATE, USERNAME, VsphereTestServer};
 use secrecy::SecretString;

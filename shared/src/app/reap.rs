@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use super::provision::{provision, record_vm};
 use super::{AppError, Ctx};
 use crate::model::{ClaimId, Instance, InstanceState, OwnerLabels};
-use crate::providers::ProviderError;
+use crate::providers::{ProviderError, VmState};
 use crate::store::{InstanceFilter, StoreError, moved};
 
 /// What one reaper pass did.
@@ -170,7 +170,8 @@ async fn recover_creating(ctx: &Ctx, inst: &Instance, now: DateTime<Utc>) -> Res
     let provider = ctx.provider(&inst.provider_config)?;
     let labels = OwnerLabels::for_claim(&ctx.configs.settings.deployment_id, inst);
     let found = provider.list_vms(&labels).await?;
-    if let Some(vm) = found.first() {
+    // A `Deleted` entry is a leftover (e.g. a boot volume whose VM was never made), not the VM.
+    if let Some(vm) = found.iter().find(|v| v.state != VmState::Deleted) {
         let Some(cfg) = ctx.configs.autoscale(&inst.autoscale_config) else {
             return step(ctx, inst, InstanceState::Deleting, now).await;
         };

@@ -255,6 +255,9 @@ pub trait VmProvider: Send + Sync + std::fmt::Debug {
     ///
     /// # Behavior
     /// - Only matching VMs, across every page; VMs already gone are not listed.
+    /// - Leftovers of a VM that is gone or was never made (dependents carrying our labels, e.g. a
+    ///   boot volume made before its VM) may be listed as [`VmState::Deleted`] entries, whose
+    ///   `delete_vm` removes them; such an entry is never a claim's VM.
     async fn list_vms(&self, labels: &OwnerLabels) -> Result<Vec<Vm>, ProviderError>;
 
     /// The Windows administrator password of a VM, when the provider generates one.

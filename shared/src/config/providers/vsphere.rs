@@ -25,7 +25,9 @@ pub enum VsphereCloneType {
     /// A linked clone from a snapshot of the template. Refused by `validate`: the vSphere Automation
     /// REST clone (`VM.clone_spec`: `name`, `source`, `placement`, `disks_to_remove`,
     /// `disks_to_update`, `guest_customization_spec`, `power_on`) has no snapshot or disk-backing field,
-    /// so a linked clone cannot be asked for through `/api`.
+    /// so a linked clone cannot be asked for through `/api` (`VM.instant_clone` forks a running VM, which
+    /// is not a linked clone from a snapshot); it takes vim25's `CloneVM_Task` with a snapshot and
+    /// `diskMoveType: createNewChildDiskBacking`.
     #[serde(alias = "LINKED", alias = "Linked")]
     Linked,
 }
@@ -235,8 +237,9 @@ fn check_fields(f: &mut Found, c: &VsphereConfig) {
             f,
             false,
             "clone_type",
-            "linked clones are not supported: the vSphere Automation REST clone (POST /api/vcenter/vm?action=clone, \
-             VM.clone_spec) has no snapshot or linked-disk field, and kasm-autoscale uses only that API; use \
+            "linked clones are not supported: no vSphere Automation REST (/api) operation makes a linked clone from \
+             a snapshot (VM.clone_spec has no snapshot or linked-disk field; an instant clone is not one); it takes \
+             vim25's CloneVM_Task, which kasm-autoscale does not speak (README, vSphere section); use \
              `clone_type: full`",
         ),
     }

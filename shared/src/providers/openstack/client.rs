@@ -108,6 +108,19 @@ pub(crate) struct Volume {
     pub metadata: BTreeMap<String, String>,
     #[serde(default)]
     pub name: Option<String>,
+    /// The servers it is attached to (empty when it is not).
+    #[serde(default)]
+    pub attachments: Vec<VolumeAttachment>,
+    /// ISO 8601 without a zone (UTC), e.g. `2018-11-29T06:50:07.770785`.
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+/// `volume.attachments[]` (`parameters.yaml` `attachments`: the attached server's UUID among others).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub(crate) struct VolumeAttachment {
+    #[serde(default)]
+    pub server_id: Option<String>,
 }
 
 /// The `volume` of `POST /v3/{project_id}/volumes` (`volumes.create`, microversion 3.0).
@@ -573,6 +586,11 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(include_str!("fixtures/volume.json")).unwrap();
         let vol: Volume = serde_json::from_value(v["volume"].clone()).unwrap();
         assert_eq!(vol.status, "creating");
+        assert!(vol.attachments.is_empty());
+        assert_eq!(vol.created_at.as_deref(), Some("2026-11-30T04:00:12.715987"));
+        let v: serde_json::Value = serde_json::from_str(include_str!("fixtures/volume_in_use.json")).unwrap();
+        let vol: Volume = serde_json::from_value(v["volume"].clone()).unwrap();
+        assert_eq!(vol.attachments[0].server_id.as_deref(), Some("f5dc173b-6804-445a-a6d8-c705dad5b5eb"));
         assert_eq!(
             error_message(r#"{"itemNotFound": {"code": 404, "message": "Instance x could not be found."}}"#),
             "itemNotFound: Instance x could not be found."

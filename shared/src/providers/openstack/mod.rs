@@ -17,7 +17,8 @@
 //!    `size`, `imageRef`, `volume_type`, `availability_zone`, `name` and our labels as `metadata`),
 //!    then waited for until `available` (`error` deletes it and fails the attempt). A volume whose
 //!    server Nova then refuses (4xx) is deleted; after a 5xx, a timeout or a lost answer it stays
-//!    for the next attempt, which finds it (and the server, if one was made).
+//!    for the next attempt, which finds it (and the server, if one was made). One left by a crash
+//!    between the two, or whose claim is given up, is a leftover (see below).
 //! 3. **Create**: the flavor name is resolved to its id (`GET /flavors/detail`, every page), then
 //!    `POST /servers` with `X-OpenStack-Nova-API-Version: <openstack_nova_version>`: `name`,
 //!    `flavorRef`, `imageRef` (or `block_device_mapping_v2` booting from the volume with
@@ -41,10 +42,32 @@
 //! `GET /servers/detail` with `limit`/`marker` across every page, filtered here on the metadata
 //! (Nova offers no metadata filter to project users), `DELETED` servers left out.
 //!
+//! # Leftover boot volumes
+//! The boot volume is made before its server (step 2), so a provisioner that dies between the two,
+//! or a claim given up after an attempt that stopped there, leaves a labelled volume no server
+//! boots from. With `create_volume`, `list_vms` therefore also lists (`GET /volumes/detail`, every
+//! page) each volume carrying our deployment key and a claim that is not attached to anything, is
+//! `available` or `error` (Cinder's deletable states that no request of ours is waiting on), and
+//! whose claim no listed server carries, as one [`VmState::Deleted`] entry: id = the volume's id,
+//! name = its name, labels = ours from its metadata. Whose leftover it is, and whether its claim is
+//! still alive, only the reaper knows, so the reaper decides, as for any entry:
+//! - a claim given up (`deleting`) without a server id lists its VMs by claim and deletes them,
+//!   this entry included;
+//! - the orphan sweep deletes an entry whose claim is not alive only when it sees it again after
+//!   the orphan grace period (two-phase), so a volume whose claim is being created is never
+//!   touched;
+//! - a claim stuck in `creating` is handed back to `requested` (a [`VmState::Deleted`] entry is not
+//!   a VM to record), and its next attempt finds the volume and boots from it.
+//!
+//! `delete_vm` of such an id (no server has it) reads the volume and deletes it when it is ours and
+//! still unattached and `available`/`error`; one that got attached meanwhile is a
+//! [`ProviderError::Conflict`] (the next pass finds its server instead), a missing one success.
+//!
 //! # Delete
-//! `GET /servers/{id}` (404: already gone, success), refuse a server without our deployment key,
-//! `DELETE /servers/{id}`, wait until it is gone, then delete every volume it had attached or that
-//! carries its claim and survived (`delete_on_termination` not honoured): none of ours is left.
+//! `GET /servers/{id}` (404: already gone, success; or a leftover volume's id, above), refuse a
+//! server without our deployment key, `DELETE /servers/{id}`, wait until it is gone, then delete
+//! every volume it had attached or that carries its claim and survived (`delete_on_termination` not
+//! honoured): none of ours is left.
 //!
 //! # Errors
 //! One map (`Error::into_provider`): 401 Unauthenticated (Keystone refusing the credential too),
@@ -67,7 +90,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tokio::time::Instant;
 
 use self::client::{Client, Server, Volume, VolumeCreate};
@@ -119,6 +142,8 @@ pub(crate) enum Error {
     ScriptTooLarge { bytes: usize },
     #[error("server {id} was not made by kasm-autoscale (no {} metadata); not deleting it", OwnerLabels::DEPLOYMENT)]
     NotOurs { id: String },
+    #[error("leftover boot volume {id} is {state}; not deleting it now")]
+    VolumeBusy { id: String, state: String },
 }
 
 /// Whether a service's error text says a quota is spent (Nova: "Quota exceeded for instances: ...",
@@ -141,6 +166,14 @@ impl Error {
         match self {
             Error::Http { source: HttpError::Status { status, .. }, .. } => Some(status.as_u16()),
             _ => None,
+        }
+    }
+
+    /// What the service said (the `message` of its error body), or this error's text.
+    pub(crate) fn said(&self) -> String {
+        match self {
+            Error::Http { source: HttpError::Status { body, .. }, .. } => client::error_message(body),
+            other => other.to_string(),
         }
     }
 
@@ -180,6 +213,7 @@ impl Error {
             Error::Config { .. } | Error::ScriptTooLarge { .. } | Error::NotOurs { .. } => {
                 ProviderError::Invalid { provider: NAME, message }
             }
+            Error::VolumeBusy { .. } => ProviderError::Conflict { provider: NAME, message },
         }
     }
 }
@@ -204,6 +238,37 @@ fn labels(metadata: &BTreeMap<String, String>) -> BTreeMap<String, String> {
 
 fn is_ours(metadata: &BTreeMap<String, String>) -> bool {
     metadata.contains_key(OwnerLabels::DEPLOYMENT)
+}
+
+/// Cinder states a leftover volume may be deleted in: deletable (`volumes-v3-volumes.inc`, "Delete
+/// a volume", preconditions) and not a step any request of ours waits through.
+const LEFTOVER_STATES: [&str; 2] = ["available", "error"];
+
+/// Whether `v` is a leftover boot volume: ours, of a claim, unattached, settled, and its claim has no
+/// server among `claims_with_server` (see the module docs).
+fn is_leftover(v: &Volume, claims_with_server: &BTreeSet<&str>) -> bool {
+    is_ours(&v.metadata)
+        && v.attachments.is_empty()
+        && LEFTOVER_STATES.contains(&v.status.as_str())
+        && v.metadata.get(OwnerLabels::CLAIM).is_some_and(|c| !claims_with_server.contains(c.as_str()))
+}
+
+/// The [`VmState::Deleted`] entry `list_vms` gives a leftover boot volume.
+fn leftover_entry(v: &Volume) -> Vm {
+    Vm {
+        id: v.id.clone(),
+        name: v.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| v.id.clone()),
+        state: VmState::Deleted,
+        labels: labels(&v.metadata),
+        private_ip: None,
+        public_ip: None,
+        // Cinder writes UTC without a zone.
+        created_at: v
+            .created_at
+            .as_deref()
+            .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").ok())
+            .map(|t| t.and_utc()),
+    }
 }
 
 fn to_vm(s: &Server) -> Vm {
@@ -507,9 +572,40 @@ impl OpenstackProvider {
         }
     }
 
+    /// Deletes the leftover boot volume `id` (see the module docs): only when it is ours and still
+    /// unattached and settled; missing (or not ours: no server and no volume of ours has this id) is
+    /// success.
+    async fn delete_leftover(&self, id: &str) -> Result<(), Error> {
+        let v = match self.client.volume(id).await {
+            Ok(v) => v,
+            Err(e) if e.status() == Some(404) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if !is_ours(&v.metadata) || v.status == "deleting" {
+            return Ok(());
+        }
+        if let Some(a) = v.attachments.first() {
+            let to = a.server_id.as_deref().unwrap_or("a server");
+            return Err(Error::VolumeBusy { id: id.to_string(), state: format!("attached to {to}") });
+        }
+        if !LEFTOVER_STATES.contains(&v.status.as_str()) {
+            return Err(Error::VolumeBusy { id: id.to_string(), state: v.status });
+        }
+        match self.client.delete_volume(id).await {
+            Ok(()) => {
+                tracing::info!(volume = id, claim = ?v.metadata.get(OwnerLabels::CLAIM), "leftover boot volume deleted");
+                Ok(())
+            }
+            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn delete(&self, id: &str) -> Result<(), Error> {
         let s = match self.client.server(id).await {
             Ok(s) => s,
+            // No such server: gone, or the id of a leftover boot volume `list_vms` listed.
+            Err(e) if e.status() == Some(404) && self.config.create_volume => return self.delete_leftover(id).await,
             Err(e) if e.status() == Some(404) => return Ok(()),
             Err(e) => return Err(e),
         };
@@ -559,15 +655,26 @@ impl OpenstackProvider {
     }
 
     async fn list(&self, labels: &OwnerLabels) -> Result<Vec<Vm>, Error> {
-        Ok(self
-            .client
-            .servers(None)
-            .await?
-            .iter()
-            .filter(|s| !matches!(s.status.as_str(), "DELETED" | "SOFT_DELETED"))
-            .map(to_vm)
-            .filter(|vm| labels.matches(&vm.labels))
-            .collect())
+        let servers = self.client.servers(None).await?;
+        let live: Vec<&Server> =
+            servers.iter().filter(|s| !matches!(s.status.as_str(), "DELETED" | "SOFT_DELETED")).collect();
+        let mut out: Vec<Vm> = live.iter().map(|s| to_vm(s)).filter(|vm| labels.matches(&vm.labels)).collect();
+        if self.config.create_volume {
+            // Read after the servers: a volume whose server Nova accepted in between is either
+            // attached by now or listed here while its claim is alive, which the reaper leaves alone.
+            let claims_with_server: BTreeSet<&str> =
+                live.iter().filter_map(|s| s.metadata.get(OwnerLabels::CLAIM).map(String::as_str)).collect();
+            out.extend(
+                self.client
+                    .volumes()
+                    .await?
+                    .iter()
+                    .filter(|v| is_leftover(v, &claims_with_server))
+                    .map(leftover_entry)
+                    .filter(|vm| labels.matches(&vm.labels)),
+            );
+        }
+        Ok(out)
     }
 }
 

@@ -2,12 +2,24 @@
 //! the read paths of Kasm's application-credential access rules (each called once), the image,
 //! flavor, network, security groups and key pair, compute and volume quota headroom, and the
 //! startup script's size — read-only, one result per check.
+//!
+//! # Refused reads
+//! A read can be refused two ways, and each check says which, apart from "missing" (404): the
+//! application credential's access rules (keystonemiddleware answers 401 for a path no rule
+//! allows, the token itself being valid) or the cloud's policy (403, e.g. Nova's "Policy doesn't
+//! allow os_compute_api:... to be performed."). Only reads the create/list/delete flow makes can
+//! fail a check that way: the servers (`servers/detail`, `servers/{id}`), the flavors
+//! (`flavors/detail`) and, with `create_volume`, the volumes (`volumes/detail`, `volumes/{id}`).
+//! The image (Glance), the network and security groups (Neutron), the key pair and the quota
+//! limits are read by preflight alone: a refusal there passes the check as "not checked", naming
+//! the refusal and the rule that would let preflight look. Kasm's minimum access rules (the
+//! README) allow every read the flow makes, and none of the Neutron, key-pair or limits reads.
 
 use base64::Engine;
 use std::collections::BTreeMap;
 
 use super::client::{Flavor, Service};
-use super::{OpenstackProvider, USER_DATA_MAX};
+use super::{Error, OpenstackProvider, USER_DATA_MAX};
 use crate::config::ProviderConfigCommon;
 use crate::model::OsFamily;
 use crate::providers::Check;
@@ -31,6 +43,30 @@ pub const CHECKS: [&str; 11] = [
 /// An id no resource has: reads of `.../{id}` paths answer 404 when the rule allows them and 401/403
 /// when it does not.
 const PROBE_ID: &str = "00000000-0000-4000-8000-000000000000";
+
+/// How a refused read reads: the path, and whether the access rules (401) or a policy (403)
+/// refused it, quoting the service; `None` when `e` is no refusal.
+fn refusal(e: &Error, what: &str) -> Option<String> {
+    let said = e.said().split_whitespace().collect::<Vec<_>>().join(" ");
+    match e.status()? {
+        // The client already asked Keystone: the token is valid, so a path rule refused it.
+        401 => Some(format!("{what} is refused by the application credential's access rules (HTTP 401)")),
+        403 => Some(format!("{what} is forbidden by policy (HTTP 403: {said})")),
+        _ => None,
+    }
+}
+
+/// A preflight-only read that failed: a refusal passes as "not checked" (the flow does not make
+/// this read; `rule` would let preflight look), anything else fails with the error.
+fn unneeded(name: &'static str, what: &str, rule: &str, e: Error) -> Check {
+    match refusal(&e, what) {
+        Some(r) => Check::pass(
+            name,
+            format!("not checked: {r}; kasm-autoscale does not need this read (allow `{rule}` to check it)"),
+        ),
+        None => Check::fail(name, e.into_provider().to_string()),
+    }
+}
 
 /// `max - used` of the `absolute` limits (`None` when unlimited, i.e. `max` is -1, or unreported).
 fn room(abs: &BTreeMap<String, i64>, max: &str, used: &str) -> Option<i64> {
@@ -89,7 +125,7 @@ impl OpenstackProvider {
             Err(e) if e.status() == Some(404) => {
                 Check::fail("image", format!("image `{}` does not exist or is not visible to the project", c.image_id))
             }
-            Err(e) => Check::fail("image", e.into_provider().to_string()),
+            Err(e) => unneeded("image", "image GET /v2/images/{id}", "image GET /v2/images/*", e),
         });
         out.push(match (&flavors, &flavor) {
             (Ok(_), Some(f)) => {
@@ -103,7 +139,10 @@ impl OpenstackProvider {
                     fs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>()
                 ),
             ),
-            (Err(e), _) => Check::fail("flavor", e.to_string()),
+            (Err(e), _) => match refusal(e, "compute GET /v2.1/flavors/detail") {
+                Some(r) => Check::fail("flavor", format!("{r}; kasm-autoscale needs this read")),
+                None => Check::fail("flavor", e.to_string()),
+            },
         });
         out.push(match self.client.network(c.network_id.trim()).await {
             Ok(n) => Check::pass(
@@ -113,7 +152,7 @@ impl OpenstackProvider {
             Err(e) if e.status() == Some(404) => {
                 Check::fail("network", format!("network `{}` does not exist or is not visible", c.network_id))
             }
-            Err(e) => Check::fail("network", e.into_provider().to_string()),
+            Err(e) => unneeded("network", "network GET /v2.0/networks/{id}", "network GET /v2.0/networks/*", e),
         });
         out.push(self.check_security_groups().await);
         out.push(match c.key_name.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
@@ -123,7 +162,9 @@ impl OpenstackProvider {
                 Err(e) if e.status() == Some(404) => {
                     Check::fail("key_name", format!("no key pair named `{k}` (key pairs belong to the user)"))
                 }
-                Err(e) => Check::fail("key_name", e.into_provider().to_string()),
+                Err(e) => {
+                    unneeded("key_name", "compute GET /v2.1/os-keypairs/{name}", "compute GET /v2.1/os-keypairs/*", e)
+                }
             },
         });
         out.push(match self.client.compute_limits().await {
@@ -154,7 +195,7 @@ impl OpenstackProvider {
                     Check::fail("compute_quota", short.join("; "))
                 }
             }
-            Err(e) => Check::fail("compute_quota", e.into_provider().to_string()),
+            Err(e) => unneeded("compute_quota", "compute GET /v2.1/limits", "compute GET /v2.1/limits", e),
         });
         out.push(if !c.create_volume {
             Check::pass("volume_quota", "create_volume is off: no volumes are made")
@@ -180,7 +221,9 @@ impl OpenstackProvider {
                         Check::fail("volume_quota", short.join("; "))
                     }
                 }
-                Err(e) => Check::fail("volume_quota", e.into_provider().to_string()),
+                Err(e) => {
+                    unneeded("volume_quota", "volumev3 GET /v3/{project_id}/limits", "volumev3 GET /v3/*/limits", e)
+                }
             }
         });
         out.push(self.check_script());
@@ -189,54 +232,75 @@ impl OpenstackProvider {
 
     /// The read paths of Kasm's minimum application-credential access rules, each called once
     /// (a 404 of a probe id is a pass: the rule let the request through). Keystone's access rules
-    /// refuse with 401, a policy with 403.
+    /// refuse with 401, a policy with 403. Only a refused read the flow makes fails the check; the
+    /// others (Kasm reads them, we do not) are named in a passing line.
     async fn check_access_rules(&self, flavor: Option<&str>) -> Check {
         let fl = flavor.unwrap_or(PROBE_ID);
-        let probes: Vec<(Service, &str, Vec<&str>)> = vec![
-            (Service::Volume, "volumev3 GET /v3/*/volumes", vec!["volumes"]),
-            (Service::Volume, "volumev3 GET /v3/*/volumes/detail", vec!["volumes", "detail"]),
-            (Service::Volume, "volumev3 GET /v3/*/volumes/*", vec!["volumes", PROBE_ID]),
-            (Service::Compute, "compute GET /v2.1/servers/detail", vec!["servers", "detail"]),
-            (Service::Compute, "compute GET /v2.1/servers", vec!["servers"]),
-            (Service::Compute, "compute GET /v2.1/servers/*", vec!["servers", PROBE_ID]),
+        let vols = self.config.create_volume;
+        // (service, the rule, the path probed, whether the create/list/delete flow makes this read)
+        let probes: Vec<(Service, &str, Vec<&str>, bool)> = vec![
+            (Service::Volume, "volumev3 GET /v3/*/volumes", vec!["volumes"], false),
+            (Service::Volume, "volumev3 GET /v3/*/volumes/detail", vec!["volumes", "detail"], vols),
+            (Service::Volume, "volumev3 GET /v3/*/volumes/*", vec!["volumes", PROBE_ID], vols),
+            (Service::Compute, "compute GET /v2.1/servers/detail", vec!["servers", "detail"], true),
+            (Service::Compute, "compute GET /v2.1/servers", vec!["servers"], false),
+            (Service::Compute, "compute GET /v2.1/servers/*", vec!["servers", PROBE_ID], true),
             (
                 Service::Compute,
                 "compute GET /v2.1/servers/*/os-volume_attachments",
                 vec!["servers", PROBE_ID, "os-volume_attachments"],
+                false,
             ),
-            (Service::Compute, "compute GET /v2.1/servers/*/os-interface", vec!["servers", PROBE_ID, "os-interface"]),
-            (Service::Compute, "compute GET /v2.1/flavors", vec!["flavors"]),
-            (Service::Compute, "compute GET /v2.1/flavors/*", vec!["flavors", fl]),
-            (Service::Image, "image GET /v2/images/*", vec!["v2", "images", self.config.image_id.trim()]),
-            (Service::Image, "image GET /v2/schemas/image", vec!["v2", "schemas", "image"]),
+            (
+                Service::Compute,
+                "compute GET /v2.1/servers/*/os-interface",
+                vec!["servers", PROBE_ID, "os-interface"],
+                false,
+            ),
+            (Service::Compute, "compute GET /v2.1/flavors", vec!["flavors"], false),
+            // The flow lists `flavors/detail`, which this rule's `*` matches.
+            (Service::Compute, "compute GET /v2.1/flavors/* (flavors/detail)", vec!["flavors", "detail"], true),
+            (Service::Compute, "compute GET /v2.1/flavors/*", vec!["flavors", fl], false),
+            (Service::Image, "image GET /v2/images/*", vec!["v2", "images", self.config.image_id.trim()], false),
+            (Service::Image, "image GET /v2/schemas/image", vec!["v2", "schemas", "image"], false),
         ];
-        let mut refused = Vec::new();
+        let mut refused_needed = Vec::new();
+        let mut refused_other = Vec::new();
         let mut failed = Vec::new();
-        for (service, rule, path) in &probes {
+        for (service, rule, path, needed) in &probes {
             let q: Vec<(&str, String)> =
                 if path.len() == 1 || path.last() == Some(&"detail") { vec![("limit", "1".into())] } else { vec![] };
             match self.client.probe(*service, path, &q).await {
                 Ok(()) => {}
                 Err(e) if e.status() == Some(404) => {}
-                Err(e) if matches!(e.status(), Some(401 | 403)) => {
-                    refused.push(format!("{rule} (HTTP {})", e.status().unwrap_or(0)))
-                }
-                Err(e) => failed.push(format!("{rule}: {}", e.into_provider())),
+                Err(e) => match refusal(&e, rule) {
+                    Some(r) if *needed => refused_needed.push(r),
+                    Some(r) => refused_other.push(r),
+                    None => failed.push(format!("{rule}: {}", e.into_provider())),
+                },
             }
         }
-        if !refused.is_empty() {
-            return Check::fail("access_rules", format!("refused: {}", refused.join(", ")));
+        if !refused_needed.is_empty() {
+            let mut line = format!("kasm-autoscale needs: {}", refused_needed.join(", "));
+            if !refused_other.is_empty() {
+                line.push_str(&format!(
+                    "; also (Kasm reads these, kasm-autoscale does not): {}",
+                    refused_other.join(", ")
+                ));
+            }
+            return Check::fail("access_rules", line);
         }
         if !failed.is_empty() {
             return Check::fail("access_rules", failed.join("; "));
         }
-        Check::pass(
-            "access_rules",
-            format!(
-                "{} read paths allowed; the POST/DELETE rules (servers, volumes) are not called by a read-only check",
-                probes.len()
-            ),
-        )
+        let allowed = probes.len() - refused_other.len();
+        let mut line =
+            format!("{allowed} of {} read paths allowed, every read kasm-autoscale makes among them", probes.len());
+        if !refused_other.is_empty() {
+            line.push_str(&format!("; not needed by kasm-autoscale (Kasm reads them): {}", refused_other.join(", ")));
+        }
+        line.push_str("; the POST/DELETE rules (servers, volumes) are not called by a read-only check");
+        Check::pass("access_rules", line)
     }
 
     async fn check_security_groups(&self) -> Check {
@@ -249,7 +313,14 @@ impl OpenstackProvider {
             match self.client.security_groups_named(g).await {
                 Ok(found) if found.iter().any(|x| &x.name == g) => {}
                 Ok(_) => missing.push(g.clone()),
-                Err(e) => return Check::fail("security_groups", e.into_provider().to_string()),
+                Err(e) => {
+                    return unneeded(
+                        "security_groups",
+                        "network GET /v2.0/security-groups",
+                        "network GET /v2.0/security-groups",
+                        e,
+                    );
+                }
             }
         }
         if missing.is_empty() {

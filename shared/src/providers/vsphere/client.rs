@@ -140,6 +140,44 @@ pub(crate) struct CloneSpec {
     pub power_on: bool,
 }
 
+/// `vm_template.library_items.deploy_placement_spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub(crate) struct DeployPlacement {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_pool: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}
+
+/// `vm_template.library_items.deploy_spec_vm_home_storage` / `deploy_spec_disk_storage` (the
+/// datastore only).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct DeployStorage {
+    pub datastore: String,
+}
+
+/// `vm_template.library_items.deploy_spec` (the fields we set): the body of a deploy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct DeploySpec {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<DeployPlacement>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vm_home_storage: Option<DeployStorage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_storage: Option<DeployStorage>,
+    pub powered_on: bool,
+}
+
+/// `content.library.item_model` (the fields we read).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub(crate) struct LibraryItem {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
 /// `cis.task.info` (the fields we read): `status` `PENDING`, `RUNNING`, `BLOCKED`, `SUCCEEDED`,
 /// `FAILED`; `error` a vAPI error; `result` the operation's output (the clone's VM id).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -219,11 +257,13 @@ struct Call<'a> {
     once: bool,
     /// Secrets the body carries besides the session (guest password), kept out of error text.
     secrets: Vec<SecretString>,
+    /// This request's own time limit (an operation that answers only when done), else the client's.
+    timeout: Option<std::time::Duration>,
 }
 
 impl<'a> Call<'a> {
     fn new(method: Method, path: &'a [&'a str], what: &'a str) -> Self {
-        Call { method, path, query: Vec::new(), body: None, what, once: false, secrets: Vec::new() }
+        Call { method, path, query: Vec::new(), body: None, what, once: false, secrets: Vec::new(), timeout: None }
     }
 }
 
@@ -282,6 +322,9 @@ impl Client {
         if let Some(body) = &c.body {
             req = req.header(CONTENT_TYPE, "application/json").body(serde_json::to_vec(body).unwrap_or_default());
         }
+        if let Some(t) = c.timeout {
+            req = req.timeout(t);
+        }
         let what = c.what;
         let http_err = |source| Error::Http { what: what.to_string(), source };
         let req = req.build().map_err(|e| http_err(HttpError::from_reqwest(e, redactor)))?;
@@ -328,6 +371,68 @@ impl Client {
             body: Some(serde_json::to_value(spec).unwrap_or_default()),
             once: true,
             ..Call::new(Method::POST, &["vcenter", "vm"], "clone the template")
+        })
+        .await
+    }
+
+    /// `POST /content/library/item?action=find` (`content.library.item.find`; the body is the
+    /// `find_spec`, here its `name`, which vCenter matches case-insensitively): the ids of the
+    /// library items of that name the user may see.
+    pub(crate) async fn find_library_items(&self, name: &str) -> Result<Vec<String>, Error> {
+        self.call_json(Call {
+            query: vec![("action", "find".into())],
+            body: Some(json!({ "name": name })),
+            ..Call::new(Method::POST, &["content", "library", "item"], "find content-library items")
+        })
+        .await
+    }
+
+    /// `GET /content/library/item/{item}` (`content.library.item.get`).
+    pub(crate) async fn library_item(&self, item: &str) -> Result<LibraryItem, Error> {
+        self.call_json(Call::new(Method::GET, &["content", "library", "item", item], "read the content-library item"))
+            .await
+    }
+
+    /// `GET /vcenter/vm-template/library-items/{item}` (`vm_template.library_items.get`): the VM
+    /// template's info, `None` when the item holds no VM template (VMware's reference: "If missing or
+    /// null, the library item ... does not contain a virtual machine template").
+    pub(crate) async fn library_vm_template(&self, item: &str) -> Result<Option<Value>, Error> {
+        let text = self
+            .call(Call::new(
+                Method::GET,
+                &["vcenter", "vm-template", "library-items", item],
+                "read the content-library VM template",
+            ))
+            .await?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        let v: Value = serde_json::from_str(&text).map_err(|e| Error::Decode {
+            what: "read the content-library VM template".into(),
+            message: e.to_string(),
+        })?;
+        Ok(Some(v).filter(|v| !v.is_null()))
+    }
+
+    /// `POST /vcenter/vm-template/library-items/{item}?action=deploy` (`vm_template.library_items.deploy`,
+    /// the `deploy_spec` as the body), sent once like a clone. The API has no task form of it: it
+    /// answers the new VM's id when the copy is done, so the request may take up to `timeout`.
+    pub(crate) async fn deploy_library_template(
+        &self,
+        item: &str,
+        spec: &DeploySpec,
+        timeout: std::time::Duration,
+    ) -> Result<String, Error> {
+        self.call_json(Call {
+            query: vec![("action", "deploy".into())],
+            body: Some(serde_json::to_value(spec).unwrap_or_default()),
+            once: true,
+            timeout: Some(timeout),
+            ..Call::new(
+                Method::POST,
+                &["vcenter", "vm-template", "library-items", item],
+                "deploy the content-library template",
+            )
         })
         .await
     }
@@ -508,10 +613,12 @@ impl Client {
         .map(drop)
     }
 
-    /// `DELETE /session`: ends the session when there is one (best effort).
+    /// `DELETE /session` (`session.delete`), sent once: ends the session when there is one; none
+    /// opened (or already ended) sends nothing.
     pub(crate) async fn logout(&self) -> Result<(), Error> {
         let Some(session) = self.credential.take().await else { return Ok(()) };
-        self.send(&Call::new(Method::DELETE, &["session"], "end the vCenter session"), &session).await.map(drop)
+        let call = Call { once: true, ..Call::new(Method::DELETE, &["session"], "end the vCenter session") };
+        self.send(&call, &session).await.map(drop)
     }
 
     /// `GET /session` (`session.info`): proves the credentials; answers the user name.

@@ -19,6 +19,23 @@
 //!    power_on: false}`, sent once (a lost answer is retryable, and the next attempt finds the VM at
 //!    step 1); the task (`GET /api/cis/tasks/{task}`) is polled until `SUCCEEDED`; its `result` is the
 //!    VM's id.
+//!
+//!    **Or deploy from a content library**, when no VM of the datacenter has the template's name:
+//!    `POST /api/content/library/item?action=find` with `{"name": <vm_template_name>}` lists the
+//!    library items of that name (matched case-insensitively by vCenter, so each item's own `name` is
+//!    read, `GET /api/content/library/item/{item}`, and compared exactly); `GET
+//!    /api/vcenter/vm-template/library-items/{item}` tells a VM template (its info) from any other
+//!    item (`null`); exactly one VM template must remain. It is deployed with `POST
+//!    /api/vcenter/vm-template/library-items/{item}?action=deploy` and the `DeploySpec` `{name,
+//!    placement: {folder, resource_pool, cluster}, vm_home_storage: {datastore}, disk_storage:
+//!    {datastore}, powered_on: false}` (the configured objects only), sent once. The API has no task
+//!    form of the deploy: it answers the VM's id when the copy is done, so this one request may take
+//!    up to [`Timings::operation_timeout`]; a lost answer is found at step 1 like a clone's. Steps 4
+//!    to 7 are the same. Sources: the API metadata (operations `content.library.item.find`,
+//!    `content.library.item.get`, `vm_template.library_items.get`/`deploy`, struct
+//!    `deploy_spec`) and VMware's reference for the `?action=deploy` form and the `null` answer
+//!    (<https://developer.broadcom.com/xapis/vsphere-automation-api/latest/api/vcenter/vm-template/library-items/templateLibraryItem__action=deploy/post>,
+//!    <https://developer.broadcom.com/xapis/vsphere-automation-api/latest/api/vcenter/vm-template/library-items/templateLibraryItem/get>).
 //! 4. **Label**: the data set [`labels::DATA_SET`] (`POST /api/vcenter/vm/{vm}/data-sets`, host
 //!    read-write, guest no access, left out of snapshots and clones) when the VM has none.
 //! 5. **Size**: while the VM is off, `PATCH …/hardware/cpu {count}` and `…/hardware/memory
@@ -66,7 +83,9 @@ use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 use tokio::time::Instant;
 
-use self::client::{Client, ClonePlacement, CloneSpec, DataSetCreate, GuestCredentials};
+use self::client::{
+    Client, ClonePlacement, CloneSpec, DataSetCreate, DeployPlacement, DeploySpec, DeployStorage, GuestCredentials,
+};
 use self::labels::Script;
 use super::{Capabilities, ProviderError, Timings, Vm, VmProvider, VmSpec, VmState};
 use crate::config::SecretRef;
@@ -80,6 +99,9 @@ pub const NAME: &str = "vsphere";
 
 /// The longest wait between two polls of a task, of VMware Tools or of the script's process.
 pub const MAX_POLL: Duration = Duration::from_secs(10);
+
+/// The longest [`VmProvider::shutdown`] waits for vCenter to end the session.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// PowerShell on Windows guests (the system's Windows PowerShell 5.1).
 pub const POWERSHELL: &str = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe";
@@ -249,6 +271,15 @@ pub(crate) fn script_command(os: OsFamily, name: &str) -> (String, String, Strin
 /// Our data set of a VM: `(id, description)`, `None` when it has none.
 type OurSet = Option<(String, String)>;
 
+/// What the VMs are made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Template {
+    /// A VM or template of the inventory (its id): full clone.
+    Vm(String),
+    /// A content-library item holding a VM template (the item's id): deploy.
+    Library(String),
+}
+
 impl VsphereProvider {
     async fn wait<T, F, Fut>(&self, what: &str, limit: Duration, poll: Duration, mut step: F) -> Result<T, Error>
     where
@@ -317,21 +348,96 @@ impl VsphereProvider {
         Ok(self.client.vms(q).await?.into_iter().filter(|v| v.name == name).collect())
     }
 
-    async fn template(&self, dc: &str) -> Result<String, Error> {
+    /// What `vm_template_name` names: a VM of the datacenter (cloned), else a content-library item
+    /// holding a VM template (deployed); see the module docs.
+    async fn template(&self, dc: &str) -> Result<Template, Error> {
         let name = &self.config.vm_template_name;
         let mut found = self.by_name(name, dc).await?;
         match found.len() {
-            1 => Ok(found.remove(0).vm),
+            1 => return Ok(Template::Vm(found.remove(0).vm)),
+            0 => {}
+            n => {
+                return Err(Error::Config {
+                    message: format!("vm_template_name: {n} VMs are named `{name}`; the template must be unique"),
+                });
+            }
+        }
+        // Not in the inventory: a VM template in a content library. `find` matches names
+        // case-insensitively, so each item's own name is compared exactly.
+        let mut items = Vec::new();
+        let mut not_templates = Vec::new();
+        for id in self.client.find_library_items(name).await? {
+            if self.client.library_item(&id).await?.name.as_deref() != Some(name.as_str()) {
+                continue;
+            }
+            match self.client.library_vm_template(&id).await? {
+                Some(_) => items.push(id),
+                None => not_templates.push(id),
+            }
+        }
+        match items.len() {
+            1 => Ok(Template::Library(items.remove(0))),
+            0 if !not_templates.is_empty() => Err(Error::Config {
+                message: format!(
+                    "vm_template_name: the content-library item `{name}` ({}) holds no VM template (an OVF \
+                     package?); only VM templates can be deployed",
+                    not_templates.join(", ")
+                ),
+            }),
             0 => Err(Error::Config {
                 message: format!(
-                    "vm_template_name: no VM or template named `{name}` in datacenter `{}`",
+                    "vm_template_name: no VM or template named `{name}` in datacenter `{}`, and no content-library \
+                     VM template of that name",
                     self.config.datacenter_name
                 ),
             }),
             n => Err(Error::Config {
-                message: format!("vm_template_name: {n} VMs are named `{name}`; the template must be unique"),
+                message: format!(
+                    "vm_template_name: {n} content-library VM templates are named `{name}` ({}); the name must be unique",
+                    items.join(", ")
+                ),
             }),
         }
+    }
+
+    /// Clones the VM `source` as `name` with our placement, powered off; answers the VM's id.
+    async fn clone_template(&self, source: String, name: &str, dc: &str) -> Result<String, Error> {
+        let placement = self.placement(dc).await?;
+        let placement = (placement != ClonePlacement::default()).then_some(placement);
+        let task =
+            self.client.clone_vm(&CloneSpec { name: name.to_string(), source, placement, power_on: false }).await?;
+        tracing::info!(task = %task, name, "clone accepted");
+        let done = self.wait_task(&task, "clone the template").await?;
+        match done.result.as_ref().and_then(|r| r.as_str()) {
+            Some(id) if !id.is_empty() => Ok(id.to_string()),
+            _ => self.by_name(name, dc).await?.into_iter().next().map(|v| v.vm).ok_or_else(|| Error::Decode {
+                what: "clone the template".into(),
+                message: format!("task {task} succeeded, but names no VM and none is named `{name}`"),
+            }),
+        }
+    }
+
+    /// Deploys the content-library VM template `item` as `name` with our placement, powered off;
+    /// answers the VM's id.
+    async fn deploy(&self, item: &str, name: &str, dc: &str) -> Result<String, Error> {
+        let p = self.placement(dc).await?;
+        let placement = DeployPlacement { folder: p.folder, resource_pool: p.resource_pool, cluster: p.cluster };
+        let storage = p.datastore.map(|datastore| DeployStorage { datastore });
+        let spec = DeploySpec {
+            name: name.to_string(),
+            placement: (placement != DeployPlacement::default()).then_some(placement),
+            vm_home_storage: storage.clone(),
+            disk_storage: storage,
+            powered_on: false,
+        };
+        let vm = self.client.deploy_library_template(item, &spec, self.timings.operation_timeout).await?;
+        if vm.is_empty() {
+            return Err(Error::Decode {
+                what: "deploy the content-library template".into(),
+                message: "the answer names no VM".into(),
+            });
+        }
+        Ok(vm)
     }
 
     /// The clone's placement: each configured object resolved, unset ones left to the template's.
@@ -484,26 +590,13 @@ impl VsphereProvider {
             }
             None if !named.is_empty() => return Err(Error::NameTaken { name: spec.name.clone() }),
             None => {
-                let source = self.template(&dc).await?;
-                let placement = self.placement(&dc).await?;
-                let placement = (placement != ClonePlacement::default()).then_some(placement);
-                let task = self
-                    .client
-                    .clone_vm(&CloneSpec { name: spec.name.clone(), source, placement, power_on: false })
-                    .await?;
-                tracing::info!(task = %task, claim, "clone accepted");
-                let done = self.wait_task(&task, "clone the template").await?;
-                let vm = match done.result.as_ref().and_then(|r| r.as_str()) {
-                    Some(id) if !id.is_empty() => id.to_string(),
-                    _ => self.by_name(&spec.name, &dc).await?.into_iter().next().map(|v| v.vm).ok_or_else(|| {
-                        Error::Decode {
-                            what: "clone the template".into(),
-                            message: format!(
-                                "task {task} succeeded, but names no VM and none is named `{}`",
-                                spec.name
-                            ),
-                        }
-                    })?,
+                let vm = match self.template(&dc).await? {
+                    Template::Library(item) => {
+                        let vm = self.deploy(&item, &spec.name, &dc).await?;
+                        tracing::info!(vm = %vm, item = %item, claim, "content-library template deployed");
+                        vm
+                    }
+                    Template::Vm(source) => self.clone_template(source, &spec.name, &dc).await?,
                 };
                 (vm, None)
             }
@@ -630,7 +723,8 @@ impl VsphereProvider {
         Ok(out)
     }
 
-    /// Ends the vCenter session (`DELETE /api/session`), when there is one. Call it at shutdown.
+    /// Ends the vCenter session (`DELETE /api/session`), when there is one; the daemon does it
+    /// through [`VmProvider::shutdown`], which does not wait longer than [`SHUTDOWN_WAIT`].
     pub async fn logout(&self) -> Result<(), ProviderError> {
         self.client.logout().await.map_err(Error::into_provider)
     }
@@ -669,6 +763,23 @@ impl VmProvider for VsphereProvider {
 
     async fn list_vms(&self, labels: &OwnerLabels) -> Result<Vec<Vm>, ProviderError> {
         self.list(labels).await.map_err(Error::into_provider)
+    }
+
+    /// Ends the vCenter session (`DELETE /api/session`, one request, at most [`SHUTDOWN_WAIT`]);
+    /// nothing is sent when no session was opened. A failure is logged: vCenter ends idle sessions
+    /// itself.
+    async fn shutdown(&self) {
+        match tokio::time::timeout(SHUTDOWN_WAIT, self.client.logout()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(config = %self.config.name, error = %e, "could not end the vCenter session; vCenter ends it once idle")
+            }
+            Err(_) => tracing::warn!(
+                config = %self.config.name,
+                secs = SHUTDOWN_WAIT.as_secs(),
+                "ending the vCenter session timed out; vCenter ends it once idle"
+            ),
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! operation that reports the session's privileges, so they are not checked here; the README lists
 //! the ones the flow needs, and a missing one fails its call as PermissionDenied naming the call.
 
-use super::VsphereProvider;
+use super::{Template, VsphereProvider};
 use crate::config::ProviderConfigCommon;
 use crate::model::OsFamily;
 use crate::providers::Check;
@@ -56,7 +56,15 @@ impl VsphereProvider {
         };
         out.push(match self.template(&dc).await {
             Err(e) => Check::fail("template", e.into_provider().to_string()),
-            Ok(vm) => match self.client.tools(&vm).await {
+            Ok(Template::Library(item)) => Check::pass(
+                "template",
+                format!(
+                    "`{}` is the content-library VM template item {item} (deployed, not cloned); its VMware Tools \
+                     cannot be read before a VM is deployed from it",
+                    self.config.vm_template_name
+                ),
+            ),
+            Ok(Template::Vm(vm)) => match self.client.tools(&vm).await {
                 Ok(t) if t.version_status.as_deref() == Some("NOT_INSTALLED") => Check::fail(
                     "template",
                     format!(
