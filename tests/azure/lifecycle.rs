@@ -96,12 +96,79 @@ async fn create_puts_ip_nic_and_vm_by_name_with_our_tags_and_resumes() {
     );
     assert!(!reqs[vm_at].headers.contains_key("authorization"), "credentials are never recorded");
 
-    // Again for the claim: found by name, nothing put, the same VM.
+    // The OS disk the VM PUT made is tagged after it (Disks – Update, DiskRP 2023-10-02).
+    let patch = order
+        .iter()
+        .position(|c| *c == route_of("PATCH", "Microsoft.Compute/disks/{disk}"))
+        .unwrap_or_else(|| panic!("no disk PATCH: {order:?}"));
+    assert!(vm_at < patch, "{order:?}");
+    assert_eq!(reqs[patch].param("api-version"), Some("2023-10-02"));
+    assert!(reqs[patch].path.ends_with(&format!("/Microsoft.Compute/disks/{}", disk_name(&s.name))));
+    assert_eq!(body(&reqs[patch]), json!({"tags": tags}));
+    let disks = server.disks();
+    assert_eq!(disks.len(), 1);
+    assert_eq!(serde_json::to_value(&disks[0].tags).unwrap(), tags);
+
+    // Again for the claim: found by name, nothing put or patched, the same VM.
     server.api().clear_requests();
     let again = p.create_vm(&s).await.expect("resume");
     assert_eq!(again.id, vm.id);
-    assert!(!calls(&server.requests()).iter().any(|c| c.starts_with("PUT")), "{:?}", calls(&server.requests()));
+    assert!(
+        !calls(&server.requests()).iter().any(|c| c.starts_with("PUT") || c.starts_with("PATCH")),
+        "{:?}",
+        calls(&server.requests())
+    );
     assert_eq!(server.vms().len(), 1);
+}
+
+#[tokio::test]
+async fn the_os_disk_tag_update_keeps_the_disks_own_tags_is_retried_and_resumed() {
+    let server = AzureTestServer::start().await;
+    let p = provider(&server);
+    let s = spec("prod", "p", OsFamily::Linux);
+    let disk_patch = route_of("PATCH", "Microsoft.Compute/disks/{disk}");
+    // The first tag update is lost to a 503: the PATCH (a whole tag map: idempotent) is sent again.
+    server.api().inject(
+        &disk_patch,
+        Fault::Answer(integration_tests::azure_server::err(503, "ServiceUnavailable", "try again")),
+        0,
+        1,
+    );
+    p.create_vm(&s).await.expect("create");
+    assert_eq!(server.api().count(&disk_patch), 2);
+    assert_eq!(server.disk_patches(), 1);
+    let disks = server.disks();
+    let disk = &disks[0];
+    assert!(s.labels.to_map().iter().all(|(k, v)| disk.tags.get(k) == Some(v)), "{:?}", disk.tags);
+    assert_eq!(disk.tags.get("team").map(String::as_str), Some("vdi"));
+
+    // The tags went missing (a crash between the VM PUT and the tagging, or a policy rewrote them):
+    // a resumed create tags the disk again and keeps the tag it found there.
+    let name = disk.name.clone();
+    server.clear_disk_tags(&name);
+    server.tag_disk(&name, "cost-center", "42");
+    p.create_vm(&s).await.expect("resume");
+    let disks = server.disks();
+    let disk = &disks[0];
+    assert_eq!(disk.tags.get("cost-center").map(String::as_str), Some("42"), "{:?}", disk.tags);
+    assert!(s.labels.to_map().iter().all(|(k, v)| disk.tags.get(k) == Some(v)), "{:?}", disk.tags);
+    assert_eq!(server.disk_patches(), 2);
+
+    // Tagging refused (no Microsoft.Compute/disks/write): the create fails as a permission error naming
+    // the action; the VM stays for the orphan sweep or the next attempt.
+    server.api().inject(
+        &disk_patch,
+        Fault::Answer(integration_tests::azure_server::err(
+            403,
+            "AuthorizationFailed",
+            "The client 'x' with object id 'y' does not have authorization to perform action 'Microsoft.Compute/disks/write' over scope '/subscriptions/s/resourceGroups/kasm-rg/providers/Microsoft.Compute/disks/d' or the scope is invalid.",
+        )),
+        0,
+        1,
+    );
+    let err = p.create_vm(&spec("prod", "p", OsFamily::Linux)).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Permission, "{err}");
+    assert!(err.to_string().contains("tag the VM's OS disk") && err.to_string().contains("disks/write"), "{err}");
 }
 
 #[tokio::test]
@@ -187,7 +254,7 @@ async fn a_vm_delete_whose_delete_options_did_not_apply_still_leaves_nothing() {
     let vm = p.create_vm(&s).await.expect("create");
     p.delete_vm(&vm.id).await.expect("delete");
     // The NIC and IP are deleted by us; the OS disk kept by the override is the operator's choice
-    // (no disk API call is made: see the module docs).
+    // (delete makes no disk API call: see the module docs).
     let left = server.resources();
     assert_eq!(left, vec![format!("disks/{}", disk_name(&s.name))], "{left:?}");
 }

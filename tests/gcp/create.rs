@@ -2,7 +2,7 @@
 //! resumption, operation waits, what delete leaves, capacity.
 
 use integration_tests::fake_api::{Fault, Reply};
-use integration_tests::gcp_server::{GcpTestServer, OP_POLLS, ZONE, err};
+use integration_tests::gcp_server::{GcpTestServer, OP_POLLS, PROJECT, ZONE, err};
 use serde_json::json;
 use shared::model::OwnerLabels;
 use shared::providers::gcp::{labels, request_id};
@@ -226,7 +226,14 @@ async fn preflight_passes_and_names_what_is_missing() {
     let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
     assert_eq!(names, shared::providers::gcp::CHECKS.to_vec());
     assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
-    assert!(server.requests().iter().all(|r| r.method == "GET" || r.route == "/token"), "preflight is read-only");
+    // Read-only: GETs, the token and the two permission tests (POSTs that change nothing).
+    assert!(
+        server.requests().iter().all(|r| r.method == "GET"
+            || r.route == "/token"
+            || r.route.ends_with("testIamPermissions")
+            || r.route == "/v1/projects/{resource}"),
+        "preflight is read-only"
+    );
 
     let mut cfg = config(&server);
     cfg.gcp_machine_type = "n9-huge-1".into();
@@ -242,4 +249,48 @@ async fn preflight_passes_and_names_what_is_missing() {
     let checks = provider(&server).preflight().await;
     let cpu = checks.iter().find(|c| c.name == "cpu_quota").unwrap();
     assert!(!cpu.ok && cpu.detail.contains("CPUS has room for 6"), "{cpu:?}");
+}
+
+#[tokio::test]
+async fn preflight_names_every_missing_permission() {
+    let server = GcpTestServer::start().await;
+    let checks = provider(&server).preflight().await;
+    let perm = checks.iter().find(|c| c.name == "permissions").unwrap();
+    assert!(perm.ok && perm.detail.contains("compute.instances.create"), "{perm:?}");
+    // Cloud Resource Manager, our project, the derived list; Compute on the subnetwork.
+    let reqs = server.requests();
+    let crm = reqs.iter().find(|r| r.route == "/v1/projects/{resource}").expect("projects.testIamPermissions");
+    assert_eq!(crm.method, "POST");
+    assert_eq!(crm.path, format!("/v1/projects/{PROJECT}:testIamPermissions"));
+    let asked: serde_json::Value = serde_json::from_str(&crm.body).unwrap();
+    let (on_project, on_subnetwork) = shared::providers::gcp::needed_permissions(&config(&server));
+    assert_eq!(asked, serde_json::json!({"permissions": on_project}));
+    let sub = reqs.iter().find(|r| r.route.ends_with("/subnetworks/{subnetwork}/testIamPermissions")).unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&sub.body).unwrap(),
+        serde_json::json!({"permissions": on_subnetwork})
+    );
+
+    server.deny_permission("compute.instances.delete");
+    server.deny_permission("compute.disks.create");
+    server.deny_permission("compute.subnetworks.use");
+    let checks = provider(&server).preflight().await;
+    let perm = checks.iter().find(|c| c.name == "permissions").unwrap();
+    assert!(!perm.ok, "{perm:?}");
+    assert_eq!(
+        perm.detail,
+        format!(
+            "missing on project `{PROJECT}`: compute.instances.delete, compute.disks.create; on subnetwork `{}`: compute.subnetworks.use",
+            config(&server).gcp_subnetwork
+        )
+    );
+    // Only this check failed: the others do not depend on it.
+    assert_eq!(checks.iter().filter(|c| !c.ok).count(), 1, "{checks:#?}");
+
+    // A project Resource Manager will not show: the check fails with its answer.
+    let mut cfg = config(&server);
+    cfg.gcp_project = "someone-elses-project".into();
+    let checks = provider_cfg(&server, &cfg).preflight().await;
+    let perm = checks.iter().find(|c| c.name == "permissions").unwrap();
+    assert!(!perm.ok && perm.detail.contains("test the project's IAM permissions"), "{perm:?}");
 }

@@ -49,6 +49,7 @@ gcp_guest_accelerators: [{acceleratorType: nvidia-tesla-t4, acceleratorCount: 1}
     .expect("config");
     c.startup_script = SCRIPT.into();
     c.endpoint_url = Some(server.url.clone());
+    c.resource_manager_url = Some(server.url.clone());
     c
 }
 

@@ -34,6 +34,10 @@ const METHODS: &[(&str, &[&str])] = &[
     ("GET /compute/v1/projects/{project}/zones/{zone}/machineTypes/{machineType}", &[]),
     ("GET /compute/v1/projects/{project}/global/images/{image}", &[]),
     ("GET /compute/v1/projects/{project}/regions/{region}/subnetworks/{subnetwork}", &["views"]),
+    ("POST /compute/v1/projects/{project}/regions/{region}/subnetworks/{subnetwork}/testIamPermissions", &[]),
+    // Cloud Resource Manager v1 `projects.testIamPermissions` (not in the specs folder: Google's REST
+    // reference, https://cloud.google.com/resource-manager/reference/rest/v1/projects/testIamPermissions).
+    ("POST /v1/projects/{resource}", &[]),
     ("GET /dns/v1/projects/{project}/managedZones/{managedZone}", &["clientOperationId"]),
     (
         "GET /dns/v1/projects/{project}/managedZones/{managedZone}/rrsets",
@@ -201,6 +205,9 @@ fn schema(name: &str) -> &'static [&'static str] {
         ],
         "CustomerEncryptionKey" => &["kmsKeyName", "kmsKeyServiceAccount", "rawKey", "rsaEncryptedKey", "sha256"],
         "Change" => &["additions", "deletions", "id", "isServing", "kind", "startTime", "status"],
+        // compute `schemas.TestPermissionsRequest`; Resource Manager's `TestIamPermissionsRequest` has the
+        // same one field.
+        "TestPermissionsRequest" => &["permissions"],
         "ResourceRecordSet" => &["kind", "name", "routingPolicy", "rrdatas", "signatureRrdatas", "ttl", "type"],
         other => panic!("no schema table for {other}"),
     }
@@ -325,7 +332,13 @@ async fn every_request_matches_the_discovery_documents() {
             ("POST", k) => {
                 let b: Value = serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{k}: {e}"));
                 assert_eq!(r.headers.get("content-type").map(String::as_str), Some("application/json"), "{k}");
-                let root = if k.ends_with("/changes") { "Change" } else { "Instance" };
+                let root = if k.ends_with("/changes") {
+                    "Change"
+                } else if k.ends_with("testIamPermissions") || k == "POST /v1/projects/{resource}" {
+                    "TestPermissionsRequest"
+                } else {
+                    "Instance"
+                };
                 check(&b, root, root);
                 if root == "Instance" {
                     // `annotations.required` of insert: name, and metadata item key/value.

@@ -1,7 +1,8 @@
 //! An in-process Azure for tests, on the shared fake-API harness ([`crate::fake_api`]): the Microsoft
 //! Entra ID token endpoint (`POST /{tenant}/oauth2/v2.0/token`, client credentials) and the Azure
 //! Resource Manager calls `shared::providers::azure` makes, in the shapes of the official REST specs
-//! (`Microsoft.Compute` 2024-07-01 virtualMachines and extensions, `Microsoft.Network` 2024-05-01
+//! (`Microsoft.Compute` 2024-07-01 virtualMachines and extensions, DiskRP 2023-10-02 disks (Get, and
+//! Update answered `202` + `Location`), `Microsoft.Network` 2024-05-01
 //! networkInterfaces / publicIPAddresses / networkSecurityGroups / subnets, DNS 2018-05-01 record
 //! sets) and the ARM async-operation contract (`201`/`202` with `Azure-AsyncOperation`, the operation
 //! resource `{id, name, status, error}`; `DELETE` of a missing resource `204`; errors
@@ -13,7 +14,7 @@
 //! (`400 InvalidRequestContent` naming the key otherwise); resource references (NIC → subnet, NSG,
 //! public IP; VM → NIC) must exist.
 //!
-//! State: VMs (with their OS disk), NICs, public IPs, extensions, DNS record sets of [`ZONE`]. A
+//! State: VMs (with their OS disk, made untagged as the VM `PUT` makes it), NICs, public IPs, extensions, DNS record sets of [`ZONE`]. A
 //! created VM is `Creating` until its operation has been polled [`OPERATION_POLLS`] times (or the VM
 //! read as often). Deleting a VM removes the disk, NIC and public IP whose `deleteOption` is `Delete`
 //! and detaches the others. [`AzureHarness`] drives it for the provider conformance suite and [`Zone`]
@@ -72,6 +73,19 @@ pub fn subnet_id() -> String {
     format!("{}/subnets/{SUBNET}", resource_id(RESOURCE_GROUP, "Microsoft.Network", "virtualNetworks", VNET))
 }
 
+/// The managed image that exists (`Microsoft.Compute/images`).
+pub const MANAGED_IMAGE: &str = "kasm-golden";
+/// The gallery, its image definition and its one version that exist.
+pub const GALLERY: &str = "kasmgallery";
+/// The gallery image definition that exists.
+pub const GALLERY_IMAGE: &str = "ubuntu-kasm";
+/// The one version of [`GALLERY_IMAGE`].
+pub const GALLERY_VERSION: &str = "1.0.0";
+/// A VM size the subscription lists with a `Location` restriction in [`REGION`].
+pub const RESTRICTED_SIZE: &str = "Standard_NC6s_v3";
+/// A VM size the subscription lists with a `Zone` restriction on zone 2 of [`REGION`].
+pub const ZONE_RESTRICTED_SIZE: &str = "Standard_E2s_v5";
+
 /// The NSG's resource id.
 pub fn nsg_id() -> String {
     resource_id(RESOURCE_GROUP, "Microsoft.Network", "networkSecurityGroups", NSG)
@@ -126,6 +140,8 @@ struct Inner {
     fail_next_vm_op: Option<(String, String)>,
     /// `Retry-After` on async answers.
     retry_after: Option<u64>,
+    /// How many disk `PATCH`es were accepted.
+    disk_patches: usize,
 }
 
 /// The running server (the task ends with the test's runtime).
@@ -149,6 +165,8 @@ fn routes() -> Vec<String> {
         r("DELETE {RG}/Microsoft.Compute/virtualMachines/{vm}"),
         r("GET {RG}/Microsoft.Compute/virtualMachines/{vm}/extensions/{ext}"),
         r("PUT {RG}/Microsoft.Compute/virtualMachines/{vm}/extensions/{ext}"),
+        r("GET {RG}/Microsoft.Compute/disks/{disk}"),
+        r("PATCH {RG}/Microsoft.Compute/disks/{disk}"),
         r("GET {RG}/Microsoft.Network/networkInterfaces/{nic}"),
         r("PUT {RG}/Microsoft.Network/networkInterfaces/{nic}"),
         r("DELETE {RG}/Microsoft.Network/networkInterfaces/{nic}"),
@@ -159,8 +177,12 @@ fn routes() -> Vec<String> {
         r("GET {RG}/Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}"),
         "GET /subscriptions/{sub}/providers/Microsoft.Compute/locations/{loc}/operations/{op}".into(),
         "GET /subscriptions/{sub}/providers/Microsoft.Network/locations/{loc}/operations/{op}".into(),
+        "GET /subscriptions/{sub}/providers/Microsoft.Compute/locations/{loc}/operationResults/{op}".into(),
         "GET /subscriptions/{sub}/providers/Microsoft.Compute/locations/{loc}/usages".into(),
-        "GET /subscriptions/{sub}/providers/Microsoft.Compute/locations/{loc}/vmSizes".into(),
+        "GET /subscriptions/{sub}/providers/Microsoft.Compute/skus".into(),
+        r("GET {RG}/Microsoft.Compute/images/{image}"),
+        r("GET {RG}/Microsoft.Compute/galleries/{gallery}/images/{image}/versions"),
+        r("GET {RG}/Microsoft.Compute/galleries/{gallery}/images/{image}/versions/{version}"),
         "GET /subscriptions/{sub}/providers/Microsoft.Compute/locations/{loc}/publishers/{publisher}/artifacttypes/vmimage/offers/{offer}/skus/{sku}/versions".into(),
         r("GET {RG}/Microsoft.Network/dnsZones/{zone}"),
         r("GET {RG}/Microsoft.Network/dnsZones/{zone}/{type}"),
@@ -369,6 +391,8 @@ fn allowed(def: &str) -> &'static [&'static str] {
             "protectedSettingsFromKeyVault",
             "provisionAfterExtensions",
         ],
+        // DiskRP 2023-10-02 disk.json `DiskUpdate` (the body of Disks – Update).
+        "DiskUpdate" => &["properties", "tags", "sku"],
         "RecordSet" => &["etag", "properties"],
         "RecordSetProperties" => &[
             "metadata",
@@ -571,6 +595,25 @@ impl AzureTestServer {
         self.lock().disks.values().cloned().collect()
     }
 
+    /// How many disk `PATCH`es (tag updates) were accepted.
+    pub fn disk_patches(&self) -> usize {
+        self.lock().disk_patches
+    }
+
+    /// Removes every tag of disk `name`.
+    pub fn clear_disk_tags(&self, name: &str) {
+        if let Some(d) = self.lock().disks.get_mut(name) {
+            d.tags.clear();
+        }
+    }
+
+    /// Tags disk `name` (as Azure Policy or an operator would).
+    pub fn tag_disk(&self, name: &str, key: &str, value: &str) {
+        if let Some(d) = self.lock().disks.get_mut(name) {
+            d.tags.insert(key.into(), value.into());
+        }
+    }
+
     /// Every VM extension, as (VM, extension).
     pub fn extensions(&self) -> Vec<((String, String), Resource)> {
         self.lock().extensions.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
@@ -710,6 +753,15 @@ fn token(st: &Arc<Mutex<Inner>>, req: &Incoming) -> Reply {
 fn api_version_for(route: &str) -> &'static str {
     if route.contains("/dnsZones") {
         "2018-05-01"
+    } else if route.ends_with("Microsoft.Compute/skus") {
+        // Resource Skus – List: Skus/stable/2021-07-01/skus.json.
+        "2021-07-01"
+    } else if route.contains("Microsoft.Compute/galleries") {
+        // GalleryImageVersions – Get / ListByGalleryImage: GalleryRP/stable/2024-03-03.
+        "2024-03-03"
+    } else if route.contains("Microsoft.Compute/disks") {
+        // DiskRP (Disks – Get / Update): disk.json stable 2023-10-02.
+        "2023-10-02"
     } else if route.contains("Microsoft.Network") {
         "2024-05-01"
     } else {
@@ -778,12 +830,91 @@ fn vm_json(st: &Inner, r: &Resource) -> Value {
     v["properties"]["provisioningState"] = json!(state);
     v["properties"]["vmId"] = json!(format!("0f0e0d0c-0000-4000-8000-{:012}", r.name.len()));
     v["properties"]["timeCreated"] = json!("2026-01-01T08:00:00.0000000+00:00");
+    if let Some(disk) = v.pointer("/properties/storageProfile/osDisk/name").and_then(Value::as_str).map(str::to_string)
+        && v["properties"]["storageProfile"]["osDisk"].get("managedDisk").is_some()
+    {
+        // A managed OS disk: the VM reports its id (`ManagedDiskParameters` is a `SubResource`).
+        v["properties"]["storageProfile"]["osDisk"]["managedDisk"]["id"] =
+            json!(resource_id(RESOURCE_GROUP, "Microsoft.Compute", "disks", &disk));
+    }
     if let Some(o) = v["properties"]["osProfile"].as_object_mut() {
         // Write-only: never returned.
         o.remove("adminPassword");
         o.remove("customData");
     }
     v
+}
+
+/// The Resource Skus of [`REGION`] (skus.json 2021-07-01 `ResourceSku`, shaped like its example
+/// `ListAvailableResourceSkusForARegion.json`): three VM sizes without restrictions, one restricted in the
+/// region, one restricted in a zone, and a disk SKU (another resource type of the same list).
+fn skus() -> Vec<Value> {
+    let vm = |name: &str, family: &str, vcpus: u32, restrictions: Value| {
+        json!({"resourceType": "virtualMachines", "name": name, "tier": "Standard",
+            "size": name.trim_start_matches("Standard_"), "family": family, "locations": [REGION],
+            "locationInfo": [{"location": REGION, "zones": ["1", "2", "3"]}],
+            "capabilities": [{"name": "vCPUs", "value": vcpus.to_string()}, {"name": "MemoryGB", "value": (vcpus * 4).to_string()},
+                {"name": "HyperVGenerations", "value": "V1,V2"}],
+            "restrictions": restrictions})
+    };
+    vec![
+        json!({"resourceType": "disks", "name": "Premium_LRS", "tier": "Premium", "size": "P1", "locations": [REGION],
+            "capabilities": [], "restrictions": []}),
+        vm("Standard_B2s", "standardBSFamily", 2, json!([])),
+        vm("Standard_D2s_v5", "standardDSv5Family", 2, json!([])),
+        vm("Standard_D4s_v5", "standardDSv5Family", 4, json!([])),
+        vm(
+            RESTRICTED_SIZE,
+            "standardNCSv3Family",
+            6,
+            json!([{"type": "Location", "values": [REGION], "restrictionInfo": {"locations": [REGION]},
+                "reasonCode": "NotAvailableForSubscription"}]),
+        ),
+        vm(
+            ZONE_RESTRICTED_SIZE,
+            "standardESv5Family",
+            2,
+            json!([{"type": "Zone", "values": [REGION], "restrictionInfo": {"locations": [REGION], "zones": ["2"]},
+                "reasonCode": "NotAvailableForSubscription"}]),
+        ),
+    ]
+}
+
+/// A gallery image version as GalleryImageVersions – Get answers it (GalleryRP 2024-03-03 example
+/// `GalleryImageVersion_Get.json`).
+fn gallery_version(version: &str) -> Value {
+    json!({
+        "id": format!("{}/images/{GALLERY_IMAGE}/versions/{version}", resource_id(RESOURCE_GROUP, "Microsoft.Compute", "galleries", GALLERY)),
+        "name": version,
+        "location": REGION,
+        "properties": {
+            "publishingProfile": {"targetRegions": [{"name": "East US", "regionalReplicaCount": 1, "storageAccountType": "Standard_LRS"}],
+                "replicaCount": 1, "publishedDate": "2026-01-01T00:00:00Z", "storageAccountType": "Standard_LRS"},
+            "storageProfile": {"osDiskImage": {"sizeInGB": 30, "hostCaching": "ReadOnly"}},
+            "provisioningState": "Succeeded"
+        }
+    })
+}
+
+/// A managed disk as Disks – Get answers it (disk.json `Disk`).
+fn disk_json(d: &Resource) -> Value {
+    json!({
+        "id": resource_id(RESOURCE_GROUP, "Microsoft.Compute", "disks", &d.name),
+        "name": d.name,
+        "type": "Microsoft.Compute/disks",
+        "location": REGION,
+        "tags": d.tags,
+        "managedBy": d.body.get("managedBy").cloned().unwrap_or(Value::Null),
+        "sku": {"name": "Premium_LRS", "tier": "Premium"},
+        "properties": {
+            "osType": "Linux",
+            "creationData": {"createOption": "FromImage"},
+            "diskSizeGB": 64,
+            "diskState": "Attached",
+            "provisioningState": "Succeeded",
+            "timeCreated": "2026-01-01T08:00:00.0000000+00:00"
+        }
+    })
 }
 
 fn net_json(kind: &str, r: &Resource) -> Value {
@@ -843,7 +974,47 @@ fn route(st: &mut Inner, base: &str, req: &Incoming) -> Reply {
         }
         return reply;
     }
+    if r.ends_with("/operationResults/{op}") {
+        // A `Location` URL: 202 while the operation runs, then 200 (async-api-reference.md).
+        let id = req.var("op").to_string();
+        let Some((left, _)) = st.ops.get_mut(&id) else { return err(404, "NotFound", "operation not found") };
+        *left = left.saturating_sub(1);
+        return if *left > 0 { Reply::empty(202) } else { Reply::empty(200) };
+    }
     match (m, r.rsplit_once("/providers/").map_or(r, |(_, t)| t)) {
+        ("GET", "Microsoft.Compute/disks/{disk}") => match st.disks.get(req.var("disk")) {
+            Some(d) => Reply::json(200, &disk_json(d)),
+            None => not_found("Microsoft.Compute/disks", req.var("disk"), req.var("rg")),
+        },
+        ("PATCH", "Microsoft.Compute/disks/{disk}") => {
+            let name = req.var("disk").to_string();
+            let Some(b) = req.json() else {
+                return err(400, "InvalidRequestContent", "The request content is not JSON.");
+            };
+            if let Err(e) = keys_of(&b, "DiskUpdate", "$") {
+                return err(400, "InvalidRequestContent", &e);
+            }
+            let tags = match tags_of(&b) {
+                Ok(t) => t,
+                Err(e) => return err(400, "InvalidTag", &e),
+            };
+            let Some(d) = st.disks.get_mut(&name) else {
+                return not_found("Microsoft.Compute/disks", &name, req.var("rg"));
+            };
+            // ARM's PATCH replaces the tags with the map sent (resource-api-reference.md).
+            if b.get("tags").is_some() {
+                d.tags = tags;
+            }
+            let out = disk_json(d);
+            st.disk_patches += 1;
+            // 202 with a Location to poll (async-api-reference.md "Updating using PATCH").
+            let url = op_url(st, base, "Microsoft.Compute", None, 1).replace("/operations/", "/operationResults/");
+            let mut reply = Reply::json(202, &out).header("Location", url);
+            if let Some(s) = st.retry_after {
+                reply = reply.header("Retry-After", s.to_string());
+            }
+            reply
+        }
         ("GET", "Microsoft.Compute/virtualMachines") => {
             let items: Vec<Value> = st.vms.values().map(|v| vm_json(st, v)).collect();
             let size = st.page_size;
@@ -1025,18 +1196,50 @@ fn route(st: &mut Inner, base: &str, req: &Incoming) -> Reply {
                 ]}),
             )
         }
-        ("GET", "Microsoft.Compute/locations/{loc}/vmSizes") => {
-            if req.var("loc") != REGION {
-                return err(404, "NoRegisteredProviderFound", "No registered resource provider found for location.");
+        ("GET", "Microsoft.Compute/skus") => {
+            // Only the location filter is supported (skus.json: "Only **location** filter is supported").
+            let Some(loc) =
+                req.param("$filter").and_then(|f| f.strip_prefix("location eq '")).and_then(|f| f.strip_suffix('\''))
+            else {
+                return err(400, "InvalidFilter", "The $filter must be of the form location eq '<location>'.");
+            };
+            let items: Vec<Value> = if loc == REGION { skus() } else { Vec::new() };
+            let (page, next) = fake_api::page(&items, req.param("$skiptoken"), 3);
+            let mut body = json!({"value": page});
+            if let Some(n) = next {
+                body["nextLink"] = json!(format!(
+                    "{base}/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Compute/skus?api-version=2021-07-01&$filter=location%20eq%20'{REGION}'&$skiptoken={n}"
+                ));
             }
-            Reply::json(
-                200,
-                &json!({"value": [
-                    {"name": "Standard_B2s", "numberOfCores": 2, "osDiskSizeInMB": 1047552, "resourceDiskSizeInMB": 8192, "memoryInMB": 4096, "maxDataDiskCount": 4},
-                    {"name": "Standard_D2s_v5", "numberOfCores": 2, "osDiskSizeInMB": 1047552, "resourceDiskSizeInMB": 0, "memoryInMB": 8192, "maxDataDiskCount": 4},
-                    {"name": "Standard_D4s_v5", "numberOfCores": 4, "osDiskSizeInMB": 1047552, "resourceDiskSizeInMB": 0, "memoryInMB": 16384, "maxDataDiskCount": 8}
-                ]}),
-            )
+            Reply::json(200, &body)
+        }
+        ("GET", "Microsoft.Compute/images/{image}") if req.var("image") == MANAGED_IMAGE => Reply::json(
+            200,
+            &json!({"id": resource_id(RESOURCE_GROUP, "Microsoft.Compute", "images", MANAGED_IMAGE), "name": MANAGED_IMAGE,
+                "type": "Microsoft.Compute/images", "location": REGION,
+                "properties": {"storageProfile": {"osDisk": {"osType": "Linux", "osState": "Generalized"}},
+                    "provisioningState": "Succeeded", "hyperVGeneration": "V2"}}),
+        ),
+        ("GET", "Microsoft.Compute/images/{image}") => {
+            not_found("Microsoft.Compute/images", req.var("image"), req.var("rg"))
+        }
+        ("GET", "Microsoft.Compute/galleries/{gallery}/images/{image}/versions")
+            if req.var("gallery") == GALLERY && req.var("image") == GALLERY_IMAGE =>
+        {
+            Reply::json(200, &json!({"value": [gallery_version(GALLERY_VERSION)]}))
+        }
+        ("GET", "Microsoft.Compute/galleries/{gallery}/images/{image}/versions") => {
+            not_found("Microsoft.Compute/galleries/images", req.var("image"), req.var("rg"))
+        }
+        ("GET", "Microsoft.Compute/galleries/{gallery}/images/{image}/versions/{version}")
+            if req.var("gallery") == GALLERY
+                && req.var("image") == GALLERY_IMAGE
+                && req.var("version") == GALLERY_VERSION =>
+        {
+            Reply::json(200, &gallery_version(GALLERY_VERSION))
+        }
+        ("GET", "Microsoft.Compute/galleries/{gallery}/images/{image}/versions/{version}") => {
+            not_found("Microsoft.Compute/galleries/images/versions", req.var("version"), req.var("rg"))
         }
         (
             "GET",

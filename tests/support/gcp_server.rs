@@ -138,6 +138,8 @@ struct Inner {
     changes: u64,
     /// Regional quota `(metric, limit, usage)`.
     quotas: Vec<(String, f64, f64)>,
+    /// Permissions the service account does not have (every other one it has).
+    denied: BTreeSet<String>,
 }
 
 /// The running server (the task ends with the test's runtime).
@@ -168,9 +170,12 @@ pub fn routes() -> Vec<String> {
         ("GET", "/global/images/{image}"),
         ("GET", "/global/images/family/{family}"),
         ("GET", "/regions/{region}/subnetworks/{subnetwork}"),
+        ("POST", "/regions/{region}/subnetworks/{subnetwork}/testIamPermissions"),
     ] {
         r.push(format!("{m} {C}{p}"));
     }
+    // Cloud Resource Manager v1 `projects.testIamPermissions` (`{resource}` is `<project>:testIamPermissions`).
+    r.push("POST /v1/projects/{resource}".to_string());
     for (m, p) in [("GET", ""), ("GET", "/rrsets"), ("POST", "/changes")] {
         r.push(format!("{m} {D}{p}"));
     }
@@ -253,6 +258,7 @@ impl GcpTestServer {
                 ("NVIDIA_T4_GPUS".into(), 4.0, 0.0),
                 ("SSD_TOTAL_GB".into(), 2048.0, 100.0),
             ],
+            denied: BTreeSet::new(),
         }));
         let url_cell: Arc<Mutex<String>> = Arc::new(Mutex::new(String::new()));
         let guard_state = inner.clone();
@@ -321,6 +327,11 @@ impl GcpTestServer {
     /// Every disk.
     pub fn disks(&self) -> Vec<TestDisk> {
         self.lock().disks.values().cloned().collect()
+    }
+
+    /// The service account loses `permission` (both `testIamPermissions` calls leave it out).
+    pub fn deny_permission(&self, permission: &str) {
+        self.lock().denied.insert(permission.to_string());
     }
 
     /// How many tokens the token endpoint has issued.
@@ -554,6 +565,17 @@ fn answer(inner: &Arc<Mutex<Inner>>, base: &str, req: Incoming) -> Reply {
     if r == "/token" {
         return token(&mut st, base, &req);
     }
+    if r == "/v1/projects/{resource}" {
+        let resource = req.var("resource");
+        let Some(project) = resource.strip_suffix(":testIamPermissions") else {
+            return not_found(&req.path);
+        };
+        if project != PROJECT {
+            // Resource Manager answers 403 for a project the caller cannot see (or that does not exist).
+            return err(403, "forbidden", &format!("The caller does not have permission on project {project}"));
+        }
+        return test_permissions(&st, &req);
+    }
     // Images live in public image projects (`ubuntu-os-cloud`) as well as ours.
     if req.var("project") != PROJECT && !r.contains("/global/images/") {
         return not_found(&format!("projects/{}", req.var("project")));
@@ -642,8 +664,32 @@ fn answer(inner: &Arc<Mutex<Inner>>, base: &str, req: Incoming) -> Reply {
                     "region": format!("{base}/compute/v1/projects/{PROJECT}/regions/{REGION}")}),
             )
         }
+        ("POST", "/regions/{region}/subnetworks/{subnetwork}/testIamPermissions")
+            if req.var("region") == REGION && req.var("subnetwork") == "default" =>
+        {
+            test_permissions(&st, &req)
+        }
         _ => not_found(&req.path),
     }
+}
+
+/// A `testIamPermissions` answer: the asked permissions not denied (`{"permissions": [...]}`, the field
+/// left out when none is granted). A permission without a `service.resource.verb` shape is refused as
+/// GCP refuses names it does not know.
+fn test_permissions(st: &Inner, req: &Incoming) -> Reply {
+    let Some(body) = req.json() else { return err(400, "badRequest", "Invalid JSON payload received.") };
+    if body.as_object().is_none_or(|o| o.keys().any(|k| k != "permissions")) {
+        return err(400, "badRequest", "Invalid JSON payload received. Unknown name in the request.");
+    }
+    let asked: Vec<String> = body["permissions"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    if let Some(bad) = asked.iter().find(|p| p.split('.').count() != 3 || p.contains('*')) {
+        return err(400, "badRequest", &format!("Permission {bad} is not valid."));
+    }
+    let granted: Vec<&String> = asked.iter().filter(|p| !st.denied.contains(*p)).collect();
+    if granted.is_empty() { Reply::json(200, &json!({})) } else { Reply::json(200, &json!({"permissions": granted})) }
 }
 
 fn token(st: &mut Inner, base: &str, req: &Incoming) -> Reply {

@@ -173,6 +173,11 @@ pub struct GcpConfig {
     /// clouds, sovereign regions and test servers (like `AWS_ENDPOINT_URL`).
     #[serde(default)]
     pub endpoint_url: Option<String>,
+    /// Our extension (not a Kasm field): the Cloud Resource Manager API's base URL instead of
+    /// `https://cloudresourcemanager.googleapis.com`, for test servers and private endpoints. Only
+    /// `preflight` calls it (`projects.testIamPermissions`, the permission check).
+    #[serde(default)]
+    pub resource_manager_url: Option<String>,
     /// Our extension (not a Kasm field): PEM certificates trusted for the API's TLS in addition to the
     /// built-in roots (a private CA).
     #[serde(default)]
@@ -310,6 +315,9 @@ fn zone_region(zone: &str) -> &str {
 
 fn check_fields(f: &mut Found, c: &GcpConfig) {
     need(f, c.gcp_boot_volume_gb >= 10, "gcp_boot_volume_gb", "must be at least 10 GB");
+    if let Some(u) = c.resource_manager_url.as_deref() {
+        need(f, crate::config::check::is_http_url(u), "resource_manager_url", "must be an http(s) URL");
+    }
     for (field, v) in [
         ("gcp_project", &c.gcp_project),
         ("gcp_region", &c.gcp_region),

@@ -33,6 +33,23 @@ pub const COMPUTE_API: &str = "2024-07-01";
 pub const NETWORK_API: &str = "2024-05-01";
 /// Azure DNS api-version (dnsZones and record sets).
 pub const DNS_API: &str = "2018-05-01";
+/// `Microsoft.Compute/disks` api-version (DiskRP; Disks – Get / Update): the stable
+/// `DiskRP/stable/2023-10-02/disk.json` of Azure/azure-rest-api-specs, the version Microsoft Learn's
+/// "Disks - Update" page documents (<https://learn.microsoft.com/en-us/rest/api/compute/disks/update>):
+/// `PATCH .../providers/Microsoft.Compute/disks/{diskName}` with a `DiskUpdate` body (`tags`,
+/// `properties`, `sku`), answered `200`/`202` with the `Disk`.
+pub const DISK_API: &str = "2023-10-02";
+/// `Microsoft.Compute/skus` api-version (Resource Skus – List): `Skus/stable/2021-07-01/skus.json` of
+/// Azure/azure-rest-api-specs, as on <https://learn.microsoft.com/en-us/rest/api/compute/resource-skus/list>:
+/// `GET /subscriptions/{s}/providers/Microsoft.Compute/skus?$filter=location eq '{region}'`, answered
+/// `{"value": [ResourceSku], "nextLink"}`.
+pub const SKUS_API: &str = "2021-07-01";
+/// `Microsoft.Compute/galleries` api-version (GalleryImages – Get, GalleryImageVersions – Get /
+/// ListByGalleryImage): `GalleryRP/stable/2024-03-03` of Azure/azure-rest-api-specs (its examples
+/// `GalleryImage_Get.json`, `GalleryImageVersion_Get.json`); the request paths as Microsoft Learn gives
+/// them (`.../galleries/{galleryName}/images/{galleryImageName}/versions/{galleryImageVersionName}`,
+/// <https://learn.microsoft.com/en-us/rest/api/compute/gallery-image-versions/get>).
+pub const GALLERY_API: &str = "2024-03-03";
 
 /// The longest wait between two polls when the API gives no `Retry-After`.
 pub const MAX_POLL: Duration = Duration::from_secs(30);
@@ -225,10 +242,11 @@ impl Client {
             req = req.header(CONTENT_TYPE, "application/json").body(serde_json::to_vec(body).unwrap_or_default());
         }
         let req = req.build().map_err(|e| http_err(HttpError::from_reqwest(e, &redactor)))?;
-        // ARM's PUT (create or update by name) and DELETE are idempotent: a retry converges.
-        let resp = crate::http::send(&self.http, req, Idempotency::FromMethod, &self.retry, &redactor)
-            .await
-            .map_err(http_err)?;
+        // ARM's PUT (create or update by name) and DELETE are idempotent: a retry converges. Our only
+        // PATCH sets a resource's tags to a whole map (ARM replaces the tags with the map sent), so
+        // sending it twice leaves the same tags: idempotent too.
+        let idempotency = if c.method == Method::PATCH { Idempotency::Idempotent } else { Idempotency::FromMethod };
+        let resp = crate::http::send(&self.http, req, idempotency, &self.retry, &redactor).await.map_err(http_err)?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.text().await.map_err(|e| http_err(HttpError::from_reqwest(e, &redactor)))?;
@@ -280,7 +298,25 @@ impl Client {
         what: &str,
         secrets: Vec<SecretString>,
     ) -> Result<Value, Error> {
-        let c = Call { method: Method::PUT, url: url.clone(), body: Some(body), what, secrets };
+        self.write(Method::PUT, url, body, what, secrets).await
+    }
+
+    /// `PATCH` a resource (ARM's update: `tags` are replaced by the map sent, `properties` merged) and
+    /// wait until it is done (`200`, or `202` with `Location` / `Azure-AsyncOperation`,
+    /// `async-api-reference.md` "Updating using PATCH"). Returns the resource as updated.
+    pub(crate) async fn patch(&self, url: Url, body: Value, what: &str) -> Result<Value, Error> {
+        self.write(Method::PATCH, url, body, what, Vec::new()).await
+    }
+
+    async fn write(
+        &self,
+        method: Method,
+        url: Url,
+        body: Value,
+        what: &str,
+        secrets: Vec<SecretString>,
+    ) -> Result<Value, Error> {
+        let c = Call { method, url: url.clone(), body: Some(body), what, secrets };
         let a = self.call(&c).await?;
         let first: Value = if a.body.trim().is_empty() { Value::Null } else { Self::decode(what, &a.body)? };
         let state = provisioning_state(&first);

@@ -25,7 +25,13 @@
 //! 5. **Wait**: each `PUT` answered `201`/`202` is polled through its `Azure-AsyncOperation` (or
 //!    `Location`) URL, honouring `Retry-After`, for at most [`Timings::operation_timeout`]
 //!    (`client.rs`). A failed operation is classed by its error code (see *Errors*).
-//! 6. **Windows**: Windows does not run custom data; it saves it to
+//! 6. **OS disk tags**: the VM `PUT` makes the OS disk but cannot tag it (`ManagedDiskParameters` has
+//!    no `tags`), so the disk is read (`GET .../Microsoft.Compute/disks/{name}`, the id the VM reports
+//!    in `storageProfile.osDisk.managedDisk.id`) and, unless it carries our tags already, updated with
+//!    `PATCH` `{"tags": <its tags + ours>}` (Disks – Update, api-version [`DISK_API`], Microsoft Learn
+//!    <https://learn.microsoft.com/en-us/rest/api/compute/disks/update>; ARM replaces the tags with the
+//!    map sent, so the disk's own tags are sent back). A resumed create does it again if it is missing.
+//! 7. **Windows**: Windows does not run custom data; it saves it to
 //!    `%SYSTEMDRIVE%\AzureData\CustomData.bin`. We run that file as PowerShell with the Custom Script
 //!    Extension (`PUT .../virtualMachines/{name}/extensions/kasm-startup`, publisher
 //!    `Microsoft.Compute`, type `CustomScriptExtension` 1.10, the command in `protectedSettings`), so
@@ -37,10 +43,10 @@
 //! makes them again), so a claim that gives up leaves nothing behind.
 //!
 //! # Tags
-//! The VM, its NIC and its public IP carry our labels as tags (`kasm-autoscale-deployment`,
+//! The VM, its NIC, its public IP and its OS disk carry our labels as tags (`kasm-autoscale-deployment`,
 //! `kasm-autoscale-config`, `kasm-autoscale-claim`; tag names allow these and values up to 256
-//! characters) plus the config's `azure_tags`. The OS disk is created by the VM `PUT`, which has no
-//! way to tag it; it is deleted with the VM (`deleteOption: Delete`). A VM is ours when it carries a
+//! characters) plus the config's `azure_tags`. The OS disk is created by the VM `PUT` and tagged right
+//! after it (step 6); it is deleted with the VM (`deleteOption: Delete`). A VM is ours when it carries a
 //! `kasm-autoscale-deployment` tag; any other is never deleted.
 //!
 //! # Listing and state
@@ -72,7 +78,7 @@ pub mod dns;
 mod preflight;
 
 pub use builder::{cloud_endpoints, scope};
-pub use client::{COMPUTE_API, DNS_API, NETWORK_API};
+pub use client::{COMPUTE_API, DISK_API, DNS_API, GALLERY_API, NETWORK_API, SKUS_API};
 pub use preflight::CHECKS;
 
 use async_trait::async_trait;
@@ -235,6 +241,32 @@ pub(crate) struct VmProperties {
     pub provisioning_state: Option<String>,
     #[serde(default)]
     pub time_created: Option<String>,
+    #[serde(default)]
+    pub storage_profile: Option<StorageProfile>,
+}
+
+/// `StorageProfile` of a VM (virtualMachine.json): the OS disk's name and managed disk id.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StorageProfile {
+    #[serde(default)]
+    pub os_disk: Option<OsDisk>,
+}
+
+/// `OSDisk` of a VM: `name`, `managedDisk.id` (`ManagedDiskParameters` is a `SubResource`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OsDisk {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub managed_disk: Option<ManagedDisk>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct ManagedDisk {
+    #[serde(default)]
+    pub id: Option<String>,
 }
 
 /// The normalised state of a `provisioningState`.
@@ -284,6 +316,19 @@ pub fn disk_name(vm: &str) -> String {
     format!("{vm}-osdisk")
 }
 
+/// Whether `id` is a managed disk's resource id
+/// (`/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Compute/disks/{name}`).
+fn is_disk_id(id: &str) -> bool {
+    let segs: Vec<&str> = id.trim().trim_start_matches('/').split('/').collect();
+    segs.len() == 8
+        && segs.iter().all(|s| !s.is_empty())
+        && segs[0].eq_ignore_ascii_case("subscriptions")
+        && segs[2].eq_ignore_ascii_case("resourceGroups")
+        && segs[4].eq_ignore_ascii_case("providers")
+        && segs[5].eq_ignore_ascii_case("Microsoft.Compute")
+        && segs[6].eq_ignore_ascii_case("disks")
+}
+
 /// The Windows computer name of VM `vm`: at most 15 characters ("Windows computer name cannot be more
 /// than 15 characters long", virtualMachine.json `OSProfile.computerName`): `k` + the last 14 letters
 /// and digits of the name (the random end of the claim's id).
@@ -321,6 +366,21 @@ impl AzureProvider {
 
     fn ip_url(&self, name: &str) -> reqwest::Url {
         self.client.url(&self.rg_path("Microsoft.Network", "publicIPAddresses", name), NETWORK_API)
+    }
+
+    /// The OS disk of `vm`: the managed disk id the VM reports when it is a `Microsoft.Compute/disks`
+    /// id, else the disk's name (ours, `{vm}-osdisk`, unless an override renamed it) in our resource
+    /// group.
+    fn os_disk_url(&self, vm: &ArmVm) -> reqwest::Url {
+        let disk = vm.properties.storage_profile.as_ref().and_then(|s| s.os_disk.as_ref());
+        if let Some(id) = disk.and_then(|d| d.managed_disk.as_ref()).and_then(|m| m.id.as_deref())
+            && is_disk_id(id)
+        {
+            let segs: Vec<&str> = id.trim().trim_start_matches('/').split('/').collect();
+            return self.client.url(&segs, client::DISK_API);
+        }
+        let name = disk.and_then(|d| d.name.clone()).unwrap_or_else(|| disk_name(&vm.name));
+        self.client.url(&self.rg_path("Microsoft.Compute", "disks", &name), client::DISK_API)
     }
 
     /// The resource id (ARM's, without the host) of `kind`/`name` in our resource group.
@@ -537,11 +597,36 @@ impl AzureProvider {
                 message: "the VM is gone while being created".into(),
             })?;
         }
+        self.ensure_disk_tags(&vm, &spec.labels).await?;
         if spec.os == OsFamily::Windows && spec.startup_script.is_some() {
             self.ensure_windows_script(&vm.name, &spec.labels).await?;
         }
         let (private, public) = self.addresses(&vm.name).await?;
         Ok(to_vm(&vm, private, public))
+    }
+
+    /// Tags the VM's OS disk with our tags (the config's `azure_tags` and our labels): the VM `PUT`
+    /// creates the disk but cannot tag it (`ManagedDiskParameters` has no `tags`). `GET` the disk
+    /// (Disks – Get) and, unless it already carries every tag, `PATCH` it (Disks – Update) with its own
+    /// tags plus ours — ARM replaces the tags with the map sent, so the disk's other tags (an Azure
+    /// Policy's) are sent back. Idempotent: a resumed create finds the tags and sends nothing. A VM
+    /// whose OS disk is no managed disk resource (an ephemeral OS disk set by an override: 404) has
+    /// nothing to tag.
+    async fn ensure_disk_tags(&self, vm: &ArmVm, labels: &OwnerLabels) -> Result<(), Error> {
+        let url = self.os_disk_url(vm);
+        let Some(disk) = self.client.get::<Value>(url.clone(), "read the VM's OS disk").await? else {
+            tracing::info!(vm = %vm.name, "the VM's OS disk is not a managed disk resource; nothing to tag");
+            return Ok(());
+        };
+        let mut tags = disk.get("tags").and_then(Value::as_object).cloned().unwrap_or_default();
+        let want = self.tags(labels);
+        if want.iter().all(|(k, v)| tags.get(k) == Some(v)) {
+            return Ok(());
+        }
+        tags.extend(want);
+        self.client.patch(url, json!({"tags": tags}), "tag the VM's OS disk").await?;
+        tracing::info!(vm = %vm.name, "OS disk tagged");
+        Ok(())
     }
 
     async fn ensure_windows_script(&self, vm: &str, labels: &OwnerLabels) -> Result<(), Error> {

@@ -4,7 +4,7 @@
 use reqwest::Url;
 use std::sync::Arc;
 
-use super::client::{Client, DEFAULT_ROOT};
+use super::client::{Client, DEFAULT_ROOT, RESOURCE_MANAGER_ROOT};
 use super::credential::{Credential, Source};
 use super::{Error, GcpProvider};
 use crate::config::providers::GcpConfig;
@@ -73,9 +73,12 @@ fn build(cfg: &GcpConfig, env: &BuildEnv) -> Result<GcpProvider, Error> {
         reference: cfg.gcp_credentials.clone(),
         field: "gcp_credentials",
     };
+    let resource_manager = base_url(cfg.resource_manager_url.as_deref(), RESOURCE_MANAGER_ROOT, &["v1"])
+        .map_err(|e| Error::Config { message: e.to_string().replace("endpoint_url", "resource_manager_url") })?;
     let credential = Arc::new(Credential::new(source, http.clone(), env.retry.clone()));
     Ok(GcpProvider {
-        client: Client::new(http, base, cfg.gcp_project.clone(), cfg.gcp_zone.clone(), credential, env.retry.clone()),
+        client: Client::new(http, base, cfg.gcp_project.clone(), cfg.gcp_zone.clone(), credential, env.retry.clone())
+            .with_resource_manager(resource_manager),
         config: cfg.clone(),
         timings: env.timings,
     })

@@ -26,6 +26,10 @@ use crate::http::{HttpError, RetryConfig};
 /// The API's own root URL (the discovery document's `rootUrl`).
 pub(crate) const DEFAULT_ROOT: &str = "https://compute.googleapis.com";
 
+/// The Cloud Resource Manager API's root URL (its `v1` reference:
+/// <https://cloud.google.com/resource-manager/reference/rest/v1/projects/testIamPermissions>).
+pub(crate) const RESOURCE_MANAGER_ROOT: &str = "https://cloudresourcemanager.googleapis.com";
+
 /// The largest page `instances.list` gives (`maxResults`: 0–500).
 pub(crate) const MAX_RESULTS: usize = 500;
 
@@ -170,6 +174,15 @@ pub(crate) struct Named {
     pub status: Option<String>,
 }
 
+/// The answer of a `testIamPermissions` call: Compute's `schemas.TestPermissionsResponse` and Cloud
+/// Resource Manager's `TestIamPermissionsResponse` are both `{"permissions": [string]}`, "a subset of
+/// the permissions asked that the caller is allowed" (an empty subset leaves the field out).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Permissions {
+    #[serde(default)]
+    pub permissions: Vec<String>,
+}
+
 /// Google's error envelope (`{"error": {...}}`).
 #[derive(Debug, Default, Deserialize)]
 struct ErrorEnvelope {
@@ -211,6 +224,8 @@ pub(crate) fn api_error(body: &str) -> (Vec<String>, String) {
 /// One request.
 struct Call<'a> {
     method: Method,
+    /// Another API's base URL (Cloud Resource Manager) instead of Compute Engine's.
+    root: Option<&'a Url>,
     path: Vec<&'a str>,
     query: Vec<(&'a str, String)>,
     body: Option<serde_json::Value>,
@@ -221,7 +236,7 @@ struct Call<'a> {
 
 impl<'a> Call<'a> {
     fn new(method: Method, path: Vec<&'a str>, what: &'a str) -> Self {
-        Call { method, path, query: Vec::new(), body: None, what, secret: None }
+        Call { method, root: None, path, query: Vec::new(), body: None, what, secret: None }
     }
 }
 
@@ -235,6 +250,8 @@ pub(crate) struct Client {
     credential: Arc<Credential>,
     retry: RetryConfig,
     page_size: usize,
+    /// The Cloud Resource Manager `v1` base URL (`projects.testIamPermissions`).
+    resource_manager: Url,
 }
 
 impl Client {
@@ -247,7 +264,16 @@ impl Client {
         credential: Arc<Credential>,
         retry: RetryConfig,
     ) -> Self {
-        Client { http, base, project, zone, credential, retry, page_size: MAX_RESULTS }
+        // Until `with_resource_manager`: Compute's own base, so a client built without it fails loudly
+        // (404) rather than calling an unintended host.
+        let resource_manager = base.clone();
+        Client { http, base, project, zone, credential, retry, page_size: MAX_RESULTS, resource_manager }
+    }
+
+    /// The same client calling Cloud Resource Manager at `base` (its root followed by `v1`).
+    pub(crate) fn with_resource_manager(mut self, base: Url) -> Self {
+        self.resource_manager = base;
+        self
     }
 
     /// The same client with other HTTP retries.
@@ -268,8 +294,8 @@ impl Client {
         self.base.as_str()
     }
 
-    fn url(&self, path: &[&str]) -> Url {
-        let mut url = self.base.clone();
+    fn url(&self, root: Option<&Url>, path: &[&str]) -> Url {
+        let mut url = root.unwrap_or(&self.base).clone();
         if let Ok(mut p) = url.path_segments_mut() {
             p.pop_if_empty();
             for s in path {
@@ -303,7 +329,7 @@ impl Client {
             Some(s) => auth.redactor.clone().with_secret(s),
             None => auth.redactor.clone(),
         };
-        let mut url = self.url(&c.path);
+        let mut url = self.url(c.root, &c.path);
         if !c.query.is_empty() {
             url.query_pairs_mut().extend_pairs(c.query.iter().map(|(k, v)| (*k, v.as_str())));
         }
@@ -429,6 +455,35 @@ impl Client {
             vec!["projects", project, "global", "images", name]
         };
         self.call_json(Call::new(Method::GET, p, "read the image")).await
+    }
+
+    /// Cloud Resource Manager `projects.testIamPermissions` on our project: which of `permissions` the
+    /// caller has there (`POST {root}/v1/projects/{project}:testIamPermissions`, body
+    /// `{"permissions": [...]}`; "There are no permissions required for making this API call").
+    pub(crate) async fn project_permissions(&self, permissions: &[&str]) -> Result<Permissions, Error> {
+        let resource = format!("{}:testIamPermissions", self.project);
+        let body = serde_json::json!({ "permissions": permissions });
+        self.call_json(Call {
+            root: Some(&self.resource_manager),
+            body: Some(body),
+            ..Call::new(Method::POST, vec!["projects", resource.as_str()], "test the project's IAM permissions")
+        })
+        .await
+    }
+
+    /// Compute Engine `subnetworks.testIamPermissions`: which of `permissions` the caller has on the
+    /// subnetwork (`schemas.TestPermissionsRequest` / `TestPermissionsResponse`).
+    pub(crate) async fn subnetwork_permissions(
+        &self,
+        project: &str,
+        region: &str,
+        name: &str,
+        permissions: &[&str],
+    ) -> Result<Permissions, Error> {
+        let p = vec!["projects", project, "regions", region, "subnetworks", name, "testIamPermissions"];
+        let body = serde_json::json!({ "permissions": permissions });
+        self.call_json(Call { body: Some(body), ..Call::new(Method::POST, p, "test the subnetwork's IAM permissions") })
+            .await
     }
 
     /// `subnetworks.get`.

@@ -59,7 +59,7 @@ pub mod labels;
 mod preflight;
 
 pub use credential::{GRANT_TYPE, REFRESH_MARGIN, SCOPE};
-pub use preflight::CHECKS;
+pub use preflight::{CHECKS, needed_permissions};
 
 use async_trait::async_trait;
 use secrecy::ExposeSecret;

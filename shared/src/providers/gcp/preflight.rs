@@ -3,10 +3,17 @@
 //! the region's CPU/GPU/instance quota headroom, and the startup script's size — read-only, one result
 //! per check.
 //!
-//! Permissions are not tested one by one: Compute Engine v1 has `testIamPermissions` only on existing
-//! resources (an instance, a disk), not on a project, and the project-level call belongs to the Cloud
-//! Resource Manager API, which this provider does not otherwise need. A missing permission shows as
-//! the failing read (403) of the check that needs it.
+//! **Permissions** ([`needed_permissions`]): Compute Engine v1 has `testIamPermissions` only on
+//! resources (a subnetwork, an image, an instance), not on a project, so the project's permissions are
+//! asked of Cloud Resource Manager's `projects.testIamPermissions` (`POST
+//! https://cloudresourcemanager.googleapis.com/v1/projects/{project}:testIamPermissions`, body
+//! `{"permissions": [...]}`, answer `{"permissions": [the granted subset]}`;
+//! <https://cloud.google.com/resource-manager/reference/rest/v1/projects/testIamPermissions>; the base
+//! URL is the config's `resource_manager_url` when set). The subnetwork's own permissions are asked of
+//! Compute's `subnetworks.testIamPermissions` on the subnetwork (it may live in a Shared VPC host
+//! project, where the project test would not see them). One line names every permission missing. The
+//! Cloud Resource Manager API must be enabled in the key's project for this check; a permission name
+//! GCP does not know is refused by the call (400), so a wrong name fails loudly.
 
 use super::GcpProvider;
 use super::client::Quota;
@@ -19,13 +26,14 @@ use crate::providers::Check;
 use crate::script;
 
 /// The names of every check, in the order they are reported.
-pub const CHECKS: [&str; 9] = [
+pub const CHECKS: [&str; 10] = [
     "credentials",
     "project",
     "zone",
     "machine_type",
     "image",
     "subnetwork",
+    "permissions",
     "cpu_quota",
     "gpu_quota",
     "startup_script",
@@ -72,6 +80,51 @@ fn gpu_metric(accelerator_type: &str) -> String {
     let name = accelerator_type.rsplit('/').next().unwrap_or(accelerator_type);
     let model = name.strip_prefix("nvidia-tesla-").or_else(|| name.strip_prefix("nvidia-")).unwrap_or(name);
     format!("NVIDIA_{}_GPUS", model.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// The IAM permissions the provider's own calls need, derived from the calls it makes (module docs of
+/// `gcp`, `client.rs`): `(on the project, on the subnetwork)`.
+///
+/// On the project: `compute.instances.create` (`instances.insert`), `.get` (`instances.get`), `.list`
+/// (`instances.list`), `.delete` (`instances.delete`), `compute.zoneOperations.get`
+/// (`zoneOperations.get`), and for what the insert body sets: `compute.disks.create` (the boot disk from
+/// `initializeParams`), `compute.instances.setLabels` (`labels`, always), `compute.instances.setMetadata`
+/// (`metadata.items`: a startup script or `gcp_metadata`), `compute.instances.setTags` (`tags.items`,
+/// with `gcp_network_tags`), `compute.instances.setServiceAccount` (`serviceAccounts`, with
+/// `gcp_service_account`). On the subnetwork: `compute.subnetworks.use`, and
+/// `compute.subnetworks.useExternalIp` with `gcp_public_ip` (the `ONE_TO_ONE_NAT` access config).
+/// Not tested here: `compute.images.useReadOnly` on the image's project (public images are readable by
+/// every account; the `image` check reads it), `iam.serviceAccounts.actAs` on `gcp_service_account` (an
+/// IAM API resource) and what a `gcp_config_override` adds.
+pub fn needed_permissions(c: &GcpConfig) -> (Vec<&'static str>, Vec<&'static str>) {
+    let mut project = vec![
+        "compute.instances.create",
+        "compute.instances.get",
+        "compute.instances.list",
+        "compute.instances.delete",
+        "compute.zoneOperations.get",
+        "compute.disks.create",
+        "compute.instances.setLabels",
+    ];
+    if !c.startup_script.trim().is_empty() || !c.gcp_metadata.is_empty() {
+        project.push("compute.instances.setMetadata");
+    }
+    if !c.gcp_network_tags.is_empty() {
+        project.push("compute.instances.setTags");
+    }
+    if c.gcp_service_account.is_some() {
+        project.push("compute.instances.setServiceAccount");
+    }
+    let mut subnetwork = vec!["compute.subnetworks.use"];
+    if c.gcp_public_ip {
+        subnetwork.push("compute.subnetworks.useExternalIp");
+    }
+    (project, subnetwork)
+}
+
+/// The permissions of `wanted` not in `granted`.
+fn missing<'a>(wanted: &[&'a str], granted: &[String]) -> Vec<&'a str> {
+    wanted.iter().copied().filter(|w| !granted.iter().any(|g| g == w)).collect()
 }
 
 fn headroom(quotas: &[Quota], metric: &str) -> Option<f64> {
@@ -144,6 +197,7 @@ impl GcpProvider {
                 Err(e) => Check::fail("subnetwork", e.into_provider().to_string()),
             },
         });
+        out.push(self.check_permissions().await);
         let region = self.client.region(&c.gcp_region).await;
         out.push(match (&region, &machine) {
             (Err(e), _) => Check::fail("cpu_quota", e.to_string()),
@@ -196,6 +250,60 @@ impl GcpProvider {
         });
         out.push(self.check_script());
         out
+    }
+
+    /// The `permissions` check (module docs).
+    async fn check_permissions(&self) -> Check {
+        let c = &self.config;
+        let (on_project, on_subnetwork) = needed_permissions(c);
+        let mut gaps = Vec::new();
+        match self.client.project_permissions(&on_project).await {
+            Ok(p) => {
+                let m = missing(&on_project, &p.permissions);
+                if !m.is_empty() {
+                    gaps.push(format!("on project `{}`: {}", c.gcp_project, m.join(", ")));
+                }
+            }
+            Err(e) => {
+                let disabled = matches!(&e, super::Error::Http { source: crate::http::HttpError::Status { body, .. }, .. }
+                    if super::client::api_error(body).0.iter().any(|r| r == "accessNotConfigured" || r == "SERVICE_DISABLED"));
+                return Check::fail(
+                    "permissions",
+                    if disabled {
+                        format!(
+                            "the Cloud Resource Manager API (cloudresourcemanager.googleapis.com) is not enabled in the key's project; enable it to let preflight test permissions: {e}"
+                        )
+                    } else {
+                        e.into_provider().to_string()
+                    },
+                );
+            }
+        }
+        if let Some((p, r, n)) = subnetwork_ref(&c.gcp_subnetwork, &c.gcp_project, &c.gcp_region) {
+            match self.client.subnetwork_permissions(p, r, n, &on_subnetwork).await {
+                Ok(got) => {
+                    let m = missing(&on_subnetwork, &got.permissions);
+                    if !m.is_empty() {
+                        gaps.push(format!("on subnetwork `{}`: {}", c.gcp_subnetwork, m.join(", ")));
+                    }
+                }
+                // A missing subnetwork is the `subnetwork` check's failure; there is nothing to test here.
+                Err(e) if e.status() == Some(404) => {}
+                Err(e) => gaps.push(format!("on subnetwork `{}`: not tested: {}", c.gcp_subnetwork, e)),
+            }
+        }
+        if gaps.is_empty() {
+            Check::pass(
+                "permissions",
+                format!(
+                    "the service account has the {} permissions the flow needs ({})",
+                    on_project.len() + on_subnetwork.len(),
+                    on_project.iter().chain(&on_subnetwork).copied().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        } else {
+            Check::fail("permissions", format!("missing {}", gaps.join("; ")))
+        }
     }
 
     fn check_script(&self) -> Check {
@@ -266,5 +374,35 @@ mod tests {
         assert_eq!(gpu_metric("projects/p/zones/z/acceleratorTypes/nvidia-tesla-t4"), "NVIDIA_T4_GPUS");
         assert_eq!(gpu_metric("nvidia-a100-80gb"), "NVIDIA_A100_80GB_GPUS");
         assert_eq!(gpu_metric("nvidia-l4"), "NVIDIA_L4_GPUS");
+    }
+
+    #[test]
+    fn the_permissions_follow_the_calls_the_config_makes() {
+        let mut c = crate::providers::gcp::tests::config();
+        c.startup_script = String::new();
+        c.gcp_metadata = Default::default();
+        c.gcp_network_tags = Default::default();
+        c.gcp_service_account = None;
+        c.gcp_public_ip = false;
+        let (project, subnetwork) = needed_permissions(&c);
+        assert_eq!(
+            project,
+            [
+                "compute.instances.create",
+                "compute.instances.get",
+                "compute.instances.list",
+                "compute.instances.delete",
+                "compute.zoneOperations.get",
+                "compute.disks.create",
+                "compute.instances.setLabels"
+            ]
+        );
+        assert_eq!(subnetwork, ["compute.subnetworks.use"]);
+        c.startup_script = "#!/bin/bash\n".into();
+        c.gcp_public_ip = true;
+        let (project, subnetwork) = needed_permissions(&c);
+        assert!(project.contains(&"compute.instances.setMetadata"));
+        assert_eq!(subnetwork, ["compute.subnetworks.use", "compute.subnetworks.useExternalIp"]);
+        assert_eq!(missing(&["a", "b", "c"], &["b".to_string()]), ["a", "c"]);
     }
 }
