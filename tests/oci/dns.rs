@@ -113,7 +113,7 @@ async fn changes_are_one_patch_with_preconditions_in_the_sdk_wire_names() {
     // A new address: the marker required as read, the old A removed, the new one added.
     r.address = [10, 1, 2, 4].into();
     dns.upsert_a(&r).await.expect("moved");
-    let last = server.api().requests().into_iter().filter(|q| q.method == "PATCH").last().unwrap();
+    let last = server.api().requests().into_iter().rfind(|q| q.method == "PATCH").unwrap();
     let body: Value = serde_json::from_str(&last.body).unwrap();
     assert_eq!(
         body,

@@ -1,6 +1,6 @@
 //! OCI DNS: the [`DnsProvider`] backend for a zone in Oracle Cloud's DNS service (API version
 //! `20180115`, `DnsClient` of `oci-sdk-api.json`), signed with the DNS-provider config's own API key
-//! exactly as the provider's requests ([`super::signer`], [`super::credential`]).
+//! exactly as the provider's requests ([`super::signer`]; the key is read on first use).
 //!
 //! # Calls
 //! - `GetZone` (`GET /20180115/zones/{zoneNameOrId}`), once: the zone exists and its `name` (so an
