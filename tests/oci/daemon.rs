@@ -3,12 +3,14 @@
 //! server, every request signed and checked) and the Kasm stand-in. The daemon scales up (an instance is
 //! launched with the startup script as base64 `user_data` and our freeform tags; the agent registers with
 //! the id the script carries and is enabled), then scales down (drained, its record deleted, the instance
-//! terminated with its boot volume).
+//! terminated with its boot volume). The pool registers DNS in OCI DNS (the OCI DNS test server, through
+//! the DNS config's own `endpoint_url`): the instance's A record (its public IP) and ownership marker
+//! exist after scale-up and are gone after scale-down.
 
 use base64::Engine as _;
 use integration_tests::daemon::{Daemon, wait_for};
 use integration_tests::kasm_server::{AcceptAuth, AgentSpec, KasmTestServer};
-use integration_tests::oci_server::{self, OciTestServer};
+use integration_tests::oci_server::{self, OciDnsTestServer, OciTestServer};
 use integration_tests::runtime_api::workspace_binaries;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -20,7 +22,7 @@ const ZONE: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const POOL: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
 const STATIC: &str = "0000000000000000000000000000a11c";
 
-fn config(kasm: &str, api: &str) -> String {
+fn config(kasm: &str, api: &str, dns: &str) -> String {
     format!(
         r#"
 settings:
@@ -38,6 +40,20 @@ autoscale_configs:
     vm_provider_config: oci-phx
     standby_cores: 4
     downscale_backoff: 2
+    register_dns: true
+    base_domain_name: {zone}
+    dns_provider_config: oci-dns
+dns_provider_configs:
+  - provider: oci
+    config_name: oci-dns
+    oci_user_ocid: {user}
+    oci_fingerprint: "{fingerprint}"
+    oci_private_key: env:E2E_OCI_KEY
+    oci_region: us-phoenix-1
+    oci_tenancy_ocid: {tenancy}
+    oci_compartment_ocid: {compartment}
+    zone_name_or_id: {zone}
+    endpoint_url: {dns}
 vm_provider_configs:
   - provider: oci
     config_name: oci-phx
@@ -73,6 +89,7 @@ vm_provider_configs:
         ad2 = oci_server::ADS[1],
         image = oci_server::IMAGE,
         subnet = oci_server::SUBNET,
+        zone = oci_server::DNS_ZONE,
     )
 }
 
@@ -81,6 +98,7 @@ async fn run_scales_an_oci_pool_up_and_down() {
     let bin = workspace_binaries().join("kasm-autoscale");
     let kasm = KasmTestServer::start(KEY, SECRET, AcceptAuth::Body).await;
     let api = OciTestServer::start().await;
+    let dns = OciDnsTestServer::start().await;
     // Load: a static agent (not ours) whose 4 cores are all taken; the pool wants 4 free.
     kasm.add_agent(AgentSpec {
         server_id: STATIC.into(),
@@ -97,7 +115,7 @@ async fn run_scales_an_oci_pool_up_and_down() {
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.yaml");
-    std::fs::write(&cfg, config(&kasm.url, &api.url)).unwrap();
+    std::fs::write(&cfg, config(&kasm.url, &api.url, &dns.url)).unwrap();
     let state = dir.path().join("state.redb");
     let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let log = dir.path().join("daemon.log");
@@ -147,6 +165,17 @@ async fn run_scales_an_oci_pool_up_and_down() {
         .expect("the script carries -i {server_id}")
         .to_string();
     assert_eq!(server_id.len(), 32, "rendered as Kasm lists ids: {server_id}");
+    // Its boot volume carries the instance's tags.
+    assert_eq!(api.boot_volume_tags(&vm.boot_volume).as_ref(), Some(&vm.tags), "boot volume tags");
+    // Its A record in OCI DNS (the instance's public IP) and the ownership marker.
+    let fqdn = format!("{}.{}", vm.name.to_ascii_lowercase(), oci_server::DNS_ZONE);
+    let public_ip = vm.public_ip.clone().expect("a public IP");
+    wait_for("the A record to be registered", Duration::from_secs(30), || {
+        dns.records().iter().any(|r| r.domain == fqdn && r.rtype == "A" && r.rdata == public_ip)
+    })
+    .await;
+    let marker = dns.records().into_iter().find(|r| r.domain == fqdn && r.rtype == "TXT").expect("a marker");
+    assert!(marker.rdata.starts_with("\"kasm-autoscale deployment=daemon-e2e claim="), "{marker:?}");
 
     // The VM boots: its agent registers itself under that id, disabled (no auto_agent).
     kasm.add_agent(AgentSpec {
@@ -177,6 +206,7 @@ async fn run_scales_an_oci_pool_up_and_down() {
     assert!(kasm.is_gone(&server_id), "Kasm record left: {:?}", kasm.agent(&server_id));
     assert!(kasm.agent(STATIC).is_some_and(|a| a["enabled"] == true), "the operator's agent was touched");
     assert!(api.boot_volumes().is_empty(), "boot volumes left: {:?}", api.boot_volumes());
+    wait_for("the DNS records to be deleted", Duration::from_secs(30), || dns.records().is_empty()).await;
 
     let text = logs();
     assert!(

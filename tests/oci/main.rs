@@ -5,6 +5,7 @@
 //! `lambda`: the whole loop through the real Lambda functions.
 
 mod daemon;
+mod dns;
 mod lambda;
 
 use integration_tests::oci_server::{
@@ -261,4 +262,81 @@ async fn preflight_passes_every_check_and_names_what_is_wrong() {
     let checks = p.preflight().await;
     assert!(!checks[0].ok && checks[0].detail.contains("signature"), "{checks:#?}");
     assert!(checks[1..7].iter().all(|c| !c.ok && c.detail.starts_with("not checked")), "{checks:#?}");
+}
+
+#[tokio::test]
+async fn the_boot_volume_carries_the_instance_tags_and_the_vm_its_addresses() {
+    let server = OciTestServer::start().await;
+    let p = provider(&server);
+    let s = spec("t", "boot");
+    let vm = p.create_vm(&s).await.expect("created");
+    let inst = server.instances().into_iter().find(|i| i.id == vm.id).expect("held");
+    let tags = server.boot_volume_tags(&inst.boot_volume).expect("the boot volume exists");
+    assert_eq!(tags, inst.tags, "the boot volume carries the instance's freeform tags (custom + ours)");
+    assert_eq!(tags.get(OwnerLabels::CLAIM), Some(&s.claim.0));
+    let put = server.api().requests().into_iter().find(|r| r.method == "PUT").expect("an UpdateBootVolume");
+    assert_eq!(put.path, format!("/bootVolumes/{}", inst.boot_volume));
+    let body: Value = serde_json::from_str(&put.body).unwrap();
+    assert_eq!(body, json!({"freeformTags": inst.tags}));
+    let lists = server.api().requests().into_iter().filter(|r| r.route == "/bootVolumeAttachments").collect::<Vec<_>>();
+    assert!(lists.iter().all(|r| r.param("availabilityDomain") == Some(ADS[0])
+        && r.param("compartmentId") == Some(COMPARTMENT)
+        && r.param("instanceId") == Some(vm.id.as_str())));
+    // The primary VNIC's addresses.
+    assert_eq!(
+        (vm.private_ip.as_deref(), vm.public_ip.as_deref()),
+        (Some(inst.private_ip.as_str()), inst.public_ip.as_deref())
+    );
+    assert!(vm.public_ip.is_some());
+    // Reading and creating again for the claim change nothing (one PUT in all).
+    let again = p.get_vm(&vm.id).await.expect("read");
+    assert_eq!(again.public_ip, vm.public_ip);
+    assert_eq!(p.create_vm(&s).await.expect("found").id, vm.id);
+    assert_eq!(server.api().requests().iter().filter(|r| r.method == "PUT").count(), 1);
+    // An operator's tag on the volume stays; delete still takes the volume.
+    p.delete_vm(&vm.id).await.expect("deleted");
+    assert!(server.boot_volumes().is_empty(), "{:?}", server.boot_volumes());
+}
+
+#[tokio::test]
+async fn a_boot_volume_that_cannot_be_tagged_fails_the_create_and_the_next_attempt_tags_it() {
+    let server = OciTestServer::start().await;
+    let p = provider(&server);
+    let s = spec("t", "boot-retry");
+    let update = "PUT /bootVolumes/{bootVolumeId}";
+    server.api().inject(
+        update,
+        integration_tests::fake_api::Fault::Answer(integration_tests::oci_server::err(
+            404,
+            "NotAuthorizedOrNotFound",
+            "Authorization failed or requested resource not found.",
+        )),
+        0,
+        1,
+    );
+    let e = p.create_vm(&s).await.expect_err("the boot volume could not be tagged");
+    let text = e.to_string();
+    assert!(text.contains("UpdateBootVolume") && text.contains("missing IAM policy"), "{text}");
+    assert_eq!(server.instances().len(), 1);
+    // The engine's next attempt for the claim: the same instance, now tagged.
+    let vm = p.create_vm(&s).await.expect("found and tagged");
+    assert_eq!(server.instances().len(), 1);
+    let inst = server.instances().into_iter().next().unwrap();
+    assert_eq!(vm.id, inst.id);
+    assert_eq!(server.boot_volume_tags(&inst.boot_volume).unwrap().get(OwnerLabels::CLAIM), Some(&s.claim.0));
+    // Retried through a server error on the way.
+    let s2 = spec("t", "boot-retry");
+    server.api().inject(
+        update,
+        integration_tests::fake_api::Fault::Answer(integration_tests::oci_server::err(
+            500,
+            "InternalServerError",
+            "Internal error",
+        )),
+        0,
+        1,
+    );
+    let vm2 = p.create_vm(&s2).await.expect("retried");
+    let inst2 = server.instances().into_iter().find(|i| i.id == vm2.id).unwrap();
+    assert_eq!(server.boot_volume_tags(&inst2.boot_volume).unwrap(), inst2.tags);
 }

@@ -147,6 +147,12 @@ pub struct TestInstance {
     pub launch: Value,
     /// Its boot volume's OCID.
     pub boot_volume: String,
+    /// Its primary VNIC's OCID.
+    pub vnic: String,
+    /// The VNIC's private IP.
+    pub private_ip: String,
+    /// The VNIC's public IP (when the launch asked for one).
+    pub public_ip: Option<String>,
     /// Listed once as TERMINATED: later listings leave it out (OCI lists terminated instances for a
     /// while; GetInstance still answers it).
     pub gone_from_lists: bool,
@@ -155,7 +161,8 @@ pub struct TestInstance {
 #[derive(Debug, Default)]
 struct Inner {
     instances: BTreeMap<String, TestInstance>,
-    boot_volumes: BTreeSet<String>,
+    /// Boot volume OCID → its freeform tags.
+    boot_volumes: BTreeMap<String, BTreeMap<String, String>>,
     next: u64,
     tokens: BTreeMap<String, String>,
     last_token: Option<String>,
@@ -181,11 +188,16 @@ fn not_found() -> Reply {
     err(404, "NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
 }
 
-const ROUTES: [&str; 11] = [
+const ROUTES: [&str; 16] = [
     "POST /instances",
     "GET /instances",
     "GET /instances/{instanceId}",
     "DELETE /instances/{instanceId}",
+    "GET /vnicAttachments",
+    "GET /vnics/{vnicId}",
+    "GET /bootVolumeAttachments",
+    "GET /bootVolumes/{bootVolumeId}",
+    "PUT /bootVolumes/{bootVolumeId}",
     // Identity (the same server stands in for identity.<region>.oci) and the preflight reads.
     "GET /users/{userId}",
     "GET /compartments/{compartmentId}",
@@ -200,7 +212,7 @@ const ROUTES: [&str; 11] = [
 const SHAPES: [(&str, bool); 2] = [("VM.Standard2.1", false), ("VM.Standard.E4.Flex", true)];
 
 /// Checks the request's signature by signing it again (see the module doc).
-fn check_signature(url: &str, req: &Incoming) -> Option<Reply> {
+fn check_signature(url: &str, version: &str, req: &Incoming) -> Option<Reply> {
     let refuse = |why: &str| {
         Some(err(
             401,
@@ -215,7 +227,7 @@ fn check_signature(url: &str, req: &Incoming) -> Option<Reply> {
         return refuse("clock skew");
     }
     let signer = RequestSigner::from_pem(TENANCY, USER, FINGERPRINT, TEST_KEY).expect("the test key");
-    let mut full = format!("{url}/20160918{}", req.path);
+    let mut full = format!("{url}{version}{}", req.path);
     if !req.query.is_empty() {
         full.push('?');
         full.push_str(&req.query);
@@ -275,7 +287,7 @@ impl OciTestServer {
                         "NotAuthenticated",
                         "The required information to complete authentication was not provided.",
                     )),
-                    Some(_) => check_signature(&url, req),
+                    Some(_) => check_signature(&url, "/20160918", req),
                 }
             })
             .unrouted(|_, _| not_found());
@@ -310,7 +322,12 @@ impl OciTestServer {
 
     /// The boot volumes that exist.
     pub fn boot_volumes(&self) -> Vec<String> {
-        self.lock().boot_volumes.iter().cloned().collect()
+        self.lock().boot_volumes.keys().cloned().collect()
+    }
+
+    /// The freeform tags of boot volume `id`, while it exists.
+    pub fn boot_volume_tags(&self, id: &str) -> Option<BTreeMap<String, String>> {
+        self.lock().boot_volumes.get(id).cloned()
     }
 
     /// The last `opc-retry-token` a launch carried.
@@ -351,7 +368,8 @@ fn new_instance(st: &mut Inner, name: &str, ad: &str, tags: BTreeMap<String, Str
     st.next += 1;
     let id = format!("ocid1.instance.oc1.phx.test{n:06}");
     let boot = format!("ocid1.bootvolume.oc1.phx.test{n:06}");
-    st.boot_volumes.insert(boot.clone());
+    st.boot_volumes.insert(boot.clone(), BTreeMap::new());
+    let public = launch.pointer("/createVnicDetails/assignPublicIp").and_then(Value::as_bool) == Some(true);
     st.instances.insert(
         id.clone(),
         TestInstance {
@@ -362,6 +380,9 @@ fn new_instance(st: &mut Inner, name: &str, ad: &str, tags: BTreeMap<String, Str
             tags,
             launch,
             boot_volume: boot,
+            vnic: format!("ocid1.vnic.oc1.phx.test{n:06}"),
+            private_ip: format!("10.0.1.{}", n % 250 + 2),
+            public_ip: public.then(|| format!("203.0.113.{}", n % 250 + 2)),
             gone_from_lists: false,
         },
     );
@@ -428,6 +449,69 @@ fn route_request(st: &mut Inner, req: &Incoming) -> Reply {
                 None => not_found(),
             }
         }
+        ("GET", "/vnicAttachments") => {
+            let (Some(compartment), Some(instance)) = (req.param("compartmentId"), req.param("instanceId")) else {
+                return err(400, "MissingParameter", "compartmentId is required (and this server needs instanceId)");
+            };
+            let all: Vec<Value> = st
+                .instances
+                .values()
+                .filter(|i| compartment == COMPARTMENT && i.id == instance && i.state != "TERMINATED")
+                .map(|i| {
+                    let attached = i.state == "RUNNING";
+                    json!({"id": format!("ocid1.vnicattachment.{}", i.id), "instanceId": i.id, "compartmentId": COMPARTMENT,
+                        "availabilityDomain": i.ad, "lifecycleState": if attached { "ATTACHED" } else { "ATTACHING" },
+                        "vnicId": if attached { Value::from(i.vnic.clone()) } else { Value::Null },
+                        "subnetId": SUBNET, "nicIndex": 0, "timeCreated": "2026-12-01T10:00:00.000Z"})
+                })
+                .collect();
+            paged(&all, req)
+        }
+        ("GET", "/vnics/{vnicId}") => match st.instances.values().find(|i| i.vnic == req.var("vnicId")) {
+            Some(i) if i.state != "TERMINATED" => Reply::json(
+                200,
+                &json!({"id": i.vnic, "isPrimary": true, "privateIp": i.private_ip, "publicIp": i.public_ip,
+                    "availabilityDomain": i.ad, "compartmentId": COMPARTMENT, "lifecycleState": "AVAILABLE",
+                    "subnetId": SUBNET, "freeformTags": i.tags, "timeCreated": "2026-12-01T10:00:00.000Z"}),
+            ),
+            _ => not_found(),
+        },
+        ("GET", "/bootVolumeAttachments") => {
+            let (Some(ad), Some(compartment)) = (req.param("availabilityDomain"), req.param("compartmentId")) else {
+                return err(400, "MissingParameter", "availabilityDomain and compartmentId are required");
+            };
+            let instance = req.param("instanceId");
+            let all: Vec<Value> = st
+                .instances
+                .values()
+                .filter(|i| compartment == COMPARTMENT && i.ad == ad && instance.is_none_or(|x| x == i.id))
+                .filter(|i| i.state != "TERMINATED" && st.boot_volumes.contains_key(&i.boot_volume))
+                .map(|i| {
+                    json!({"id": format!("ocid1.bootvolumeattachment.{}", i.id), "instanceId": i.id,
+                        "bootVolumeId": i.boot_volume, "availabilityDomain": i.ad, "compartmentId": COMPARTMENT,
+                        "lifecycleState": if i.state == "PROVISIONING" { "ATTACHING" } else { "ATTACHED" },
+                        "timeCreated": "2026-12-01T10:00:00.000Z"})
+                })
+                .collect();
+            paged(&all, req)
+        }
+        ("GET", "/bootVolumes/{bootVolumeId}") => match st.boot_volumes.get(req.var("bootVolumeId")) {
+            Some(tags) => Reply::json(200, &boot_volume_json(req.var("bootVolumeId"), tags)),
+            None => not_found(),
+        },
+        ("PUT", "/bootVolumes/{bootVolumeId}") => {
+            let Some(body) = req.json() else { return err(400, "InvalidParameter", "The body is not JSON") };
+            if let Some(k) = unknown_keys(&body, UPDATE_BOOT_VOLUME_FIELDS, "updateBootVolumeDetails") {
+                return err(400, "InvalidParameter", &format!("Unrecognized field {k}"));
+            }
+            let Some(tags) = st.boot_volumes.get_mut(req.var("bootVolumeId")) else { return not_found() };
+            if let Some(t) = body.get("freeformTags").and_then(Value::as_object) {
+                // Freeform tags are replaced as a whole.
+                *tags = t.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect();
+            }
+            let json = boot_volume_json(req.var("bootVolumeId"), tags);
+            Reply::json(200, &json)
+        }
         ("GET", "/users/{userId}") if req.var("userId") == USER => Reply::json(
             200,
             &json!({"id": USER, "name": "kasm-autoscale", "compartmentId": TENANCY, "lifecycleState": "ACTIVE",
@@ -482,6 +566,35 @@ fn route_request(st: &mut Inner, req: &Incoming) -> Reply {
         }
         _ => not_found(),
     }
+}
+
+/// The wire fields of `UpdateBootVolumeDetails`.
+const UPDATE_BOOT_VOLUME_FIELDS: &[&str] = &[
+    "autotunePolicies",
+    "bootVolumeReplicas",
+    "definedTags",
+    "displayName",
+    "freeformTags",
+    "isAutoTuneEnabled",
+    "sizeInGBs",
+    "vpusPerGB",
+];
+
+fn boot_volume_json(id: &str, tags: &BTreeMap<String, String>) -> Value {
+    json!({"id": id, "availabilityDomain": ADS[0], "compartmentId": COMPARTMENT, "lifecycleState": "AVAILABLE",
+        "sizeInMBs": 61440, "sizeInGBs": 60, "vpusPerGB": 10, "imageId": IMAGE, "freeformTags": tags,
+        "timeCreated": "2026-12-01T10:00:00.000Z"})
+}
+
+/// One page of `all` by `limit`/`page`, with `opc-next-page`.
+fn paged(all: &[Value], req: &Incoming) -> Reply {
+    let size = req.param("limit").and_then(|l| l.parse().ok()).unwrap_or(1000usize);
+    let (items, next) = fake_api::page(all, req.param("page"), size);
+    let mut r = Reply::json(200, &Value::Array(items));
+    if let Some(n) = next {
+        r = r.header("opc-next-page", n);
+    }
+    r
 }
 
 fn launch(st: &mut Inner, req: &Incoming) -> Reply {
@@ -638,5 +751,294 @@ impl Harness for OciHarness {
             .filter(|i| !matches!(i.state.as_str(), "TERMINATING" | "TERMINATED"))
             .filter(|i| i.tags.get(OwnerLabels::CLAIM) == Some(&claim) || i.name == spec.name)
             .count()
+    }
+}
+
+/// The zone the DNS test server holds.
+pub const DNS_ZONE: &str = "kasm.example.com";
+/// Its OCID.
+pub const DNS_ZONE_ID: &str = "ocid1.dns-zone.oc1..aaaaaaaatestzone";
+
+/// One record of the DNS test server (`Record`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsRecord {
+    /// `domain`, lower case, without the final dot.
+    pub domain: String,
+    /// `rtype`.
+    pub rtype: String,
+    /// `rdata` (TXT data quoted, as OCI presents it).
+    pub rdata: String,
+    /// `ttl`.
+    pub ttl: u32,
+}
+
+/// The wire fields of `RecordOperation` (`PatchDomainRecordsDetails.items`).
+const RECORD_OPERATION_FIELDS: &[&str] =
+    &["domain", "isProtected", "operation", "rdata", "recordHash", "rrsetVersion", "rtype", "ttl"];
+
+#[derive(Debug, Default)]
+struct DnsInner {
+    records: Vec<DnsRecord>,
+    version: u64,
+    patches: usize,
+}
+
+/// An OCI DNS API (20180115) test server on [`crate::fake_api`]: one zone ([`DNS_ZONE`], also reachable
+/// by [`DNS_ZONE_ID`]), `GetZone`, `GetZoneRecords` and `GetDomainRecords` paged by `limit`/`page` and
+/// `opc-next-page`, and `PatchDomainRecords` applying `RecordOperation`s atomically: the preconditions
+/// (`REQUIRE`, `PROHIBIT`; fields left out match anything) first, answering 412 `PreconditionFailed`
+/// when one fails, then `REMOVE` and `ADD` (an `ADD` of data that is there sets the TTL). Every
+/// request's signature is checked as on the Core server.
+#[derive(Debug, Clone)]
+pub struct OciDnsTestServer {
+    /// Its base URL (the DNS config's `endpoint_url`).
+    pub url: String,
+    api: FakeApi,
+    inner: Arc<Mutex<DnsInner>>,
+}
+
+const DNS_ROUTES: [&str; 4] = [
+    "GET /zones/{zoneNameOrId}",
+    "GET /zones/{zoneNameOrId}/records",
+    "GET /zones/{zoneNameOrId}/records/{domain}",
+    "PATCH /zones/{zoneNameOrId}/records/{domain}",
+];
+
+fn record_json(r: &DnsRecord, version: u64) -> Value {
+    json!({"domain": r.domain, "rtype": r.rtype, "rdata": r.rdata, "ttl": r.ttl, "isProtected": false,
+        "recordHash": format!("{:x}", r.rdata.len() * 31 + r.domain.len()), "rrsetVersion": version.to_string()})
+}
+
+/// Whether record `r` matches operation `op`'s fields (those left out match anything).
+fn matches_op(r: &DnsRecord, op: &Value) -> bool {
+    let s = |k: &str| op.get(k).and_then(Value::as_str);
+    s("domain").is_none_or(|d| d.trim_end_matches('.').eq_ignore_ascii_case(&r.domain))
+        && s("rtype").is_none_or(|t| t.eq_ignore_ascii_case(&r.rtype))
+        && s("rdata").is_none_or(|d| d == r.rdata)
+        && op.get("ttl").and_then(Value::as_u64).is_none_or(|t| t == u64::from(r.ttl))
+}
+
+impl OciDnsTestServer {
+    /// Starts a server holding the empty zone.
+    pub async fn start() -> OciDnsTestServer {
+        let inner = Arc::new(Mutex::new(DnsInner { version: 1, ..DnsInner::default() }));
+        let url_cell: Arc<Mutex<String>> = Arc::new(Mutex::new(String::new()));
+        let guard_url = url_cell.clone();
+        let mut b = FakeApi::builder()
+            .prefix("/20180115")
+            .guard(move |req| {
+                let url = guard_url.lock().expect("url").clone();
+                match req.headers.get("authorization") {
+                    None => Some(err(
+                        401,
+                        "NotAuthenticated",
+                        "The required information to complete authentication was not provided.",
+                    )),
+                    Some(_) => check_signature(&url, "/20180115", req),
+                }
+            })
+            .unrouted(|_, _| not_found());
+        for route in DNS_ROUTES {
+            let st = inner.clone();
+            b = b.route(
+                route,
+                fake_api::handler(move |req| {
+                    let st = st.clone();
+                    async move { dns_request(&mut st.lock().expect("dns lock"), &req) }
+                }),
+            );
+        }
+        let api = b.start().await;
+        *url_cell.lock().expect("url") = api.url.clone();
+        OciDnsTestServer { url: api.url.clone(), api, inner }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DnsInner> {
+        self.inner.lock().expect("dns lock")
+    }
+
+    /// The fake API underneath (faults, recorded requests).
+    pub fn api(&self) -> &FakeApi {
+        &self.api
+    }
+
+    /// Every record of the zone.
+    pub fn records(&self) -> Vec<DnsRecord> {
+        self.lock().records.clone()
+    }
+
+    /// How many `PatchDomainRecords` were applied.
+    pub fn patches(&self) -> usize {
+        self.lock().patches
+    }
+
+    /// Adds a record as an operator would (TXT data is quoted here).
+    pub fn add_record(&self, domain: &str, rtype: &str, data: &str) {
+        let rdata = if rtype == "TXT" { format!("\"{data}\"") } else { data.to_string() };
+        let mut st = self.lock();
+        st.records.push(DnsRecord {
+            domain: domain.trim_end_matches('.').to_ascii_lowercase(),
+            rtype: rtype.into(),
+            rdata,
+            ttl: 300,
+        });
+        st.version += 1;
+    }
+}
+
+fn in_zone(name: &str) -> bool {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    n == DNS_ZONE || n.ends_with(&format!(".{DNS_ZONE}"))
+}
+
+fn records_page(st: &DnsInner, req: &Incoming, domain: Option<&str>) -> Reply {
+    let rtype = req.param("rtype");
+    let all: Vec<Value> = st
+        .records
+        .iter()
+        .filter(|r| domain.is_none_or(|d| r.domain == d))
+        .filter(|r| rtype.is_none_or(|t| r.rtype == t))
+        .map(|r| record_json(r, st.version))
+        .collect();
+    let size = req.param("limit").and_then(|l| l.parse().ok()).unwrap_or(50usize);
+    let (items, next) = fake_api::page(&all, req.param("page"), size);
+    let mut r = Reply::json(200, &json!({"items": items})).header("opc-total-items", all.len().to_string());
+    if let Some(n) = next {
+        r = r.header("opc-next-page", n);
+    }
+    r
+}
+
+fn dns_request(st: &mut DnsInner, req: &Incoming) -> Reply {
+    let zone = req.var("zoneNameOrId");
+    if zone != DNS_ZONE && zone != DNS_ZONE_ID {
+        return not_found();
+    }
+    if req.param("compartmentId").is_some() {
+        return err(400, "InvalidParameter", "compartmentId is deprecated on this call and must not be sent");
+    }
+    match (req.method.as_str(), req.route.as_str()) {
+        ("GET", "/zones/{zoneNameOrId}") => Reply::json(
+            200,
+            &json!({"id": DNS_ZONE_ID, "name": DNS_ZONE, "zoneType": "PRIMARY", "scope": "GLOBAL",
+                "compartmentId": COMPARTMENT, "lifecycleState": "ACTIVE", "serial": st.version,
+                "version": st.version.to_string(), "isProtected": false, "dnssecState": "DISABLED",
+                "resolutionMode": "STATIC", "freeformTags": {}, "definedTags": {}, "externalMasters": [],
+                "externalDownstreams": [], "nameservers": [{"hostname": "ns1.p68.dns.oraclecloud.net"}],
+                "self": format!("https://dns.test/20180115/zones/{DNS_ZONE_ID}"),
+                "timeCreated": "2026-01-01T00:00:00.000Z"}),
+        )
+        .header("etag", format!("\"{}\"", st.version)),
+        ("GET", "/zones/{zoneNameOrId}/records") => records_page(st, req, None),
+        ("GET", "/zones/{zoneNameOrId}/records/{domain}") => {
+            let d = req.var("domain").trim_end_matches('.').to_ascii_lowercase();
+            if !in_zone(&d) {
+                return err(400, "InvalidParameter", "The domain is not in the zone");
+            }
+            records_page(st, req, Some(&d))
+        }
+        ("PATCH", "/zones/{zoneNameOrId}/records/{domain}") => patch_records(st, req),
+        _ => not_found(),
+    }
+}
+
+fn patch_records(st: &mut DnsInner, req: &Incoming) -> Reply {
+    let domain = req.var("domain").trim_end_matches('.').to_ascii_lowercase();
+    let Some(body) = req.json() else { return err(400, "InvalidParameter", "The body is not JSON") };
+    if let Some(k) = unknown_keys(&body, &["items"], "patchDomainRecordsDetails") {
+        return err(400, "InvalidParameter", &format!("Unrecognized field {k}"));
+    }
+    let Some(ops) = body.get("items").and_then(Value::as_array) else {
+        return err(400, "InvalidParameter", "items is required");
+    };
+    for op in ops {
+        if let Some(k) = unknown_keys(op, RECORD_OPERATION_FIELDS, "items[]") {
+            return err(400, "InvalidParameter", &format!("Unrecognized field {k}"));
+        }
+        let d = op.get("domain").and_then(Value::as_str).unwrap_or_default();
+        if !d.trim_end_matches('.').eq_ignore_ascii_case(&domain) {
+            return err(400, "InvalidParameter", "Every operation's domain must be the path's domain");
+        }
+        match op.get("operation").and_then(Value::as_str) {
+            Some("REQUIRE" | "PROHIBIT" | "REMOVE") => {}
+            Some("ADD") if op.get("rtype").is_some() && op.get("rdata").is_some() && op.get("ttl").is_some() => {}
+            Some("ADD") => return err(400, "InvalidParameter", "ADD needs rtype, rdata and ttl here"),
+            _ => return err(400, "InvalidParameter", "operation must be REQUIRE, PROHIBIT, ADD or REMOVE"),
+        }
+    }
+    // Preconditions first, against the records as they are.
+    for op in ops {
+        let any = st.records.iter().any(|r| matches_op(r, op));
+        let failed = match op["operation"].as_str() {
+            Some("REQUIRE") => !any,
+            Some("PROHIBIT") => any,
+            _ => false,
+        };
+        if failed {
+            return err(412, "PreconditionFailed", "A precondition of the patch failed.");
+        }
+    }
+    let mut records = st.records.clone();
+    for op in ops {
+        match op["operation"].as_str() {
+            Some("REMOVE") => records.retain(|r| !matches_op(r, op)),
+            Some("ADD") => {
+                let rtype = op["rtype"].as_str().unwrap_or_default().to_string();
+                let rdata = op["rdata"].as_str().unwrap_or_default().to_string();
+                let ttl = op["ttl"].as_u64().unwrap_or(300) as u32;
+                // An RRSet has one TTL.
+                for r in records.iter_mut().filter(|r| r.domain == domain && r.rtype == rtype) {
+                    r.ttl = ttl;
+                }
+                if !records.iter().any(|r| r.domain == domain && r.rtype == rtype && r.rdata == rdata) {
+                    records.push(DnsRecord { domain: domain.clone(), rtype, rdata, ttl });
+                }
+            }
+            _ => {}
+        }
+    }
+    st.records = records;
+    st.version += 1;
+    st.patches += 1;
+    let items: Vec<Value> =
+        st.records.iter().filter(|r| r.domain == domain).map(|r| record_json(r, st.version)).collect();
+    Reply::json(200, &json!({"items": items}))
+}
+
+/// The DNS test server's zone as the DNS conformance suite reads and plants records.
+#[derive(Debug, Clone)]
+pub struct DnsZone(pub OciDnsTestServer);
+
+fn unquoted(d: &str) -> String {
+    d.strip_prefix('"').and_then(|d| d.strip_suffix('"')).unwrap_or(d).to_string()
+}
+
+#[async_trait]
+impl shared::dns::conformance::ZoneAccess for DnsZone {
+    async fn put_foreign_a(&self, name: &str, address: std::net::Ipv4Addr) {
+        self.0.add_record(name, "A", &address.to_string());
+    }
+
+    async fn put_txt(&self, name: &str, text: &str) {
+        let n = name.trim_end_matches('.').to_ascii_lowercase();
+        self.0.lock().records.retain(|r| !(r.domain == n && r.rtype == "TXT"));
+        self.0.add_record(&n, "TXT", text);
+    }
+
+    async fn a_record(&self, name: &str) -> Option<std::net::Ipv4Addr> {
+        let n = name.trim_end_matches('.').to_ascii_lowercase();
+        self.0.records().into_iter().find(|r| r.domain == n && r.rtype == "A").and_then(|r| r.rdata.parse().ok())
+    }
+
+    async fn txt(&self, name: &str) -> Option<Vec<String>> {
+        let n = name.trim_end_matches('.').to_ascii_lowercase();
+        let t: Vec<String> = self
+            .0
+            .records()
+            .into_iter()
+            .filter(|r| r.domain == n && r.rtype == "TXT")
+            .map(|r| unquoted(&r.rdata))
+            .collect();
+        (!t.is_empty()).then_some(t)
     }
 }

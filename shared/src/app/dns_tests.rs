@@ -67,8 +67,8 @@ dns_provider_configs:
 }
 
 const ROUTE53: &str = "  - provider: aws\n    name: zone\n    hosted_zone_id: Z0123456789\n    ttl: 30\n";
-/// OCI DNS: a DNS config this version has no backend for.
-const OCI: &str = "  - provider: oci\n    name: zone\n    oci_user_ocid: u\n    oci_public_key_fingerprint: f\n    oci_private_key: env:OCI_KEY\n    oci_region: us-ashburn-1\n    oci_tenancy_ocid: t\n    oci_compartment_ocid: c\n    zone_name_or_id: kasm.example.com\n";
+/// An OCI DNS config whose CA bundle is no PEM: it cannot be built (validation refuses it too).
+const UNBUILDABLE: &str = "  - provider: oci\n    name: zone\n    ca_bundle: not a pem\n    oci_user_ocid: u\n    oci_public_key_fingerprint: f\n    oci_private_key: env:OCI_KEY\n    oci_region: us-ashburn-1\n    oci_tenancy_ocid: t\n    oci_compartment_ocid: c\n    zone_name_or_id: kasm.example.com\n";
 
 /// A provider whose VMs have no address when created (Proxmox learns it from the guest agent, EC2
 /// assigns the public IP once the instance runs); reads go to the memory provider, where a test gives
@@ -402,8 +402,8 @@ async fn a_foreign_record_at_the_name_is_never_touched_and_never_holds_the_vm() 
 }
 
 #[tokio::test]
-async fn a_dns_provider_without_a_backend_fails_alone_and_never_holds_the_vm() {
-    let set = configs(OCI);
+async fn a_dns_provider_that_cannot_be_built_fails_alone_and_never_holds_the_vm() {
+    let set = configs(UNBUILDABLE);
     let mut w = world_with(set.clone(), false);
     w.ctx.dns = crate::dns::registry::build_all(
         &set,
@@ -412,10 +412,7 @@ async fn a_dns_provider_without_a_backend_fails_alone_and_never_holds_the_vm() {
     let c = put_claim(&w).await;
     assert!(matches!(provision(&w.ctx, &c.id).await.unwrap(), ProvisionOutcome::Created { .. }));
     let err = get(&w, &c.id).await.last_error.unwrap();
-    assert!(
-        err.contains("DNS-provider config zone") && err.contains("OCI DNS is not built into this version"),
-        "{err}"
-    );
+    assert!(err.contains("DNS-provider config zone") && err.contains("CA certificate"), "{err}");
     to_deleting(&w, &c.id).await;
     let rep = reap(&w.ctx).await;
     assert_eq!(rep.deleted, vec![c.id.clone()], "{:?}", rep.errors);

@@ -1010,6 +1010,9 @@ fn check_dns(d: &DnsProviderConfig) -> Found {
     {
         need(&mut f, is_http_url(u), "authority_url", "must be an http(s)://host[:port] URL");
     }
+    if let DnsProviderConfig::Oci(c) = d {
+        f.extend(c.check());
+    }
     check_endpoint(&mut f, d.endpoint());
     f
 }

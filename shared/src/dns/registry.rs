@@ -1,6 +1,6 @@
 //! One exhaustive match from a DNS-provider config variant to its backend. Backends come with their
-//! provider: AWS Route 53, DigitalOcean DNS, Azure DNS and GCP Cloud DNS now; OCI DNS with its provider
-//! issues, and until then their configs answer [`DnsError::NotSupported`] naming the provider.
+//! provider: AWS Route 53, DigitalOcean DNS, Azure DNS, GCP Cloud DNS and OCI DNS, each with its
+//! provider's feature; a build without that feature answers [`DnsError::NotSupported`] naming the provider.
 
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -30,6 +30,9 @@ pub fn check(config: &DnsProviderConfig) -> Result<(), DnsError> {
         DnsProviderConfig::Gcp(_) => Ok(()),
         #[cfg(not(feature = "gcp"))]
         DnsProviderConfig::Gcp(_) => Err(not_built(config)),
+        #[cfg(feature = "oci")]
+        DnsProviderConfig::Oci(_) => Ok(()),
+        #[cfg(not(feature = "oci"))]
         DnsProviderConfig::Oci(_) => Err(not_built(config)),
     }
 }
@@ -62,11 +65,19 @@ pub fn build(config: &DnsProviderConfig, secrets: &Arc<dyn Secrets>) -> Result<A
         DnsProviderConfig::Gcp(c) => Ok(Arc::new(crate::providers::gcp::dns::GcpDns::from_config(c, secrets.clone())?)),
         #[cfg(not(feature = "gcp"))]
         DnsProviderConfig::Gcp(_) => Err(not_built(config)),
+        #[cfg(feature = "oci")]
+        DnsProviderConfig::Oci(c) => Ok(Arc::new(crate::providers::oci::dns::OciDns::from_config(c, secrets.clone())?)),
+        #[cfg(not(feature = "oci"))]
         DnsProviderConfig::Oci(_) => Err(not_built(config)),
     }
 }
 
-/// "Not built into this version yet", naming the config, the provider and its DNS service.
+/// "Not built into this version yet", naming the config, the provider and its DNS service. With every
+/// provider's feature on (the default) only the tests call it.
+#[cfg_attr(
+    all(feature = "aws", feature = "digitalocean", feature = "azure", feature = "gcp", feature = "oci"),
+    allow(dead_code)
+)]
 fn not_built(config: &DnsProviderConfig) -> DnsError {
     let (provider, service) = match config {
         DnsProviderConfig::Aws(_) => ("aws", "AWS Route 53"),
@@ -88,6 +99,12 @@ fn not_built(config: &DnsProviderConfig) -> DnsError {
 /// per autoscale config with `register_dns` whose DNS-provider config has no backend here. Notes, not
 /// errors: such a config is valid Kasm config, and its VMs are made (without their A record).
 pub fn notes(configs: &ConfigSet) -> Vec<String> {
+    notes_by(configs, check)
+}
+
+/// [`notes`] with `check` deciding which DNS-provider configs have a backend (tests stand in for a
+/// build without some provider's feature).
+fn notes_by(configs: &ConfigSet, check: impl Fn(&DnsProviderConfig) -> Result<(), DnsError>) -> Vec<String> {
     let mut out = Vec::new();
     for a in configs.autoscale_configs.iter().filter(|a| a.register_dns) {
         let Some(name) = a.dns_provider_config.as_deref() else { continue };
@@ -205,20 +222,40 @@ dns_provider_configs:
     zone_name_or_id: kasm.example.com
 "#;
 
+    /// Whether this build has the backend of the DNS-provider config `name` of [`ALL`].
+    fn built(name: &str) -> bool {
+        match name {
+            "r53" => cfg!(feature = "aws"),
+            "do" => cfg!(feature = "digitalocean"),
+            "az" => cfg!(feature = "azure"),
+            "gcp" => cfg!(feature = "gcp"),
+            "oci" => cfg!(feature = "oci"),
+            other => panic!("{other}"),
+        }
+    }
+
+    fn assert_not_built(name: &str, e: &DnsError) {
+        let DnsError::NotSupported { provider, .. } = e else { panic!("{name}: {e:?}") };
+        let text = e.to_string();
+        assert!(text.contains(&format!("DNS-provider config {name}")), "{text}");
+        assert!(text.starts_with(provider), "{text}");
+        assert!(text.contains("not built into this version"), "{text}");
+    }
+
     #[test]
     fn built_backends_check_ok_the_others_say_which_provider() {
         let s = set(ALL);
+        assert_eq!(s.dns_provider_configs.len(), 5);
         for c in &s.dns_provider_configs {
-            match (c.name(), check(c)) {
-                ("r53" | "do" | "az" | "gcp", r) => assert!(r.is_ok(), "{r:?}"),
-                (name, Err(e @ DnsError::NotSupported { provider, .. })) => {
-                    let text = e.to_string();
-                    assert!(text.contains(&format!("DNS-provider config {name}")), "{text}");
-                    assert!(text.starts_with(provider), "{text}");
-                    assert!(text.contains("not built into this version"), "{text}");
+            match check(c) {
+                Ok(()) => assert!(built(c.name()), "{} checks ok without its feature", c.name()),
+                Err(e) => {
+                    assert!(!built(c.name()), "{}: {e}", c.name());
+                    assert_not_built(c.name(), &e);
                 }
-                (name, other) => panic!("{name}: {other:?}"),
             }
+            // What a build without the provider's feature answers, for every kind.
+            assert_not_built(c.name(), &not_built(c));
         }
     }
 
@@ -234,7 +271,19 @@ autoscale_configs:
   - {autoscale_config_name: on-azure, server_pool_id: p, zone_id: z, vm_provider_config: v, register_dns: true, base_domain_name: example.com, dns_provider_config: az}
 "#;
         s.merge(serde_yaml_ng::from_str(doc).unwrap());
-        let n = notes(&s);
+        // This build: a note for each registering config whose backend is not built (none by default).
+        let want: Vec<&str> = [("on-oci", "oci"), ("on-r53", "r53"), ("on-gcp", "gcp"), ("on-azure", "az")]
+            .into_iter()
+            .filter(|(_, d)| !built(d))
+            .map(|(a, _)| a)
+            .collect();
+        let got: Vec<String> = notes(&s).iter().map(|n| n.split('.').next().unwrap_or_default().to_string()).collect();
+        assert_eq!(got, want);
+        // A build without OCI's feature (its check answers what `check` answers there).
+        let n = notes_by(&s, |c| match c {
+            DnsProviderConfig::Oci(_) => Err(not_built(c)),
+            other => check(other),
+        });
         assert_eq!(n.len(), 1, "{n:?}");
         assert!(n[0].starts_with("on-oci.register_dns: oci: not supported: DNS-provider config oci"), "{}", n[0]);
         assert!(n[0].contains("OCI DNS is not built into this version yet"), "{}", n[0]);
@@ -242,18 +291,28 @@ autoscale_configs:
 
     #[tokio::test]
     async fn a_config_that_cannot_be_built_fails_alone() {
-        let s = set(ALL);
-        let built = build_all(&s, &(Arc::new(StaticSecrets::default()) as Arc<dyn Secrets>));
-        assert_eq!(built.len(), 5);
+        let mut s = set(ALL);
+        // The DigitalOcean config's CA bundle is no PEM: it cannot be built (validate refuses it too).
+        for c in &mut s.dns_provider_configs {
+            if let DnsProviderConfig::DigitalOcean(d) = c {
+                d.ca_bundle = Some("not a pem".into());
+            }
+        }
+        let built_all = build_all(&s, &(Arc::new(StaticSecrets::default()) as Arc<dyn Secrets>));
+        assert_eq!(built_all.len(), 5);
         let owner = DnsOwner { deployment: "d".into(), claim: crate::model::ClaimId("c".into()) };
-        let err = built["oci"].delete_a("kasm-c.kasm.example.com", &owner).await.unwrap_err();
-        assert!(matches!(err, DnsError::NotSupported { provider: "oci", .. }), "{err:?}");
-        // Azure DNS and GCP Cloud DNS are built in; their secrets do not resolve here, so they fail
-        // alone too, at their first call.
-        for name in ["az", "gcp"] {
-            let err = built[name].delete_a("kasm-c.kasm.example.com", &owner).await.unwrap_err();
+        let err = built_all["do"].delete_a("kasm-c.kasm.example.com", &owner).await.unwrap_err();
+        assert_eq!(err.class(), crate::dns::ErrorClass::Invalid, "{err:?}");
+        assert!(err.to_string().contains("CA certificate"), "{err}");
+        // Azure DNS, GCP Cloud DNS and OCI DNS are built in; their secrets do not resolve here, so they
+        // fail alone too, at their first call.
+        for name in ["az", "gcp", "oci"] {
+            if !built(name) {
+                continue;
+            }
+            let err = built_all[name].delete_a("kasm-c.kasm.example.com", &owner).await.unwrap_err();
             assert!(matches!(err, DnsError::Unauthenticated { .. }), "{name}: {err:?}");
         }
-        assert_eq!(built["r53"].name(), "route53");
+        assert_eq!(built_all["r53"].name(), "route53");
     }
 }

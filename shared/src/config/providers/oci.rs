@@ -236,6 +236,47 @@ fn check_ocid(f: &mut Found, value: &str, field: &str, kinds: &[&str]) {
     }
 }
 
+impl crate::config::OciDnsConfig {
+    /// The provider rules `validate` applies to an OCI DNS-provider config, by field: the key's OCIDs,
+    /// fingerprint and region as on the VM-provider config, and the zone as a DNS name or an OCID.
+    pub fn check(&self) -> Found {
+        check_dns_fields(self)
+    }
+}
+
+fn check_dns_fields(c: &crate::config::OciDnsConfig) -> Found {
+    let mut f = Found::new();
+    check_ocid(&mut f, &c.oci_user_ocid, "oci_user_ocid", &["user"]);
+    check_ocid(&mut f, &c.oci_tenancy_ocid, "oci_tenancy_ocid", &["tenancy"]);
+    check_ocid(&mut f, &c.oci_compartment_ocid, "oci_compartment_ocid", &["compartment", "tenancy"]);
+    need(
+        &mut f,
+        is_fingerprint(&c.oci_public_key_fingerprint),
+        "oci_public_key_fingerprint",
+        "must be the API key's fingerprint: 16 colon-separated hex bytes, e.g. 12:34:…:ef",
+    );
+    let region = c.oci_region.trim();
+    need(
+        &mut f,
+        !region.is_empty() && region.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-'),
+        "oci_region",
+        "must be an OCI region identifier, e.g. us-ashburn-1",
+    );
+    let zone = c.zone_name_or_id.trim();
+    if zone.starts_with("ocid1.") {
+        need(
+            &mut f,
+            zone.split('.').count() >= 5
+                && zone.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '_')),
+            "zone_name_or_id",
+            format!("`{zone}` is not an OCID"),
+        );
+    } else if let Err(e) = crate::dns::check_name(&crate::dns::normalize_name(zone)) {
+        f.push(("zone_name_or_id".into(), format!("must be the zone's name or OCID: {e}")));
+    }
+    f
+}
+
 fn check_fields(f: &mut Found, c: &OciConfig) {
     check_ocid(f, &c.oci_user_ocid, "oci_user_ocid", &["user"]);
     check_ocid(f, &c.oci_tenancy_ocid, "oci_tenancy_ocid", &["tenancy"]);
@@ -1101,6 +1142,38 @@ mod override_tests {
                 "o.launch_instance_details.is_pv_encryption_in_transit_enabled",
             ]
         );
+    }
+
+    #[test]
+    fn oci_dns_configs_are_checked_by_field() {
+        let good: crate::config::OciDnsConfig = serde_yaml_ng::from_str(
+            r#"
+name: oci-dns
+oci_user_ocid: ocid1.user.oc1..aaaaexample
+oci_public_key_fingerprint: "12:34:56:78:9a:bc:de:f0:12:34:56:78:9a:bc:de:f0"
+oci_private_key: env:K
+oci_region: us-ashburn-1
+oci_tenancy_ocid: ocid1.tenancy.oc1..aaaaexample
+oci_compartment_ocid: ocid1.compartment.oc1..aaaaexample
+zone_name_or_id: kasm.example.com
+"#,
+        )
+        .unwrap();
+        assert!(good.check().is_empty(), "{:?}", good.check());
+        let by_ocid =
+            crate::config::OciDnsConfig { zone_name_or_id: "ocid1.dns-zone.oc1..aaaaexample".into(), ..good.clone() };
+        assert!(by_ocid.check().is_empty(), "{:?}", by_ocid.check());
+        let bad = crate::config::OciDnsConfig {
+            oci_user_ocid: "ocid1.tenancy.oc1..x".into(),
+            oci_public_key_fingerprint: "12:34".into(),
+            oci_region: "US East".into(),
+            zone_name_or_id: "kasm example.com".into(),
+            ..good.clone()
+        };
+        let fields: Vec<String> = bad.check().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["oci_user_ocid", "oci_public_key_fingerprint", "oci_region", "zone_name_or_id"]);
+        let odd = crate::config::OciDnsConfig { zone_name_or_id: "ocid1.x".into(), ..good };
+        assert_eq!(odd.check()[0].0, "zone_name_or_id");
     }
 
     #[test]

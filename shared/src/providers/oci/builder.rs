@@ -49,6 +49,12 @@ pub(crate) fn identity_url(endpoint_url: Option<&str>, region: &str) -> Result<U
     base_url_of(endpoint_url, format!("https://identity.{}.oci.oraclecloud.com", region.trim()))
 }
 
+/// The DNS API's base URL: `endpoint_url`, else the region's (`dns.<region>.oci.oraclecloud.com`, the
+/// SDK's DnsClient endpoint template; the API version `20180115` is part of every path).
+pub(crate) fn dns_url(endpoint_url: Option<&str>, region: &str) -> Result<Url, Error> {
+    base_url_of(endpoint_url, format!("https://dns.{}.oci.oraclecloud.com", region.trim()))
+}
+
 fn base_url_of(endpoint_url: Option<&str>, own: String) -> Result<Url, Error> {
     let root = endpoint_url.map(|u| u.trim().trim_end_matches('/')).filter(|u| !u.is_empty()).unwrap_or(&own);
     let url =
@@ -83,6 +89,7 @@ fn build(cfg: &OciConfig, env: &BuildEnv) -> Result<OciProvider, Error> {
         config: cfg.clone(),
         launch_override,
         timings: env.timings,
+        boot_tagged: Default::default(),
     })
 }
 

@@ -39,6 +39,47 @@ pub(crate) struct Instance {
     pub time_created: Option<DateTime<Utc>>,
 }
 
+/// `VnicAttachment` (the fields we read).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct VnicAttachment {
+    /// ATTACHING, ATTACHED, DETACHING, DETACHED.
+    pub lifecycle_state: String,
+    /// Missing while the attachment is being made.
+    #[serde(default)]
+    pub vnic_id: Option<String>,
+}
+
+/// `Vnic` (the fields we read).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Vnic {
+    #[serde(default)]
+    pub is_primary: Option<bool>,
+    #[serde(default)]
+    pub private_ip: Option<String>,
+    #[serde(default)]
+    pub public_ip: Option<String>,
+}
+
+/// `BootVolumeAttachment` (the fields we read).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BootVolumeAttachment {
+    pub boot_volume_id: String,
+    /// ATTACHING, ATTACHED, DETACHING, DETACHED.
+    pub lifecycle_state: String,
+}
+
+/// `BootVolume` (the fields we read).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BootVolume {
+    pub id: String,
+    #[serde(default)]
+    pub freeform_tags: BTreeMap<String, String>,
+}
+
 /// `LaunchInstanceDetails` (the fields we send; the config override is merged over it as wire JSON).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -296,6 +337,108 @@ impl Client {
         let url = self.url(&format!("{CORE}/instances/{}", enc(id)), &[("preserveBootVolume", "false")])?;
         self.send(&what, Method::DELETE, url, None, &[], Idempotency::FromMethod).await?;
         Ok(())
+    }
+
+    /// A signed request to `path` on the Core base URL, where `path` carries its own API version
+    /// (`20160918/...` for Core, `20180115/...` for DNS, whose client is built on the DNS endpoint):
+    /// the answer's text and its `opc-next-page`. Retried like an idempotent call: every caller's
+    /// request is a read, a full replacement (`PUT`) or a `PATCH` guarded by preconditions.
+    pub(crate) async fn call(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<(String, Option<String>), Error> {
+        let url = self.url_of(Api::Core, path, query)?;
+        let resp = self.send(what, method, url, body, &[], Idempotency::Idempotent).await?;
+        let next = resp.headers().get("opc-next-page").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let text = resp.text().await.map_err(|e| Error::Http {
+            what: what.to_string(),
+            source: HttpError::from_reqwest(e, &Redactor::new()),
+        })?;
+        Ok((text, next.filter(|n| !n.is_empty())))
+    }
+
+    /// Every item of a Core list (`GET 20160918/<path>`) across its pages (`opc-next-page`).
+    pub(crate) async fn list_all<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<T>, Error> {
+        let limit = self.page_size.to_string();
+        let mut page: Option<String> = None;
+        let mut out = Vec::new();
+        loop {
+            let mut q: Vec<(&str, &str)> = query.to_vec();
+            q.push(("limit", limit.as_str()));
+            if let Some(p) = &page {
+                q.push(("page", p.as_str()));
+            }
+            let (text, next) = self.call(what, Method::GET, &format!("{CORE}/{path}"), &q, None).await?;
+            let items: Vec<T> = serde_json::from_str(&text)
+                .map_err(|e| Error::Decode { what: what.to_string(), message: e.to_string() })?;
+            out.extend(items);
+            match next {
+                Some(n) if page.as_deref() != Some(n.as_str()) => page = Some(n),
+                Some(_) => {
+                    return Err(Error::Decode { what: what.to_string(), message: "opc-next-page repeats".into() });
+                }
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// `GET /20160918/vnicAttachments?compartmentId=&instanceId=`, every page.
+    pub(crate) async fn list_vnic_attachments(
+        &self,
+        compartment: &str,
+        instance: &str,
+    ) -> Result<Vec<VnicAttachment>, Error> {
+        let what = format!("list the VNIC attachments of instance {instance} (ListVnicAttachments)");
+        self.list_all(&what, "vnicAttachments", &[("compartmentId", compartment), ("instanceId", instance)]).await
+    }
+
+    /// `GET /20160918/vnics/{vnicId}`.
+    pub(crate) async fn get_vnic(&self, id: &str) -> Result<Vnic, Error> {
+        let what = format!("read VNIC {id} (GetVnic)");
+        let (text, _) = self.call(&what, Method::GET, &format!("{CORE}/vnics/{}", enc(id)), &[], None).await?;
+        serde_json::from_str(&text).map_err(|e| Error::Decode { what, message: e.to_string() })
+    }
+
+    /// `GET /20160918/bootVolumeAttachments?availabilityDomain=&compartmentId=&instanceId=`, every page.
+    pub(crate) async fn list_boot_volume_attachments(
+        &self,
+        availability_domain: &str,
+        compartment: &str,
+        instance: &str,
+    ) -> Result<Vec<BootVolumeAttachment>, Error> {
+        let what = format!("list the boot volume attachments of instance {instance} (ListBootVolumeAttachments)");
+        let q = [("availabilityDomain", availability_domain), ("compartmentId", compartment), ("instanceId", instance)];
+        self.list_all(&what, "bootVolumeAttachments", &q).await
+    }
+
+    /// `GET /20160918/bootVolumes/{bootVolumeId}`.
+    pub(crate) async fn get_boot_volume(&self, id: &str) -> Result<BootVolume, Error> {
+        let what = format!("read boot volume {id} (GetBootVolume)");
+        let (text, _) = self.call(&what, Method::GET, &format!("{CORE}/bootVolumes/{}", enc(id)), &[], None).await?;
+        serde_json::from_str(&text).map_err(|e| Error::Decode { what, message: e.to_string() })
+    }
+
+    /// `PUT /20160918/bootVolumes/{bootVolumeId}` with `UpdateBootVolumeDetails {freeformTags}` (the
+    /// whole set: OCI replaces a resource's freeform tags with the ones sent).
+    pub(crate) async fn update_boot_volume_tags(&self, id: &str, tags: &BTreeMap<String, String>) -> Result<(), Error> {
+        let what = format!("tag boot volume {id} (UpdateBootVolume)");
+        let body = serde_json::json!({ "freeformTags": tags });
+        self.call(&what, Method::PUT, &format!("{CORE}/bootVolumes/{}", enc(id)), &[], Some(&body)).await?;
+        Ok(())
+    }
+
+    /// The page size lists ask for.
+    pub(crate) fn page_size(&self) -> usize {
+        self.page_size
     }
 
     /// A GET of `path` on `api` (preflight reads), parsed as JSON.

@@ -21,6 +21,13 @@
 //! 3. **Wait**: `GetInstance` every [`Timings::poll`] while the instance is `PROVISIONING`, for at most
 //!    [`Timings::operation_timeout`]; an instance still provisioning then is returned as
 //!    [`VmState::Creating`] (it exists and is ours; the engine's boot deadline covers it).
+//! 4. **Tag the boot volume**: the launch request has no tags for it, so `ListBootVolumeAttachments`
+//!    (the instance's availability domain) finds it, `GetBootVolume` reads its freeform tags, and
+//!    `UpdateBootVolume` sends them with the instance's (custom + ours) when one is missing. A failure
+//!    fails this create; the engine's next attempt finds the instance (step 1) and tags again. A boot
+//!    volume not attached yet is tagged by a later `get_vm` of the running instance.
+//! 5. **Addresses**: a running instance's primary VNIC (`ListVnicAttachments`, `GetVnic`) gives the
+//!    [`Vm`]'s private and public IP (DNS registration uses them); `get_vm` reads them too.
 //!
 //! # Delete
 //! `GetInstance` (404 or `TERMINATED`: gone, success), refuse an instance without a deployment tag,
@@ -34,6 +41,9 @@
 //! IAM policy or a wrong OCID" (OCI does not tell the two apart); 429 `TooManyRequests` is RateLimited
 //! with `Retry-After`; capacity and limits are OutOfCapacity; other 4xx Invalid, 5xx Transient.
 //!
+//! # DNS
+//! [`dns`]: the OCI DNS backend of the DNS port, signed with its own config's key the same way.
+//!
 //! # Windows
 //! OCI's Windows images run `user_data` through cloudbase-init: the script is packaged with
 //! `#ps1_sysnative` as its first line (the config's script rules).
@@ -41,6 +51,7 @@
 mod builder;
 mod client;
 mod credential;
+pub mod dns;
 mod preflight;
 pub mod signer;
 
@@ -68,6 +79,8 @@ pub struct OciProvider {
     config: OciConfig,
     launch_override: Map<String, Value>,
     timings: Timings,
+    /// Instances whose boot volume carries our tags (so `get_vm` does not check again).
+    boot_tagged: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// What went wrong inside the provider; converted to [`ProviderError`] at the trait boundary.
@@ -104,6 +117,14 @@ impl Error {
                 let (code, message) = client::error_message(body);
                 Some((status.as_u16(), code, message))
             }
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of an API refusal.
+    pub(crate) fn status(&self) -> Option<u16> {
+        match self {
+            Error::Http { source: HttpError::Status { status, .. }, .. } => Some(status.as_u16()),
             _ => None,
         }
     }
@@ -251,6 +272,80 @@ impl OciProvider {
         Value::Object(body)
     }
 
+    /// The addresses (private, public) of a running instance's primary VNIC (`ListVnicAttachments`,
+    /// then `GetVnic` of each attached VNIC until the primary one); none before it runs.
+    async fn addresses(&self, inst: &Instance) -> Result<(Option<String>, Option<String>), Error> {
+        if inst.lifecycle_state != "RUNNING" {
+            return Ok((None, None));
+        }
+        let attachments = self.client.list_vnic_attachments(&self.config.oci_compartment_ocid, &inst.id).await?;
+        let mut first = None;
+        for id in attachments.iter().filter(|a| a.lifecycle_state == "ATTACHED").filter_map(|a| a.vnic_id.as_deref()) {
+            let vnic = match self.client.get_vnic(id).await {
+                Ok(v) => v,
+                // Detached since it was listed.
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            let ips = (vnic.private_ip.filter(|s| !s.is_empty()), vnic.public_ip.filter(|s| !s.is_empty()));
+            if vnic.is_primary == Some(true) {
+                return Ok(ips);
+            }
+            first.get_or_insert(ips);
+        }
+        Ok(first.unwrap_or((None, None)))
+    }
+
+    /// The instance as a [`Vm`], with its addresses.
+    async fn vm(&self, inst: Instance) -> Result<Vm, Error> {
+        let (private_ip, public_ip) = self.addresses(&inst).await?;
+        Ok(Vm { private_ip, public_ip, ..to_vm(inst) })
+    }
+
+    /// Tags the boot volume of our instance `inst` with the instance's freeform tags (custom + ours):
+    /// `ListBootVolumeAttachments` in its availability domain, `GetBootVolume`, and `UpdateBootVolume`
+    /// with the volume's tags and ours (ours win) when one of ours is missing, so a second call
+    /// changes nothing. `Ok(true)` once a boot volume is seen carrying them; `Ok(false)` while the
+    /// instance has no boot volume attached yet.
+    async fn tag_boot_volume(&self, inst: &Instance) -> Result<bool, Error> {
+        if inst.freeform_tags.get(OwnerLabels::DEPLOYMENT).is_none_or(|d| d.is_empty()) {
+            return Ok(false);
+        }
+        let Some(ad) = inst.availability_domain.as_deref().filter(|a| !a.is_empty()) else { return Ok(false) };
+        if self.boot_tagged.lock().is_ok_and(|t| t.contains(&inst.id)) {
+            return Ok(true);
+        }
+        let attachments =
+            self.client.list_boot_volume_attachments(ad, &self.config.oci_compartment_ocid, &inst.id).await?;
+        let mut tagged = false;
+        for a in attachments.iter().filter(|a| !matches!(a.lifecycle_state.as_str(), "DETACHING" | "DETACHED")) {
+            let volume = match self.client.get_boot_volume(&a.boot_volume_id).await {
+                Ok(v) => v,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            if inst.freeform_tags.iter().any(|(k, v)| volume.freeform_tags.get(k) != Some(v)) {
+                let mut tags = volume.freeform_tags.clone();
+                tags.extend(inst.freeform_tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+                self.client.update_boot_volume_tags(&volume.id, &tags).await?;
+            }
+            tagged = true;
+        }
+        if tagged && let Ok(mut t) = self.boot_tagged.lock() {
+            t.insert(inst.id.clone());
+        }
+        Ok(tagged)
+    }
+
+    /// After a launch (or finding the claim's instance): wait while it provisions, tag its boot
+    /// volume (an error fails this create; the next attempt finds the instance and tags again), and
+    /// read its addresses.
+    async fn finish(&self, inst: Instance) -> Result<Vm, Error> {
+        let inst = self.wait(inst).await?;
+        self.tag_boot_volume(&inst).await?;
+        self.vm(inst).await
+    }
+
     async fn find(&self, labels: &OwnerLabels) -> Result<Vec<Instance>, Error> {
         let all = self.client.list_instances(&self.config.oci_compartment_ocid).await?;
         Ok(all
@@ -273,7 +368,7 @@ impl OciProvider {
     async fn create(&self, spec: &VmSpec) -> Result<Vm, Error> {
         let claim = OwnerLabels { claim: Some(spec.claim.clone()), ..spec.labels.clone() };
         if let Some(found) = self.find(&claim).await?.into_iter().next() {
-            return Ok(to_vm(self.wait(found).await?));
+            return self.finish(found).await;
         }
         let mut tried = Vec::new();
         for (i, ad) in self.config.oci_availability_domains.iter().enumerate() {
@@ -284,7 +379,7 @@ impl OciProvider {
                     if !tried.is_empty() {
                         tracing::info!(claim = %spec.claim, availability_domain = %ad, tried = ?tried, "launched after other availability domains had no capacity");
                     }
-                    return Ok(to_vm(self.wait(inst).await?));
+                    return self.finish(inst).await;
                 }
                 Err(e) if e.is_capacity() => {
                     let said = e.api().map(|(_, c, m)| format!("{c}: {m}")).unwrap_or_default();
@@ -336,7 +431,15 @@ impl VmProvider for OciProvider {
     }
 
     async fn get_vm(&self, id: &str) -> Result<Vm, ProviderError> {
-        self.client.get_instance(id).await.map(to_vm).map_err(Error::into_provider)
+        let inst = self.client.get_instance(id).await.map_err(Error::into_provider)?;
+        // A boot volume left untagged by its create (still attaching then) is tagged now; a failure
+        // here is logged and tried again on the next read, never fails the read.
+        if inst.lifecycle_state == "RUNNING"
+            && let Err(e) = self.tag_boot_volume(&inst).await
+        {
+            tracing::warn!(instance = %inst.id, error = %e.into_provider(), "could not tag the boot volume; trying again on the next read");
+        }
+        self.vm(inst).await.map_err(Error::into_provider)
     }
 
     async fn delete_vm(&self, id: &str) -> Result<(), ProviderError> {

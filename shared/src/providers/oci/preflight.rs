@@ -1,8 +1,12 @@
 //! `kasm-autoscale preflight` for OCI: read-only checks, one result each — the signed request
 //! (`GetUser` through Identity), the compartment, the availability domains, the image and whether
 //! the shape runs it (`ListShapes` for the image), the subnet, the NSGs, and the startup script's
-//! size. Service-limit headroom is not checked: `GetResourceAvailability` belongs to the Limits API,
-//! which the spec this provider was built from does not cover (see the README).
+//! size. Service-limit headroom is not checked: Oracle's Limits API reference documents
+//! `GET /20190729/services/{serviceName}/limits/{limitName}/resourceAvailability` (`compartmentId`,
+//! `availabilityDomain`; answers `available`, `used`:
+//! <https://docs.oracle.com/cd/F90410_01/3.0-latest/ceapi/op-20190729-services-service_name-limits-limit_name-resourceavailability-get.html>),
+//! but no official source found here names the limit that counts a given shape nor the Limits
+//! endpoint's host, so it is not built rather than guessed (see the README).
 
 use serde_json::Value;
 
