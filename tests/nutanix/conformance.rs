@@ -9,7 +9,16 @@ use std::time::Duration;
 /// throttling wait of up to 2 s, and lists in pages of 2.
 #[tokio::test]
 async fn passes_the_conformance_suite() {
-    let server = NutanixTestServer::start().await;
+    conformance(NutanixTestServer::start().await, "conformance-ntnx").await;
+}
+
+/// The same on the v4 APIs: the clone carries the claim as its request id.
+#[tokio::test]
+async fn passes_the_conformance_suite_on_v4() {
+    conformance(NutanixTestServer::start_v4().await, "conformance-ntnx-v4").await;
+}
+
+async fn conformance(server: NutanixTestServer, deployment: &str) {
     let retry = RetryConfig {
         base: Duration::from_millis(5),
         cap: Duration::from_secs(2),
@@ -20,7 +29,7 @@ async fn passes_the_conformance_suite() {
         .expect("build")
         .with_page_size(2);
     let harness = NutanixHarness::new(server.clone(), 2, Duration::from_millis(2500));
-    shared::providers::conformance::run_all(&p, &harness, "conformance-ntnx").await;
+    shared::providers::conformance::run_all(&p, &harness, deployment).await;
     // The suite cleaned up after itself: no VM is left, and no vdisk but the candidate's.
     assert!(server.vms().is_empty(), "{:?}", server.vms());
     let disks = server.disks();

@@ -20,7 +20,7 @@ const ZONE: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const POOL: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
 const STATIC: &str = "0000000000000000000000000000a11c";
 
-fn config(kasm: &str, api: &str) -> String {
+fn config(kasm: &str, api: &str, version: &str) -> String {
     format!(
         r#"
 settings:
@@ -47,7 +47,7 @@ vm_provider_configs:
     username: {user}
     password: env:E2E_NTNX_PASSWORD
     verify_ssl: true
-    api_version: v3
+    api_version: {version}
     endpoint_url: {api}
     vm_candidate: {candidate}
     cores: 4
@@ -63,9 +63,19 @@ vm_provider_configs:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_scales_a_nutanix_pool_up_and_down() {
+    scales_up_and_down(NutanixTestServer::start().await).await;
+}
+
+/// The same through the v4 APIs (`api_version: v4`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_scales_a_nutanix_v4_pool_up_and_down() {
+    scales_up_and_down(NutanixTestServer::start_v4().await).await;
+}
+
+async fn scales_up_and_down(api: NutanixTestServer) {
     let bin = workspace_binaries().join("kasm-autoscale");
     let kasm = KasmTestServer::start(KEY, SECRET, AcceptAuth::Body).await;
-    let api = NutanixTestServer::start().await;
+    let version = if api.is_v4() { "v4" } else { "v3" };
     // Load: a static agent (not ours) whose 4 cores are all taken; the pool wants 4 free.
     kasm.add_agent(AgentSpec {
         server_id: STATIC.into(),
@@ -82,7 +92,7 @@ async fn run_scales_a_nutanix_pool_up_and_down() {
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.yaml");
-    std::fs::write(&cfg, config(&kasm.url, &api.url)).unwrap();
+    std::fs::write(&cfg, config(&kasm.url, &api.url, version)).unwrap();
     let state = dir.path().join("state.redb");
     let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let log = dir.path().join("daemon.log");

@@ -8,8 +8,18 @@ use shared::providers::nutanix::labels;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_functions_scale_a_nutanix_pool_up_and_down() {
-    let api = NutanixTestServer::start().await;
-    let dep = format!("lambda-ntnx-{}", std::process::id());
+    scales_up_and_down(NutanixTestServer::start().await).await;
+}
+
+/// The same through the v4 APIs (`api_version: v4`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lambda_functions_scale_a_nutanix_v4_pool_up_and_down() {
+    scales_up_and_down(NutanixTestServer::start_v4().await).await;
+}
+
+async fn scales_up_and_down(api: NutanixTestServer) {
+    let version = if api.is_v4() { "v4" } else { "v3" };
+    let dep = format!("lambda-ntnx-{version}-{}", std::process::id());
     let provider_yaml = format!(
         r#"  - provider: nutanix
     name: pool-vms
@@ -18,7 +28,7 @@ async fn the_lambda_functions_scale_a_nutanix_pool_up_and_down() {
     port: 9440
     username: {user}
     password: secretsmanager:{dep}/nutanix
-    api_version: v3
+    api_version: {version}
     endpoint_url: {url}
     vm_candidate: {candidate}
     cores: 4

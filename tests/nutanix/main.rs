@@ -1,14 +1,16 @@
-//! The Nutanix provider against the Prism Central v3 test server over HTTP
-//! (`integration_tests::nutanix_server`): the shared conformance suite with faults
-//! ([`conformance`]), the clone flow and its request bodies against the v3 structures, resumption by
-//! the claim's name, power-on, delete and what it leaves, capacity, preflight ([`flow`]), the
-//! credentials ([`auth`]), and the whole daemon loop through the real `kasm-autoscale run` binary
-//! with the Kasm stand-in ([`daemon`]).
+//! The Nutanix provider against the Prism Central test server over HTTP
+//! (`integration_tests::nutanix_server`, v3 and v4): the shared conformance suite with faults on both
+//! ([`conformance`]), the v3 clone flow and its request bodies against the v3 structures, resumption
+//! by the claim's name, power-on, delete and what it leaves, capacity, preflight ([`flow`]), the same
+//! for v4 with its ETags, request ids and labelling ([`flow_v4`]), the credentials ([`auth`]), and the
+//! whole daemon loop through the real `kasm-autoscale run` binary with the Kasm stand-in ([`daemon`])
+//! and the Lambda functions ([`lambda`]) on both versions.
 
 mod auth;
 mod conformance;
 mod daemon;
 mod flow;
+mod flow_v4;
 mod lambda;
 
 use integration_tests::nutanix_server::{NutanixTestServer, PASSWORD, USERNAME};
@@ -27,7 +29,7 @@ use shared::secrets::StaticSecrets;
 /// A startup script holding a secret (the manager token).
 pub const SCRIPT: &str = "#!/bin/bash\necho installing the kasm agent with token mgr-token-0123456789\n";
 
-/// A config pointing at `server`.
+/// A config pointing at `server` (v4 when the server serves v4).
 pub fn config(server: &NutanixTestServer) -> NutanixConfig {
     NutanixConfig {
         name: "ntnx-pool".into(),
@@ -37,7 +39,7 @@ pub fn config(server: &NutanixTestServer) -> NutanixConfig {
         username: USERNAME.into(),
         password: SecretRef::Env("NTNX_PASSWORD".into()),
         verify_ssl: true,
-        api_version: NutanixApiVersion::V3,
+        api_version: if server.is_v4() { NutanixApiVersion::V4 } else { NutanixApiVersion::V3 },
         vm_candidate_name: integration_tests::nutanix_server::CANDIDATE.into(),
         vm_cores: 4,
         vm_memory: 4,

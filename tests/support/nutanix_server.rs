@@ -12,6 +12,13 @@
 //! 409). A `DELETE` marks the VM `DELETE_PENDING` until its task is done. The cluster's memory is
 //! finite: a clone that does not fit fails its task with [`NO_CAPACITY`].
 //! [`NutanixHarness`] drives it for the provider conformance suite.
+//!
+//! [`NutanixTestServer::start_v4`] serves the same VMs through the v4 APIs instead ([`v4`]: the VMM
+//! v4.3 and Prism v4.4 routes, ETags, request ids and the v4 error envelope).
+
+mod v4;
+
+pub use v4::err as err_v4;
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -44,6 +51,8 @@ pub const TASK_POLLS: u32 = 2;
 pub const NO_CAPACITY: &str = "NoHostResources: No host has enough available resources for VM";
 /// A task that has failed for lack of capacity (the harness's out-of-capacity answer points to it).
 pub const CAPACITY_TASK: &str = "8d1e5c2a-0000-4000-8000-00000000fa11";
+/// The same task as v4 names it (`prism.v4.config.TaskReference.extId`: `<base64>:<uuid>`).
+pub const CAPACITY_TASK_V4: &str = "ZXJnb24=:8d1e5c2a-0000-4000-8000-00000000fa11";
 
 /// One recorded request (method, route template below `/api/nutanix/v3`, body, ...).
 pub use crate::fake_api::Recorded as Request;
@@ -85,6 +94,8 @@ enum Effect {
     Power(String, String),
     /// VM uuid is gone.
     Deleted(String),
+    /// VM uuid's description becomes this (a v4 `PUT`).
+    Describe(String, String),
     None,
 }
 
@@ -109,6 +120,8 @@ struct Inner {
     listed: usize,
     /// The password the server accepts now (tests rotate it).
     password: String,
+    /// v4: each `NTNX-Request-Id` of a clone seen, and the task it started.
+    request_ids: BTreeMap<String, String>,
 }
 
 /// The running server (the task ends with the test's runtime).
@@ -118,6 +131,7 @@ pub struct NutanixTestServer {
     pub url: String,
     api: FakeApi,
     inner: Arc<Mutex<Inner>>,
+    v4: bool,
 }
 
 /// Every route the server answers, below `/api/nutanix/v3`.
@@ -153,47 +167,10 @@ fn basic(user: &str, password: &str) -> String {
 }
 
 impl NutanixTestServer {
-    /// Starts a server holding the VM candidate (powered off, one disk) and a cluster with 64 GiB
-    /// for clones.
+    /// Starts a v3 server holding the VM candidate (powered off, one disk) and a cluster with 64
+    /// GiB for clones.
     pub async fn start() -> NutanixTestServer {
-        let mut vms = BTreeMap::new();
-        vms.insert(
-            CANDIDATE_UUID.to_string(),
-            TestVm {
-                uuid: CANDIDATE_UUID.into(),
-                name: CANDIDATE.into(),
-                description: "Ubuntu 22.04 with Docker, cloud-init".into(),
-                state: "COMPLETE".into(),
-                power_state: "OFF".into(),
-                spec_version: 7,
-                num_sockets: 2,
-                num_vcpus_per_socket: 1,
-                memory_size_mib: 4096,
-                user_data: None,
-                parent: None,
-                disks: vec!["a1b2c3d4-0000-4000-8000-0000000d15c0".into()],
-            },
-        );
-        let mut tasks = BTreeMap::new();
-        tasks.insert(
-            CAPACITY_TASK.to_string(),
-            TestTask {
-                status: "FAILED".into(),
-                polls_left: 0,
-                effect: Effect::None,
-                entity: None,
-                error_detail: Some(NO_CAPACITY.into()),
-                operation: "VmClone",
-            },
-        );
-        let inner = Arc::new(Mutex::new(Inner {
-            vms,
-            tasks,
-            next: 1,
-            memory_mib: 64 * 1024,
-            listed: 0,
-            password: PASSWORD.into(),
-        }));
+        let inner = new_state();
         let guard_state = inner.clone();
         let mut b = FakeApi::builder()
             .prefix("/api/nutanix/v3")
@@ -214,7 +191,20 @@ impl NutanixTestServer {
             );
         }
         let api = b.start().await;
-        NutanixTestServer { url: api.url.clone(), api, inner }
+        NutanixTestServer { url: api.url.clone(), api, inner, v4: false }
+    }
+
+    /// Starts a v4 server (the VMM v4.3 and Prism v4.4 routes below `/api`) holding the same
+    /// candidate and cluster.
+    pub async fn start_v4() -> NutanixTestServer {
+        let inner = new_state();
+        let api = v4::serve(inner.clone()).await;
+        NutanixTestServer { url: api.url.clone(), api, inner, v4: true }
+    }
+
+    /// Whether it serves the v4 APIs.
+    pub fn is_v4(&self) -> bool {
+        self.v4
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -293,6 +283,51 @@ impl NutanixTestServer {
     }
 }
 
+/// The candidate (powered off, one disk), the failed capacity task, 64 GiB for clones.
+fn new_state() -> Arc<Mutex<Inner>> {
+    let mut vms = BTreeMap::new();
+    vms.insert(
+        CANDIDATE_UUID.to_string(),
+        TestVm {
+            uuid: CANDIDATE_UUID.into(),
+            name: CANDIDATE.into(),
+            description: "Ubuntu 22.04 with Docker, cloud-init".into(),
+            state: "COMPLETE".into(),
+            power_state: "OFF".into(),
+            spec_version: 7,
+            num_sockets: 2,
+            num_vcpus_per_socket: 1,
+            memory_size_mib: 4096,
+            user_data: None,
+            parent: None,
+            disks: vec!["a1b2c3d4-0000-4000-8000-0000000d15c0".into()],
+        },
+    );
+    let mut tasks = BTreeMap::new();
+    for id in [CAPACITY_TASK, CAPACITY_TASK_V4] {
+        tasks.insert(
+            id.to_string(),
+            TestTask {
+                status: "FAILED".into(),
+                polls_left: 0,
+                effect: Effect::None,
+                entity: None,
+                error_detail: Some(NO_CAPACITY.into()),
+                operation: "VmClone",
+            },
+        );
+    }
+    Arc::new(Mutex::new(Inner {
+        vms,
+        tasks,
+        next: 1,
+        memory_mib: 64 * 1024,
+        listed: 0,
+        password: PASSWORD.into(),
+        request_ids: BTreeMap::new(),
+    }))
+}
+
 fn new_uuid(st: &mut Inner) -> String {
     st.next += 1;
     format!("4b5e0c4a-{:04x}-4a3b-9f6e-{:012x}", st.next % 0xffff, st.next)
@@ -356,6 +391,11 @@ fn apply(st: &mut Inner, effect: &Effect) {
         }
         Effect::Deleted(uuid) => {
             st.vms.remove(uuid);
+        }
+        Effect::Describe(uuid, d) => {
+            if let Some(v) = st.vms.get_mut(uuid) {
+                v.description = d.clone();
+            }
         }
         Effect::None => {}
     }
@@ -650,7 +690,10 @@ impl NutanixHarness {
         NutanixHarness { server, stall, page_size }
     }
 
-    fn route(op: Op) -> &'static str {
+    fn route(&self, op: Op) -> &'static str {
+        if self.server.v4 {
+            return v4::route(op);
+        }
         match op {
             Op::Create => "POST /vms/{uuid}/clone",
             Op::Get => "GET /vms/{uuid}",
@@ -664,6 +707,10 @@ impl NutanixHarness {
 impl Harness for NutanixHarness {
     fn inject(&self, op: Op, fault: conformance::Fault, skip: usize, times: usize) {
         use conformance::Fault as F;
+        if self.server.v4 {
+            let f = v4::fault(op, fault, self.stall);
+            return self.server.api.inject(self.route(op), f, skip, times);
+        }
         let answer = match fault {
             F::Unauthorized => err(401, "AUTHENTICATION_REQUIRED", "Authentication required."),
             F::Forbidden => err(403, "ACCESS_DENIED", "User does not have permission to perform this operation."),
@@ -674,7 +721,7 @@ impl Harness for NutanixHarness {
             F::ServerError => err(500, "INTERNAL_ERROR", "Internal Server Error."),
             F::Timeout => {
                 let late = Fault::Stall { hold: self.stall, then: err(500, "INTERNAL_ERROR", "too late") };
-                return self.server.api.inject(Self::route(op), late, skip, times);
+                return self.server.api.inject(self.route(op), late, skip, times);
             }
             F::OutOfCapacity => {
                 assert_eq!(op, Op::Create, "out of capacity is a clone's answer");
@@ -682,11 +729,11 @@ impl Harness for NutanixHarness {
                 Reply::json(202, &json!({"task_uuid": CAPACITY_TASK}))
             }
         };
-        self.server.api.inject(Self::route(op), Fault::Answer(answer), skip, times);
+        self.server.api.inject(self.route(op), Fault::Answer(answer), skip, times);
     }
 
     fn lose_next_answer(&self, op: Op) {
-        self.server.api.inject(Self::route(op), Fault::DropAnswer, 0, 1);
+        self.server.api.inject(self.route(op), Fault::DropAnswer, 0, 1);
     }
 
     fn clear_faults(&self) {
@@ -694,7 +741,7 @@ impl Harness for NutanixHarness {
     }
 
     fn requests(&self, op: Op) -> usize {
-        self.server.api.count(Self::route(op))
+        self.server.api.count(self.route(op))
     }
 
     fn retries(&self) -> RetryRules {
@@ -712,8 +759,8 @@ impl Harness for NutanixHarness {
     }
 
     fn last_create_token(&self) -> Option<String> {
-        // The v3 clone takes no idempotency token.
-        None
+        // The v3 clone takes no idempotency token; v4's carries the claim as its NTNX-Request-Id.
+        if self.server.v4 { v4::last_clone_claim(&self.server) } else { None }
     }
 
     fn missing_id(&self) -> String {

@@ -25,7 +25,7 @@ pub use digitalocean::DigitalOceanConfig;
 pub use gcp::{GcpConfig, GcpGuestAccelerator, GcpMetadataItem, GcpServiceAccount, GcpStartupScriptType};
 pub use harvester::HarvesterConfig;
 pub use kubevirt::{KubeInterfaceType, KubeManifest, KubeNetworkType, KubevirtConfig};
-pub use nutanix::{NutanixApiVersion, NutanixConfig};
+pub use nutanix::{NutanixApiVersion, NutanixConfig, V4_NAME_MAX, V4_USER_DATA_MAX};
 pub use oci::OciConfig;
 pub use openstack::{
     METADATA_MAX as OPENSTACK_METADATA_MAX, OWNERSHIP_PREFIX as OPENSTACK_OWNERSHIP_PREFIX, OpenstackAuthMethod,

@@ -8,13 +8,19 @@ use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, 
 use crate::config::provider::{Endpoint, ProviderConfigCommon};
 use crate::config::secret::SecretRef;
 use crate::model::Resources;
-use crate::script::{ScriptRules, WindowsScript};
+use crate::script::{Limit, ScriptRules, WindowsScript};
 
 /// The most cores we accept for one VM (AHV's own limit is higher; this catches a memory size typed
 /// into the cores field).
 pub const MAX_CORES: u32 = 512;
 /// The most memory we accept for one VM, in GiB (4 TiB; the same kind of typo guard).
 pub const MAX_MEMORY_GIB: u32 = 4096;
+/// The longest v4 cloud-init user data, in base64 characters (`vmm.v4.ahv.config.Userdata.value`:
+/// "max=128000 chars", from Nutanix's `ntnx-vmm-py-client` 4.3.2).
+pub const V4_USER_DATA_MAX: usize = 128_000;
+/// The longest VM name v4 takes (`CloneOverrideParams.name`: "length must be less than or equal to
+/// `80`"); the candidate's name is matched against names of that length.
+pub const V4_NAME_MAX: usize = 80;
 
 fn port() -> u16 {
     9440
@@ -111,12 +117,17 @@ impl ProviderConfigCommon for NutanixConfig {
         Some(Resources::new(f64::from(self.vm_cores), f64::from(self.vm_memory) * 1024.0, 0.0))
     }
     fn script_rules(&self) -> ScriptRules {
-        // Nutanix guest customization: the script is the clone's `guest_customization.cloud_init.user_data`
-        // (base64), which AHV hands to the guest on a ConfigDriveV2 (v3 `GuestCustomizationCloudInit`).
-        // Linux runs it with cloud-init; Windows with cloudbase-init, whose first line names the format
-        // (`#ps1_sysnative` is added to PowerShell). No size limit is documented in the v3 structures or
-        // Kasm's docs, so none is enforced; `preflight` reports the rendered size.
-        ScriptRules { provider: "nutanix", limit: None, windows: WindowsScript::CloudbaseInit, linux_cloud_init: true }
+        // Nutanix guest customization: the script is the clone's cloud-init user data, base64-encoded,
+        // which AHV hands to the guest on a ConfigDriveV2. Linux runs it with cloud-init; Windows with
+        // cloudbase-init, whose first line names the format (`#ps1_sysnative` is added to PowerShell).
+        // v3 (`GuestCustomizationCloudInit.user_data`): no size limit in the v3 structures or Kasm's
+        // docs, so none is enforced. v4 (`vmm.v4.ahv.config.Userdata.value`): "must be base64 encoded",
+        // at most 128000 characters (the SDK's constraint), checked at validate time.
+        let limit = match self.api_version {
+            NutanixApiVersion::V3 => None,
+            NutanixApiVersion::V4 => Some(Limit::Base64(V4_USER_DATA_MAX)),
+        };
+        ScriptRules { provider: "nutanix", limit, windows: WindowsScript::CloudbaseInit, linux_cloud_init: true }
     }
     fn endpoint(&self) -> Endpoint<'_> {
         Endpoint { url: self.endpoint_url.as_deref(), ca_bundle: self.ca_bundle.as_deref() }
@@ -164,13 +175,13 @@ fn check_fields(f: &mut Found, c: &NutanixConfig) {
         "vm_memory",
         format!("must be between 1 and {MAX_MEMORY_GIB} GiB"),
     );
-    // Kasm offers v4 as a preview; this version drives Prism Central through v3 only, so a v4 config
-    // is refused here rather than failing at its first clone.
+    // v4 (Kasm's preview) clones by `vmm.v4.ahv.config.CloneOverrideParams`, whose `name` holds at
+    // most 80 characters: a longer candidate name cannot be the name of any v4 VM.
     need(
         f,
-        c.api_version == NutanixApiVersion::V3,
-        "api_version",
-        "v4 (Kasm's preview) is not supported by this version of kasm-autoscale yet; use v3 (Kasm's recommendation)",
+        c.api_version == NutanixApiVersion::V3 || c.vm_candidate_name.chars().count() <= V4_NAME_MAX,
+        "vm_candidate_name",
+        format!("must be at most {V4_NAME_MAX} characters with api_version v4 (a v4 VM name's limit)"),
     );
 }
 
@@ -212,9 +223,8 @@ mod tests {
         c.vm_candidate_name = " tmpl".into();
         c.vm_cores = 0;
         c.vm_memory = 5000;
-        c.api_version = NutanixApiVersion::V4;
         let fields: Vec<String> = c.check().into_iter().map(|(f, _)| f).collect();
-        assert_eq!(fields, ["host", "port", "username", "vm_candidate_name", "vm_cores", "vm_memory", "api_version"]);
+        assert_eq!(fields, ["host", "port", "username", "vm_candidate_name", "vm_cores", "vm_memory"]);
         for host in ["", "prism.example.com:9440", "prism/x", "pri sm"] {
             let mut c = config();
             c.host = host.into();
@@ -225,6 +235,28 @@ mod tests {
         c.username = " ".into();
         let fields: Vec<String> = c.check().into_iter().map(|(f, _)| f).collect();
         assert_eq!(fields, ["username", "vm_candidate_name"]);
+    }
+
+    #[test]
+    fn v4_is_accepted_with_its_name_and_user_data_limits() {
+        let mut c = config();
+        c.api_version = NutanixApiVersion::V4;
+        assert!(c.check().is_empty(), "{:?}", c.check());
+        c.vm_candidate_name = "t".repeat(81);
+        let fields: Vec<String> = c.check().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["vm_candidate_name"]);
+        c.api_version = NutanixApiVersion::V3;
+        assert!(c.check().is_empty(), "v3 names are not limited here");
+
+        // 96000 bytes are 128000 base64 characters: the most v4 takes.
+        let mut c = config();
+        c.api_version = NutanixApiVersion::V4;
+        let rules = c.script_rules();
+        let os = crate::model::OsFamily::Linux;
+        assert!(crate::script::package(&rules, os, "x".repeat(96_000)).is_ok());
+        let e = crate::script::package(&rules, os, "x".repeat(96_001)).unwrap_err().to_string();
+        assert!(e.contains("128000"), "{e}");
+        assert!(crate::script::package(&config().script_rules(), os, "x".repeat(200_000)).is_ok(), "v3: no limit");
     }
 
     #[test]

@@ -3,9 +3,12 @@
 
 use reqwest::Url;
 
+use std::sync::Arc;
+
 use super::client::Client;
+use super::client_v4;
 use super::credential::{Credential, Source};
-use super::{Error, NAME, NutanixProvider};
+use super::{Error, NutanixProvider};
 use crate::config::providers::{NutanixApiVersion, NutanixConfig};
 use crate::http::{ClientOptions, RetryConfig, TlsOptions, build_client};
 use crate::providers::{BuildEnv, ProviderError, Timings};
@@ -13,30 +16,23 @@ use crate::providers::{BuildEnv, ProviderError, Timings};
 impl NutanixProvider {
     /// The provider for `cfg`: `https://<host>:<port>` (or `endpoint_url`), certificates verified
     /// unless `verify_ssl` is false, `ca_bundle` trusted, the password from `password` on the first
-    /// call. Fails only when the config cannot make a client (a bad host or `endpoint_url`, a bad CA
-    /// PEM) or asks for the v4 API, which this version does not drive.
+    /// call; `api_version` v4 drives the VMM v4.3 and Prism v4.4 APIs instead of v3. Fails only when
+    /// the config cannot make a client (a bad host or `endpoint_url`, a bad CA PEM).
     pub fn from_config(cfg: &NutanixConfig, env: &BuildEnv) -> Result<NutanixProvider, ProviderError> {
-        if cfg.api_version == NutanixApiVersion::V4 {
-            return Err(ProviderError::NotSupported {
-                provider: NAME,
-                what: format!(
-                    "{}: api_version v4 (Kasm's preview); this version drives Prism Central through v3",
-                    cfg.name
-                ),
-            });
-        }
         build(cfg, env).map_err(Error::into_provider)
     }
 
     /// Uses `retry` for HTTP calls (preflight: an operator at a terminal wants one retry, not a minute).
     pub fn with_retry(mut self, retry: RetryConfig) -> Self {
-        self.client = self.client.with_retry(retry);
+        self.client = self.client.with_retry(retry.clone());
+        self.v4 = self.v4.map(|c| c.with_retry(retry));
         self
     }
 
-    /// Lists with `n` entities per page (1–500; tests use small pages).
+    /// Lists with `n` entities per page (v3: 1–500, v4: 1–100; tests use small pages).
     pub fn with_page_size(mut self, n: usize) -> Self {
         self.client = self.client.with_page_size(n);
+        self.v4 = self.v4.map(|c| c.with_page_size(n));
         self
     }
 
@@ -46,7 +42,8 @@ impl NutanixProvider {
         self
     }
 
-    /// The server root the API is called under (`…/api/nutanix/v3` is appended).
+    /// The server root the API is called under (`…/api/nutanix/v3`, or v4's `…/api/vmm/v4.3/…` and
+    /// `…/api/prism/v4.4/…`, is appended).
     pub fn base_url(&self) -> &str {
         self.client.base_url()
     }
@@ -77,8 +74,12 @@ fn build(cfg: &NutanixConfig, env: &BuildEnv) -> Result<NutanixProvider, Error> 
     .map_err(|source| Error::Http { what: "build the HTTP client".into(), source })?;
     let source =
         Source { secrets: env.secrets.clone(), reference: cfg.password.clone(), username: cfg.username.clone() };
+    let credential = Arc::new(Credential::new(source));
+    let v4 = (cfg.api_version == NutanixApiVersion::V4)
+        .then(|| client_v4::Client::new(http.clone(), base.clone(), credential.clone(), env.retry.clone()));
     Ok(NutanixProvider {
-        client: Client::new(http, base, Credential::new(source), env.retry.clone()),
+        client: Client::new(http, base, credential, env.retry.clone()),
+        v4,
         config: cfg.clone(),
         timings: env.timings,
     })
@@ -88,7 +89,7 @@ fn build(cfg: &NutanixConfig, env: &BuildEnv) -> Result<NutanixProvider, Error> 
 mod tests {
     use super::*;
     use crate::config::{SecretRef, VmProviderConfig};
-    use crate::providers::ErrorClass;
+    use crate::providers::{ErrorClass, VmProvider};
     use crate::secrets::StaticSecrets;
     use std::sync::Arc;
 
@@ -130,7 +131,7 @@ mod tests {
     }
 
     #[test]
-    fn the_endpoint_is_host_and_port_or_the_override_and_v4_is_refused() {
+    fn the_endpoint_is_host_and_port_or_the_override_and_v4_is_built() {
         let e = env(StaticSecrets::default());
         assert_eq!(NutanixProvider::from_config(&config(), &e).unwrap().base_url(), "https://prism.example.com:9440/");
         let mut c = config();
@@ -147,9 +148,9 @@ mod tests {
         assert_eq!(NutanixProvider::from_config(&bad_ca, &e).unwrap_err().class(), ErrorClass::Invalid);
         let mut v4 = config();
         v4.api_version = NutanixApiVersion::V4;
-        let err = NutanixProvider::from_config(&v4, &e).unwrap_err();
-        assert_eq!(err.class(), ErrorClass::NotSupported);
-        assert!(err.to_string().contains("v4"), "{err}");
+        let p = NutanixProvider::from_config(&v4, &e).expect("v4 is built");
+        assert!(p.capabilities().idempotency_token, "v4 clones carry the claim as their request id");
+        assert!(!NutanixProvider::from_config(&config(), &e).unwrap().capabilities().idempotency_token);
         let mut insecure = config();
         insecure.verify_ssl = false;
         assert!(NutanixProvider::from_config(&insecure, &e).is_ok());

@@ -301,8 +301,8 @@ impl<'a> Call<'a> {
 
 impl Client {
     /// A client for `base` (`https://<host>:<port>` or the config's `endpoint_url`).
-    pub(crate) fn new(http: reqwest::Client, base: Url, credential: Credential, retry: RetryConfig) -> Self {
-        Client { http, base, credential: Arc::new(credential), retry, page: PAGE }
+    pub(crate) fn new(http: reqwest::Client, base: Url, credential: Arc<Credential>, retry: RetryConfig) -> Self {
+        Client { http, base, credential, retry, page: PAGE }
     }
 
     /// The same client with other HTTP retries.

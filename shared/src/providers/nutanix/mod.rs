@@ -1,6 +1,7 @@
-//! The Nutanix provider (Prism Central, v3 API): one VM per claim, cloned from the config's VM
-//! candidate with the config's cores and memory, the packaged startup script as cloud-init user data,
-//! and our ownership labels in its description.
+//! The Nutanix provider (Prism Central; the v3 API, or v4 as Kasm's "preview"): one VM per claim,
+//! cloned from the config's VM candidate with the config's cores and memory, the packaged startup
+//! script as cloud-init user data, and our ownership labels in its description. The sections below
+//! describe v3; "# v4" says what differs with `api_version: v4`.
 //!
 //! # How `create_vm` works, and why
 //! The v3 API has no idempotency token, so `create_vm` is a lookup before a clone, and every step
@@ -57,16 +58,58 @@
 //! `error_detail` says the cluster lacks memory or CPU is OutOfCapacity (the config backs off; see
 //! [`says_no_capacity`]); other failed tasks are Transient.
 //!
+//! # v4
+//! With `api_version: v4` every call goes to the VMM v4.3 API (`/api/vmm/v4.3/ahv/config`) and the
+//! Prism v4.4 tasks API (`/api/prism/v4.4/config/tasks`), the namespaces of Nutanix's SDKs our
+//! design material extracts ([`client_v4`] has the shapes). `create_vm`:
+//!
+//! 1. **Find**: the VMs named as the claim's VM (`GET …/vms?$filter=name eq '<name>'`, `$page` from 0
+//!    with `$limit`, every page, exact name compared here). One whose description carries the claim
+//!    is ours: resume at step 4. One without labels of ours whose `source` is the candidate is our
+//!    clone whose labelling was cut short (the claim's name is unique to the claim): resume at step 4.
+//!    Any other VM of that name is an error (never adopted).
+//! 2. **Candidate**: the one VM named `vm_candidate_name`, read by `GET …/vms/{extId}` for its ETag.
+//! 3. **Clone**: `POST …/vms/{extId}/$actions/clone` with `If-Match: <ETag>`, `NTNX-Request-Id: <the
+//!    claim>` (the claim is a ULID, 128 bits, written as a UUID: every attempt of one claim sends the
+//!    same idempotency key) and `CloneOverrideParams` `{name, numSockets: vm_cores,
+//!    numCoresPerSocket: 1, memorySizeBytes: vm_memory GiB, guestCustomization: CloudInit
+//!    {datasourceType: CONFIG_DRIVE_V2, cloudInitScript: Userdata {value: base64(script)}}}`. A 409 or
+//!    412 (the candidate changed since the read) reads it again and sends once more under a second id
+//!    derived from the claim. The HTTP layer sends it once; the engine's next attempt looks the name
+//!    up first and repeats the same request id. The task (`GET /api/prism/v4.4/config/tasks/{extId}`)
+//!    is polled until `SUCCEEDED` (`FAILED`/`CANCELED` fail it); the clone is the VM of its
+//!    `entitiesAffected` that is not the candidate and has the claim's name.
+//! 4. **Label**: `CloneOverrideParams` has no description and no categories, so the labels are
+//!    written by `PUT …/vms/{extId}` with the VM as read and its `description` replaced, `If-Match`
+//!    and a request id derived from the VM's ETag; its task is polled. Categories were not chosen:
+//!    associating them is a second call too, and they need category keys and values made and cleaned
+//!    up through the Prism categories API, which is not among the specs we follow.
+//! 5. **Power on**: when `powerState` is not `ON`, `POST …/vms/{extId}/$actions/power-on` with its own
+//!    `If-Match` and request id; its task is polled.
+//!
+//! Every change that carries `If-Match` (label, power-on, delete) is read again and sent once more
+//! after a 409 or 412; a lasting 412 is [`ProviderError::Conflict`]. Delete: `GET` (404: done),
+//! refuse a VM without our deployment, `DELETE …/vms/{extId}` with `If-Match` (404: done), poll the
+//! task. Listing reads every page of `GET …/vms` and filters the description here, as v3 does.
+//! A v4 VM has no intent state: it is normalised from `powerState` alone. Errors: v4's envelope
+//! (`data.error`: `AppMessage`s `code: message`, or a `SchemaValidationError`) is quoted in the same
+//! place as v3's `message_list`, and a failed task's `errorMessages` go through
+//! [`says_no_capacity`] like v3's `error_detail`.
+//!
 //! # Windows
-//! The script goes in the same `cloud_init.user_data`; on Windows the candidate must run
+//! The script goes in the same `cloud_init.user_data` (v4: `Userdata.value`); on Windows the candidate must run
 //! cloudbase-init (it reads the same config drive), and PowerShell is marked `#ps1_sysnative`
-//! (see the config's `script_rules`). Sysprep unattend files are not used.
+//! (see the config's `script_rules`). Sysprep unattend files (v4's `Sysprep` with `Unattendxml`) are
+//! not used: Kasm's Windows startup script is PowerShell, which cloudbase-init runs as it is, while
+//! sysprep would need an unattend XML written around it.
 
 mod builder;
 mod client;
+mod client_v4;
 mod credential;
 pub mod labels;
 mod preflight;
+mod v4;
 
 pub use preflight::CHECKS;
 
@@ -96,6 +139,8 @@ pub const MAX_UPDATE_TRIES: usize = 3;
 #[derive(Debug)]
 pub struct NutanixProvider {
     client: Client,
+    /// The v4 client when the config says `api_version: v4` (then every call goes through it).
+    v4: Option<client_v4::Client>,
     config: NutanixConfig,
     timings: Timings,
 }
@@ -163,12 +208,23 @@ impl Error {
         let message = self.to_string();
         match self {
             Error::Http { what, source: HttpError::Status { status, body, retry_after } } => {
-                let (reason, said) = client::error_message(&body);
-                let text = if reason.is_empty() {
-                    format!("failed to {what}: {said}")
-                } else {
-                    format!("failed to {what}: {reason}: {said}")
+                let text = match client_v4::error_message(&body) {
+                    // v4: `data.error` (`AppMessage`s or a `SchemaValidationError`).
+                    Some(said) => format!("failed to {what}: {said}"),
+                    // v3: `message_list`, else the body's text.
+                    None => match client::error_message(&body) {
+                        (reason, said) if reason.is_empty() => format!("failed to {what}: {said}"),
+                        (reason, said) => format!("failed to {what}: {reason}: {said}"),
+                    },
                 };
+                if status.as_u16() == 412 {
+                    // v4's `If-Match` refused: the object changed since it was read. The flow reads it
+                    // again once; a lasting one is a conflict the engine retries later.
+                    return ProviderError::Conflict {
+                        provider: NAME,
+                        message: format!("HTTP {status}: {text} (the object changed since it was read)"),
+                    };
+                }
                 ProviderError::from_status(NAME, status, &text, retry_after)
             }
             Error::Http { source, what } => match ProviderError::from_http(source, NAME) {
@@ -477,28 +533,46 @@ impl VmProvider for NutanixProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        // v3: no request token (a lookup by the claim's name), no filter on the description.
-        Capabilities { idempotency_token: false, windows_password: false, server_side_label_filter: false }
+        // v3: no request token (a lookup by the claim's name), no filter on the description. v4: the
+        // clone carries the claim as its `NTNX-Request-Id` (and the lookup by name stays); listing
+        // still reads every VM and filters the description here.
+        Capabilities { idempotency_token: self.v4.is_some(), windows_password: false, server_side_label_filter: false }
     }
 
     async fn create_vm(&self, spec: &VmSpec) -> Result<Vm, ProviderError> {
-        self.create(spec).await.map_err(Error::into_provider)
+        match self.v4 {
+            Some(_) => self.create_v4(spec).await,
+            None => self.create(spec).await,
+        }
+        .map_err(Error::into_provider)
     }
 
     async fn get_vm(&self, id: &str) -> Result<Vm, ProviderError> {
-        match self.client.vm(id).await {
-            Ok(v) => Ok(to_vm(&v)),
+        let got = match self.v4 {
+            Some(_) => self.get_v4(id).await,
+            None => self.client.vm(id).await.map(|v| to_vm(&v)),
+        };
+        match got {
+            Ok(v) => Ok(v),
             Err(e) if e.status() == Some(404) => Err(ProviderError::NotFound { provider: NAME, id: id.to_string() }),
             Err(e) => Err(e.into_provider()),
         }
     }
 
     async fn delete_vm(&self, id: &str) -> Result<(), ProviderError> {
-        self.delete(id).await.map_err(Error::into_provider)
+        match self.v4 {
+            Some(_) => self.delete_v4(id).await,
+            None => self.delete(id).await,
+        }
+        .map_err(Error::into_provider)
     }
 
     async fn list_vms(&self, labels: &OwnerLabels) -> Result<Vec<Vm>, ProviderError> {
-        self.list(labels).await.map_err(Error::into_provider)
+        match self.v4 {
+            Some(_) => self.list_v4(labels).await,
+            None => self.list(labels).await,
+        }
+        .map_err(Error::into_provider)
     }
 }
 
@@ -551,6 +625,21 @@ mod tests {
             ErrorClass::OutOfCapacity
         );
         assert_eq!(task_failed("disk image not found").into_provider().class(), ErrorClass::Transient);
+        // v4's error envelope: `data.error` quoted; a refused `If-Match` (412) is a conflict.
+        let v4 = |code: &str, msg: &str| {
+            format!(
+                r#"{{"data":{{"$objectType":"vmm.v4.error.ErrorResponse","error":[{{"$objectType":"vmm.v4.error.AppMessage","code":"{code}","message":"{msg}","severity":"ERROR"}}]}},"$objectType":"vmm.v4.ahv.config.CloneVmApiResponse"}}"#
+            )
+        };
+        assert_eq!(c(412, v4("VMM-10412", "ETag mismatch")), ErrorClass::Conflict);
+        assert_eq!(c(409, v4("VMM-10409", "busy")), ErrorClass::Conflict);
+        assert_eq!(c(401, v4("VMM-10401", "Authentication required")), ErrorClass::Auth);
+        assert_eq!(c(403, v4("VMM-10403", "Access denied")), ErrorClass::Permission);
+        assert_eq!(c(404, v4("VMM-20005", "VM not found")), ErrorClass::NotFound);
+        assert_eq!(c(400, v4("VMM-10400", "bad")), ErrorClass::Invalid);
+        assert_eq!(c(503, v4("VMM-10503", "busy")), ErrorClass::Transient);
+        let msg = status_err(400, &v4("VMM-10400", "numSockets must be >= 1")).into_provider().to_string();
+        assert!(msg.contains("clone the VM candidate: VMM-10400: numSockets must be >= 1"), "{msg}");
         assert_eq!(Error::NotOurs { id: "u".into() }.into_provider().class(), ErrorClass::Invalid);
         assert_eq!(Error::NameTaken { name: "n".into() }.into_provider().class(), ErrorClass::Invalid);
         assert_eq!(Error::Credential { message: "password: x".into() }.into_provider().class(), ErrorClass::Auth);
