@@ -40,14 +40,23 @@ pub const CA_PEM: &str = include_str!("../../shared/src/providers/kubevirt/fixtu
 /// One recorded request.
 pub use crate::fake_api::Recorded as Request;
 
-/// The collections the server keeps: (API prefix, plural, kind).
-pub const KINDS: [(&str, &str, &str); 5] = [
+/// The collections the server keeps: (API prefix, plural, kind). The last [`HARVESTER_KINDS`] are
+/// routed only by a Harvester server ([`KubevirtTestServer::start_harvester`]).
+pub const KINDS: [(&str, &str, &str); 7] = [
     ("/api/v1", "secrets", "Secret"),
     ("/api/v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
     ("/apis/kubevirt.io/v1", "virtualmachines", "VirtualMachine"),
     ("/apis/kubevirt.io/v1", "virtualmachineinstances", "VirtualMachineInstance"),
     ("/apis/cdi.kubevirt.io/v1beta1", "datavolumes", "DataVolume"),
+    ("/apis/harvesterhci.io/v1beta1", "virtualmachineimages", "VirtualMachineImage"),
+    ("/apis/harvesterhci.io/v1beta1", "keypairs", "KeyPair"),
 ];
+
+/// How many of [`KINDS`] (at its end) are Harvester's.
+pub const HARVESTER_KINDS: usize = 2;
+
+/// Harvester's annotation of PVCs to make for a VM (`pkg/util/constants.go`).
+pub const VOLUME_CLAIM_TEMPLATES: &str = "harvesterhci.io/volumeClaimTemplates";
 
 /// The route template of a collection (`GET`/`POST`) or of one object (`GET`/`DELETE`).
 pub fn route(method: &str, plural: &str, one: bool) -> String {
@@ -69,6 +78,8 @@ struct Inner {
     denied: BTreeSet<(String, String)>,
     /// VMs put in list answers, all pages.
     vms_listed: usize,
+    /// Harvester mode: its kinds are routed and its VM controller makes PVCs from VM annotations.
+    harvester: bool,
 }
 
 /// The running server.
@@ -123,6 +134,20 @@ impl KubevirtTestServer {
     /// Starts a server with namespace [`NAMESPACE`], the Bound source PVC [`SOURCE_PVC`] and the
     /// NetworkAttachmentDefinition [`NAD`].
     pub async fn start() -> KubevirtTestServer {
+        Self::start_with(false).await
+    }
+
+    /// Starts a server as [`KubevirtTestServer::start`] does, that also serves Harvester's
+    /// VirtualMachineImages and KeyPairs and does what Harvester's VM controller does with a VM's
+    /// `harvesterhci.io/volumeClaimTemplates` annotation (`createPVCsFromAnnotation`,
+    /// `pkg/controller/master/virtualmachine/vm_controller.go`: each PVC created as written, in the VM's
+    /// namespace, not owned by the VM; an entry without a name is refused by its VM webhook, "PVC name is
+    /// required"; one whose `harvesterhci.io/imageId` image does not exist is skipped).
+    pub async fn start_harvester() -> KubevirtTestServer {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(harvester: bool) -> KubevirtTestServer {
         let inner = Arc::new(Mutex::new(Inner {
             objects: BTreeMap::new(),
             starting: BTreeMap::new(),
@@ -131,6 +156,7 @@ impl KubevirtTestServer {
             gc: true,
             denied: BTreeSet::new(),
             vms_listed: 0,
+            harvester,
         }));
         let mut b = FakeApi::builder()
             .guard(|req| {
@@ -146,7 +172,8 @@ impl KubevirtTestServer {
             "POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews".into(),
             "GET /apis/k8s.cni.cncf.io/v1/namespaces/{ns}/network-attachment-definitions/{name}".into(),
         ];
-        for (_, plural, _) in KINDS {
+        let kinds = if harvester { &KINDS[..] } else { &KINDS[..KINDS.len() - HARVESTER_KINDS] };
+        for (_, plural, _) in kinds {
             for (m, one) in [("GET", false), ("POST", false), ("GET", true), ("DELETE", true)] {
                 routes.push(route(m, plural, one));
             }
@@ -209,6 +236,11 @@ impl KubevirtTestServer {
         self.lock().objects.get(&(plural.into(), NAMESPACE.into(), name.into())).cloned()
     }
 
+    /// The object in namespace `ns`, if it exists.
+    pub fn get_in(&self, plural: &str, ns: &str, name: &str) -> Option<Value> {
+        self.lock().objects.get(&(plural.into(), ns.into(), name.into())).cloned()
+    }
+
     /// The names of every object of `plural`.
     pub fn names(&self, plural: &str) -> Vec<String> {
         self.lock().objects.keys().filter(|k| k.0 == plural).map(|k| k.2.clone()).collect()
@@ -219,7 +251,7 @@ impl KubevirtTestServer {
         self.lock()
             .objects
             .keys()
-            .filter(|k| !(k.0 == "persistentvolumeclaims" && k.2 == SOURCE_PVC))
+            .filter(|k| !(k.0 == "persistentvolumeclaims" && k.2 == SOURCE_PVC) && k.0 != "virtualmachineimages")
             .map(|k| format!("{}/{}", k.0, k.2))
             .collect()
     }
@@ -248,6 +280,7 @@ fn api_version_of(plural: &str) -> &'static str {
     match KINDS.iter().find(|k| k.1 == plural).map(|k| k.0) {
         Some("/api/v1") => "v1",
         Some("/apis/kubevirt.io/v1") => "kubevirt.io/v1",
+        Some("/apis/harvesterhci.io/v1beta1") => "harvesterhci.io/v1beta1",
         _ => "cdi.kubevirt.io/v1beta1",
     }
 }
@@ -357,6 +390,28 @@ fn create(st: &mut Inner, plural: &str, ns: &str, req: &Incoming) -> Reply {
     if plural == "secrets" && obj.get("stringData").is_some_and(|d| !d.is_object()) {
         return status(400, "BadRequest", "stringData must be a map of strings");
     }
+    // CRD harvesterhci.io_keypairs.yaml: spec.publicKey (string) is required.
+    if plural == "keypairs" && !obj.pointer("/spec/publicKey").is_some_and(Value::is_string) {
+        return status(
+            422,
+            "Invalid",
+            &format!("KeyPair.harvesterhci.io \"{name}\" is invalid: spec.publicKey: Required value"),
+        );
+    }
+    let claim_templates = if st.harvester && plural == "virtualmachines" {
+        match claim_templates(&obj) {
+            Ok(t) => t,
+            Err(m) => {
+                return status(
+                    400,
+                    "BadRequest",
+                    &format!("admission webhook \"validator.harvesterhci.io\" denied the request: {m}"),
+                );
+            }
+        }
+    } else {
+        Vec::new()
+    };
     let uid = format!("00000000-0000-4000-8000-{:012}", st.next_uid);
     st.next_uid += 1;
     obj["metadata"]["namespace"] = json!(ns);
@@ -376,6 +431,27 @@ fn create(st: &mut Inner, plural: &str, ns: &str, req: &Incoming) -> Reply {
             })
             .collect();
         obj["data"] = Value::Object(data);
+    }
+    for mut pvc in claim_templates {
+        // Harvester's VM controller: the PVC as written, unless its image does not exist (skipped).
+        let image = pvc.pointer("/metadata/annotations/harvesterhci.io~1imageId").and_then(Value::as_str);
+        if let Some((ins, iname)) = image.and_then(|i| i.split_once('/'))
+            && !st.objects.contains_key(&("virtualmachineimages".to_string(), ins.to_string(), iname.to_string()))
+        {
+            continue;
+        }
+        let pname = pvc["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let pkey = ("persistentvolumeclaims".to_string(), ns.to_string(), pname);
+        if st.objects.contains_key(&pkey) {
+            continue;
+        }
+        pvc["apiVersion"] = json!("v1");
+        pvc["kind"] = json!("PersistentVolumeClaim");
+        pvc["metadata"]["namespace"] = json!(ns);
+        pvc["metadata"]["uid"] = json!(format!("00000000-0000-4000-a000-{:012}", st.next_uid));
+        st.next_uid += 1;
+        pvc["status"] = json!({"phase": "Bound"});
+        st.objects.insert(pkey, pvc);
     }
     if plural == "virtualmachines" {
         obj["status"] = json!({"printableStatus": "Provisioning", "created": false, "ready": false});
@@ -405,6 +481,25 @@ fn create(st: &mut Inner, plural: &str, ns: &str, req: &Incoming) -> Reply {
     }
     st.objects.insert(key, obj.clone());
     Reply::json(201, &obj)
+}
+
+/// The PVCs of a VM's `harvesterhci.io/volumeClaimTemplates` annotation (a JSON list of PVCs, each
+/// with a name, as Harvester's VM webhook requires).
+fn claim_templates(vm: &Value) -> Result<Vec<Value>, String> {
+    let Some(text) = vm.pointer("/metadata/annotations/harvesterhci.io~1volumeClaimTemplates") else {
+        return Ok(Vec::new());
+    };
+    let text = text.as_str().ok_or("the volumeClaimTemplates annotation must be a string")?;
+    let pvcs: Vec<Value> = serde_json::from_str(text).map_err(|e| format!("invalid volumeClaimTemplates: {e}"))?;
+    for p in &pvcs {
+        if p.pointer("/metadata/name").and_then(Value::as_str).is_none_or(str::is_empty) {
+            return Err("PVC name is required".into());
+        }
+        if p.pointer("/spec/resources/requests/storage").and_then(Value::as_str).is_none() {
+            return Err("spec.resources.requests.storage: Required value".into());
+        }
+    }
+    Ok(pvcs)
 }
 
 /// The checks the API server's schema and KubeVirt's admission webhook make that the provider's

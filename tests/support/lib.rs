@@ -7,6 +7,7 @@ pub mod ec2_proxy;
 pub mod evaluation;
 pub mod fake_api;
 pub mod gcp_server;
+pub mod harvester_server;
 pub mod kasm_server;
 pub mod kubevirt_server;
 pub mod lambda_world;

@@ -75,16 +75,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn providers_not_built_yet_fail_their_build_check() {
+    async fn an_unusable_harvester_config_fails_its_api_checks_and_exits_1() {
+        // The example's token is `file:/etc/kasm-autoscale/harvester-token`, absent here: nothing
+        // reaches the network.
         let (code, out, _) = go(&[example("harvester.yaml")]).await;
         assert_eq!(code, 1, "{out}");
+        // The example's first config (the second, with a manifest, fails the same way).
+        let lines: Vec<&str> = out.lines().filter(|l| l.contains(" harvester-local.")).collect();
+        assert_eq!(lines.len(), shared::providers::harvester::CHECKS.len(), "{out}");
+        assert_eq!(out.lines().count(), 2 * lines.len(), "{out}");
         assert!(
-            out.lines().all(|l| l.starts_with("FAIL ")
-                && l.contains(".build: ")
-                && l.contains("not built into this version yet")),
+            lines[0].starts_with("FAIL harvester-local.credentials: ") && lines[0].contains("harvester-token"),
             "{out}"
         );
-        assert!(!out.is_empty());
+        let api = &lines[1..lines.len() - 1];
+        assert!(api.iter().all(|l| l.starts_with("FAIL harvester-local.") && l.contains("not checked")), "{out}");
+        assert!(lines[lines.len() - 1].starts_with("PASS harvester-local.startup_script: renders to "), "{out}");
     }
 
     #[tokio::test]

@@ -24,7 +24,9 @@ pub mod digitalocean;
 mod error;
 #[cfg(feature = "gcp")]
 pub mod gcp;
-#[cfg(feature = "kubevirt")]
+#[cfg(feature = "harvester")]
+pub mod harvester;
+#[cfg(any(feature = "kubevirt", feature = "harvester"))]
 pub mod kube;
 #[cfg(feature = "kubevirt")]
 pub mod kubevirt;
@@ -45,7 +47,8 @@ mod set;
     feature = "nutanix",
     feature = "gcp",
     feature = "vsphere",
-    feature = "kubevirt"
+    feature = "kubevirt",
+    feature = "harvester"
 ))]
 mod tag_escape;
 #[cfg(feature = "vsphere")]

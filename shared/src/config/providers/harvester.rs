@@ -9,7 +9,7 @@ use crate::config::kasm_names::{KasmColumn, KasmColumns, Unit, own_id, renamed, 
 use crate::config::provider::{Endpoint, ProviderConfigCommon};
 use crate::config::secret::SecretRef;
 use crate::model::Resources;
-use crate::script::{ScriptRules, WindowsScript};
+use crate::script::{Limit, ScriptRules, WindowsScript};
 
 /// Harvester VM-provider settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -36,7 +36,8 @@ pub struct HarvesterConfig {
     /// Memory of each VM in GiB.
     #[serde(alias = "vm_memory")]
     pub memory: u32,
-    /// Name of the Harvester image (VirtualMachineImage) the VM disks are made from.
+    /// Name of the Harvester image (VirtualMachineImage) the VM disks are made from: `name` (in
+    /// `vm_namespace`) or `namespace/name` (its object name, not its display name).
     pub disk_image: String,
     /// Disk size of each VM in GiB.
     pub disk_size: u32,
@@ -46,7 +47,8 @@ pub struct HarvesterConfig {
     /// Interface type: masquerade or bridge.
     #[serde(default)]
     pub interface_type: KubeInterfaceType,
-    /// Name of the network the VMs connect to (multus network type only).
+    /// Name of the network the VMs connect to (multus network type only): a NetworkAttachmentDefinition,
+    /// `name` (in `vm_namespace`) or `namespace/name`.
     #[serde(default)]
     pub network_name: Option<String>,
     /// cloud-init, Bash or PowerShell script run after the VM is created, typically installing the Kasm Agent
@@ -119,8 +121,15 @@ impl ProviderConfigCommon for HarvesterConfig {
         Some(Resources::new(f64::from(self.cores), f64::from(self.memory) * 1024.0, 0.0))
     }
     fn script_rules(&self) -> ScriptRules {
-        // Harvester: cloud-init user data in a Secret; no documented limit we enforce.
-        ScriptRules { provider: "harvester", limit: None, windows: WindowsScript::AsIs, linux_cloud_init: true }
+        // As on KubeVirt: the user data is a Secret's `userdata` key on a config drive, read by cloud-init
+        // (Linux) or cloudbase-init (Windows, `#ps1_sysnative` first line). A Secret holds at most 1 MiB
+        // (Kubernetes documentation, "Secrets"); base64 in `data` counts against it.
+        ScriptRules {
+            provider: "harvester",
+            limit: Some(Limit::Base64(1024 * 1024)),
+            windows: WindowsScript::CloudbaseInit,
+            linux_cloud_init: true,
+        }
     }
     fn endpoint(&self) -> Endpoint<'_> {
         Endpoint { url: self.endpoint_url.as_deref(), ca_bundle: self.ca_bundle.as_deref() }
@@ -132,6 +141,16 @@ impl ProviderConfigCommon for HarvesterConfig {
     }
 }
 
+/// Whether `s` is a DNS-1123 label (a Kubernetes object name of this kind).
+fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
 fn check_fields(f: &mut Found, c: &HarvesterConfig) {
     super::kubevirt::check_kube(f, &c.ssl_certificate, (c.enable_efi_boot, c.enable_secure_boot));
     need(
@@ -139,6 +158,19 @@ fn check_fields(f: &mut Found, c: &HarvesterConfig) {
         c.network_type != KubeNetworkType::Multus || c.network_name.as_deref().is_some_and(|n| !is_blank(n)),
         "network_name",
         "is required with the multus network type",
+    );
+    need(f, !is_blank(&c.vm_namespace), "vm_namespace", "must not be empty");
+    // A VirtualMachineImage: `name` (in vm_namespace) or `namespace/name`, each a DNS label.
+    let image_ok = {
+        let d = c.disk_image.trim();
+        let parts: Vec<&str> = d.split('/').collect();
+        parts.len() <= 2 && parts.iter().all(|p| is_dns_label(p))
+    };
+    need(
+        f,
+        c.configuration_override.is_some() || image_ok,
+        "disk_image",
+        "must name a Harvester VirtualMachineImage: `name` or `namespace/name` (lowercase letters, digits, `-`)",
     );
     for (k, v) in ["cores", "memory", "disk_size"].iter().zip([c.cores, c.memory, c.disk_size]) {
         need(f, v >= 1, k, "must be at least 1");

@@ -1,4 +1,4 @@
-//! The small Kubernetes REST client the KubeVirt (and later Harvester) provider is built on: a bearer
+//! The small Kubernetes REST client the KubeVirt and Harvester providers are built on: a bearer
 //! token from a secret reference, the cluster's CA trusted, JSON requests through [`crate::http`]
 //! (retries, redaction), create by deterministic name, read, delete with a propagation policy, and
 //! lists by label selector across every `continue` page.
@@ -18,9 +18,12 @@
 //! Conflict (create: `AlreadyExists`), 422 Invalid (`reason: Invalid`), 429 RateLimited with
 //! `Retry-After`, 5xx Transient.
 
+pub(crate) mod build;
 pub(crate) mod client;
 pub(crate) mod credential;
 pub mod labels;
+pub(crate) mod preflight;
+pub mod vm;
 
 use crate::http::HttpError;
 use crate::providers::ProviderError;

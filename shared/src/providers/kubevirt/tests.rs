@@ -4,6 +4,7 @@ use crate::config::{SecretRef, VmProviderConfig};
 use crate::model::{ClaimId, OsFamily};
 use crate::providers::{BuildEnv, ErrorClass};
 use crate::secrets::StaticSecrets;
+use serde_json::Map;
 use std::sync::Arc;
 
 pub(super) const CA_PEM: &str = include_str!("fixtures/test-ca.pem");
@@ -78,13 +79,13 @@ async fn the_registry_builds_it_and_resolves_the_token_on_first_use() {
 #[test]
 fn the_endpoint_is_the_host_or_the_override_and_the_ca_must_parse() {
     let e = env(StaticSecrets::default());
-    assert_eq!(provider(config()).client.base_url(), "https://kube.example:6443/");
+    assert_eq!(provider(config()).engine.client.base_url(), "https://kube.example:6443/");
     let mut c = config();
     c.host = "https://rancher.example/k8s/clusters/local".into();
-    assert_eq!(provider(c).client.base_url(), "https://rancher.example/k8s/clusters/local");
+    assert_eq!(provider(c).engine.client.base_url(), "https://rancher.example/k8s/clusters/local");
     let mut c = config();
     c.endpoint_url = Some("http://127.0.0.1:9000".into());
-    assert_eq!(provider(c).client.base_url(), "http://127.0.0.1:9000/");
+    assert_eq!(provider(c).engine.client.base_url(), "http://127.0.0.1:9000/");
     let mut c = config();
     c.host = "not a url".into();
     let err = KubevirtProvider::from_config(&c, &e).unwrap_err();
@@ -187,40 +188,4 @@ fn the_override_manifest_gets_the_name_labels_run_strategy_and_cloud_init() {
     assert_eq!(vols[0]["persistentVolumeClaim"]["claimName"], "kasm-01jabcdefgh-dv");
     assert_eq!(vols[1]["cloudInitConfigDrive"]["secretRef"]["name"], "kasm-01jabcdefgh-cloudinit");
     assert_eq!(vm["spec"]["template"]["spec"]["domain"]["devices"]["disks"][1]["name"], CLOUDINIT_VOLUME);
-}
-
-#[test]
-fn printable_statuses_and_vmi_conditions_normalise() {
-    let vm = |s: &str| json!({"metadata": {"name": "n"}, "status": {"printableStatus": s}});
-    assert_eq!(state(&json!({"metadata": {"name": "n"}})), VmState::Creating);
-    assert_eq!(state(&vm("Running")), VmState::Running);
-    assert_eq!(state(&vm("Provisioning")), VmState::Creating);
-    assert_eq!(state(&vm("Starting")), VmState::Creating);
-    assert_eq!(state(&vm("Stopped")), VmState::Stopped);
-    assert_eq!(state(&vm("Terminating")), VmState::Deleting);
-    assert_eq!(state(&vm("ErrorUnschedulable")), VmState::Failed);
-    assert_eq!(state(&vm("CrashLoopBackOff")), VmState::Failed);
-    assert_eq!(state(&vm("Something new")), VmState::Unknown);
-    assert_eq!(
-        state(
-            &json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}, "status": {"printableStatus": "Running"}})
-        ),
-        VmState::Deleting
-    );
-    assert!(unschedulable(&vm("ErrorUnschedulable"), None).is_some());
-    let vmi = json!({"status": {"phase": "Scheduling", "conditions": [
-        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes are available: 3 Insufficient memory."}
-    ], "interfaces": [{"name": "default"}, {"name": "x", "ipAddress": "10.244.1.7"}]}});
-    assert!(unschedulable(&vm("Starting"), Some(&vmi)).unwrap().contains("Insufficient memory"));
-    assert_eq!(vmi_ip(&vmi).as_deref(), Some("10.244.1.7"));
-    assert!(unschedulable(&vm("Starting"), Some(&json!({"status": {"conditions": []}}))).is_none());
-}
-
-#[test]
-fn names_must_be_dns_labels() {
-    assert!(is_dns_label("kasm-01jabc", 53));
-    assert!(!is_dns_label("Kasm", 53));
-    assert!(!is_dns_label("-x", 53));
-    assert!(!is_dns_label(&"a".repeat(54), 53));
-    assert!(!is_dns_label("", 53));
 }
