@@ -165,8 +165,11 @@ async fn run_scales_an_oci_pool_up_and_down() {
         .expect("the script carries -i {server_id}")
         .to_string();
     assert_eq!(server_id.len(), 32, "rendered as Kasm lists ids: {server_id}");
-    // Its boot volume carries the instance's tags.
-    assert_eq!(api.boot_volume_tags(&vm.boot_volume).as_ref(), Some(&vm.tags), "boot volume tags");
+    // Its boot volume carries the instance's tags (written once the provider saw the instance run).
+    wait_for("the boot volume to carry the instance's tags", Duration::from_secs(30), || {
+        api.boot_volume_tags(&vm.boot_volume).as_ref() == Some(&vm.tags)
+    })
+    .await;
     // Its A record in OCI DNS (the instance's public IP) and the ownership marker.
     let fqdn = format!("{}.{}", vm.name.to_ascii_lowercase(), oci_server::DNS_ZONE);
     let public_ip = vm.public_ip.clone().expect("a public IP");

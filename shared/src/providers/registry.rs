@@ -1,6 +1,6 @@
 //! One exhaustive match from a provider config variant to its provider: [`build`] and [`preflight`].
-//! A provider left out of this build (its cargo feature off) or not built yet answers
-//! [`ProviderError::NotSupported`] naming it; nothing else in the crate names a provider.
+//! A provider left out of this build (its cargo feature off) answers [`ProviderError::NotSupported`]
+//! naming the feature; nothing else in the crate names a provider.
 
 use std::sync::Arc;
 
@@ -85,14 +85,5 @@ fn left_out(kind: ProviderKind, feature: &str) -> ProviderError {
         what: format!(
             "this binary was built without the `{feature}` feature; rebuild with `--features shared/{feature}` (or the default features)"
         ),
-    }
-}
-
-/// The error of a provider not built into this version yet.
-#[allow(dead_code)] // every VM provider is built now; kept for the next one
-fn not_built(kind: ProviderKind) -> ProviderError {
-    ProviderError::NotSupported {
-        provider: kind.as_str(),
-        what: format!("the {kind} provider is not built into this version yet"),
     }
 }

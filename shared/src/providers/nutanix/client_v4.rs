@@ -609,7 +609,8 @@ impl Client {
         let what = "clone the VM candidate";
         let user_data =
             body.guest_customization.as_ref().map(|g| SecretString::from(g.config.cloud_init_script.value.clone()));
-        let mut c = Call::new(Method::POST, &VMM_PATH, &["vms", candidate, "$actions", "clone"], what);
+        let path = ["vms", candidate, "$actions", "clone"];
+        let mut c = Call::new(Method::POST, &VMM_PATH, &path, what);
         c.body =
             Some(serde_json::to_value(body).map_err(|e| Error::Decode { what: what.into(), message: e.to_string() })?);
         c.once = true;
@@ -629,7 +630,8 @@ impl Client {
         etag: Option<String>,
         what: &str,
     ) -> Result<String, Error> {
-        let mut c = Call::new(Method::PUT, &VMM_PATH, &["vms", ext_id], what);
+        let path = ["vms", ext_id];
+        let mut c = Call::new(Method::PUT, &VMM_PATH, &path, what);
         c.request_id = Some(request_id(&["update", ext_id, etag.as_deref().unwrap_or_default(), what]));
         c.if_match = etag;
         c.body = Some(vm);
@@ -641,7 +643,8 @@ impl Client {
     /// task's extId.
     pub(crate) async fn power_on(&self, ext_id: &str, etag: Option<String>) -> Result<String, Error> {
         let what = "power on the VM";
-        let mut c = Call::new(Method::POST, &VMM_PATH, &["vms", ext_id, "$actions", "power-on"], what);
+        let path = ["vms", ext_id, "$actions", "power-on"];
+        let mut c = Call::new(Method::POST, &VMM_PATH, &path, what);
         c.request_id = Some(request_id(&["power-on", ext_id, etag.as_deref().unwrap_or_default()]));
         c.if_match = etag;
         let a = self.call(c).await?;
@@ -651,7 +654,8 @@ impl Client {
     /// `DELETE /vms/{extId}` with `If-Match` and a request id; answers the task's extId.
     pub(crate) async fn delete_vm(&self, ext_id: &str, etag: Option<String>) -> Result<String, Error> {
         let what = "delete the VM";
-        let mut c = Call::new(Method::DELETE, &VMM_PATH, &["vms", ext_id], what);
+        let path = ["vms", ext_id];
+        let mut c = Call::new(Method::DELETE, &VMM_PATH, &path, what);
         c.request_id = Some(request_id(&["delete", ext_id, etag.as_deref().unwrap_or_default()]));
         c.if_match = etag;
         let a = self.call(c).await?;
