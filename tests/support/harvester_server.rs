@@ -1,6 +1,6 @@
 //! The Harvester test server: the Kubernetes/KubeVirt test server ([`crate::kubevirt_server`], one
 //! server for the two providers as they share one Kubernetes client) in Harvester mode
-//! ([`KubevirtTestServer::start_harvester`]: VirtualMachineImages, KeyPairs, and PVCs made from a VM's
+//! ([`KubevirtTestServer::start_harvester`](crate::kubevirt_server::KubevirtTestServer::start_harvester): VirtualMachineImages, KeyPairs, and PVCs made from a VM's
 //! `harvesterhci.io/volumeClaimTemplates` annotation as Harvester's VM controller makes them), with an
 //! imported image [`IMAGE`] in [`IMAGE_NAMESPACE`] shaped like the `VirtualMachineImage` CRD
 //! (`harvesterhci.io_virtualmachineimages.yaml` of the spec folder: `spec.displayName`,

@@ -13,7 +13,7 @@
 //! finite: a clone that does not fit fails its task with [`NO_CAPACITY`].
 //! [`NutanixHarness`] drives it for the provider conformance suite.
 //!
-//! [`NutanixTestServer::start_v4`] serves the same VMs through the v4 APIs instead ([`v4`]: the VMM
+//! [`NutanixTestServer::start_v4`] serves the same VMs through the v4 APIs instead (`v4.rs`: the VMM
 //! v4.3 and Prism v4.4 routes, ETags, request ids and the v4 error envelope).
 
 mod v4;

@@ -241,7 +241,7 @@ fn check_headers(req: &Incoming, v: Option<&TestVm>, if_match: bool) -> Option<R
         Some(_) => {}
     }
     if if_match {
-        let Some(v) = v else { return None };
+        let v = v?;
         match h("if-match") {
             None => return Some(bad("If-Match is required")),
             Some(tag) if tag != etag(v) => {

@@ -22,7 +22,7 @@
 //! 2. `POST` the VirtualMachine (`runStrategy: Always`); 409 → `GET` and check the labels the same way.
 //!    A lost answer is safe: the retry gets 409 and reads the VM. Nothing else is created by us: the
 //!    DataVolume is a `dataVolumeTemplates` entry, created by KubeVirt and owned by the VM.
-//! 3. Wait (every [`Timings::poll`], at most [`Timings::operation_timeout`]) for
+//! 3. Wait (every [`Timings::poll`](crate::providers::Timings::poll), at most [`Timings::operation_timeout`](crate::providers::Timings::operation_timeout)) for
 //!    `status.printableStatus` `Running`. When the VMI stays unschedulable (its `PodScheduled`
 //!    condition `False` with reason `Unschedulable`, or the VM's printable status `ErrorUnschedulable`)
 //!    for [`UNSCHEDULABLE_GRACE`] (at most a quarter of the operation timeout), the VM and its
@@ -62,7 +62,7 @@
 //! # List and delete
 //! `list_vms` lists VMs (and VMIs, for addresses) by label selector in the namespace, every
 //! `continue` page. Secrets, DataVolumes and PVCs carrying our labels whose VM no longer exists are
-//! listed too, as a [`VmState::Deleted`] entry named after their VM, so the reaper's orphan sweep
+//! listed too, as a [`VmState::Deleted`](crate::providers::VmState::Deleted) entry named after their VM, so the reaper's orphan sweep
 //! deletes leftovers of all three kinds. `delete_vm(N)` reads the VM (refusing one without our
 //! deployment label), deletes it (`propagationPolicy: Background`), then deletes every Secret,
 //! DataVolume and PVC labelled [`VM_LABEL`] = `N` that carries our deployment label (404s are success). A missing VM is success.

@@ -61,7 +61,7 @@
 //! # v4
 //! With `api_version: v4` every call goes to the VMM v4.3 API (`/api/vmm/v4.3/ahv/config`) and the
 //! Prism v4.4 tasks API (`/api/prism/v4.4/config/tasks`), the namespaces of Nutanix's SDKs our
-//! design material extracts ([`client_v4`] has the shapes). `create_vm`:
+//! design material extracts (`client_v4.rs` has the shapes). `create_vm`:
 //!
 //! 1. **Find**: the VMs named as the claim's VM (`GET …/vms?$filter=name eq '<name>'`, `$page` from 0
 //!    with `$limit`, every page, exact name compared here). One whose description carries the claim
