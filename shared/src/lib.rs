@@ -17,6 +17,8 @@ pub mod config;
 pub mod daemon;
 pub mod dns;
 pub mod engine;
+#[cfg(feature = "fuzz")]
+pub mod fuzzing;
 pub mod http;
 pub mod input;
 pub mod kasm;

@@ -603,6 +603,26 @@ fn parse_answer(call: Call, text: &str, redactor: &Redactor) -> Result<Value, Ka
     Ok(v)
 }
 
+/// Every answer parser over one text, as each call would read it (the `responses` fuzz target).
+#[cfg(feature = "fuzz")]
+pub(crate) fn fuzz_answers(text: &str) {
+    let r = Redactor::new();
+    let _ = status_error(Call::GetServers, None, 401, text);
+    let Ok(answer) = parse_answer(Call::GetServers, text, &r) else { return };
+    if let Ok(items) = list_of(Call::GetServers, &answer, "servers") {
+        let _ = parse_servers(&items);
+    }
+    if let Ok(items) = list_of(Call::GetKasms, &answer, "kasms") {
+        let _ = parse_sessions(&items);
+    }
+    if let Ok(items) = list_of(Call::GetStagingConfigs, &answer, "staging_configs") {
+        let _ = parse_staging_configs(&items);
+    }
+    if let Ok(items) = list_of(Call::GetImages, &answer, "images") {
+        let _ = parse_images(&items);
+    }
+}
+
 /// `answer[key]` as a list; a missing or other value is a parse error naming the call.
 fn list_of(call: Call, answer: &Value, key: &str) -> Result<Vec<Value>, KasmError> {
     match answer.get(key) {

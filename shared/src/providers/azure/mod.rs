@@ -72,7 +72,7 @@
 //! speaks of quota — is OutOfCapacity, whether the `PUT` is refused or its operation fails.
 
 mod builder;
-mod client;
+pub(crate) mod client;
 pub mod credential;
 pub mod dns;
 mod preflight;

@@ -59,7 +59,7 @@
 //! DigitalOcean offers no Windows droplet images; a Windows spec is refused as Invalid.
 
 mod builder;
-mod client;
+pub(crate) mod client;
 mod credential;
 pub mod dns;
 mod preflight;

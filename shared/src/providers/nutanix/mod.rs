@@ -104,8 +104,8 @@
 //! sysprep would need an unattend XML written around it.
 
 mod builder;
-mod client;
-mod client_v4;
+pub(crate) mod client;
+pub(crate) mod client_v4;
 mod credential;
 pub mod labels;
 mod preflight;

@@ -49,7 +49,7 @@
 //! `#ps1_sysnative` as its first line (the config's script rules).
 
 mod builder;
-mod client;
+pub(crate) mod client;
 mod credential;
 pub mod dns;
 mod preflight;

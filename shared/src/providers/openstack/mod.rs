@@ -80,7 +80,7 @@
 //! `#ps1_sysnative` first line selects PowerShell). The script is sent unchanged.
 
 mod builder;
-mod client;
+pub(crate) mod client;
 mod credential;
 mod preflight;
 
