@@ -289,6 +289,13 @@ pub struct DnsRegistration {
 }
 
 impl Instance {
+    /// Records `message` as the claim's `last_error`, sanitised ([`crate::http::sanitise`]): known
+    /// secrets in any encoding and sensitive-looking fields redacted, control characters escaped,
+    /// bounded. The store and `status` only ever see this form.
+    pub fn set_error(&mut self, message: &str) {
+        self.last_error = Some(crate::http::sanitise(message));
+    }
+
     /// A fresh claim in state `requested`.
     pub fn new_claim(
         id: ClaimId,

@@ -58,6 +58,8 @@ pub enum Fault {
     Status(u16),
     /// Answer 200 with a body that is not JSON.
     Malformed,
+    /// Answer with this status and exactly this body (a proxy's or a server's own error text).
+    Answer(u16, String),
     /// Do the work at once, then wait this long before answering (a client that gives up first has
     /// lost the answer, not the work).
     Slow(Duration),
@@ -469,6 +471,9 @@ async fn handle(
                 .into_response();
         }
         Some(Fault::Malformed) => return (StatusCode::OK, "{\"servers\": [ {\"server_id\": ").into_response(),
+        Some(Fault::Answer(code, body)) => {
+            return (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body).into_response();
+        }
         Some(Fault::Slow(d)) => {
             let resp = answer(&inner, &call, &headers, &raw);
             tokio::time::sleep(d).await;

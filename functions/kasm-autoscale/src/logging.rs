@@ -12,7 +12,8 @@ pub enum Format {
     Text,
 }
 
-/// Installs the subscriber on stderr. `RUST_LOG` (`target=level` directives) overrides
+/// Installs the subscriber on stderr, remembered secrets scrubbed from every line
+/// ([`shared::http::ScrubLines`]). `RUST_LOG` (`target=level` directives) overrides
 /// `default_level`; libraries never log below `info` (see [`shared::wiring::log_filter`]: their debug
 /// output carries request contents, secrets among them).
 pub fn init(format: Format, default_level: &str) {
@@ -21,7 +22,7 @@ pub fn init(format: Format, default_level: &str) {
     let registry = tracing_subscriber::registry().with(filter);
     // Colour only on a terminal: a redirected log file gets plain text, not escape codes.
     let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(|| shared::http::ScrubLines::new(std::io::stderr()))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
         Format::Json => registry.with(layer.json().flatten_event(true)).try_init(),

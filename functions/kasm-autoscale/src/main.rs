@@ -155,7 +155,11 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    let (out, err) = (&mut std::io::stdout(), &mut std::io::stderr());
+    // Everything printed goes through the scrubber: a secret a server echoed back (in any encoding)
+    // is replaced before it reaches the terminal or a file (issue 21).
+    let (mut stdout, mut stderr) =
+        (shared::http::ScrubLines::new(std::io::stdout()), shared::http::ScrubLines::new(std::io::stderr()));
+    let (out, err) = (&mut stdout, &mut stderr);
     let code = match cli.command {
         Command::Validate { files } => validate::run(&files, out),
         Command::Schema => schema::run(out),
@@ -197,6 +201,9 @@ fn main() {
             block_on(import::run(&args, out, err))
         }
     };
+    // `exit` runs no destructors: what is left of a line goes out now.
+    let _ = std::io::Write::flush(&mut stdout);
+    let _ = std::io::Write::flush(&mut stderr);
     std::process::exit(code);
 }
 

@@ -53,7 +53,7 @@ pub async fn run(
 }
 
 fn fail(err: &mut dyn Write, msg: &str) -> i32 {
-    let _ = writeln!(err, "error: {msg}");
+    let _ = writeln!(err, "error: {}", shared::http::sanitise(msg));
     1
 }
 

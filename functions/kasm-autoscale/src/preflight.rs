@@ -39,7 +39,9 @@ pub async fn report(set: &ConfigSet, secrets: Arc<dyn Secrets>, out: &mut dyn Wr
 /// Prints one line per check; whether all passed.
 fn print_checks(config: &str, checks: &[Check], out: &mut dyn Write) -> bool {
     for c in checks {
-        let _ = writeln!(out, "{} {config}.{}: {}", if c.ok { "PASS" } else { "FAIL" }, c.name, c.detail);
+        // A detail may quote a server's answer: sanitised (secrets, control characters, length).
+        let detail = shared::http::sanitise(&c.detail);
+        let _ = writeln!(out, "{} {config}.{}: {detail}", if c.ok { "PASS" } else { "FAIL" }, c.name);
     }
     checks.iter().all(|c| c.ok)
 }

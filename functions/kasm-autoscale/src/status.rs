@@ -24,6 +24,10 @@ pub async fn run(store_url: &str, json: bool, out: &mut dyn Write, err: &mut dyn
         }
     };
     claims.sort_by(|a, b| a.autoscale_config.cmp(&b.autoscale_config).then(a.created_at.cmp(&b.created_at)));
+    // Written sanitised; sanitised again for what an older version (or a hand edit) stored.
+    for c in &mut claims {
+        c.last_error = c.last_error.as_deref().map(shared::http::sanitise);
+    }
     if json {
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&claims).unwrap_or_default());
         return 0;
@@ -32,7 +36,7 @@ pub async fn run(store_url: &str, json: bool, out: &mut dyn Write, err: &mut dyn
     if let Ok(Some(configs)) = store.load_configs().await {
         let set = wiring::providers(&configs, std::sync::Arc::new(shared::secrets::LocalSecrets));
         for (name, e) in set.failures() {
-            let _ = writeln!(out, "UNUSABLE VM-provider config {name}: {e}");
+            let _ = writeln!(out, "UNUSABLE VM-provider config {name}: {}", shared::http::sanitise(&e.to_string()));
         }
     }
     if claims.is_empty() {

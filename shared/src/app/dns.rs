@@ -125,7 +125,7 @@ pub(crate) async fn ensure(ctx: &Ctx, inst: &Instance, vm: &Vm, now: DateTime<Ut
     match &r {
         Ok(()) if inst.last_error.as_deref().is_some_and(|e| e.starts_with(FAILED)) => n.last_error = None,
         Ok(()) => {}
-        Err(e) => n.last_error = Some(failure(&reg, e)),
+        Err(e) => n.set_error(&failure(&reg, e)),
     }
     let config = reg.dns_config.clone();
     n.dns = Some(reg);

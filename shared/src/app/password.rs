@@ -87,10 +87,10 @@ async fn fetch_one(ctx: &Ctx, inst: &Instance, now: DateTime<Utc>, rep: &mut Pas
     let waited = (now - booted).num_seconds().max(0) as u64;
     if waited > budget {
         // Recorded once; later passes skip the provider call.
-        let msg = gave_up_message(budget);
+        let msg = crate::http::sanitise(&gave_up_message(budget));
         if inst.last_error.as_deref() != Some(msg.as_str()) {
             let mut n = inst.clone();
-            n.last_error = Some(msg.clone());
+            n.set_error(&msg);
             tolerate_conflict(ctx.store.update(&n).await)?;
             tracing::warn!(claim = %inst.id, vm = vm_id, "{msg}");
         }

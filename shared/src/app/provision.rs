@@ -139,7 +139,7 @@ pub(crate) async fn record_vm(
     // The VM's A record (register_dns) before the claim records the VM and before the Kasm record is
     // pointed at it; a failure is kept on the claim and retried by the reaper, never losing the VM.
     if let Some(e) = super::dns::register(ctx, &mut booting, cfg, vm, now).await {
-        booting.last_error = Some(e);
+        booting.set_error(&e);
     }
     let booting = ctx.store.update(&booting).await?;
     if needs_record(ctx, cfg) {
@@ -237,13 +237,13 @@ async fn handle_record_error(
     now: DateTime<Utc>,
 ) -> Result<ProvisionOutcome, AppError> {
     let retryable = matches!(&e, AppError::Kasm(KasmError::Unreachable { .. } | KasmError::Api { .. }));
-    let msg = format!("creating the Kasm record failed: {e}");
+    let msg = crate::http::sanitise(&format!("creating the Kasm record failed: {e}"));
     tracing::warn!(claim = %creating.id, error = %msg, retryable, "Kasm record not made");
     if retryable && creating.attempts < ctx.tuning.max_create_attempts {
         let mut back = moved(creating, InstanceState::Requested, now)?;
         let delay = ctx.tuning.retry_base_seconds.saturating_mul(1u64 << creating.attempts.min(10).saturating_sub(1));
         back.not_before = Some(crate::clock::after(now, delay));
-        back.last_error = Some(msg.clone());
+        back.set_error(&msg);
         ctx.store.update(&back).await?;
         return Ok(ProvisionOutcome::Retrying { error: msg, class: None });
     }
@@ -257,7 +257,7 @@ async fn handle_create_error(
     e: ProviderError,
     now: DateTime<Utc>,
 ) -> Result<ProvisionOutcome, AppError> {
-    let msg = e.to_string();
+    let msg = crate::http::sanitise(&e.to_string());
     tracing::warn!(claim = %creating.id, provider = creating.provider, class = ?e.class(), error = %msg, "create_vm failed");
     if e.is_retryable() && creating.attempts < ctx.tuning.max_create_attempts {
         let mut back = moved(creating, InstanceState::Requested, now)?;
@@ -267,7 +267,7 @@ async fn handle_create_error(
             delay = delay.max(d.as_secs());
         }
         back.not_before = Some(crate::clock::after(now, delay));
-        back.last_error = Some(msg.clone());
+        back.set_error(&msg);
         ctx.store.update(&back).await?;
         return Ok(ProvisionOutcome::Retrying { error: msg, class: Some(e.class()) });
     }
@@ -292,7 +292,7 @@ async fn handle_create_error(
 
 async fn fail(ctx: &Ctx, inst: &Instance, msg: &str, now: DateTime<Utc>) -> Result<(), AppError> {
     let mut f = moved(inst, InstanceState::Failed, now)?;
-    f.last_error = Some(msg.to_string());
+    f.set_error(msg);
     ctx.store.update(&f).await?;
     Ok(())
 }

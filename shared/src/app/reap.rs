@@ -179,7 +179,7 @@ async fn recover_creating(ctx: &Ctx, inst: &Instance, now: DateTime<Utc>) -> Res
         return Ok(true);
     }
     let mut back = moved(inst, InstanceState::Requested, now)?;
-    back.last_error = Some("provisioner stopped mid-way; retrying".into());
+    back.set_error("provisioner stopped mid-way; retrying");
     match ctx.store.update(&back).await {
         Ok(_) => Ok(true),
         Err(StoreError::Conflict { .. }) => Ok(false),

@@ -13,7 +13,7 @@ pub mod redact;
 pub mod retry;
 pub mod token;
 
-pub use redact::{REDACTED, Redactor, redact};
+pub use redact::{REDACTED, Redactor, ScrubLines, redact, remember, sanitise, scrub_known};
 pub use retry::{RetryConfig, send};
 pub use token::{Token, TokenCache};
 

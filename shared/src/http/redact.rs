@@ -67,6 +67,11 @@ impl Redactor {
 
     /// `text` with every known value and every sensitive-looking field value replaced by [`REDACTED`].
     pub fn redact(&self, text: &str) -> String {
+        redact_fields(&self.redact_values(text))
+    }
+
+    /// `text` with every known value replaced (not the shapes).
+    fn redact_values(&self, text: &str) -> String {
         let mut out = text.to_string();
         for s in &self.secrets {
             let v = s.expose_secret();
@@ -74,7 +79,140 @@ impl Redactor {
                 out = out.replace(v, REDACTED);
             }
         }
-        redact_fields(&out)
+        out
+    }
+}
+
+/// How many secret values the process remembers (see [`remember`]); the oldest is forgotten first.
+/// Configured secrets are a handful; the rest are short-lived tokens that rotate.
+pub const MAX_REMEMBERED: usize = 128;
+
+/// How many characters a sanitised message keeps (see [`sanitise`]).
+pub const MAX_MESSAGE_CHARS: usize = 1_000;
+
+/// The process-wide set of secret values seen: what [`scrub_known`] and [`sanitise`] replace.
+#[derive(Default)]
+struct Known {
+    /// In the order they were first seen (the oldest is dropped beyond [`MAX_REMEMBERED`]).
+    values: std::collections::VecDeque<SecretString>,
+    redactor: Redactor,
+}
+
+fn known() -> &'static std::sync::RwLock<Known> {
+    static KNOWN: std::sync::OnceLock<std::sync::RwLock<Known>> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(Default::default)
+}
+
+/// Remembers a secret value for the whole process: from now on [`scrub_known`] and [`sanitise`]
+/// replace it, and each of its encoded forms, wherever it occurs.
+///
+/// Every resolved secret and every fetched token goes through here (the secrets ports, the token
+/// cache, Kasm's registration tokens), so that the exits — log lines, the CLI's output, a claim's
+/// `last_error` — can be scrubbed without knowing which call produced the text (issue 21: a server
+/// that echoes a request hands the secret back in an encoding the call's own redactor may not see).
+pub fn remember(secret: &SecretString) {
+    let v = secret.expose_secret();
+    if v.len() < MIN_SECRET_LEN {
+        return;
+    }
+    let lock = known();
+    if lock.read().unwrap_or_else(std::sync::PoisonError::into_inner).values.iter().any(|s| s.expose_secret() == v) {
+        return;
+    }
+    let mut k = lock.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if k.values.iter().any(|s| s.expose_secret() == v) {
+        return;
+    }
+    k.values.push_back(secret.clone());
+    if k.values.len() > MAX_REMEMBERED {
+        k.values.pop_front();
+        let mut r = Redactor::new();
+        for s in &k.values {
+            r.add_secret(s);
+        }
+        k.redactor = r;
+    } else {
+        k.redactor.add_secret(secret);
+    }
+}
+
+/// `text` with every remembered secret value (in every encoded form) replaced by [`REDACTED`]. Only
+/// values: the text's syntax is kept (a JSON schema's `password` key keeps its value), so this is
+/// safe on any output.
+pub fn scrub_known(text: &str) -> std::borrow::Cow<'_, str> {
+    let k = known().read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if k.values.is_empty() || !k.redactor.secrets.iter().any(|s| text.contains(s.expose_secret())) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(k.redactor.redact_values(text))
+}
+
+/// A message fit to be stored and shown (a claim's `last_error`, a check's detail): remembered
+/// secret values and sensitive-looking fields redacted, control characters escaped (a message cannot
+/// forge a line of output), and at most [`MAX_MESSAGE_CHARS`] characters.
+pub fn sanitise(text: &str) -> String {
+    let clean = redact_fields(&scrub_known(text));
+    let escaped = crate::input::escape_controls(&clean);
+    match escaped.char_indices().nth(MAX_MESSAGE_CHARS) {
+        // Idempotent: a sanitised message sanitised again is unchanged.
+        Some((cut, _)) if escaped[cut..] != *"…" => format!("{}…", &escaped[..cut]),
+        _ => escaped.into_owned(),
+    }
+}
+
+/// A writer that scrubs remembered secrets ([`scrub_known`]) out of everything written through it,
+/// a line at a time (a secret split over two `write` calls is still caught). What is left without a
+/// newline goes out on [`flush`](std::io::Write::flush) or drop.
+///
+/// The CLI's standard output and error and every log line go through one.
+pub struct ScrubLines<W: std::io::Write> {
+    inner: W,
+    pending: Vec<u8>,
+}
+
+impl<W: std::io::Write> fmt::Debug for ScrubLines<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScrubLines").field("pending_bytes", &self.pending.len()).finish_non_exhaustive()
+    }
+}
+
+impl<W: std::io::Write> ScrubLines<W> {
+    /// Scrubs what is written to `inner`.
+    pub fn new(inner: W) -> Self {
+        ScrubLines { inner, pending: Vec::new() }
+    }
+
+    fn emit(&mut self, upto: usize) -> std::io::Result<()> {
+        let chunk: Vec<u8> = self.pending.drain(..upto).collect();
+        match std::str::from_utf8(&chunk) {
+            Ok(s) => self.inner.write_all(scrub_known(s).as_bytes()),
+            // Not text: passed as it is (our outputs are text; a secret is found in text).
+            Err(_) => self.inner.write_all(&chunk),
+        }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for ScrubLines<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        if let Some(last_nl) = self.pending.iter().rposition(|&b| b == b'\n') {
+            self.emit(last_nl + 1)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.pending.is_empty() {
+            let n = self.pending.len();
+            self.emit(n)?;
+        }
+        self.inner.flush()
+    }
+}
+
+impl<W: std::io::Write> Drop for ScrubLines<W> {
+    fn drop(&mut self) {
+        let _ = std::io::Write::flush(self);
     }
 }
 
@@ -326,6 +464,60 @@ mod tests {
         }
         // Innocent text stays.
         assert_eq!(r.redact("HTTP 500: internal error"), "HTTP 500: internal error");
+    }
+
+    /// Issue 21: what the process has seen is scrubbed at its exits, whichever call produced the text.
+    #[test]
+    fn remembered_secrets_are_scrubbed_in_every_encoding() {
+        use base64::Engine as _;
+        use std::io::Write as _;
+        let secret = "rem/Em+ber\"ed s3&=cr%t";
+        assert_eq!(scrub_known(&format!("x {secret} y")), format!("x {secret} y"), "not yet remembered");
+        remember(&SecretString::from(secret));
+        remember(&SecretString::from(secret)); // once is enough; twice changes nothing
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("#!/bin/bash -M '{secret}'"));
+        let text = format!("echo {secret} {} {b64}", serde_json::to_string(secret).unwrap());
+        let out = scrub_known(&text);
+        for form in encoded_forms(secret) {
+            assert!(!out.contains(&form), "{form} left in {out}");
+        }
+        assert!(out.starts_with("echo [REDACTED] "), "{out}");
+        // Syntax is kept: only values go (a schema's `password` key keeps its value).
+        assert_eq!(scrub_known(r#"{"password": {"type": "string"}}"#), r#"{"password": {"type": "string"}}"#);
+
+        // A writer catches a secret split over two writes, and what is left without a newline on drop.
+        let mut buf = Vec::new();
+        {
+            let mut w = ScrubLines::new(&mut buf);
+            let (a, b) = secret.split_at(5);
+            write!(w, "first {a}").unwrap();
+            writeln!(w, "{b} end").unwrap();
+            write!(w, "tail {secret}").unwrap();
+        }
+        assert_eq!(String::from_utf8(buf).unwrap(), "first [REDACTED] end\ntail [REDACTED]");
+    }
+
+    #[test]
+    fn sanitised_messages_are_bounded_escaped_and_stable() {
+        remember(&SecretString::from("sanitise-canary-77"));
+        let long = format!("\u{1b}[32mOK\u{1b}[0m token=abc sanitise-canary-77 {}", "x".repeat(3 * MAX_MESSAGE_CHARS));
+        let s = sanitise(&long);
+        assert!(!s.contains('\u{1b}') && s.contains("\\u{1b}[32mOK"), "an escape cannot colour a line: {s}");
+        assert!(s.contains("token=[REDACTED]") && !s.contains("sanitise-canary-77"), "{s}");
+        assert_eq!(s.chars().count(), MAX_MESSAGE_CHARS + 1, "cut, with an ellipsis");
+        assert_eq!(sanitise(&s), s, "sanitising twice changes nothing");
+        assert_eq!(sanitise("HTTP 500: no capacity"), "HTTP 500: no capacity");
+    }
+
+    #[test]
+    fn the_process_remembers_a_bounded_number_of_secrets() {
+        for i in 0..MAX_REMEMBERED + 5 {
+            remember(&SecretString::from(format!("bounded-secret-{i:04}")));
+        }
+        assert!(known().read().unwrap().values.len() <= MAX_REMEMBERED);
+        // The newest are kept; the oldest went first.
+        assert_eq!(scrub_known(&format!("bounded-secret-{:04}", MAX_REMEMBERED + 4)), REDACTED);
+        assert_eq!(scrub_known("bounded-secret-0000"), "bounded-secret-0000");
     }
 
     #[test]

@@ -58,6 +58,8 @@ impl TokenCache {
         *slot = None;
         let t = fetch().await?;
         let v = t.value.clone();
+        // Every token is a secret the exits must scrub (see `redact::remember`).
+        super::redact::remember(&v);
         *slot = Some(t);
         Ok(v)
     }

@@ -492,7 +492,8 @@ impl KasmApi for KasmClient {
                 .get("registration_jwt")
                 .and_then(Value::as_str)
                 .filter(|t| !t.is_empty())
-                .map(|t| SecretString::from(t.to_string())),
+                .map(|t| SecretString::from(t.to_string()))
+                .inspect(http::remember),
             None => None,
         };
         Ok(EnsuredServer { server_id, created, registration_jwt })

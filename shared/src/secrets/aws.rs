@@ -108,8 +108,8 @@ impl Secrets for AwsSecrets {
             SecretRef::SecretsManager { id, json_key: key } => {
                 let value = self.fetch(id, r).await?;
                 match key {
-                    None => Ok(value),
-                    Some(k) => json_key(r, &value, k),
+                    None => Ok(super::remembered(value)),
+                    Some(k) => json_key(r, &value, k).map(super::remembered),
                 }
             }
             SecretRef::Env(_) | SecretRef::File(_) => self.local.resolve(r).await,

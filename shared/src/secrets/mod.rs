@@ -39,10 +39,20 @@ pub enum SecretError {
 }
 
 /// The secrets port.
+///
+/// # Behavior
+/// - Every value an implementation hands out is first given to [`crate::http::remember`], so the
+///   process's exits (logs, CLI output, `last_error`) scrub it in any encoding.
 #[async_trait]
 pub trait Secrets: Send + Sync + std::fmt::Debug {
     /// The value `r` points to.
     async fn resolve(&self, r: &SecretRef) -> Result<SecretString, SecretError>;
+}
+
+/// `value`, remembered process-wide (see [`crate::http::remember`]): what every resolver returns.
+pub(crate) fn remembered(value: SecretString) -> SecretString {
+    crate::http::remember(&value);
+    value
 }
 
 /// Resolves `env:` and `file:` references (the local daemon; no AWS).
@@ -53,12 +63,11 @@ pub struct LocalSecrets;
 impl Secrets for LocalSecrets {
     async fn resolve(&self, r: &SecretRef) -> Result<SecretString, SecretError> {
         match r {
-            SecretRef::Env(name) => std::env::var(name).map(SecretString::from).map_err(|_| SecretError::NotFound {
-                reference: r.to_string(),
-                cause: "the environment variable is not set".into(),
+            SecretRef::Env(name) => std::env::var(name).map(|v| remembered(SecretString::from(v))).map_err(|_| {
+                SecretError::NotFound { reference: r.to_string(), cause: "the environment variable is not set".into() }
             }),
             SecretRef::File(path) => match tokio::fs::read_to_string(path).await {
-                Ok(s) => Ok(SecretString::from(s.trim_end_matches(['\n', '\r']).to_string())),
+                Ok(s) => Ok(remembered(SecretString::from(s.trim_end_matches(['\n', '\r']).to_string()))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     Err(SecretError::NotFound { reference: r.to_string(), cause: "no such file".into() })
                 }
@@ -90,7 +99,7 @@ impl Secrets for StaticSecrets {
     async fn resolve(&self, r: &SecretRef) -> Result<SecretString, SecretError> {
         self.0
             .get(&r.to_string())
-            .map(|v| SecretString::from(v.clone()))
+            .map(|v| remembered(SecretString::from(v.clone())))
             .ok_or_else(|| SecretError::NotFound { reference: r.to_string(), cause: "not in the static map".into() })
     }
 }

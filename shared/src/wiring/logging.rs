@@ -15,13 +15,21 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 /// Lambda's log level variable.
 pub const LAMBDA_LOG_LEVEL_ENV: &str = "AWS_LAMBDA_LOG_LEVEL";
 
-/// Installs the JSON subscriber on stdout (Lambda ships stdout to CloudWatch Logs). Call once, first.
+/// Installs the JSON subscriber on stdout (Lambda ships stdout to CloudWatch Logs), remembered secrets
+/// scrubbed from every line ([`crate::http::ScrubLines`]). Call once, first.
 pub fn init_function_logging() {
     let (filter, problem) =
         log_filter(std::env::var(LAMBDA_LOG_LEVEL_ENV).ok().as_deref(), std::env::var("RUST_LOG").ok().as_deref());
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let json = tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(false).without_time();
+    // Every line through the scrubber: a secret echoed by a server in any encoding never reaches
+    // CloudWatch (issue 21).
+    let json = tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .without_time()
+        .with_writer(|| crate::http::ScrubLines::new(std::io::stdout()));
     let _ = tracing_subscriber::registry().with(filter).with(json).try_init();
     if let Some(p) = problem {
         tracing::warn!("{p}");
