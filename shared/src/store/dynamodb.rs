@@ -226,7 +226,7 @@ impl DynamoDbStore {
 
     fn backend<E>(&self, op: &str, e: SdkError<E>) -> StoreError
     where
-        E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
         StoreError::Backend(format!("DynamoDB {op} on table {} failed: {}", self.table, describe(&e)))
     }
