@@ -19,9 +19,21 @@ use shared::config::KasmAuthMode;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Serverless autoscaling for Kasm Workspaces: validate, simulate, plan, run.
+/// The forms `--store` takes, in every command that has it (`shared::wiring::open_store_async`).
+macro_rules! store_forms {
+    () => {
+        "`dynamodb://TABLE` (the AWS deployment: a DynamoDB table, with the default AWS credentials and \
+         region), `embedded:PATH` or a plain PATH (a state file, as `run --state` writes), or `memory:` \
+         (empty, nothing kept)"
+    };
+}
+
+/// Serverless autoscaling for Kasm Workspaces, on AWS Lambda or as a local daemon.
+///
+/// Creates Docker Agent and server-pool VMs when free capacity falls below the standby asked for, and
+/// destroys idle ones after a backoff.
 #[derive(Debug, Parser)]
-#[command(name = "kasm-autoscale", version, about)]
+#[command(name = "kasm-autoscale", version)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = logging::Format::Json)]
@@ -32,7 +44,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check config files; print every problem as `FILE: <config>.<field>: <what is wrong>`.
+    /// Check config files and print every problem.
+    ///
+    /// One line per problem, `FILE: <config>.<field>: <what is wrong>`; exit 1 if any.
     Validate {
         /// Config files (YAML or JSON).
         #[arg(required = true)]
@@ -40,8 +54,10 @@ enum Command {
     },
     /// Print the JSON Schema of the config file format.
     Schema,
-    /// Render a startup-script template exactly as Kasm would (Python `str.format` semantics);
-    /// unset placeholders render `None`. Exit 1 naming the placeholder and line when it cannot.
+    /// Render a startup-script template exactly as Kasm would.
+    ///
+    /// Python `str.format` semantics; unset placeholders render `None`. Exit 1 naming the placeholder and
+    /// line when it cannot.
     Render {
         /// The template file.
         template: PathBuf,
@@ -49,8 +65,10 @@ enum Command {
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,
     },
-    /// Run a trace through the real engine, lifecycle and store against a simulated provider and
-    /// Kasm cluster on a virtual clock; print a timeline and summary and write chart.svg.
+    /// Run a trace on a virtual clock: timeline, summary and chart.svg.
+    ///
+    /// The trace runs through the real engine, lifecycle and store against a simulated provider and Kasm
+    /// cluster. Exit 2 for a malformed trace or config.
     Simulate {
         /// The trace file (JSON; format in the README).
         trace: PathBuf,
@@ -61,14 +79,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show what the evaluator would do now, with its inputs and reasons, changing nothing.
-    /// Exit 0, or 3 when the plan would change something.
+    /// Show what the evaluator would do now, and why, changing nothing.
+    ///
+    /// Per config the inputs (free/standby capacity, VMs by state, sessions), the plan and its reasons.
+    /// Exit 0, or 3 when the plan would change something, 1 on error.
     Plan {
         /// Config files (default: the configs saved in the store).
         #[arg(long = "config")]
         config: Vec<PathBuf>,
-        /// The store: a state file path, `embedded:PATH`, or `memory:` (default: memory, no claims).
-        #[arg(long)]
+        #[arg(long, value_name = "STORE", help = concat!("The store (default `memory:`, no claims): ", store_forms!(), "."))]
         store: Option<String>,
         /// Only this autoscale config.
         #[arg(long)]
@@ -77,7 +96,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run the local daemon: scheduled evaluations, provisioning, reaping, webhooks, /healthz, /metrics.
+    /// Run the local daemon: evaluate, provision, reap; webhooks, /healthz, /metrics.
     Run {
         /// Config files.
         #[arg(long = "config", required = true)]
@@ -96,21 +115,24 @@ enum Command {
         #[arg(long)]
         interval: Option<u64>,
     },
-    /// Check each VM-provider config against its endpoint (credentials, privileges, template, free
-    /// VMIDs, script size); one `PASS`/`FAIL <config>.<check>: <detail>` line each. Exit 0 when all pass.
+    /// Check each VM-provider config against its API, read-only.
+    ///
+    /// Credentials, privileges, images/templates, networks, free VMIDs, script size: one
+    /// `PASS`/`FAIL <config>.<check>: <detail>` line each. Exit 0 when all pass.
     Preflight {
         /// Config files.
         #[arg(long = "config", required = true)]
         config: Vec<PathBuf>,
     },
-    /// Validate config files and store them: prints the diff against the stored configs
-    /// (`+ added`, `- removed`, `~ changed: fields`); invalid files write nothing (exit 1).
+    /// Validate config files and write them to the store, showing the diff.
+    ///
+    /// The diff against the stored configs: `+ added`, `- removed`, `~ changed: fields` (never values);
+    /// invalid files write nothing (exit 1). The Lambda functions read their configs from the table.
     Apply {
         /// Config files (YAML or JSON), applied as one deployment.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// The store: `dynamodb://TABLE` (default AWS configuration), a state file path or `embedded:PATH`.
-        #[arg(long)]
+        #[arg(long, value_name = "STORE", help = concat!("The store: ", store_forms!(), "."))]
         store: String,
         /// Show the diff, write nothing.
         #[arg(long)]
@@ -119,9 +141,11 @@ enum Command {
         #[arg(long)]
         create_table: bool,
     },
-    /// Read a running Kasm's autoscale, VM-provider and DNS-provider configs, server pools and schedules
-    /// through its admin API and write a config file of ours (secrets become `env:` references, listed at
-    /// the end). Exit 0 when the file validates, 1 otherwise or on any Kasm error.
+    /// Write a config file from a running Kasm's own autoscale settings.
+    ///
+    /// Reads the autoscale, VM-provider and DNS-provider configs, server pools and schedules through the
+    /// admin API (read-only); secrets become `env:` references, listed at the end. Exit 0 when the file
+    /// validates, 1 otherwise or on any Kasm error.
     Import {
         /// Base URL of the Kasm manager, e.g. `https://kasm.example.com`.
         #[arg(long)]
@@ -144,8 +168,12 @@ enum Command {
     },
     /// Show the VMs we own, by config and state, with age and last error.
     Status {
-        /// The store: a state file path or `embedded:PATH`.
-        #[arg(long, default_value = "kasm-autoscale-state.redb")]
+        #[arg(
+            long,
+            value_name = "STORE",
+            default_value = "kasm-autoscale-state.redb",
+            help = concat!("The store: ", store_forms!(), ".")
+        )]
         store: String,
         /// Print JSON.
         #[arg(long)]
@@ -213,6 +241,23 @@ fn block_on(f: impl std::future::Future<Output = i32>) -> i32 {
         Err(e) => {
             eprintln!("error: failed to start the runtime: {e}");
             1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn help_is_well_formed_with_a_one_line_summary_per_command() {
+        super::Cli::command().debug_assert();
+        let mut cmd = super::Cli::command();
+        cmd.build();
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+            assert!(!about.is_empty(), "{} has no summary", sub.get_name());
+            assert!(!about.contains('\n') && about.len() <= 80, "{}: not one short line: {about:?}", sub.get_name());
         }
     }
 }

@@ -303,3 +303,98 @@ fn run_serves_health_and_stops_within_10_s_of_sigterm() {
     assert!(!err.contains("\"s\""), "secret in logs?");
     assert!(state.exists(), "state file kept");
 }
+
+/// Every command the binary has (a new one is added here, and to the README's table).
+const COMMANDS: [&str; 10] =
+    ["validate", "schema", "render", "simulate", "plan", "run", "preflight", "apply", "import", "status"];
+
+#[test]
+fn top_level_help_lists_every_command_on_one_line() {
+    for flag in ["--help", "-h"] {
+        let o = run(&[flag]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        let help = text(&o.stdout);
+        let section = help.split("Commands:").nth(1).expect("a Commands section");
+        let section = section.split("\n\n").next().unwrap();
+        let listed: Vec<&str> = section.lines().filter_map(|l| l.split_whitespace().next()).collect();
+        for c in COMMANDS {
+            let line = section.lines().find(|l| l.split_whitespace().next() == Some(c));
+            let line = line.unwrap_or_else(|| panic!("{flag}: {c} not listed:\n{help}"));
+            assert!(line.len() <= 100, "{flag}: {c}'s line is not short: {line:?}");
+        }
+        // Every line is a command (or clap's own `help`): none wrapped onto a second line.
+        for name in &listed {
+            assert!(COMMANDS.contains(name) || *name == "help", "{flag}: {name:?} is not a command:\n{section}");
+        }
+    }
+}
+
+#[test]
+fn store_help_lists_every_form() {
+    for cmd in ["plan", "status", "apply"] {
+        for flag in ["--help", "-h"] {
+            let o = run(&[cmd, flag]);
+            assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+            let help = text(&o.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+            for form in ["dynamodb://TABLE", "embedded:PATH", "plain PATH", "memory:"] {
+                assert!(help.contains(form), "{cmd} {flag}: --store does not name {form}:\n{help}");
+            }
+        }
+    }
+}
+
+/// The binary with no AWS credentials anywhere: none in the environment, empty AWS config and
+/// credentials files, no instance metadata; a region, and an endpoint nothing listens on (never reached).
+fn without_aws_credentials(dir: &Path, args: &[&str]) -> Output {
+    let (config, credentials) = (dir.join("config"), dir.join("credentials"));
+    std::fs::write(&config, "").unwrap();
+    std::fs::write(&credentials, "").unwrap();
+    let mut cmd = bin();
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.current_dir(root())
+        .env("HOME", dir)
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+#[test]
+fn missing_aws_credentials_are_one_sentence() {
+    const SENTENCE: &str =
+        "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run on AWS";
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    for args in [
+        &["plan", "--store", "dynamodb://kasm-autoscale-nocreds"][..],
+        &["status", "--store", "dynamodb://kasm-autoscale-nocreds"],
+        &["apply", "events/configs/aws.yaml", "--store", "dynamodb://kasm-autoscale-nocreds", "--dry-run"],
+    ] {
+        let o = without_aws_credentials(dir.path(), args);
+        let e = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {e}");
+        assert!(e.contains(SENTENCE), "{args:?}: {e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "{args:?}: one line, nothing else: {e}");
+        assert!(e.len() < SENTENCE.len() + 160, "{args:?}: more than the sentence and its context: {e}");
+        for dump in ["CredentialsNotLoaded", "source:", "Some(", "DispatchFailure", "{"] {
+            assert!(!e.contains(dump), "{args:?}: the SDK's debug output ({dump}): {e}");
+        }
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "the SDK did not fail fast");
+}

@@ -1,39 +1,67 @@
 //! The reaper's handler: every trigger runs one reaper pass ([`shared::app::reap`]), which is
 //! idempotent and covers every claim, so a stream batch needs no per-record work and never has a
 //! partial failure to report: a record whose work failed is picked up by the next scheduled pass.
+//!
+//! Triggers, in `aws_lambda_events`' types: an EventBridge scheduled event, a DynamoDB stream batch
+//! (claims moved to draining / deleting), or a direct invocation `{}`. Any other payload is refused with
+//! the field and the cause, and no pass runs.
 
+use aws_lambda_events::dynamodb::Event as DynamoDbEvent;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use shared::app::{self, Ctx};
+use shared::wiring::event::{InvalidEvent, Invocation, NoArguments};
 
-/// Which trigger an event is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
+/// An invocation of the reaper.
+#[derive(Debug)]
+pub enum Event {
     /// EventBridge schedule.
-    Schedule,
+    Schedule(Box<EventBridgeEvent>),
     /// A DynamoDB stream batch (claims moved to draining / deleting).
-    Stream,
-    /// Direct invocation.
+    Stream(DynamoDbEvent),
+    /// Direct invocation (`{}`).
     Direct,
 }
 
-/// Tells the trigger from the payload's shape.
-pub fn classify(event: &Value) -> Kind {
-    if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
-        Kind::Schedule
-    } else if event.get("Records").and_then(Value::as_array).is_some() {
-        Kind::Stream
-    } else {
-        Kind::Direct
+impl Event {
+    /// Reads a payload as the trigger its shape names; anything else is refused with the field and the
+    /// cause.
+    pub fn from_json(event: Value) -> Result<Self, InvalidEvent> {
+        const TAKES: &str = "the reaper takes an EventBridge scheduled event, a DynamoDB stream batch, or {}";
+        match Invocation::<NoArguments>::from_json(event).map_err(|e| InvalidEvent(format!("{e}; {TAKES}")))? {
+            Invocation::Schedule(e) => Ok(Event::Schedule(e)),
+            Invocation::Stream(b) => Ok(Event::Stream(b)),
+            Invocation::Direct(NoArguments {}) => Ok(Event::Direct),
+            other => Err(InvalidEvent(format!("unrecognised event: a {} trigger; {TAKES}", other.trigger()))),
+        }
+    }
+
+    /// The trigger, for the pass's log line: the schedule rule and time, or the batch's size.
+    fn origin(&self) -> String {
+        origin(self)
     }
 }
 
+/// What a pass did (`drained`, `deleted`, ... as claim or VM ids); to a stream batch also the partial
+/// batch response, always empty (see the module docs).
+#[derive(Debug, Serialize)]
+pub struct Response {
+    /// The pass's report.
+    #[serde(flatten)]
+    pub report: Value,
+    /// To a stream batch: no record to retry.
+    #[serde(flatten)]
+    pub batch: Option<DynamoDbEventResponse>,
+}
+
 /// Handles one invocation.
-pub async fn handle(ctx: &Ctx, event: Value) -> Value {
-    let kind = classify(&event);
+pub async fn handle(ctx: &Ctx, event: Event) -> Response {
     let rep = app::reap(ctx).await;
     tracing::info!(
-        trigger = ?kind,
+        trigger = %event.origin(),
         drained = rep.drained.len(),
         deleted = rep.deleted.len(),
         waiting_for_sessions = rep.waiting_for_sessions.len(),
@@ -45,7 +73,7 @@ pub async fn handle(ctx: &Ctx, event: Value) -> Value {
         errors = ?rep.errors,
         "reaper pass"
     );
-    let mut out = json!({
+    let report = json!({
         "drained": rep.drained,
         "deleted": rep.deleted,
         "waiting_for_sessions": rep.waiting_for_sessions,
@@ -56,11 +84,24 @@ pub async fn handle(ctx: &Ctx, event: Value) -> Value {
         "dns_orphans_deleted": rep.dns_orphans_deleted,
         "errors": rep.errors,
     });
-    if kind == Kind::Stream {
-        // Partial batch response: nothing to retry record by record (see the module docs).
-        out["batchItemFailures"] = json!([]);
+    // Partial batch response: nothing to retry record by record (see the module docs).
+    let batch = matches!(event, Event::Stream(_)).then(DynamoDbEventResponse::default);
+    Response { report, batch }
+}
+
+/// The trigger, for the pass's log line: the schedule rule and time, or the batch's size.
+fn origin(event: &Event) -> String {
+    match event {
+        Event::Schedule(e) => {
+            let rule = e.resources.as_ref().and_then(|r| r.first()).map(String::as_str).unwrap_or("a schedule");
+            match e.time {
+                Some(t) => format!("schedule ({rule} at {})", t.to_rfc3339()),
+                None => format!("schedule ({rule})"),
+            }
+        }
+        Event::Stream(b) => format!("stream ({} records)", b.records.len()),
+        Event::Direct => "direct".to_string(),
     }
-    out
 }
 
 #[cfg(test)]

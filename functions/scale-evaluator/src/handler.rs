@@ -1,17 +1,24 @@
 //! The scale-evaluator's handler: a plain function over the ports, tested with the payloads in
 //! `events/scale-evaluator/` (the same files `cargo lambda invoke --data-file` uses).
 //!
-//! One entry point, three triggers, told apart by shape:
-//! - an EventBridge scheduled event (`"detail-type": "Scheduled Event"`) → evaluate every config;
-//! - a Lambda Function URL request (`requestContext.http`) → a webhook: authenticated before the body
-//!   is parsed ([`shared::webhook`]); a session event evaluates the affected configs;
+//! One entry point, three triggers, read into `aws_lambda_events`' types by their shape
+//! ([`shared::wiring::event::Invocation`]):
+//! - an EventBridge scheduled event → evaluate every config;
+//! - a Lambda Function URL request → a webhook: authenticated before the body is parsed
+//!   ([`shared::webhook`]); a session event evaluates the affected configs; the answer is a Function URL
+//!   response;
 //! - a direct invocation `{"autoscale_config": "name"}` (or `{}` for all) → evaluate.
 
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::http::{HeaderMap, HeaderValue, header::CONTENT_TYPE};
+use aws_lambda_events::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
 use base64::Engine;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use shared::app::{self, Ctx};
 use shared::webhook::{self, Keys, Trigger};
+use shared::wiring::event::Invocation;
 
 /// What went wrong at the boundary. `retryable` says whether Lambda's retry can help.
 #[derive(Debug)]
@@ -38,45 +45,60 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// Which trigger an event is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
-    /// EventBridge schedule.
-    Schedule,
-    /// Function URL (webhook).
-    Webhook,
-    /// Direct invocation naming one config, or all.
-    Direct(Option<String>),
+/// A direct invocation: `{"autoscale_config": "name"}` evaluates that config, `{}` every config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Direct {
+    /// The one config to evaluate (all when absent).
+    pub autoscale_config: Option<String>,
 }
 
-/// Tells the trigger from the payload's shape.
-pub fn classify(event: &Value) -> Result<Kind, HandlerError> {
-    if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
-        return Ok(Kind::Schedule);
-    }
-    if event.pointer("/requestContext/http").is_some() {
-        return Ok(Kind::Webhook);
-    }
-    match event {
-        Value::Object(o) if o.is_empty() => Ok(Kind::Direct(None)),
-        Value::Object(o) if o.len() == 1 && o.contains_key("autoscale_config") => {
-            match o.get("autoscale_config").and_then(Value::as_str) {
-                Some(n) => Ok(Kind::Direct(Some(n.to_string()))),
-                None => Err(HandlerError { message: "field autoscale_config: must be a string".into(), retryable: false }),
-            }
+/// An invocation of the scale-evaluator.
+#[derive(Debug)]
+pub enum Event {
+    /// EventBridge schedule.
+    Schedule(Box<EventBridgeEvent>),
+    /// Function URL request (webhook).
+    Webhook(Box<LambdaFunctionUrlRequest>),
+    /// Direct invocation naming one config, or all.
+    Direct(Direct),
+}
+
+impl Event {
+    /// Reads a payload as the trigger its shape names; anything else is refused (not retryable) with the
+    /// field and the cause.
+    pub fn from_json(event: Value) -> Result<Self, HandlerError> {
+        const TAKES: &str = "the scale-evaluator takes an EventBridge scheduled event, a Function URL request, \
+                             or {\"autoscale_config\": \"name\"}";
+        let refused = |message: String| HandlerError { message, retryable: false };
+        match Invocation::<Direct>::from_json(event).map_err(|e| refused(format!("{e}; {TAKES}")))? {
+            Invocation::Schedule(e) => Ok(Event::Schedule(e)),
+            Invocation::Url(r) => Ok(Event::Webhook(r)),
+            Invocation::Direct(d) => Ok(Event::Direct(d)),
+            Invocation::Stream(_) => Err(refused(format!("unrecognised event: a DynamoDB stream batch; {TAKES}"))),
         }
-        _ => Err(HandlerError {
-            message: "unrecognised event: expected an EventBridge scheduled event, a Function URL request, or {\"autoscale_config\": \"name\"}".into(),
-            retryable: false,
-        }),
     }
+}
+
+/// What an invocation answers: the evaluations' summary, or (to a webhook) a Function URL response.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    /// `{"evaluations": [...]}`: per config what was claimed and why, or the error.
+    Evaluations(Value),
+    /// The webhook's answer.
+    Url(LambdaFunctionUrlResponse),
 }
 
 /// Handles one invocation.
-pub async fn handle(ctx: &Ctx, keys: &Keys, event: Value) -> Result<Value, HandlerError> {
-    match classify(&event)? {
-        Kind::Schedule => Ok(summary(evaluate(ctx, Trigger::All, "schedule").await)),
-        Kind::Direct(only) => {
+pub async fn handle(ctx: &Ctx, keys: &Keys, event: Event) -> Result<Response, HandlerError> {
+    match event {
+        Event::Schedule(e) => {
+            let rule = e.resources.as_ref().and_then(|r| r.first()).map(String::as_str).unwrap_or_default();
+            tracing::debug!(rule, time = ?e.time, "scheduled evaluation");
+            Ok(summary(evaluate(ctx, Trigger::All, "schedule").await))
+        }
+        Event::Direct(Direct { autoscale_config: only }) => {
             if let Some(n) = &only
                 && ctx.configs.autoscale(n).is_none()
             {
@@ -85,19 +107,19 @@ pub async fn handle(ctx: &Ctx, keys: &Keys, event: Value) -> Result<Value, Handl
             let t = only.map(|n| Trigger::Configs([n].into())).unwrap_or(Trigger::All);
             Ok(summary(evaluate(ctx, t, "manual").await))
         }
-        Kind::Webhook => Ok(webhook_response(ctx, keys, &event).await),
+        Event::Webhook(req) => Ok(Response::Url(webhook_response(ctx, keys, &req).await)),
     }
 }
 
-async fn webhook_response(ctx: &Ctx, keys: &Keys, event: &Value) -> Value {
-    let s = |p: &str| event.pointer(p).and_then(Value::as_str).unwrap_or_default();
-    let method = s("/requestContext/http/method");
-    let path = match s("/rawPath") {
-        "" => s("/requestContext/http/path"),
-        p => p,
+async fn webhook_response(ctx: &Ctx, keys: &Keys, req: &LambdaFunctionUrlRequest) -> LambdaFunctionUrlResponse {
+    let http = &req.request_context.http;
+    let method = http.method.as_deref().unwrap_or_default();
+    let path = match req.raw_path.as_deref() {
+        None | Some("") => http.path.as_deref().unwrap_or_default(),
+        Some(p) => p,
     };
-    let raw = s("/body");
-    let body: Vec<u8> = if event.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) {
+    let raw = req.body.as_deref().unwrap_or_default();
+    let body: Vec<u8> = if req.is_base64_encoded {
         match base64::engine::general_purpose::STANDARD.decode(raw) {
             Ok(b) => b,
             Err(_) => return url_response(400, r#"{"text":"Body is not valid base64","code":400}"#),
@@ -105,13 +127,13 @@ async fn webhook_response(ctx: &Ctx, keys: &Keys, event: &Value) -> Value {
     } else {
         raw.as_bytes().to_vec()
     };
-    let headers: Vec<(String, String)> = event
-        .get("headers")
-        .and_then(Value::as_object)
-        .map(|h| h.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
-        .unwrap_or_default();
-    let req = webhook::Request { method, path, headers, body: &body };
-    let resp = webhook::handle(&req, keys, &ctx.configs, ctx.clock.now());
+    let headers: Vec<(String, String)> = req
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let wreq = webhook::Request { method, path, headers, body: &body };
+    let resp = webhook::handle(&wreq, keys, &ctx.configs, ctx.clock.now());
     if resp.trigger != Trigger::None {
         // The trigger runs before we answer: Lambda may freeze the sandbox right after the response.
         let outcomes = evaluate(ctx, resp.trigger.clone(), "webhook").await;
@@ -120,15 +142,22 @@ async fn webhook_response(ctx: &Ctx, keys: &Keys, event: &Value) -> Value {
     url_response(resp.status, &resp.body)
 }
 
-fn url_response(status: u16, body: &str) -> Value {
-    json!({"statusCode": status, "headers": {"content-type": "application/json"}, "body": body, "isBase64Encoded": false})
+fn url_response(status: u16, body: &str) -> LambdaFunctionUrlResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut r = LambdaFunctionUrlResponse::default();
+    r.status_code = i64::from(status);
+    r.headers = headers;
+    r.body = Some(body.to_string());
+    r.is_base64_encoded = false;
+    r
 }
 
 async fn evaluate(ctx: &Ctx, t: Trigger, why: &str) -> Vec<app::EvalOutcome> {
     app::evaluate_triggered(ctx, &t, why).await
 }
 
-fn summary(outcomes: Vec<app::EvalOutcome>) -> Value {
+fn summary(outcomes: Vec<app::EvalOutcome>) -> Response {
     let items: Vec<Value> = outcomes
         .iter()
         .map(|o| match &o.result {
@@ -136,7 +165,7 @@ fn summary(outcomes: Vec<app::EvalOutcome>) -> Value {
             Err(e) => json!({"autoscale_config": o.autoscale_config, "error": e.to_string(), "skipped_lease": o.skipped_lease}),
         })
         .collect();
-    json!({ "evaluations": items })
+    Response::Evaluations(json!({ "evaluations": items }))
 }
 
 #[cfg(test)]

@@ -13,9 +13,12 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|ev: LambdaEvent<Value>| {
         let wired = &wired;
         async move {
+            // The payload is read here rather than by the runtime, so a payload this function does not take
+            // is refused as not retryable, with the field and the cause (and before any work).
+            let event = handler::Event::from_json(ev.payload)?;
             let (ctx, keys) =
                 wired.current().await.map_err(|e| handler::HandlerError { message: e.to_string(), retryable: true })?;
-            handler::handle(&ctx, &keys, ev.payload).await
+            handler::handle(&ctx, &keys, event).await
         }
     }))
     .await

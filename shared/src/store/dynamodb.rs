@@ -226,7 +226,7 @@ impl DynamoDbStore {
 
     fn backend<E>(&self, op: &str, e: SdkError<E>) -> StoreError
     where
-        E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
         StoreError::Backend(format!("DynamoDB {op} on table {} failed: {}", self.table, describe(&e)))
     }
@@ -606,8 +606,11 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
 }
 
 /// A string attribute of a stream image (`{"name": {"S": "value"}}`).
-fn image_s<'a>(img: &'a serde_json::Value, name: &str) -> Option<&'a str> {
-    img.get(name).and_then(|v| v.get("S")).and_then(|v| v.as_str())
+fn image_s<'a>(img: &'a serde_dynamo::Item, name: &str) -> Option<&'a str> {
+    match img.get(name) {
+        Some(serde_dynamo::AttributeValue::S(v)) => Some(v),
+        _ => None,
+    }
 }
 
 /// Whether table `name` exists (DescribeTable).
@@ -619,33 +622,33 @@ pub async fn table_exists(client: &Client, name: &str) -> Result<bool, StoreErro
     }
 }
 
-/// The claim change a DynamoDB Streams record reports, as Lambda delivers the record (JSON with
-/// `eventName` and `dynamodb.NewImage` / `dynamodb.OldImage` in attribute-value form: `{"S": ".."}`).
+/// The claim change a DynamoDB Streams record reports (a record of the `DynamoDbEvent` Lambda delivers:
+/// `dynamodb.NewImage` / `dynamodb.OldImage`, attribute values as `{"S": ".."}`).
 ///
 /// `Ok(None)` for records that are not claim changes: other items (counters, decisions, ...), writes that
 /// kept the state, and removals (TTL expiring a finished claim). A claim record without a readable
 /// `id` or `state` is an error, so a malformed feed is noticed rather than skipped.
-pub fn change_from_stream_record(record: &serde_json::Value) -> Result<Option<Change>, StoreError> {
+pub fn change_from_stream_record(
+    record: &aws_lambda_events::dynamodb::EventRecord,
+) -> Result<Option<Change>, StoreError> {
     let bad = |why: &str| StoreError::Backend(format!("malformed DynamoDB stream record: {why}"));
-    let ddb = record.get("dynamodb").ok_or_else(|| bad("no `dynamodb` object"))?;
-    let is_claim = |img: &serde_json::Value| {
+    let is_claim = |img: &serde_dynamo::Item| {
         image_s(img, "pk") == Some(CLAIMS) && image_s(img, "sk").is_some_and(|sk| sk.starts_with("claim#"))
     };
-    let state = |img: &serde_json::Value| -> Result<InstanceState, StoreError> {
+    let state = |img: &serde_dynamo::Item| -> Result<InstanceState, StoreError> {
         let st = image_s(img, "state").ok_or_else(|| bad("claim image without `state`"))?;
         serde_json::from_value(serde_json::Value::String(st.to_string()))
             .map_err(|_| bad(&format!("claim image with unknown state {st:?}")))
     };
-    let Some(new) = ddb.get("NewImage").filter(|i| is_claim(i)) else {
+    // A missing image reads as an empty one (no `pk`): not a claim.
+    let (new, old) = (&record.change.new_image, &record.change.old_image);
+    if !is_claim(new) {
         // A removal (TTL) or another item: not a claim change.
         return Ok(None);
-    };
+    }
     let id = image_s(new, "id").ok_or_else(|| bad("claim image without `id`"))?;
     let new_state = state(new)?;
-    let old_state = match ddb.get("OldImage").filter(|i| is_claim(i)) {
-        Some(old) => Some(state(old)?),
-        None => None,
-    };
+    let old_state = if is_claim(old) { Some(state(old)?) } else { None };
     if old_state == Some(new_state) {
         return Ok(None);
     }
@@ -919,16 +922,17 @@ impl Store for DynamoDbStore {
 mod tests {
     use super::*;
 
-    fn record(path: &str) -> serde_json::Value {
+    use aws_lambda_events::dynamodb::{Event, EventRecord};
+
+    fn event(path: &str) -> Event {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(path);
-        serde_json::from_str(&std::fs::read_to_string(&p).expect("event file")).expect("event JSON")
+        serde_json::from_str(&std::fs::read_to_string(&p).expect("event file")).expect("a DynamoDB stream event")
     }
 
     #[test]
     fn a_new_claim_in_the_stream_is_a_change_from_nothing() {
-        let ev = record("provisioner/dynamodb-stream-new-claim.json");
-        let recs = ev["Records"].as_array().expect("Records");
-        let got: Vec<_> = recs.iter().map(|r| change_from_stream_record(r).expect("readable")).collect();
+        let ev = event("provisioner/dynamodb-stream-new-claim.json");
+        let got: Vec<_> = ev.records.iter().map(|r| change_from_stream_record(r).expect("readable")).collect();
         assert_eq!(
             got,
             [
@@ -951,15 +955,18 @@ mod tests {
                 "state": {"S": state}, "version": {"N": "2"}
             })
         };
-        let rec = |old: Option<serde_json::Value>, new: Option<serde_json::Value>, name: &str| {
+        // A record as Lambda delivers it, with the fields the type requires.
+        let rec = |old: Option<serde_json::Value>, new: Option<serde_json::Value>, name: &str| -> EventRecord {
             let mut d = serde_json::Map::new();
+            d.insert("SizeBytes".into(), 100.into());
             if let Some(o) = old {
                 d.insert("OldImage".into(), o);
             }
             if let Some(n) = new {
                 d.insert("NewImage".into(), n);
             }
-            serde_json::json!({"eventName": name, "dynamodb": d})
+            let r = serde_json::json!({"eventID": "1", "eventName": name, "awsRegion": "us-east-1", "dynamodb": d});
+            serde_json::from_value(r).expect("a stream record")
         };
         let moved = rec(Some(img("creating")), Some(img("booting")), "MODIFY");
         assert_eq!(
@@ -980,7 +987,9 @@ mod tests {
         let mut no_state = img("running");
         no_state.as_object_mut().unwrap().remove("state");
         assert!(change_from_stream_record(&rec(None, Some(no_state), "INSERT")).is_err());
-        assert!(change_from_stream_record(&serde_json::json!({"eventName": "INSERT"})).is_err());
+        let mut no_id = img("running");
+        no_id.as_object_mut().unwrap().remove("id");
+        assert!(change_from_stream_record(&rec(None, Some(no_id), "INSERT")).is_err());
     }
 
     #[test]

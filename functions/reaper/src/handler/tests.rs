@@ -17,9 +17,19 @@ use shared::providers::memory::MemoryProvider;
 use shared::secrets::StaticSecrets;
 use shared::store::{MemoryStore, moved};
 
-fn event(name: &str) -> Value {
+fn json(name: &str) -> Value {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events/reaper").join(name);
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+/// A fixture read the way the function reads its payload: into its typed event.
+fn event(name: &str) -> Event {
+    Event::from_json(json(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// What the function answers to a fixture, as the JSON the caller receives.
+async fn invoke(ctx: &Ctx, name: &str) -> Value {
+    serde_json::to_value(handle(ctx, event(name)).await).unwrap()
 }
 
 fn world() -> (Ctx, Arc<MemoryStore>, Arc<MemoryProvider>) {
@@ -66,10 +76,24 @@ async fn draining_vm(ctx: &Ctx, store: &MemoryStore) -> ClaimId {
 }
 
 #[test]
-fn every_fixture_is_classified() {
-    assert_eq!(classify(&event("schedule-every-minute.json")), Kind::Schedule);
-    assert_eq!(classify(&event("dynamodb-stream-draining.json")), Kind::Stream);
-    assert_eq!(classify(&event("direct-reap-now.json")), Kind::Direct);
+fn every_fixture_reads_as_its_typed_event() {
+    assert!(matches!(event("schedule-every-minute.json"), Event::Schedule(e) if e.detail_type == "Scheduled Event"));
+    assert!(matches!(event("dynamodb-stream-draining.json"), Event::Stream(b) if b.records.len() == 1));
+    assert!(matches!(event("direct-reap-now.json"), Event::Direct));
+    let n = std::fs::read_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events/reaper")).unwrap().count();
+    assert_eq!(n, 3, "a new fixture: add it above");
+}
+
+#[test]
+fn payloads_it_does_not_take_are_refused_with_the_field() {
+    for (payload, says) in [
+        (serde_json::json!({"now": true}), "direct invocation: unknown field `now`"),
+        (serde_json::json!({"Records": [{"eventName": "MODIFY"}]}), "DynamoDB stream event: Records[0]: missing field"),
+        (serde_json::json!(null), "unrecognised event: expected a JSON object, got null"),
+    ] {
+        let e = Event::from_json(payload.clone()).expect_err("refused");
+        assert!(e.0.starts_with(says) && e.0.contains("the reaper takes"), "{payload}: {e}");
+    }
 }
 
 #[tokio::test]
@@ -77,7 +101,7 @@ async fn every_trigger_runs_a_reaper_pass() {
     for name in ["schedule-every-minute.json", "dynamodb-stream-draining.json", "direct-reap-now.json"] {
         let (ctx, store, provider) = world();
         let id = draining_vm(&ctx, &store).await;
-        let out = handle(&ctx, event(name)).await;
+        let out = invoke(&ctx, name).await;
         assert_eq!(out["deleted"][0], id.to_string(), "{name}: {out}");
         assert!(provider.vms().is_empty(), "{name}");
         assert_eq!(out.get("batchItemFailures").is_some(), name.starts_with("dynamodb"), "{name}: {out}");
@@ -88,8 +112,8 @@ async fn every_trigger_runs_a_reaper_pass() {
 async fn a_duplicate_stream_batch_is_a_no_op() {
     let (ctx, store, provider) = world();
     draining_vm(&ctx, &store).await;
-    handle(&ctx, event("dynamodb-stream-draining.json")).await;
-    let again = handle(&ctx, event("dynamodb-stream-draining.json")).await;
+    invoke(&ctx, "dynamodb-stream-draining.json").await;
+    let again = invoke(&ctx, "dynamodb-stream-draining.json").await;
     assert_eq!(again["deleted"].as_array().unwrap().len(), 0, "{again}");
     assert_eq!(provider.delete_calls(), 1);
 }

@@ -57,9 +57,30 @@ impl VmProvider for WindowsProvider {
     }
 }
 
-fn event(name: &str) -> Value {
+fn json(name: &str) -> Value {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events/windows-password-fetcher").join(name);
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+/// A fixture read the way the function reads its payload: into its typed event.
+fn event(name: &str) -> Event {
+    Event::from_json(json(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// What the function answers to a fixture, as the JSON the caller receives.
+async fn invoke(ctx: &Ctx, name: &str) -> Value {
+    serde_json::to_value(handle(ctx, event(name)).await).unwrap()
+}
+
+#[test]
+fn every_fixture_reads_as_its_typed_event() {
+    assert!(matches!(event("schedule-every-2-minutes.json"), Event::Schedule(e) if e.detail_type == "Scheduled Event"));
+    assert!(matches!(event("dynamodb-stream-windows-booting.json"), Event::Stream(b) if b.records.len() == 1));
+    assert!(matches!(event("direct-fetch-now.json"), Event::Direct));
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events/windows-password-fetcher");
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), 3, "a new fixture: add it above");
+    let e = Event::from_json(serde_json::json!({"claim": "x"})).expect_err("refused");
+    assert!(e.0.starts_with("direct invocation: unknown field `claim`"), "{e}");
 }
 
 async fn world() -> (Ctx, Arc<MemoryKasm>, Arc<WindowsProvider>, Arc<VirtualClock>, String) {
@@ -107,20 +128,20 @@ vm_provider_configs:
 #[tokio::test]
 async fn the_password_reaches_kasm_once_it_is_ready() {
     let (ctx, kasm, provider, clock, server_id) = world().await;
-    let out = handle(&ctx, event("schedule-every-2-minutes.json")).await;
+    let out = invoke(&ctx, "schedule-every-2-minutes.json").await;
     assert_eq!(out["not_yet"].as_array().unwrap().len(), 1, "{out}");
     assert!(!kasm.has_password(&server_id));
 
     provider.ready.store(true, Ordering::SeqCst);
     clock.advance(Duration::minutes(4));
-    let out = handle(&ctx, event("dynamodb-stream-windows-booting.json")).await;
+    let out = invoke(&ctx, "dynamodb-stream-windows-booting.json").await;
     assert_eq!(out["set"].as_array().unwrap().len(), 1, "{out}");
     assert_eq!(out["batchItemFailures"], serde_json::json!([]));
     assert!(kasm.has_password(&server_id));
     assert!(!out.to_string().contains("Pa55-w0rd!"), "password in the response");
 
     // Done once: the next pass has nothing to do.
-    let out = handle(&ctx, event("direct-fetch-now.json")).await;
+    let out = invoke(&ctx, "direct-fetch-now.json").await;
     assert_eq!(out["set"].as_array().unwrap().len(), 0, "{out}");
     assert_eq!(out["not_yet"].as_array().unwrap().len(), 0, "{out}");
 }
