@@ -60,6 +60,10 @@ enum Command {
         /// Print one JSON object instead of the timeline.
         #[arg(long)]
         json: bool,
+        /// Run every autoscale config with this `predictive_scaling` (`off`, `on`, `forecast_only`)
+        /// instead of its own, to compare reactive and predictive on one trace.
+        #[arg(long, value_name = "MODE")]
+        predictive: Option<String>,
     },
     /// Show what the evaluator would do now, with its inputs and reasons, changing nothing.
     /// Exit 0, or 3 when the plan would change something.
@@ -160,9 +164,9 @@ fn main() {
         Command::Validate { files } => validate::run(&files, out),
         Command::Schema => schema::run(out),
         Command::Render { template, vars } => render::run(&template, &vars, out, err),
-        Command::Simulate { trace, out: dir, json } => {
+        Command::Simulate { trace, out: dir, json, predictive } => {
             logging::init(cli.log_format, "warn");
-            simulate::run(&trace, &dir, json, out, err)
+            simulate::run(&trace, &dir, json, predictive.as_deref(), out, err)
         }
         Command::Plan { config, store, autoscale_config, json } => {
             logging::init(cli.log_format, "warn");

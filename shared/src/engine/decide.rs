@@ -976,13 +976,17 @@ impl<'a> Eval<'a> {
         let hist = input.control.history.as_ref().filter(|h| h.identity == id && !h.is_empty());
         let lead = forecast::lead_time(hist.map_or(&[][..], |h| &h.boot_seconds[..]), &input.timers);
         let lead_text = if lead.samples as usize >= forecast::MIN_LEAD_SAMPLES {
-            format!("{} s ahead (p90 of {} measured boots)", lead.seconds, lead.samples)
+            format!(
+                "{} s ahead (p90 of {} measured boots, + {} s evaluation interval)",
+                lead.seconds, lead.samples, input.timers.evaluation_interval
+            )
         } else {
             format!(
-                "{} s ahead (provision_timeout / 2: {} of {} boots measured)",
+                "{} s ahead (provision_timeout / 2: {} of {} boots measured; + {} s evaluation interval)",
                 lead.seconds,
                 lead.samples,
-                forecast::MIN_LEAD_SAMPLES
+                forecast::MIN_LEAD_SAMPLES,
+                input.timers.evaluation_interval
             )
         };
         let used = forecast::in_use(input);
@@ -1035,8 +1039,9 @@ impl<'a> Eval<'a> {
                 return nothing(self, fs, why, summary);
             }
         }
-        // Every bucket from now to now + lead, inside the schedules' active windows only.
-        let end = i64::try_from(lead.seconds)
+        // Every bucket from now to now + lead + one evaluation interval (a VM that checked in serves
+        // from the next evaluation), inside the schedules' active windows only.
+        let end = i64::try_from(lead.seconds.saturating_add(input.timers.evaluation_interval))
             .ok()
             .and_then(chrono::Duration::try_seconds)
             .and_then(|d| self.now.checked_add_signed(d))

@@ -207,7 +207,7 @@
 //!   a confident forecast of at least one VM's worth and demand now is below a quarter of it, today
 //!   does not follow the history (a holiday) and nothing is forecast.
 //! - **Forecast demand** F = per dimension the largest confident mean among the buckets from now to
-//!   now + lead, counting only instants at which the schedules are active (no pre-warming outside
+//!   now + lead + one evaluation interval (a VM that checked in serves from the next evaluation), counting only instants at which the schedules are active (no pre-warming outside
 //!   them); nothing while the config cannot scale up (disabled, schedule inactive).
 //! - **With `on`** what must be free grows by max(0, F − in use now) per dimension (server pools:
 //!   sessions): the need is the larger of the reactive need and the forecast demand plus the standby.
@@ -265,11 +265,24 @@ pub struct Timers {
     pub agent_missing_after: u64,
     /// Seconds without a check-in after which a VM we own is destroyed as dead.
     pub agent_dead_after: u64,
+    /// Seconds between two evaluations (`settings.evaluation_interval`): a VM that checks in is put
+    /// into service at the next one, so the forecast looks this much further ahead than a boot.
+    #[serde(default = "default_evaluation_interval")]
+    pub evaluation_interval: u64,
+}
+
+fn default_evaluation_interval() -> u64 {
+    30
 }
 
 impl Default for Timers {
     fn default() -> Self {
-        Timers { provision_timeout: 600, agent_missing_after: 600, agent_dead_after: 3600 }
+        Timers {
+            provision_timeout: 600,
+            agent_missing_after: 600,
+            agent_dead_after: 3600,
+            evaluation_interval: default_evaluation_interval(),
+        }
     }
 }
 

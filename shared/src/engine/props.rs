@@ -1186,7 +1186,8 @@ proptest! {
     ) {
         s.backoff = backoff;
         let mut input = build(&s);
-        input.timers = Timers { provision_timeout: timeout, agent_missing_after: missing, agent_dead_after: dead };
+        input.timers =
+            Timers { provision_timeout: timeout, agent_missing_after: missing, agent_dead_after: dead, ..Timers::default() };
         input.control.request_downscale_at = Some(t0() - Duration::seconds(clock_age));
         for now in [t0(), t0() + Duration::seconds(later)] {
             let p = decide(&input, now);
