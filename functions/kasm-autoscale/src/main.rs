@@ -78,6 +78,10 @@ enum Command {
         /// Print one JSON object instead of the timeline.
         #[arg(long)]
         json: bool,
+        /// Run every autoscale config with this `predictive_scaling` (`off`, `on`, `forecast_only`)
+        /// instead of its own, to compare reactive and predictive on one trace.
+        #[arg(long, value_name = "MODE")]
+        predictive: Option<String>,
     },
     /// Show what the evaluator would do now, and why, changing nothing.
     ///
@@ -192,9 +196,9 @@ fn main() {
         Command::Validate { files } => validate::run(&files, out),
         Command::Schema => schema::run(out),
         Command::Render { template, vars } => render::run(&template, &vars, out, err),
-        Command::Simulate { trace, out: dir, json } => {
+        Command::Simulate { trace, out: dir, json, predictive } => {
             logging::init(cli.log_format, "warn");
-            simulate::run(&trace, &dir, json, out, err)
+            simulate::run(&trace, &dir, json, predictive.as_deref(), out, err)
         }
         Command::Plan { config, store, autoscale_config, json } => {
             logging::init(cli.log_format, "warn");

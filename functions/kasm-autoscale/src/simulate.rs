@@ -1,19 +1,36 @@
-//! `kasm-autoscale simulate TRACE [--out DIR] [--json]`.
+//! `kasm-autoscale simulate TRACE [--out DIR] [--json] [--predictive off|on|forecast_only]`.
 
 use std::io::Write;
 use std::path::Path;
 
 use shared::sim;
 
-/// Runs the simulation; exit 0, 2 for a malformed trace or config, 1 if the cap was ever exceeded.
-pub fn run(trace: &Path, out: &Path, json: bool, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
-    let loaded = match sim::load(trace) {
+/// Runs the simulation; exit 0, 2 for a malformed trace or config (or `--predictive` value), 1 if
+/// the cap was ever exceeded. `predictive` replaces every config's `predictive_scaling`.
+pub fn run(
+    trace: &Path,
+    out: &Path,
+    json: bool,
+    predictive: Option<&str>,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> i32 {
+    let mut loaded = match sim::load(trace) {
         Ok(l) => l,
         Err(e) => {
             let _ = writeln!(stderr, "error: {e}");
             return 2;
         }
     };
+    if let Some(mode) = predictive {
+        let Ok(mode) = serde_json::from_value::<shared::config::PredictiveScaling>(serde_json::json!(mode)) else {
+            let _ = writeln!(stderr, "error: --predictive: must be off, on or forecast_only, not {mode:?}");
+            return 2;
+        };
+        for a in &mut loaded.configs.autoscale_configs {
+            a.predictive_scaling = mode;
+        }
+    }
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -384,6 +384,8 @@ async fn evaluate_one(
     }
     let mut next = input.control.clone();
     next.request_downscale_at = plan.request_downscale_at;
+    // Predictive scaling: the demand seen now and the boots measured by this plan's activations.
+    next.history = engine::forecast::record(&input, &plan, now);
     if !claimed.is_empty() {
         next.last_provision = Some(now);
     }

@@ -61,6 +61,7 @@ impl Ctx {
             provision_timeout: s.provision_timeout,
             agent_missing_after: s.agent_missing_after,
             agent_dead_after: s.agent_dead_after,
+            evaluation_interval: s.evaluation_interval,
         }
     }
 

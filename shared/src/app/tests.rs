@@ -435,6 +435,33 @@ async fn evaluation_claims_what_the_standby_needs_and_activates_checked_in_agent
 }
 
 #[tokio::test]
+async fn evaluations_keep_the_demand_history_and_measure_boots_when_predictive() {
+    let mut set = configs(10, 8.0);
+    set.autoscale_configs[0].predictive_scaling = crate::config::PredictiveScaling::On;
+    let w = world(set);
+    evaluate(&w.ctx, None, "test").await;
+    let h = w.store.control("agents").await.unwrap().value.history.expect("a history is kept");
+    assert_eq!(h.identity, crate::engine::forecast::identity(&w.ctx.configs.autoscale_configs[0]));
+    assert!(h.boot_seconds.is_empty());
+    provision_pending(&w.ctx).await;
+    w.clock.advance(Duration::seconds(240));
+    for i in w.store.list(&InstanceFilter::default()).await.unwrap() {
+        check_in(&w, &i, false);
+    }
+    let out = evaluate(&w.ctx, None, "test").await;
+    let plan = out[0].result.as_ref().unwrap();
+    assert!(plan.summary.forecast.as_ref().is_some_and(|f| f.note.is_some()), "{:?}", plan.reasons);
+    let h = w.store.control("agents").await.unwrap().value.history.expect("kept");
+    assert_eq!(h.boot_seconds, vec![240, 240], "both claims measured from create to check-in");
+    // Off: no history is kept (the stored one is dropped at the next evaluation).
+    let mut set = configs(10, 8.0);
+    set.autoscale_configs[0].predictive_scaling = crate::config::PredictiveScaling::Off;
+    let w = world(set);
+    evaluate(&w.ctx, None, "test").await;
+    assert_eq!(w.store.control("agents").await.unwrap().value.history, None);
+}
+
+#[tokio::test]
 async fn overlapping_evaluations_never_exceed_max_instances() {
     let w = world(configs(3, 400.0));
     let mut tasks = Vec::new();

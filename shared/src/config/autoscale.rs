@@ -37,6 +37,38 @@ pub enum ConnectionType {
     SSH,
 }
 
+/// Predictive pre-warming (ours; Kasm's own AutoScale is reactive): whether the config keeps a
+/// time-of-week demand history and provisions ahead of the demand it forecasts. The rule is written
+/// once in `engine/mod.rs` ("Forecast").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictiveScaling {
+    /// Reactive only (the default): no history is kept, nothing is forecast.
+    #[default]
+    Off,
+    /// The history is kept and the forecast raises what must be free ahead of a rush.
+    On,
+    /// The history is kept and the forecast is computed, logged and reported (what it would have done),
+    /// but it never changes the plan: the mode to evaluate before turning it on.
+    ForecastOnly,
+}
+
+impl PredictiveScaling {
+    /// Whether the history is kept and the forecast computed (`on` or `forecast_only`).
+    pub fn records(self) -> bool {
+        self != PredictiveScaling::Off
+    }
+
+    /// The config-file spelling (`off`, `on`, `forecast_only`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PredictiveScaling::Off => "off",
+            PredictiveScaling::On => "on",
+            PredictiveScaling::ForecastOnly => "forecast_only",
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -201,6 +233,12 @@ pub struct AutoscaleConfig {
     /// VM reaches its rotation age. Must be shorter than the rotation period.
     #[serde(default)]
     pub rotate_servers_pre_warm_minutes: Option<u32>,
+    /// Ours (no Kasm column): predictive pre-warming, `off` (default), `on` or `forecast_only`. With
+    /// `on`, what must be free is raised to the demand a 15-minute time-of-week history forecasts one
+    /// boot ahead (never above `max_instances`, never outside the schedules' active windows, nothing
+    /// from a thin or erratic history); `forecast_only` logs and reports the forecast without acting.
+    #[serde(default)]
+    pub predictive_scaling: PredictiveScaling,
 }
 
 /// Kasm's `autoscale_configs` columns. A config names its VM-provider (and DNS-provider) config by one of
@@ -333,6 +371,7 @@ impl AutoscaleConfig {
             ldap_id: None,
             rotate_servers_in_days: None,
             rotate_servers_pre_warm_minutes: None,
+            predictive_scaling: PredictiveScaling::Off,
         }
     }
 

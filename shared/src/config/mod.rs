@@ -15,7 +15,7 @@ pub mod settings;
 pub mod staging;
 pub mod validate;
 
-pub use autoscale::{AutoscaleConfig, AutoscaleType, ConnectionType};
+pub use autoscale::{AutoscaleConfig, AutoscaleType, ConnectionType, PredictiveScaling};
 pub use dns::{AzureDnsConfig, DigitalOceanDnsConfig, DnsProviderConfig, GcpDnsConfig, OciDnsConfig, Route53DnsConfig};
 pub use json_text::{JsonText, YamlText};
 pub use provider::{Endpoint, ProviderConfigCommon, ProviderKind, VmProviderConfig};

@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
+use super::forecast::{self, ForecastSummary, NoForecast};
 use super::schedule;
 use super::{Action, Input, Plan, StagingDemand, Summary};
-use crate::config::AutoscaleType;
+use crate::config::{AutoscaleType, PredictiveScaling};
 use crate::kasm::{KasmServer, KasmSession, ServerKind, norm_id, same_id};
 use crate::model::{ClaimId, Dim, Instance, InstanceState, Resources};
 
@@ -82,6 +83,9 @@ struct Eval<'a> {
     target: Resources,
     /// Server pools: available sessions that must be free (minimum + staging + queued when aggressive).
     target_sessions: u64,
+    /// Predictive scaling: what the forecast adds to `target` / `target_sessions` (`on`), or would
+    /// add (`forecast_only`, never added), and how the decision log names it.
+    forecast: Option<ForecastAdd>,
     /// Resources of session requests queued on a record (`assigned` to a VM still booting, ...), by
     /// normalised record id: not in Kasm's `allocated` yet, but the record's room is theirs.
     queued_on: HashMap<String, Resources>,
@@ -113,6 +117,7 @@ impl<'a> Eval<'a> {
             server_pool: input.config.autoscale_type == AutoscaleType::Server,
             target: input.config.standby(),
             target_sessions: input.config.minimum_pool_standby_sessions as u64,
+            forecast: None,
             queued_on,
             used_on,
             claims: Vec::with_capacity(input.instances.len()),
@@ -324,6 +329,7 @@ impl<'a> Eval<'a> {
         };
         let per_vm = if self.server_pool { [None; 3] } else { self.per_vm() };
         self.demand(&per_vm, &mut summary);
+        self.forecast(&per_vm, &mut summary, may_scale);
         let up = if self.server_pool {
             self.scale_up_servers(may_scale, avail_rec, &pending, &mut nondraining, floor, &mut summary)
         } else {
@@ -934,19 +940,249 @@ impl<'a> Eval<'a> {
     }
 
     /// What scale-down and rotation keep free, as the decision log names it: `standby` (server pools:
-    /// `Minimum Available Sessions`), with `+ staging + queued requests` when those add to it.
-    fn kept_free(&self) -> &'static str {
+    /// `Minimum Available Sessions`), with `+ staging + queued requests` when those add to it, and
+    /// `+ forecast` when the forecast does.
+    fn kept_free(&self) -> String {
+        let (fc_res, fc_sessions) = match &self.forecast {
+            Some(f) if f.acting => (f.extra, f.extra_sessions),
+            _ => (Resources::default(), 0),
+        };
         let extra = if self.server_pool {
-            self.target_sessions > self.input.config.minimum_pool_standby_sessions as u64
+            self.target_sessions > self.input.config.minimum_pool_standby_sessions as u64 + fc_sessions
         } else {
-            let s = self.input.config.standby();
+            let s = self.input.config.standby() + fc_res;
             DIMS.iter().any(|&d| self.target.get(d) > s.get(d) + EPS)
         };
-        match (self.server_pool, extra) {
+        let base = match (self.server_pool, extra) {
             (true, false) => "Minimum Available Sessions",
             (true, true) => "Minimum Available Sessions + staging + queued requests",
             (false, false) => "standby",
             (false, true) => "standby + staging + queued requests",
+        };
+        let forecast = fc_sessions > 0 || DIMS.iter().any(|&d| fc_res.get(d) > EPS);
+        if forecast { format!("{base} + forecast") } else { base.to_string() }
+    }
+
+    /// Predictive scaling (module docs, "Forecast"): reads the history, looks one lead time ahead,
+    /// and with `on` raises `target` / `target_sessions` by the forecast demand above what is in use
+    /// now; with `forecast_only` only says what it would do. Sets the summary's `forecast`.
+    fn forecast(&mut self, per_vm: &[Option<f64>; 3], summary: &mut Summary, may_scale: bool) {
+        let input = self.input;
+        let mode = input.config.predictive_scaling;
+        if mode == PredictiveScaling::Off {
+            return;
+        }
+        let id = forecast::identity(&input.config);
+        let hist = input.control.history.as_ref().filter(|h| h.identity == id && !h.is_empty());
+        let lead = forecast::lead_time(hist.map_or(&[][..], |h| &h.boot_seconds[..]), &input.timers);
+        let lead_text = if lead.samples as usize >= forecast::MIN_LEAD_SAMPLES {
+            format!(
+                "{} s ahead (p90 of {} measured boots, + {} s evaluation interval)",
+                lead.seconds, lead.samples, input.timers.evaluation_interval
+            )
+        } else {
+            format!(
+                "{} s ahead (provision_timeout / 2: {} of {} boots measured; + {} s evaluation interval)",
+                lead.seconds,
+                lead.samples,
+                forecast::MIN_LEAD_SAMPLES,
+                input.timers.evaluation_interval
+            )
+        };
+        let used = forecast::in_use(input);
+        let mut fs = ForecastSummary {
+            mode: forecast::mode_name(mode),
+            lead_seconds: lead.seconds,
+            lead_samples: lead.samples,
+            ..ForecastSummary::default()
+        };
+        if self.server_pool {
+            fs.in_use_sessions = used[0].min(u32::MAX as f64) as u32;
+        } else {
+            fs.in_use = Resources::new(used[0], used[1], used[2]);
+        }
+        let nothing = |this: &mut Self, mut fs: ForecastSummary, why: String, summary: &mut Summary| {
+            this.reasons.push(format!("forecast ({}): nothing forecast: {why}", mode.as_str()));
+            fs.note = Some(why);
+            summary.forecast = Some(fs);
+        };
+        let Some(h) = hist else {
+            return nothing(self, fs, "no history yet (a new or changed config starts empty)".into(), summary);
+        };
+        if !may_scale {
+            return nothing(
+                self,
+                fs,
+                "the config does not scale up now (disabled or outside its schedules)".into(),
+                summary,
+            );
+        }
+        // One VM's worth per dimension: the least demand the tracking check looks at.
+        let one_vm: [f64; 3] = if self.server_pool {
+            [input.config.max_simultaneous_sessions_per_server.max(1) as f64, f64::INFINITY, f64::INFINITY]
+        } else {
+            per_vm.map(|p| p.filter(|p| *p > EPS).unwrap_or(f64::INFINITY))
+        };
+        // Tracking: a quarter hour that just ended with a confident forecast of at least one VM and
+        // demand now far below it means today does not follow the history (a holiday).
+        let prev = self.now.checked_sub_signed(chrono::Duration::seconds(forecast::BUCKET_SECONDS));
+        if let Some(f) = prev.and_then(|t| h.forecast(t).ok()) {
+            let dims: Vec<usize> = (0..3).filter(|&k| f.mean[k] >= one_vm[k]).collect();
+            if !dims.is_empty() && dims.iter().all(|&k| used[k] < forecast::TRACKING_MIN * f.mean[k]) {
+                let k = dims[0];
+                let why = format!(
+                    "today does not follow the history: {} in use, the last quarter hour's forecast was {} (paused below {} %)",
+                    num(used[k]),
+                    num(f.mean[k]),
+                    num(forecast::TRACKING_MIN * 100.0)
+                );
+                return nothing(self, fs, why, summary);
+            }
+        }
+        // Every bucket from now to now + lead + one evaluation interval (a VM that checked in serves
+        // from the next evaluation), inside the schedules' active windows only.
+        let end = i64::try_from(lead.seconds.saturating_add(input.timers.evaluation_interval))
+            .ok()
+            .and_then(chrono::Duration::try_seconds)
+            .and_then(|d| self.now.checked_add_signed(d))
+            .unwrap_or(self.now);
+        let mut t = self.now;
+        let mut best: Option<(DateTime<Utc>, forecast::BucketForecast)> = None;
+        let mut peak = [0.0f64; 3];
+        let (mut thin, mut erratic, mut outside) = (None::<(DateTime<Utc>, u16)>, None, 0u32);
+        loop {
+            if schedule::evaluate(&input.schedules, t).active {
+                match h.forecast(t) {
+                    Ok(f) => {
+                        for (p, m) in peak.iter_mut().zip(f.mean) {
+                            *p = p.max(m);
+                        }
+                        if best.is_none_or(|(_, b)| f.mean[0] > b.mean[0]) {
+                            best = Some((t, f));
+                        }
+                    }
+                    Err(NoForecast::Thin(n)) => thin = thin.or(Some((t, n))),
+                    Err(NoForecast::Erratic) => erratic = erratic.or(Some(t)),
+                }
+            } else {
+                outside += 1;
+            }
+            let into = t.timestamp().rem_euclid(forecast::BUCKET_SECONDS);
+            let Some(next) = t.checked_add_signed(chrono::Duration::seconds(forecast::BUCKET_SECONDS - into)) else {
+                break;
+            };
+            if next > end {
+                break;
+            }
+            t = next;
+        }
+        let Some((bt, bf)) = best else {
+            let why = if let Some(t) = erratic {
+                format!(
+                    "the history at {} is erratic (weekly peaks spread more than {} % of their mean)",
+                    forecast::bucket_label(t),
+                    num(forecast::MAX_SPREAD * 100.0)
+                )
+            } else if let Some((t, n)) = thin {
+                format!(
+                    "the history at {} is thin ({n} weeks; {} needed)",
+                    forecast::bucket_label(t),
+                    forecast::MIN_WEEKS
+                )
+            } else if outside > 0 {
+                "no pre-warming outside the schedules' active windows".to_string()
+            } else {
+                "no forecast".to_string()
+            };
+            return nothing(self, fs, why, summary);
+        };
+        let label_at = forecast::bucket_label(bt);
+        fs.bucket = Some(label_at.clone());
+        fs.weeks = bf.weeks;
+        let (extra, extra_sessions, what, now_text) = if self.server_pool {
+            let f = peak[0].ceil();
+            fs.demand_sessions = f.min(u32::MAX as f64) as u32;
+            let e = (f - used[0]).max(0.0);
+            fs.extra_sessions = e.min(u32::MAX as f64) as u32;
+            (Resources::default(), e as u64, format!("{} sessions", num(f)), format!("{} in use now", num(used[0])))
+        } else {
+            let f = Resources::new(peak[0], peak[1], peak[2]);
+            fs.demand = f;
+            let mut e = Resources::default();
+            for (k, d) in DIMS.into_iter().enumerate() {
+                e.set(d, (peak[k] - used[k]).max(0.0));
+            }
+            fs.extra = e;
+            let dims_text = |r: Resources| {
+                let parts: Vec<String> =
+                    DIMS.iter().filter(|&&d| r.get(d) > EPS).map(|&d| format!("{} {d}", num(r.get(d)))).collect();
+                if parts.is_empty() { "0 cores".to_string() } else { parts.join(", ") }
+            };
+            (e, 0, dims_text(f), format!("{} in use now", dims_text(Resources::new(used[0], used[1], used[2]))))
+        };
+        let label = format!("forecast {label_at}: {what} from {} weeks of history", bf.weeks);
+        let acting = mode == PredictiveScaling::On;
+        let adds = extra_sessions > 0 || DIMS.iter().any(|&d| extra.get(d) > EPS);
+        let effect = match (adds, acting) {
+            (false, _) => "covered by what is in use".to_string(),
+            (true, true) => "kept free on top of the standby".to_string(),
+            (true, false) => "forecast_only: would be kept free on top of the standby; not acting".to_string(),
+        };
+        let extra_text = if self.server_pool {
+            format!("{extra_sessions} sessions")
+        } else {
+            let parts: Vec<String> =
+                DIMS.iter().filter(|&&d| extra.get(d) > EPS).map(|&d| format!("{} {d}", num(extra.get(d)))).collect();
+            if parts.is_empty() { "nothing more".to_string() } else { parts.join(", ") }
+        };
+        self.reasons.push(format!("{label} ({now_text}), looking {lead_text}: {extra_text} {effect}"));
+        if acting && adds {
+            fs.applied = true;
+            if self.server_pool {
+                self.target_sessions = self.target_sessions.saturating_add(extra_sessions);
+            } else {
+                self.target += extra;
+            }
+        }
+        summary.forecast = Some(fs);
+        if adds {
+            self.forecast = Some(ForecastAdd { acting, extra, extra_sessions, label, lead: lead.seconds });
+        }
+    }
+
+    /// Docker Agents: VMs of `per_vm` needed for `free` to reach `target` in every dimension a VM adds to.
+    fn vms_needed(target: Resources, free: Resources, per_vm: &[Option<f64>; 3]) -> u32 {
+        let mut need = 0u32;
+        for (k, d) in DIMS.into_iter().enumerate() {
+            let gap = target.get(d) - free.get(d);
+            if let Some(p) = per_vm[k].filter(|p| *p > EPS)
+                && gap > EPS
+            {
+                need = need.max(((gap / p) - EPS).ceil().max(1.0).min(u32::MAX as f64) as u32);
+            }
+        }
+        need
+    }
+
+    /// The forecast's share of a scale-up, for the decision log: with `on`, how many of the `need`
+    /// VMs are there for the forecast; with `forecast_only`, how many more it would create.
+    fn forecast_share(&mut self, need: u32, without: impl Fn(Resources, u64) -> u32, unit: &str) {
+        let Some(f) = self.forecast.clone() else { return };
+        if f.acting {
+            let reactive = without(self.target - f.extra, self.target_sessions.saturating_sub(f.extra_sessions));
+            let k = need.saturating_sub(reactive);
+            if k > 0 {
+                self.reasons.push(format!("{} -> +{k} {unit} ahead of a {} s boot", f.label, f.lead));
+            }
+        } else {
+            let would = without(self.target + f.extra, self.target_sessions.saturating_add(f.extra_sessions));
+            let k = would.saturating_sub(need);
+            if k > 0 {
+                self.reasons.push(format!(
+                    "forecast_only: {} -> would create +{k} {unit} ahead of a {} s boot; not acting",
+                    f.label, f.lead
+                ));
+            }
         }
     }
 
@@ -954,10 +1190,15 @@ impl<'a> Eval<'a> {
     /// (`minimum 2 + staging 1 + queued 3 = 6`); `None` when it is the minimum alone.
     fn target_parts(&self, summary: &Summary) -> Option<String> {
         let min = self.input.config.minimum_pool_standby_sessions as u64;
+        let fc = self.forecast.as_ref().filter(|f| f.acting).map_or(0, |f| f.extra_sessions);
         let extra = self.target_sessions.saturating_sub(min);
         (extra > 0).then(|| {
-            let queued = extra.saturating_sub(summary.staging_sessions as u64);
-            format!("minimum {min} + staging {} + queued {queued} = {}", summary.staging_sessions, self.target_sessions)
+            let queued = extra.saturating_sub(summary.staging_sessions as u64).saturating_sub(fc);
+            let fc_text = if fc > 0 { format!(" + forecast {fc}") } else { String::new() };
+            format!(
+                "minimum {min} + staging {} + queued {queued}{fc_text} = {}",
+                summary.staging_sessions, self.target_sessions
+            )
         })
     }
 
@@ -972,7 +1213,8 @@ impl<'a> Eval<'a> {
     fn target_text(&self, d: Dim, summary: &Summary) -> String {
         let standby = self.input.config.standby().get(d);
         let (st, q) = (summary.staging.get(d), summary.queued.get(d));
-        if st <= EPS && q <= EPS {
+        let fc = self.forecast.as_ref().filter(|f| f.acting).map_or(0.0, |f| f.extra.get(d));
+        if st <= EPS && q <= EPS && fc <= EPS {
             return format!("standby {}", num(standby));
         }
         let mut t = format!("standby {}", num(standby));
@@ -981,6 +1223,9 @@ impl<'a> Eval<'a> {
         }
         if q > EPS {
             t.push_str(&format!(" + queued {}", num(q)));
+        }
+        if fc > EPS {
+            t.push_str(&format!(" + forecast {}", num(fc)));
         }
         format!("{t} = {}", num(self.target.get(d)))
     }
@@ -1097,6 +1342,8 @@ impl<'a> Eval<'a> {
                 }
             }
         }
+        let (free_now, per) = (free, per_vm);
+        self.forecast_share(need, |t, _| Self::vms_needed(t, free_now, &per), "agents");
         if unknown {
             // One VM teaches us the size; more would be guesses, and a loop if they never report.
             need = if pending_n == 0 { 1 } else { 0 };
@@ -1168,6 +1415,10 @@ impl<'a> Eval<'a> {
                 self.reasons.push(format!("available sessions {avail} < {wanted}: +{need} servers of {per} sessions"));
             }
         }
+        let servers_for = move |_: Resources, m: u64| {
+            if per == 0 { 0 } else { m.saturating_sub(avail).div_ceil(per as u64).min(u32::MAX as u64) as u32 }
+        };
+        self.forecast_share(need, servers_for, "servers");
         let need = self.batch_limit(need, up.undrained_n);
         up.wanted = need.max(self.floor_need(floor, *nondraining));
         up
@@ -1403,6 +1654,21 @@ impl<'a> Eval<'a> {
         ));
         None
     }
+}
+
+/// What the forecast adds to what must be free (see "Forecast" in the module docs).
+#[derive(Debug, Clone)]
+struct ForecastAdd {
+    /// `on`: added to `target`; `forecast_only`: what would be added (never added).
+    acting: bool,
+    /// Docker Agents: per dimension.
+    extra: Resources,
+    /// Server pools: available sessions.
+    extra_sessions: u64,
+    /// `forecast Mon 08:45: 38 cores from 3 weeks of history`.
+    label: String,
+    /// The lead time in seconds.
+    lead: u64,
 }
 
 /// What the scale-up step decided before the cap and backoff.

@@ -184,6 +184,40 @@
 //!   not needed stay draining and go once idle. A draining VM past its rotation due age is never
 //!   undrained.
 //!
+//! # Forecast
+//! Ours (Kasm's AutoScale is reactive; the model is AWS EC2 Auto Scaling's predictive scaling: a
+//! forecast from recent weeks, capacity launched one warm-up ahead, a forecast-only mode). With
+//! `predictive_scaling: on` or `forecast_only` (`off`, the default, changes nothing and keeps no
+//! history), [`forecast`] holds the rule's parts:
+//! - **History** ([`DemandHistory`], kept in [`ControlState::history`]): 672 buckets of 15 minutes,
+//!   Monday 00:00 UTC first. Each evaluation observes the demand in use ([`forecast::in_use`]: the
+//!   resources of the non-staged sessions on the config's records that allocate or are queued there,
+//!   plus the requests queued for it on no record; server pools count those sessions); a bucket keeps
+//!   this week's peak, and the first observation of a later week folds that peak into an
+//!   exponentially weighted mean and variance (the newest week weighs 0.5). A history recorded for
+//!   another type, zone, pool or VM-provider config ([`forecast::identity`]) is dropped: a new or
+//!   changed config starts empty. Buckets are UTC (a daylight-saving change shifts the office's
+//!   pattern by an hour until the new weeks outweigh the old).
+//! - **Lead time**: the p90 (nearest rank) of the newest 32 of our claims' create → checked-in
+//!   times (measured when the plan activates them), once 3 are measured; until then
+//!   `provision_timeout / 2`; never more than `provision_timeout`.
+//! - **Confidence**: a bucket forecasts only with at least 2 weeks folded and a weighted standard
+//!   deviation of at most half its mean in every dimension with demand: thin or erratic history
+//!   forecasts nothing, and the plan says which. Tracking: when the quarter hour that just ended had
+//!   a confident forecast of at least one VM's worth and demand now is below a quarter of it, today
+//!   does not follow the history (a holiday) and nothing is forecast.
+//! - **Forecast demand** F = per dimension the largest confident mean among the buckets from now to
+//!   now + lead + one evaluation interval (a VM that checked in serves from the next evaluation), counting only instants at which the schedules are active (no pre-warming outside
+//!   them); nothing while the config cannot scale up (disabled, schedule inactive).
+//! - **With `on`** what must be free grows by max(0, F − in use now) per dimension (server pools:
+//!   sessions): the need is the larger of the reactive need and the forecast demand plus the standby.
+//!   Creates go through the usual `max_instances` cap, provider backoff and
+//!   `max_new_vms_per_evaluation`, so the forecast never exceeds the cap. Scale-down keeps the same
+//!   target, so VMs made for the forecast are removable only once the forecast window has passed,
+//!   and then through the usual backoff clock.
+//! - **With `forecast_only`** the same forecast is computed and logged ("would create +N") and
+//!   reported in [`Summary::forecast`], and the plan is what `off` gives.
+//!
 //! # Disabled config
 //! No creates, no undrains, no drains, clock reset; lifecycle actions still happen.
 //!
@@ -204,6 +238,7 @@
 //! Every plan carries reasons with the numbers, and a complete [`Summary`].
 
 mod decide;
+pub mod forecast;
 #[cfg(test)]
 mod props;
 pub(crate) mod schedule;
@@ -211,6 +246,7 @@ pub(crate) mod schedule;
 mod tests;
 
 pub use decide::{decide, decide_all};
+pub use forecast::{DemandHistory, ForecastSummary};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -229,11 +265,24 @@ pub struct Timers {
     pub agent_missing_after: u64,
     /// Seconds without a check-in after which a VM we own is destroyed as dead.
     pub agent_dead_after: u64,
+    /// Seconds between two evaluations (`settings.evaluation_interval`): a VM that checks in is put
+    /// into service at the next one, so the forecast looks this much further ahead than a boot.
+    #[serde(default = "default_evaluation_interval")]
+    pub evaluation_interval: u64,
+}
+
+fn default_evaluation_interval() -> u64 {
+    30
 }
 
 impl Default for Timers {
     fn default() -> Self {
-        Timers { provision_timeout: 600, agent_missing_after: 600, agent_dead_after: 3600 }
+        Timers {
+            provision_timeout: 600,
+            agent_missing_after: 600,
+            agent_dead_after: 3600,
+            evaluation_interval: default_evaluation_interval(),
+        }
     }
 }
 
@@ -250,6 +299,11 @@ pub struct ControlState {
     pub backoff_until: Option<DateTime<Utc>>,
     /// Provider failures in a row (drives the backoff).
     pub consecutive_failures: u32,
+    /// Predictive scaling: the config's time-of-week demand history and measured boot times, kept with
+    /// the control record (one item per config) and replaced by [`forecast::record`] after every
+    /// evaluation; `None` while `predictive_scaling` is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<DemandHistory>,
 }
 
 /// One staging config of the autoscale config, as the engine counts it: Kasm keeps `num_sessions`
@@ -395,6 +449,9 @@ pub struct Summary {
     pub max_instances: u32,
     /// Floor from an active schedule's `minimum_instances`.
     pub minimum_instances: u32,
+    /// Predictive scaling: what the forecast saw and did (absent while `predictive_scaling` is off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastSummary>,
 }
 
 /// What to do for one autoscale config, and why.

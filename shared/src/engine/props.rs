@@ -1186,7 +1186,8 @@ proptest! {
     ) {
         s.backoff = backoff;
         let mut input = build(&s);
-        input.timers = Timers { provision_timeout: timeout, agent_missing_after: missing, agent_dead_after: dead };
+        input.timers =
+            Timers { provision_timeout: timeout, agent_missing_after: missing, agent_dead_after: dead, ..Timers::default() };
         input.control.request_downscale_at = Some(t0() - Duration::seconds(clock_age));
         for now in [t0(), t0() + Duration::seconds(later)] {
             let p = decide(&input, now);
@@ -1204,6 +1205,107 @@ proptest! {
                     _ => {}
                 }
             }
+        }
+    }
+}
+
+/// A history of `weeks` weeks before `t0()`'s week with `level` (cores, GB and sessions alike) in use
+/// in the buckets `from..to` minutes around `t0()`.
+fn forecast_history(input: &Input, weeks: i64, level: f64, from: i64, to: i64) -> forecast::DemandHistory {
+    let mut h = forecast::DemandHistory::new(forecast::identity(&input.config));
+    for w in (1..=weeks).rev() {
+        let mut m = from;
+        while m < to {
+            h.observe(t0() - Duration::days(7 * w) + Duration::minutes(m), [level, level * 1024.0, 0.0]);
+            m += 5;
+        }
+    }
+    h
+}
+
+fn predictive(on: bool) -> crate::config::PredictiveScaling {
+    if on { crate::config::PredictiveScaling::On } else { crate::config::PredictiveScaling::ForecastOnly }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// With any history, a forecast keeps every invariant: never above `max_instances`, nothing
+    /// created while the schedule is inactive or the config disabled; `forecast_only` plans what
+    /// `off` plans; more forecast demand never creates fewer VMs.
+    #[test]
+    fn forecast_never_exceeds_max_instances_or_acts_while_inactive(
+        s in spec(false),
+        on in any::<bool>(),
+        weeks in 0i64..=4,
+        level in 0u16..=200,
+        later in 0i64..3_000,
+    ) {
+        let base = build(&s);
+        let mut input = base.clone();
+        input.config.predictive_scaling = predictive(on);
+        input.control.history = Some(forecast_history(&input, weeks, level as f64, -60, 120));
+        for now in [t0(), t0() + Duration::seconds(later)] {
+            let p = decide(&input, now);
+            check_plan(&input, &p, now)?;
+            if !p.summary.active || !input.config.enabled {
+                prop_assert_eq!(p.create, 0);
+            }
+            let reactive = decide(&base, now);
+            if on {
+                prop_assert!(p.create >= reactive.create, "forecast created fewer: {:#?}", p.reasons);
+            } else {
+                prop_assert_eq!((p.create, &p.actions, p.request_downscale_at), (reactive.create, &reactive.actions, reactive.request_downscale_at));
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// No pre-warming outside a schedule's active windows: at 11:57 with a schedule that ends at
+    /// 11:57 and demand forecast only from 12:00, the plan is the reactive one.
+    #[test]
+    fn forecast_never_provisions_outside_active_windows(s in spec(false), level in 1u16..=200, weeks in 2i64..=4) {
+        let mut base = build(&s);
+        base.schedules = vec![Schedule {
+            days_of_the_week: vec![Weekday::Sunday],
+            active_start_time: "06:00".into(),
+            active_end_time: "11:57".into(),
+            ..always_active(0)
+        }];
+        let now = t0() - Duration::minutes(3);
+        let mut input = base.clone();
+        input.config.predictive_scaling = crate::config::PredictiveScaling::On;
+        input.control.history = Some(forecast_history(&input, weeks, level as f64, 0, 120));
+        let (p, reactive) = (decide(&input, now), decide(&base, now));
+        check_plan(&input, &p, now)?;
+        prop_assert_eq!((p.create, &p.actions), (reactive.create, &reactive.actions), "{:#?}", p.reasons);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// An empty history (none stored, an empty one, or one of another config) changes nothing.
+    #[test]
+    fn forecast_from_an_empty_history_changes_nothing(s in spec(false), on in any::<bool>(), which in 0u8..3, later in 0i64..100_000) {
+        let base = build(&s);
+        let mut input = base.clone();
+        input.config.predictive_scaling = predictive(on);
+        input.control.history = match which {
+            0 => None,
+            1 => Some(forecast::DemandHistory::new(forecast::identity(&input.config))),
+            _ => {
+                let mut h = forecast_history(&input, 3, 50.0, -60, 120);
+                h.identity ^= 1;
+                Some(h)
+            }
+        };
+        for now in [t0(), t0() + Duration::seconds(later)] {
+            let (p, reactive) = (decide(&input, now), decide(&base, now));
+            prop_assert_eq!((p.create, &p.actions, p.request_downscale_at), (reactive.create, &reactive.actions, reactive.request_downscale_at));
         }
     }
 }

@@ -1486,3 +1486,165 @@ fn queued_and_staging_demand_stop_at_max_instances() {
     assert_eq!(p.create, 3, "20 + 16 cores want 9 VMs; the cap allows 3: {:#?}", p.reasons);
     assert_reason(&p, "max_instances 3 (0 owned): creating 3 of the 9 wanted");
 }
+
+// ---------- forecast ----------
+
+/// A history of `weeks` weeks before `t0()`'s week with `cores` in use at each of `at` (minutes from
+/// `t0()`), 1 GB per core.
+fn history_of(input: &Input, weeks: i64, at: &[(i64, f64)]) -> forecast::DemandHistory {
+    let mut h = forecast::DemandHistory::new(forecast::identity(&input.config));
+    for w in (1..=weeks).rev() {
+        for &(m, cores) in at {
+            h.observe(t0() - Duration::days(7 * w) + Duration::minutes(m), [cores, cores * 1024.0, 0.0]);
+        }
+    }
+    h
+}
+
+/// A docker-agent input with predictive scaling `mode`, standby 4 cores, cap 20, and 38 cores in use
+/// forecast for t0's bucket (Sunday 12:00) from 3 weeks.
+fn forecast_input(mode: crate::config::PredictiveScaling) -> Input {
+    let mut i = input(4.0);
+    i.max_instances = 20;
+    i.config.predictive_scaling = mode;
+    i.control.history = Some(history_of(&i, 3, &[(5, 38.0)]));
+    i
+}
+
+#[test]
+fn forecast_on_prewarms_ahead_of_a_rush() {
+    let i = forecast_input(crate::config::PredictiveScaling::On);
+    let p = decide(&i, t0());
+    // Reactive: free 0 < standby 4, +1. Forecast: 38 cores and 38 GB in use soon, 0 now: 4 + 38 = 42
+    // cores free wanted, 11 agents of 4 cores; memory 38 GB fits 5 agents of 8 GB.
+    assert_eq!(p.create, 11);
+    assert_reason(&p, "forecast Sun 12:00: 38 cores, 38912 memory_mb from 3 weeks of history (0 cores in use now)");
+    assert_reason(&p, "provision_timeout / 2");
+    assert_reason(&p, "-> +10 agents ahead of a 300 s boot");
+    assert_reason(&p, "standby 4 + forecast 38 = 42");
+    let f = p.summary.forecast.as_ref().expect("forecast summary");
+    assert!(f.applied);
+    assert_eq!((f.bucket.as_deref(), f.weeks, f.lead_seconds), (Some("Sun 12:00"), 3, 300));
+    assert_eq!(f.extra.cores, 38.0);
+}
+
+#[test]
+fn forecast_only_reports_without_acting() {
+    let i = forecast_input(crate::config::PredictiveScaling::ForecastOnly);
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 1);
+    assert_reason(
+        &p,
+        "forecast_only: forecast Sun 12:00: 38 cores, 38912 memory_mb from 3 weeks of history -> would create +10 agents ahead of a 300 s boot; not acting",
+    );
+    let f = p.summary.forecast.as_ref().expect("forecast summary");
+    assert!(!f.applied);
+    assert_eq!(f.extra.cores, 38.0);
+}
+
+#[test]
+fn forecast_from_a_thin_history_is_nothing() {
+    let mut i = forecast_input(crate::config::PredictiveScaling::On);
+    i.control.history = Some(history_of(&i, 1, &[(5, 38.0)]));
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 1);
+    assert_reason(&p, "nothing forecast: the history at Sun 12:00 is thin (1 weeks; 2 needed)");
+}
+
+#[test]
+fn forecast_never_exceeds_max_instances() {
+    let mut i = forecast_input(crate::config::PredictiveScaling::On);
+    i.max_instances = 5;
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 5);
+    assert_reason(&p, "creating 5 of the 11 wanted");
+}
+
+#[test]
+fn forecast_does_not_prewarm_outside_active_windows() {
+    // 11:58; the schedule ends at 11:59 (inclusive), the rush is forecast for 12:00.
+    let mut i = forecast_input(crate::config::PredictiveScaling::On);
+    i.schedules = vec![Schedule {
+        autoscale_config: "cfg".into(),
+        days_of_the_week: vec![Weekday::Sunday],
+        active_start_time: "08:00".into(),
+        active_end_time: "11:59".into(),
+        timezone: "UTC".into(),
+        minimum_instances: 0,
+    }];
+    let p = decide(&i, t0() - Duration::minutes(2));
+    assert_eq!(p.create, 1, "{:#?}", p.reasons);
+    assert!(!has_reason(&p, "ahead of"), "{:#?}", p.reasons);
+}
+
+#[test]
+fn forecast_pauses_when_today_does_not_follow_the_history() {
+    // The quarter hour before also had 38 cores forecast; nobody is in today (a holiday).
+    let mut i = forecast_input(crate::config::PredictiveScaling::On);
+    i.control.history = Some(history_of(&i, 3, &[(-10, 38.0), (5, 38.0)]));
+    let p = decide(&i, t0());
+    assert_eq!(p.create, 1);
+    assert_reason(&p, "today does not follow the history: 0 in use");
+}
+
+#[test]
+fn forecast_driven_vms_drain_only_after_the_window() {
+    let mut i = forecast_input(crate::config::PredictiveScaling::On);
+    let (claims, servers): (Vec<_>, Vec<_>) = (0..11).map(|k| running(&format!("c{k:02}"), 3600)).unzip();
+    let history = i.control.history.take();
+    i = with(i, claims, servers);
+    i.control.history = history;
+    i.control.request_downscale_at = Some(t0() - Duration::hours(2));
+    // In the window: 44 free, 42 wanted; none can go.
+    let p = decide(&i, t0());
+    assert!(drains(&p).is_empty(), "{:#?}", p.reasons);
+    assert_reason(&p, "without dropping below standby + forecast");
+    // An hour later nothing is forecast: the clock starts, and only a backoff later do VMs drain.
+    let later = t0() + Duration::hours(1);
+    let mut j = i.clone();
+    j.control.request_downscale_at = None;
+    for r in &mut j.servers {
+        r.last_reported = Some(later - Duration::seconds(10));
+    }
+    let p = decide(&j, later);
+    assert!(drains(&p).is_empty());
+    assert_eq!(p.request_downscale_at, Some(later));
+}
+
+#[test]
+fn forecast_with_an_empty_history_changes_nothing() {
+    let mut off = input(4.0);
+    off.max_instances = 20;
+    for mode in [crate::config::PredictiveScaling::On, crate::config::PredictiveScaling::ForecastOnly] {
+        let mut on = off.clone();
+        on.config.predictive_scaling = mode;
+        let (a, b) = (decide(&off, t0()), decide(&on, t0()));
+        assert_eq!((a.create, &a.actions, a.request_downscale_at), (b.create, &b.actions, b.request_downscale_at));
+        assert_reason(&b, "no history yet");
+    }
+}
+
+#[test]
+fn forecast_record_observes_demand_and_boot_times() {
+    let mut i = forecast_input(crate::config::PredictiveScaling::On);
+    // A booting claim created 250 s ago whose agent checked in: activated, one boot measured.
+    let mut c = claim("b1", InstanceState::Booting, 250);
+    c.kasm_server_id = "srv-b1".into();
+    let rec = agent("srv-b1", 4.0, 8192.0, false, Some(5));
+    i = with(i, vec![c], vec![rec]);
+    i.control.history = Some(history_of(&i, 3, &[(5, 38.0)]));
+    i.sessions = vec![session(1, "srv-b1")];
+    let p = decide(&i, t0());
+    let h = forecast::record(&i, &p, t0()).expect("recorded");
+    assert_eq!(h.boot_seconds, vec![250]);
+    let (_, b) = forecast::slot(t0());
+    assert_eq!(h.buckets[b].peak[0], 1.0);
+    // Off keeps nothing; another identity starts empty.
+    let mut off = i.clone();
+    off.config.predictive_scaling = crate::config::PredictiveScaling::Off;
+    assert_eq!(forecast::record(&off, &p, t0()), None);
+    let mut moved = i.clone();
+    moved.config.zone_id = "elsewhere".into();
+    let h = forecast::record(&moved, &p, t0()).expect("recorded");
+    assert_eq!(h.buckets.iter().filter(|b| b.weeks > 0).count(), 0);
+}

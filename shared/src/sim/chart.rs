@@ -32,7 +32,7 @@ fn esc(s: &str) -> String {
 pub fn svg(r: &Report) -> String {
     let s = &r.samples;
     let max_min = s.last().map(|x| x.minute).unwrap_or(1.0).max(1.0);
-    let y_max = nice_max(s.iter().map(|x| x.demand.max(x.capacity)).fold(0.0, f64::max));
+    let y_max = nice_max(s.iter().map(|x| x.demand.max(x.capacity).max(x.forecast.unwrap_or(0.0))).fold(0.0, f64::max));
     let v_max = nice_max(s.iter().map(|x| x.vms as f64).fold(0.0, f64::max));
     let pw = W - L - R;
     let ph = H - T - B;
@@ -114,6 +114,30 @@ pub fn svg(r: &Report) -> String {
     line(&mut o, s.iter().map(|p| (x(p.minute), y(p.capacity))).collect(), "#1f6fd1", true);
     line(&mut o, s.iter().map(|p| (x(p.minute), y(p.demand))).collect(), "#d1341f", false);
     line(&mut o, s.iter().map(|p| (x(p.minute), yv(p.vms as f64))).collect(), "#2a9d3a", true);
+    // Predictive scaling: the forecast one lead time ahead, dashed, where there is one.
+    let forecast: Vec<(f64, f64)> = s.iter().filter_map(|p| p.forecast.map(|f| (x(p.minute), y(f)))).collect();
+    if !forecast.is_empty() {
+        let mut d = String::new();
+        let mut prev: Option<f64> = None;
+        let gap = pw / s.len().max(1) as f64 * 1.5;
+        for (px, py) in forecast {
+            // A new segment where the forecast was absent for a while.
+            let cmd = if prev.is_none_or(|lx| px - lx > gap) { 'M' } else { 'L' };
+            let _ = write!(d, "{cmd}{px:.1},{py:.1} ");
+            prev = Some(px);
+        }
+        let _ = writeln!(
+            o,
+            r##"<path d="{}" fill="none" stroke="#8a3ffc" stroke-width="1.5" stroke-dasharray="5,3"/>"##,
+            d.trim_end()
+        );
+        let _ = writeln!(
+            o,
+            r##"<text x="{:.1}" y="{:.1}" fill="#8a3ffc">- - forecast (one boot ahead)</text>"##,
+            L + pw - 190.0,
+            T + 14.0
+        );
+    }
     // Legend.
     for (i, (label, color)) in [
         ("demand (sessions running + waiting)", "#d1341f"),

@@ -70,6 +70,18 @@ pub struct Summary {
     /// Requests that waited queued in Kasm (seen by the autoscaler).
     #[serde(skip_serializing_if = "is_zero")]
     pub sessions_queued: u32,
+    /// The trace's `score_from_day`: sessions, waits and VM-hours count from that day on.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub score_from_day: u32,
+    /// The perfect-foresight lower bound: Σ over steps of ⌈cores in use ÷ cores per VM⌉ × step length
+    /// per config (server pools: ⌈sessions ÷ sessions per server⌉); in use = running and waiting.
+    pub oracle_vm_hours: f64,
+    /// `vm_hours ÷ oracle_vm_hours` (0 when the oracle is 0).
+    pub vm_hours_over_oracle: f64,
+    /// `sessions_waited ÷ sessions_total`, in percent.
+    pub sessions_waited_percent: f64,
+    /// 95th percentile (nearest rank) of every session's wait, 0 for those that did not wait, seconds.
+    pub p95_wait_seconds: u64,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -89,6 +101,10 @@ pub struct Sample {
     pub vms: u32,
     /// Sessions waiting for capacity.
     pub waiting: u32,
+    /// Predictive scaling: the demand forecast one lead time ahead (cores / session slots, summed over
+    /// the configs that forecast); absent when no config forecasts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<f64>,
 }
 
 /// A notable event, for the printed timeline.
@@ -134,6 +150,8 @@ struct Active {
 pub async fn run(lt: &LoadedTrace) -> Report {
     let t = &lt.trace;
     let mut configs = lt.configs.clone();
+    // One step is one evaluation.
+    configs.settings.evaluation_interval = u64::from(t.step_seconds);
     // Kasm names the autoscale config a request is queued for by its id: give the configs that have
     // none a simulated one.
     for a in configs.autoscale_configs.iter_mut().filter(|a| a.autoscale_config_id.is_none()) {
@@ -177,7 +195,18 @@ pub async fn run(lt: &LoadedTrace) -> Report {
     let steps = (t.duration_minutes as u64 * 60).div_ceil(t.step_seconds as u64) as i64;
     let step_hours = t.step_seconds as f64 / 3600.0;
 
-    let mut summary = Summary { name: t.name.clone(), ..Default::default() };
+    let mut summary = Summary { name: t.name.clone(), score_from_day: t.score_from_day, ..Default::default() };
+    // Warm-up days are not scored: from midnight (UTC) of day `score_from_day`, or the start for day 0.
+    let score_from = if t.score_from_day == 0 {
+        start
+    } else {
+        let midnight = start.date_naive().and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+        midnight + Duration::days(i64::from(t.score_from_day))
+    };
+    let bursts = trace::expand(t, start);
+    let mut next_burst = 0usize;
+    let mut waits: Vec<u64> = Vec::new();
+    let mut oracle_hours = 0.0f64;
     // Grows with what is recorded (a trace is bounded by `trace::MAX_STEPS`), nothing reserved up front.
     let mut samples = Vec::new();
     let mut events = Vec::new();
@@ -212,7 +241,15 @@ pub async fn run(lt: &LoadedTrace) -> Report {
             events.push(Event { minute, text: format!("provider: next {} creates fail with {:?}", f.count, f.kind) });
         }
         // Arrivals: a request for a staged image takes a staged session at once; the others wait.
-        for b in t.sessions.iter().filter(|b| crossed(b.at_minute)) {
+        let mut arriving = Vec::new();
+        // Bursts are sorted by minute: every one not taken yet whose minute has come arrives now.
+        while let Some(b) = bursts.get(next_burst).filter(|b| start + Duration::minutes(b.at_minute.into()) <= now) {
+            arriving.push(b);
+            next_burst += 1;
+        }
+        // Generated arrivals (one session each) are reported together per config.
+        let mut generated: BTreeMap<&str, u32> = BTreeMap::new();
+        for b in arriving {
             let mut from_staging = 0;
             for _ in 0..b.count {
                 next_session += 1;
@@ -232,14 +269,27 @@ pub async fn run(lt: &LoadedTrace) -> Report {
                     queued: b.queued,
                 });
             }
-            summary.sessions_total += b.count;
+            if now >= score_from {
+                summary.sessions_total += b.count;
+                waits.extend(std::iter::repeat_n(0, from_staging as usize));
+            }
             summary.sessions_from_staging += from_staging;
+            if b.count == 1
+                && b.image_id.is_none()
+                && t.arrivals.iter().any(|a| a.autoscale_config == b.autoscale_config)
+            {
+                *generated.entry(b.autoscale_config.as_str()).or_default() += 1;
+                continue;
+            }
             let staged =
                 if from_staging > 0 { format!(" ({from_staging} take staged sessions)") } else { String::new() };
             events.push(Event {
                 minute,
                 text: format!("{} sessions arrive for {}{staged}", b.count, b.autoscale_config),
             });
+        }
+        for (config, n) in generated {
+            events.push(Event { minute, text: format!("{n} sessions arrive for {config}") });
         }
         // Endings.
         active.retain(|a| {
@@ -299,10 +349,13 @@ pub async fn run(lt: &LoadedTrace) -> Report {
                 Some(server_id) => {
                     kasm.start_session(&kasm_id, &server_id, w.res);
                     let wait = (now - w.arrived).num_seconds().max(0) as u64;
-                    if wait > 0 {
-                        summary.sessions_waited += 1;
+                    if w.arrived >= score_from {
+                        if wait > 0 {
+                            summary.sessions_waited += 1;
+                        }
+                        summary.max_wait_seconds = summary.max_wait_seconds.max(wait);
+                        waits.push(wait);
                     }
-                    summary.max_wait_seconds = summary.max_wait_seconds.max(wait);
                     active.push(Active { kasm_id, ends: now + w.duration });
                 }
                 None => {
@@ -329,9 +382,13 @@ pub async fn run(lt: &LoadedTrace) -> Report {
         }
 
         // The autoscaler, exactly as deployed.
+        let mut forecast: Option<f64> = None;
         for o in app::evaluate(&ctx, None, "simulate").await {
             if let Ok(plan) = &o.result {
                 summary.decisions += 1;
+                if let Some(f) = plan.summary.forecast.as_ref().filter(|f| f.bucket.is_some()) {
+                    *forecast.get_or_insert(0.0) += f.demand.cores + f64::from(f.demand_sessions);
+                }
                 if plan.changes_something() {
                     let mut what = Vec::new();
                     if !o.claimed.is_empty() {
@@ -394,20 +451,36 @@ pub async fn run(lt: &LoadedTrace) -> Report {
         }
         let vms_now: u32 = mem_providers.values().map(|m| m.vms().len() as u32).sum();
         summary.peak_vms = summary.peak_vms.max(vms_now);
-        if i < steps {
+        if i < steps && now >= score_from {
             summary.vm_hours += vms_now as f64 * step_hours;
+            oracle_hours += f64::from(oracle_vms(&kasm, &configs, &waiting)) * step_hours;
         }
         let (demand, capacity) = demand_capacity(&kasm, &configs, &waiting);
-        samples.push(Sample { minute, demand, capacity, vms: vms_now, waiting: waiting.len() as u32 });
+        samples.push(Sample { minute, demand, capacity, vms: vms_now, waiting: waiting.len() as u32, forecast });
     }
     let end = start + step * steps as i32;
-    for w in &waiting {
+    for w in waiting.iter().filter(|w| w.arrived >= score_from) {
         summary.sessions_unserved += 1;
         summary.sessions_waited += 1;
-        summary.max_wait_seconds = summary.max_wait_seconds.max((end - w.arrived).num_seconds().max(0) as u64);
+        let wait = (end - w.arrived).num_seconds().max(0) as u64;
+        summary.max_wait_seconds = summary.max_wait_seconds.max(wait);
+        waits.push(wait);
     }
     summary.estimated_cost = (summary.vm_hours * t.provider.hourly_price * 100.0).round() / 100.0;
     summary.vm_hours = (summary.vm_hours * 1000.0).round() / 1000.0;
+    summary.oracle_vm_hours = (oracle_hours * 1000.0).round() / 1000.0;
+    if summary.oracle_vm_hours > 0.0 {
+        summary.vm_hours_over_oracle = (summary.vm_hours / summary.oracle_vm_hours * 100.0).round() / 100.0;
+    }
+    if summary.sessions_total > 0 {
+        summary.sessions_waited_percent =
+            (f64::from(summary.sessions_waited) / f64::from(summary.sessions_total) * 1000.0).round() / 10.0;
+    }
+    waits.sort_unstable();
+    if !waits.is_empty() {
+        // Nearest rank.
+        summary.p95_wait_seconds = waits[(waits.len() * 95).div_ceil(100).max(1) - 1];
+    }
     Report { start, summary, samples, events }
 }
 
@@ -602,6 +675,36 @@ fn demand_capacity(kasm: &MemoryKasm, configs: &ConfigSet, waiting: &VecDeque<Wa
     (demand, capacity)
 }
 
+/// VMs a perfect-foresight autoscaler would run now: per config ⌈cores in use (running and waiting
+/// sessions) ÷ cores per VM⌉, server pools ⌈sessions ÷ sessions per server⌉.
+fn oracle_vms(kasm: &MemoryKasm, configs: &ConfigSet, waiting: &VecDeque<Waiting>) -> u32 {
+    let servers = kasm.servers();
+    let sessions = kasm.sessions();
+    let mut n = 0u32;
+    for a in &configs.autoscale_configs {
+        let mine = |s: &&KasmServer| s.zone_id == a.zone_id && s.server_pool_id.as_deref() == Some(&a.server_pool_id);
+        let waiting_here = waiting.iter().filter(|w| w.config == a.autoscale_config_name);
+        let vms = match a.autoscale_type {
+            AutoscaleType::Server => {
+                let ids: std::collections::HashSet<&str> =
+                    servers.iter().filter(mine).map(|s| s.server_id.as_str()).collect();
+                let used = sessions.iter().filter(|k| k.is_placed() && ids.contains(k.server_id.as_str())).count()
+                    + waiting_here.count();
+                let per = a.max_simultaneous_sessions_per_server.max(1) as usize;
+                used.div_ceil(per)
+            }
+            AutoscaleType::DockerAgent => {
+                let used: f64 = servers.iter().filter(mine).map(|s| s.allocated.cores).sum::<f64>()
+                    + waiting_here.map(|w| w.res.cores).sum::<f64>();
+                let per = vm_size(configs, &a.autoscale_config_name).cores;
+                if per > 0.0 { (used / per - 1e-9).ceil().max(0.0) as usize } else { 0 }
+            }
+        };
+        n = n.saturating_add(vms.min(u32::MAX as usize) as u32);
+    }
+    n
+}
+
 /// Resolves every secret reference to a fixed, obviously fake value (the simulator has no secrets).
 #[derive(Debug)]
 struct SimSecrets;
@@ -628,11 +731,20 @@ pub fn render_text(r: &Report) -> String {
     }
     let x = &r.summary;
     let _ = writeln!(s, "summary:");
+    if x.score_from_day > 0 {
+        let _ = writeln!(s, "  scored from day         {} (earlier days are warm-up)", x.score_from_day);
+    }
     let _ = writeln!(s, "  peak VMs                {}", x.peak_vms);
     let _ = writeln!(s, "  VM-hours                {:.2}", x.vm_hours);
+    let _ = writeln!(
+        s,
+        "  oracle VM-hours         {:.2} (perfect foresight; used / oracle {:.2})",
+        x.oracle_vm_hours, x.vm_hours_over_oracle
+    );
     let _ = writeln!(s, "  estimated cost          {:.2}", x.estimated_cost);
     let _ = writeln!(s, "  sessions                {}", x.sessions_total);
     let _ = writeln!(s, "  sessions that waited    {} (unserved at end: {})", x.sessions_waited, x.sessions_unserved);
+    let _ = writeln!(s, "  waited / p95 wait       {:.1} % / {} s", x.sessions_waited_percent, x.p95_wait_seconds);
     let _ = writeln!(s, "  longest wait            {} s", x.max_wait_seconds);
     let _ = writeln!(s, "  VMs created / destroyed {} / {}", x.vms_created, x.vms_destroyed);
     let _ = writeln!(s, "  provider errors         {}", x.provider_errors);
@@ -739,5 +851,97 @@ mod tests {
         }
         assert!(waited_for_session, "no rotated agent waited for its session: {removed:?} {drained:?}");
         assert!(text.contains("VMs rotated out         3"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod forecast_tests {
+    use super::*;
+    use std::path::Path;
+
+    fn base() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/simulations")
+    }
+
+    /// A daily rush at 08:30 (30 sessions of 2 cores at once) on `days` days, 2-minute steps.
+    fn rush(days: u32, score_from_day: u32, mode: &str) -> LoadedTrace {
+        let text = format!(
+            r#"{{"name":"rush","duration_minutes":{},"step_seconds":120,"config":"configs/morning-rush.yaml",
+               "score_from_day":{score_from_day},"provider":{{"boot_seconds":240}},
+               "repeat":{{"every_minutes":1440,"times":{days}}},
+               "sessions":[{{"at_minute":510,"count":30,"cores":2,"memory_mb":2768,"duration_minutes":240,"autoscale_config":"office-agents"}}]}}"#,
+            days * 1440
+        );
+        let mut lt = parse(&text, "t.json", &base()).expect("trace");
+        for a in &mut lt.configs.autoscale_configs {
+            a.predictive_scaling = serde_json::from_value(serde_json::json!(mode)).unwrap();
+        }
+        lt
+    }
+
+    #[test]
+    fn sim_repeat_and_generated_arrivals_are_seeded_and_bounded() {
+        let text = r#"{"name":"t","duration_minutes":4320,"step_seconds":60,"config":"configs/morning-rush.yaml","seed":3,
+            "repeat":{"every_minutes":1440,"times":3,"skip":[1]},
+            "sessions":[{"at_minute":60,"count":5,"cores":1,"memory_mb":512,"duration_minutes":5,"autoscale_config":"office-agents"}],
+            "arrivals":[{"autoscale_config":"office-agents","cores":1,"memory_mb":512,
+               "duration":{"distribution":"exponential","mean_minutes":30,"min_minutes":5,"max_minutes":60},
+               "skip_days":[2],
+               "rates":[{"days":[1,2,3],"from_minute":600,"to_minute":660,"per_hour":120}]}]}"#;
+        let lt = parse(text, "t.json", &base()).expect("trace");
+        let start = Utc.with_ymd_and_hms(2026, 1, 5, 0, 0, 0).unwrap();
+        let a = trace::expand(&lt.trace, start);
+        assert_eq!(a, trace::expand(&lt.trace, start), "seeded: the same sessions every run");
+        let repeated: Vec<u32> = a.iter().filter(|b| b.count == 5).map(|b| b.at_minute).collect();
+        assert_eq!(repeated, [60, 2940], "the second day is skipped");
+        let generated: Vec<&trace::SessionBurst> = a.iter().filter(|b| b.count == 1).collect();
+        // About 120 an hour on Monday and Tuesday, none on the skipped Wednesday.
+        assert!((180..=300).contains(&generated.len()), "{}", generated.len());
+        assert!(generated.iter().all(|b| b.at_minute < 2880 && (5..=60).contains(&b.duration_minutes)));
+        assert!(a.windows(2).all(|w| w[0].at_minute <= w[1].at_minute));
+        // Expected arrivals over the limit are refused before anything is drawn, naming the field.
+        let huge = text.replace("\"per_hour\":120", "\"per_hour\":1e9");
+        match parse(&huge, "t.json", &base()) {
+            Err(TraceError::Invalid { field, message, .. }) => {
+                assert_eq!(field, "arrivals");
+                assert!(message.contains("limit is 100000"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let times = text.replace("\"times\":3", "\"times\":100000");
+        assert!(
+            matches!(parse(&times, "t.json", &base()), Err(TraceError::Invalid { field, .. }) if field == "sessions")
+        );
+    }
+
+    #[tokio::test]
+    async fn sim_scores_from_a_day_and_reports_the_oracle() {
+        let all = run(&rush(2, 0, "off")).await.summary;
+        let second = run(&rush(2, 1, "off")).await.summary;
+        assert_eq!((all.sessions_total, second.sessions_total), (60, 30));
+        assert!(second.vm_hours < all.vm_hours && second.oracle_vm_hours < all.oracle_vm_hours);
+        // 60 cores for 4 h on agents of 8 cores: ⌈60 / 8⌉ = 8 VMs for 4 h a day.
+        // (Waiting sessions count as in use: they are demand.)
+        assert!((32.0..=35.0).contains(&second.oracle_vm_hours), "{second:?}");
+        assert!(second.vm_hours >= second.oracle_vm_hours);
+        assert_eq!(second.vm_hours_over_oracle, ((second.vm_hours / second.oracle_vm_hours) * 100.0).round() / 100.0);
+        assert_eq!(second.sessions_waited_percent, (f64::from(second.sessions_waited) / 30.0 * 1000.0).round() / 10.0);
+        assert!(second.p95_wait_seconds <= second.max_wait_seconds && second.p95_wait_seconds > 0);
+    }
+
+    /// Three weeks of the same rush: from the third week the forecast pre-warms it, and fewer wait
+    /// than reactively; the chart draws the forecast.
+    #[tokio::test]
+    async fn sim_predictive_prewarms_a_daily_rush_after_two_weeks() {
+        let reactive = run(&rush(21, 14, "off")).await;
+        let predictive = run(&rush(21, 14, "on")).await;
+        let (r, p) = (&reactive.summary, &predictive.summary);
+        assert!(!p.max_instances_exceeded);
+        assert!(r.sessions_waited_percent > 50.0, "{r:?}");
+        assert!(p.sessions_waited_percent <= 2.0, "{p:?}");
+        assert!(predictive.events.iter().any(|e| e.text.contains("ahead of a")), "no pre-warming logged");
+        assert!(predictive.samples.iter().any(|s| s.forecast.is_some()));
+        assert!(reactive.samples.iter().all(|s| s.forecast.is_none()));
+        assert!(chart::svg(&predictive).contains("forecast (one boot ahead)"));
     }
 }

@@ -30,6 +30,102 @@ pub struct Trace {
     /// Our extension: seed of the boot-jitter generator (runs are reproducible). Default 1.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Repeats the `sessions` bursts: `times` occurrences in all, `every_minutes` apart (1440 = a
+    /// day, 10080 = a week), so a multi-week trace is one day's or week's pattern written once.
+    #[serde(default)]
+    pub repeat: Option<Repeat>,
+    /// Sessions generated from a time-of-week arrival rate (Poisson, seeded by `seed`), each with a
+    /// duration drawn from a distribution.
+    #[serde(default)]
+    pub arrivals: Vec<Arrivals>,
+    /// Days (0 = the start's day) before this one are warm-up: the summary's session, wait and VM-hour
+    /// figures count from this day on (default 0: everything counts).
+    #[serde(default)]
+    pub score_from_day: u32,
+}
+
+/// How the `sessions` bursts repeat.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Repeat {
+    /// Minutes between two occurrences of the pattern.
+    pub every_minutes: u32,
+    /// Occurrences in all (1 = no repeat).
+    pub times: u32,
+    /// Occurrences (0 = the first) left out, e.g. a holiday of a daily pattern.
+    #[serde(default)]
+    pub skip: Vec<u32>,
+}
+
+/// Sessions arriving at random (Poisson) at a rate per hour that depends on the day of the week and
+/// the time of day (UTC, the trace's clock).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arrivals {
+    /// The autoscale config whose pool serves them.
+    pub autoscale_config: String,
+    /// Cores each (docker agents).
+    #[serde(default)]
+    pub cores: f64,
+    /// Memory each, MB (docker agents).
+    #[serde(default)]
+    pub memory_mb: f64,
+    /// GPUs each (docker agents).
+    #[serde(default)]
+    pub gpus: f64,
+    /// How long each session lasts once started.
+    pub duration: DurationDist,
+    /// Arrival rates: a session arrives at the rate of the windows covering the minute (summed).
+    pub rates: Vec<Rate>,
+    /// Days (0 = the start's day) on which nothing arrives: holidays.
+    #[serde(default)]
+    pub skip_days: Vec<u32>,
+    /// As a burst's `queued`: the requests are queued in Kasm while they wait.
+    #[serde(default)]
+    pub queued: bool,
+}
+
+/// One arrival-rate window.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    /// ISO days of the week (1 = Monday .. 7 = Sunday) it applies on; empty = every day.
+    #[serde(default)]
+    pub days: Vec<u8>,
+    /// Start minute of the day (inclusive), UTC.
+    pub from_minute: u32,
+    /// End minute of the day (exclusive), at most 1440.
+    pub to_minute: u32,
+    /// Mean arrivals per hour in the window.
+    pub per_hour: f64,
+}
+
+/// A session-duration distribution, in minutes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, tag = "distribution", rename_all = "snake_case")]
+pub enum DurationDist {
+    /// Every session lasts `minutes`.
+    Fixed {
+        /// Minutes.
+        minutes: u32,
+    },
+    /// Uniform between `min_minutes` and `max_minutes` (inclusive).
+    Uniform {
+        /// Shortest.
+        min_minutes: u32,
+        /// Longest.
+        max_minutes: u32,
+    },
+    /// Exponential with mean `mean_minutes`, cut to `min_minutes..=max_minutes`.
+    Exponential {
+        /// Mean.
+        mean_minutes: f64,
+        /// Shortest.
+        #[serde(default)]
+        min_minutes: u32,
+        /// Longest.
+        max_minutes: u32,
+    },
 }
 
 /// Where the trace's configs come from: a path (relative to the trace file) or an inline config
@@ -94,7 +190,7 @@ pub enum FailureKind {
 }
 
 /// `count` sessions arriving at `at_minute`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionBurst {
     /// Arrival minute.
@@ -236,9 +332,66 @@ fn check(t: &Trace, c: &ConfigSet) -> Result<(), (String, String)> {
             ),
         );
     }
-    let sessions: u64 = t.sessions.iter().map(|s| u64::from(s.count)).sum();
+    let times = t.repeat.as_ref().map_or(1, |r| u64::from(r.times));
+    let sessions: u64 = t.sessions.iter().map(|s| u64::from(s.count)).sum::<u64>().saturating_mul(times);
     if sessions > MAX_SESSIONS {
         return err("sessions", format!("{sessions} sessions in all; the limit is {MAX_SESSIONS}"));
+    }
+    if let Some(r) = &t.repeat
+        && (r.times == 0 || r.every_minutes == 0)
+    {
+        return err("repeat", "times and every_minutes must be at least 1".into());
+    }
+    // The expected number of generated sessions, before anything is drawn.
+    let mut expected = 0.0f64;
+    for (i, a) in t.arrivals.iter().enumerate() {
+        if c.autoscale(&a.autoscale_config).is_none() {
+            return err(
+                &format!("arrivals[{i}].autoscale_config"),
+                format!("no autoscale config is named {}", a.autoscale_config),
+            );
+        }
+        if !(a.cores >= 0.0 && a.memory_mb >= 0.0 && a.gpus >= 0.0) {
+            return err(&format!("arrivals[{i}]"), "cores, memory_mb and gpus must not be negative".into());
+        }
+        match a.duration {
+            DurationDist::Uniform { min_minutes, max_minutes } if min_minutes > max_minutes => {
+                return err(&format!("arrivals[{i}].duration"), "min_minutes must not exceed max_minutes".into());
+            }
+            DurationDist::Exponential { mean_minutes, min_minutes, max_minutes }
+                if !(mean_minutes > 0.0 && mean_minutes.is_finite()) || min_minutes > max_minutes =>
+            {
+                return err(
+                    &format!("arrivals[{i}].duration"),
+                    "mean_minutes must be positive and min_minutes must not exceed max_minutes".into(),
+                );
+            }
+            _ => {}
+        }
+        for (j, r) in a.rates.iter().enumerate() {
+            let field = format!("arrivals[{i}].rates[{j}]");
+            if r.from_minute >= r.to_minute || r.to_minute > 1440 {
+                return err(&field, "needs from_minute < to_minute <= 1440".into());
+            }
+            if !(r.per_hour >= 0.0 && r.per_hour.is_finite()) {
+                return err(&format!("{field}.per_hour"), "must be a finite number >= 0".into());
+            }
+            if r.days.iter().any(|d| !(1..=7).contains(d)) {
+                return err(&format!("{field}.days"), "days are ISO numbers 1 (Monday) to 7 (Sunday)".into());
+            }
+            let days = if r.days.is_empty() { 7.0 } else { r.days.len() as f64 };
+            let weeks = (f64::from(t.duration_minutes) / 10080.0).ceil();
+            expected += r.per_hour * f64::from(r.to_minute - r.from_minute) / 60.0 * days * weeks;
+        }
+    }
+    if (sessions as f64) + expected > MAX_SESSIONS as f64 {
+        return err(
+            "arrivals",
+            format!(
+                "about {} sessions in all (bursts and expected arrivals); the limit is {MAX_SESSIONS}",
+                (sessions as f64 + expected).round()
+            ),
+        );
     }
     if c.autoscale_configs.is_empty() {
         return err("config", "has no autoscale_configs".into());
@@ -292,6 +445,86 @@ fn check(t: &Trace, c: &ConfigSet) -> Result<(), (String, String)> {
         }
     }
     Ok(())
+}
+
+/// Every session burst of the trace, in arrival order: the `sessions` bursts repeated as `repeat`
+/// says, then the generated `arrivals` (one burst per session, each with its own duration), sorted by
+/// minute (stable: bursts of one minute keep the trace's order). Generation is seeded (`seed ^
+/// 0x5eed`, apart from the boot jitter's stream) and stops at [`MAX_SESSIONS`].
+pub fn expand(t: &Trace, start: chrono::DateTime<chrono::Utc>) -> Vec<SessionBurst> {
+    use chrono::{Datelike, Timelike};
+    use rand::{Rng, SeedableRng};
+    let (times, every, skip) = match &t.repeat {
+        Some(r) => (r.times.max(1), r.every_minutes, r.skip.clone()),
+        None => (1, 0, Vec::new()),
+    };
+    let mut out: Vec<SessionBurst> = Vec::new();
+    for k in (0..times).filter(|k| !skip.contains(k)) {
+        for b in &t.sessions {
+            let Some(at) = k.checked_mul(every).and_then(|o| o.checked_add(b.at_minute)) else { continue };
+            if at <= t.duration_minutes {
+                out.push(SessionBurst { at_minute: at, ..b.clone() });
+            }
+        }
+    }
+    let mut total: u64 = out.iter().map(|b| u64::from(b.count)).sum();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(t.seed.unwrap_or(1) ^ 0x5eed);
+    let day0 = start.date_naive();
+    for m in 0..t.duration_minutes {
+        let at = start + chrono::Duration::minutes(i64::from(m));
+        let (dow, mod_) = (at.weekday().number_from_monday() as u8, at.hour() * 60 + at.minute());
+        let day = (at.date_naive() - day0).num_days();
+        for a in &t.arrivals {
+            if a.skip_days.iter().any(|d| i64::from(*d) == day) {
+                continue;
+            }
+            let per_hour: f64 = a
+                .rates
+                .iter()
+                .filter(|r| (r.days.is_empty() || r.days.contains(&dow)) && r.from_minute <= mod_ && mod_ < r.to_minute)
+                .map(|r| r.per_hour)
+                .sum();
+            if per_hour <= 0.0 {
+                continue;
+            }
+            // Poisson (Knuth) with the minute's mean.
+            let limit = (-per_hour / 60.0).exp();
+            let mut n = 0u32;
+            let mut p: f64 = rng.random();
+            while p > limit && n < 10_000 {
+                n += 1;
+                p *= rng.random::<f64>();
+            }
+            for _ in 0..n {
+                if total >= MAX_SESSIONS {
+                    break;
+                }
+                total += 1;
+                let minutes = match a.duration {
+                    DurationDist::Fixed { minutes } => minutes,
+                    DurationDist::Uniform { min_minutes, max_minutes } => rng.random_range(min_minutes..=max_minutes),
+                    DurationDist::Exponential { mean_minutes, min_minutes, max_minutes } => {
+                        let u: f64 = rng.random();
+                        let x = -mean_minutes * (1.0 - u).ln();
+                        (x.round().clamp(f64::from(min_minutes), f64::from(max_minutes))) as u32
+                    }
+                };
+                out.push(SessionBurst {
+                    at_minute: m,
+                    count: 1,
+                    cores: a.cores,
+                    memory_mb: a.memory_mb,
+                    gpus: a.gpus,
+                    duration_minutes: minutes,
+                    autoscale_config: a.autoscale_config.clone(),
+                    image_id: None,
+                    queued: a.queued,
+                });
+            }
+        }
+    }
+    out.sort_by_key(|b| b.at_minute);
+    out
 }
 
 #[cfg(test)]

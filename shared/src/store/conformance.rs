@@ -268,6 +268,29 @@ pub async fn control_is_compare_and_set(s: &dyn Store) {
     assert_eq!(s.control("ctl-other").await.expect("control").version, 0, "{s:?}: records are per config");
 }
 
+/// The demand history (predictive scaling) is kept with the control record: a full, bounded history
+/// survives a round trip through the evaluation's begin and finish exactly, other configs have none.
+pub async fn demand_history_round_trips(s: &dyn Store) {
+    let c = "hist-asc";
+    let mut h = crate::engine::DemandHistory::new(0xfeed_beef_dead_0001);
+    let mut t = t0();
+    for k in 0..(crate::engine::forecast::BUCKETS * 3) {
+        // Values with long fractions: a backend that rounds numbers is caught.
+        h.observe(t, [k as f64 / 7.0, k as f64 * 1024.0 / 3.0, (k % 2) as f64]);
+        t += Duration::minutes(15);
+    }
+    for b in 0..40 {
+        h.add_boot(200 + b);
+    }
+    let snap = s.begin_evaluation(c, "hist-pc", "a", t0(), 60).await.expect("begin").expect("lease");
+    let ctl = ControlState { history: Some(h.clone()), ..Default::default() };
+    s.finish_evaluation(c, "a", Some((&ctl, snap.control.version)), &decision(c, 1)).await.expect("finish");
+    let back = s.begin_evaluation(c, "hist-pc", "b", t0(), 60).await.expect("begin").expect("lease");
+    assert_eq!(back.control.value.history.as_ref(), Some(&h), "{s:?}: the demand history changed on the way");
+    s.release_lease(c, "b").await.expect("release");
+    assert_eq!(s.control("hist-other").await.expect("control").value.history, None, "{s:?}: histories are per config");
+}
+
 /// One lease holder per config until the lease expires; the holder may renew; release by anyone else
 /// is a no-op.
 pub async fn lease_exclusive_and_expires(s: &dyn Store) {
@@ -582,6 +605,7 @@ pub async fn run_all(s: &dyn Store) {
     illegal_transition_refused(s).await;
     list_filters_and_order(s).await;
     control_is_compare_and_set(s).await;
+    demand_history_round_trips(s).await;
     lease_exclusive_and_expires(s).await;
     evaluation_lease_is_exclusive(s).await;
     evaluation_snapshot_content(s).await;

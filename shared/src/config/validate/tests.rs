@@ -517,3 +517,26 @@ fn control_characters_in_echoed_input_are_escaped() {
     assert!(lines.iter().all(|l| !l.contains('\u{1b}') && !l.contains('\r')), "{lines:?}");
     assert!(lines.iter().any(|l| l.contains("\\u{1b}[32mOK")), "{lines:?}");
 }
+
+#[test]
+fn predictive_scaling_is_off_on_or_forecast_only_and_a_bad_value_names_the_field() {
+    for (value, want) in [
+        ("off", crate::config::PredictiveScaling::Off),
+        ("on", crate::config::PredictiveScaling::On),
+        ("forecast_only", crate::config::PredictiveScaling::ForecastOnly),
+    ] {
+        let text = format!(
+            "autoscale_configs:\n  - {{autoscale_config_name: a, server_pool_id: p, zone_id: z, vm_provider_config: d, predictive_scaling: {value}}}\nvm_provider_configs:\n{DO_PROVIDER}"
+        );
+        let (set, problems) = validate_text(&text, "f.yaml");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(set.autoscale_configs[0].predictive_scaling, want);
+    }
+    let text = format!(
+        "autoscale_configs:\n  - {{autoscale_config_name: a, server_pool_id: p, zone_id: z, vm_provider_config: d, predictive_scaling: yes}}\nvm_provider_configs:\n{DO_PROVIDER}"
+    );
+    let problems = problems_of(&text);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].starts_with("f.yaml: a.predictive_scaling: "), "{problems:?}");
+    assert!(problems[0].contains("forecast_only"), "{problems:?}");
+}

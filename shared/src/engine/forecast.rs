@@ -1,0 +1,437 @@
+//! Predictive pre-warming: a bounded time-of-week demand history per autoscale config, the lead time
+//! measured from our own claims, and the forecast `decide` reads. Pure: the clock is passed in. The
+//! rule is written once in the engine's module docs ("Forecast"); the constants below are ours.
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Action, Input, Plan, Timers};
+use crate::config::{AutoscaleConfig, AutoscaleType, PredictiveScaling};
+use crate::model::{Instance, Resources};
+
+/// Length of one time-of-week bucket (15 minutes).
+pub const BUCKET_SECONDS: i64 = 900;
+/// Buckets in a week (7 days of 15-minute buckets).
+pub const BUCKETS: usize = 672;
+/// Seconds in a week.
+pub const WEEK_SECONDS: i64 = 604_800;
+/// 1970-01-05T00:00Z, the first Monday of the Unix epoch: weeks start on Monday 00:00 UTC.
+const FIRST_MONDAY: i64 = 345_600;
+/// Weight of the newest week when it is folded into a bucket (exponentially weighted: a week three
+/// weeks back weighs 0.5³ of the newest).
+pub const ALPHA: f64 = 0.5;
+/// Weeks a bucket needs before it forecasts anything (thin history forecasts nothing).
+pub const MIN_WEEKS: u16 = 2;
+/// Weeks counted at most (the count only gates confidence; it never grows without bound).
+pub const MAX_WEEKS: u16 = 52;
+/// A bucket whose weighted standard deviation exceeds this share of its weighted mean (in any
+/// dimension it has demand in) is erratic and forecasts nothing.
+pub const MAX_SPREAD: f64 = 0.5;
+/// When the quarter hour that just ended had a confident forecast of at least one VM's worth and
+/// demand now is below this share of it, today does not follow the history (a holiday): the
+/// forecast pauses.
+pub const TRACKING_MIN: f64 = 0.25;
+/// Boot times kept per history (the newest).
+pub const LEAD_SAMPLES: usize = 32;
+/// Boot times needed before their p90 replaces `provision_timeout / 2`.
+pub const MIN_LEAD_SAMPLES: usize = 3;
+
+/// One 15-minute bucket of the week: this week's peak demand so far, and the exponentially weighted
+/// mean and variance of the weekly peaks before it. Dimensions: cores, memory (MB), GPUs in use for
+/// Docker Agents; sessions (index 0) for server pools.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// The week (since the Unix epoch's first Monday) `peak` belongs to; `None` = never observed.
+    #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
+    pub week: Option<i64>,
+    /// The largest demand observed in this bucket during `week`.
+    #[serde(rename = "p", default, skip_serializing_if = "is_zero3")]
+    pub peak: [f32; 3],
+    /// Weeks folded into `mean`/`var` (at most [`MAX_WEEKS`]).
+    #[serde(rename = "n", default, skip_serializing_if = "is_zero")]
+    pub weeks: u16,
+    /// Weighted mean of the folded weekly peaks.
+    #[serde(rename = "m", default, skip_serializing_if = "is_zero3")]
+    pub mean: [f32; 3],
+    /// Weighted variance of the folded weekly peaks.
+    #[serde(rename = "v", default, skip_serializing_if = "is_zero3")]
+    pub var: [f32; 3],
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
+fn is_zero3(v: &[f32; 3]) -> bool {
+    v.iter().all(|x| *x == 0.0)
+}
+
+impl Bucket {
+    /// Folds one week's peak into the weighted statistics.
+    fn fold(&mut self, x: [f32; 3]) {
+        if self.weeks == 0 {
+            self.mean = x;
+            self.var = [0.0; 3];
+        } else {
+            for k in 0..3 {
+                let (m, v, x) = (self.mean[k] as f64, self.var[k] as f64, x[k] as f64);
+                let d = x - m;
+                let inc = ALPHA * d;
+                self.mean[k] = (m + inc) as f32;
+                self.var[k] = ((1.0 - ALPHA) * (v + d * inc)).max(0.0) as f32;
+            }
+        }
+        self.weeks = self.weeks.saturating_add(1).min(MAX_WEEKS);
+    }
+
+    /// The statistics as seen from `week`: a peak of an earlier week counts as folded.
+    fn as_of(&self, week: i64) -> Bucket {
+        let mut b = self.clone();
+        if let Some(w) = self.week
+            && w < week
+        {
+            b.fold(self.peak);
+            b.week = None;
+            b.peak = [0.0; 3];
+        }
+        b
+    }
+}
+
+/// What a config's demand history holds: one item per autoscale config, kept with its control record
+/// ([`super::ControlState::history`]). Bounded: [`BUCKETS`] buckets and [`LEAD_SAMPLES`] boot times.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DemandHistory {
+    /// [`identity`] of the config the history was recorded for; another identity starts empty.
+    pub identity: u64,
+    /// The week's buckets, Monday 00:00 UTC first ([`BUCKETS`] of them once anything was observed).
+    #[serde(default)]
+    pub buckets: Vec<Bucket>,
+    /// Our claims' create → checked-in times in seconds, oldest first (at most [`LEAD_SAMPLES`]).
+    #[serde(default)]
+    pub boot_seconds: Vec<u32>,
+}
+
+/// The identity of what a config's demand means: its type, zone, pool and VM-provider config (FNV-1a
+/// over them). A history of another identity is dropped: a new or changed config starts empty. Other
+/// fields (standby, backoff, ...) change what is kept free, not the demand, and keep the history.
+pub fn identity(config: &AutoscaleConfig) -> u64 {
+    let kind = match config.autoscale_type {
+        AutoscaleType::DockerAgent => "docker_agent",
+        AutoscaleType::Server => "server",
+    };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [kind, &config.zone_id, &config.server_pool_id, &config.vm_provider_config] {
+        for b in part.bytes().chain(std::iter::once(0xff)) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The week (since 1970-01-05, a Monday) and the bucket of the week `t` falls in, in UTC.
+pub fn slot(t: DateTime<Utc>) -> (i64, usize) {
+    let s = t.timestamp().saturating_sub(FIRST_MONDAY);
+    (s.div_euclid(WEEK_SECONDS), (s.rem_euclid(WEEK_SECONDS) / BUCKET_SECONDS) as usize)
+}
+
+/// A bucket's start as the decision log names it: `Mon 08:45`.
+pub fn bucket_label(t: DateTime<Utc>) -> String {
+    let minute = t.minute() / 15 * 15;
+    format!("{} {:02}:{minute:02}", t.weekday(), t.hour())
+}
+
+/// What a bucket forecasts, when its history is deep and steady enough.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BucketForecast {
+    /// Weighted mean of the weekly peaks, per dimension.
+    pub mean: [f64; 3],
+    /// Weighted standard deviation, per dimension.
+    pub spread: [f64; 3],
+    /// Weeks of history behind it.
+    pub weeks: u16,
+}
+
+/// Why a bucket forecasts nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoForecast {
+    /// Fewer than [`MIN_WEEKS`] weeks observed.
+    Thin(u16),
+    /// The weekly peaks vary too much ([`MAX_SPREAD`]).
+    Erratic,
+}
+
+impl DemandHistory {
+    /// An empty history for a config of `identity`.
+    pub fn new(identity: u64) -> Self {
+        DemandHistory { identity, buckets: Vec::new(), boot_seconds: Vec::new() }
+    }
+
+    /// Whether nothing was observed yet.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.iter().all(|b| b.week.is_none() && b.weeks == 0)
+    }
+
+    /// Records demand observed at `t`: the bucket's peak for this week grows to it; the first
+    /// observation of a new week folds the previous week's peak into the weighted statistics. An
+    /// observation older than the bucket's week (a clock that went back) is ignored.
+    pub fn observe(&mut self, t: DateTime<Utc>, demand: [f64; 3]) {
+        if self.buckets.len() != BUCKETS {
+            self.buckets = vec![Bucket::default(); BUCKETS];
+        }
+        let (week, b) = slot(t);
+        let d = demand.map(|x| if x.is_finite() { x.max(0.0) as f32 } else { 0.0 });
+        let bucket = &mut self.buckets[b];
+        match bucket.week {
+            Some(w) if w == week => {
+                for (p, x) in bucket.peak.iter_mut().zip(d) {
+                    *p = p.max(x);
+                }
+            }
+            Some(w) if w > week => {}
+            Some(_) => {
+                let prev = bucket.peak;
+                bucket.fold(prev);
+                bucket.week = Some(week);
+                bucket.peak = d;
+            }
+            None => {
+                bucket.week = Some(week);
+                bucket.peak = d;
+            }
+        }
+    }
+
+    /// The forecast for the bucket `t` falls in, from the weeks before `t`'s week.
+    pub fn forecast(&self, t: DateTime<Utc>) -> Result<BucketForecast, NoForecast> {
+        let (week, b) = slot(t);
+        let Some(bucket) = self.buckets.get(b).map(|x| x.as_of(week)) else { return Err(NoForecast::Thin(0)) };
+        if bucket.weeks < MIN_WEEKS {
+            return Err(NoForecast::Thin(bucket.weeks));
+        }
+        let mean = bucket.mean.map(|x| x as f64);
+        let spread = bucket.var.map(|v| (v as f64).max(0.0).sqrt());
+        if (0..3).any(|k| mean[k] > 1e-9 && spread[k] > MAX_SPREAD * mean[k]) {
+            return Err(NoForecast::Erratic);
+        }
+        Ok(BucketForecast { mean, spread, weeks: bucket.weeks })
+    }
+
+    /// Adds one measured boot (create → checked in), keeping the newest [`LEAD_SAMPLES`].
+    pub fn add_boot(&mut self, seconds: u32) {
+        self.boot_seconds.push(seconds);
+        if self.boot_seconds.len() > LEAD_SAMPLES {
+            let extra = self.boot_seconds.len() - LEAD_SAMPLES;
+            self.boot_seconds.drain(..extra);
+        }
+    }
+
+    /// The lead time: the p90 of the measured boots once there are [`MIN_LEAD_SAMPLES`], else
+    /// `provision_timeout / 2`; never above `provision_timeout` (a claim not checked in by then is
+    /// destroyed).
+    pub fn lead_time(&self, timers: &Timers) -> LeadTime {
+        lead_time(&self.boot_seconds, timers)
+    }
+}
+
+/// The lead time and where it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadTime {
+    /// Seconds ahead the forecast looks.
+    pub seconds: u64,
+    /// Boots measured (0 = `provision_timeout / 2`).
+    pub samples: u32,
+}
+
+/// See [`DemandHistory::lead_time`].
+pub fn lead_time(samples: &[u32], timers: &Timers) -> LeadTime {
+    let cap = timers.provision_timeout;
+    if samples.len() < MIN_LEAD_SAMPLES {
+        return LeadTime { seconds: cap / 2, samples: samples.len() as u32 };
+    }
+    let mut s: Vec<u32> = samples.to_vec();
+    s.sort_unstable();
+    // Nearest rank: the smallest sample with at least 90 % of the samples at or below it.
+    let rank = (s.len() * 9).div_ceil(10).max(1);
+    LeadTime { seconds: (s[rank - 1] as u64).min(cap), samples: s.len() as u32 }
+}
+
+/// The demand a config scales on, in use now: Docker Agents, the resources of the sessions on its
+/// records that allocate or are queued there, plus the requests Kasm queued for it on no record;
+/// server pools, those sessions and requests counted (index 0). Staged sessions (Kasm's standby
+/// sessions) are not demand: staging keeps its own room.
+pub fn in_use(input: &Input) -> [f64; 3] {
+    let server_pool = input.config.autoscale_type == AutoscaleType::Server;
+    let mut r = Resources::default();
+    let mut n = 0u64;
+    for k in input.sessions.iter().filter(|k| !k.is_standby && (k.allocates() || k.is_queued())) {
+        r += k.resources;
+        n += 1;
+    }
+    for k in input.queued.iter().filter(|k| !k.is_standby) {
+        r += k.resources;
+        n += 1;
+    }
+    if server_pool { [n as f64, 0.0, 0.0] } else { [r.cores, r.memory_mb, r.gpus] }
+}
+
+/// The history to keep after an evaluation at `now` (the scale-evaluator writes it with the control
+/// record): `None` with `predictive_scaling: off` (no history is kept). Otherwise the stored history
+/// when it is of this config's [`identity`], else an empty one, with the demand in use now observed
+/// and, for every claim the plan activates, its create → checked-in time added.
+pub fn record(input: &Input, plan: &Plan, now: DateTime<Utc>) -> Option<DemandHistory> {
+    if !input.config.predictive_scaling.records() {
+        return None;
+    }
+    let id = identity(&input.config);
+    let mut h = match &input.control.history {
+        Some(h) if h.identity == id => h.clone(),
+        _ => DemandHistory::new(id),
+    };
+    h.observe(now, in_use(input));
+    for a in &plan.actions {
+        if let Action::Activate { claim, .. } = a
+            && let Some(inst) = input.instances.iter().find(|i| &i.id == claim)
+        {
+            h.add_boot(boot_seconds(inst, now));
+        }
+    }
+    Some(h)
+}
+
+/// Seconds from a claim's creation to `now` (when it is activated), saturating.
+fn boot_seconds(inst: &Instance, now: DateTime<Utc>) -> u32 {
+    now.signed_duration_since(inst.created_at).num_seconds().clamp(0, u32::MAX as i64) as u32
+}
+
+/// What the forecast saw and did, for the decision log, `plan` and `status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ForecastSummary {
+    /// `on` or `forecast_only`.
+    pub mode: String,
+    /// Seconds ahead it looked.
+    pub lead_seconds: u64,
+    /// Boots measured behind the lead time (0 = `provision_timeout / 2`).
+    pub lead_samples: u32,
+    /// The bucket whose forecast counted (`Mon 08:45`), when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// Weeks of history behind it.
+    #[serde(default)]
+    pub weeks: u16,
+    /// Forecast demand in use (Docker Agents; zero otherwise).
+    #[serde(default)]
+    pub demand: Resources,
+    /// Forecast sessions (server pools).
+    #[serde(default)]
+    pub demand_sessions: u32,
+    /// Demand in use now (Docker Agents).
+    #[serde(default)]
+    pub in_use: Resources,
+    /// Sessions in use now (server pools).
+    #[serde(default)]
+    pub in_use_sessions: u32,
+    /// What the forecast adds to what must be free (Docker Agents); with `forecast_only`, what it would add.
+    #[serde(default)]
+    pub extra: Resources,
+    /// What the forecast adds to the available sessions kept (server pools).
+    #[serde(default)]
+    pub extra_sessions: u32,
+    /// Whether the forecast changed what is kept free (`on` with a confident forecast above demand).
+    #[serde(default)]
+    pub applied: bool,
+    /// Why nothing is forecast, when nothing is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The mode's name, for the summary.
+pub(crate) fn mode_name(m: PredictiveScaling) -> String {
+    m.as_str().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
+        // 2026-01-05 is a Monday.
+        Utc.with_ymd_and_hms(2026, 1, 5, 0, 0, 0).unwrap()
+            + chrono::Duration::days(d as i64 - 5)
+            + chrono::Duration::hours(h as i64)
+            + chrono::Duration::minutes(m as i64)
+    }
+
+    #[test]
+    fn forecast_slots_start_on_monday_utc() {
+        let (w, b) = slot(at(5, 0, 0));
+        assert_eq!(b, 0);
+        assert_eq!(slot(at(12, 0, 0)), (w + 1, 0));
+        assert_eq!(slot(at(5, 8, 50)).1, 8 * 4 + 3);
+        assert_eq!(bucket_label(at(5, 8, 50)), "Mon 08:45");
+        assert_eq!(slot(at(11, 23, 59)).1, BUCKETS - 1);
+    }
+
+    #[test]
+    fn forecast_needs_two_weeks_and_weights_recent_weeks() {
+        let mut h = DemandHistory::new(1);
+        h.observe(at(5, 8, 50), [30.0, 0.0, 0.0]);
+        h.observe(at(5, 8, 55), [38.0, 0.0, 0.0]);
+        assert_eq!(h.forecast(at(12, 8, 50)), Err(NoForecast::Thin(1)));
+        h.observe(at(12, 8, 50), [42.0, 0.0, 0.0]);
+        let f = h.forecast(at(19, 8, 45)).expect("two weeks");
+        assert_eq!(f.weeks, 2);
+        // 38, then 42 weighted 0.5: 40.
+        assert!((f.mean[0] - 40.0).abs() < 1e-6, "{f:?}");
+        // The current week's partial peak is not read for its own week.
+        assert_eq!(h.forecast(at(12, 8, 59)), Err(NoForecast::Thin(1)));
+    }
+
+    #[test]
+    fn forecast_from_erratic_weeks_is_nothing() {
+        let mut h = DemandHistory::new(1);
+        for (w, v) in [(0, 40.0), (1, 2.0), (2, 40.0)] {
+            h.observe(at(5 + 7 * w, 9, 0), [v, 0.0, 0.0]);
+        }
+        assert_eq!(h.forecast(at(26, 9, 0)), Err(NoForecast::Erratic));
+    }
+
+    #[test]
+    fn forecast_history_is_bounded() {
+        let mut h = DemandHistory::new(1);
+        let mut t = at(5, 0, 0);
+        for _ in 0..(60 * 24 * 7 * 3) {
+            h.observe(t, [10.0, 1000.0, 1.0]);
+            t += chrono::Duration::minutes(1);
+        }
+        for s in 0..100 {
+            h.add_boot(s);
+        }
+        assert_eq!(h.buckets.len(), BUCKETS);
+        assert_eq!(h.boot_seconds.len(), LEAD_SAMPLES);
+        assert!(serde_json::to_string(&h).unwrap().len() < 64 * 1024);
+    }
+
+    #[test]
+    fn forecast_lead_time_is_the_p90_of_boots_or_half_the_timeout() {
+        let timers = Timers::default();
+        assert_eq!(lead_time(&[100, 200], &timers), LeadTime { seconds: 300, samples: 2 });
+        let s: Vec<u32> = (1..=10).map(|k| k * 30).collect();
+        assert_eq!(lead_time(&s, &timers), LeadTime { seconds: 270, samples: 10 });
+        assert_eq!(lead_time(&[5000, 5000, 5000], &timers).seconds, 600);
+    }
+
+    #[test]
+    fn forecast_identity_changes_with_what_the_demand_means() {
+        let a = AutoscaleConfig::docker_agent("cfg", "prov");
+        let mut b = a.clone();
+        b.standby_cores = 8.0;
+        assert_eq!(identity(&a), identity(&b));
+        b.zone_id = "other".into();
+        assert_ne!(identity(&a), identity(&b));
+        let c = AutoscaleConfig::docker_agent("cfg", "prov2");
+        assert_ne!(identity(&a), identity(&c));
+    }
+}
