@@ -57,6 +57,34 @@ fn fail(err: &mut dyn Write, msg: &str) -> i32 {
     1
 }
 
+/// One line of what predictive scaling saw: mode, lead time, the forecast bucket and what it adds, or
+/// why nothing is forecast.
+pub fn forecast_text(f: &shared::engine::ForecastSummary) -> String {
+    let lead = if f.lead_samples > 0 {
+        format!("lead {} s (p90 of {} boots)", f.lead_seconds, f.lead_samples)
+    } else {
+        format!("lead {} s (provision_timeout / 2)", f.lead_seconds)
+    };
+    match (&f.bucket, &f.note) {
+        (Some(b), _) => format!(
+            "{}, {lead}: {b} from {} weeks: cores {} memory_mb {} gpus {} sessions {} (in use cores {} sessions {}); adds cores {} sessions {}{}",
+            f.mode,
+            f.weeks,
+            f.demand.cores,
+            f.demand.memory_mb,
+            f.demand.gpus,
+            f.demand_sessions,
+            f.in_use.cores,
+            f.in_use_sessions,
+            f.extra.cores,
+            f.extra_sessions,
+            if f.applied { "" } else { " (not applied)" }
+        ),
+        (None, Some(why)) => format!("{}, {lead}: nothing forecast: {why}", f.mode),
+        (None, None) => format!("{}, {lead}", f.mode),
+    }
+}
+
 /// The human-readable plan of one config.
 pub fn text(input: &Input, plan: &Plan) -> String {
     use std::fmt::Write;
@@ -102,6 +130,9 @@ pub fn text(input: &Input, plan: &Plan) -> String {
             "  queued        {} requests; counted (aggressive_scaling) cores {}  memory_mb {}  gpus {}",
             s.queued_requests, s.queued.cores, s.queued.memory_mb, s.queued.gpus
         );
+    }
+    if let Some(f) = &s.forecast {
+        let _ = writeln!(o, "  forecast      {}", forecast_text(f));
     }
     let states: Vec<String> = s.vms_by_state.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let _ = writeln!(

@@ -38,6 +38,15 @@ pub async fn run(store_url: &str, json: bool, out: &mut dyn Write, err: &mut dyn
         for (name, e) in set.failures() {
             let _ = writeln!(out, "UNUSABLE VM-provider config {name}: {}", shared::http::sanitise(&e.to_string()));
         }
+        // Predictive scaling: the forecast of each config's newest decision.
+        for a in configs.autoscale_configs.iter().filter(|a| a.predictive_scaling.records()) {
+            let name = &a.autoscale_config_name;
+            if let Ok(d) = store.decisions(Some(name), 1).await
+                && let Some(f) = d.first().and_then(|d| d.plan.summary.forecast.as_ref())
+            {
+                let _ = writeln!(out, "FORECAST {name}: {}", crate::plan::forecast_text(f));
+            }
+        }
     }
     if claims.is_empty() {
         let _ = writeln!(out, "no VMs owned");

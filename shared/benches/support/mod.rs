@@ -118,3 +118,29 @@ pub fn inputs(configs: usize, agents: usize, sessions: usize) -> Vec<Input> {
         })
         .collect()
 }
+
+/// Turns on predictive scaling for every input, with a three-week history of an office's shape:
+/// weekdays 07:00-19:00 UTC busy (up to the config's sessions' cores), other buckets observed idle,
+/// and 20 measured boots — the forecast's whole path runs (confident buckets in the look-ahead).
+pub fn with_forecasts(inputs: &mut [Input]) {
+    use shared::engine::forecast::{self, DemandHistory};
+    let now = now();
+    for (c, input) in inputs.iter_mut().enumerate() {
+        input.config.predictive_scaling = shared::config::PredictiveScaling::On;
+        let mut h = DemandHistory::new(forecast::identity(&input.config));
+        let busy = input.sessions.len() as f64 * 0.5;
+        for w in (1..=3i64).rev() {
+            let week_start = now - Duration::days(7 * w);
+            for b in 0..forecast::BUCKETS as i64 {
+                let t = week_start + Duration::minutes(15 * b);
+                let (day, hour) = (b / 96, b % 96 / 4);
+                let level = if day < 5 && (7..19).contains(&hour) { busy * (1.0 + (c % 7) as f64 / 10.0) } else { 0.0 };
+                h.observe(t, [level, level * 4096.0, 0.0]);
+            }
+        }
+        for k in 0..20 {
+            h.add_boot(240 + k * 3);
+        }
+        input.control.history = Some(h);
+    }
+}

@@ -20,6 +20,8 @@ struct State {
     latency_count: u64,
     webhooks: BTreeMap<u16, u64>,
     connections_refused: u64,
+    /// Predictive scaling: the newest forecast of each config that forecasts.
+    forecasts: BTreeMap<String, crate::engine::ForecastSummary>,
 }
 
 /// The daemon's metrics.
@@ -58,6 +60,19 @@ impl Metrics {
     /// Counts one connection closed at once because the listener had its maximum open.
     pub fn connection_refused(&self) {
         self.lock().connections_refused += 1;
+    }
+
+    /// Keeps the forecast of `config`'s newest plan (`None`: predictive scaling off, nothing exported).
+    pub fn forecast(&self, config: &str, forecast: Option<&crate::engine::ForecastSummary>) {
+        let mut st = self.lock();
+        match forecast {
+            Some(f) => {
+                st.forecasts.insert(config.to_string(), f.clone());
+            }
+            None => {
+                st.forecasts.remove(config);
+            }
+        }
     }
 
     /// Counts one webhook answer by status.
@@ -114,6 +129,61 @@ impl Metrics {
         );
         let _ = writeln!(o, "# TYPE kasm_autoscale_connections_refused_total counter");
         let _ = writeln!(o, "kasm_autoscale_connections_refused_total {}", st.connections_refused);
+        if !st.forecasts.is_empty() {
+            let _ = writeln!(
+                o,
+                "# HELP kasm_autoscale_forecast_demand Predictive scaling: demand forecast one lead time ahead (0 when nothing is forecast), by dimension."
+            );
+            let _ = writeln!(o, "# TYPE kasm_autoscale_forecast_demand gauge");
+            for (c, f) in &st.forecasts {
+                for (d, v) in [
+                    ("cores", f.demand.cores),
+                    ("memory_mb", f.demand.memory_mb),
+                    ("gpus", f.demand.gpus),
+                    ("sessions", f64::from(f.demand_sessions)),
+                ] {
+                    let _ = writeln!(
+                        o,
+                        "kasm_autoscale_forecast_demand{{autoscale_config=\"{}\",mode=\"{}\",dimension=\"{d}\"}} {v}",
+                        esc(c),
+                        esc(&f.mode)
+                    );
+                }
+            }
+            let _ = writeln!(
+                o,
+                "# HELP kasm_autoscale_forecast_extra Predictive scaling: what the forecast adds to what is kept free (forecast_only: would add), by dimension."
+            );
+            let _ = writeln!(o, "# TYPE kasm_autoscale_forecast_extra gauge");
+            for (c, f) in &st.forecasts {
+                for (d, v) in [
+                    ("cores", f.extra.cores),
+                    ("memory_mb", f.extra.memory_mb),
+                    ("gpus", f.extra.gpus),
+                    ("sessions", f64::from(f.extra_sessions)),
+                ] {
+                    let _ = writeln!(
+                        o,
+                        "kasm_autoscale_forecast_extra{{autoscale_config=\"{}\",mode=\"{}\",dimension=\"{d}\"}} {v}",
+                        esc(c),
+                        esc(&f.mode)
+                    );
+                }
+            }
+            let _ = writeln!(
+                o,
+                "# HELP kasm_autoscale_forecast_lead_seconds Predictive scaling: the lead time (p90 of measured boots, else provision_timeout / 2)."
+            );
+            let _ = writeln!(o, "# TYPE kasm_autoscale_forecast_lead_seconds gauge");
+            for (c, f) in &st.forecasts {
+                let _ = writeln!(
+                    o,
+                    "kasm_autoscale_forecast_lead_seconds{{autoscale_config=\"{}\"}} {}",
+                    esc(c),
+                    f.lead_seconds
+                );
+            }
+        }
         let _ = writeln!(o, "# HELP kasm_autoscale_decision_seconds Duration of one evaluation cycle.");
         let _ = writeln!(o, "# TYPE kasm_autoscale_decision_seconds histogram");
         for (i, b) in BUCKETS.iter().enumerate() {
@@ -133,6 +203,34 @@ fn esc(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forecasts_are_exported_per_config_and_dimension() {
+        let m = Metrics::default();
+        assert!(!m.render(&[], &[]).contains("forecast"), "nothing while no config forecasts");
+        let f = crate::engine::ForecastSummary {
+            mode: "on".into(),
+            lead_seconds: 270,
+            demand: crate::model::Resources::new(38.0, 0.0, 0.0),
+            extra: crate::model::Resources::new(22.0, 0.0, 0.0),
+            ..Default::default()
+        };
+        m.forecast("office", Some(&f));
+        let text = m.render(&[], &[]);
+        assert!(
+            text.contains(
+                r#"kasm_autoscale_forecast_demand{autoscale_config="office",mode="on",dimension="cores"} 38"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"kasm_autoscale_forecast_extra{autoscale_config="office",mode="on",dimension="cores"} 22"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"kasm_autoscale_forecast_lead_seconds{autoscale_config="office"} 270"#), "{text}");
+        m.forecast("office", None);
+        assert!(!m.render(&[], &[]).contains("forecast"));
+    }
 
     #[test]
     fn unusable_provider_configs_are_a_gauge_by_class() {

@@ -237,6 +237,9 @@ pub async fn cycle(ctx: &Ctx, metrics: &Metrics, trigger: Trigger, why: &str) {
             Err(_) => "error",
         };
         metrics.evaluation(&o.autoscale_config, result);
+        if let Ok(p) = &o.result {
+            metrics.forecast(&o.autoscale_config, p.summary.forecast.as_ref());
+        }
     }
     metrics.decision_latency(started.elapsed().as_secs_f64());
     for (claim, r) in app::provision_pending(ctx).await {

@@ -20,8 +20,10 @@ const FIRST_MONDAY: i64 = 345_600;
 /// Weight of the newest week when it is folded into a bucket (exponentially weighted: a week three
 /// weeks back weighs 0.5³ of the newest).
 pub const ALPHA: f64 = 0.5;
-/// Weeks a bucket needs before it forecasts anything (thin history forecasts nothing).
-pub const MIN_WEEKS: u16 = 2;
+/// Weeks a bucket needs before it forecasts anything (thin history forecasts nothing): one, so a
+/// config forecasts after one week of warm-up (the target); its spread is judged from the
+/// second week on ([`MAX_SPREAD`]), and a day that does not follow it pauses it ([`TRACKING_MIN`]).
+pub const MIN_WEEKS: u16 = 1;
 /// Weeks counted at most (the count only gates confidence; it never grows without bound).
 pub const MAX_WEEKS: u16 = 52;
 /// A bucket whose weighted standard deviation exceeds this share of its weighted mean (in any
@@ -375,18 +377,21 @@ mod tests {
     }
 
     #[test]
-    fn forecast_needs_two_weeks_and_weights_recent_weeks() {
+    fn forecast_needs_a_week_and_weights_recent_weeks() {
         let mut h = DemandHistory::new(1);
+        assert_eq!(h.forecast(at(12, 8, 50)), Err(NoForecast::Thin(0)));
         h.observe(at(5, 8, 50), [30.0, 0.0, 0.0]);
         h.observe(at(5, 8, 55), [38.0, 0.0, 0.0]);
-        assert_eq!(h.forecast(at(12, 8, 50)), Err(NoForecast::Thin(1)));
+        // The week's peak, from the week after; not in its own week.
+        assert_eq!(h.forecast(at(5, 8, 59)), Err(NoForecast::Thin(0)));
+        assert_eq!(h.forecast(at(12, 8, 50)).map(|f| (f.mean[0], f.weeks)), Ok((38.0, 1)));
         h.observe(at(12, 8, 50), [42.0, 0.0, 0.0]);
         let f = h.forecast(at(19, 8, 45)).expect("two weeks");
         assert_eq!(f.weeks, 2);
         // 38, then 42 weighted 0.5: 40.
         assert!((f.mean[0] - 40.0).abs() < 1e-6, "{f:?}");
         // The current week's partial peak is not read for its own week.
-        assert_eq!(h.forecast(at(12, 8, 59)), Err(NoForecast::Thin(1)));
+        assert_eq!(h.forecast(at(12, 8, 59)).map(|f| f.mean[0]), Ok(38.0));
     }
 
     #[test]

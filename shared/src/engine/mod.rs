@@ -201,8 +201,9 @@
 //! - **Lead time**: the p90 (nearest rank) of the newest 32 of our claims' create → checked-in
 //!   times (measured when the plan activates them), once 3 are measured; until then
 //!   `provision_timeout / 2`; never more than `provision_timeout`.
-//! - **Confidence**: a bucket forecasts only with at least 2 weeks folded and a weighted standard
-//!   deviation of at most half its mean in every dimension with demand: thin or erratic history
+//! - **Confidence**: a bucket forecasts only with at least 1 week folded (a config forecasts after
+//!   one week of warm-up) and a weighted standard deviation of at most half its mean in every
+//!   dimension with demand (judged from the second week on): thin or erratic history
 //!   forecasts nothing, and the plan says which. Tracking: when the quarter hour that just ended had
 //!   a confident forecast of at least one VM's worth and demand now is below a quarter of it, today
 //!   does not follow the history (a holiday) and nothing is forecast.

@@ -1544,11 +1544,15 @@ fn forecast_only_reports_without_acting() {
 
 #[test]
 fn forecast_from_a_thin_history_is_nothing() {
+    // History three hours earlier only: the rush's bucket was never observed.
     let mut i = forecast_input(crate::config::PredictiveScaling::On);
-    i.control.history = Some(history_of(&i, 1, &[(5, 38.0)]));
+    i.control.history = Some(history_of(&i, 3, &[(-180, 38.0)]));
     let p = decide(&i, t0());
     assert_eq!(p.create, 1);
-    assert_reason(&p, "nothing forecast: the history at Sun 12:00 is thin (1 weeks; 2 needed)");
+    assert_reason(&p, "nothing forecast: the history at Sun 12:00 is thin (0 weeks; 1 needed)");
+    // One week is enough.
+    i.control.history = Some(history_of(&i, 1, &[(5, 38.0)]));
+    assert_eq!(decide(&i, t0()).create, 11);
 }
 
 #[test]

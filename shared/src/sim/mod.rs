@@ -929,12 +929,12 @@ mod forecast_tests {
         assert!(second.p95_wait_seconds <= second.max_wait_seconds && second.p95_wait_seconds > 0);
     }
 
-    /// Three weeks of the same rush: from the third week the forecast pre-warms it, and fewer wait
+    /// Two weeks of the same rush: from the second week the forecast pre-warms it, and fewer wait
     /// than reactively; the chart draws the forecast.
     #[tokio::test]
-    async fn sim_predictive_prewarms_a_daily_rush_after_two_weeks() {
-        let reactive = run(&rush(21, 14, "off")).await;
-        let predictive = run(&rush(21, 14, "on")).await;
+    async fn sim_predictive_prewarms_a_daily_rush_after_a_week() {
+        let reactive = run(&rush(14, 7, "off")).await;
+        let predictive = run(&rush(14, 7, "on")).await;
         let (r, p) = (&reactive.summary, &predictive.summary);
         assert!(!p.max_instances_exceeded);
         assert!(r.sessions_waited_percent > 50.0, "{r:?}");
