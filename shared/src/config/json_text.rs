@@ -40,8 +40,35 @@ where
     let v = serde_json::Value::deserialize(d)?;
     match v {
         serde_json::Value::String(s) => parse(&s).map_err(|e| D::Error::custom(format!("invalid {what} text: {e}"))),
-        other => serde_json::from_value(other).map_err(D::Error::custom),
+        other => serde_path_to_error::deserialize(other).map_err(|e| D::Error::custom(at(e.path(), e.inner()))),
     }
+}
+
+/// How an error inside a value read through an intermediate (where serde loses the path) keeps it:
+/// `at <path inside the value>: <message>`; `validate` joins that path to the field's. A message that
+/// already carries an inner path is joined to `path` (`[0]` + `key` → `[0].key`).
+pub(crate) fn at(path: &serde_path_to_error::Path, message: impl std::fmt::Display) -> String {
+    let outer = path.to_string();
+    let message = message.to_string();
+    if outer == "." || outer.is_empty() {
+        return message;
+    }
+    match split_at_path(&message) {
+        Some((inner, rest)) if inner.starts_with('[') => format!("{AT}{outer}{inner}: {rest}"),
+        Some((inner, rest)) => format!("{AT}{outer}.{inner}: {rest}"),
+        None => format!("{AT}{outer}: {message}"),
+    }
+}
+
+/// The prefix of a message carrying a path inside a value.
+pub(crate) const AT: &str = "at ";
+
+/// `(inner path, the rest)` of a message made by [`at`], else `None`.
+pub(crate) fn split_at_path(message: &str) -> Option<(&str, &str)> {
+    let (path, rest) = message.strip_prefix(AT)?.split_once(": ")?;
+    let is_path = !path.is_empty()
+        && path.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '[' | ']' | '$'));
+    is_path.then_some((path, rest))
 }
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for JsonText<T> {

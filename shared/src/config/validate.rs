@@ -753,6 +753,19 @@ const MISSING: &str = "missing field: ";
 /// Turns serde's path and message into (field path, message, top-level key to remove before retrying).
 fn describe(path: &str, message: &str) -> (Option<String>, String, Option<String>) {
     let path = if path == "." { "" } else { path };
+    // An error inside a value read through an intermediate carries its inner path (`json_text::at`).
+    let joined;
+    let (path, message) = match crate::config::json_text::split_at_path(message) {
+        Some((inner, rest)) => {
+            joined = match (path.is_empty(), inner.starts_with('[')) {
+                (true, _) => inner.to_string(),
+                (false, true) => format!("{path}{inner}"),
+                (false, false) => format!("{path}.{inner}"),
+            };
+            (joined.as_str(), rest)
+        }
+        None => (path, message),
+    };
     let join = |p: &str, f: &str| if p.is_empty() { f.to_string() } else { format!("{p}.{f}") };
     if let Some(rest) = message.strip_prefix("missing field `") {
         let f = rest.split('`').next().unwrap_or(rest);

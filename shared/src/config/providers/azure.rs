@@ -35,7 +35,7 @@ pub enum AzureAuthority {
 
 /// The OS image of the VMs: a marketplace image (`publisher`/`offer`/`sku`/`version`) or an image by `id`
 /// (e.g. a gallery image).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged, deny_unknown_fields)]
 pub enum AzureImageReference {
     /// An image by resource id.
@@ -54,6 +54,58 @@ pub enum AzureImageReference {
         /// Image version, e.g. `latest`.
         version: String,
     },
+}
+
+/// The two forms of [`AzureImageReference`], read one at a time: serde's untagged enums report only
+/// "did not match any variant", never which field of which form is wrong (issue 21).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageById {
+    id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarketplaceImage {
+    publisher: String,
+    offer: String,
+    sku: String,
+    version: String,
+}
+
+/// What an image reference is, for its errors.
+const IMAGE_FORMS: &str =
+    "{publisher, offer, sku, version} (a marketplace image) or {id} (an image by resource id), with no other keys";
+
+impl<'de> Deserialize<'de> for AzureImageReference {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let v = serde_json::Value::deserialize(d)?;
+        let fail = |path: &serde_path_to_error::Path, inner: &serde_json::Error| {
+            // "missing field `sku`" would read as a missing config field; say which form needs it.
+            let said = inner.to_string();
+            let said = match said.strip_prefix("missing field ") {
+                Some(f) => format!("needs {f}"),
+                None => said,
+            };
+            D::Error::custom(crate::config::json_text::at(path, format!("{said}; expected {IMAGE_FORMS}")))
+        };
+        if !v.is_object() {
+            return Err(D::Error::custom(format!("expected {IMAGE_FORMS}")));
+        }
+        if v.get("id").is_some() {
+            let f: ImageById = serde_path_to_error::deserialize(&v).map_err(|e| fail(e.path(), e.inner()))?;
+            Ok(AzureImageReference::Id { id: f.id })
+        } else {
+            let f: MarketplaceImage = serde_path_to_error::deserialize(&v).map_err(|e| fail(e.path(), e.inner()))?;
+            Ok(AzureImageReference::Marketplace {
+                publisher: f.publisher,
+                offer: f.offer,
+                sku: f.sku,
+                version: f.version,
+            })
+        }
+    }
 }
 
 /// Azure VM-provider settings.

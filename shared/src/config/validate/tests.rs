@@ -1,6 +1,7 @@
 use super::*;
 use crate::model::OsFamily;
 use crate::model::Resources;
+use std::collections::BTreeSet;
 use std::path::Path;
 
 fn configs_dir() -> PathBuf {
@@ -539,4 +540,134 @@ fn predictive_scaling_is_off_on_or_forecast_only_and_a_bad_value_names_the_field
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].starts_with("f.yaml: a.predictive_scaling: "), "{problems:?}");
     assert!(problems[0].contains("forecast_only"), "{problems:?}");
+}
+
+/// The schema of `value` under `s`: `$ref`s followed, `anyOf [X, null]` unwrapped, and of the
+/// variants of an enum the one `value` is (the `provider` tag, else the one with all its keys).
+fn schema_of<'a>(
+    s: &'a serde_json::Value,
+    defs: &'a serde_json::Value,
+    value: &serde_json::Value,
+) -> &'a serde_json::Value {
+    if let Some(name) = s.get("$ref").and_then(serde_json::Value::as_str) {
+        return schema_of(&defs[name.trim_start_matches("#/$defs/")], defs, value);
+    }
+    for key in ["anyOf", "oneOf"] {
+        let Some(variants) = s.get(key).and_then(serde_json::Value::as_array) else { continue };
+        let fits = |v: &&'a serde_json::Value| {
+            let v = schema_of(v, defs, value);
+            match (v.get("properties").and_then(serde_json::Value::as_object), value.as_object()) {
+                (Some(props), Some(obj)) => match (props.get("provider"), obj.get("provider")) {
+                    (Some(tag), Some(given)) => tag.get("const") == Some(given),
+                    _ => obj.keys().all(|k| props.contains_key(k)),
+                },
+                _ => v.get("type").and_then(serde_json::Value::as_str) != Some("null"),
+            }
+        };
+        if let Some(v) = variants.iter().find(fits) {
+            return schema_of(v, defs, value);
+        }
+    }
+    s
+}
+
+/// Every object of `value` that has named fields, as (JSON pointer, its schema).
+fn objects_of<'a>(
+    value: &serde_json::Value,
+    s: &'a serde_json::Value,
+    defs: &'a serde_json::Value,
+    at: String,
+    out: &mut Vec<(String, &'a serde_json::Value)>,
+) {
+    let s = schema_of(s, defs, value);
+    match value {
+        serde_json::Value::Object(obj) => {
+            let Some(props) = s.get("properties").and_then(serde_json::Value::as_object) else { return };
+            out.push((at.clone(), s));
+            for (k, v) in obj {
+                if let Some(p) = props.get(k) {
+                    objects_of(v, p, defs, format!("{at}/{k}"), out);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            if let Some(item) = s.get("items") {
+                for (i, v) in items.iter().enumerate() {
+                    objects_of(v, item, defs, format!("{at}/{i}"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether the field schema `s` takes a list.
+fn takes_a_list(s: &serde_json::Value, defs: &serde_json::Value) -> bool {
+    if let Some(name) = s.get("$ref").and_then(serde_json::Value::as_str) {
+        return takes_a_list(&defs[name.trim_start_matches("#/$defs/")], defs);
+    }
+    let typed = match s.get("type") {
+        Some(serde_json::Value::String(t)) => t == "array",
+        Some(serde_json::Value::Array(ts)) => ts.iter().any(|t| t == "array"),
+        _ => false,
+    };
+    typed
+        || ["anyOf", "oneOf"]
+            .iter()
+            .filter_map(|k| s.get(*k).and_then(serde_json::Value::as_array))
+            .flatten()
+            .any(|v| takes_a_list(v, defs))
+}
+
+/// Issue 21: every field of every object the examples use (all providers, DNS, schedules, staging,
+/// settings), set to a value of the wrong type, is reported with the field's name — never serde's
+/// type or enum name alone. Fields that take any value are listed and must stay those.
+#[test]
+fn a_wrong_type_in_any_field_is_reported_by_the_fields_name() {
+    let schema = schema();
+    let defs = &schema["$defs"];
+    let mut checked = 0;
+    let mut unnamed = Vec::new();
+    let mut take_anything = BTreeSet::new();
+    let mut seen_fields = BTreeSet::new();
+    for f in yaml_files(&configs_dir()) {
+        let doc: serde_json::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        let mut objects = Vec::new();
+        objects_of(&doc, &schema, defs, String::new(), &mut objects);
+        for (at, s) in objects {
+            for (field, prop) in s["properties"].as_object().unwrap() {
+                if field == "provider" {
+                    continue; // the enum's tag: a wrong one is "unknown provider", tested elsewhere
+                }
+                // A float is no list, map, string, integer or bool; a list of lists of bools is
+                // none of the scalars or maps any field takes.
+                let wrong =
+                    if takes_a_list(prop, defs) { serde_json::json!(12.5) } else { serde_json::json!([[true]]) };
+                let mut d = doc.clone();
+                d.pointer_mut(&at).unwrap().as_object_mut().unwrap().insert(field.clone(), wrong);
+                let problems = validate_text(&serde_json::to_string(&d).unwrap(), "f.yaml").1;
+                checked += 1;
+                seen_fields.insert(field.clone());
+                let where_ = format!("{}: {at}/{field}", f.file_name().unwrap().to_string_lossy());
+                if problems.is_empty() {
+                    take_anything.insert(field.clone());
+                    continue;
+                }
+                let names_it = problems.iter().any(|p| {
+                    let in_path =
+                        p.field.as_deref().is_some_and(|path| path.split(['.', '[', ']']).any(|seg| seg == field));
+                    in_path || p.config.as_deref() == Some(field) || p.message.contains(&format!("`{field}`"))
+                });
+                if !names_it {
+                    unnamed.push(format!("{where_}: {}", lines(&problems).join(" | ")));
+                }
+            }
+        }
+    }
+    assert!(checked > 300, "only {checked} fields were tried: the walk missed the examples' objects");
+    assert!(unnamed.is_empty(), "{} type errors do not name their field:\n{}", unnamed.len(), unnamed.join("\n"));
+    assert!(take_anything.is_empty(), "fields that took a value of the wrong type: {take_anything:?}");
+    for must in ["aws_ec2_security_group_ids", "azure_image_reference", "gcp_metadata", "days_of_the_week", "kasm"] {
+        assert!(seen_fields.contains(must), "{must} was not tried");
+    }
 }
