@@ -131,4 +131,6 @@ pub fn responses(data: &[u8]) {
     std::hint::black_box(r.redact(text));
     std::hint::black_box(crate::http::sanitise(text));
     std::hint::black_box(crate::http::body_snippet(text, &r));
+    let said = crate::http::answer_message(text);
+    assert!(said.chars().count() <= crate::http::MESSAGE_CHARS + 1, "an unbounded answer message: {said}");
 }

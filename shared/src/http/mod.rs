@@ -7,12 +7,14 @@
 //! Backends never hand-roll retries or status mapping: they call [`retry::send`] and convert an
 //! [`HttpError`] at their boundary.
 
+pub mod answer;
 #[cfg(feature = "aws-sdk")]
 pub mod aws;
 pub mod redact;
 pub mod retry;
 pub mod token;
 
+pub use answer::{MESSAGE_CHARS, answer_message, message_field};
 pub use redact::{REDACTED, Redactor, ScrubLines, redact, remember, sanitise, scrub_known};
 pub use retry::{RetryConfig, send};
 pub use token::{Token, TokenCache};
@@ -20,9 +22,10 @@ pub use token::{Token, TokenCache};
 use reqwest::StatusCode;
 use std::time::Duration;
 
-/// How many characters of a response body an error keeps: enough for the server's message, not
-/// enough to drag a whole HTML error page (or a large JSON document) into logs.
-pub const BODY_SNIPPET_CHARS: usize = 512;
+/// How many characters of an error answer's body are kept for the parsers that read its error
+/// code and message (a whole ARM or OpenStack error document fits). Never shown as such: messages
+/// carry only what [`answer_message`] takes from it.
+pub const BODY_SNIPPET_CHARS: usize = 16 * 1024;
 
 /// TLS settings of one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,11 +102,12 @@ pub fn install_crypto_provider() {
 #[non_exhaustive]
 pub enum HttpError {
     /// The server answered with a non-success status.
-    #[error("HTTP {status}: {body}")]
+    #[error("HTTP {status}{}", shown(.body))]
     Status {
         /// The status.
         status: StatusCode,
-        /// The start of the response body, redacted.
+        /// The start of the response body ([`BODY_SNIPPET_CHARS`]), redacted: for parsers. Display
+        /// shows only its [`answer_message`].
         body: String,
         /// The server's `Retry-After`, when it sent one.
         retry_after: Option<Duration>,
@@ -159,6 +163,12 @@ impl HttpError {
     }
 }
 
+/// `: <the answer's message>`, or nothing for an empty body.
+fn shown(body: &str) -> String {
+    let m = answer_message(body);
+    if m.is_empty() { m } else { format!(": {m}") }
+}
+
 /// The error and its sources, joined: reqwest's top-level message alone ("error sending request")
 /// hides the useful part ("connection refused").
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -194,7 +204,7 @@ mod tests {
 
     #[test]
     fn snippets_are_cut_and_redacted() {
-        let long = format!(r#"{{"token":"abc","x":"{}"}}"#, "y".repeat(2000));
+        let long = format!(r#"{{"token":"abc","x":"{}"}}"#, "y".repeat(2 * BODY_SNIPPET_CHARS));
         let s = body_snippet(&long, &Redactor::new());
         let secret = SecretString::from(format!("S{}", "e".repeat(BODY_SNIPPET_CHARS)));
         let cut = body_snippet(
@@ -205,6 +215,24 @@ mod tests {
         assert!(s.chars().count() <= BODY_SNIPPET_CHARS + 1);
         assert!(s.ends_with('…'));
         assert!(!s.contains("abc"));
+    }
+
+    /// Issue 21: an error carries the server's message field, never the body (a proxy that echoes the
+    /// request would put its headers, tokens included, in our errors, logs and state).
+    #[test]
+    fn status_errors_show_the_servers_message_never_the_body() {
+        let status = |body: &str| HttpError::Status {
+            status: StatusCode::BAD_GATEWAY,
+            body: body.to_string(),
+            retry_after: None,
+        };
+        let e = status(r#"{"echo":{"X-Api-Key":"k3y-v4lue"},"message":"upstream down"}"#);
+        assert_eq!(e.to_string(), "HTTP 502 Bad Gateway: upstream down");
+        let e = status(r#"{"echo":{"X-Api-Key":"k3y-v4lue"},"url":"/x?sig=s1gn4ture"}"#);
+        assert_eq!(e.to_string(), "HTTP 502 Bad Gateway: (no message field in the answer; its keys: echo, url)");
+        let provider = crate::providers::ProviderError::from_http(e, "t").to_string();
+        assert!(!provider.contains("k3y-v4lue") && !provider.contains("s1gn4ture"), "{provider}");
+        assert_eq!(status("").to_string(), "HTTP 502 Bad Gateway");
     }
 
     #[test]

@@ -599,7 +599,7 @@ fn parse_answer(call: Call, text: &str, redactor: &Redactor) -> Result<Value, Ka
         return Err(KasmError::Parse { call: call.name().into(), message: "the answer is not a JSON object".into() });
     }
     if let Some(msg) = error_message(&v) {
-        return Err(KasmError::Api { call: call.name().into(), message: http::body_snippet(&msg, redactor) });
+        return Err(KasmError::Api { call: call.name().into(), message: http::message_field(&redactor.redact(&msg)) });
     }
     Ok(v)
 }
@@ -649,11 +649,11 @@ fn error_message(v: &Value) -> Option<String> {
 /// expired") or, otherwise, a missing permission ("Unauthorized", "Unauthorized Action").
 fn status_error(call: Call, kind: Option<ServerKind>, status: u16, body: &str) -> KasmError {
     let kasm_msg = serde_json::from_str::<Value>(body).ok().and_then(|v| error_message(&v));
-    let message = match &kasm_msg {
-        Some(m) => format!("HTTP {status}: {m}"),
-        None if body.trim().is_empty() => format!("HTTP {status}"),
-        None => format!("HTTP {status}: {}", body.trim()),
+    let said = match &kasm_msg {
+        Some(m) => http::message_field(m),
+        None => http::answer_message(body),
     };
+    let message = if said.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {said}") };
     let expired = kasm_msg.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("expired"));
     match status {
         403 => KasmError::Auth { call: call.name().into(), message },

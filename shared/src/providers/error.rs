@@ -137,7 +137,9 @@ impl ProviderError {
     /// timeouts and transport failures are transient, client configuration errors invalid.
     pub fn from_http(e: HttpError, provider: &'static str) -> ProviderError {
         match e {
-            HttpError::Status { status, body, retry_after } => Self::from_status(provider, status, &body, retry_after),
+            HttpError::Status { status, body, retry_after } => {
+                Self::from_status(provider, status, &crate::http::answer_message(&body), retry_after)
+            }
             HttpError::Timeout { message } => {
                 ProviderError::Transient { provider, message: format!("timed out: {message}") }
             }
@@ -153,25 +155,20 @@ impl ProviderError {
     /// 403 PermissionDenied, 409 Conflict, 429 RateLimited (with `retry_after`), 5xx Transient, 408
     /// Transient, other 4xx (and anything else unexpected) Invalid.
     ///
-    /// `body_snippet` must already be redacted (an [`HttpError::Status`] body is). For 404 it becomes the
-    /// `id` of [`ProviderError::NotFound`]; a caller that knows the id it asked for should build that
-    /// variant itself.
+    /// `said` is what the server said: a message field or [`crate::http::answer_message`], never a raw
+    /// body; it is bounded again here ([`crate::http::message_field`]). For 404 it becomes the `id` of
+    /// [`ProviderError::NotFound`]; a caller that knows the id it asked for should build that variant
+    /// itself.
     pub fn from_status(
         provider: &'static str,
         status: StatusCode,
-        body_snippet: &str,
+        said: &str,
         retry_after: Option<Duration>,
     ) -> ProviderError {
-        let message = if body_snippet.trim().is_empty() {
-            format!("HTTP {status}")
-        } else {
-            format!("HTTP {status}: {}", body_snippet.trim())
-        };
+        let said = crate::http::sanitise(said.trim());
+        let message = if said.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {said}") };
         match status.as_u16() {
-            404 => ProviderError::NotFound {
-                provider,
-                id: if body_snippet.trim().is_empty() { "(unknown)".into() } else { body_snippet.trim().to_string() },
-            },
+            404 => ProviderError::NotFound { provider, id: if said.is_empty() { "(unknown)".into() } else { said } },
             401 => ProviderError::Unauthenticated { provider, message },
             403 => ProviderError::PermissionDenied { provider, message },
             409 => ProviderError::Conflict { provider, message },

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use super::Error;
 use super::credential::Credential;
 use crate::http::retry::Idempotency;
-use crate::http::{HttpError, RetryConfig};
+use crate::http::{HttpError, RetryConfig, answer_message, message_field};
 use crate::providers::Timings;
 
 /// `Microsoft.Compute` api-version (virtualMachines, extensions, usages, vmSizes): ComputeRP stable 2024-07-01.
@@ -71,8 +71,8 @@ struct ErrorBody {
 /// The `code` and `message` of an ARM error body, else the body's text.
 pub(crate) fn error_message(body: &str) -> (String, String) {
     match serde_json::from_str::<ErrorBody>(body) {
-        Ok(e) => (e.error.code, e.error.message),
-        Err(_) => (String::new(), body.trim().to_string()),
+        Ok(e) => (message_field(&e.error.code), message_field(&e.error.message)),
+        Err(_) => (String::new(), answer_message(body)),
     }
 }
 
@@ -452,7 +452,10 @@ mod tests {
         );
         assert_eq!(code, "SkuNotAvailable");
         assert!(msg.contains("not available"));
-        assert_eq!(error_message("<html>bad gateway</html>"), (String::new(), "<html>bad gateway</html>".into()));
+        assert_eq!(
+            error_message("<html><h1>Bad gateway</h1><p>echo: token=x</p></html>"),
+            (String::new(), "Bad gateway echo: token=[REDACTED]".into())
+        );
         let op: Operation = serde_json::from_str(
             r#"{"id":"x","name":"y","status":"Failed","startTime":"2024-01-01T00:00:00Z","error":{"code":"AllocationFailed","message":"no"}}"#,
         )

@@ -164,8 +164,10 @@ impl Credential {
         let resp = match crate::http::send(&self.http, req, Idempotency::Idempotent, &self.retry, &redactor).await {
             Ok(r) => r,
             Err(HttpError::Status { status, body, .. }) if matches!(status.as_u16(), 400 | 401) => {
-                let e: TokenError = serde_json::from_str(&body)
-                    .unwrap_or(TokenError { error: String::new(), error_description: body.clone() });
+                let e: TokenError = serde_json::from_str(&body).unwrap_or(TokenError {
+                    error: String::new(),
+                    error_description: crate::http::answer_message(&body),
+                });
                 // The first line of the description is the AADSTS code and its text; the rest is trace ids.
                 let said = e.error_description.lines().next().unwrap_or_default().to_string();
                 return Err(Error::Credential {

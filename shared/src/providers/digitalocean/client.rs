@@ -17,7 +17,7 @@ use std::time::Duration;
 use super::Error;
 use super::credential::{Auth, Credential};
 use crate::http::retry::Idempotency;
-use crate::http::{HttpError, RetryConfig};
+use crate::http::{HttpError, RetryConfig, answer_message, message_field};
 use secrecy::SecretString;
 
 /// The API's own base URL.
@@ -205,8 +205,8 @@ struct ErrorBody {
 /// The `id` and `message` of an error body (`{id, message, request_id}`), else the text.
 pub(crate) fn error_message(body: &str) -> (String, String) {
     match serde_json::from_str::<ErrorBody>(body) {
-        Ok(e) if !e.message.is_empty() || !e.id.is_empty() => (e.id, e.message),
-        _ => (String::new(), body.trim().to_string()),
+        Ok(e) if !e.message.is_empty() || !e.id.is_empty() => (message_field(&e.id), message_field(&e.message)),
+        _ => (String::new(), answer_message(body)),
     }
 }
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use super::Error;
 use super::credential::{Auth, Credential};
 use crate::http::retry::Idempotency;
-use crate::http::{HttpError, RetryConfig};
+use crate::http::{HttpError, RetryConfig, answer_message, message_field};
 
 /// The API's own root URL (the discovery document's `rootUrl`).
 pub(crate) const DEFAULT_ROOT: &str = "https://compute.googleapis.com";
@@ -215,9 +215,9 @@ pub(crate) fn api_error(body: &str) -> (Vec<String>, String) {
             if !e.status.is_empty() {
                 reasons.push(e.status);
             }
-            (reasons, e.message)
+            (reasons.iter().map(|r| message_field(r)).collect(), message_field(&e.message))
         }
-        None => (Vec::new(), body.trim().to_string()),
+        None => (Vec::new(), answer_message(body)),
     }
 }
 

@@ -200,7 +200,12 @@ impl Credential {
                 match e {
                     // The token endpoint answers a refused grant with 400 `invalid_grant`: the key is refused.
                     HttpError::Status { status, body, .. } if status.as_u16() == 400 || status.as_u16() == 401 => {
-                        Error::Credential { message: format!("{field}: the token endpoint refused the key: {body}") }
+                        Error::Credential {
+                            message: format!(
+                                "{field}: the token endpoint refused the key: {}",
+                                crate::http::answer_message(&body)
+                            ),
+                        }
                     }
                     other => http_err(other),
                 }

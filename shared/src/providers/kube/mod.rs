@@ -25,7 +25,7 @@ pub mod labels;
 pub(crate) mod preflight;
 pub mod vm;
 
-use crate::http::HttpError;
+use crate::http::{HttpError, answer_message, message_field};
 use crate::providers::ProviderError;
 
 /// What went wrong in a Kubernetes call or a provider built on it; converted to [`ProviderError`] at
@@ -93,7 +93,7 @@ impl Error {
         match self {
             Error::Http { what, source: HttpError::Status { status, body, retry_after } } => {
                 let st = status_of(&body);
-                let said = if st.message.is_empty() { body.trim().to_string() } else { st.message };
+                let said = if st.message.is_empty() { answer_message(&body) } else { message_field(&st.message) };
                 let text = match (status.as_u16(), st.reason.is_empty()) {
                     (403, _) => format!(
                         "failed to {what}: {said} (the token's Role must allow this verb on this resource; see the README's minimal Role)"

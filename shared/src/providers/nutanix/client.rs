@@ -23,7 +23,7 @@ use std::sync::Arc;
 use super::Error;
 use super::credential::{Auth, Credential};
 use crate::http::retry::Idempotency;
-use crate::http::{HttpError, RetryConfig};
+use crate::http::{HttpError, RetryConfig, answer_message, message_field};
 
 /// The v3 API's path below the server root.
 pub(crate) const API_PATH: [&str; 3] = ["api", "nutanix", "v3"];
@@ -255,9 +255,9 @@ pub(crate) fn error_message(body: &str) -> (String, String) {
         Ok(e) if !e.message_list.is_empty() => {
             let reasons: Vec<String> = e.message_list.iter().filter_map(|m| m.reason.clone()).collect();
             let messages: Vec<String> = e.message_list.iter().filter_map(|m| m.message.clone()).collect();
-            (reasons.join(", "), messages.join("; "))
+            (message_field(&reasons.join(", ")), message_field(&messages.join("; ")))
         }
-        _ => (String::new(), body.trim().to_string()),
+        _ => (String::new(), answer_message(body)),
     }
 }
 

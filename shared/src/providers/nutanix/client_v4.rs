@@ -341,7 +341,7 @@ pub(crate) fn error_message(body: &str) -> Option<String> {
         }
         _ => Vec::new(),
     };
-    (!said.is_empty()).then(|| said.join("; "))
+    (!said.is_empty()).then(|| crate::http::message_field(&said.join("; ")))
 }
 
 /// A deterministic `NTNX-Request-Id` for `parts` (an operation and what identifies one attempt of

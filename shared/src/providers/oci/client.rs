@@ -17,7 +17,7 @@ use super::Error;
 use super::credential::Credential;
 use super::signer::RequestSigner;
 use crate::http::retry::Idempotency;
-use crate::http::{HttpError, Redactor, RetryConfig};
+use crate::http::{HttpError, Redactor, RetryConfig, answer_message, message_field};
 
 /// The Core API's version path.
 pub(crate) const CORE: &str = "20160918";
@@ -144,8 +144,8 @@ struct ErrorBody {
 /// The `(code, message)` of an error body (empty code when the body is not OCI's shape).
 pub(crate) fn error_message(body: &str) -> (String, String) {
     match serde_json::from_str::<ErrorBody>(body) {
-        Ok(e) if !e.code.is_empty() || !e.message.is_empty() => (e.code, e.message),
-        _ => (String::new(), body.trim().to_string()),
+        Ok(e) if !e.code.is_empty() || !e.message.is_empty() => (message_field(&e.code), message_field(&e.message)),
+        _ => (String::new(), answer_message(body)),
     }
 }
 

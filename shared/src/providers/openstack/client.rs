@@ -18,7 +18,7 @@ use std::sync::Arc;
 use super::Error;
 use super::credential::Credential;
 use crate::http::retry::Idempotency;
-use crate::http::{HttpError, RetryConfig};
+use crate::http::{HttpError, RetryConfig, answer_message, message_field};
 use secrecy::SecretString;
 
 /// The page size we ask for (Nova's default `max_limit` is 1000).
@@ -170,14 +170,14 @@ pub(crate) fn error_message(body: &str) -> String {
     if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(body) {
         for (kind, v) in &o {
             if let Some(m) = v.get("message").and_then(|m| m.as_str()) {
-                return format!("{kind}: {m}");
+                return message_field(&format!("{kind}: {m}"));
             }
         }
         if let Some(m) = o.get("NeutronError").and_then(|v| v.get("message")).and_then(|m| m.as_str()) {
-            return m.to_string();
+            return message_field(m);
         }
     }
-    body.trim().to_string()
+    answer_message(body)
 }
 
 /// The service roots, the credential and the HTTP knobs.

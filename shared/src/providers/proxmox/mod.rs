@@ -78,7 +78,7 @@ use tokio::time::Instant;
 use self::client::{Client, Resource};
 use super::{Capabilities, ProviderError, Timings, Vm, VmProvider, VmSpec, VmState};
 use crate::config::providers::ProxmoxConfig;
-use crate::http::HttpError;
+use crate::http::{HttpError, answer_message, message_field};
 use crate::model::{OsFamily, OwnerLabels};
 
 /// The provider's short name.
@@ -205,18 +205,20 @@ fn pve_message(body: &str) -> String {
     match serde_json::from_str::<serde_json::Value>(body) {
         Ok(v) => {
             if let Some(m) = v.get("message").and_then(|m| m.as_str()).filter(|m| !m.trim().is_empty()) {
-                return m.trim().to_string();
+                return message_field(m);
             }
             if let Some(errs) = v.get("errors").and_then(|e| e.as_object()).filter(|e| !e.is_empty()) {
-                return errs
-                    .iter()
-                    .map(|(k, v)| format!("{k}: {}", v.as_str().map(str::trim).unwrap_or("invalid")))
-                    .collect::<Vec<_>>()
-                    .join("; ");
+                return message_field(
+                    &errs
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {}", v.as_str().map(str::trim).unwrap_or("invalid")))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                );
             }
             String::new()
         }
-        Err(_) => body.trim().to_string(),
+        Err(_) => answer_message(body),
     }
 }
 

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use super::Error;
 use super::credential::{Credential, SESSION_HEADER, Session};
 use crate::http::retry::Idempotency;
-use crate::http::{HttpError, Redactor, RetryConfig};
+use crate::http::{HttpError, Redactor, RetryConfig, answer_message, message_field};
 
 /// `https://<vcenter>[:port]/api/<path...>`.
 pub(crate) fn api_url(base: &Url, path: &[&str]) -> Url {
@@ -226,14 +226,14 @@ pub(crate) fn api_error(v: &Value) -> ApiError {
         .as_array()
         .map(|m| m.iter().filter_map(|m| m["default_message"].as_str()).collect::<Vec<_>>().join("; "))
         .unwrap_or_default();
-    ApiError { error_type, message }
+    ApiError { error_type: message_field(&error_type), message: message_field(&message) }
 }
 
 /// The vAPI error of an error body, else its text.
 pub(crate) fn error_of_body(body: &str) -> ApiError {
     match serde_json::from_str::<Value>(body) {
         Ok(v) if v.is_object() => api_error(&v),
-        _ => ApiError { error_type: String::new(), message: body.trim().to_string() },
+        _ => ApiError { error_type: String::new(), message: answer_message(body) },
     }
 }
 
