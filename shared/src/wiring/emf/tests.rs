@@ -214,3 +214,121 @@ fn a_snapshot_counts_decisions_check_ins_and_failures() {
     assert!(text.contains("kasm_autoscale_claims_failed_total 1"), "{text}");
 }
 
+/// Every metric name and dimension set the documents publish, from a snapshot with every count set.
+fn published() -> std::collections::BTreeMap<String, Vec<Vec<String>>> {
+    let mut s = Snapshot::default();
+    s.evaluations.insert(("c".into(), "ok"), 1);
+    s.decisions.insert(("c".into(), "create"), 1);
+    s.vms.insert(("c".into(), "booting"), 1);
+    s.oldest_booting.insert("c".into(), 1.0);
+    s.checkin_seconds.insert("c".into(), vec![1.0]);
+    s.provider_errors.insert("transient".into(), 1);
+    s.claims_failed = 1;
+    let mut out = std::collections::BTreeMap::new();
+    for d in documents("N", "d", TS, &s) {
+        let dir = &d["_aws"]["CloudWatchMetrics"][0];
+        let name = dir["Metrics"][0]["Name"].as_str().unwrap().to_string();
+        let sets: Vec<Vec<String>> = serde_json::from_value(dir["Dimensions"].clone()).unwrap();
+        out.insert(name, sets);
+    }
+    assert_eq!(out.len(), 7, "{out:?}");
+    out
+}
+
+fn tagged<'a>(v: &'a serde_yaml_ng::Value, tag: &str) -> Option<&'a serde_yaml_ng::Value> {
+    match v {
+        serde_yaml_ng::Value::Tagged(t) if t.tag == tag => Some(&t.value),
+        _ => None,
+    }
+}
+
+/// The stack (infra/template.yaml) and the code agree: the namespace parameter is what the functions
+/// get, and every alarm and dashboard graph watches a metric and dimension set that is published —
+/// an alarm on dimensions the documents never carry would watch a metric that does not exist.
+#[test]
+fn the_stack_watches_exactly_what_the_functions_publish() {
+    let t: serde_yaml_ng::Value = serde_yaml_ng::from_str(include_str!("../../../../infra/template.yaml")).unwrap();
+    let published = published();
+    assert_eq!(t["Parameters"]["MetricsNamespace"]["Default"].as_str(), Some(DEFAULT_NAMESPACE));
+    let env = &t["Globals"]["Function"]["Environment"]["Variables"][NAMESPACE_ENV];
+    assert_eq!(tagged(env, "!Ref").and_then(|v| v.as_str()), Some("MetricsNamespace"), "{env:?}");
+    assert!(tagged(&t["Conditions"]["HasAlarmTopic"], "!Not").is_some(), "alarm actions hang on a condition");
+
+    let resources = t["Resources"].as_mapping().unwrap();
+    let mut watched = Vec::new();
+    for (name, r) in resources {
+        if r["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        let p = &r["Properties"];
+        let metric = p["MetricName"].as_str().unwrap().to_string();
+        let dims: Vec<String> =
+            p["Dimensions"].as_sequence().unwrap().iter().map(|d| d["Name"].as_str().unwrap().to_string()).collect();
+        // Alarm actions only when a topic is given.
+        let actions = tagged(&p["AlarmActions"], "!If").and_then(|v| v.as_sequence()).unwrap();
+        assert_eq!(actions[0].as_str(), Some("HasAlarmTopic"), "{name:?}");
+        assert_eq!(p["TreatMissingData"].as_str(), Some("notBreaching"), "{name:?}: counts are absent when zero");
+        if p["Namespace"].as_str() == Some("AWS/SQS") {
+            let q = tagged(&p["Dimensions"][0]["Value"], "!GetAtt").and_then(|v| v.as_str());
+            assert_eq!(q, Some("FailedEventsQueue.QueueName"), "{name:?}");
+            watched.push("dlq".to_string());
+            continue;
+        }
+        assert_eq!(tagged(&p["Namespace"], "!Ref").and_then(|v| v.as_str()), Some("MetricsNamespace"), "{name:?}");
+        let sets = published.get(&metric).unwrap_or_else(|| panic!("{name:?} watches {metric}, never published"));
+        assert!(sets.contains(&dims), "{name:?}: {metric} is not published with dimensions {dims:?} ({sets:?})");
+        watched.push(metric);
+    }
+    watched.sort();
+    assert_eq!(watched, vec![CLAIMS_FAILED, OLDEST_BOOTING, PROVIDER_ERRORS, "dlq"]);
+
+    // The dashboard: every graph of our namespace names a published metric with a published set.
+    let body = tagged(&t["Resources"]["Dashboard"]["Properties"]["DashboardBody"], "!Sub")
+        .and_then(|v| v.as_str())
+        .expect("DashboardBody is a !Sub string")
+        .replace("${MetricsNamespace}", "NS");
+    let body = substituted(&body);
+    let d: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("dashboard body is not JSON: {e}\n{body}"));
+    let mut graphed = std::collections::BTreeSet::new();
+    for w in d["widgets"].as_array().unwrap() {
+        for row in w["properties"]["metrics"].as_array().into_iter().flatten() {
+            let row = row.as_array().unwrap();
+            if let Some(expr) = row[0]["expression"].as_str() {
+                // SEARCH('{NS,Dim,Dim} MetricName="M" ...', ...)
+                let schema = expr.split('{').nth(1).unwrap().split('}').next().unwrap();
+                let mut parts = schema.split(',');
+                assert_eq!(parts.next(), Some("NS"), "{expr}");
+                let dims: Vec<String> = parts.map(str::to_string).collect();
+                let metric = expr.split("MetricName=\"").nth(1).unwrap().split('"').next().unwrap();
+                let sets = published.get(metric).unwrap_or_else(|| panic!("graph of unpublished {metric}"));
+                assert!(sets.contains(&dims), "{expr}: {dims:?} not in {sets:?}");
+                graphed.insert(metric.to_string());
+            } else if row[0] == "NS" {
+                let metric = row[1].as_str().unwrap();
+                let dims: Vec<String> =
+                    row[2..].iter().filter_map(Value::as_str).step_by(2).map(str::to_string).collect();
+                let sets = published.get(metric).unwrap_or_else(|| panic!("graph of unpublished {metric}"));
+                assert!(sets.contains(&dims), "{row:?}: {dims:?} not in {sets:?}");
+                graphed.insert(metric.to_string());
+            }
+        }
+    }
+    let all: std::collections::BTreeSet<String> = published.keys().cloned().collect();
+    assert_eq!(graphed, all, "every published metric is on the dashboard");
+}
+
+/// The other `${...}` substitutions of the dashboard body, replaced by plain values (numbers stay
+/// numbers) so that it parses as JSON.
+fn substituted(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find('}').unwrap() + i;
+        let name = &rest[i + 2..end];
+        out.push_str(if name == "StuckBootingSeconds" { "1200" } else { "X" });
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
