@@ -142,6 +142,37 @@ async fn setup() -> World {
     World { lambda, ec2 }
 }
 
+/// The embedded metric format documents `function` wrote to stdout after the first `from` bytes of
+/// its log: every line holding an `_aws` member, each checked against the specification's rules and
+/// for the namespace and deployment the function was given.
+fn emf_since(w: &World, function: &str, from: usize) -> Vec<Value> {
+    let logs = w.logs(function);
+    let docs: Vec<Value> = logs[from..]
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|d| d.get("_aws").is_some())
+        .collect();
+    assert!(!docs.is_empty(), "no embedded metric format line in {function}'s output:\n{}", &logs[from..]);
+    for d in &docs {
+        assert_eq!(shared::wiring::emf::spec_violations(d), Vec::<String>::new(), "{d}");
+        let aws = &d["_aws"];
+        assert!(aws["Timestamp"].as_i64().is_some_and(|t| (t - chrono::Utc::now().timestamp_millis()).abs() < 600_000));
+        for directive in aws["CloudWatchMetrics"].as_array().unwrap() {
+            assert_eq!(directive["Namespace"], integration_tests::lambda_world::METRICS_NAMESPACE, "{d}");
+        }
+        assert_eq!(d["Deployment"], w.dep.as_str(), "{d}");
+    }
+    docs
+}
+
+/// The value of `metric` in the one document whose dimensions are `dims` (Deployment aside).
+fn emf_value(docs: &[Value], metric: &str, dims: &[(&str, &str)]) -> Value {
+    let found: Vec<&Value> =
+        docs.iter().filter(|d| d.get(metric).is_some() && dims.iter().all(|(k, v)| d[*k] == *v)).collect();
+    assert_eq!(found.len(), 1, "{metric} {dims:?}: {found:?}\nin {docs:#?}");
+    found[0][metric].clone()
+}
+
 /// A Function URL request carrying a signed webhook, as Lambda delivers it.
 fn signed_webhook(body: &str) -> Value {
     let mut ev = fixture("scale-evaluator/webhook-signed-session-created.json");
@@ -176,9 +207,20 @@ async fn the_whole_loop_runs_through_the_lambda_functions_on_the_emulator() {
     w.kasm.add_session("s2", "0000000000000000000000000000a11c", 4.0, 4096.0);
 
     // EventBridge's schedule → two agent claims (8 standby cores / 4 per agent) and one Windows server.
+    let seen = w.logs("scale-evaluator").len();
     let resp = w.invoke("scale-evaluator", fixture("scale-evaluator/schedule-every-minute.json")).await;
     assert_eq!(evaluation(&resp, "linux-agents")["claimed"], 2, "{resp}");
     assert_eq!(evaluation(&resp, "windows-desktops")["claimed"], 1, "{resp}");
+    // Its stdout carries the invocation's counts as CloudWatch embedded metric format documents.
+    let emf = emf_since(&w, "scale-evaluator", seen);
+    assert_eq!(emf_value(&emf, "Evaluations", &[("AutoscaleConfig", "linux-agents"), ("Result", "ok")]), json!(1.0));
+    assert_eq!(emf_value(&emf, "Decisions", &[("AutoscaleConfig", "linux-agents"), ("Kind", "create")]), json!(2.0));
+    assert_eq!(
+        emf_value(&emf, "Decisions", &[("AutoscaleConfig", "windows-desktops"), ("Kind", "create")]),
+        json!(1.0)
+    );
+    assert_eq!(emf_value(&emf, "Vms", &[("AutoscaleConfig", "linux-agents"), ("State", "requested")]), json!(2.0));
+    assert!(emf_value(&emf, "OldestBootingSeconds", &[("AutoscaleConfig", "linux-agents")]).as_f64().unwrap() >= 0.0);
     assert!(w.instances("linux-agents").await.is_empty(), "the evaluator itself never creates a VM");
 
     // The event source mapping hands the provisioner the stream records — twice (at-least-once).
@@ -233,12 +275,21 @@ async fn the_whole_loop_runs_through_the_lambda_functions_on_the_emulator() {
         });
         w.kasm.check_in(&c.kasm_server_id);
     }
+    let seen = w.logs("scale-evaluator").len();
     let resp = w.invoke("scale-evaluator", fixture("scale-evaluator/schedule-every-minute.json")).await;
     assert_eq!(evaluation(&resp, "linux-agents")["claimed"], 0, "{resp}");
     assert_eq!(evaluation(&resp, "windows-desktops")["claimed"], 1, "new configs not in force: {resp}");
     for c in &claims {
         assert_eq!(w.kasm.agent(&c.kasm_server_id).unwrap()["enabled"], true, "agent not enabled");
     }
+    // The check-ins are counted, with each claim's age at check-in (one value per agent).
+    let emf = emf_since(&w, "scale-evaluator", seen);
+    assert_eq!(emf_value(&emf, "Decisions", &[("AutoscaleConfig", "linux-agents"), ("Kind", "activate")]), json!(2.0));
+    let ages = emf_value(&emf, "ClaimAgeAtCheckIn", &[("AutoscaleConfig", "linux-agents")]);
+    let ages = ages.as_array().unwrap_or_else(|| panic!("one value per check-in: {ages}"));
+    assert_eq!(ages.len(), 2, "{ages:?}");
+    assert!(ages.iter().all(|a| a.as_f64().is_some_and(|a| (0.0..600.0).contains(&a))), "{ages:?}");
+    assert_eq!(emf_value(&emf, "Vms", &[("AutoscaleConfig", "linux-agents"), ("State", "running")]), json!(2.0));
     assert!(w.claims("linux-agents").await.iter().all(|c| c.state == InstanceState::Running));
 
     // Load drops: the sessions end and Kasm's hook says so (a signed webhook on the Function URL).

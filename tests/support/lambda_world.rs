@@ -43,6 +43,9 @@ pub struct LambdaWorld {
     dir: tempfile::TempDir,
 }
 
+/// The CloudWatch namespace the functions are given (not the default, so its use is seen).
+pub const METRICS_NAMESPACE: &str = "KasmAutoscaleTest";
+
 impl LambdaWorld {
     /// Creates `secrets` (name, value) in Secrets Manager, applies `config_yaml` with
     /// `kasm-autoscale apply --create-table`, then cold-starts the four functions. `dep` must be the
@@ -97,6 +100,8 @@ impl LambdaWorld {
             ("KASM_AUTOSCALE_STORE", format!("dynamodb://{}", self.table)),
             // Warm functions look for configs changed by `apply` before every invocation.
             ("KASM_AUTOSCALE_CONFIG_RECHECK_SECONDS", "0".into()),
+            // The stack passes its MetricsNamespace parameter so.
+            (shared::wiring::emf::NAMESPACE_ENV, METRICS_NAMESPACE.into()),
         ]
     }
 
@@ -141,6 +146,12 @@ impl LambdaWorld {
     /// Everything the four functions logged so far.
     pub fn all_logs(&self) -> String {
         self.procs.iter().map(|p| p.logs()).collect::<Vec<_>>().join("\n")
+    }
+
+    /// What one function wrote to stdout and stderr so far.
+    pub fn logs(&self, function: &str) -> String {
+        let i = FUNCTIONS.iter().position(|f| *f == function).expect("a function");
+        self.procs[i].logs()
     }
 }
 

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use shared::app::{self, Ctx, ProvisionOutcome};
+use shared::daemon::Metrics;
 use shared::model::{ClaimId, InstanceState};
 use shared::store::dynamodb::change_from_stream_record;
 use shared::wiring::event::{InvalidEvent, Invocation};
@@ -60,10 +61,10 @@ pub enum Response {
     Provisioned(Value),
 }
 
-/// Handles one invocation.
-pub async fn handle(ctx: &Ctx, event: Event) -> Response {
+/// Handles one invocation; every provisioning is counted in `metrics` (as the daemon counts its own).
+pub async fn handle(ctx: &Ctx, event: Event, metrics: &Metrics) -> Response {
     let ids = match event {
-        Event::Stream(batch) => return Response::Batch(stream_batch(ctx, &batch).await),
+        Event::Stream(batch) => return Response::Batch(stream_batch(ctx, &batch, metrics).await),
         Event::Direct(Direct { claims }) => claims,
     };
     let results: Vec<(ClaimId, Result<ProvisionOutcome, app::AppError>)> = match ids {
@@ -71,24 +72,32 @@ pub async fn handle(ctx: &Ctx, event: Event) -> Response {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
                 let r = app::provision(ctx, &id).await;
+                metrics.record_provision(&r);
                 out.push((id, r));
             }
             out
         }
-        None => app::provision_pending(ctx).await,
+        None => {
+            let results = app::provision_pending(ctx).await;
+            for (_, r) in &results {
+                metrics.record_provision(r);
+            }
+            results
+        }
     };
     Response::Provisioned(
         json!({ "provisioned": results.iter().map(|(id, r)| outcome_json(id, r)).collect::<Vec<_>>() }),
     )
 }
 
-async fn stream_batch(ctx: &Ctx, batch: &DynamoDbEvent) -> DynamoDbEventResponse {
+async fn stream_batch(ctx: &Ctx, batch: &DynamoDbEvent, metrics: &Metrics) -> DynamoDbEventResponse {
     let mut resp = DynamoDbEventResponse::default();
     for rec in &batch.records {
         let seq = rec.change.sequence_number.clone().unwrap_or_default();
         let retry = match change_from_stream_record(rec) {
             Ok(Some(c)) if c.new_state == InstanceState::Requested => {
                 let r = app::provision(ctx, &c.claim).await;
+                metrics.record_provision(&r);
                 tracing::info!(record = %seq, result = %outcome_json(&c.claim, &r), "provision");
                 // The store or the config failed: retrying the record may help, and it is idempotent.
                 r.is_err()

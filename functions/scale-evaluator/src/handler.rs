@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use shared::app::{self, Ctx};
+use shared::daemon::Metrics;
 use shared::webhook::{self, Keys, Trigger};
 use shared::wiring::event::Invocation;
 
@@ -90,13 +91,13 @@ pub enum Response {
     Url(LambdaFunctionUrlResponse),
 }
 
-/// Handles one invocation.
-pub async fn handle(ctx: &Ctx, keys: &Keys, event: Event) -> Result<Response, HandlerError> {
+/// Handles one invocation; every evaluation is counted in `metrics` (as the daemon counts its own).
+pub async fn handle(ctx: &Ctx, keys: &Keys, event: Event, metrics: &Metrics) -> Result<Response, HandlerError> {
     match event {
         Event::Schedule(e) => {
             let rule = e.resources.as_ref().and_then(|r| r.first()).map(String::as_str).unwrap_or_default();
             tracing::debug!(rule, time = ?e.time, "scheduled evaluation");
-            Ok(summary(evaluate(ctx, Trigger::All, "schedule").await))
+            Ok(summary(evaluate(ctx, Trigger::All, "schedule", metrics).await))
         }
         Event::Direct(Direct { autoscale_config: only }) => {
             if let Some(n) = &only
@@ -105,13 +106,18 @@ pub async fn handle(ctx: &Ctx, keys: &Keys, event: Event) -> Result<Response, Ha
                 return Err(HandlerError { message: format!("no autoscale config named {n}"), retryable: false });
             }
             let t = only.map(|n| Trigger::Configs([n].into())).unwrap_or(Trigger::All);
-            Ok(summary(evaluate(ctx, t, "manual").await))
+            Ok(summary(evaluate(ctx, t, "manual", metrics).await))
         }
-        Event::Webhook(req) => Ok(Response::Url(webhook_response(ctx, keys, &req).await)),
+        Event::Webhook(req) => Ok(Response::Url(webhook_response(ctx, keys, &req, metrics).await)),
     }
 }
 
-async fn webhook_response(ctx: &Ctx, keys: &Keys, req: &LambdaFunctionUrlRequest) -> LambdaFunctionUrlResponse {
+async fn webhook_response(
+    ctx: &Ctx,
+    keys: &Keys,
+    req: &LambdaFunctionUrlRequest,
+    metrics: &Metrics,
+) -> LambdaFunctionUrlResponse {
     let http = &req.request_context.http;
     let method = http.method.as_deref().unwrap_or_default();
     let path = match req.raw_path.as_deref() {
@@ -136,7 +142,7 @@ async fn webhook_response(ctx: &Ctx, keys: &Keys, req: &LambdaFunctionUrlRequest
     let resp = webhook::handle(&wreq, keys, &ctx.configs, ctx.clock.now());
     if resp.trigger != Trigger::None {
         // The trigger runs before we answer: Lambda may freeze the sandbox right after the response.
-        let outcomes = evaluate(ctx, resp.trigger.clone(), "webhook").await;
+        let outcomes = evaluate(ctx, resp.trigger.clone(), "webhook", metrics).await;
         tracing::info!(evaluated = outcomes.len(), "webhook evaluation done");
     }
     url_response(resp.status, &resp.body)
@@ -153,8 +159,12 @@ fn url_response(status: u16, body: &str) -> LambdaFunctionUrlResponse {
     r
 }
 
-async fn evaluate(ctx: &Ctx, t: Trigger, why: &str) -> Vec<app::EvalOutcome> {
-    app::evaluate_triggered(ctx, &t, why).await
+async fn evaluate(ctx: &Ctx, t: Trigger, why: &str, metrics: &Metrics) -> Vec<app::EvalOutcome> {
+    let outcomes = app::evaluate_triggered(ctx, &t, why).await;
+    for o in &outcomes {
+        metrics.record_evaluation(o);
+    }
+    outcomes
 }
 
 fn summary(outcomes: Vec<app::EvalOutcome>) -> Response {

@@ -1,5 +1,6 @@
-//! Lambda `scale-evaluator`: wiring only. Logs as JSON lines; clients are built on the first
-//! invocation and rebuilt only when `apply` changed the configs in the store.
+//! Lambda `scale-evaluator`: wiring only. Logs as JSON lines, and its counts as CloudWatch embedded metric
+//! format lines after each invocation; clients are built on the first invocation and rebuilt only
+//! when `apply` changed the configs in the store.
 
 mod handler;
 
@@ -18,7 +19,11 @@ async fn main() -> Result<(), Error> {
             let event = handler::Event::from_json(ev.payload)?;
             let (ctx, keys) =
                 wired.current().await.map_err(|e| handler::HandlerError { message: e.to_string(), retryable: true })?;
-            handler::handle(&ctx, &keys, event).await
+            // This invocation's counts, written as CloudWatch embedded metrics once it is done.
+            let metrics = shared::daemon::Metrics::default();
+            let out = handler::handle(&ctx, &keys, event, &metrics).await;
+            shared::wiring::emf::emit(&ctx, &metrics, shared::wiring::emf::Report::CountsAndVms).await;
+            out
         }
     }))
     .await

@@ -1,11 +1,16 @@
-//! Prometheus text exposition of the daemon's counters, written by hand (a few lines; no registry
-//! crate needed): evaluations, VMs by config and state, provider errors by class, decision latency.
+//! The counters the daemon and the Lambda functions keep — evaluations, decisions by kind, provider
+//! errors by class, failed claims, check-ins — and their Prometheus text exposition, written by hand
+//! (a few lines; no registry crate needed), with VMs by config and state and the decision latency.
+//! The Lambda functions write the same counts as CloudWatch embedded metric format
+//! ([`Metrics::snapshot`] → `wiring::emf`), one fresh [`Metrics`] per invocation.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
-use crate::model::Instance;
+use crate::app::{AppError, EvalOutcome, ProvisionOutcome};
+use crate::engine::Action;
+use crate::model::{ClaimId, Instance, InstanceState};
 use crate::providers::ProviderError;
 
 /// Latency histogram buckets, seconds.
@@ -14,7 +19,13 @@ const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 #[derive(Debug, Default)]
 struct State {
     evaluations: BTreeMap<(String, &'static str), u64>,
+    /// By autoscale config and kind (`create`, `activate`, `drain`, `undrain`, `destroy`).
+    decisions: BTreeMap<(String, &'static str), u64>,
     provider_errors: BTreeMap<String, u64>,
+    /// Claims the provisioner gave up on (`failed`).
+    claims_failed: u64,
+    /// Claims whose VM checked in (activated) since the start, by autoscale config.
+    checked_in: Vec<(String, ClaimId)>,
     latency_buckets: [u64; BUCKETS.len()],
     latency_sum: f64,
     latency_count: u64,
@@ -43,6 +54,84 @@ impl Metrics {
     /// Counts one provider error of `class`.
     pub fn provider_error(&self, class: &str) {
         *self.lock().provider_errors.entry(class.to_string()).or_default() += 1;
+    }
+
+    /// Counts what one config's evaluation came to: the evaluation by result (`ok`, `error`, `skipped`),
+    /// the plan's decisions by kind, the claims whose VM checked in, and keeps the plan's forecast.
+    pub fn record_evaluation(&self, o: &EvalOutcome) {
+        let result = match &o.result {
+            Ok(_) => "ok",
+            Err(_) if o.skipped_lease => "skipped",
+            Err(_) => "error",
+        };
+        self.evaluation(&o.autoscale_config, result);
+        let Ok(plan) = &o.result else { return };
+        self.forecast(&o.autoscale_config, plan.summary.forecast.as_ref());
+        let mut st = self.lock();
+        let config = &o.autoscale_config;
+        if plan.create > 0 {
+            *st.decisions.entry((config.clone(), "create")).or_default() += u64::from(plan.create);
+        }
+        for a in &plan.actions {
+            let kind = match a {
+                Action::Activate { claim, .. } => {
+                    st.checked_in.push((config.clone(), claim.clone()));
+                    "activate"
+                }
+                Action::Drain { .. } => "drain",
+                Action::Undrain { .. } => "undrain",
+                Action::Destroy { .. } => "destroy",
+            };
+            *st.decisions.entry((config.clone(), kind)).or_default() += 1;
+        }
+    }
+
+    /// Counts what one claim's provisioning came to: a provider error by class (`config` when the
+    /// error is ours: config, secret or script) when it did not succeed, and a failed claim when it
+    /// was given up.
+    pub fn record_provision(&self, r: &Result<ProvisionOutcome, AppError>) {
+        if let Ok(ProvisionOutcome::Retrying { class, .. } | ProvisionOutcome::Failed { class, .. }) = r {
+            self.provider_error(&class.map(|c| format!("{c:?}").to_lowercase()).unwrap_or_else(|| "config".into()));
+        }
+        if let Ok(ProvisionOutcome::Failed { .. }) = r {
+            self.lock().claims_failed += 1;
+        }
+    }
+
+    /// The counts so far, with what `instances` (the live claims, read after the work) say: VMs by
+    /// config and state, the oldest claim of each config not checked in yet, and how old each claim
+    /// counted as checked in was when it did (its `running` time less its creation).
+    pub fn snapshot(&self, instances: &[Instance], now: chrono::DateTime<chrono::Utc>) -> Snapshot {
+        let st = self.lock();
+        let mut vms: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
+        let mut oldest_booting: BTreeMap<String, f64> = BTreeMap::new();
+        for i in instances {
+            *vms.entry((i.autoscale_config.clone(), i.state.as_str())).or_default() += 1;
+            if matches!(i.state, InstanceState::Requested | InstanceState::Creating | InstanceState::Booting) {
+                let age = seconds_between(i.created_at, now);
+                let e = oldest_booting.entry(i.autoscale_config.clone()).or_default();
+                *e = e.max(age);
+            }
+        }
+        let mut checkin_seconds: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for (config, claim) in &st.checked_in {
+            let at = instances
+                .iter()
+                .find(|i| &i.id == claim)
+                .and_then(|i| i.transitions.get(InstanceState::Running.as_str()).map(|t| (i.created_at, *t)));
+            if let Some((created, running)) = at {
+                checkin_seconds.entry(config.clone()).or_default().push(seconds_between(created, running));
+            }
+        }
+        Snapshot {
+            evaluations: st.evaluations.clone(),
+            decisions: st.decisions.clone(),
+            provider_errors: st.provider_errors.clone(),
+            claims_failed: st.claims_failed,
+            vms,
+            oldest_booting,
+            checkin_seconds,
+        }
     }
 
     /// Records how long one evaluation cycle took.
@@ -91,6 +180,17 @@ impl Metrics {
             let _ =
                 writeln!(o, "kasm_autoscale_evaluations_total{{autoscale_config=\"{}\",result=\"{r}\"}} {n}", esc(c));
         }
+        let _ = writeln!(
+            o,
+            "# HELP kasm_autoscale_decisions_total Decisions by autoscale config and kind (create counts VMs claimed)."
+        );
+        let _ = writeln!(o, "# TYPE kasm_autoscale_decisions_total counter");
+        for ((c, k), n) in &st.decisions {
+            let _ = writeln!(o, "kasm_autoscale_decisions_total{{autoscale_config=\"{}\",kind=\"{k}\"}} {n}", esc(c));
+        }
+        let _ = writeln!(o, "# HELP kasm_autoscale_claims_failed_total Claims the provisioner gave up on.");
+        let _ = writeln!(o, "# TYPE kasm_autoscale_claims_failed_total counter");
+        let _ = writeln!(o, "kasm_autoscale_claims_failed_total {}", st.claims_failed);
         let _ = writeln!(o, "# HELP kasm_autoscale_vms VMs we own, by autoscale config and claim state.");
         let _ = writeln!(o, "# TYPE kasm_autoscale_vms gauge");
         let mut vms: BTreeMap<(&str, &str), u64> = BTreeMap::new();
@@ -194,6 +294,32 @@ impl Metrics {
         let _ = writeln!(o, "kasm_autoscale_decision_seconds_count {}", st.latency_count);
         o
     }
+}
+
+fn seconds_between(from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> f64 {
+    (to.signed_duration_since(from).num_milliseconds().max(0) as f64) / 1000.0
+}
+
+/// The counts of a [`Metrics`] at one moment (see [`Metrics::snapshot`]): plain data, what the
+/// CloudWatch embedded metric format documents are built from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Evaluations by (autoscale config, result: `ok`, `error`, `skipped`).
+    pub evaluations: BTreeMap<(String, &'static str), u64>,
+    /// Decisions by (autoscale config, kind: `create` (VMs claimed), `activate`, `drain`, `undrain`,
+    /// `destroy`).
+    pub decisions: BTreeMap<(String, &'static str), u64>,
+    /// Provider errors by class (`config` for errors of ours: config, secret, script).
+    pub provider_errors: BTreeMap<String, u64>,
+    /// Claims given up as `failed` by the provisioner.
+    pub claims_failed: u64,
+    /// VMs we own by (autoscale config, claim state).
+    pub vms: BTreeMap<(String, &'static str), u64>,
+    /// Per autoscale config, the age (seconds) of its oldest claim not checked in yet (`requested`,
+    /// `creating`, `booting`); configs without one are absent.
+    pub oldest_booting: BTreeMap<String, f64>,
+    /// Per autoscale config, the age (seconds) each claim had when its VM checked in.
+    pub checkin_seconds: BTreeMap<String, Vec<f64>>,
 }
 
 fn esc(s: &str) -> String {

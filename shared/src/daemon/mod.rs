@@ -27,7 +27,7 @@ use crate::app::{self, Ctx, ProvisionOutcome};
 use crate::model::InstanceState;
 use crate::store::InstanceFilter;
 use crate::webhook::{self, Trigger};
-pub use metrics::Metrics;
+pub use metrics::{Metrics, Snapshot};
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -194,9 +194,9 @@ async fn recv_change(
 }
 
 fn record(metrics: &Metrics, claim: &str, r: Result<ProvisionOutcome, app::AppError>) {
+    metrics.record_provision(&r);
     match r {
-        Ok(ProvisionOutcome::Retrying { error, class } | ProvisionOutcome::Failed { error, class }) => {
-            metrics.provider_error(&class.map(|c| format!("{c:?}").to_lowercase()).unwrap_or_else(|| "config".into()));
+        Ok(ProvisionOutcome::Retrying { error, .. } | ProvisionOutcome::Failed { error, .. }) => {
             tracing::warn!(claim, error, "provisioning did not succeed");
         }
         Ok(_) => {}
@@ -231,15 +231,7 @@ fn spawn_cycle(
 pub async fn cycle(ctx: &Ctx, metrics: &Metrics, trigger: Trigger, why: &str) {
     let started = Instant::now();
     for o in app::evaluate_triggered(ctx, &trigger, why).await {
-        let result = match &o.result {
-            Ok(_) => "ok",
-            Err(_) if o.skipped_lease => "skipped",
-            Err(_) => "error",
-        };
-        metrics.evaluation(&o.autoscale_config, result);
-        if let Ok(p) = &o.result {
-            metrics.forecast(&o.autoscale_config, p.summary.forecast.as_ref());
-        }
+        metrics.record_evaluation(&o);
     }
     metrics.decision_latency(started.elapsed().as_secs_f64());
     for (claim, r) in app::provision_pending(ctx).await {

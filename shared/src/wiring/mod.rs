@@ -1,10 +1,12 @@
 //! Builds a [`Ctx`] from configs for the local tools (`plan`, `run`, `status`) and the Lambda
 //! functions, by concern: `store` (store URLs and the secrets that go with them), `lambda` (a
 //! function's context, built on first use and reloaded when `apply` changes the configs), `event` (the
-//! payloads a function is invoked with, in `aws_lambda_events`' types), logging; and
+//! payloads a function is invoked with, in `aws_lambda_events`' types), logging, `emf` (the
+//! functions' metrics as CloudWatch embedded metric format); and
 //! here the Kasm client, the providers (a [`ProviderSet`], one per VM-provider config, built on first
 //! use), one DNS backend per DNS-provider config, and webhook keys.
 
+pub mod emf;
 #[cfg(feature = "dynamodb")]
 pub mod event;
 mod lambda;

@@ -29,7 +29,7 @@ fn event(name: &str) -> Event {
 
 /// What the function answers, as the JSON the caller receives.
 async fn invoke(ctx: &Ctx, keys: &Keys, name: &str) -> Result<Value, HandlerError> {
-    handle(ctx, keys, event(name)).await.map(|r| serde_json::to_value(r).unwrap())
+    handle(ctx, keys, event(name), &shared::daemon::Metrics::default()).await.map(|r| serde_json::to_value(r).unwrap())
 }
 
 fn world() -> (Ctx, Keys, Arc<MemoryStore>) {
