@@ -233,19 +233,21 @@ pub fn target_profile_dir() -> PathBuf {
 pub const FUNCTIONS: [&str; 4] = ["scale-evaluator", "provisioner", "reaper", "windows-password-fetcher"];
 
 /// Builds the four function binaries and the `kasm-autoscale` CLI with the profile of the running
-/// test, in one cargo invocation (always the same package set, so features resolve the same way for
-/// every test that calls it and a second call is a no-op), and returns their directory.
+/// test and returns their directory.
+///
+/// Issue 22: the build must resolve features exactly as the test build did (`cargo nextest run
+/// --workspace`, which is `cargo test --no-run --workspace`), or cargo compiles the shared crate and
+/// the AWS SDK a second time with another feature set (minutes on two cores). `--workspace --bins
+/// --tests` selects the same packages with dev-dependencies active, so the only work left is linking
+/// the five binaries; the test targets it names are the ones nextest already built (no-ops).
 pub fn workspace_binaries() -> PathBuf {
     let dir = target_profile_dir();
     let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug").to_string();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "--quiet", "--locked"]);
+    cmd.args(["build", "--quiet", "--locked", "--workspace", "--bins", "--tests"]);
     if profile != "debug" {
         cmd.args(["--profile", if profile == "release" { "release" } else { &profile }]);
-    }
-    for p in FUNCTIONS.iter().chain(&["kasm-autoscale"]) {
-        cmd.args(["-p", p]);
     }
     let st = cmd.current_dir(env!("CARGO_MANIFEST_DIR")).status().expect("run cargo build");
     assert!(st.success(), "building the function binaries failed");
