@@ -112,8 +112,22 @@ pub struct Sample {
 pub struct Event {
     /// Minutes since the start.
     pub minute: f64,
-    /// What happened.
+    /// One short line: what happened and, for a decision, the reason that drove it
+    /// (`office-agents: +2 agents — free cores 0 < standby 16`).
+    pub line: String,
+    /// Everything on one line: for a decision each action with its claim id, then every reason.
     pub text: String,
+    /// For a decision, what `--verbose` prints under its line: `does: <each action>`, then one
+    /// `why: <reason>` per reason of the plan.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+}
+
+impl Event {
+    /// An event whose short line says it all.
+    fn plain(minute: f64, text: String) -> Self {
+        Event { minute, line: text.clone(), text, details: Vec::new() }
+    }
 }
 
 /// The result of a simulation.
@@ -121,6 +135,8 @@ pub struct Event {
 pub struct Report {
     /// The simulated start instant (events and samples count minutes from it).
     pub start: DateTime<Utc>,
+    /// Seconds between evaluations (the timeline shows seconds when steps are sub-minute).
+    pub step_seconds: u32,
     /// The summary.
     pub summary: Summary,
     /// Per-step samples.
@@ -238,7 +254,7 @@ pub async fn run(lt: &LoadedTrace) -> Report {
                     mp.fail_next_creates(failure(f.kind), f.count);
                 }
             }
-            events.push(Event { minute, text: format!("provider: next {} creates fail with {:?}", f.count, f.kind) });
+            events.push(Event::plain(minute, format!("provider: next {} creates fail with {:?}", f.count, f.kind)));
         }
         // Arrivals: a request for a staged image takes a staged session at once; the others wait.
         let mut arriving = Vec::new();
@@ -283,13 +299,10 @@ pub async fn run(lt: &LoadedTrace) -> Report {
             }
             let staged =
                 if from_staging > 0 { format!(" ({from_staging} take staged sessions)") } else { String::new() };
-            events.push(Event {
-                minute,
-                text: format!("{} sessions arrive for {}{staged}", b.count, b.autoscale_config),
-            });
+            events.push(Event::plain(minute, format!("{} for {}{staged}", arrive(b.count), b.autoscale_config)));
         }
         for (config, n) in generated {
-            events.push(Event { minute, text: format!("{n} sessions arrive for {config}") });
+            events.push(Event::plain(minute, format!("{} for {config}", arrive(n))));
         }
         // Endings.
         active.retain(|a| {
@@ -378,7 +391,7 @@ pub async fn run(lt: &LoadedTrace) -> Report {
         let made = stage_sessions(&kasm, &configs, &mut next_session);
         if made > 0 {
             summary.sessions_staged += made;
-            events.push(Event { minute, text: format!("staging: {made} staged sessions made") });
+            events.push(Event::plain(minute, format!("staging: {made} staged sessions made")));
         }
 
         // The autoscaler, exactly as deployed.
@@ -396,12 +409,12 @@ pub async fn run(lt: &LoadedTrace) -> Report {
                         let standby = (plan.create as usize - plan.replacements.len()).min(o.claimed.len());
                         let replacing = &plan.replacements[..o.claimed.len() - standby];
                         what.push(if replacing.is_empty() {
-                            format!("+{} VMs", o.claimed.len())
+                            format!("+{}", vms(o.claimed.len()))
                         } else {
                             let names: Vec<&str> = replacing.iter().map(ClaimId::as_str).collect();
                             format!(
-                                "+{} VMs ({} replacing {} for rotation)",
-                                o.claimed.len(),
+                                "+{} ({} replacing {} for rotation)",
+                                vms(o.claimed.len()),
                                 replacing.len(),
                                 names.join(", ")
                             )
@@ -414,9 +427,14 @@ pub async fn run(lt: &LoadedTrace) -> Report {
                         }
                         what.push(action_text(a));
                     }
+                    let kind = configs.autoscale(&o.autoscale_config).map(|a| a.autoscale_type);
                     events.push(Event {
                         minute,
+                        line: format!("{}: {}", o.autoscale_config, headline(plan, o.claimed.len(), kind)),
                         text: format!("{}: {} — {}", o.autoscale_config, what.join(", "), plan.reasons.join("; ")),
+                        details: std::iter::once(format!("does: {}", what.join(", ")))
+                            .chain(plan.reasons.iter().map(|r| format!("why:  {r}")))
+                            .collect(),
                     });
                 }
             }
@@ -425,19 +443,19 @@ pub async fn run(lt: &LoadedTrace) -> Report {
             match r {
                 Ok(app::ProvisionOutcome::Retrying { error, .. } | app::ProvisionOutcome::Failed { error, .. }) => {
                     summary.provider_errors += 1;
-                    events.push(Event { minute, text: format!("claim {claim}: {error}") });
+                    events.push(Event::plain(minute, format!("claim {claim}: {error}")));
                 }
                 Ok(_) => {}
-                Err(e) => events.push(Event { minute, text: format!("claim {claim}: {e}") }),
+                Err(e) => events.push(Event::plain(minute, format!("claim {claim}: {e}"))),
             }
         }
         let rep = app::reap(&ctx).await;
         for e in &rep.errors {
-            events.push(Event { minute, text: format!("reaper: {e}") });
+            events.push(Event::plain(minute, format!("reaper: {e}")));
         }
         for id in &rep.deleted {
             if rotated_out.remove(id) {
-                events.push(Event { minute, text: format!("rotation: rotated-out VM {id} removed") });
+                events.push(Event::plain(minute, format!("rotation: rotated-out VM {id} removed")));
             }
         }
 
@@ -481,7 +499,17 @@ pub async fn run(lt: &LoadedTrace) -> Report {
         // Nearest rank.
         summary.p95_wait_seconds = waits[(waits.len() * 95).div_ceil(100).max(1) - 1];
     }
-    Report { start, summary, samples, events }
+    Report { start, step_seconds: t.step_seconds, summary, samples, events }
+}
+
+/// `1 session arrives`, `6 sessions arrive`.
+fn arrive(n: u32) -> String {
+    if n == 1 { "1 session arrives".into() } else { format!("{n} sessions arrive") }
+}
+
+/// `1 VM`, `2 VMs`.
+fn vms(n: usize) -> String {
+    if n == 1 { "1 VM".into() } else { format!("{n} VMs") }
 }
 
 fn failure(kind: trace::FailureKind) -> ProviderError {
@@ -719,15 +747,141 @@ impl crate::secrets::Secrets for SimSecrets {
     }
 }
 
-/// The printed report: timeline and summary.
-pub fn render_text(r: &Report) -> String {
+/// One short line for a decision: what it does (`+2 agents`, `2 agents up`, `drain 15`, ...) and the
+/// reason that drove it, taken from the plan's reasons (the part before the action they name).
+fn headline(plan: &crate::engine::Plan, claimed: usize, kind: Option<AutoscaleType>) -> String {
+    use crate::engine::Action;
+    let noun = |n: usize| match (kind, n) {
+        (Some(AutoscaleType::Server), 1) => "server",
+        (Some(AutoscaleType::Server), _) => "servers",
+        (_, 1) => "agent",
+        _ => "agents",
+    };
+    // The part of the first reason holding `marker` that comes before it.
+    let because = |marker: &str| plan.reasons.iter().find_map(|r| r.find(marker).map(|i| r[..i].trim().to_string()));
+    // Of the reasons that ask for VMs (`<why>: +N ...`), the one asking for the most (the one that
+    // drove the plan; the first of equals): its `<why>`.
+    let asks_most = || {
+        let asks = |r: &String| -> Option<(u32, String)> {
+            let i = r.find(": +")?;
+            let n: String = r[i + 3..].chars().take_while(char::is_ascii_digit).collect();
+            Some((n.parse().ok()?, r[..i].trim().to_string()))
+        };
+        let mut best: Option<(u32, String)> = None;
+        for (n, why) in plan.reasons.iter().filter_map(asks) {
+            if best.as_ref().is_none_or(|(m, _)| n > *m) {
+                best = Some((n, why));
+            }
+        }
+        best.map(|(_, why)| why)
+    };
+    let mut what: Vec<String> = Vec::new();
+    let mut why: Vec<String> = Vec::new();
+    if claimed > 0 {
+        let replacing = plan.replacements.len().min(claimed);
+        what.push(if replacing == 0 {
+            format!("+{claimed} {}", noun(claimed))
+        } else {
+            format!("+{claimed} {} ({replacing} for rotation)", noun(claimed))
+        });
+        if let Some(w) = asks_most() {
+            why.push(w);
+        } else if replacing > 0 {
+            why.push("rotation".into());
+        }
+    }
+    let count = |f: &dyn Fn(&Action) -> bool| plan.actions.iter().filter(|a| f(a)).count();
+    let up = count(&|a| matches!(a, Action::Activate { .. }));
+    if up > 0 {
+        what.push(format!("{up} {} up", noun(up)));
+    }
+    let undrained = count(&|a| matches!(a, Action::Undrain { .. }));
+    if undrained > 0 {
+        what.push(format!("undrain {undrained}"));
+    }
+    let rotated = count(&|a| matches!(a, Action::Drain { replaced_by: Some(_), .. }));
+    if rotated > 0 {
+        what.push(format!("drain {rotated} (rotated out)"));
+    }
+    let drained = count(&|a| matches!(a, Action::Drain { replaced_by: None, .. }));
+    if drained > 0 {
+        what.push(format!("drain {drained}"));
+        if let Some(w) = because(": draining").or_else(|| because(": no other session")) {
+            why.push(w);
+        } else if let Some(w) = plan.reasons.iter().find(|r| r.starts_with("schedule inactive")) {
+            why.push(w.split(" (").next().unwrap_or(w).to_string());
+        }
+    }
+    let destroyed: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Destroy { reason, .. } => Some(reason.split(" (").next().unwrap_or(reason)),
+            _ => None,
+        })
+        .collect();
+    if let Some(first) = destroyed.first() {
+        what.push(format!("destroy {} ({first})", destroyed.len()));
+    }
+    if why.is_empty() { what.join(", ") } else { format!("{} — {}", what.join(", "), why.join("; ")) }
+}
+
+/// Claim ids (26-character ULIDs) in printed text, replaced by `#1`, `#2`, ... in the order they first
+/// appear: a simulation's ids are random, numbers are readable and repeat from run to run.
+#[derive(Debug, Default)]
+struct ShortIds(HashMap<String, usize>);
+
+impl ShortIds {
+    fn apply(&mut self, text: &str) -> String {
+        let is_id = |w: &str| w.len() == 26 && w.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+        let mut out = String::with_capacity(text.len());
+        let mut word = String::new();
+        let flush = |word: &mut String, out: &mut String, map: &mut HashMap<String, usize>| {
+            if is_id(word) {
+                let n = map.len() + 1;
+                let n = *map.entry(std::mem::take(word)).or_insert(n);
+                out.push_str(&format!("#{n}"));
+            } else {
+                out.push_str(word);
+                word.clear();
+            }
+        };
+        for c in text.chars() {
+            if c.is_ascii_alphanumeric() {
+                word.push(c);
+            } else {
+                flush(&mut word, &mut out, &mut self.0);
+                out.push(c);
+            }
+        }
+        flush(&mut word, &mut out, &mut self.0);
+        out
+    }
+}
+
+/// The printed report: timeline (one short line per event; with `verbose` each decision's actions and
+/// reasons beneath it) and summary. Times are the simulated wall clock in UTC, with seconds when the
+/// trace steps in less than a minute; a new day gets a line of its own; claims are numbered (`#1`).
+pub fn render_text(r: &Report, verbose: bool) -> String {
     use std::fmt::Write;
     let mut s = String::new();
+    let mut ids = ShortIds::default();
     let _ = writeln!(s, "simulation: {}", r.summary.name);
     let _ = writeln!(s, "timeline (UTC, from {}):", r.start.format("%a %Y-%m-%d %H:%M"));
+    let (time_format, time_width) = if r.step_seconds.is_multiple_of(60) { ("%H:%M", 5) } else { ("%H:%M:%S", 8) };
+    let mut day = r.start.date_naive();
     for e in &r.events {
-        let at = r.start + Duration::seconds((e.minute * 60.0).round() as i64);
-        let _ = writeln!(s, "  {}  {}", at.format("%H:%M"), e.text);
+        let at = r.start + Duration::milliseconds((e.minute * 60_000.0).round() as i64);
+        if at.date_naive() != day {
+            day = at.date_naive();
+            let _ = writeln!(s, "  {}", at.format("%a %Y-%m-%d"));
+        }
+        let _ = writeln!(s, "  {}  {}", at.format(time_format), ids.apply(&e.line));
+        if verbose {
+            for d in &e.details {
+                let _ = writeln!(s, "  {:width$}    {}", "", ids.apply(d), width = time_width);
+            }
+        }
     }
     let x = &r.summary;
     let _ = writeln!(s, "summary:");
@@ -775,6 +929,52 @@ mod tests {
         r.events.iter().filter(|e| e.text.contains(needle)).map(|e| (e.minute, e.text.clone())).collect()
     }
 
+    /// The printed timeline: one short line per event, claims numbered, seconds for sub-minute steps,
+    /// a line for each new day; the details only with `verbose`.
+    #[tokio::test]
+    async fn the_timeline_is_one_short_line_per_event() {
+        let sim = |name: &str| {
+            let trace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/simulations").join(name);
+            load(&trace).expect("the shipped trace loads")
+        };
+        let is_id = |w: &str| w.len() == 26 && w.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase());
+        for name in ["morning-rush.json", "scheduled-prewarm.json", "server-rotation.json"] {
+            let r = run(&sim(name)).await;
+            let text = render_text(&r, false);
+            let timeline: Vec<&str> = text
+                .lines()
+                .skip_while(|l| !l.starts_with("timeline"))
+                .skip(1)
+                .take_while(|l| *l != "summary:")
+                .collect();
+            // One line per event (and one per new day, which has no time).
+            assert_eq!(timeline.iter().filter(|l| l.contains(':')).count(), r.events.len(), "{text}");
+            for l in &timeline {
+                assert!(l.chars().count() <= 120, "{name}: a long line: {l}");
+                assert!(!l.split(|c: char| !c.is_ascii_alphanumeric()).any(is_id), "{name}: a full claim id: {l}");
+                assert!(!l.contains("why:"), "{name}: details without --verbose: {l}");
+            }
+            let verbose = render_text(&r, true);
+            assert!(verbose.contains("why:  ") && verbose.contains("does: "), "{name}: {verbose}");
+            assert!(verbose.lines().count() > text.lines().count(), "{name}");
+        }
+        // morning-rush steps every 15 s: seconds shown; the 07:00 decision says why in a few words.
+        let text = render_text(&run(&sim("morning-rush.json")).await, false);
+        assert!(text.contains("  07:00:00  office-agents: +2 agents — free cores 0 < standby 16\n"), "{text}");
+        assert!(text.contains("drain 15 — scale-down condition held since"), "{text}");
+        // scheduled-prewarm: the floor of 4 drove the first plan, not standby's +1; claims are numbered;
+        // the schedule reads as written.
+        let text = render_text(&run(&sim("scheduled-prewarm.json")).await, false);
+        assert!(text.contains("classroom: +4 agents — minimum_instances 4 from the schedule"), "{text}");
+        assert!(text.contains("claim #1: ") && text.contains("claim #3: "), "{text}");
+        assert!(text.contains("Mon–Fri 08:00–17:00 Europe/Berlin"), "{text}");
+        // server-rotation steps every minute: HH:MM; the second day starts with its date.
+        let text = render_text(&run(&sim("server-rotation.json")).await, false);
+        assert!(text.contains("\n  Tue 2026-01-06\n"), "{text}");
+        assert!(text.contains("  06:00  rotating-agents: +1 agent — free cores 0 < standby 4\n"), "{text}");
+        assert!(text.contains("(1 for rotation) — rotation") && text.contains("drain 1 (rotated out)"), "{text}");
+    }
+
     /// The shipped staging trace: the agents are there for the staged sessions (no standby), requests
     /// for the staged image take one at once, and the requests Kasm queues get VMs (aggressive
     /// scaling) within a boot; without aggressive scaling nothing is provisioned for them.
@@ -783,7 +983,7 @@ mod tests {
         let trace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/simulations/staging-and-queue.json");
         let lt = load(&trace).expect("the shipped trace loads");
         let r = run(&lt).await;
-        let text = render_text(&r);
+        let text = render_text(&r, true);
         let s = &r.summary;
         assert!(!s.max_instances_exceeded, "{text}");
         assert_eq!(s.sessions_total, 17);
@@ -794,7 +994,7 @@ mod tests {
         assert!(s.max_wait_seconds <= 360, "a queued request waits about one boot: {text}");
         // The first VM is created at once for what staging needs, with no standby.
         let first = minute_of(&r, "staging config 6a7b8c9d0e1f4a2b8c3d4e5f6a7b8c9d");
-        assert!(first.first().is_some_and(|(m, t)| *m == 0.0 && t.contains("+1 VMs")), "{first:?}");
+        assert!(first.first().is_some_and(|(m, t)| *m == 0.0 && t.contains(": +1 VM — ")), "{first:?}");
         assert!(text.contains("demand (aggressive_scaling)"), "{text}");
 
         // aggressive_scaling off: nothing is provisioned for the queued requests; they wait for room
@@ -802,7 +1002,7 @@ mod tests {
         let mut lt = lt;
         lt.configs.autoscale_configs[0].aggressive_scaling = false;
         let calm = run(&lt).await;
-        let calm_text = render_text(&calm);
+        let calm_text = render_text(&calm, true);
         assert!(calm_text.contains("aggressive_scaling off: they wait"), "{calm_text}");
         assert!(!calm_text.contains("demand (aggressive_scaling)"), "{calm_text}");
         assert!(calm.summary.max_wait_seconds > 3 * s.max_wait_seconds, "{calm_text}\n{text}");
@@ -816,7 +1016,7 @@ mod tests {
         let trace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/simulations/server-rotation.json");
         let lt = load(&trace).expect("the shipped trace loads");
         let r = run(&lt).await;
-        let text = render_text(&r);
+        let text = render_text(&r, true);
         let s = &r.summary;
         assert!(!s.max_instances_exceeded, "{text}");
         assert_eq!((s.sessions_total, s.sessions_waited, s.sessions_unserved), (8, 0, 0), "{text}");
@@ -940,6 +1140,12 @@ mod forecast_tests {
         assert!(r.sessions_waited_percent > 50.0, "{r:?}");
         assert!(p.sessions_waited_percent <= 2.0, "{p:?}");
         assert!(predictive.events.iter().any(|e| e.text.contains("ahead of a")), "no pre-warming logged");
+        // A pre-warming decision gets a short line too, naming the forecast that drove it.
+        let text = render_text(&predictive, false);
+        assert!(
+            text.lines().any(|l| l.contains("office-agents: +") && l.contains(" + forecast ") && l.len() <= 100),
+            "{text}"
+        );
         assert!(predictive.samples.iter().any(|s| s.forecast.is_some()));
         assert!(reactive.samples.iter().all(|s| s.forecast.is_none()));
         assert!(chart::svg(&predictive).contains("forecast (one boot ahead)"));
