@@ -38,8 +38,11 @@ pub struct Summary {
     pub peak_vms: u32,
     /// VM-hours used.
     pub vm_hours: f64,
-    /// `vm_hours × hourly_price`.
+    /// `vm_hours × hourly_price`, in `currency`.
     pub estimated_cost: f64,
+    /// The trace's `currency` (absent: the estimate is in the trace's cost units).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
     /// Sessions that arrived.
     pub sessions_total: u32,
     /// Sessions that had to wait for capacity (not placed in the step they arrived).
@@ -84,6 +87,17 @@ pub struct Summary {
     pub p95_wait_seconds: u64,
 }
 
+impl Summary {
+    /// The estimated cost with its unit: `38.51 USD`, or `38.51 cost units (hourly_price has no
+    /// currency)` when the trace names none.
+    pub fn cost_text(&self) -> String {
+        match &self.currency {
+            Some(c) => format!("{:.2} {c}", self.estimated_cost),
+            None => format!("{:.2} cost units (hourly_price has no currency)", self.estimated_cost),
+        }
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -95,6 +109,11 @@ pub struct Sample {
     pub minute: f64,
     /// Demand: cores (agents) / session slots (servers) of running and waiting sessions.
     pub demand: f64,
+    /// The waiting sessions' part of `demand`.
+    pub waiting_demand: f64,
+    /// What the configs ask to keep free: standby cores (agents) and minimum available sessions
+    /// (servers), summed over the configs evaluated in this step.
+    pub standby: f64,
     /// Capacity: cores / session slots of enabled, checked-in VMs.
     pub capacity: f64,
     /// VMs alive at the provider.
@@ -130,6 +149,29 @@ impl Event {
     }
 }
 
+/// What a chart marker shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkKind {
+    /// A VM create failed at the provider.
+    ProviderError,
+    /// A decision drained VMs (scale-down or schedule).
+    Drain,
+    /// A decision drained VMs for rotation (their replacements serve).
+    Rotation,
+}
+
+/// A marker on the chart's time axis.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mark {
+    /// Minutes since the start.
+    pub minute: f64,
+    /// What happened.
+    pub kind: MarkKind,
+    /// How many VMs (drains, rotation) or 1 (one failed create).
+    pub count: u32,
+}
+
 /// The result of a simulation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -143,6 +185,8 @@ pub struct Report {
     pub samples: Vec<Sample>,
     /// Notable events.
     pub events: Vec<Event>,
+    /// Provider errors, drains and rotation, for the chart.
+    pub marks: Vec<Mark>,
 }
 
 #[derive(Debug, Clone)]
@@ -226,6 +270,7 @@ pub async fn run(lt: &LoadedTrace) -> Report {
     // Grows with what is recorded (a trace is bounded by `trace::MAX_STEPS`), nothing reserved up front.
     let mut samples = Vec::new();
     let mut events = Vec::new();
+    let mut marks = Vec::new();
     let mut waiting: VecDeque<Waiting> = VecDeque::new();
     let mut active: Vec<Active> = Vec::new();
     let mut ready_at: HashMap<String, DateTime<Utc>> = HashMap::new();
@@ -396,9 +441,11 @@ pub async fn run(lt: &LoadedTrace) -> Report {
 
         // The autoscaler, exactly as deployed.
         let mut forecast: Option<f64> = None;
+        let mut standby = 0.0;
         for o in app::evaluate(&ctx, None, "simulate").await {
             if let Ok(plan) = &o.result {
                 summary.decisions += 1;
+                standby += plan.summary.standby.cores + f64::from(plan.summary.minimum_sessions);
                 if let Some(f) = plan.summary.forecast.as_ref().filter(|f| f.bucket.is_some()) {
                     *forecast.get_or_insert(0.0) += f.demand.cores + f64::from(f.demand_sessions);
                 }
@@ -420,12 +467,23 @@ pub async fn run(lt: &LoadedTrace) -> Report {
                             )
                         });
                     }
+                    let (mut drained, mut rotated) = (0, 0);
                     for a in &plan.actions {
-                        if let crate::engine::Action::Drain { claim, replaced_by: Some(_), .. } = a {
-                            summary.vms_rotated += 1;
-                            rotated_out.insert(claim.clone());
+                        match a {
+                            crate::engine::Action::Drain { claim, replaced_by: Some(_), .. } => {
+                                summary.vms_rotated += 1;
+                                rotated_out.insert(claim.clone());
+                                rotated += 1;
+                            }
+                            crate::engine::Action::Drain { .. } => drained += 1,
+                            _ => {}
                         }
                         what.push(action_text(a));
+                    }
+                    for (kind, count) in [(MarkKind::Drain, drained), (MarkKind::Rotation, rotated)] {
+                        if count > 0 {
+                            marks.push(Mark { minute, kind, count });
+                        }
                     }
                     let kind = configs.autoscale(&o.autoscale_config).map(|a| a.autoscale_type);
                     events.push(Event {
@@ -443,6 +501,7 @@ pub async fn run(lt: &LoadedTrace) -> Report {
             match r {
                 Ok(app::ProvisionOutcome::Retrying { error, .. } | app::ProvisionOutcome::Failed { error, .. }) => {
                     summary.provider_errors += 1;
+                    marks.push(Mark { minute, kind: MarkKind::ProviderError, count: 1 });
                     events.push(Event::plain(minute, format!("claim {claim}: {error}")));
                 }
                 Ok(_) => {}
@@ -473,8 +532,17 @@ pub async fn run(lt: &LoadedTrace) -> Report {
             summary.vm_hours += vms_now as f64 * step_hours;
             oracle_hours += f64::from(oracle_vms(&kasm, &configs, &waiting)) * step_hours;
         }
-        let (demand, capacity) = demand_capacity(&kasm, &configs, &waiting);
-        samples.push(Sample { minute, demand, capacity, vms: vms_now, waiting: waiting.len() as u32, forecast });
+        let (demand, waiting_demand, capacity) = demand_capacity(&kasm, &configs, &waiting);
+        samples.push(Sample {
+            minute,
+            demand,
+            waiting_demand,
+            standby,
+            capacity,
+            vms: vms_now,
+            waiting: waiting.len() as u32,
+            forecast,
+        });
     }
     let end = start + step * steps as i32;
     for w in waiting.iter().filter(|w| w.arrived >= score_from) {
@@ -485,6 +553,7 @@ pub async fn run(lt: &LoadedTrace) -> Report {
         waits.push(wait);
     }
     summary.estimated_cost = (summary.vm_hours * t.provider.hourly_price * 100.0).round() / 100.0;
+    summary.currency = t.provider.currency.clone();
     summary.vm_hours = (summary.vm_hours * 1000.0).round() / 1000.0;
     summary.oracle_vm_hours = (oracle_hours * 1000.0).round() / 1000.0;
     if summary.oracle_vm_hours > 0.0 {
@@ -499,7 +568,7 @@ pub async fn run(lt: &LoadedTrace) -> Report {
         // Nearest rank.
         summary.p95_wait_seconds = waits[(waits.len() * 95).div_ceil(100).max(1) - 1];
     }
-    Report { start, step_seconds: t.step_seconds, summary, samples, events }
+    Report { start, step_seconds: t.step_seconds, summary, samples, events, marks }
 }
 
 /// `1 session arrives`, `6 sessions arrive`.
@@ -667,7 +736,9 @@ fn stage_sessions(kasm: &MemoryKasm, configs: &ConfigSet, next_session: &mut u64
     made
 }
 
-fn demand_capacity(kasm: &MemoryKasm, configs: &ConfigSet, waiting: &VecDeque<Waiting>) -> (f64, f64) {
+/// Demand (running and waiting), the waiting part of it, and capacity: cores for docker agents,
+/// session slots for server pools.
+fn demand_capacity(kasm: &MemoryKasm, configs: &ConfigSet, waiting: &VecDeque<Waiting>) -> (f64, f64, f64) {
     let servers = kasm.servers();
     let kind_of = |pool: Option<&str>, zone: &str| {
         configs
@@ -694,13 +765,14 @@ fn demand_capacity(kasm: &MemoryKasm, configs: &ConfigSet, waiting: &VecDeque<Wa
             }
         }
     }
+    let mut waiting_demand = 0.0;
     for w in waiting {
-        demand += match configs.autoscale(&w.config).map(|a| a.autoscale_type) {
+        waiting_demand += match configs.autoscale(&w.config).map(|a| a.autoscale_type) {
             Some(AutoscaleType::Server) => 1.0,
             _ => w.res.cores,
         };
     }
-    (demand, capacity)
+    (demand + waiting_demand, waiting_demand, capacity)
 }
 
 /// VMs a perfect-foresight autoscaler would run now: per config ⌈cores in use (running and waiting
@@ -895,7 +967,7 @@ pub fn render_text(r: &Report, verbose: bool) -> String {
         "  oracle VM-hours         {:.2} (perfect foresight; used / oracle {:.2})",
         x.oracle_vm_hours, x.vm_hours_over_oracle
     );
-    let _ = writeln!(s, "  estimated cost          {:.2}", x.estimated_cost);
+    let _ = writeln!(s, "  estimated cost          {}", x.cost_text());
     let _ = writeln!(s, "  sessions                {}", x.sessions_total);
     let _ = writeln!(s, "  sessions that waited    {} (unserved at end: {})", x.sessions_waited, x.sessions_unserved);
     let _ = writeln!(s, "  waited / p95 wait       {:.1} % / {} s", x.sessions_waited_percent, x.p95_wait_seconds);
