@@ -68,7 +68,9 @@ enum Command {
     /// Run a trace on a virtual clock: timeline, summary and chart.svg.
     ///
     /// The trace runs through the real engine, lifecycle and store against a simulated provider and Kasm
-    /// cluster. Exit 2 for a malformed trace or config.
+    /// cluster. The timeline has one short line per event (`08:15  pool: +2 agents — free cores 6 <
+    /// standby 16`); `--verbose` adds each decision's actions and reasons, `--json` prints the summary as
+    /// one object. The report goes to stdout, logs to stderr. Exit 2 for a malformed trace or config.
     Simulate {
         /// The trace file (JSON; format in the README).
         trace: PathBuf,
@@ -76,12 +78,16 @@ enum Command {
         #[arg(long, default_value = "out")]
         out: PathBuf,
         /// Print one JSON object instead of the timeline.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "verbose")]
         json: bool,
         /// Run every autoscale config with this `predictive_scaling` (`off`, `on`, `forecast_only`)
         /// instead of its own, to compare reactive and predictive on one trace.
         #[arg(long, value_name = "MODE")]
         predictive: Option<String>,
+        /// Under each decision, its actions (claim by claim) and every reason of the plan; logs at
+        /// `warn` (default: `error` only, on stderr).
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Show what the evaluator would do now, and why, changing nothing.
     ///
@@ -196,9 +202,15 @@ fn main() {
         Command::Validate { files } => validate::run(&files, out),
         Command::Schema => schema::run(out),
         Command::Render { template, vars } => render::run(&template, &vars, out, err),
-        Command::Simulate { trace, out: dir, json, predictive } => {
-            logging::init(cli.log_format, "warn");
-            simulate::run(&trace, &dir, json, predictive.as_deref(), out, err)
+        Command::Simulate { trace, out: dir, json, predictive, verbose } => {
+            // The timeline already shows what the logs would (simulated provider errors among them).
+            logging::init(cli.log_format, if verbose { "warn" } else { "error" });
+            let output = match (json, verbose) {
+                (true, _) => simulate::Output::Json,
+                (false, true) => simulate::Output::Verbose,
+                (false, false) => simulate::Output::Text,
+            };
+            simulate::run(&trace, &dir, output, predictive.as_deref(), out, err)
         }
         Command::Plan { config, store, autoscale_config, json } => {
             logging::init(cli.log_format, "warn");

@@ -1,16 +1,28 @@
-//! `kasm-autoscale simulate TRACE [--out DIR] [--json] [--predictive off|on|forecast_only]`.
+//! `kasm-autoscale simulate TRACE [--out DIR] [--json | --verbose] [--predictive off|on|forecast_only]`.
 
 use std::io::Write;
 use std::path::Path;
 
 use shared::sim;
 
+/// How much `simulate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Timeline (one short line per event) and summary.
+    Text,
+    /// The timeline with each decision's actions and reasons.
+    Verbose,
+    /// One JSON object: the summary.
+    Json,
+}
+
 /// Runs the simulation; exit 0, 2 for a malformed trace or config (or `--predictive` value), 1 if
 /// the cap was ever exceeded. `predictive` replaces every config's `predictive_scaling`.
+/// The report goes to `stdout`; errors (and the logs, set up by the caller) to stderr.
 pub fn run(
     trace: &Path,
     out: &Path,
-    json: bool,
+    output: Output,
     predictive: Option<&str>,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
@@ -44,10 +56,10 @@ pub fn run(
         let _ = writeln!(stderr, "error: failed to write {}: {e}", chart.display());
         return 1;
     }
-    if json {
+    if output == Output::Json {
         let _ = writeln!(stdout, "{}", serde_json::to_string(&report.summary).unwrap_or_default());
     } else {
-        let _ = write!(stdout, "{}", sim::render_text(&report));
+        let _ = write!(stdout, "{}", sim::render_text(&report, output == Output::Verbose));
         let _ = writeln!(stdout, "chart: {}", chart.display());
     }
     if report.summary.max_instances_exceeded { 1 } else { 0 }

@@ -102,6 +102,27 @@ fn simulation_is_reproducible_and_prints_a_timeline() {
 }
 
 #[test]
+fn the_simulate_timeline_keeps_logs_off_stdout_and_details_behind_verbose() {
+    let dir = tempfile::tempdir().unwrap();
+    // scheduled-prewarm injects provider errors, which the provisioner logs as warnings.
+    let args = ["simulate", "events/simulations/scheduled-prewarm.json", "--out", dir.path().to_str().unwrap()];
+    let plain = run(&args);
+    assert_eq!(plain.status.code(), Some(0), "{}", text(&plain.stderr));
+    let out = text(&plain.stdout);
+    assert!(plain.stderr.is_empty(), "logs by default: {}", text(&plain.stderr));
+    assert!(out.contains("claim #1: simulated: out of capacity"), "the errors are in the timeline: {out}");
+    assert!(!out.contains("why:"), "{out}");
+    assert!(out.lines().all(|l| l.chars().count() <= 120), "a long line: {out}");
+
+    let verbose = bin().current_dir(root()).args(args).arg("--verbose").output().unwrap();
+    assert_eq!(verbose.status.code(), Some(0));
+    let (out, logs) = (text(&verbose.stdout), text(&verbose.stderr));
+    assert!(out.contains("why:  ") && out.contains("does: "), "{out}");
+    assert!(logs.lines().any(|l| l.contains("\"level\":\"WARN\"")), "warnings with --verbose, on stderr: {logs}");
+    assert!(!out.contains("\"level\""), "a log line on stdout: {out}");
+}
+
+#[test]
 fn malformed_traces_exit_2_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [

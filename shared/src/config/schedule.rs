@@ -187,6 +187,38 @@ impl Schedule {
     pub fn end_minute(&self) -> Option<u32> {
         parse_time_of_day(&self.active_end_time, true)
     }
+
+    /// The schedule as people write it: `Mon–Fri 08:00–17:00 Europe/Berlin` (runs of consecutive days
+    /// as ranges, others listed: `Mon, Wed, Fri`; all seven `every day`; times as configured, seconds
+    /// dropped).
+    pub fn describe(&self) -> String {
+        let mut days: Vec<u32> = self.days_of_the_week.iter().map(|d| d.iso()).collect();
+        days.sort_unstable();
+        days.dedup();
+        let name = |iso: u32| Weekday::from_iso(iso).map(|d| d.to_chrono().to_string()).unwrap_or_default();
+        let days_text = if days.len() == 7 {
+            "every day".to_string()
+        } else {
+            // Runs of consecutive ISO days: three or more as a range, shorter ones listed.
+            let mut parts: Vec<String> = Vec::new();
+            let mut i = 0;
+            while i < days.len() {
+                let mut j = i;
+                while j + 1 < days.len() && days[j + 1] == days[j] + 1 {
+                    j += 1;
+                }
+                if j - i >= 2 {
+                    parts.push(format!("{}–{}", name(days[i]), name(days[j])));
+                } else {
+                    parts.extend(days[i..=j].iter().map(|&d| name(d)));
+                }
+                i = j + 1;
+            }
+            parts.join(", ")
+        };
+        let hhmm = |t: &str| t.split(':').take(2).collect::<Vec<_>>().join(":");
+        format!("{days_text} {}–{} {}", hhmm(&self.active_start_time), hhmm(&self.active_end_time), self.timezone)
+    }
 }
 
 /// Parses `HH:MM` or `HH:MM:SS` (two digits each, 24 h) to the minute of the day, dropping the
@@ -213,6 +245,25 @@ fn parse_time_of_day(s: &str, is_end: bool) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedules_describe_themselves_as_people_write_them() {
+        let s = |days: &str, start: &str, end: &str, tz: &str| -> String {
+            let doc = format!(
+                "{{autoscale_config: a, days_of_the_week: {days}, active_start_time: '{start}', \
+                 active_end_time: '{end}', timezone: {tz}}}"
+            );
+            serde_yaml_ng::from_str::<Schedule>(&doc).unwrap().describe()
+        };
+        assert_eq!(
+            s("[mon, tue, wed, thu, fri]", "08:00", "17:00", "Europe/Berlin"),
+            "Mon–Fri 08:00–17:00 Europe/Berlin"
+        );
+        assert_eq!(s("[5, 1, 3]", "22:00:00", "06:00:00", "UTC"), "Mon, Wed, Fri 22:00–06:00 UTC");
+        assert_eq!(s("[1, 2, 3, 4, 5, 6, 7]", "00:00", "24:00", "UTC"), "every day 00:00–24:00 UTC");
+        assert_eq!(s("[sat, sun, mon, tue]", "09:00", "12:00", "UTC"), "Mon, Tue, Sat, Sun 09:00–12:00 UTC");
+        assert_eq!(s("[sun]", "10:00", "11:00", "UTC"), "Sun 10:00–11:00 UTC");
+    }
 
     fn days(yaml: &str) -> Result<Vec<Weekday>, String> {
         serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())

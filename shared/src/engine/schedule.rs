@@ -30,14 +30,7 @@ pub(crate) fn evaluate(schedules: &[Schedule], now: DateTime<Utc>) -> ScheduleEv
             Ok(true) => {
                 eval.active = true;
                 eval.floor = eval.floor.max(s.minimum_instances);
-                eval.notes.push(format!(
-                    "schedule {} ({:?} {}-{} {}) is active",
-                    i + 1,
-                    day_names(s),
-                    s.active_start_time,
-                    s.active_end_time,
-                    s.timezone
-                ));
+                eval.notes.push(format!("schedule {} ({}) is active", i + 1, s.describe()));
             }
             Ok(false) => {}
             Err(e) => {
@@ -54,28 +47,15 @@ pub(crate) fn evaluate(schedules: &[Schedule], now: DateTime<Utc>) -> ScheduleEv
     eval
 }
 
-/// The config's schedules for the plan's reasons, e.g. `schedule 1: Sun 08:00-11:00 Europe/Berlin`;
-/// several are joined with `; `.
+/// The config's schedules for the plan's reasons, e.g. `schedule 1: Mon–Fri 08:00–17:00 Europe/Berlin`
+/// ([`Schedule::describe`]); several are joined with `; `.
 pub(crate) fn describe_all(schedules: &[Schedule]) -> String {
     schedules
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            format!(
-                "schedule {}: {} {}-{} {}",
-                i + 1,
-                day_names(s).join(","),
-                s.active_start_time,
-                s.active_end_time,
-                s.timezone
-            )
-        })
+        .map(|(i, s)| format!("schedule {}: {}", i + 1, s.describe()))
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-fn day_names(s: &Schedule) -> Vec<String> {
-    s.days_of_the_week.iter().map(|d| d.to_chrono().to_string()).collect()
 }
 
 /// The IANA time zone called `name`, from the tz database compiled into the binary (so validation on

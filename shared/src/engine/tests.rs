@@ -753,7 +753,7 @@ fn inactive_schedule_drains_every_vm_busy_or_idle_and_destroys_none_with_session
     assert!(destroys(&p).is_empty(), "{:?}", p.actions);
     assert_eq!(p.request_downscale_at, None);
     assert!(
-        drain_reason(&p, "a").contains("schedule inactive (schedule 1: Sun 08:00-11:00 UTC)")
+        drain_reason(&p, "a").contains("schedule inactive (schedule 1: Sun 08:00–11:00 UTC)")
             && drain_reason(&p, "a").contains("it has 2 sessions, deleted once they end"),
         "{}",
         drain_reason(&p, "a")

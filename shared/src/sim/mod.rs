@@ -38,8 +38,11 @@ pub struct Summary {
     pub peak_vms: u32,
     /// VM-hours used.
     pub vm_hours: f64,
-    /// `vm_hours × hourly_price`.
+    /// `vm_hours × hourly_price`, in `currency`.
     pub estimated_cost: f64,
+    /// The trace's `currency` (absent: the estimate is in the trace's cost units).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
     /// Sessions that arrived.
     pub sessions_total: u32,
     /// Sessions that had to wait for capacity (not placed in the step they arrived).
@@ -84,6 +87,17 @@ pub struct Summary {
     pub p95_wait_seconds: u64,
 }
 
+impl Summary {
+    /// The estimated cost with its unit: `38.51 USD`, or `38.51 cost units (hourly_price has no
+    /// currency)` when the trace names none.
+    pub fn cost_text(&self) -> String {
+        match &self.currency {
+            Some(c) => format!("{:.2} {c}", self.estimated_cost),
+            None => format!("{:.2} cost units (hourly_price has no currency)", self.estimated_cost),
+        }
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -95,6 +109,11 @@ pub struct Sample {
     pub minute: f64,
     /// Demand: cores (agents) / session slots (servers) of running and waiting sessions.
     pub demand: f64,
+    /// The waiting sessions' part of `demand`.
+    pub waiting_demand: f64,
+    /// What the configs ask to keep free: standby cores (agents) and minimum available sessions
+    /// (servers), summed over the configs evaluated in this step.
+    pub standby: f64,
     /// Capacity: cores / session slots of enabled, checked-in VMs.
     pub capacity: f64,
     /// VMs alive at the provider.
@@ -112,8 +131,45 @@ pub struct Sample {
 pub struct Event {
     /// Minutes since the start.
     pub minute: f64,
-    /// What happened.
+    /// One short line: what happened and, for a decision, the reason that drove it
+    /// (`office-agents: +2 agents — free cores 0 < standby 16`).
+    pub line: String,
+    /// Everything on one line: for a decision each action with its claim id, then every reason.
     pub text: String,
+    /// For a decision, what `--verbose` prints under its line: `does: <each action>`, then one
+    /// `why: <reason>` per reason of the plan.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+}
+
+impl Event {
+    /// An event whose short line says it all.
+    fn plain(minute: f64, text: String) -> Self {
+        Event { minute, line: text.clone(), text, details: Vec::new() }
+    }
+}
+
+/// What a chart marker shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkKind {
+    /// A VM create failed at the provider.
+    ProviderError,
+    /// A decision drained VMs (scale-down or schedule).
+    Drain,
+    /// A decision drained VMs for rotation (their replacements serve).
+    Rotation,
+}
+
+/// A marker on the chart's time axis.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mark {
+    /// Minutes since the start.
+    pub minute: f64,
+    /// What happened.
+    pub kind: MarkKind,
+    /// How many VMs (drains, rotation) or 1 (one failed create).
+    pub count: u32,
 }
 
 /// The result of a simulation.
@@ -121,12 +177,16 @@ pub struct Event {
 pub struct Report {
     /// The simulated start instant (events and samples count minutes from it).
     pub start: DateTime<Utc>,
+    /// Seconds between evaluations (the timeline shows seconds when steps are sub-minute).
+    pub step_seconds: u32,
     /// The summary.
     pub summary: Summary,
     /// Per-step samples.
     pub samples: Vec<Sample>,
     /// Notable events.
     pub events: Vec<Event>,
+    /// Provider errors, drains and rotation, for the chart.
+    pub marks: Vec<Mark>,
 }
 
 #[derive(Debug, Clone)]
@@ -210,6 +270,7 @@ pub async fn run(lt: &LoadedTrace) -> Report {
     // Grows with what is recorded (a trace is bounded by `trace::MAX_STEPS`), nothing reserved up front.
     let mut samples = Vec::new();
     let mut events = Vec::new();
+    let mut marks = Vec::new();
     let mut waiting: VecDeque<Waiting> = VecDeque::new();
     let mut active: Vec<Active> = Vec::new();
     let mut ready_at: HashMap<String, DateTime<Utc>> = HashMap::new();
@@ -238,7 +299,7 @@ pub async fn run(lt: &LoadedTrace) -> Report {
                     mp.fail_next_creates(failure(f.kind), f.count);
                 }
             }
-            events.push(Event { minute, text: format!("provider: next {} creates fail with {:?}", f.count, f.kind) });
+            events.push(Event::plain(minute, format!("provider: next {} creates fail with {:?}", f.count, f.kind)));
         }
         // Arrivals: a request for a staged image takes a staged session at once; the others wait.
         let mut arriving = Vec::new();
@@ -283,13 +344,10 @@ pub async fn run(lt: &LoadedTrace) -> Report {
             }
             let staged =
                 if from_staging > 0 { format!(" ({from_staging} take staged sessions)") } else { String::new() };
-            events.push(Event {
-                minute,
-                text: format!("{} sessions arrive for {}{staged}", b.count, b.autoscale_config),
-            });
+            events.push(Event::plain(minute, format!("{} for {}{staged}", arrive(b.count), b.autoscale_config)));
         }
         for (config, n) in generated {
-            events.push(Event { minute, text: format!("{n} sessions arrive for {config}") });
+            events.push(Event::plain(minute, format!("{} for {config}", arrive(n))));
         }
         // Endings.
         active.retain(|a| {
@@ -378,14 +436,16 @@ pub async fn run(lt: &LoadedTrace) -> Report {
         let made = stage_sessions(&kasm, &configs, &mut next_session);
         if made > 0 {
             summary.sessions_staged += made;
-            events.push(Event { minute, text: format!("staging: {made} staged sessions made") });
+            events.push(Event::plain(minute, format!("staging: {made} staged sessions made")));
         }
 
         // The autoscaler, exactly as deployed.
         let mut forecast: Option<f64> = None;
+        let mut standby = 0.0;
         for o in app::evaluate(&ctx, None, "simulate").await {
             if let Ok(plan) = &o.result {
                 summary.decisions += 1;
+                standby += plan.summary.standby.cores + f64::from(plan.summary.minimum_sessions);
                 if let Some(f) = plan.summary.forecast.as_ref().filter(|f| f.bucket.is_some()) {
                     *forecast.get_or_insert(0.0) += f.demand.cores + f64::from(f.demand_sessions);
                 }
@@ -396,27 +456,43 @@ pub async fn run(lt: &LoadedTrace) -> Report {
                         let standby = (plan.create as usize - plan.replacements.len()).min(o.claimed.len());
                         let replacing = &plan.replacements[..o.claimed.len() - standby];
                         what.push(if replacing.is_empty() {
-                            format!("+{} VMs", o.claimed.len())
+                            format!("+{}", vms(o.claimed.len()))
                         } else {
                             let names: Vec<&str> = replacing.iter().map(ClaimId::as_str).collect();
                             format!(
-                                "+{} VMs ({} replacing {} for rotation)",
-                                o.claimed.len(),
+                                "+{} ({} replacing {} for rotation)",
+                                vms(o.claimed.len()),
                                 replacing.len(),
                                 names.join(", ")
                             )
                         });
                     }
+                    let (mut drained, mut rotated) = (0, 0);
                     for a in &plan.actions {
-                        if let crate::engine::Action::Drain { claim, replaced_by: Some(_), .. } = a {
-                            summary.vms_rotated += 1;
-                            rotated_out.insert(claim.clone());
+                        match a {
+                            crate::engine::Action::Drain { claim, replaced_by: Some(_), .. } => {
+                                summary.vms_rotated += 1;
+                                rotated_out.insert(claim.clone());
+                                rotated += 1;
+                            }
+                            crate::engine::Action::Drain { .. } => drained += 1,
+                            _ => {}
                         }
                         what.push(action_text(a));
                     }
+                    for (kind, count) in [(MarkKind::Drain, drained), (MarkKind::Rotation, rotated)] {
+                        if count > 0 {
+                            marks.push(Mark { minute, kind, count });
+                        }
+                    }
+                    let kind = configs.autoscale(&o.autoscale_config).map(|a| a.autoscale_type);
                     events.push(Event {
                         minute,
+                        line: format!("{}: {}", o.autoscale_config, headline(plan, o.claimed.len(), kind)),
                         text: format!("{}: {} — {}", o.autoscale_config, what.join(", "), plan.reasons.join("; ")),
+                        details: std::iter::once(format!("does: {}", what.join(", ")))
+                            .chain(plan.reasons.iter().map(|r| format!("why:  {r}")))
+                            .collect(),
                     });
                 }
             }
@@ -425,19 +501,20 @@ pub async fn run(lt: &LoadedTrace) -> Report {
             match r {
                 Ok(app::ProvisionOutcome::Retrying { error, .. } | app::ProvisionOutcome::Failed { error, .. }) => {
                     summary.provider_errors += 1;
-                    events.push(Event { minute, text: format!("claim {claim}: {error}") });
+                    marks.push(Mark { minute, kind: MarkKind::ProviderError, count: 1 });
+                    events.push(Event::plain(minute, format!("claim {claim}: {error}")));
                 }
                 Ok(_) => {}
-                Err(e) => events.push(Event { minute, text: format!("claim {claim}: {e}") }),
+                Err(e) => events.push(Event::plain(minute, format!("claim {claim}: {e}"))),
             }
         }
         let rep = app::reap(&ctx).await;
         for e in &rep.errors {
-            events.push(Event { minute, text: format!("reaper: {e}") });
+            events.push(Event::plain(minute, format!("reaper: {e}")));
         }
         for id in &rep.deleted {
             if rotated_out.remove(id) {
-                events.push(Event { minute, text: format!("rotation: rotated-out VM {id} removed") });
+                events.push(Event::plain(minute, format!("rotation: rotated-out VM {id} removed")));
             }
         }
 
@@ -455,8 +532,17 @@ pub async fn run(lt: &LoadedTrace) -> Report {
             summary.vm_hours += vms_now as f64 * step_hours;
             oracle_hours += f64::from(oracle_vms(&kasm, &configs, &waiting)) * step_hours;
         }
-        let (demand, capacity) = demand_capacity(&kasm, &configs, &waiting);
-        samples.push(Sample { minute, demand, capacity, vms: vms_now, waiting: waiting.len() as u32, forecast });
+        let (demand, waiting_demand, capacity) = demand_capacity(&kasm, &configs, &waiting);
+        samples.push(Sample {
+            minute,
+            demand,
+            waiting_demand,
+            standby,
+            capacity,
+            vms: vms_now,
+            waiting: waiting.len() as u32,
+            forecast,
+        });
     }
     let end = start + step * steps as i32;
     for w in waiting.iter().filter(|w| w.arrived >= score_from) {
@@ -467,6 +553,7 @@ pub async fn run(lt: &LoadedTrace) -> Report {
         waits.push(wait);
     }
     summary.estimated_cost = (summary.vm_hours * t.provider.hourly_price * 100.0).round() / 100.0;
+    summary.currency = t.provider.currency.clone();
     summary.vm_hours = (summary.vm_hours * 1000.0).round() / 1000.0;
     summary.oracle_vm_hours = (oracle_hours * 1000.0).round() / 1000.0;
     if summary.oracle_vm_hours > 0.0 {
@@ -481,7 +568,17 @@ pub async fn run(lt: &LoadedTrace) -> Report {
         // Nearest rank.
         summary.p95_wait_seconds = waits[(waits.len() * 95).div_ceil(100).max(1) - 1];
     }
-    Report { start, summary, samples, events }
+    Report { start, step_seconds: t.step_seconds, summary, samples, events, marks }
+}
+
+/// `1 session arrives`, `6 sessions arrive`.
+fn arrive(n: u32) -> String {
+    if n == 1 { "1 session arrives".into() } else { format!("{n} sessions arrive") }
+}
+
+/// `1 VM`, `2 VMs`.
+fn vms(n: usize) -> String {
+    if n == 1 { "1 VM".into() } else { format!("{n} VMs") }
 }
 
 fn failure(kind: trace::FailureKind) -> ProviderError {
@@ -639,7 +736,9 @@ fn stage_sessions(kasm: &MemoryKasm, configs: &ConfigSet, next_session: &mut u64
     made
 }
 
-fn demand_capacity(kasm: &MemoryKasm, configs: &ConfigSet, waiting: &VecDeque<Waiting>) -> (f64, f64) {
+/// Demand (running and waiting), the waiting part of it, and capacity: cores for docker agents,
+/// session slots for server pools.
+fn demand_capacity(kasm: &MemoryKasm, configs: &ConfigSet, waiting: &VecDeque<Waiting>) -> (f64, f64, f64) {
     let servers = kasm.servers();
     let kind_of = |pool: Option<&str>, zone: &str| {
         configs
@@ -666,13 +765,14 @@ fn demand_capacity(kasm: &MemoryKasm, configs: &ConfigSet, waiting: &VecDeque<Wa
             }
         }
     }
+    let mut waiting_demand = 0.0;
     for w in waiting {
-        demand += match configs.autoscale(&w.config).map(|a| a.autoscale_type) {
+        waiting_demand += match configs.autoscale(&w.config).map(|a| a.autoscale_type) {
             Some(AutoscaleType::Server) => 1.0,
             _ => w.res.cores,
         };
     }
-    (demand, capacity)
+    (demand + waiting_demand, waiting_demand, capacity)
 }
 
 /// VMs a perfect-foresight autoscaler would run now: per config ⌈cores in use (running and waiting
@@ -719,15 +819,141 @@ impl crate::secrets::Secrets for SimSecrets {
     }
 }
 
-/// The printed report: timeline and summary.
-pub fn render_text(r: &Report) -> String {
+/// One short line for a decision: what it does (`+2 agents`, `2 agents up`, `drain 15`, ...) and the
+/// reason that drove it, taken from the plan's reasons (the part before the action they name).
+fn headline(plan: &crate::engine::Plan, claimed: usize, kind: Option<AutoscaleType>) -> String {
+    use crate::engine::Action;
+    let noun = |n: usize| match (kind, n) {
+        (Some(AutoscaleType::Server), 1) => "server",
+        (Some(AutoscaleType::Server), _) => "servers",
+        (_, 1) => "agent",
+        _ => "agents",
+    };
+    // The part of the first reason holding `marker` that comes before it.
+    let because = |marker: &str| plan.reasons.iter().find_map(|r| r.find(marker).map(|i| r[..i].trim().to_string()));
+    // Of the reasons that ask for VMs (`<why>: +N ...`), the one asking for the most (the one that
+    // drove the plan; the first of equals): its `<why>`.
+    let asks_most = || {
+        let asks = |r: &String| -> Option<(u32, String)> {
+            let i = r.find(": +")?;
+            let n: String = r[i + 3..].chars().take_while(char::is_ascii_digit).collect();
+            Some((n.parse().ok()?, r[..i].trim().to_string()))
+        };
+        let mut best: Option<(u32, String)> = None;
+        for (n, why) in plan.reasons.iter().filter_map(asks) {
+            if best.as_ref().is_none_or(|(m, _)| n > *m) {
+                best = Some((n, why));
+            }
+        }
+        best.map(|(_, why)| why)
+    };
+    let mut what: Vec<String> = Vec::new();
+    let mut why: Vec<String> = Vec::new();
+    if claimed > 0 {
+        let replacing = plan.replacements.len().min(claimed);
+        what.push(if replacing == 0 {
+            format!("+{claimed} {}", noun(claimed))
+        } else {
+            format!("+{claimed} {} ({replacing} for rotation)", noun(claimed))
+        });
+        if let Some(w) = asks_most() {
+            why.push(w);
+        } else if replacing > 0 {
+            why.push("rotation".into());
+        }
+    }
+    let count = |f: &dyn Fn(&Action) -> bool| plan.actions.iter().filter(|a| f(a)).count();
+    let up = count(&|a| matches!(a, Action::Activate { .. }));
+    if up > 0 {
+        what.push(format!("{up} {} up", noun(up)));
+    }
+    let undrained = count(&|a| matches!(a, Action::Undrain { .. }));
+    if undrained > 0 {
+        what.push(format!("undrain {undrained}"));
+    }
+    let rotated = count(&|a| matches!(a, Action::Drain { replaced_by: Some(_), .. }));
+    if rotated > 0 {
+        what.push(format!("drain {rotated} (rotated out)"));
+    }
+    let drained = count(&|a| matches!(a, Action::Drain { replaced_by: None, .. }));
+    if drained > 0 {
+        what.push(format!("drain {drained}"));
+        if let Some(w) = because(": draining").or_else(|| because(": no other session")) {
+            why.push(w);
+        } else if let Some(w) = plan.reasons.iter().find(|r| r.starts_with("schedule inactive")) {
+            why.push(w.split(" (").next().unwrap_or(w).to_string());
+        }
+    }
+    let destroyed: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Destroy { reason, .. } => Some(reason.split(" (").next().unwrap_or(reason)),
+            _ => None,
+        })
+        .collect();
+    if let Some(first) = destroyed.first() {
+        what.push(format!("destroy {} ({first})", destroyed.len()));
+    }
+    if why.is_empty() { what.join(", ") } else { format!("{} — {}", what.join(", "), why.join("; ")) }
+}
+
+/// Claim ids (26-character ULIDs) in printed text, replaced by `#1`, `#2`, ... in the order they first
+/// appear: a simulation's ids are random, numbers are readable and repeat from run to run.
+#[derive(Debug, Default)]
+struct ShortIds(HashMap<String, usize>);
+
+impl ShortIds {
+    fn apply(&mut self, text: &str) -> String {
+        let is_id = |w: &str| w.len() == 26 && w.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+        let mut out = String::with_capacity(text.len());
+        let mut word = String::new();
+        let flush = |word: &mut String, out: &mut String, map: &mut HashMap<String, usize>| {
+            if is_id(word) {
+                let n = map.len() + 1;
+                let n = *map.entry(std::mem::take(word)).or_insert(n);
+                out.push_str(&format!("#{n}"));
+            } else {
+                out.push_str(word);
+                word.clear();
+            }
+        };
+        for c in text.chars() {
+            if c.is_ascii_alphanumeric() {
+                word.push(c);
+            } else {
+                flush(&mut word, &mut out, &mut self.0);
+                out.push(c);
+            }
+        }
+        flush(&mut word, &mut out, &mut self.0);
+        out
+    }
+}
+
+/// The printed report: timeline (one short line per event; with `verbose` each decision's actions and
+/// reasons beneath it) and summary. Times are the simulated wall clock in UTC, with seconds when the
+/// trace steps in less than a minute; a new day gets a line of its own; claims are numbered (`#1`).
+pub fn render_text(r: &Report, verbose: bool) -> String {
     use std::fmt::Write;
     let mut s = String::new();
+    let mut ids = ShortIds::default();
     let _ = writeln!(s, "simulation: {}", r.summary.name);
     let _ = writeln!(s, "timeline (UTC, from {}):", r.start.format("%a %Y-%m-%d %H:%M"));
+    let (time_format, time_width) = if r.step_seconds.is_multiple_of(60) { ("%H:%M", 5) } else { ("%H:%M:%S", 8) };
+    let mut day = r.start.date_naive();
     for e in &r.events {
-        let at = r.start + Duration::seconds((e.minute * 60.0).round() as i64);
-        let _ = writeln!(s, "  {}  {}", at.format("%H:%M"), e.text);
+        let at = r.start + Duration::milliseconds((e.minute * 60_000.0).round() as i64);
+        if at.date_naive() != day {
+            day = at.date_naive();
+            let _ = writeln!(s, "  {}", at.format("%a %Y-%m-%d"));
+        }
+        let _ = writeln!(s, "  {}  {}", at.format(time_format), ids.apply(&e.line));
+        if verbose {
+            for d in &e.details {
+                let _ = writeln!(s, "  {:width$}    {}", "", ids.apply(d), width = time_width);
+            }
+        }
     }
     let x = &r.summary;
     let _ = writeln!(s, "summary:");
@@ -741,7 +967,7 @@ pub fn render_text(r: &Report) -> String {
         "  oracle VM-hours         {:.2} (perfect foresight; used / oracle {:.2})",
         x.oracle_vm_hours, x.vm_hours_over_oracle
     );
-    let _ = writeln!(s, "  estimated cost          {:.2}", x.estimated_cost);
+    let _ = writeln!(s, "  estimated cost          {}", x.cost_text());
     let _ = writeln!(s, "  sessions                {}", x.sessions_total);
     let _ = writeln!(s, "  sessions that waited    {} (unserved at end: {})", x.sessions_waited, x.sessions_unserved);
     let _ = writeln!(s, "  waited / p95 wait       {:.1} % / {} s", x.sessions_waited_percent, x.p95_wait_seconds);
@@ -775,6 +1001,52 @@ mod tests {
         r.events.iter().filter(|e| e.text.contains(needle)).map(|e| (e.minute, e.text.clone())).collect()
     }
 
+    /// The printed timeline: one short line per event, claims numbered, seconds for sub-minute steps,
+    /// a line for each new day; the details only with `verbose`.
+    #[tokio::test]
+    async fn the_timeline_is_one_short_line_per_event() {
+        let sim = |name: &str| {
+            let trace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/simulations").join(name);
+            load(&trace).expect("the shipped trace loads")
+        };
+        let is_id = |w: &str| w.len() == 26 && w.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase());
+        for name in ["morning-rush.json", "scheduled-prewarm.json", "server-rotation.json"] {
+            let r = run(&sim(name)).await;
+            let text = render_text(&r, false);
+            let timeline: Vec<&str> = text
+                .lines()
+                .skip_while(|l| !l.starts_with("timeline"))
+                .skip(1)
+                .take_while(|l| *l != "summary:")
+                .collect();
+            // One line per event (and one per new day, which has no time).
+            assert_eq!(timeline.iter().filter(|l| l.contains(':')).count(), r.events.len(), "{text}");
+            for l in &timeline {
+                assert!(l.chars().count() <= 120, "{name}: a long line: {l}");
+                assert!(!l.split(|c: char| !c.is_ascii_alphanumeric()).any(is_id), "{name}: a full claim id: {l}");
+                assert!(!l.contains("why:"), "{name}: details without --verbose: {l}");
+            }
+            let verbose = render_text(&r, true);
+            assert!(verbose.contains("why:  ") && verbose.contains("does: "), "{name}: {verbose}");
+            assert!(verbose.lines().count() > text.lines().count(), "{name}");
+        }
+        // morning-rush steps every 15 s: seconds shown; the 07:00 decision says why in a few words.
+        let text = render_text(&run(&sim("morning-rush.json")).await, false);
+        assert!(text.contains("  07:00:00  office-agents: +2 agents — free cores 0 < standby 16\n"), "{text}");
+        assert!(text.contains("drain 15 — scale-down condition held since"), "{text}");
+        // scheduled-prewarm: the floor of 4 drove the first plan, not standby's +1; claims are numbered;
+        // the schedule reads as written.
+        let text = render_text(&run(&sim("scheduled-prewarm.json")).await, false);
+        assert!(text.contains("classroom: +4 agents — minimum_instances 4 from the schedule"), "{text}");
+        assert!(text.contains("claim #1: ") && text.contains("claim #3: "), "{text}");
+        assert!(text.contains("Mon–Fri 08:00–17:00 Europe/Berlin"), "{text}");
+        // server-rotation steps every minute: HH:MM; the second day starts with its date.
+        let text = render_text(&run(&sim("server-rotation.json")).await, false);
+        assert!(text.contains("\n  Tue 2026-01-06\n"), "{text}");
+        assert!(text.contains("  06:00  rotating-agents: +1 agent — free cores 0 < standby 4\n"), "{text}");
+        assert!(text.contains("(1 for rotation) — rotation") && text.contains("drain 1 (rotated out)"), "{text}");
+    }
+
     /// The shipped staging trace: the agents are there for the staged sessions (no standby), requests
     /// for the staged image take one at once, and the requests Kasm queues get VMs (aggressive
     /// scaling) within a boot; without aggressive scaling nothing is provisioned for them.
@@ -783,7 +1055,7 @@ mod tests {
         let trace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/simulations/staging-and-queue.json");
         let lt = load(&trace).expect("the shipped trace loads");
         let r = run(&lt).await;
-        let text = render_text(&r);
+        let text = render_text(&r, true);
         let s = &r.summary;
         assert!(!s.max_instances_exceeded, "{text}");
         assert_eq!(s.sessions_total, 17);
@@ -794,7 +1066,7 @@ mod tests {
         assert!(s.max_wait_seconds <= 360, "a queued request waits about one boot: {text}");
         // The first VM is created at once for what staging needs, with no standby.
         let first = minute_of(&r, "staging config 6a7b8c9d0e1f4a2b8c3d4e5f6a7b8c9d");
-        assert!(first.first().is_some_and(|(m, t)| *m == 0.0 && t.contains("+1 VMs")), "{first:?}");
+        assert!(first.first().is_some_and(|(m, t)| *m == 0.0 && t.contains(": +1 VM — ")), "{first:?}");
         assert!(text.contains("demand (aggressive_scaling)"), "{text}");
 
         // aggressive_scaling off: nothing is provisioned for the queued requests; they wait for room
@@ -802,7 +1074,7 @@ mod tests {
         let mut lt = lt;
         lt.configs.autoscale_configs[0].aggressive_scaling = false;
         let calm = run(&lt).await;
-        let calm_text = render_text(&calm);
+        let calm_text = render_text(&calm, true);
         assert!(calm_text.contains("aggressive_scaling off: they wait"), "{calm_text}");
         assert!(!calm_text.contains("demand (aggressive_scaling)"), "{calm_text}");
         assert!(calm.summary.max_wait_seconds > 3 * s.max_wait_seconds, "{calm_text}\n{text}");
@@ -816,7 +1088,7 @@ mod tests {
         let trace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/simulations/server-rotation.json");
         let lt = load(&trace).expect("the shipped trace loads");
         let r = run(&lt).await;
-        let text = render_text(&r);
+        let text = render_text(&r, true);
         let s = &r.summary;
         assert!(!s.max_instances_exceeded, "{text}");
         assert_eq!((s.sessions_total, s.sessions_waited, s.sessions_unserved), (8, 0, 0), "{text}");
@@ -940,6 +1212,12 @@ mod forecast_tests {
         assert!(r.sessions_waited_percent > 50.0, "{r:?}");
         assert!(p.sessions_waited_percent <= 2.0, "{p:?}");
         assert!(predictive.events.iter().any(|e| e.text.contains("ahead of a")), "no pre-warming logged");
+        // A pre-warming decision gets a short line too, naming the forecast that drove it.
+        let text = render_text(&predictive, false);
+        assert!(
+            text.lines().any(|l| l.contains("office-agents: +") && l.contains(" + forecast ") && l.len() <= 100),
+            "{text}"
+        );
         assert!(predictive.samples.iter().any(|s| s.forecast.is_some()));
         assert!(reactive.samples.iter().all(|s| s.forecast.is_none()));
         assert!(chart::svg(&predictive).contains("forecast (one boot ahead)"));

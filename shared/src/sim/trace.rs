@@ -145,6 +145,10 @@ pub struct TraceProvider {
     /// Price of one VM-hour, for the cost estimate.
     #[serde(default)]
     pub hourly_price: f64,
+    /// The currency `hourly_price` is in (`USD`, `EUR`, ...); without it the estimate is in "cost
+    /// units" and says so.
+    #[serde(default)]
+    pub currency: Option<String>,
     /// Injected create failures.
     #[serde(default)]
     pub failures: Vec<TraceFailure>,
@@ -152,7 +156,13 @@ pub struct TraceProvider {
 
 impl Default for TraceProvider {
     fn default() -> Self {
-        TraceProvider { boot_seconds: default_boot(), boot_jitter_seconds: 0, hourly_price: 0.0, failures: vec![] }
+        TraceProvider {
+            boot_seconds: default_boot(),
+            boot_jitter_seconds: 0,
+            hourly_price: 0.0,
+            currency: None,
+            failures: vec![],
+        }
     }
 }
 

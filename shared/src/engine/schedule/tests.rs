@@ -406,7 +406,7 @@ fn any_active_schedule_activates_and_the_floor_is_the_max() {
     assert_eq!(e.floor, 0);
     assert_eq!(e.notes, vec!["no schedule is active at Tue 05:00 (UTC)".to_string()]);
     let e = evaluate(&all[1..2], at("2026-11-22T10:30:00Z"));
-    assert_eq!(e.notes, vec!["schedule 1 ([\"Sun\"] 10:00-11:00 UTC) is active".to_string()]);
+    assert_eq!(e.notes, vec!["schedule 1 (Sun 10:00–11:00 UTC) is active".to_string()]);
 }
 
 #[test]
