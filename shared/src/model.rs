@@ -96,6 +96,41 @@ impl fmt::Display for Dim {
     }
 }
 
+/// The randomness of new claim ids and Kasm server ids: the OS-seeded generator, or a seeded one
+/// while a simulation runs ([`SeededIds`]) so that its runs are the same every time (ids order the
+/// servers Kasm lists, and so which VM a session lands on and which one is drained).
+static SEEDED_IDS: std::sync::Mutex<Option<rand::rngs::StdRng>> = std::sync::Mutex::new(None);
+
+fn random_u128() -> u128 {
+    use rand::Rng as _;
+    let mut seeded = SEEDED_IDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match seeded.as_mut() {
+        Some(r) => r.random(),
+        None => rand::random(),
+    }
+}
+
+/// While alive, new ids in this process come from a generator seeded with `seed`; dropped, they come
+/// from the OS-seeded one again. Only the simulator uses it (one simulation at a time per process).
+#[derive(Debug)]
+pub struct SeededIds(());
+
+impl SeededIds {
+    /// Seeds id generation for the lifetime of the guard.
+    pub fn new(seed: u64) -> Self {
+        use rand::SeedableRng as _;
+        *SEEDED_IDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(rand::rngs::StdRng::seed_from_u64(seed));
+        SeededIds(())
+    }
+}
+
+impl Drop for SeededIds {
+    fn drop(&mut self) {
+        *SEEDED_IDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+}
+
 /// A claim id: a ULID, which doubles as the provider idempotency token and the VM name suffix.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -105,7 +140,7 @@ impl ClaimId {
     /// A new, time-ordered claim id for `now`. Lower-cased so it is valid in every provider's names.
     pub fn generate(now: DateTime<Utc>) -> Self {
         let ms = now.timestamp_millis().max(0) as u64;
-        let ulid = ulid::Ulid::from_parts(ms, rand::random::<u128>());
+        let ulid = ulid::Ulid::from_parts(ms, random_u128());
         Self(ulid.to_string().to_ascii_lowercase())
     }
 
@@ -310,7 +345,10 @@ impl Instance {
         transitions.insert(InstanceState::Requested.as_str().to_string(), now);
         Instance {
             // 32 hex digits: how Kasm lists server ids (and what the agent installs with as `-i`).
-            kasm_server_id: uuid::Uuid::new_v4().simple().to_string(),
+            kasm_server_id: uuid::Builder::from_random_bytes(random_u128().to_le_bytes())
+                .into_uuid()
+                .simple()
+                .to_string(),
             vm_name,
             id,
             autoscale_config: autoscale_config.to_string(),

@@ -251,6 +251,8 @@ pub async fn run(lt: &LoadedTrace) -> Report {
     let ctx = Ctx { secrets: Arc::new(SimSecrets), ..ctx };
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(t.seed.unwrap_or(1));
+    // Claim and Kasm server ids from the trace's seed too: every run of a trace is the same run.
+    let _ids = crate::model::SeededIds::new(t.seed.unwrap_or(1));
     let step = Duration::seconds(t.step_seconds as i64);
     let steps = (t.duration_minutes as u64 * 60).div_ceil(t.step_seconds as u64) as i64;
     let step_hours = t.step_seconds as f64 / 3600.0;
@@ -1199,6 +1201,19 @@ mod forecast_tests {
         assert_eq!(second.vm_hours_over_oracle, ((second.vm_hours / second.oracle_vm_hours) * 100.0).round() / 100.0);
         assert_eq!(second.sessions_waited_percent, (f64::from(second.sessions_waited) / 30.0 * 1000.0).round() / 10.0);
         assert!(second.p95_wait_seconds <= second.max_wait_seconds && second.p95_wait_seconds > 0);
+    }
+
+    /// Every run of a trace is the same run: summary and the verbose timeline, claim ids included.
+    #[tokio::test]
+    async fn a_trace_runs_the_same_every_time_ids_included() {
+        // Kasm lists servers by id and sessions land on the first that fits: ids from the OS's
+        // randomness made two runs of one trace place, drain and score differently.
+        let (a, b) = (run(&rush(9, 7, "on")).await, run(&rush(9, 7, "on")).await);
+        assert_eq!(serde_json::to_string(&a.summary).unwrap(), serde_json::to_string(&b.summary).unwrap());
+        let texts = |r: &Report| r.events.iter().map(|e| e.text.clone()).collect::<Vec<_>>().join("\n");
+        let (ta, tb) = (texts(&a), texts(&b));
+        assert!(ta.lines().count() > 20, "{ta}");
+        assert_eq!(ta, tb, "the events (with their full claim ids) differ between two runs");
     }
 
     /// Two weeks of the same rush: from the second week the forecast pre-warms it, and fewer wait
