@@ -9,7 +9,7 @@
 pub mod chart;
 pub mod trace;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -140,12 +140,16 @@ pub struct Event {
     /// `why: <reason>` per reason of the plan.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<String>,
+    /// For generated arrivals (a trace's `arrivals`: about one a minute in a busy hour), the config
+    /// and the count: the timeline sums them per hour unless `--verbose`.
+    #[serde(skip)]
+    pub generated: Option<(String, u32)>,
 }
 
 impl Event {
     /// An event whose short line says it all.
     fn plain(minute: f64, text: String) -> Self {
-        Event { minute, line: text.clone(), text, details: Vec::new() }
+        Event { minute, line: text.clone(), text, details: Vec::new(), generated: None }
     }
 }
 
@@ -349,7 +353,9 @@ pub async fn run(lt: &LoadedTrace) -> Report {
             events.push(Event::plain(minute, format!("{} for {}{staged}", arrive(b.count), b.autoscale_config)));
         }
         for (config, n) in generated {
-            events.push(Event::plain(minute, format!("{} for {config}", arrive(n))));
+            let mut e = Event::plain(minute, format!("{} for {config}", arrive(n)));
+            e.generated = Some((config.to_string(), n));
+            events.push(e);
         }
         // Endings.
         active.retain(|a| {
@@ -495,6 +501,7 @@ pub async fn run(lt: &LoadedTrace) -> Report {
                         details: std::iter::once(format!("does: {}", what.join(", ")))
                             .chain(plan.reasons.iter().map(|r| format!("why:  {r}")))
                             .collect(),
+                        generated: None,
                     });
                 }
             }
@@ -944,11 +951,30 @@ pub fn render_text(r: &Report, verbose: bool) -> String {
     let _ = writeln!(s, "timeline (UTC, from {}):", r.start.format("%a %Y-%m-%d %H:%M"));
     let (time_format, time_width) = if r.step_seconds.is_multiple_of(60) { ("%H:%M", 5) } else { ("%H:%M:%S", 8) };
     let mut day = r.start.date_naive();
+    // Generated arrivals of the current hour, per config (summed unless verbose).
+    let mut hour: Option<DateTime<Utc>> = None;
+    let mut arrived: BTreeMap<&str, u32> = BTreeMap::new();
+    let flush = |s: &mut String, hour: Option<DateTime<Utc>>, arrived: &mut BTreeMap<&str, u32>| {
+        let Some(h) = hour else { return };
+        for (config, n) in std::mem::take(arrived) {
+            let span = format!("{}–{}", h.format("%H:%M"), (h + Duration::hours(1)).format("%H:%M"));
+            let _ = writeln!(s, "  {span:w$}  {} for {config} (generated, this hour)", arrive(n), w = time_width);
+        }
+    };
     for e in &r.events {
         let at = r.start + Duration::milliseconds((e.minute * 60_000.0).round() as i64);
+        let this_hour = at.date_naive().and_hms_opt(at.hour(), 0, 0).map(|h| h.and_utc());
+        if hour != this_hour {
+            flush(&mut s, hour, &mut arrived);
+            hour = this_hour;
+        }
         if at.date_naive() != day {
             day = at.date_naive();
             let _ = writeln!(s, "  {}", at.format("%a %Y-%m-%d"));
+        }
+        if let (Some((config, n)), false) = (&e.generated, verbose) {
+            *arrived.entry(config.as_str()).or_default() += n;
+            continue;
         }
         let _ = writeln!(s, "  {}  {}", at.format(time_format), ids.apply(&e.line));
         if verbose {
@@ -957,6 +983,7 @@ pub fn render_text(r: &Report, verbose: bool) -> String {
             }
         }
     }
+    flush(&mut s, hour, &mut arrived);
     let x = &r.summary;
     let _ = writeln!(s, "summary:");
     if x.score_from_day > 0 {
@@ -1201,6 +1228,27 @@ mod forecast_tests {
         assert_eq!(second.vm_hours_over_oracle, ((second.vm_hours / second.oracle_vm_hours) * 100.0).round() / 100.0);
         assert_eq!(second.sessions_waited_percent, (f64::from(second.sessions_waited) / 30.0 * 1000.0).round() / 10.0);
         assert!(second.p95_wait_seconds <= second.max_wait_seconds && second.p95_wait_seconds > 0);
+    }
+
+    /// Generated arrivals (about two a minute here) are summed per hour and config in the timeline;
+    /// `--verbose` lists each.
+    #[tokio::test]
+    async fn generated_arrivals_are_summed_per_hour_unless_verbose() {
+        let text = r#"{"name":"t","duration_minutes":240,"step_seconds":60,"config":"configs/morning-rush.yaml","seed":3,
+            "arrivals":[{"autoscale_config":"office-agents","cores":1,"memory_mb":512,
+               "duration":{"distribution":"fixed","minutes":20},
+               "rates":[{"days":[1],"from_minute":60,"to_minute":180,"per_hour":120}]}]}"#;
+        let r = run(&parse(text, "t.json", &base()).expect("trace")).await;
+        let each = r.events.iter().filter(|e| e.generated.is_some()).count();
+        assert!(each > 60, "{each} generated arrival events");
+        let (short, verbose) = (render_text(&r, false), render_text(&r, true));
+        let summed: Vec<&str> = short.lines().filter(|l| l.contains("(generated, this hour)")).collect();
+        assert_eq!(summed.len(), 2, "one line for 01:00–02:00 and one for 02:00–03:00:\n{short}");
+        assert!(summed[0].trim_start().starts_with("01:00–02:00"), "{}", summed[0]);
+        let total: u32 = summed.iter().map(|l| l.split_whitespace().nth(1).unwrap().parse::<u32>().unwrap()).sum();
+        assert_eq!(total, r.events.iter().filter_map(|e| e.generated.as_ref()).map(|g| g.1).sum::<u32>());
+        assert!(verbose.lines().filter(|l| l.contains("arrive") && l.contains("for office-agents")).count() >= each);
+        assert!(!verbose.contains("(generated, this hour)"));
     }
 
     /// Every run of a trace is the same run: summary and the verbose timeline, claim ids included.
