@@ -230,44 +230,36 @@ impl Metrics {
         let _ = writeln!(o, "# TYPE kasm_autoscale_connections_refused_total counter");
         let _ = writeln!(o, "kasm_autoscale_connections_refused_total {}", st.connections_refused);
         if !st.forecasts.is_empty() {
-            let _ = writeln!(
-                o,
-                "# HELP kasm_autoscale_forecast_demand Predictive scaling: demand forecast one lead time ahead (0 when nothing is forecast), by dimension."
-            );
-            let _ = writeln!(o, "# TYPE kasm_autoscale_forecast_demand gauge");
-            for (c, f) in &st.forecasts {
-                for (d, v) in [
-                    ("cores", f.demand.cores),
-                    ("memory_mb", f.demand.memory_mb),
-                    ("gpus", f.demand.gpus),
-                    ("sessions", f64::from(f.demand_sessions)),
-                ] {
-                    let _ = writeln!(
-                        o,
-                        "kasm_autoscale_forecast_demand{{autoscale_config=\"{}\",mode=\"{}\",dimension=\"{d}\"}} {v}",
-                        esc(c),
-                        esc(&f.mode)
-                    );
-                }
-            }
-            let _ = writeln!(
-                o,
-                "# HELP kasm_autoscale_forecast_extra Predictive scaling: what the forecast adds to what is kept free (forecast_only: would add), by dimension."
-            );
-            let _ = writeln!(o, "# TYPE kasm_autoscale_forecast_extra gauge");
-            for (c, f) in &st.forecasts {
-                for (d, v) in [
-                    ("cores", f.extra.cores),
-                    ("memory_mb", f.extra.memory_mb),
-                    ("gpus", f.extra.gpus),
-                    ("sessions", f64::from(f.extra_sessions)),
-                ] {
-                    let _ = writeln!(
-                        o,
-                        "kasm_autoscale_forecast_extra{{autoscale_config=\"{}\",mode=\"{}\",dimension=\"{d}\"}} {v}",
-                        esc(c),
-                        esc(&f.mode)
-                    );
+            for (name, help, of) in [
+                (
+                    "demand",
+                    "Predictive scaling: demand forecast one lead time ahead (0 when nothing is forecast), by dimension.",
+                    (|f: &crate::engine::ForecastSummary| (f.demand, f.demand_sessions))
+                        as fn(&crate::engine::ForecastSummary) -> (crate::model::Resources, u32),
+                ),
+                (
+                    "extra",
+                    "Predictive scaling: what the forecast adds to what is kept free (forecast_only: would add), by dimension.",
+                    |f: &crate::engine::ForecastSummary| (f.extra, f.extra_sessions),
+                ),
+            ] {
+                let _ = writeln!(o, "# HELP kasm_autoscale_forecast_{name} {help}");
+                let _ = writeln!(o, "# TYPE kasm_autoscale_forecast_{name} gauge");
+                for (c, f) in &st.forecasts {
+                    let (r, sessions) = of(f);
+                    for (d, v) in [
+                        ("cores", r.cores),
+                        ("memory_mb", r.memory_mb),
+                        ("gpus", r.gpus),
+                        ("sessions", f64::from(sessions)),
+                    ] {
+                        let _ = writeln!(
+                            o,
+                            "kasm_autoscale_forecast_{name}{{autoscale_config=\"{}\",mode=\"{}\",dimension=\"{d}\"}} {v}",
+                            esc(c),
+                            esc(&f.mode)
+                        );
+                    }
                 }
             }
             let _ = writeln!(

@@ -203,13 +203,7 @@ pub fn svg(r: &Report) -> String {
 
     // Upper panel.
     let _ = writeln!(o, r#"<g id="panel-demand">"#);
-    for i in 0..=5 {
-        let f = i as f64 / 5.0;
-        let gy = T1 + H1 - f * H1;
-        let _ = writeln!(o, r##"<line x1="{L}" y1="{gy:.1}" x2="{:.1}" y2="{gy:.1}" stroke="#e5e5e5"/>"##, L + pw);
-        let _ =
-            writeln!(o, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#, L - 6.0, gy + 4.0, fmt(f * y_max));
-    }
+    grid(&mut o, T1, H1, pw, 5, y_max, "");
     let _ = writeln!(
         o,
         r#"<text x="18" y="{0:.1}" transform="rotate(-90 18 {0:.1})" text-anchor="middle">cores (agents) / session slots (servers)</text>"#,
@@ -288,18 +282,7 @@ pub fn svg(r: &Report) -> String {
 
     // Lower panel: VMs on their own axis.
     let _ = writeln!(o, r#"<g id="panel-vms">"#);
-    for i in 0..=2 {
-        let f = i as f64 / 2.0;
-        let gy = T2 + H2 - f * H2;
-        let _ = writeln!(o, r##"<line x1="{L}" y1="{gy:.1}" x2="{:.1}" y2="{gy:.1}" stroke="#e5e5e5"/>"##, L + pw);
-        let _ = writeln!(
-            o,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="{VMS}">{}</text>"#,
-            L - 6.0,
-            gy + 4.0,
-            fmt(f * v_max)
-        );
-    }
+    grid(&mut o, T2, H2, pw, 2, v_max, &format!(r#" fill="{VMS}""#));
     let _ = writeln!(
         o,
         r#"<text x="18" y="{0:.1}" transform="rotate(-90 18 {0:.1})" text-anchor="middle" fill="{VMS}">VMs</text>"#,
@@ -385,6 +368,23 @@ pub fn svg(r: &Report) -> String {
     let _ = writeln!(o, "</g>");
     o.push_str("</svg>\n");
     o
+}
+
+/// A panel's horizontal grid lines (`steps` + 1, from 0 to `max`) with their values on the left axis;
+/// `label_attrs` is added to each value's `<text>` (e.g. its colour).
+fn grid(o: &mut String, top: f64, height: f64, pw: f64, steps: u32, max: f64, label_attrs: &str) {
+    for i in 0..=steps {
+        let f = f64::from(i) / f64::from(steps);
+        let gy = top + height - f * height;
+        let _ = writeln!(o, r##"<line x1="{L}" y1="{gy:.1}" x2="{:.1}" y2="{gy:.1}" stroke="#e5e5e5"/>"##, L + pw);
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end"{label_attrs}>{}</text>"#,
+            L - 6.0,
+            gy + 4.0,
+            fmt(f * max)
+        );
+    }
 }
 
 fn fmt(v: f64) -> String {
