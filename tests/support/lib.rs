@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests: fake servers and fixtures.
 
 pub mod azure_server;
+pub mod browser;
 pub mod daemon;
 pub mod digitalocean_server;
 pub mod ec2_proxy;

@@ -71,9 +71,9 @@ pub struct WebhookSettings {
     /// Largest accepted body, bytes (default 262144).
     #[serde(default = "max_body")]
     pub max_body_bytes: usize,
-    /// Bearer token the local daemon's `/metrics` requires (`Authorization: Bearer <token>`); absent =
-    /// `/metrics` is open to whoever reaches the listener (loopback by default; see also
-    /// `run --admin-listen`).
+    /// Bearer token the local daemon's `/metrics` and `/status` (the status page's data) require
+    /// (`Authorization: Bearer <token>`); absent = both are open to whoever reaches the listener
+    /// (loopback by default; see also `run --admin-listen`).
     #[serde(default)]
     pub metrics_token: Option<SecretRef>,
 }

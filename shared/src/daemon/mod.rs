@@ -1,13 +1,15 @@
 //! The local daemon behind `kasm-autoscale run`: the same handlers as the Lambda functions in one
 //! process — a schedule ticker (evaluate → provision → reap), the store's change feed (new claims
-//! are provisioned at once), and an HTTP listener for webhooks, `/healthz` and `/metrics` (bounded:
-//! see [`listener`]; `/metrics` may move to its own address or require a bearer token).
+//! are provisioned at once), and an HTTP listener for webhooks, `/healthz`, `/metrics` and the status
+//! page (`/` and `/status`, see [`status`]) (bounded: see [`listener`]; `/metrics` and the status page
+//! may move to their own address and require a bearer token).
 //!
 //! Shutdown: stop taking work, give in-flight steps a grace period, then drop them. A dropped step
 //! loses nothing: its claim is in the store and the next start's reaper finishes or undoes it.
 
 pub mod listener;
 pub mod metrics;
+pub mod status;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +30,7 @@ use crate::model::InstanceState;
 use crate::store::InstanceFilter;
 use crate::webhook::{self, Trigger};
 pub use metrics::{Metrics, Snapshot};
+pub use status::StatusLog;
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -68,8 +71,12 @@ struct Http {
     ctx: Ctx,
     keys: webhook::Keys,
     metrics: Arc<Metrics>,
+    status: Arc<StatusLog>,
+    /// How often the status page polls `/status`, seconds.
+    refresh: u64,
     triggers: mpsc::Sender<Trigger>,
-    /// Whether this listener serves `/metrics` (false on the main listener when an admin one exists).
+    /// Whether this listener serves `/metrics` and the status page (false on the main listener when
+    /// an admin one exists).
     serve_metrics: bool,
     /// Whether this listener takes webhooks (false on the admin listener).
     serve_webhooks: bool,
@@ -86,11 +93,14 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let (trig_tx, mut trig_rx) = mpsc::channel::<Trigger>(256);
     let mut tasks: JoinSet<()> = JoinSet::new();
+    let status = Arc::new(StatusLog::default());
 
     let http = |serve_metrics: bool, serve_webhooks: bool| Http {
         ctx: ctx.clone(),
         keys: opts.keys.clone(),
         metrics: metrics.clone(),
+        status: status.clone(),
+        refresh: opts.interval.as_secs().clamp(2, 30),
         triggers: trig_tx.clone(),
         serve_metrics,
         serve_webhooks,
@@ -98,10 +108,14 @@ pub async fn run(
     };
     let mut listeners = Vec::new();
     if let Some(addr) = opts.listen {
-        listeners.push((addr, http(opts.admin_listen.is_none(), true), "webhooks, /healthz and /metrics"));
+        listeners.push((
+            addr,
+            http(opts.admin_listen.is_none(), true),
+            "webhooks, /healthz, /metrics and the status page (/)",
+        ));
     }
     if let Some(addr) = opts.admin_listen {
-        listeners.push((addr, http(true, false), "/healthz and /metrics"));
+        listeners.push((addr, http(true, false), "/healthz, /metrics and the status page (/)"));
     }
     let mut bound = bound;
     for (addr, state, what) in listeners {
@@ -128,7 +142,7 @@ pub async fn run(
         tokio::select! {
             _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
             _ = ticker.tick() => {
-                spawn_cycle(&mut tasks, &ctx, &metrics, &cycle_running, Trigger::All, "schedule");
+                spawn_cycle(&mut tasks, &ctx, &metrics, &status, &cycle_running, Trigger::All, "schedule");
             }
             Some(first) = trig_rx.recv() => {
                 // Debounce: a burst of session events becomes one evaluation.
@@ -141,7 +155,7 @@ pub async fn run(
                         Some(more) = trig_rx.recv() => t = t.merge(more),
                     }
                 }
-                spawn_cycle(&mut tasks, &ctx, &metrics, &cycle_running, t, "webhook");
+                spawn_cycle(&mut tasks, &ctx, &metrics, &status, &cycle_running, t, "webhook");
             }
             change = recv_change(&mut feed) => {
                 if let Some(c) = change
@@ -150,11 +164,13 @@ pub async fn run(
                 {
                     let ctx = ctx.clone();
                     let metrics = metrics.clone();
+                    let status = status.clone();
                     let workers = workers.clone();
                     tasks.spawn(async move {
                         // At most `provisioning_workers` provider calls at once (Kasm: 10).
                         let Ok(_permit) = workers.acquire_owned().await else { return };
-                        record(&metrics, &c.claim.to_string(), app::provision(&ctx, &c.claim).await);
+                        let r = app::provision(&ctx, &c.claim).await;
+                        record(&ctx, &metrics, &status, &c.claim.to_string(), r);
                     });
                 }
             }
@@ -193,8 +209,9 @@ async fn recv_change(
     }
 }
 
-fn record(metrics: &Metrics, claim: &str, r: Result<ProvisionOutcome, app::AppError>) {
+fn record(ctx: &Ctx, metrics: &Metrics, status: &StatusLog, claim: &str, r: Result<ProvisionOutcome, app::AppError>) {
     metrics.record_provision(&r);
+    status.record_provision(claim, &r, ctx.clock.now());
     match r {
         Ok(ProvisionOutcome::Retrying { error, .. } | ProvisionOutcome::Failed { error, .. }) => {
             tracing::warn!(claim, error, "provisioning did not succeed");
@@ -208,6 +225,7 @@ fn spawn_cycle(
     tasks: &mut JoinSet<()>,
     ctx: &Ctx,
     metrics: &Arc<Metrics>,
+    status: &Arc<StatusLog>,
     running: &Arc<tokio::sync::Mutex<()>>,
     trigger: Trigger,
     why: &'static str,
@@ -221,21 +239,24 @@ fn spawn_cycle(
     };
     let ctx = ctx.clone();
     let metrics = metrics.clone();
+    let status = status.clone();
     tasks.spawn(async move {
         let _guard = guard;
-        cycle(&ctx, &metrics, trigger, why).await;
+        cycle(&ctx, &metrics, &status, trigger, why).await;
     });
 }
 
 /// One cycle: evaluate the triggered configs, provision what is pending, hand over Windows passwords, reap.
-pub async fn cycle(ctx: &Ctx, metrics: &Metrics, trigger: Trigger, why: &str) {
+pub async fn cycle(ctx: &Ctx, metrics: &Metrics, status: &StatusLog, trigger: Trigger, why: &str) {
     let started = Instant::now();
     for o in app::evaluate_triggered(ctx, &trigger, why).await {
         metrics.record_evaluation(&o);
+        let kind = ctx.configs.autoscale(&o.autoscale_config).map(|a| a.autoscale_type);
+        status.record_evaluation(&o, kind, ctx.clock.now());
     }
     metrics.decision_latency(started.elapsed().as_secs_f64());
     for (claim, r) in app::provision_pending(ctx).await {
-        record(metrics, claim.as_str(), r);
+        record(ctx, metrics, status, claim.as_str(), r);
     }
     let pw = app::fetch_password(ctx).await;
     if !pw.set.is_empty() || !pw.errors.is_empty() {
@@ -255,20 +276,46 @@ async fn route(State(st): State<Http>, req: axum::extract::Request) -> Response 
     if method == Method::GET && path == "/healthz" {
         return json(StatusCode::OK, "{\"status\":\"ok\"}".to_string());
     }
-    if method == Method::GET && path == "/metrics" && st.serve_metrics {
-        if let Some(token) = &st.keys.metrics_token {
-            let given = parts.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
-            let ok = given
-                .strip_prefix("Bearer ")
-                .is_some_and(|g| bool::from(g.trim().as_bytes().ct_eq(token.expose_secret().as_bytes())));
-            if !ok {
-                return (
-                    StatusCode::UNAUTHORIZED,
-                    [("www-authenticate", "Bearer")],
-                    "a bearer token is required (settings.webhook.metrics_token)\n",
-                )
-                    .into_response();
+    if method == Method::GET && path == "/" && st.serve_metrics {
+        // The page holds no data (it fetches /status with the token), so it is not behind the token.
+        let (csp, page) = &*status::PAGE_RESPONSE;
+        return (
+            StatusCode::OK,
+            [
+                ("content-type", "text/html; charset=utf-8"),
+                ("content-security-policy", csp.as_str()),
+                ("x-content-type-options", "nosniff"),
+                ("referrer-policy", "no-referrer"),
+                ("cache-control", "no-cache"),
+            ],
+            *page,
+        )
+            .into_response();
+    }
+    if method == Method::GET && path == "/status" && st.serve_metrics {
+        if let Some(denied) = unauthorized(&st, &parts.headers) {
+            return denied;
+        }
+        let instances = st.ctx.store.list(&InstanceFilter::default()).await;
+        let instances = match instances {
+            Ok(i) => i,
+            Err(e) => {
+                let body = serde_json::json!({ "error": format!("the store could not be read: {e}") });
+                return json(StatusCode::SERVICE_UNAVAILABLE, body.to_string());
             }
+        };
+        let view =
+            st.status.view(&st.ctx.configs, &instances, &st.ctx.providers.failures(), st.refresh, st.ctx.clock.now());
+        return (
+            StatusCode::OK,
+            [("content-type", "application/json"), ("cache-control", "no-store")],
+            serde_json::to_string(&view).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
+        )
+            .into_response();
+    }
+    if method == Method::GET && path == "/metrics" && st.serve_metrics {
+        if let Some(denied) = unauthorized(&st, &parts.headers) {
+            return denied;
         }
         let instances = st.ctx.store.list(&InstanceFilter::default()).await.unwrap_or_default();
         return (
@@ -315,4 +362,22 @@ async fn route(State(st): State<Http>, req: axum::extract::Request) -> Response 
         tracing::warn!("webhook trigger dropped: queue full (the schedule still evaluates)");
     }
     json(StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), resp.body)
+}
+
+/// `None` when the request may read `/metrics` and `/status`: no `settings.webhook.metrics_token`, or
+/// `Authorization: Bearer <it>` (compared in constant time); else the 401 answer.
+fn unauthorized(st: &Http, headers: &axum::http::HeaderMap) -> Option<Response> {
+    let token = st.keys.metrics_token.as_ref()?;
+    let given = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let ok = given
+        .strip_prefix("Bearer ")
+        .is_some_and(|g| bool::from(g.trim().as_bytes().ct_eq(token.expose_secret().as_bytes())));
+    (!ok).then(|| {
+        (
+            StatusCode::UNAUTHORIZED,
+            [("www-authenticate", "Bearer")],
+            "a bearer token is required (settings.webhook.metrics_token)\n",
+        )
+            .into_response()
+    })
 }

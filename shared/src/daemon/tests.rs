@@ -305,3 +305,61 @@ async fn metrics_take_a_bearer_token_or_their_own_address() {
     d.stop.send(true).unwrap();
     d.handle.await.unwrap().unwrap();
 }
+
+/// Issue 22 point 5: `/` serves the page (no data in it, a strict Content-Security-Policy) and
+/// `/status` the data, behind the `/metrics` token; with an admin address both move there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_and_its_json_are_bound_and_authenticated_like_metrics() {
+    let (ctx, _, provider) = ctx();
+    let http = crate::http::build_client(&Default::default()).unwrap();
+    let d = start_with(ctx.clone(), |o| o.keys.metrics_token = Some(SecretString::from("m-tok".to_string()))).await;
+    let base = format!("http://{}", d.addr);
+    wait_for(async || provider.vms().len() == 2).await;
+
+    let page = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("script-src 'sha256-") && csp.contains("default-src 'none'"), "{csp}");
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert_eq!(html, status::PAGE_RESPONSE.1, "the page is the static file: no data in it");
+
+    let url = format!("{base}/status");
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(http.get(&url).bearer_auth("wrong").send().await.unwrap().status(), 401);
+    let mut v = serde_json::Value::Null;
+    wait_for(async || {
+        v = http.get(&url).bearer_auth("m-tok").send().await.unwrap().json().await.unwrap();
+        v["configs"][0]["vms_by_state"]["booting"] == 2
+    })
+    .await;
+    let c = &v["configs"][0];
+    assert_eq!(c["name"], "agents");
+    assert_eq!(c["kind"], "docker_agent");
+    assert_eq!(c["vms"].as_array().unwrap().len(), 2);
+    assert!(c["decisions"][0]["line"].as_str().unwrap().starts_with("+2 agents — free cores 0 < standby 8"), "{v:#}");
+    assert_eq!(c["last"]["capacity"][0]["unit"], "cores");
+    assert_eq!(c["last"]["capacity"][0]["standby"], 8.0);
+    assert!(!c["series"].as_array().unwrap().is_empty(), "{v:#}");
+    d.stop.send(true).unwrap();
+    d.handle.await.unwrap().unwrap();
+
+    // With an admin address, the page and /status are served there only.
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let d = start_with(ctx, |o| o.admin_listen = Some(admin)).await;
+    assert_ne!(http.get(format!("http://{}/status", d.addr)).send().await.unwrap().status(), 200);
+    let main_root = http.get(format!("http://{}/", d.addr)).send().await.unwrap();
+    assert!(!main_root.text().await.unwrap().contains("<html"), "no page on the webhook listener");
+    let mut served = None;
+    for _ in 0..50 {
+        if let Ok(r) = http.get(format!("http://{admin}/status")).send().await {
+            served = Some(r.status());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(served, Some(reqwest::StatusCode::OK));
+    assert_eq!(http.get(format!("http://{admin}/")).send().await.unwrap().status(), 200);
+    d.stop.send(true).unwrap();
+    d.handle.await.unwrap().unwrap();
+}

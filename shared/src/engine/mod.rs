@@ -240,6 +240,7 @@
 
 mod decide;
 pub mod forecast;
+mod headline;
 #[cfg(test)]
 mod props;
 pub(crate) mod schedule;
