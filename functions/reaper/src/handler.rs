@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use shared::app::{self, Ctx};
+use shared::daemon::Metrics;
 use shared::wiring::event::{InvalidEvent, Invocation, NoArguments};
 
 /// An invocation of the reaper.
@@ -57,9 +58,10 @@ pub struct Response {
     pub batch: Option<DynamoDbEventResponse>,
 }
 
-/// Handles one invocation.
-pub async fn handle(ctx: &Ctx, event: Event) -> Response {
+/// Handles one invocation; its provider errors are counted in `metrics` by class.
+pub async fn handle(ctx: &Ctx, event: Event, metrics: &Metrics) -> Response {
     let rep = app::reap(ctx).await;
+    metrics.record_provider_errors(&rep.provider_errors);
     tracing::info!(
         trigger = %event.origin(),
         drained = rep.drained.len(),

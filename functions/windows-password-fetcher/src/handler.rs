@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use shared::app::{self, Ctx};
+use shared::daemon::Metrics;
 use shared::wiring::event::{InvalidEvent, Invocation, NoArguments};
 
 /// An invocation of the Windows password fetcher.
@@ -54,8 +55,9 @@ pub struct Response {
 }
 
 /// Handles one invocation.
-pub async fn handle(ctx: &Ctx, event: Event) -> Response {
+pub async fn handle(ctx: &Ctx, event: Event, metrics: &Metrics) -> Response {
     let rep = app::fetch_password(ctx).await;
+    metrics.record_provider_errors(&rep.provider_errors);
     tracing::info!(
         trigger = %origin(&event),
         set = rep.set.len(),

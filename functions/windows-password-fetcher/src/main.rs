@@ -1,4 +1,5 @@
-//! Lambda `windows-password-fetcher`: wiring only. Logs as JSON lines; clients are built on the first
+//! Lambda `windows-password-fetcher`: wiring only. Logs as JSON lines, and its provider errors as
+//! CloudWatch embedded metric format lines after each invocation; clients are built on the first
 //! invocation and rebuilt only when `apply` changed the configs in the store.
 
 mod handler;
@@ -17,7 +18,11 @@ async fn main() -> Result<(), Error> {
             // apart by shape; a payload it does not take is refused with the field and the cause.
             let event = handler::Event::from_json(ev.payload)?;
             let (ctx, _keys) = wired.current().await?;
-            Ok::<handler::Response, Error>(handler::handle(&ctx, event).await)
+            // This invocation's counts, written as CloudWatch embedded metrics once it is done.
+            let metrics = shared::daemon::Metrics::default();
+            let out = handler::handle(&ctx, event, &metrics).await;
+            shared::wiring::emf::emit(&ctx, &metrics, shared::wiring::emf::Report::Counts).await;
+            Ok::<handler::Response, Error>(out)
         }
     }))
     .await

@@ -263,7 +263,7 @@ pub(crate) async fn sweep(ctx: &Ctx, now: DateTime<Utc>, rep: &mut ReapReport) {
             // No backend in this version: nothing of ours can be there.
             Err(DnsError::NotSupported { .. }) => continue,
             Err(e) => {
-                rep.errors.push(format!("DNS orphan sweep of {config}: {e}"));
+                rep.fail(format!("DNS orphan sweep of {config}: {e}"), Some(e.class()));
                 continue;
             }
         };
@@ -281,7 +281,7 @@ pub(crate) async fn sweep(ctx: &Ctx, now: DateTime<Utc>, rep: &mut ReapReport) {
                             tracing::warn!(name = %r.name, claim = %r.owner.claim, dns_provider_config = %config, "deleted an orphan A record (our marker, no claim)");
                             rep.dns_orphans_deleted.push(key);
                         }
-                        Err(e) => rep.errors.push(format!("orphan {key}: failed to delete: {e}")),
+                        Err(e) => rep.fail(format!("orphan {key}: failed to delete: {e}"), Some(e.class())),
                     }
                 }
                 Ok(first) if first == now => rep.dns_orphans_suspected.push(key),

@@ -25,7 +25,7 @@ use crate::dns::DnsProvider;
 use crate::engine::Timers;
 use crate::kasm::{KasmApi, KasmError};
 use crate::ports::{Clock, Secrets, Store, VmProvider};
-use crate::providers::{ProviderError, ProviderSet};
+use crate::providers::{ErrorClass, ProviderError, ProviderSet};
 use crate::script::ScriptError;
 use crate::secrets::SecretError;
 use crate::store::StoreError;
@@ -159,6 +159,18 @@ pub enum AppError {
     /// Another evaluation holds the config's lease; nothing was done.
     #[error("another evaluation holds the lease of {0}; nothing done")]
     LeaseHeld(String),
+}
+
+impl AppError {
+    /// The class of a provider's or a DNS provider's error, for the provider-error counts; `None` for
+    /// the others (ours, the store's, Kasm's).
+    pub fn provider_class(&self) -> Option<ErrorClass> {
+        match self {
+            AppError::Provider(e) => Some(e.class()),
+            AppError::Dns { source, .. } => Some(source.class()),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ pub struct PasswordReport {
     pub gave_up: Vec<ClaimId>,
     /// Errors met, redacted (the pass goes on after each; the claims are tried again).
     pub errors: Vec<String>,
+    /// The class of each provider error among `errors`, for the provider-error counts.
+    pub provider_errors: Vec<crate::providers::ErrorClass>,
 }
 
 /// The message recorded on a claim the fetcher gave up on.
@@ -53,6 +55,7 @@ pub async fn fetch_password(ctx: &Ctx) -> PasswordReport {
     for inst in claims.iter().filter(|i| needs_password(ctx, i)) {
         if let Err(e) = fetch_one(ctx, inst, now, &mut rep).await {
             rep.errors.push(format!("claim {}: {e}", inst.id));
+            rep.provider_errors.extend(e.provider_class());
         }
     }
     rep

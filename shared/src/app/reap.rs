@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use super::provision::{provision, record_vm};
 use super::{AppError, Ctx};
 use crate::model::{ClaimId, Instance, InstanceState, OwnerLabels};
-use crate::providers::{ProviderError, VmState};
+use crate::providers::{ErrorClass, ProviderError, VmState};
 use crate::store::{InstanceFilter, StoreError, moved};
 
 /// What one reaper pass did.
@@ -33,6 +33,16 @@ pub struct ReapReport {
     pub dns_orphans_deleted: Vec<String>,
     /// Errors met (the pass goes on after each).
     pub errors: Vec<String>,
+    /// The class of each provider or DNS-provider error among `errors`, for the provider-error counts.
+    pub provider_errors: Vec<ErrorClass>,
+}
+
+impl ReapReport {
+    /// Records an error; a provider's or DNS provider's also by its class.
+    pub(crate) fn fail(&mut self, message: String, class: Option<ErrorClass>) {
+        self.errors.push(message);
+        self.provider_errors.extend(class);
+    }
 }
 
 /// One reaper pass over every claim and provider.
@@ -64,7 +74,7 @@ pub async fn reap(ctx: &Ctx) -> ReapReport {
                     match step(ctx, inst, InstanceState::Deleting, now).await {
                         Ok(true) => rep.drained.push(inst.id.clone()),
                         Ok(false) => {}
-                        Err(e) => rep.errors.push(format!("claim {}: {e}", inst.id)),
+                        Err(e) => rep.fail(format!("claim {}: {e}", inst.id), e.provider_class()),
                     }
                 }
             }
@@ -84,7 +94,7 @@ pub async fn reap(ctx: &Ctx) -> ReapReport {
     for inst in &deleting {
         match destroy(ctx, inst, now).await {
             Ok(()) => rep.deleted.push(inst.id.clone()),
-            Err(e) => rep.errors.push(format!("claim {}: failed to destroy: {e}", inst.id)),
+            Err(e) => rep.fail(format!("claim {}: failed to destroy: {e}", inst.id), e.provider_class()),
         }
     }
 
@@ -106,7 +116,7 @@ pub async fn reap(ctx: &Ctx) -> ReapReport {
         match r {
             Ok(true) => rep.recovered.push(inst.id.clone()),
             Ok(false) => {}
-            Err(e) => rep.errors.push(format!("claim {}: {e}", inst.id)),
+            Err(e) => rep.fail(format!("claim {}: {e}", inst.id), e.provider_class()),
         }
     }
 
@@ -223,7 +233,7 @@ async fn orphan_sweep(ctx: &Ctx, now: DateTime<Utc>, rep: &mut ReapReport) {
         let provider = match ctx.providers.get(name) {
             Some(Ok(p)) => p,
             Some(Err(e)) => {
-                rep.errors.push(format!("orphan sweep of {name}: {e}"));
+                rep.fail(format!("orphan sweep of {name}: {e}"), Some(e.class()));
                 continue;
             }
             None => continue,
@@ -231,7 +241,7 @@ async fn orphan_sweep(ctx: &Ctx, now: DateTime<Utc>, rep: &mut ReapReport) {
         let vms = match provider.list_vms(&labels).await {
             Ok(v) => v,
             Err(e) => {
-                rep.errors.push(format!("orphan sweep of {name}: {e}"));
+                rep.fail(format!("orphan sweep of {name}: {e}"), Some(e.class()));
                 continue;
             }
         };
@@ -249,7 +259,7 @@ async fn orphan_sweep(ctx: &Ctx, now: DateTime<Utc>, rep: &mut ReapReport) {
                             tracing::warn!(vm = %vm.id, provider_config = %name, "deleted an orphan VM (our tag, no claim)");
                             rep.orphans_deleted.push(key);
                         }
-                        Err(e) => rep.errors.push(format!("orphan {key}: failed to delete: {e}")),
+                        Err(e) => rep.fail(format!("orphan {key}: failed to delete: {e}"), Some(e.class())),
                     }
                 }
                 Ok(first) if first == now => rep.orphans_suspected.push(key),

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use crate::app::{AppError, EvalOutcome, ProvisionOutcome};
 use crate::engine::Action;
 use crate::model::{ClaimId, Instance, InstanceState};
-use crate::providers::ProviderError;
+use crate::providers::{ErrorClass, ProviderError};
 
 /// Latency histogram buckets, seconds.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -91,10 +91,17 @@ impl Metrics {
     /// was given up.
     pub fn record_provision(&self, r: &Result<ProvisionOutcome, AppError>) {
         if let Ok(ProvisionOutcome::Retrying { class, .. } | ProvisionOutcome::Failed { class, .. }) = r {
-            self.provider_error(&class.map(|c| format!("{c:?}").to_lowercase()).unwrap_or_else(|| "config".into()));
+            self.provider_error(&class.map(class_label).unwrap_or_else(|| "config".into()));
         }
         if let Ok(ProvisionOutcome::Failed { .. }) = r {
             self.lock().claims_failed += 1;
+        }
+    }
+
+    /// Counts the provider and DNS-provider errors of a reaper or Windows-password pass by class.
+    pub fn record_provider_errors(&self, classes: &[ErrorClass]) {
+        for c in classes {
+            self.provider_error(&class_label(*c));
         }
     }
 
@@ -286,6 +293,11 @@ impl Metrics {
         let _ = writeln!(o, "kasm_autoscale_decision_seconds_count {}", st.latency_count);
         o
     }
+}
+
+/// A provider-error class as the metrics label it: lower case, no separator (`outofcapacity`).
+fn class_label(c: ErrorClass) -> String {
+    format!("{c:?}").to_lowercase()
 }
 
 fn seconds_between(from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> f64 {

@@ -259,10 +259,12 @@ pub async fn cycle(ctx: &Ctx, metrics: &Metrics, status: &StatusLog, trigger: Tr
         record(ctx, metrics, status, claim.as_str(), r);
     }
     let pw = app::fetch_password(ctx).await;
+    metrics.record_provider_errors(&pw.provider_errors);
     if !pw.set.is_empty() || !pw.errors.is_empty() {
         tracing::info!(set = pw.set.len(), errors = ?pw.errors, "windows password pass");
     }
     let rep = app::reap(ctx).await;
+    metrics.record_provider_errors(&rep.provider_errors);
     if !rep.deleted.is_empty() || !rep.orphans_deleted.is_empty() || !rep.dns_orphans_deleted.is_empty() {
         tracing::info!(deleted = ?rep.deleted, orphans = ?rep.orphans_deleted, dns_orphans = ?rep.dns_orphans_deleted, "reaper pass");
     }

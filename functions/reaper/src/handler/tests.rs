@@ -29,7 +29,7 @@ fn event(name: &str) -> Event {
 
 /// What the function answers to a fixture, as the JSON the caller receives.
 async fn invoke(ctx: &Ctx, name: &str) -> Value {
-    serde_json::to_value(handle(ctx, event(name)).await).unwrap()
+    serde_json::to_value(handle(ctx, event(name), &Metrics::default()).await).unwrap()
 }
 
 fn world() -> (Ctx, Arc<MemoryStore>, Arc<MemoryProvider>) {
@@ -116,4 +116,29 @@ async fn a_duplicate_stream_batch_is_a_no_op() {
     let again = invoke(&ctx, "dynamodb-stream-draining.json").await;
     assert_eq!(again["deleted"].as_array().unwrap().len(), 0, "{again}");
     assert_eq!(provider.delete_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_delete_the_provider_refuses_is_counted_by_class_for_the_embedded_metrics() {
+    let (ctx, store, provider) = world();
+    let id = draining_vm(&ctx, &store).await;
+    provider.fail_next_deletes(
+        shared::providers::ProviderError::Transient { provider: "memory", message: "503 from the API".into() },
+        1,
+    );
+    let metrics = Metrics::default();
+    let out = serde_json::to_value(handle(&ctx, event("direct-reap-now.json"), &metrics).await).unwrap();
+    assert_eq!(out["deleted"].as_array().unwrap().len(), 0, "{out}");
+    assert!(out["errors"][0].as_str().unwrap().contains("failed to destroy"), "{out}");
+    let snap = metrics.snapshot(&[], ctx.clock.now());
+    assert_eq!(snap.provider_errors.get("transient"), Some(&1), "{:?}", snap.provider_errors);
+    let docs = shared::wiring::emf::documents("KasmAutoscale", "test", 0, &snap);
+    let errors: Vec<_> = docs.iter().filter(|d| d.get("ProviderErrors").is_some()).collect();
+    assert!(errors.iter().any(|d| d["Class"] == "transient" && d["ProviderErrors"].as_f64() == Some(1.0)), "{docs:?}");
+
+    // The next pass deletes the VM and counts nothing.
+    let metrics = Metrics::default();
+    let out = serde_json::to_value(handle(&ctx, event("direct-reap-now.json"), &metrics).await).unwrap();
+    assert_eq!(out["deleted"][0], id.to_string(), "{out}");
+    assert!(metrics.snapshot(&[], ctx.clock.now()).provider_errors.is_empty());
 }

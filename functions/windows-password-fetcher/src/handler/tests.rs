@@ -69,7 +69,7 @@ fn event(name: &str) -> Event {
 
 /// What the function answers to a fixture, as the JSON the caller receives.
 async fn invoke(ctx: &Ctx, name: &str) -> Value {
-    serde_json::to_value(handle(ctx, event(name)).await).unwrap()
+    serde_json::to_value(handle(ctx, event(name), &Metrics::default()).await).unwrap()
 }
 
 #[test]

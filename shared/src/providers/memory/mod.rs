@@ -83,6 +83,12 @@ impl MemoryProvider {
         st.queued.entry(Call::Create).or_default().extend(std::iter::repeat_n(Queued::Fail(err), count as usize));
     }
 
+    /// The next `count` deletes fail with `err` (outages, permission lost), deleting nothing.
+    pub fn fail_next_deletes(&self, err: ProviderError, count: u32) {
+        let mut st = self.lock();
+        st.queued.entry(Call::Delete).or_default().extend(std::iter::repeat_n(Queued::Fail(err), count as usize));
+    }
+
     /// Sets the time stamped on new VMs (the simulator's virtual clock).
     pub fn set_now(&self, now: DateTime<Utc>) {
         self.lock().now = Some(now);
