@@ -1272,6 +1272,7 @@ impl<'a> Eval<'a> {
         }
         summary.per_vm = Resources::new(per_vm[0].unwrap_or(0.0), per_vm[1].unwrap_or(0.0), per_vm[2].unwrap_or(0.0));
         summary.free = free;
+        summary.free_ready = free_rec;
         let held_text = if held == Resources::default() {
             String::new()
         } else {

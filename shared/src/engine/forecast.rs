@@ -33,6 +33,9 @@ pub const MAX_SPREAD: f64 = 0.5;
 /// demand now is below this share of it, today does not follow the history (a holiday): the
 /// forecast pauses.
 pub const TRACKING_MIN: f64 = 0.25;
+/// How far back demand seen during or at the end of a shortage is attributed (an hour: longer than a
+/// boot and the waits it causes, short enough not to smear a rush over the morning).
+pub const BACKFILL_SECONDS: i64 = 3600;
 /// Boot times kept per history (the newest).
 pub const LEAD_SAMPLES: usize = 32;
 /// Boot times needed before their p90 replaces `provision_timeout / 2`.
@@ -112,6 +115,10 @@ pub struct DemandHistory {
     /// Our claims' create → checked-in times in seconds, oldest first (at most [`LEAD_SAMPLES`]).
     #[serde(default)]
     pub boot_seconds: Vec<u32>,
+    /// When the current shortage began (Unix seconds): free capacity below what the config keeps
+    /// free since then. `None` when there is none.
+    #[serde(rename = "short_since", default, skip_serializing_if = "Option::is_none")]
+    pub short_since: Option<i64>,
 }
 
 /// The identity of what a config's demand means: its type, zone, pool and VM-provider config (FNV-1a
@@ -167,7 +174,7 @@ pub enum NoForecast {
 impl DemandHistory {
     /// An empty history for a config of `identity`.
     pub fn new(identity: u64) -> Self {
-        DemandHistory { identity, buckets: Vec::new(), boot_seconds: Vec::new() }
+        DemandHistory { identity, buckets: Vec::new(), boot_seconds: Vec::new(), short_since: None }
     }
 
     /// Whether nothing was observed yet.
@@ -202,6 +209,30 @@ impl DemandHistory {
                 bucket.week = Some(week);
                 bucket.peak = d;
             }
+        }
+    }
+
+    /// Records demand observed at `t` as [`DemandHistory::observe`] does, knowing whether the config is
+    /// short of capacity at `t` (free below what it keeps free). Demand in use is capped by capacity:
+    /// while users wait for a VM (unseen, retrying), the demand in use is less than the demand. So the
+    /// demand observed during a shortage and at its end (the users who waited are placed by then) is
+    /// attributed back to every bucket since the shortage began, at most [`BACKFILL_SECONDS`] back.
+    pub fn observe_capped(&mut self, t: DateTime<Utc>, demand: [f64; 3], short: bool) {
+        self.observe(t, demand);
+        if short && self.short_since.is_none_or(|s| s > t.timestamp()) {
+            self.short_since = Some(t.timestamp());
+        }
+        let Some(since) = self.short_since else { return };
+        let from = since.max(t.timestamp().saturating_sub(BACKFILL_SECONDS));
+        let mut u = t.timestamp().saturating_sub(BUCKET_SECONDS);
+        while u >= from - from.rem_euclid(BUCKET_SECONDS) {
+            if let Some(at) = DateTime::from_timestamp(u, 0) {
+                self.observe(at, demand);
+            }
+            u = u.saturating_sub(BUCKET_SECONDS);
+        }
+        if !short {
+            self.short_since = None;
         }
     }
 
@@ -291,7 +322,7 @@ pub fn record(input: &Input, plan: &Plan, now: DateTime<Utc>) -> Option<DemandHi
         Some(h) if h.identity == id => h.clone(),
         _ => DemandHistory::new(id),
     };
-    h.observe(now, in_use(input));
+    h.observe_capped(now, in_use(input), short(plan));
     for a in &plan.actions {
         if let Action::Activate { claim, .. } = a
             && let Some(inst) = input.instances.iter().find(|i| &i.id == claim)
@@ -300,6 +331,18 @@ pub fn record(input: &Input, plan: &Plan, now: DateTime<Utc>) -> Option<DemandHi
         }
     }
     Some(h)
+}
+
+/// Whether the config is short of capacity: Docker Agents, free capacity on the agents that are up
+/// below standby in a dimension with a standby (VMs on their way up do not serve a user asking now);
+/// server pools, fewer available sessions than the minimum.
+fn short(plan: &Plan) -> bool {
+    let s = &plan.summary;
+    let below = |free: f64, want: f64| want > 1e-9 && free + 1e-9 < want;
+    below(s.free_ready.cores, s.standby.cores)
+        || below(s.free_ready.memory_mb, s.standby.memory_mb)
+        || below(s.free_ready.gpus, s.standby.gpus)
+        || s.available_sessions < s.minimum_sessions
 }
 
 /// Seconds from a claim's creation to `now` (when it is activated), saturating.
@@ -374,6 +417,40 @@ mod tests {
         assert_eq!(slot(at(5, 8, 50)).1, 8 * 4 + 3);
         assert_eq!(bucket_label(at(5, 8, 50)), "Mon 08:45");
         assert_eq!(slot(at(11, 23, 59)).1, BUCKETS - 1);
+    }
+
+    #[test]
+    fn demand_seen_when_a_shortage_ends_is_attributed_back_to_its_start_within_the_bound() {
+        let mut h = DemandHistory::new(1);
+        // Short from 08:20 (users wait, unseen: 10 cores in use); the VMs are up at 08:50 and the
+        // users who waited are placed: 40 cores in use, no longer short.
+        h.observe_capped(at(5, 8, 20), [10.0, 0.0, 0.0], true);
+        h.observe_capped(at(5, 8, 35), [12.0, 0.0, 0.0], true);
+        assert_eq!(h.short_since, Some(at(5, 8, 20).timestamp()));
+        h.observe_capped(at(5, 8, 50), [40.0, 0.0, 0.0], false);
+        assert_eq!(h.short_since, None, "the shortage ended");
+        let next = |hh: u32, mm: u32| h.forecast(at(12, hh, mm)).map(|f| f.mean[0]);
+        // Every bucket since the shortage began (08:15, 08:30, 08:45) forecasts what it ended at;
+        // the bucket before it keeps what it saw (nothing).
+        assert_eq!((next(8, 15), next(8, 30), next(8, 45)), (Ok(40.0), Ok(40.0), Ok(40.0)));
+        assert_eq!(next(8, 0), Err(NoForecast::Thin(0)));
+
+        // Without a shortage it is `observe`.
+        let (mut a, mut b) = (DemandHistory::new(1), DemandHistory::new(1));
+        for (m, x) in [(0, 4.0), (20, 9.0), (40, 30.0)] {
+            a.observe_capped(at(5, 9, m), [x, 0.0, 0.0], false);
+            b.observe(at(5, 9, m), [x, 0.0, 0.0]);
+        }
+        assert_eq!(a, b);
+
+        // A long shortage is attributed back at most BACKFILL_SECONDS.
+        let mut h = DemandHistory::new(1);
+        h.observe_capped(at(5, 6, 0), [1.0, 0.0, 0.0], true);
+        h.observe_capped(at(5, 9, 0), [50.0, 0.0, 0.0], false);
+        let f = |hh: u32, mm: u32| h.forecast(at(12, hh, mm)).map(|f| f.mean[0]);
+        assert_eq!((f(8, 0), f(8, 45)), (Ok(50.0), Ok(50.0)));
+        assert_eq!(f(7, 45), Err(NoForecast::Thin(0)), "an hour back, no further");
+        assert_eq!(f(6, 0), Ok(1.0));
     }
 
     #[test]

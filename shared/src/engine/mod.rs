@@ -197,7 +197,12 @@
 //!   exponentially weighted mean and variance (the newest week weighs 0.5). A history recorded for
 //!   another type, zone, pool or VM-provider config ([`forecast::identity`]) is dropped: a new or
 //!   changed config starts empty. Buckets are UTC (a daylight-saving change shifts the office's
-//!   pattern by an hour until the new weeks outweigh the old).
+//!   pattern by an hour until the new weeks outweigh the old). Demand in use is capped by capacity:
+//!   while the config is short (Docker Agents: free capacity on the agents that are up below the
+//!   standby; server pools: fewer available sessions than the minimum), users wait unseen, so the
+//!   demand observed during a shortage and when it ends (the users who waited placed by then) also
+//!   raises every bucket since the shortage began, at most an hour back
+//!   ([`DemandHistory::observe_capped`]).
 //! - **Lead time**: the p90 (nearest rank) of the newest 32 of our claims' create → checked-in
 //!   times (measured when the plan activates them), once 3 are measured; until then
 //!   `provision_timeout / 2`; never more than `provision_timeout`.
@@ -417,6 +422,10 @@ pub struct Summary {
     /// Free capacity per dimension (docker agents), booting VMs included, VMs retiring for rotation
     /// not (their replacements stand in for them).
     pub free: Resources,
+    /// Free capacity on the records that check in (docker agents): `free` without the VMs on their way
+    /// up — what a user asking now can be given.
+    #[serde(default)]
+    pub free_ready: Resources,
     /// Standby asked for.
     pub standby: Resources,
     /// Docker agents: what the staging configs still need free, per dimension (images that fit a VM).

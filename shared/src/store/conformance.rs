@@ -279,6 +279,9 @@ pub async fn demand_history_round_trips(s: &dyn Store) {
         h.observe(t, [k as f64 / 7.0, k as f64 * 1024.0 / 3.0, (k % 2) as f64]);
         t += Duration::minutes(15);
     }
+    // In a shortage when it is written: when it began is kept too.
+    h.observe_capped(t, [3.0, 3072.0, 0.0], true);
+    assert!(h.short_since.is_some());
     for b in 0..40 {
         h.add_boot(200 + b);
     }
