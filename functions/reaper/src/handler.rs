@@ -6,44 +6,19 @@
 //! (claims moved to draining / deleting), or a direct invocation `{}`. Any other payload is refused with
 //! the field and the cause, and no pass runs.
 
-use aws_lambda_events::dynamodb::Event as DynamoDbEvent;
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use shared::app::{self, Ctx};
 use shared::daemon::Metrics;
-use shared::wiring::event::{InvalidEvent, Invocation, NoArguments};
+use shared::wiring::event::InvalidEvent;
+pub use shared::wiring::event::Pass as Event;
 
-/// An invocation of the reaper.
-#[derive(Debug)]
-pub enum Event {
-    /// EventBridge schedule.
-    Schedule(Box<EventBridgeEvent>),
-    /// A DynamoDB stream batch (claims moved to draining / deleting).
-    Stream(DynamoDbEvent),
-    /// Direct invocation (`{}`).
-    Direct,
-}
-
-impl Event {
-    /// Reads a payload as the trigger its shape names; anything else is refused with the field and the
-    /// cause.
-    pub fn from_json(event: Value) -> Result<Self, InvalidEvent> {
-        const TAKES: &str = "the reaper takes an EventBridge scheduled event, a DynamoDB stream batch, or {}";
-        match Invocation::<NoArguments>::from_json(event).map_err(|e| InvalidEvent(format!("{e}; {TAKES}")))? {
-            Invocation::Schedule(e) => Ok(Event::Schedule(e)),
-            Invocation::Stream(b) => Ok(Event::Stream(b)),
-            Invocation::Direct(NoArguments {}) => Ok(Event::Direct),
-            other => Err(InvalidEvent(format!("unrecognised event: a {} trigger; {TAKES}", other.trigger()))),
-        }
-    }
-
-    /// The trigger, for the pass's log line: the schedule rule and time, or the batch's size.
-    fn origin(&self) -> String {
-        origin(self)
-    }
+/// Reads a payload as the trigger its shape names; anything else is refused with the field and the
+/// cause.
+pub fn read(payload: Value) -> Result<Event, InvalidEvent> {
+    Event::from_json(payload, "reaper")
 }
 
 /// What a pass did (`drained`, `deleted`, ... as claim or VM ids); to a stream batch also the partial
@@ -87,23 +62,7 @@ pub async fn handle(ctx: &Ctx, event: Event, metrics: &Metrics) -> Response {
         "errors": rep.errors,
     });
     // Partial batch response: nothing to retry record by record (see the module docs).
-    let batch = matches!(event, Event::Stream(_)).then(DynamoDbEventResponse::default);
-    Response { report, batch }
-}
-
-/// The trigger, for the pass's log line: the schedule rule and time, or the batch's size.
-fn origin(event: &Event) -> String {
-    match event {
-        Event::Schedule(e) => {
-            let rule = e.resources.as_ref().and_then(|r| r.first()).map(String::as_str).unwrap_or("a schedule");
-            match e.time {
-                Some(t) => format!("schedule ({rule} at {})", t.to_rfc3339()),
-                None => format!("schedule ({rule})"),
-            }
-        }
-        Event::Stream(b) => format!("stream ({} records)", b.records.len()),
-        Event::Direct => "direct".to_string(),
-    }
+    Response { report, batch: event.batch_response() }
 }
 
 #[cfg(test)]

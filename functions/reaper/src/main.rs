@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
         async move {
             // The payload is read here rather than by the runtime: one function, three triggers, told
             // apart by shape; a payload it does not take is refused with the field and the cause.
-            let event = handler::Event::from_json(ev.payload)?;
+            let event = handler::read(ev.payload)?;
             let (ctx, _keys) = wired.current().await?;
             // This invocation's counts, written as CloudWatch embedded metrics once it is done.
             let metrics = shared::daemon::Metrics::default();

@@ -8,6 +8,7 @@
 use aws_lambda_events::dynamodb::Event as DynamoDbEvent;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
+use aws_lambda_events::streams::DynamoDbEventResponse;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -77,6 +78,54 @@ impl<D: DeserializeOwned> Invocation<D> {
     }
 }
 
+/// What invokes a function that runs one pass over every claim (the reaper, the Windows-password
+/// fetcher): a schedule, a DynamoDB stream batch or a direct invocation `{}`. The pass is idempotent
+/// and covers every claim, so a batch needs no per-record work.
+#[derive(Debug)]
+pub enum Pass {
+    /// EventBridge schedule.
+    Schedule(Box<EventBridgeEvent>),
+    /// A DynamoDB stream batch.
+    Stream(DynamoDbEvent),
+    /// Direct invocation (`{}`).
+    Direct,
+}
+
+impl Pass {
+    /// Reads a payload as the trigger its shape names; anything else is refused with the field and the
+    /// cause, naming `function` and what it takes.
+    pub fn from_json(event: Value, function: &str) -> Result<Self, InvalidEvent> {
+        let takes = format!("the {function} takes an EventBridge scheduled event, a DynamoDB stream batch, or {{}}");
+        match Invocation::<NoArguments>::from_json(event).map_err(|e| InvalidEvent(format!("{e}; {takes}")))? {
+            Invocation::Schedule(e) => Ok(Pass::Schedule(e)),
+            Invocation::Stream(b) => Ok(Pass::Stream(b)),
+            Invocation::Direct(NoArguments {}) => Ok(Pass::Direct),
+            other => Err(InvalidEvent(format!("unrecognised event: a {} trigger; {takes}", other.trigger()))),
+        }
+    }
+
+    /// The trigger, for the pass's log line: the schedule rule and time, or the batch's size.
+    pub fn origin(&self) -> String {
+        match self {
+            Pass::Schedule(e) => {
+                let rule = e.resources.as_ref().and_then(|r| r.first()).map(String::as_str).unwrap_or("a schedule");
+                match e.time {
+                    Some(t) => format!("schedule ({rule} at {})", t.to_rfc3339()),
+                    None => format!("schedule ({rule})"),
+                }
+            }
+            Pass::Stream(b) => format!("stream ({} records)", b.records.len()),
+            Pass::Direct => "direct".to_string(),
+        }
+    }
+
+    /// To a stream batch, the partial batch response: always empty (a record whose work failed is
+    /// picked up by the next pass); `None` to the other triggers.
+    pub fn batch_response(&self) -> Option<DynamoDbEventResponse> {
+        matches!(self, Pass::Stream(_)).then(DynamoDbEventResponse::default)
+    }
+}
+
 /// `event` as a `T`, or which field did not read and why.
 fn read<T: DeserializeOwned>(event: Value, what: &str) -> Result<T, InvalidEvent> {
     serde_path_to_error::deserialize(event).map_err(|e| {
@@ -136,6 +185,20 @@ mod tests {
         assert!(matches!(&b, Invocation::Stream(e) if e.records.len() == 1), "{b:?}");
         let d = Invocation::<NoArguments>::from_json(json!({})).unwrap();
         assert_eq!(d.trigger(), "direct");
+    }
+
+    #[test]
+    fn a_pass_names_its_trigger_and_answers_a_batch_with_no_failures() {
+        let s = Pass::from_json(fixture("reaper/schedule-every-minute.json"), "reaper").unwrap();
+        assert!(s.origin().starts_with("schedule (arn:aws:events:"), "{}", s.origin());
+        assert!(s.origin().contains(" at 20"), "the schedule's time: {}", s.origin());
+        assert!(s.batch_response().is_none());
+        let b = Pass::from_json(fixture("reaper/dynamodb-stream-draining.json"), "reaper").unwrap();
+        assert_eq!(b.origin(), "stream (1 records)");
+        assert!(b.batch_response().is_some_and(|r| r.batch_item_failures.is_empty()));
+        assert_eq!(Pass::from_json(json!({}), "reaper").unwrap().origin(), "direct");
+        let u = Pass::from_json(fixture("scale-evaluator/webhook-signed-session-created.json"), "reaper").unwrap_err();
+        assert!(u.0.starts_with("unrecognised event: a webhook trigger; the reaper takes"), "{u}");
     }
 
     #[test]

@@ -24,7 +24,7 @@ fn json(name: &str) -> Value {
 
 /// A fixture read the way the function reads its payload: into its typed event.
 fn event(name: &str) -> Event {
-    Event::from_json(json(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    read(json(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// What the function answers to a fixture, as the JSON the caller receives.
@@ -91,7 +91,7 @@ fn payloads_it_does_not_take_are_refused_with_the_field() {
         (serde_json::json!({"Records": [{"eventName": "MODIFY"}]}), "DynamoDB stream event: Records[0]: missing field"),
         (serde_json::json!(null), "unrecognised event: expected a JSON object, got null"),
     ] {
-        let e = Event::from_json(payload.clone()).expect_err("refused");
+        let e = read(payload.clone()).expect_err("refused");
         assert!(e.0.starts_with(says) && e.0.contains("the reaper takes"), "{payload}: {e}");
     }
 }

@@ -64,7 +64,7 @@ fn json(name: &str) -> Value {
 
 /// A fixture read the way the function reads its payload: into its typed event.
 fn event(name: &str) -> Event {
-    Event::from_json(json(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    read(json(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// What the function answers to a fixture, as the JSON the caller receives.
@@ -79,7 +79,7 @@ fn every_fixture_reads_as_its_typed_event() {
     assert!(matches!(event("direct-fetch-now.json"), Event::Direct));
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events/windows-password-fetcher");
     assert_eq!(std::fs::read_dir(dir).unwrap().count(), 3, "a new fixture: add it above");
-    let e = Event::from_json(serde_json::json!({"claim": "x"})).expect_err("refused");
+    let e = read(serde_json::json!({"claim": "x"})).expect_err("refused");
     assert!(e.0.starts_with("direct invocation: unknown field `claim`"), "{e}");
 }
 
