@@ -8,7 +8,7 @@
 
 use integration_tests::browser;
 use integration_tests::daemon::{Daemon, wait_for};
-use integration_tests::kasm_server::{AcceptAuth, AgentSpec, KasmTestServer};
+use integration_tests::kasm_server::{AcceptAuth, KasmTestServer};
 use integration_tests::proxmox_server::{self, ProxmoxTestServer};
 use integration_tests::runtime_api::workspace_binaries;
 use std::process::{Command, Stdio};
@@ -72,18 +72,7 @@ async fn run_scales_a_proxmox_pool_up_and_down_on_kasms_real_calls() {
     let kasm = KasmTestServer::start(KEY, SECRET, AcceptAuth::Body).await;
     let pve = ProxmoxTestServer::start().await;
     // Load: a static agent (not ours) whose 4 cores are all taken; the pool wants 4 free.
-    kasm.add_agent(AgentSpec {
-        server_id: STATIC.into(),
-        hostname: "static-agent".into(),
-        zone_id: ZONE.into(),
-        server_pool_id: Some(POOL.into()),
-        enabled: true,
-        cores: 4.0,
-        memory_mb: 16_000.0,
-        gpus: 0.0,
-    });
-    kasm.add_session("s1", STATIC, 2.0, 2_000.0);
-    kasm.add_session("s2", STATIC, 2.0, 2_000.0);
+    kasm.add_busy_static_agent(STATIC, ZONE, POOL);
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.yaml");
@@ -126,21 +115,7 @@ async fn run_scales_a_proxmox_pool_up_and_down_on_kasms_real_calls() {
     assert_eq!(server_id.len(), 32, "rendered as Kasm lists ids: {server_id}");
 
     // The VM boots: its agent registers itself under that id, disabled (no auto_agent).
-    kasm.add_agent(AgentSpec {
-        server_id: server_id.clone(),
-        hostname: vms[0].name.clone(),
-        zone_id: ZONE.into(),
-        server_pool_id: Some(POOL.into()),
-        enabled: false,
-        cores: 4.0,
-        memory_mb: 16_000.0,
-        gpus: 0.0,
-    });
-    wait_for("the agent to be enabled", Duration::from_secs(30), || {
-        kasm.check_in(&server_id);
-        kasm.agent(&server_id).is_some_and(|a| a["enabled"] == true)
-    })
-    .await;
+    kasm.register_until_enabled(&server_id, &vms[0].name, ZONE, POOL, 16_000.0, Duration::from_secs(30)).await;
 
     // Load goes away: with our agent gone the static one alone keeps the standby, so after the 2 s
     // backoff ours is drained (disabled), its record deleted and the VM destroyed.
@@ -192,17 +167,7 @@ async fn the_status_page_shows_vms_decisions_capacity_and_errors_in_a_browser() 
     let bin = workspace_binaries().join("kasm-autoscale");
     let kasm = KasmTestServer::start(KEY, SECRET, AcceptAuth::Body).await;
     let pve = ProxmoxTestServer::start().await;
-    kasm.add_agent(AgentSpec {
-        server_id: STATIC.into(),
-        hostname: "static-agent".into(),
-        zone_id: ZONE.into(),
-        server_pool_id: Some(POOL.into()),
-        enabled: true,
-        cores: 4.0,
-        memory_mb: 16_000.0,
-        gpus: 0.0,
-    });
-    kasm.add_session("s1", STATIC, 4.0, 2_000.0);
+    kasm.add_busy_static_agent(STATIC, ZONE, POOL);
 
     // The homelab config of the other test, a token for /status, and a second config whose
     // Proxmox token is wrong (its creates fail: a provider error to show).

@@ -11,7 +11,7 @@
 
 use base64::Engine as _;
 use integration_tests::daemon::{Daemon, wait_for};
-use integration_tests::kasm_server::{AcceptAuth, AgentSpec, Fault, KasmTestServer};
+use integration_tests::kasm_server::{AcceptAuth, Fault, KasmTestServer};
 use integration_tests::lambda_world::{LambdaWorld, fixture};
 use integration_tests::moto::Moto;
 use integration_tests::proxmox_server::{self, ProxmoxTestServer};
@@ -143,17 +143,7 @@ async fn servers() -> (KasmTestServer, ProxmoxTestServer) {
     let kasm = KasmTestServer::start(KEY, KASM_SECRET, AcceptAuth::Body).await;
     let pve = ProxmoxTestServer::start().await;
     // A static agent (not ours) whose cores are all taken: the pool wants 4 free, so one VM is made.
-    kasm.add_agent(AgentSpec {
-        server_id: STATIC.into(),
-        hostname: "static-agent".into(),
-        zone_id: ZONE.into(),
-        server_pool_id: Some(POOL.into()),
-        enabled: true,
-        cores: 4.0,
-        memory_mb: 16_000.0,
-        gpus: 0.0,
-    });
-    kasm.add_session("s1", STATIC, 4.0, 4_000.0);
+    kasm.add_busy_static_agent(STATIC, ZONE, POOL);
     (kasm, pve)
 }
 

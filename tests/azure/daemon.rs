@@ -9,7 +9,7 @@ use integration_tests::azure_server::{
     AzureTestServer, CLIENT_ID, CLIENT_SECRET, RESOURCE_GROUP, SUBSCRIPTION, TENANT, nsg_id, subnet_id,
 };
 use integration_tests::daemon::{Daemon, wait_for};
-use integration_tests::kasm_server::{AcceptAuth, AgentSpec, KasmTestServer};
+use integration_tests::kasm_server::{AcceptAuth, KasmTestServer};
 use integration_tests::runtime_api::workspace_binaries;
 use shared::model::OwnerLabels;
 use std::process::{Command, Stdio};
@@ -77,18 +77,7 @@ async fn run_scales_an_azure_pool_up_and_down() {
     let kasm = KasmTestServer::start(KEY, SECRET, AcceptAuth::Body).await;
     let api = AzureTestServer::start().await;
     // Load: a static agent (not ours) whose 4 cores are all taken; the pool wants 4 free.
-    kasm.add_agent(AgentSpec {
-        server_id: STATIC.into(),
-        hostname: "static-agent".into(),
-        zone_id: ZONE.into(),
-        server_pool_id: Some(POOL.into()),
-        enabled: true,
-        cores: 4.0,
-        memory_mb: 16_000.0,
-        gpus: 0.0,
-    });
-    kasm.add_session("s1", STATIC, 2.0, 2_000.0);
-    kasm.add_session("s2", STATIC, 2.0, 2_000.0);
+    kasm.add_busy_static_agent(STATIC, ZONE, POOL);
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.yaml");
@@ -139,21 +128,7 @@ async fn run_scales_an_azure_pool_up_and_down() {
     assert_eq!(server_id.len(), 32, "rendered as Kasm lists ids: {server_id}");
 
     // The VM boots: its agent registers itself under that id, disabled.
-    kasm.add_agent(AgentSpec {
-        server_id: server_id.clone(),
-        hostname: vm.name.clone(),
-        zone_id: ZONE.into(),
-        server_pool_id: Some(POOL.into()),
-        enabled: false,
-        cores: 4.0,
-        memory_mb: 16_000.0,
-        gpus: 0.0,
-    });
-    wait_for("the agent to be enabled", Duration::from_secs(60), || {
-        kasm.check_in(&server_id);
-        kasm.agent(&server_id).is_some_and(|a| a["enabled"] == true)
-    })
-    .await;
+    kasm.register_until_enabled(&server_id, &vm.name, ZONE, POOL, 16_000.0, Duration::from_secs(60)).await;
 
     // Load goes away: drained, its record deleted, the VM destroyed with everything made for it.
     kasm.remove_session("s1");

@@ -7,7 +7,7 @@
 
 use base64::Engine;
 use integration_tests::daemon::{Daemon, wait_for};
-use integration_tests::kasm_server::{AcceptAuth, AgentSpec, KasmTestServer};
+use integration_tests::kasm_server::{AcceptAuth, KasmTestServer};
 use integration_tests::openstack_server::{IMAGE_ID, NETWORK_ID};
 use integration_tests::runtime_api::workspace_binaries;
 use std::process::{Command, Stdio};
@@ -81,18 +81,7 @@ async fn run_scales_an_openstack_pool_up_and_down() {
     let bin = workspace_binaries().join("kasm-autoscale");
     let w = World::new("daemon").await;
     let kasm = KasmTestServer::start(KEY, SECRET, AcceptAuth::Body).await;
-    kasm.add_agent(AgentSpec {
-        server_id: STATIC.into(),
-        hostname: "static-agent".into(),
-        zone_id: ZONE.into(),
-        server_pool_id: Some(POOL.into()),
-        enabled: true,
-        cores: 4.0,
-        memory_mb: 16_000.0,
-        gpus: 0.0,
-    });
-    kasm.add_session("s1", STATIC, 2.0, 2_000.0);
-    kasm.add_session("s2", STATIC, 2.0, 2_000.0);
+    kasm.add_busy_static_agent(STATIC, ZONE, POOL);
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.yaml");
@@ -136,21 +125,7 @@ async fn run_scales_an_openstack_pool_up_and_down() {
         .expect("the script carries -i {server_id}")
         .to_string();
 
-    kasm.add_agent(AgentSpec {
-        server_id: server_id.clone(),
-        hostname: server.name.clone(),
-        zone_id: ZONE.into(),
-        server_pool_id: Some(POOL.into()),
-        enabled: false,
-        cores: 4.0,
-        memory_mb: 16_000.0,
-        gpus: 0.0,
-    });
-    wait_for("the agent to be enabled", Duration::from_secs(30), || {
-        kasm.check_in(&server_id);
-        kasm.agent(&server_id).is_some_and(|a| a["enabled"] == true)
-    })
-    .await;
+    kasm.register_until_enabled(&server_id, &server.name, ZONE, POOL, 16_000.0, Duration::from_secs(30)).await;
 
     kasm.remove_session("s1");
     kasm.remove_session("s2");

@@ -391,6 +391,53 @@ impl KasmTestServer {
         v
     }
 
+    /// The daemon tests' load: an operator's own agent (not ours) `server_id` of 4 cores and 16,000 MB in
+    /// `zone` and `pool`, enabled, all of whose cores two running sessions (`s1`, `s2`: 2 cores and
+    /// 2,000 MB each) take — so a pool that keeps cores free has to make a VM.
+    pub fn add_busy_static_agent(&self, server_id: &str, zone: &str, pool: &str) {
+        self.add_agent(AgentSpec {
+            server_id: server_id.into(),
+            hostname: "static-agent".into(),
+            zone_id: zone.into(),
+            server_pool_id: Some(pool.into()),
+            enabled: true,
+            cores: 4.0,
+            memory_mb: 16_000.0,
+            gpus: 0.0,
+        });
+        self.add_session("s1", server_id, 2.0, 2_000.0);
+        self.add_session("s2", server_id, 2.0, 2_000.0);
+    }
+
+    /// Our VM's agent booting: it registers under `server_id` (4 cores, `memory_mb`) in `zone` and
+    /// `pool` disabled, as Kasm registers agents without `auto_agent`, then checks in every 200 ms until
+    /// the autoscaler enables it; fails the test after `limit`.
+    pub async fn register_until_enabled(
+        &self,
+        server_id: &str,
+        hostname: &str,
+        zone: &str,
+        pool: &str,
+        memory_mb: f64,
+        limit: std::time::Duration,
+    ) {
+        self.add_agent(AgentSpec {
+            server_id: server_id.into(),
+            hostname: hostname.into(),
+            zone_id: zone.into(),
+            server_pool_id: Some(pool.into()),
+            enabled: false,
+            cores: 4.0,
+            memory_mb,
+            gpus: 0.0,
+        });
+        crate::daemon::wait_for("the agent to be enabled", limit, || {
+            self.check_in(server_id);
+            self.agent(server_id).is_some_and(|a| a["enabled"] == true)
+        })
+        .await;
+    }
+
     /// The record with this id (agent or server), as Kasm stores it.
     pub fn agent(&self, server_id: &str) -> Option<Value> {
         self.lock().records.get(&norm(server_id)).cloned()

@@ -652,7 +652,8 @@ fn scope_counts_agents_without_a_reported_pool_and_always_our_own() {
         rec("ours-elsewhere", "far", Some("elsewhere")),
     ];
     let ours = [crate::kasm::norm_id("ours-elsewhere")].into_iter().collect();
-    let (mine, _) = evaluate::scope(&cfg, &servers, &[], &ours, &Default::default());
+    let (mine, _) =
+        evaluate::scope(&cfg, &evaluate::KasmView::new(servers, vec![], vec![]), &ours, &Default::default());
     let ids: Vec<&str> = mine.iter().map(|s| s.server_id.as_str()).collect();
     assert_eq!(ids, vec!["no-pool", "same-pool", "ours-elsewhere"]);
 }
@@ -860,7 +861,7 @@ fn kasm_staging_configs_link_by_kasm_id_else_by_name_and_zone() {
     ];
     // With Kasm's id: that id decides (case and dashes aside), whatever the names say.
     cfg.autoscale_config_id = Some("aaaa1111".into());
-    let (d, notes) = evaluate::staging_of(&cfg, &kasm, &[], &sessions);
+    let (d, notes) = evaluate::staging_of(&cfg, &[], &evaluate::KasmView::new(vec![], sessions.clone(), kasm.clone()));
     assert!(notes.is_empty());
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].staging_config_id, "by-id");
@@ -868,7 +869,7 @@ fn kasm_staging_configs_link_by_kasm_id_else_by_name_and_zone() {
     assert_eq!(d[0].image, "Image by-id");
     // Without: Kasm's name of its autoscale config, in the same zone.
     cfg.autoscale_config_id = None;
-    let (d, _) = evaluate::staging_of(&cfg, &kasm, &[], &sessions);
+    let (d, _) = evaluate::staging_of(&cfg, &[], &evaluate::KasmView::new(vec![], sessions.clone(), kasm.clone()));
     let ids: Vec<&str> = d.iter().map(|s| s.staging_config_id.as_str()).collect();
     assert_eq!(ids, ["other-id"]);
 }
@@ -894,7 +895,7 @@ fn staging_configs_of_the_files_count_unless_kasm_stages_that_image_in_that_zone
     ];
     let kasm = vec![kasm_staging("a", None, None, "zone")];
     let sessions = vec![staged_session("k1", "agents/img-mine")];
-    let (d, notes) = evaluate::staging_of(&cfg, &kasm, &files, &sessions);
+    let (d, notes) = evaluate::staging_of(&cfg, &files, &evaluate::KasmView::new(vec![], sessions, kasm));
     let ids: Vec<&str> = d.iter().map(|s| s.staging_config_id.as_str()).collect();
     assert_eq!(
         ids,
@@ -943,9 +944,15 @@ fn queued_requests_belong_to_the_config_kasm_queued_them_for_and_wait_on_no_reco
         req("running", "", "id1", "running"),
         req("theirs", "", "id2", "requested"),
     ];
-    assert!(evaluate::queued_for(&cfg, &sessions, std::slice::from_ref(&mine)).is_empty(), "no Kasm id, no link");
+    assert!(
+        evaluate::queued_for(&cfg, &evaluate::KasmView::new(vec![mine.clone()], sessions.clone(), vec![])).is_empty(),
+        "no Kasm id, no link"
+    );
     cfg.autoscale_config_id = Some("id-1".into());
-    let got: Vec<String> = evaluate::queued_for(&cfg, &sessions, &[mine]).into_iter().map(|k| k.kasm_id).collect();
+    let got: Vec<String> = evaluate::queued_for(&cfg, &evaluate::KasmView::new(vec![mine], sessions, vec![]))
+        .into_iter()
+        .map(|k| k.kasm_id)
+        .collect();
     assert_eq!(got, ["waiting", "provisioning", "gone"], "the one on a listed record waits for that record");
 }
 
