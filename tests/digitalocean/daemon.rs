@@ -127,10 +127,11 @@ async fn run_scales_a_digitalocean_pool_up_and_down() {
     // backoff ours is drained (disabled), its record deleted and the VM destroyed.
     kasm.remove_session("s1");
     kasm.remove_session("s2");
-    wait_for("the droplet to be destroyed", Duration::from_secs(60), || {
+    // The droplet goes first, then its claim tag (a tag is deleted by its own call): wait for both.
+    wait_for("the droplet and its claim tag to be destroyed", Duration::from_secs(60), || {
         kasm.check_in(&server_id);
         kasm.check_in(STATIC);
-        api.droplet(droplet.id).is_none()
+        api.droplet(droplet.id).is_none() && api.tags().iter().all(|t| !t.starts_with(tags::CLAIM))
     })
     .await;
     assert!(kasm.is_gone(&server_id), "Kasm record left: {:?}", kasm.agent(&server_id));
