@@ -1,6 +1,7 @@
-//! The VMware vSphere provider (vSphere Automation REST, `/api`): one VM per claim, a full clone of
-//! the config's template with the config's CPUs and memory, our labels in a data set on the VM, and
-//! the startup script run inside the guest through VMware Tools guest operations.
+//! The VMware vSphere provider (vSphere Automation REST, `/api`; vim25 SOAP, `/sdk`, for linked
+//! clones and datastore clusters only): one VM per claim, a full or linked clone of the config's
+//! template with the config's CPUs and memory, our labels in a data set on the VM, and the startup
+//! script run inside the guest through VMware Tools guest operations.
 //!
 //! # How `create_vm` works, and why
 //! The API has no idempotency token, so `create_vm` is a lookup before a clone, and every step after
@@ -36,6 +37,17 @@
 //!    `deploy_spec`) and VMware's reference for the `?action=deploy` form and the `null` answer
 //!    (<https://developer.broadcom.com/xapis/vsphere-automation-api/latest/api/vcenter/vm-template/library-items/templateLibraryItem__action=deploy/post>,
 //!    <https://developer.broadcom.com/xapis/vsphere-automation-api/latest/api/vcenter/vm-template/library-items/templateLibraryItem/get>).
+//!    **Or through vim25** ([`vim25`]), when `clone_type: linked` or `datastore_cluster_name` is set
+//!    (no `/api` operation does either): the template is read by its `/api` id over vim25 and its
+//!    `name` compared (the ids being the same is not documented; a mismatch fails loudly); a linked
+//!    clone finds `vm_snapshot_name` in its `snapshot.rootSnapshotList` tree (exactly one) and calls
+//!    `CloneVM_Task` with `VirtualMachineCloneSpec{location: {datastore?, diskMoveType:
+//!    createNewChildDiskBacking, pool}, template: false, powerOn: false, snapshot}`; a datastore
+//!    cluster (found with `SearchIndex.FindChild` below the datacenter's `datastoreFolder`) goes
+//!    through `RecommendDatastores` (`StoragePlacementSpec{type: clone, vm, podSelectionSpec,
+//!    cloneSpec, cloneName, folder}`) and `ApplyStorageDrsRecommendation_Task` with the first
+//!    recommendation. The vim25 task is polled (bounded) until `success`; its result is the VM. Steps
+//!    4 to 7 are the same.
 //! 4. **Label**: the data set [`labels::DATA_SET`] (`POST /api/vcenter/vm/{vm}/data-sets`, host
 //!    read-write, guest no access, left out of snapshots and clones) when the VM has none.
 //! 5. **Size**: while the VM is off, `PATCH …/hardware/cpu {count}` and `…/hardware/memory
@@ -67,7 +79,10 @@
 //! session vCenter no longer knows, after one new session), 403 PermissionDenied (`UNAUTHORIZED`: the
 //! role lacks a privilege), 404 NotFound, `RESOURCE_BUSY`/`CONCURRENT_CHANGE` Conflict, 429
 //! RateLimited, 5xx Transient, `UNABLE_TO_ALLOCATE_RESOURCE` (in an answer or a failed clone task)
-//! and clone failures saying the datastore or host lacks space or resources OutOfCapacity.
+//! and clone failures saying the datastore or host lacks space or resources OutOfCapacity. vim25
+//! faults by type ([`fault_class`]): `NotAuthenticated`/`InvalidLogin` Unauthenticated,
+//! `NoPermission` PermissionDenied, the `InsufficientResourcesFault` family and `NoDiskSpace`
+//! OutOfCapacity.
 
 mod builder;
 mod client;
@@ -253,7 +268,7 @@ impl Error {
             Error::Config { .. } | Error::NotOurs { .. } | Error::NameTaken { .. } | Error::ScriptFailed { .. } => {
                 ProviderError::Invalid { provider: NAME, message }
             }
-            Error::Fault { ref kind, .. } => fault_class(&kind.clone(), message),
+            Error::Fault { ref kind, .. } => fault_class(kind, message),
         }
     }
 }
@@ -492,13 +507,14 @@ impl VsphereProvider {
         let what = format!("find datastore_cluster_name `{path}`");
         let dc_ref = vim25::MoRef::new("Datacenter", dc);
         let props = self.vim.properties(&dc_ref, &["datastoreFolder"], &what).await?.unwrap_or_default();
-        let mut at = props
-            .iter()
-            .find(|(n, _)| n == "datastoreFolder")
-            .and_then(|(_, v)| v.as_moref())
-            .ok_or_else(|| Error::Decode {
-                what: what.clone(),
-                message: format!("the datacenter {dc} has no datastoreFolder over vim25 (is {dc} its vim25 reference?)"),
+        let mut at =
+            props.iter().find(|(n, _)| n == "datastoreFolder").and_then(|(_, v)| v.as_moref()).ok_or_else(|| {
+                Error::Decode {
+                    what: what.clone(),
+                    message: format!(
+                        "the datacenter {dc} has no datastoreFolder over vim25 (is {dc} its vim25 reference?)"
+                    ),
+                }
             })?;
         for seg in path.split('/').filter(|s| !s.is_empty()) {
             at = self.vim.find_child(&at, seg, &what).await?.ok_or_else(|| Error::Config {
@@ -510,7 +526,10 @@ impl VsphereProvider {
         }
         if at.kind != "StoragePod" {
             return Err(Error::Config {
-                message: format!("datastore_cluster_name: `{path}` is a {} ({}), not a datastore cluster", at.kind, at.value),
+                message: format!(
+                    "datastore_cluster_name: `{path}` is a {} ({}), not a datastore cluster",
+                    at.kind, at.value
+                ),
             });
         }
         Ok(at)
@@ -532,11 +551,22 @@ impl VsphereProvider {
         let pool = match (&p.resource_pool, &p.cluster) {
             (Some(rp), _) => vim25::MoRef::new("ResourcePool", rp),
             (None, Some(cl)) => {
-                let what = format!("read the root resource pool of cluster_name `{}`", self.config.cluster_name.as_deref().unwrap_or_default());
-                let c = self.vim.properties(&vim25::MoRef::new("ClusterComputeResource", cl), &["resourcePool"], &what).await?;
-                c.unwrap_or_default().iter().find(|(k, _)| k == "resourcePool").and_then(|(_, v)| v.as_moref()).ok_or_else(|| {
-                    Error::Decode { what, message: format!("the cluster {cl} has no resourcePool over vim25") }
-                })?
+                let what = format!(
+                    "read the root resource pool of cluster_name `{}`",
+                    self.config.cluster_name.as_deref().unwrap_or_default()
+                );
+                let c = self
+                    .vim
+                    .properties(&vim25::MoRef::new("ClusterComputeResource", cl), &["resourcePool"], &what)
+                    .await?;
+                c.unwrap_or_default()
+                    .iter()
+                    .find(|(k, _)| k == "resourcePool")
+                    .and_then(|(_, v)| v.as_moref())
+                    .ok_or_else(|| Error::Decode {
+                        what,
+                        message: format!("the cluster {cl} has no resourcePool over vim25"),
+                    })?
             }
             (None, None) => prop("resourcePool").ok_or_else(|| Error::Config {
                 message: "resource_pool: the template has no resource pool (a template, not a VM); name \
@@ -571,13 +601,15 @@ impl VsphereProvider {
         };
         let vm = match &pod {
             None => {
-                let what = if linked { "make the linked clone (CloneVM_Task)" } else { "clone the template (CloneVM_Task)" };
-                let params = format!("{}{}{}", vim25::moref("folder", &folder), vim25::text("name", name), clone_spec("spec"));
+                let what =
+                    if linked { "make the linked clone (CloneVM_Task)" } else { "clone the template (CloneVM_Task)" };
+                let params =
+                    format!("{}{}{}", vim25::moref("folder", &folder), vim25::text("name", name), clone_spec("spec"));
                 let r = self.vim.call("CloneVM_Task", &template, &params, what, false).await?;
-                let task = r.child("returnval").and_then(vim25::Node::as_moref).ok_or_else(|| Error::Decode {
-                    what: what.into(),
-                    message: "the answer names no task".into(),
-                })?;
+                let task = r
+                    .child("returnval")
+                    .and_then(vim25::Node::as_moref)
+                    .ok_or_else(|| Error::Decode { what: what.into(), message: "the answer names no task".into() })?;
                 tracing::info!(task = %task.value, name, linked, "vim25 clone accepted");
                 let result = self.wait_vim_task(&task, what).await?;
                 result.as_moref()
@@ -596,7 +628,8 @@ impl VsphereProvider {
                 ]
                 .concat();
                 let srm = self.vim.content().await?.storage_resource_manager.clone();
-                let r = self.vim.call("RecommendDatastores", &srm, &vim25::el("storageSpec", &spec), what, true).await?;
+                let r =
+                    self.vim.call("RecommendDatastores", &srm, &vim25::el("storageSpec", &spec), what, true).await?;
                 let key = r
                     .child("returnval")
                     .and_then(|rv| rv.child("recommendations"))
@@ -616,10 +649,10 @@ impl VsphereProvider {
                     .vim
                     .call("ApplyStorageDrsRecommendation_Task", &srm, &vim25::text("key", &key), what, false)
                     .await?;
-                let task = r.child("returnval").and_then(vim25::Node::as_moref).ok_or_else(|| Error::Decode {
-                    what: what.into(),
-                    message: "the answer names no task".into(),
-                })?;
+                let task = r
+                    .child("returnval")
+                    .and_then(vim25::Node::as_moref)
+                    .ok_or_else(|| Error::Decode { what: what.into(), message: "the answer names no task".into() })?;
                 tracing::info!(task = %task.value, name, pod = %pod.value, "Storage DRS clone accepted");
                 let result = self.wait_vim_task(&task, what).await?;
                 result.child("vm").and_then(vim25::Node::as_moref)
@@ -646,10 +679,10 @@ impl VsphereProvider {
             match info.text_of("state").unwrap_or_default() {
                 "success" => Ok(Ok(info.child("result").cloned().unwrap_or_default())),
                 "error" => {
-                    let f = info.child("error").map(vim25::task_fault).unwrap_or(vim25::Fault {
-                        kind: "unknown fault".into(),
-                        message: "no error given".into(),
-                    });
+                    let f = info
+                        .child("error")
+                        .map(vim25::task_fault)
+                        .unwrap_or(vim25::Fault { kind: "unknown fault".into(), message: "no error given".into() });
                     Err(Error::Fault { what: format!("{what}: task {}", task.value), kind: f.kind, message: f.message })
                 }
                 s @ ("queued" | "running") => Ok(Err(format!("task {} is {s}", task.value))),

@@ -8,8 +8,8 @@
 //! the ones the flow needs, and a missing one fails its call as PermissionDenied naming the call.
 
 use super::{Error, Template, VsphereProvider, vim25};
-use crate::config::providers::VsphereCloneType;
 use crate::config::ProviderConfigCommon;
+use crate::config::providers::VsphereCloneType;
 use crate::model::OsFamily;
 use crate::providers::Check;
 use crate::script;
@@ -113,7 +113,8 @@ impl VsphereProvider {
     /// `snapshot`: with `clone_type: linked`, `vm_snapshot_name` is one snapshot of the template
     /// (read over vim25: the template's `snapshot` tree).
     async fn check_snapshot(&self, template: &Result<Template, Error>) -> Check {
-        let Some(name) = self.config.vm_snapshot_name.as_deref().filter(|_| self.config.clone_type == VsphereCloneType::Linked)
+        let Some(name) =
+            self.config.vm_snapshot_name.as_deref().filter(|_| self.config.clone_type == VsphereCloneType::Linked)
         else {
             return Check::pass("snapshot", "not used: full clones (clone_type: full)");
         };
@@ -126,7 +127,11 @@ impl VsphereProvider {
             Ok(Template::Vm(vm)) => match self.vim_snapshot(vm).await {
                 Ok(s) => Check::pass(
                     "snapshot",
-                    format!("`{name}` is {} of {vm} (linked clones over vim25, SOAPAction {})", s.value, vim25::SOAP_ACTION),
+                    format!(
+                        "`{name}` is {} of {vm} (linked clones over vim25, SOAPAction {})",
+                        s.value,
+                        vim25::SOAP_ACTION
+                    ),
                 ),
                 Err(e) => Check::fail("snapshot", e.into_provider().to_string()),
             },
@@ -140,7 +145,10 @@ impl VsphereProvider {
             return Check::pass("datastore_cluster", "not used (no datastore_cluster_name)");
         };
         match self.vim_pod(dc).await {
-            Ok(p) => Check::pass("datastore_cluster", format!("`{name}` is the datastore cluster {} (Storage DRS places each clone)", p.value)),
+            Ok(p) => Check::pass(
+                "datastore_cluster",
+                format!("`{name}` is the datastore cluster {} (Storage DRS places each clone)", p.value),
+            ),
             Err(e) => Check::fail("datastore_cluster", e.into_provider().to_string()),
         }
     }

@@ -165,9 +165,7 @@ pub struct Node {
 
 impl Node {
     fn from(n: roxmltree::Node<'_, '_>) -> Node {
-        let xsi_type = n
-            .attribute((XSI, "type"))
-            .map(|t| t.rsplit(':').next().unwrap_or(t).to_string());
+        let xsi_type = n.attribute((XSI, "type")).map(|t| t.rsplit(':').next().unwrap_or(t).to_string());
         Node {
             name: n.tag_name().name().to_string(),
             xsi_type,
@@ -282,7 +280,9 @@ pub fn find_snapshot(info: Option<&Node>, name: &str) -> Result<MoRef, String> {
     let hits: Vec<&Snapshot> = all.iter().filter(|s| s.name == name).collect();
     match hits.as_slice() {
         [one] => Ok(one.snapshot.clone()),
-        [] if all.is_empty() => Err(format!("vm_snapshot_name: the template has no snapshots, so none is named `{name}`")),
+        [] if all.is_empty() => {
+            Err(format!("vm_snapshot_name: the template has no snapshots, so none is named `{name}`"))
+        }
         [] => Err(format!(
             "vm_snapshot_name: the template has no snapshot named `{name}` (it has {})",
             all.iter().map(|s| format!("`{}`", s.name)).collect::<Vec<_>>().join(", ")
@@ -380,7 +380,9 @@ impl Vim {
         let mut backoff = crate::http::retry::Backoff::new(&self.retry);
         let mut tries = 0;
         loop {
-            let attempt = req.try_clone().ok_or_else(|| Error::Decode { what: what.into(), message: "request not cloneable".into() })?;
+            let attempt = req
+                .try_clone()
+                .ok_or_else(|| Error::Decode { what: what.into(), message: "request not cloneable".into() })?;
             match self.http.execute(attempt).await {
                 Ok(resp) => {
                     let status = resp.status();
@@ -422,7 +424,8 @@ impl Vim {
                 let (_, _, text) = self.post(body, None, &Redactor::new(), what, true).await?;
                 let r = self.answer(&text, "RetrieveServiceContent", what)?;
                 let rv = r.child("returnval").ok_or_else(|| decode(what, "no returnval"))?;
-                let get = |n: &str| rv.child(n).and_then(Node::as_moref).ok_or_else(|| decode(what, &format!("no {n}")));
+                let get =
+                    |n: &str| rv.child(n).and_then(Node::as_moref).ok_or_else(|| decode(what, &format!("no {n}")));
                 Ok(Content {
                     session_manager: get("sessionManager")?,
                     property_collector: get("propertyCollector")?,
@@ -465,7 +468,8 @@ impl Vim {
             decode(what, &format!("the answer sets no `{COOKIE_NAME}` cookie (the session); is this vCenter?"))
         })?;
         let secret = SecretString::from(pair.to_string());
-        let mut cookie = HeaderValue::from_str(pair).map_err(|_| decode(what, "the session cookie is not a header value"))?;
+        let mut cookie =
+            HeaderValue::from_str(pair).map_err(|_| decode(what, "the session cookie is not a header value"))?;
         cookie.set_sensitive(true);
         let token = pair.split_once('=').map(|(_, v)| v.trim_matches('"').to_string()).unwrap_or_default();
         tracing::info!(user = %s.username, "vCenter vim25 session created");
@@ -523,11 +527,18 @@ impl Vim {
         let path_set: String = paths.iter().map(|p| text("pathSet", p)).collect();
         let spec = el(
             "specSet",
-            &format!("{}{}", el("propSet", &format!("{}{path_set}", text("type", &obj.kind))), el("objectSet", &moref("obj", obj))),
+            &format!(
+                "{}{}",
+                el("propSet", &format!("{}{path_set}", text("type", &obj.kind))),
+                el("objectSet", &moref("obj", obj))
+            ),
         );
         let params = format!("{spec}{}", el("options", ""));
         let r = self.call("RetrievePropertiesEx", &pc, &params, what, true).await?;
-        let Some(objects) = r.child("returnval").and_then(|rv| rv.all("objects").find(|o| o.child("obj").and_then(Node::as_moref).as_ref() == Some(obj))) else {
+        let Some(objects) = r
+            .child("returnval")
+            .and_then(|rv| rv.all("objects").find(|o| o.child("obj").and_then(Node::as_moref).as_ref() == Some(obj)))
+        else {
             return Ok(None);
         };
         Ok(Some(
@@ -577,10 +588,19 @@ mod tests {
         let doc = roxmltree::Document::parse(&e).expect("well-formed");
         let pw = doc.descendants().find(|n| n.has_tag_name((NAMESPACE, "password"))).unwrap();
         assert_eq!(pw.text(), Some("p<&>\"'w"));
-        assert_eq!(moref("vm", &MoRef::new("VirtualMachine", "vm-<1>")), "<vm type=\"VirtualMachine\">vm-&lt;1&gt;</vm>");
+        assert_eq!(
+            moref("vm", &MoRef::new("VirtualMachine", "vm-<1>")),
+            "<vm type=\"VirtualMachine\">vm-&lt;1&gt;</vm>"
+        );
         assert_eq!(SOAP_ACTION, format!("\"urn:vim25/{API_VERSION}\""));
-        assert_eq!(sdk_url(&Url::parse("https://vc.example.com:8443/").unwrap()).as_str(), "https://vc.example.com:8443/sdk");
-        assert_eq!(session_cookie("vmware_soap_session=\"f92d3e\"; Path=/; HttpOnly; Secure;"), Some("vmware_soap_session=\"f92d3e\""));
+        assert_eq!(
+            sdk_url(&Url::parse("https://vc.example.com:8443/").unwrap()).as_str(),
+            "https://vc.example.com:8443/sdk"
+        );
+        assert_eq!(
+            session_cookie("vmware_soap_session=\"f92d3e\"; Path=/; HttpOnly; Secure;"),
+            Some("vmware_soap_session=\"f92d3e\"")
+        );
         assert_eq!(session_cookie("other=1; Path=/"), None);
     }
 
@@ -602,7 +622,11 @@ mod tests {
             name: "error".into(),
             children: vec![
                 Node { name: "fault".into(), xsi_type: Some("InsufficientStorageSpace".into()), ..Node::default() },
-                Node { name: "localizedMessage".into(), text: "Insufficient disk space on datastore 'ssd-01'.".into(), ..Node::default() },
+                Node {
+                    name: "localizedMessage".into(),
+                    text: "Insufficient disk space on datastore 'ssd-01'.".into(),
+                    ..Node::default()
+                },
             ],
             ..Node::default()
         };
@@ -613,7 +637,12 @@ mod tests {
 
     fn tree(name: &str, id: &str, children: Vec<Node>) -> Node {
         let mut c = vec![
-            Node { name: "snapshot".into(), mo_type: Some("VirtualMachineSnapshot".into()), text: id.into(), ..Node::default() },
+            Node {
+                name: "snapshot".into(),
+                mo_type: Some("VirtualMachineSnapshot".into()),
+                text: id.into(),
+                ..Node::default()
+            },
             Node { name: "name".into(), text: name.into(), ..Node::default() },
         ];
         c.extend(children.into_iter().map(|mut n| {
@@ -628,8 +657,16 @@ mod tests {
         let info = Node {
             name: "val".into(),
             children: vec![
-                tree("base", "snapshot-1", vec![tree("patched", "snapshot-2", vec![tree("kasm-1.19", "snapshot-3", vec![])])]),
-                tree("other-root", "snapshot-4", vec![tree("dup", "snapshot-5", vec![]), tree("dup", "snapshot-6", vec![])]),
+                tree(
+                    "base",
+                    "snapshot-1",
+                    vec![tree("patched", "snapshot-2", vec![tree("kasm-1.19", "snapshot-3", vec![])])],
+                ),
+                tree(
+                    "other-root",
+                    "snapshot-4",
+                    vec![tree("dup", "snapshot-5", vec![]), tree("dup", "snapshot-6", vec![])],
+                ),
             ],
             ..Node::default()
         };
