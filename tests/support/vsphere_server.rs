@@ -1206,8 +1206,8 @@ pub struct VimClone {
 /// [`VsphereTestServer::soap_violations`].
 pub mod soap {
     use super::{
-        CLONE_BYTES, CLUSTER, DATACENTER, DATASTORE, FOLDERS, Inner, PASSWORD, POOL, TASK_POLLS, TEMPLATE, TestVm,
-        USERNAME, VimClone,
+        CLONE_BYTES, CLUSTER, DATACENTER, DATASTORE, FOLDERS, Inner, POOL, TASK_POLLS, TEMPLATE, TestVm, USERNAME,
+        VimClone,
     };
     use crate::fake_api::{Incoming, Reply};
     use serde_json::Value;
@@ -1528,7 +1528,6 @@ pub mod soap {
         if !known {
             return fault("NotAuthenticated", "The session is not authenticated.");
         }
-        let _ = PASSWORD;
         match method.as_str() {
             "Logout" => {
                 st.soap_sessions.retain(|s| cookie != format!("vmware_soap_session=\"{s}\""));

@@ -240,6 +240,7 @@ fn the_clients_fault_lists_and_soap_action_are_the_subsets() {
 #[tokio::test]
 async fn the_test_vcenter_refuses_requests_the_subset_does_not_allow() {
     let server = VsphereTestServer::start().await;
+    shared::http::install_crypto_provider();
     let http = reqwest::Client::new();
     let send = |action: &'static str, body: String| {
         let http = http.clone();
@@ -277,7 +278,7 @@ async fn the_test_vcenter_refuses_requests_the_subset_does_not_allow() {
             clone(&format!(
                 "<spec><template>false</template><location>{pool}</location><powerOn>false</powerOn></spec>"
             )),
-            "WSDL order",
+            "out of order",
         ),
         (
             vim25::SOAP_ACTION,
@@ -288,9 +289,9 @@ async fn the_test_vcenter_refuses_requests_the_subset_does_not_allow() {
         ),
         (
             vim25::SOAP_ACTION,
-            clone(&format!(
-                "<spec><location><pool type=\"Datastore\">x</pool></location><template>false</template><powerOn>false</powerOn></spec>"
-            )),
+            clone(
+                "<spec><location><pool type=\"Datastore\">x</pool></location><template>false</template><powerOn>false</powerOn></spec>",
+            ),
             "a Datastore reference",
         ),
         (
