@@ -138,6 +138,8 @@ struct Inner {
     /// Faults the next vim25 clone tasks end with (type, message).
     vim_task_faults: std::collections::VecDeque<(String, String)>,
     vim_clones: BTreeMap<String, VimClone>,
+    /// The template's name as vim25 reports it, when it differs from /api's.
+    vim_template_name: Option<String>,
 }
 
 /// The running server.
@@ -250,6 +252,7 @@ impl VsphereTestServer {
             recommendations: BTreeMap::new(),
             vim_task_faults: std::collections::VecDeque::new(),
             vim_clones: BTreeMap::new(),
+            vim_template_name: None,
         }));
         let g = inner.clone();
         let mut b = FakeApi::builder()
@@ -406,6 +409,12 @@ impl VsphereTestServer {
     /// vim25: how VM `id` was cloned, when it was.
     pub fn vim_clone(&self, id: &str) -> Option<VimClone> {
         self.lock().vim_clones.get(id).cloned()
+    }
+
+    /// Makes vim25 report another name for the template's id (an `/api` id that is not the vim25
+    /// reference of the same VM).
+    pub fn set_vim25_template_name(&self, name: &str) {
+        self.lock().vim_template_name = Some(name.into());
     }
 
     /// Removes the template's snapshots.
@@ -1546,9 +1555,11 @@ pub mod soap {
                 for p in &paths {
                     let val = match (kind.as_str(), p.as_str()) {
                         ("VirtualMachine", _) if !st.vms.contains_key(&id) => None,
-                        ("VirtualMachine", "name") => {
-                            st.vms.get(&id).map(|v| format!("<val xsi:type=\"xsd:string\">{}</val>", esc(&v.name)))
-                        }
+                        ("VirtualMachine", "name") => st.vms.get(&id).map(|v| {
+                            let name =
+                                st.vim_template_name.clone().filter(|_| id == TEMPLATE.1).unwrap_or(v.name.clone());
+                            format!("<val xsi:type=\"xsd:string\">{}</val>", esc(&name))
+                        }),
                         ("VirtualMachine", "parent") => {
                             Some(format!("<val type=\"Folder\" xsi:type=\"ManagedObjectReference\">{VM_ROOT}</val>"))
                         }

@@ -151,6 +151,17 @@ async fn clone_task_faults_map_to_the_classes_the_engine_acts_on() {
 }
 
 #[tokio::test]
+async fn an_api_id_that_names_another_vim25_vm_fails_loudly_and_clones_nothing() {
+    let server = VsphereTestServer::start().await;
+    server.set_vim25_template_name("ops-database");
+    let p = super::provider_cfg(&linked(&server, "kasm-1.19"), PASSWORD);
+    let e = p.create_vm(&super::spec("vim", "pool-i")).await.expect_err("ids differ");
+    assert_eq!(e.class(), ErrorClass::Invalid, "{e}");
+    assert!(e.to_string().contains("does not document") && e.to_string().contains(TEMPLATE.1), "{e}");
+    assert!(server.soap_calls("CloneVM_Task").is_empty() && server.vms().is_empty());
+}
+
+#[tokio::test]
 async fn an_expired_vim25_session_is_made_again_once_and_a_wrong_password_is_auth() {
     let server = VsphereTestServer::start().await;
     let p = super::provider_cfg(&linked(&server, "kasm-1.19"), PASSWORD);

@@ -467,10 +467,10 @@ impl VsphereProvider {
     /// `vm_template_name`, else this fails naming both.
     async fn vim_template(&self, source: &str, paths: &[&str]) -> Result<Vec<(String, vim25::Node)>, Error> {
         let what = format!("read the template `{}` ({source}) over vim25", self.config.vm_template_name);
-        let premise = || Error::Decode {
-            what: what.clone(),
+        // Invalid, not transient: another attempt reads the same ids.
+        let premise = || Error::Config {
             message: format!(
-                "the vSphere Automation id `{source}` of vm_template_name `{}` names no vim25 VirtualMachine of that \
+                "failed to {what}: the vSphere Automation id `{source}` of vm_template_name `{}` names no vim25 VirtualMachine of that \
                  name on this vCenter; kasm-autoscale uses /api ids as vim25 references (VMware does not document \
                  that they are the same), so linked clones and datastore clusters cannot be used here",
                 self.config.vm_template_name
