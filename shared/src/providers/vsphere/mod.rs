@@ -1131,6 +1131,37 @@ mod tests {
     }
 
     #[test]
+    fn vim25_faults_map_to_the_classes_the_engine_acts_on() {
+        let c = |kind: &str| {
+            Error::Fault { what: "clone".into(), kind: kind.into(), message: "m".into() }.into_provider().class()
+        };
+        // NotAuthenticated is a NoPermission subtype in vim25: told apart.
+        assert_eq!(c("NotAuthenticated"), ErrorClass::Auth);
+        assert_eq!(c("InvalidLogin"), ErrorClass::Auth);
+        assert_eq!(c("PasswordExpired"), ErrorClass::Auth);
+        assert_eq!(c("NoPermission"), ErrorClass::Permission);
+        for k in [
+            "InsufficientResourcesFault",
+            "InsufficientStorageSpace",
+            "InsufficientMemoryResourcesFault",
+            "NoDiskSpace",
+        ] {
+            assert_eq!(c(k), ErrorClass::OutOfCapacity, "{k}");
+        }
+        assert_eq!(c("ManagedObjectNotFound"), ErrorClass::Invalid);
+        assert_eq!(c("InvalidArgument"), ErrorClass::Invalid);
+        assert_eq!(c("SystemError"), ErrorClass::Transient);
+        let msg = Error::Fault {
+            what: "make the linked clone (CloneVM_Task)".into(),
+            kind: "NoDiskSpace".into(),
+            message: "full".into(),
+        }
+        .into_provider()
+        .to_string();
+        assert!(msg.contains("CloneVM_Task") && msg.contains("NoDiskSpace: full"), "{msg}");
+    }
+
+    #[test]
     fn states_and_script_commands() {
         assert_eq!(state("POWERED_ON"), VmState::Running);
         assert_eq!(state("POWERED_OFF"), VmState::Stopped);
