@@ -121,6 +121,25 @@ struct Inner {
     sessions_ended: usize,
     /// The server root (transfer URLs point here).
     base: String,
+    /// vim25: requests the subset refused.
+    soap_violations: Vec<String>,
+    /// vim25: every checked call (method, body).
+    soap_calls: Vec<(String, String)>,
+    /// vim25: faults to answer instead of the next call of a method (method, fault type, message).
+    soap_faults: Vec<(String, String, String)>,
+    /// vim25: session ids (the `vmware_soap_session` cookie's value).
+    soap_sessions: Vec<String>,
+    soap_logins: usize,
+    /// The template has no snapshots.
+    no_snapshots: bool,
+    vim_tasks: BTreeMap<String, VimTask>,
+    /// Storage DRS recommendations (key → the placement spec).
+    recommendations: BTreeMap<String, soap::X>,
+    /// Faults the next vim25 clone tasks end with (type, message).
+    vim_task_faults: std::collections::VecDeque<(String, String)>,
+    vim_clones: BTreeMap<String, VimClone>,
+    /// The template's name as vim25 reports it, when it differs from /api's.
+    vim_template_name: Option<String>,
 }
 
 /// The running server.
@@ -223,6 +242,17 @@ impl VsphereTestServer {
             sessions_made: 0,
             sessions_ended: 0,
             base: String::new(),
+            soap_violations: Vec::new(),
+            soap_calls: Vec::new(),
+            soap_faults: Vec::new(),
+            soap_sessions: Vec::new(),
+            soap_logins: 0,
+            no_snapshots: false,
+            vim_tasks: BTreeMap::new(),
+            recommendations: BTreeMap::new(),
+            vim_task_faults: std::collections::VecDeque::new(),
+            vim_clones: BTreeMap::new(),
+            vim_template_name: None,
         }));
         let g = inner.clone();
         let mut b = FakeApi::builder()
@@ -242,6 +272,22 @@ impl VsphereTestServer {
                 (!st.sessions.iter().any(|s| s == got)).then(|| err(401, "UNAUTHENTICATED", "Authentication required."))
             })
             .unrouted(|m, p| err(404, "NOT_FOUND", &format!("no API at {m} {p}")));
+        // Requests outside `/api` reach the fallback with the path `/` (the harness strips what it
+        // cannot route): the vim25 endpoint, `POST /sdk`. The client's `/sdk` path is pinned by its
+        // own unit test; here every such request must be a valid vim25 call.
+        let soap_state = inner.clone();
+        b = b.fallback(fake_api::handler(move |req| {
+            let st = soap_state.clone();
+            async move {
+                if req.path != "/" {
+                    return err(404, "NOT_FOUND", &format!("no API at {} {}", req.method, req.path));
+                }
+                if req.method.as_str() != "POST" {
+                    return soap::fault("InvalidRequest", "the vim25 endpoint takes POST only");
+                }
+                soap::answer(&st, req)
+            }
+        }));
         for route in ROUTES {
             let st = inner.clone();
             b = b.route(
@@ -327,6 +373,53 @@ impl VsphereTestServer {
     /// Free bytes on the datastore.
     pub fn free_bytes(&self) -> u64 {
         self.lock().free_bytes
+    }
+
+    /// vim25: the requests the subset refused (empty when every request was valid).
+    pub fn soap_violations(&self) -> Vec<String> {
+        self.lock().soap_violations.clone()
+    }
+
+    /// vim25: the bodies of every valid call of `method`.
+    pub fn soap_calls(&self, method: &str) -> Vec<String> {
+        self.lock().soap_calls.iter().filter(|(m, _)| m == method).map(|(_, b)| b.clone()).collect()
+    }
+
+    /// vim25: answers the next call of `method` with a fault of type `kind`.
+    pub fn inject_soap_fault(&self, method: &str, kind: &str, message: &str) {
+        self.lock().soap_faults.push((method.into(), kind.into(), message.into()));
+    }
+
+    /// vim25: the next clone task ends with a fault of type `kind`.
+    pub fn fail_next_vim_task(&self, kind: &str, message: &str) {
+        self.lock().vim_task_faults.push_back((kind.into(), message.into()));
+    }
+
+    /// vim25: ends every session (as vCenter does to idle ones).
+    pub fn expire_soap_sessions(&self) {
+        self.lock().soap_sessions.clear();
+    }
+
+    /// vim25: logins so far, and sessions open now.
+    pub fn soap_sessions(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.soap_logins, st.soap_sessions.len())
+    }
+
+    /// vim25: how VM `id` was cloned, when it was.
+    pub fn vim_clone(&self, id: &str) -> Option<VimClone> {
+        self.lock().vim_clones.get(id).cloned()
+    }
+
+    /// Makes vim25 report another name for the template's id (an `/api` id that is not the vim25
+    /// reference of the same VM).
+    pub fn set_vim25_template_name(&self, name: &str) {
+        self.lock().vim_template_name = Some(name.into());
+    }
+
+    /// Removes the template's snapshots.
+    pub fn drop_snapshots(&self) {
+        self.lock().no_snapshots = true;
     }
 }
 
@@ -742,8 +835,10 @@ fn answer(inner: &Arc<Mutex<Inner>>, req: Incoming) -> Reply {
                 );
             }
             let v = st.vms.remove(&vm_id).expect("checked");
+            let linked =
+                st.vim_clones.get(&vm_id).is_some_and(|c| c.disk_move.as_deref() == Some("createNewChildDiskBacking"));
             if v.clone {
-                st.free_bytes += CLONE_BYTES;
+                st.free_bytes += if linked { soap::LINKED_BYTES } else { CLONE_BYTES };
             }
             Reply::empty(204)
         }
@@ -1091,4 +1186,589 @@ impl Harness for VsphereHarness {
             })
             .count()
     }
+}
+
+/// What a vim25 clone recorded (by VM id): how it was made.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VimClone {
+    /// The snapshot it was cloned from (`snapshot-…`), for a linked clone.
+    pub snapshot: Option<String>,
+    /// `diskMoveType` as sent.
+    pub disk_move: Option<String>,
+    /// The datastore cluster Storage DRS placed it in.
+    pub pod: Option<String>,
+    /// The datastore as sent (`datastore-…`), or Storage DRS's.
+    pub datastore: Option<String>,
+    /// The resource pool as sent.
+    pub pool: String,
+    /// The folder as sent.
+    pub folder: String,
+}
+
+/// The vim25 endpoint (`POST /sdk`) of the test vCenter: every request is checked against the
+/// subset of pyvmomi's type tables in `tests/vsphere/vim25-subset.json` (the `SOAPAction`, the
+/// method, `_this`'s type, the parameters in order with their types, each data object's fields in
+/// WSDL order, enum values, the properties read), and answered in the shapes pyvmomi's recorded
+/// vCenter exchanges show (`<MethodResponse><returnval>`, faults as HTTP 500 `soapenv:Fault` with
+/// `<detail><XFault xsi:type="X">`, the `vmware_soap_session` cookie). A request the subset does not
+/// allow is answered with an `InvalidRequest` fault naming what is wrong, and recorded in
+/// [`VsphereTestServer::soap_violations`].
+pub mod soap {
+    use super::{
+        CLONE_BYTES, CLUSTER, DATACENTER, DATASTORE, FOLDERS, Inner, POOL, TASK_POLLS, TEMPLATE, TestVm, USERNAME,
+        VimClone,
+    };
+    use crate::fake_api::{Incoming, Reply};
+    use serde_json::Value;
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    /// The subset (pyvmomi facts), loaded once.
+    pub fn subset() -> &'static Value {
+        static S: OnceLock<Value> = OnceLock::new();
+        S.get_or_init(|| serde_json::from_str(include_str!("../vsphere/vim25-subset.json")).expect("vim25-subset.json"))
+    }
+
+    /// The VM folder root, the datastore folder, the cluster's root pool, the datastore cluster.
+    pub const VM_ROOT: &str = "group-v4";
+    /// The datacenter's datastore folder.
+    pub const DS_FOLDER: &str = "group-s5";
+    /// The cluster's root resource pool.
+    pub const ROOT_POOL: &str = "resgroup-9";
+    /// The datastore cluster: (name, id).
+    pub const POD: (&str, &str) = ("pod-ssd", "group-p61");
+    /// The template's snapshots: (name, id, parent id).
+    pub const SNAPSHOTS: [(&str, &str, Option<&str>); 4] = [
+        ("base", "snapshot-101", None),
+        ("kasm-1.19", "snapshot-102", Some("snapshot-101")),
+        ("dup", "snapshot-103", Some("snapshot-101")),
+        ("dup", "snapshot-104", Some("snapshot-102")),
+    ];
+    /// A linked clone's own disk space (its delta disk), bytes.
+    pub const LINKED_BYTES: u64 = 1 << 30;
+
+    /// A received element: local name, `type` and `xsi:type` attributes, text, children.
+    #[derive(Debug, Clone, Default)]
+    pub struct X {
+        /// Local name.
+        pub name: String,
+        /// `type` (a managed object reference's).
+        pub mo: Option<String>,
+        /// `xsi:type`.
+        pub xsi: Option<String>,
+        /// Text.
+        pub text: String,
+        /// Children.
+        pub kids: Vec<X>,
+    }
+
+    impl X {
+        fn from(n: roxmltree::Node<'_, '_>) -> X {
+            X {
+                name: n.tag_name().name().into(),
+                mo: n.attribute("type").map(Into::into),
+                xsi: n.attribute(("http://www.w3.org/2001/XMLSchema-instance", "type")).map(Into::into),
+                text: n.children().filter(|c| c.is_text()).filter_map(|c| c.text()).collect(),
+                kids: n.children().filter(|c| c.is_element()).map(X::from).collect(),
+            }
+        }
+        /// First child `n`.
+        pub fn get(&self, n: &str) -> Option<&X> {
+            self.kids.iter().find(|k| k.name == n)
+        }
+        /// Text of child `n`.
+        pub fn t(&self, n: &str) -> Option<&str> {
+            self.get(n).map(|k| k.text.as_str())
+        }
+    }
+
+    fn managed_is(kind: &str, want: &str) -> bool {
+        match subset()["managed"].get(kind) {
+            Some(chain) => chain.as_array().is_some_and(|c| c.iter().any(|k| k == want)),
+            None => kind == want,
+        }
+    }
+
+    /// Checks the elements `items` against `fields` (in order, each `{name, type, optional}`).
+    fn check_fields(items: &[X], fields: &[Value], at: &str) -> Result<(), String> {
+        let mut i = 0;
+        for f in fields {
+            let name = f["name"].as_str().unwrap_or_default();
+            let ty = f["type"].as_str().unwrap_or_default();
+            let (base, arr) = ty.strip_suffix("[]").map_or((ty, false), |b| (b, true));
+            let mut n = 0;
+            while i < items.len() && items[i].name == name {
+                check_value(&items[i], base, &format!("{at}.{name}"))?;
+                i += 1;
+                n += 1;
+                if !arr {
+                    break;
+                }
+            }
+            if n == 0 && !f["optional"].as_bool().unwrap_or(false) {
+                return Err(format!("{at}: the required `{name}` is missing (or out of order)"));
+            }
+        }
+        if let Some(extra) = items.get(i) {
+            return Err(format!(
+                "{at}: `{}` is not a field here, or not in the WSDL order ({})",
+                extra.name,
+                fields.iter().filter_map(|f| f["name"].as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_value(x: &X, ty: &str, at: &str) -> Result<(), String> {
+        let leaf =
+            |ok: bool| if ok && x.kids.is_empty() { Ok(()) } else { Err(format!("{at}: `{}` is not a {ty}", x.text)) };
+        if let Some(kind) = ty.strip_prefix("ManagedObjectReference:") {
+            let t = x.mo.as_deref().ok_or_else(|| format!("{at}: a reference without `type`"))?;
+            if !managed_is(t, kind) {
+                return Err(format!("{at}: a {t} reference where a {kind} is expected"));
+            }
+            return leaf(!x.text.trim().is_empty());
+        }
+        if let Some(e) = ty.strip_prefix("enum:") {
+            let ok = subset()["enums"][e].as_array().is_some_and(|v| v.iter().any(|v| v == x.text.as_str()));
+            return leaf(ok);
+        }
+        match ty {
+            "ManagedObjectReference" => leaf(x.mo.is_some() && !x.text.trim().is_empty()),
+            "string" | "dateTime" | "anyURI" => leaf(true),
+            "boolean" => leaf(x.text == "true" || x.text == "false"),
+            "int" | "long" | "short" | "byte" => leaf(x.text.parse::<i64>().is_ok()),
+            t => {
+                let actual = x.xsi.as_deref().unwrap_or(t);
+                let spec = &subset()["types"][actual];
+                if spec.is_null() {
+                    return Err(format!("{at}: type {actual} is not in the vim25 subset"));
+                }
+                if actual != t && !spec["ancestors"].as_array().is_some_and(|a| a.iter().any(|v| v == t)) {
+                    return Err(format!("{at}: {actual} is not a {t}"));
+                }
+                check_fields(&x.kids, spec["fields"].as_array().map(Vec::as_slice).unwrap_or_default(), at)?;
+                // String fields whose values are an enum's (pyvmomi declares them `string`).
+                for (field, e) in [
+                    ("diskMoveType", "VirtualMachineRelocateDiskMoveOptions"),
+                    ("type", "StoragePlacementSpecPlacementType"),
+                ] {
+                    let applies = (field == "diskMoveType" && actual == "VirtualMachineRelocateSpec")
+                        || (field == "type" && actual == "StoragePlacementSpec");
+                    if let (true, Some(v)) = (applies, x.t(field))
+                        && !subset()["enums"][e].as_array().is_some_and(|vals| vals.iter().any(|a| a == v))
+                    {
+                        return Err(format!("{at}.{field}: `{v}` is not a {e}"));
+                    }
+                }
+                if actual == "PropertySpec" {
+                    let kind = x.t("type").unwrap_or_default();
+                    for p in x.kids.iter().filter(|k| k.name == "pathSet") {
+                        let known = subset()["properties"].as_object().is_some_and(|props| {
+                            props
+                                .keys()
+                                .any(|k| k.split_once('.').is_some_and(|(t, n)| n == p.text && managed_is(kind, t)))
+                        });
+                        if !known {
+                            return Err(format!(
+                                "{at}.pathSet: `{}` is not a property of {kind} in the subset",
+                                p.text
+                            ));
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Checks one request; answers the method's name and element.
+    pub fn check(req: &Incoming) -> Result<(String, X), String> {
+        let ct = req.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if !ct.starts_with("text/xml") {
+            return Err(format!("content-type must be text/xml, got `{ct}`"));
+        }
+        let action = req.headers.get("soapaction").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if action != subset()["version"]["soap_action"] {
+            return Err(format!("SOAPAction `{action}` is not {}", subset()["version"]["soap_action"]));
+        }
+        let text = std::str::from_utf8(&req.body).map_err(|_| "the body is not UTF-8".to_string())?;
+        let doc = roxmltree::Document::parse(text).map_err(|e| format!("the body is not XML: {e}"))?;
+        let env = doc.root_element();
+        let soapenv = "http://schemas.xmlsoap.org/soap/envelope/";
+        if !env.has_tag_name((soapenv, "Envelope")) {
+            return Err("the root is not a soapenv:Envelope".into());
+        }
+        let body = env.children().find(|c| c.has_tag_name((soapenv, "Body"))).ok_or("no soapenv:Body")?;
+        let calls: Vec<_> = body.children().filter(|c| c.is_element()).collect();
+        let [call] = calls.as_slice() else { return Err("the Body must hold one call".into()) };
+        if call.tag_name().namespace() != subset()["wsdl_namespace"].as_str() {
+            return Err(format!("the call is not in {}", subset()["wsdl_namespace"]));
+        }
+        let method = call.tag_name().name().to_string();
+        let spec = &subset()["methods"][&method];
+        if spec.is_null() {
+            return Err(format!("{method} is not a method of the subset"));
+        }
+        let x = X::from(*call);
+        let this =
+            x.kids.first().filter(|k| k.name == "_this").ok_or_else(|| format!("{method}: `_this` must come first"))?;
+        let want = spec["this"].as_str().unwrap_or_default();
+        check_value(this, &format!("ManagedObjectReference:{want}"), &format!("{method}._this"))?;
+        check_fields(&x.kids[1..], spec["params"].as_array().map(Vec::as_slice).unwrap_or_default(), &method)?;
+        Ok((method, x))
+    }
+
+    /// A `MethodResponse` envelope.
+    pub fn ok(method: &str, inner: &str) -> Reply {
+        Reply::xml(
+            200,
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenc=\"http://schemas.xmlsoap.org/soap/encoding/\"\n xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"\n xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\"\n xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\n<soapenv:Body>\n<{method}Response xmlns=\"urn:vim25\">{inner}</{method}Response>\n</soapenv:Body>\n</soapenv:Envelope>"
+            ),
+        )
+    }
+
+    /// A SOAP fault of type `kind` (HTTP 500), as pyvmomi's recorded exchanges show one.
+    pub fn fault(kind: &str, message: &str) -> Reply {
+        Reply::xml(
+            500,
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenc=\"http://schemas.xmlsoap.org/soap/encoding/\"\n xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"\n xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\"\n xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\n<soapenv:Body>\n<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>{}</faultstring><detail><{kind}Fault xmlns=\"urn:vim25\" xsi:type=\"{kind}\"></{kind}Fault></detail></soapenv:Fault>\n</soapenv:Body>\n</soapenv:Envelope>",
+                esc(message)
+            ),
+        )
+    }
+
+    fn esc(s: &str) -> String {
+        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    }
+
+    fn mo(name: &str, kind: &str, v: &str) -> String {
+        format!("<{name} type=\"{kind}\">{v}</{name}>")
+    }
+
+    fn snapshot_tree(parent: Option<&str>) -> String {
+        SNAPSHOTS
+            .iter()
+            .filter(|(_, _, p)| *p == parent)
+            .map(|(n, id, _)| {
+                let tag = if parent.is_none() { "rootSnapshotList" } else { "childSnapshotList" };
+                format!(
+                    "<{tag}>{}{}<name>{n}</name><description></description><id>{}</id><createTime>2026-11-01T10:00:00Z</createTime><state>poweredOff</state><quiesced>false</quiesced>{}</{tag}>",
+                    mo("snapshot", "VirtualMachineSnapshot", id),
+                    mo("vm", "VirtualMachine", TEMPLATE.1),
+                    id.trim_start_matches("snapshot-"),
+                    snapshot_tree(Some(id))
+                )
+            })
+            .collect()
+    }
+
+    fn task_info(id: &str, t: &super::VimTask) -> String {
+        let state = if t.polls_left > 0 {
+            "running"
+        } else if t.error.is_some() {
+            "error"
+        } else {
+            "success"
+        };
+        let outcome = match (&t.error, state) {
+            (Some((k, m)), "error") => format!(
+                "<error><fault xsi:type=\"{k}\"></fault><localizedMessage>{}</localizedMessage></error>",
+                esc(m)
+            ),
+            (None, "success") => t.result.clone(),
+            _ => String::new(),
+        };
+        format!(
+            "<key>{id}</key>{}<descriptionId>{}</descriptionId><state>{state}</state><cancelled>false</cancelled><cancelable>false</cancelable>{outcome}<reason xsi:type=\"TaskReasonUser\"><userName>VSPHERE.LOCAL\\kasm-svc</userName></reason><queueTime>2026-12-01T08:00:00Z</queueTime><eventChainId>1</eventChainId>",
+            mo("task", "Task", id),
+            t.description
+        )
+    }
+
+    /// Answers one `POST /sdk`.
+    pub(super) fn answer(inner: &Arc<Mutex<Inner>>, req: Incoming) -> Reply {
+        let mut st = inner.lock().expect("server lock");
+        let (method, x) = match check(&req) {
+            Ok(v) => v,
+            Err(e) => {
+                st.soap_violations.push(e.clone());
+                return fault("InvalidRequest", &e);
+            }
+        };
+        st.soap_calls.push((method.clone(), String::from_utf8_lossy(&req.body).into_owned()));
+        if let Some(pos) = st.soap_faults.iter().position(|(m, _, _)| *m == method) {
+            let (_, kind, msg) = st.soap_faults.remove(pos);
+            return fault(&kind, &msg);
+        }
+        match method.as_str() {
+            "RetrieveServiceContent" => {
+                return ok(
+                    &method,
+                    &format!(
+                        "<returnval>{}{}<about><name>VMware vCenter Server</name><fullName>VMware vCenter Server 8.0.3 build-69507950</fullName><vendor>VMware, Inc.</vendor><version>8.0.3</version><build>69507950</build><apiType>VirtualCenter</apiType><apiVersion>8.0.2.0</apiVersion></about>{}{}{}</returnval>",
+                        mo("rootFolder", "Folder", "group-d1"),
+                        mo("propertyCollector", "PropertyCollector", "propertyCollector"),
+                        mo("sessionManager", "SessionManager", "SessionManager"),
+                        mo("searchIndex", "SearchIndex", "SearchIndex"),
+                        mo("storageResourceManager", "StorageResourceManager", "StorageResourceManager"),
+                    ),
+                );
+            }
+            "Login" => {
+                if x.t("userName") != Some(USERNAME) || x.t("password") != Some(st.password.as_str()) {
+                    return fault("InvalidLogin", "Cannot complete login due to an incorrect user name or password.");
+                }
+                st.next += 1;
+                let id = format!("{:040x}", st.next * 7919);
+                st.soap_sessions.push(id.clone());
+                st.soap_logins += 1;
+                return ok(
+                    &method,
+                    &format!("<returnval><key>5220f274-9ba1-a663-b51f-{:012x}</key><userName>{USERNAME}</userName><fullName>{USERNAME}</fullName><loginTime>2026-12-01T08:00:00Z</loginTime><lastActiveTime>2026-12-01T08:00:00Z</lastActiveTime><locale>en</locale><messageLocale>en</messageLocale><extensionSession>false</extensionSession><ipAddress>127.0.0.1</ipAddress><userAgent>kasm-autoscale</userAgent><callCount>0</callCount></returnval>", st.next),
+                )
+                .header("Set-Cookie", format!("vmware_soap_session=\"{id}\"; Path=/; HttpOnly; Secure;"));
+            }
+            _ => {}
+        }
+        let cookie = req.headers.get("cookie").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let known = st.soap_sessions.iter().any(|s| cookie == format!("vmware_soap_session=\"{s}\""));
+        if !known {
+            return fault("NotAuthenticated", "The session is not authenticated.");
+        }
+        match method.as_str() {
+            "Logout" => {
+                st.soap_sessions.retain(|s| cookie != format!("vmware_soap_session=\"{s}\""));
+                ok(&method, "")
+            }
+            "RetrievePropertiesEx" => {
+                let spec = x.get("specSet").cloned().unwrap_or_default();
+                let obj = spec.get("objectSet").and_then(|o| o.get("obj")).cloned().unwrap_or_default();
+                let paths: Vec<String> = spec
+                    .get("propSet")
+                    .map(|p| p.kids.iter().filter(|k| k.name == "pathSet").map(|k| k.text.clone()).collect())
+                    .unwrap_or_default();
+                let kind = obj.mo.clone().unwrap_or_default();
+                let id = obj.text.clone();
+                let mut props = Vec::new();
+                for p in &paths {
+                    let val = match (kind.as_str(), p.as_str()) {
+                        ("VirtualMachine", _) if !st.vms.contains_key(&id) => None,
+                        ("VirtualMachine", "name") => st.vms.get(&id).map(|v| {
+                            let name =
+                                st.vim_template_name.clone().filter(|_| id == TEMPLATE.1).unwrap_or(v.name.clone());
+                            format!("<val xsi:type=\"xsd:string\">{}</val>", esc(&name))
+                        }),
+                        ("VirtualMachine", "parent") => {
+                            Some(format!("<val type=\"Folder\" xsi:type=\"ManagedObjectReference\">{VM_ROOT}</val>"))
+                        }
+                        ("VirtualMachine", "resourcePool") => Some(format!(
+                            "<val type=\"ResourcePool\" xsi:type=\"ManagedObjectReference\">{}</val>",
+                            POOL.1
+                        )),
+                        ("VirtualMachine", "snapshot") if id == TEMPLATE.1 && !st.no_snapshots => Some(format!(
+                            "<val xsi:type=\"VirtualMachineSnapshotInfo\">{}{}</val>",
+                            mo("currentSnapshot", "VirtualMachineSnapshot", SNAPSHOTS[1].1),
+                            snapshot_tree(None)
+                        )),
+                        ("VirtualMachine", "snapshot") => None,
+                        ("ClusterComputeResource", "resourcePool") if id == CLUSTER.1 => Some(format!(
+                            "<val type=\"ResourcePool\" xsi:type=\"ManagedObjectReference\">{ROOT_POOL}</val>"
+                        )),
+                        ("Datacenter", "datastoreFolder") if id == DATACENTER.1 => {
+                            Some(format!("<val type=\"Folder\" xsi:type=\"ManagedObjectReference\">{DS_FOLDER}</val>"))
+                        }
+                        ("Task", "info") => {
+                            let Some(t) = st.vim_tasks.get_mut(&id) else {
+                                return fault(
+                                    "ManagedObjectNotFound",
+                                    &format!(
+                                        "The object 'vim.Task:{id}' has already been deleted or has not been completely created"
+                                    ),
+                                );
+                            };
+                            let info = task_info(&id, t);
+                            t.polls_left = t.polls_left.saturating_sub(1);
+                            Some(format!("<val xsi:type=\"TaskInfo\">{info}</val>"))
+                        }
+                        _ => {
+                            return fault(
+                                "ManagedObjectNotFound",
+                                &format!(
+                                    "The object 'vim.{kind}:{id}' has already been deleted or has not been completely created"
+                                ),
+                            );
+                        }
+                    };
+                    if let Some(v) = val {
+                        props.push(format!("<propSet><name>{p}</name>{v}</propSet>"));
+                    }
+                }
+                if kind == "VirtualMachine" && !st.vms.contains_key(&id) {
+                    return fault(
+                        "ManagedObjectNotFound",
+                        &format!(
+                            "The object 'vim.VirtualMachine:{id}' has already been deleted or has not been completely created"
+                        ),
+                    );
+                }
+                ok(
+                    &method,
+                    &format!("<returnval><objects>{}{}</objects></returnval>", mo("obj", &kind, &id), props.concat()),
+                )
+            }
+            "FindChild" => {
+                let entity = x.get("entity").map(|e| e.text.clone()).unwrap_or_default();
+                let name = x.t("name").unwrap_or_default();
+                let found = match (entity.as_str(), name) {
+                    (DS_FOLDER, n) if n == POD.0 => Some(mo("returnval", "StoragePod", POD.1)),
+                    (DS_FOLDER, n) if n == DATASTORE.0 => Some(mo("returnval", "Datastore", DATASTORE.1)),
+                    _ => None,
+                };
+                ok(&method, &found.unwrap_or_default())
+            }
+            "CloneVM_Task" => {
+                let src = x.get("_this").map(|t| t.text.clone()).unwrap_or_default();
+                let name = x.t("name").unwrap_or_default().to_string();
+                let folder = x.get("folder").map(|f| f.text.clone()).unwrap_or_default();
+                let spec = x.get("spec").cloned().unwrap_or_default();
+                clone(&mut st, &method, &src, &name, &folder, &spec, None)
+            }
+            "RecommendDatastores" => {
+                let s = x.get("storageSpec").cloned().unwrap_or_default();
+                let pod = s.get("podSelectionSpec").and_then(|p| p.get("storagePod")).map(|p| p.text.clone());
+                if pod.as_deref() != Some(POD.1) || s.t("type") != Some("clone") {
+                    return fault("InvalidArgument", "A specified parameter was not correct: storageSpec");
+                }
+                st.next += 1;
+                let key = format!("{}", st.next);
+                let rec = if st.free_bytes >= LINKED_BYTES {
+                    st.recommendations.insert(key.clone(), s);
+                    format!(
+                        "<recommendations><key>{key}</key><type>V1</type><time>2026-12-01T08:00:00Z</time><rating>1</rating><reason>storagePlacement</reason><reasonText>Satisfy storage initial placement requests</reasonText></recommendations>"
+                    )
+                } else {
+                    String::new()
+                };
+                ok(&method, &format!("<returnval>{rec}</returnval>"))
+            }
+            "ApplyStorageDrsRecommendation_Task" => {
+                let key = x.t("key").unwrap_or_default().to_string();
+                let Some(s) = st.recommendations.remove(&key) else {
+                    return fault("InvalidArgument", "A specified parameter was not correct: key");
+                };
+                let src = s.get("vm").map(|v| v.text.clone()).unwrap_or_default();
+                let name = s.t("cloneName").unwrap_or_default().to_string();
+                let folder = s.get("folder").map(|f| f.text.clone()).unwrap_or_default();
+                let spec = s.get("cloneSpec").cloned().unwrap_or_default();
+                clone(&mut st, &method, &src, &name, &folder, &spec, Some(POD.1))
+            }
+            other => fault("NotImplemented", &format!("{other} is not served by the test vCenter")),
+        }
+    }
+
+    fn clone(st: &mut Inner, method: &str, src: &str, name: &str, folder: &str, spec: &X, pod: Option<&str>) -> Reply {
+        let Some(source) = st.vms.get(src).cloned() else {
+            return fault(
+                "ManagedObjectNotFound",
+                &format!("The object 'vim.VirtualMachine:{src}' has already been deleted"),
+            );
+        };
+        if st.vms.values().any(|v| v.name == name) {
+            return fault("DuplicateName", &format!("The name '{name}' already exists."));
+        }
+        if ![FOLDERS[1].1, FOLDERS[0].1, VM_ROOT].contains(&folder) {
+            return fault(
+                "ManagedObjectNotFound",
+                &format!("The object 'vim.Folder:{folder}' has already been deleted"),
+            );
+        }
+        let loc = spec.get("location").cloned().unwrap_or_default();
+        let snapshot = spec.get("snapshot").map(|s| s.text.clone());
+        let disk_move = loc.t("diskMoveType").map(str::to_string);
+        if let Some(s) = &snapshot
+            && (src != TEMPLATE.1 || !SNAPSHOTS.iter().any(|(_, id, _)| id == s))
+        {
+            return fault("InvalidArgument", "A specified parameter was not correct: spec.snapshot");
+        }
+        if disk_move.as_deref() == Some("createNewChildDiskBacking") && snapshot.is_none() {
+            return fault("InvalidArgument", "A specified parameter was not correct: spec.location.diskMoveType");
+        }
+        let pool = loc.get("pool").map(|p| p.text.clone()).unwrap_or_default();
+        if ![POOL.1, ROOT_POOL].contains(&pool.as_str()) {
+            return fault(
+                "ManagedObjectNotFound",
+                &format!("The object 'vim.ResourcePool:{pool}' has already been deleted"),
+            );
+        }
+        let datastore = loc.get("datastore").map(|d| d.text.clone()).or_else(|| pod.map(|_| DATASTORE.1.to_string()));
+        let need = if disk_move.as_deref() == Some("createNewChildDiskBacking") { LINKED_BYTES } else { CLONE_BYTES };
+        st.next += 1;
+        let task = format!("task-{}", st.next);
+        let description = if pod.is_some() {
+            "com.vmware.vim.StorageResourceManager.applyRecommendation"
+        } else {
+            "VirtualMachine.clone"
+        };
+        let injected = st.vim_task_faults.pop_front();
+        if st.free_bytes < need || injected.is_some() {
+            let error = injected.unwrap_or_else(|| {
+                ("NoDiskSpace".into(), format!("Insufficient disk space on datastore '{}'.", DATASTORE.0))
+            });
+            st.vim_tasks.insert(
+                task.clone(),
+                super::VimTask {
+                    polls_left: 1,
+                    result: String::new(),
+                    error: Some(error),
+                    description: description.into(),
+                },
+            );
+        } else {
+            st.free_bytes -= need;
+            let id = format!("vm-{}", st.next);
+            let vm = TestVm {
+                id: id.clone(),
+                name: name.into(),
+                power_state: "POWERED_OFF".into(),
+                placement: serde_json::json!({}),
+                clone: true,
+                source: src.to_string(),
+                data_sets: Vec::new(),
+                files: Default::default(),
+                processes: Vec::new(),
+                ..source
+            };
+            st.vms.insert(id.clone(), vm);
+            st.vim_clones.insert(
+                id.clone(),
+                VimClone { snapshot, disk_move, pod: pod.map(str::to_string), datastore, pool, folder: folder.into() },
+            );
+            let result = if pod.is_some() {
+                format!(
+                    "<result xsi:type=\"ApplyStorageRecommendationResult\">{}</result>",
+                    mo("vm", "VirtualMachine", &id)
+                )
+            } else {
+                format!("<result type=\"VirtualMachine\" xsi:type=\"ManagedObjectReference\">{id}</result>")
+            };
+            st.vim_tasks.insert(
+                task.clone(),
+                super::VimTask { polls_left: TASK_POLLS, result, error: None, description: description.into() },
+            );
+        }
+        ok(method, &mo("returnval", "Task", &task))
+    }
+}
+
+/// A vim25 task of the test vCenter.
+#[derive(Debug, Clone)]
+struct VimTask {
+    polls_left: u32,
+    /// The `<result>` element on success.
+    result: String,
+    /// The fault (type, message) on error.
+    error: Option<(String, String)>,
+    description: String,
 }

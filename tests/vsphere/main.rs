@@ -10,6 +10,7 @@ mod daemon;
 mod flow;
 mod lambda;
 mod library;
+mod vim25;
 
 use integration_tests::vsphere_server::{DATACENTER, GUEST_USER, PASSWORD, TEMPLATE, USERNAME, VsphereTestServer};
 use secrecy::SecretString;

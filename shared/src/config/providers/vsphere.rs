@@ -22,12 +22,10 @@ pub enum VsphereCloneType {
     #[default]
     #[serde(alias = "FULL", alias = "Full")]
     Full,
-    /// A linked clone from a snapshot of the template. Refused by `validate`: the vSphere Automation
-    /// REST clone (`VM.clone_spec`: `name`, `source`, `placement`, `disks_to_remove`,
-    /// `disks_to_update`, `guest_customization_spec`, `power_on`) has no snapshot or disk-backing field,
-    /// so a linked clone cannot be asked for through `/api` (`VM.instant_clone` forks a running VM, which
-    /// is not a linked clone from a snapshot); it takes vim25's `CloneVM_Task` with a snapshot and
-    /// `diskMoveType: createNewChildDiskBacking`.
+    /// A linked clone from the template's snapshot `vm_snapshot_name`: vim25's `CloneVM_Task` with
+    /// the snapshot and `diskMoveType: createNewChildDiskBacking` (the vSphere Automation REST clone,
+    /// `VM.clone_spec`, has no snapshot or disk-backing field; an instant clone is not a linked clone
+    /// from a snapshot). The clone's disks are children of the snapshot's: fast to make, small.
     #[serde(alias = "LINKED", alias = "Linked")]
     Linked,
 }
@@ -65,7 +63,8 @@ pub struct VsphereConfig {
     /// Resource pool of the clones (default: the template's).
     #[serde(default)]
     pub resource_pool: Option<String>,
-    /// Datastore cluster of the clones (default: the template's).
+    /// Datastore cluster (Storage DRS pod) of the clones, a `/` path below the datacenter's datastore
+    /// folder; Storage DRS picks the datastore (vim25 `RecommendDatastores`). Not with `datastore_name`.
     #[serde(default)]
     pub datastore_cluster_name: Option<String>,
     /// Guest OS account the startup script runs as; it needs the privileges the script uses.
@@ -80,11 +79,12 @@ pub struct VsphereConfig {
     /// "What family of OS is installed in the VM": Linux or Windows; decides how the script is run.
     #[serde(default)]
     pub os_family: OsFamily,
-    /// Kasm 1.19: full clone of the template, or a linked clone from `vm_snapshot_name` (refused: see
+    /// Kasm 1.19: full clone of the template, or a linked clone from `vm_snapshot_name` (see
     /// [`VsphereCloneType::Linked`]).
     #[serde(default)]
     pub clone_type: VsphereCloneType,
-    /// Kasm 1.19: the template's snapshot a linked clone is made from (only with `clone_type: linked`).
+    /// Kasm 1.19: the name of the template's snapshot a linked clone is made from (required with
+    /// `clone_type: linked`, refused otherwise); unique in the template's snapshot tree.
     #[serde(default)]
     pub vm_snapshot_name: Option<String>,
     /// Run when a VM is created (bash on Linux, PowerShell on Windows, through VMware Tools); installs and
@@ -235,14 +235,17 @@ fn check_fields(f: &mut Found, c: &VsphereConfig) {
         ),
         VsphereCloneType::Linked => need(
             f,
-            false,
-            "clone_type",
-            "linked clones are not supported: no vSphere Automation REST (/api) operation makes a linked clone from \
-             a snapshot (VM.clone_spec has no snapshot or linked-disk field; an instant clone is not one); it takes \
-             vim25's CloneVM_Task, which kasm-autoscale does not speak (README, vSphere section); use \
-             `clone_type: full`",
+            c.vm_snapshot_name.as_deref().is_some_and(|n| !is_blank(n)),
+            "vm_snapshot_name",
+            "must name the template's snapshot a linked clone (`clone_type: linked`) is made from",
         ),
     }
+    need(
+        f,
+        c.datastore_name.is_none() || c.datastore_cluster_name.is_none(),
+        "datastore_cluster_name",
+        "and datastore_name are exclusive: Storage DRS picks the datastore of the cluster",
+    );
 }
 
 #[cfg(test)]
@@ -321,17 +324,23 @@ mod tests {
     }
 
     #[test]
-    fn linked_clones_are_refused_and_a_snapshot_needs_them() {
+    fn linked_clones_need_a_snapshot_and_a_snapshot_needs_them() {
         let mut c = config();
         c.clone_type = VsphereCloneType::Linked;
         c.vm_snapshot_name = Some("base".into());
-        let found = c.check();
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].0, "clone_type");
-        assert!(found[0].1.contains("VM.clone_spec"), "{}", found[0].1);
+        assert!(fields(&c).is_empty(), "{:?}", c.check());
+        c.vm_snapshot_name = None;
+        assert_eq!(fields(&c), ["vm_snapshot_name"]);
+        c.vm_snapshot_name = Some(" ".into());
+        assert_eq!(fields(&c), ["vm_snapshot_name"]);
         let mut c = config();
         c.vm_snapshot_name = Some("base".into());
         assert_eq!(fields(&c), ["vm_snapshot_name"]);
+        let mut c = config();
+        c.datastore_cluster_name = Some("pod-1".into());
+        assert!(fields(&c).is_empty(), "{:?}", c.check());
+        c.datastore_name = Some("ssd-01".into());
+        assert_eq!(fields(&c), ["datastore_cluster_name"]);
         for (text, want) in [("full", VsphereCloneType::Full), ("LINKED", VsphereCloneType::Linked)] {
             assert_eq!(serde_json::from_value::<VsphereCloneType>(serde_json::json!(text)).unwrap(), want);
         }

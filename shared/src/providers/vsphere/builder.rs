@@ -5,28 +5,18 @@ use reqwest::Url;
 
 use super::client::Client;
 use super::credential::{Credential, Source};
-use super::{Error, NAME, VsphereProvider};
+use super::vim25::Vim;
+use super::{Error, VsphereProvider};
 use crate::config::providers::VsphereConfig;
 use crate::http::{ClientOptions, RetryConfig, TlsOptions, build_client};
 use crate::providers::{BuildEnv, ProviderError, Timings};
 
 impl VsphereProvider {
     /// The provider for `cfg`: `https://<vsphere_vcenter_address>:<vsphere_vcenter_port>` (or
-    /// `endpoint_url`), certificates verified against the built-in roots and `ca_bundle`. Fails only
-    /// when the config cannot make a client (a bad address or `endpoint_url`, a bad CA PEM) or names
-    /// a datastore cluster, which the `/api` clone cannot place a VM on.
+    /// `endpoint_url`), certificates verified against the built-in roots and `ca_bundle`; the REST
+    /// client below `/api` and the vim25 client at `/sdk` share the HTTP client. Fails only when the
+    /// config cannot make a client (a bad address or `endpoint_url`, a bad CA PEM).
     pub fn from_config(cfg: &VsphereConfig, env: &BuildEnv) -> Result<VsphereProvider, ProviderError> {
-        if let Some(pod) = cfg.datastore_cluster_name.as_deref() {
-            return Err(ProviderError::NotSupported {
-                provider: NAME,
-                what: format!(
-                    "{}: datastore_cluster_name `{pod}`: the vSphere Automation REST clone places a VM on one \
-                     datastore (VM.clone_placement_spec has `datastore`, no datastore cluster / Storage DRS); \
-                     name a datastore of the cluster in `datastore_name`",
-                    cfg.name
-                ),
-            });
-        }
         build(cfg, env).map_err(Error::into_provider)
     }
 
@@ -79,7 +69,13 @@ fn build(cfg: &VsphereConfig, env: &BuildEnv) -> Result<VsphereProvider, Error> 
         username: cfg.vsphere_vcenter_username.clone(),
         password: cfg.vsphere_vcenter_password.clone(),
     };
+    let vim_source = Source {
+        secrets: env.secrets.clone(),
+        username: cfg.vsphere_vcenter_username.clone(),
+        password: cfg.vsphere_vcenter_password.clone(),
+    };
     Ok(VsphereProvider {
+        vim: Vim::new(http.clone(), &base, vim_source, env.retry.clone()),
         client: Client::new(http, base, Credential::new(source), env.retry.clone()),
         config: cfg.clone(),
         timings: env.timings,
@@ -125,7 +121,7 @@ mod tests {
     }
 
     #[test]
-    fn the_endpoint_is_address_and_port_or_the_override_and_datastore_clusters_are_refused() {
+    fn the_endpoint_is_address_and_port_or_the_override_and_datastore_clusters_build() {
         let e = env(StaticSecrets::default());
         assert_eq!(VsphereProvider::from_config(&config(), &e).unwrap().base_url(), "https://vcenter.example.com/");
         let mut c = config();
@@ -141,8 +137,6 @@ mod tests {
         assert_eq!(VsphereProvider::from_config(&bad_ca, &e).unwrap_err().class(), ErrorClass::Invalid);
         let mut pod = config();
         pod.datastore_cluster_name = Some("ssd-cluster".into());
-        let err = VsphereProvider::from_config(&pod, &e).unwrap_err();
-        assert_eq!(err.class(), ErrorClass::NotSupported);
-        assert!(err.to_string().contains("datastore_cluster_name"), "{err}");
+        assert!(VsphereProvider::from_config(&pod, &e).is_ok(), "datastore clusters are built through vim25");
     }
 }

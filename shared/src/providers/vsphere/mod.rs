@@ -1,6 +1,7 @@
-//! The VMware vSphere provider (vSphere Automation REST, `/api`): one VM per claim, a full clone of
-//! the config's template with the config's CPUs and memory, our labels in a data set on the VM, and
-//! the startup script run inside the guest through VMware Tools guest operations.
+//! The VMware vSphere provider (vSphere Automation REST, `/api`; vim25 SOAP, `/sdk`, for linked
+//! clones and datastore clusters only): one VM per claim, a full or linked clone of the config's
+//! template with the config's CPUs and memory, our labels in a data set on the VM, and the startup
+//! script run inside the guest through VMware Tools guest operations.
 //!
 //! # How `create_vm` works, and why
 //! The API has no idempotency token, so `create_vm` is a lookup before a clone, and every step after
@@ -36,6 +37,17 @@
 //!    `deploy_spec`) and VMware's reference for the `?action=deploy` form and the `null` answer
 //!    (<https://developer.broadcom.com/xapis/vsphere-automation-api/latest/api/vcenter/vm-template/library-items/templateLibraryItem__action=deploy/post>,
 //!    <https://developer.broadcom.com/xapis/vsphere-automation-api/latest/api/vcenter/vm-template/library-items/templateLibraryItem/get>).
+//!    **Or through vim25** ([`vim25`]), when `clone_type: linked` or `datastore_cluster_name` is set
+//!    (no `/api` operation does either): the template is read by its `/api` id over vim25 and its
+//!    `name` compared (the ids being the same is not documented; a mismatch fails loudly); a linked
+//!    clone finds `vm_snapshot_name` in its `snapshot.rootSnapshotList` tree (exactly one) and calls
+//!    `CloneVM_Task` with `VirtualMachineCloneSpec{location: {datastore?, diskMoveType:
+//!    createNewChildDiskBacking, pool}, template: false, powerOn: false, snapshot}`; a datastore
+//!    cluster (found with `SearchIndex.FindChild` below the datacenter's `datastoreFolder`) goes
+//!    through `RecommendDatastores` (`StoragePlacementSpec{type: clone, vm, podSelectionSpec,
+//!    cloneSpec, cloneName, folder}`) and `ApplyStorageDrsRecommendation_Task` with the first
+//!    recommendation. The vim25 task is polled (bounded) until `success`; its result is the VM. Steps
+//!    4 to 7 are the same.
 //! 4. **Label**: the data set [`labels::DATA_SET`] (`POST /api/vcenter/vm/{vm}/data-sets`, host
 //!    read-write, guest no access, left out of snapshots and clones) when the VM has none.
 //! 5. **Size**: while the VM is off, `PATCH …/hardware/cpu {count}` and `…/hardware/memory
@@ -67,13 +79,17 @@
 //! session vCenter no longer knows, after one new session), 403 PermissionDenied (`UNAUTHORIZED`: the
 //! role lacks a privilege), 404 NotFound, `RESOURCE_BUSY`/`CONCURRENT_CHANGE` Conflict, 429
 //! RateLimited, 5xx Transient, `UNABLE_TO_ALLOCATE_RESOURCE` (in an answer or a failed clone task)
-//! and clone failures saying the datastore or host lacks space or resources OutOfCapacity.
+//! and clone failures saying the datastore or host lacks space or resources OutOfCapacity. vim25
+//! faults by type ([`fault_class`]): `NotAuthenticated`/`InvalidLogin` Unauthenticated,
+//! `NoPermission` PermissionDenied, the `InsufficientResourcesFault` family and `NoDiskSpace`
+//! OutOfCapacity.
 
 mod builder;
 mod client;
 mod credential;
 pub mod labels;
 mod preflight;
+pub mod vim25;
 
 pub use credential::SESSION_HEADER;
 pub use preflight::CHECKS;
@@ -89,7 +105,7 @@ use self::client::{
 use self::labels::Script;
 use super::{Capabilities, ProviderError, Timings, Vm, VmProvider, VmSpec, VmState};
 use crate::config::SecretRef;
-use crate::config::providers::VsphereConfig;
+use crate::config::providers::{VsphereCloneType, VsphereConfig};
 use crate::http::HttpError;
 use crate::model::{OsFamily, OwnerLabels};
 use crate::secrets::Secrets;
@@ -110,6 +126,7 @@ pub const POWERSHELL: &str = r"C:\Windows\System32\WindowsPowerShell\v1.0\powers
 /// [`VsphereProvider::from_config`].
 pub struct VsphereProvider {
     client: Client,
+    vim: vim25::Vim,
     config: VsphereConfig,
     timings: Timings,
     secrets: std::sync::Arc<dyn Secrets>,
@@ -149,6 +166,28 @@ pub(crate) enum Error {
     NameTaken { name: String },
     #[error("the startup script on VM {id} exited with code {code} (run as guest user `{user}`)")]
     ScriptFailed { id: String, code: i64, user: String },
+    /// A vim25 (SOAP) fault, answered to a call or ending a task.
+    #[error("failed to {what}: {kind}: {message}")]
+    Fault { what: String, kind: String, message: String },
+}
+
+/// The class of a vim25 fault type: `NotAuthenticated` (a subtype of `NoPermission`, so tested
+/// first) and `InvalidLogin` are authentication, `NoPermission` a missing privilege, the capacity
+/// family ([`vim25::CAPACITY_FAULTS`]) OutOfCapacity, `ManagedObjectNotFound` Invalid (a
+/// reference that names nothing: a config, or an `/api` id that is no vim25 reference), the request faults (`InvalidArgument`, `InvalidRequest`, `InvalidType`, `MethodNotFound`,
+/// `NotSupported`) Invalid, anything else Transient.
+pub(crate) fn fault_class(kind: &str, message: String) -> ProviderError {
+    match kind {
+        "NotAuthenticated" => ProviderError::Unauthenticated { provider: NAME, message },
+        k if vim25::LOGIN_FAULTS.contains(&k) => ProviderError::Unauthenticated { provider: NAME, message },
+        "NoPermission" => ProviderError::PermissionDenied { provider: NAME, message },
+        k if vim25::CAPACITY_FAULTS.contains(&k) => ProviderError::OutOfCapacity { provider: NAME, message },
+        "ManagedObjectNotFound" => ProviderError::Invalid { provider: NAME, message },
+        "InvalidArgument" | "InvalidRequest" | "InvalidType" | "MethodNotFound" | "NotSupported" => {
+            ProviderError::Invalid { provider: NAME, message }
+        }
+        _ => ProviderError::Transient { provider: NAME, message },
+    }
 }
 
 /// Whether a failed clone says the datastore or the hosts lack room. The API metadata lists the
@@ -229,6 +268,7 @@ impl Error {
             Error::Config { .. } | Error::NotOurs { .. } | Error::NameTaken { .. } | Error::ScriptFailed { .. } => {
                 ProviderError::Invalid { provider: NAME, message }
             }
+            Error::Fault { ref kind, .. } => fault_class(kind, message),
         }
     }
 }
@@ -417,6 +457,241 @@ impl VsphereProvider {
         }
     }
 
+    /// Whether VMs are made through vim25: a linked clone, or a datastore cluster.
+    fn uses_vim25(&self) -> bool {
+        self.config.clone_type == VsphereCloneType::Linked || self.config.datastore_cluster_name.is_some()
+    }
+
+    /// The template `source` (an `/api` id) read over vim25, with `paths`. The `/api` id is used as
+    /// the vim25 reference value, which VMware does not document: the template's vim25 `name` must be
+    /// `vm_template_name`, else this fails naming both.
+    async fn vim_template(&self, source: &str, paths: &[&str]) -> Result<Vec<(String, vim25::Node)>, Error> {
+        let what = format!("read the template `{}` ({source}) over vim25", self.config.vm_template_name);
+        // Invalid, not transient: another attempt reads the same ids.
+        let premise = || Error::Config {
+            message: format!(
+                "failed to {what}: the vSphere Automation id `{source}` of vm_template_name `{}` names no vim25 VirtualMachine of that \
+                 name on this vCenter; kasm-autoscale uses /api ids as vim25 references (VMware does not document \
+                 that they are the same), so linked clones and datastore clusters cannot be used here",
+                self.config.vm_template_name
+            ),
+        };
+        let mut all = vec!["name"];
+        all.extend_from_slice(paths);
+        let props = match self.vim.properties(&vim25::MoRef::new("VirtualMachine", source), &all, &what).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return Err(premise()),
+            Err(Error::Fault { kind, .. }) if kind == "ManagedObjectNotFound" => return Err(premise()),
+            Err(e) => return Err(e),
+        };
+        let name = props.iter().find(|(n, _)| n == "name").map(|(_, v)| v.text.trim().to_string());
+        if name.as_deref() != Some(self.config.vm_template_name.as_str()) {
+            return Err(premise());
+        }
+        Ok(props)
+    }
+
+    /// The linked clone's snapshot: `vm_snapshot_name` in the template's snapshot tree.
+    async fn vim_snapshot(&self, source: &str) -> Result<vim25::MoRef, Error> {
+        let name = self.config.vm_snapshot_name.as_deref().unwrap_or_default();
+        let props = self.vim_template(source, &["snapshot"]).await?;
+        let info = props.iter().find(|(n, _)| n == "snapshot").map(|(_, v)| v);
+        vim25::find_snapshot(info, name).map_err(|message| Error::Config { message })
+    }
+
+    /// The datastore cluster (StoragePod) `datastore_cluster_name` in the datacenter: a `/` path
+    /// below the datacenter's datastore folder (`Datacenter.datastoreFolder`), walked with
+    /// `SearchIndex.FindChild`; the last step must be a StoragePod.
+    async fn vim_pod(&self, dc: &str) -> Result<vim25::MoRef, Error> {
+        let path = self.config.datastore_cluster_name.as_deref().unwrap_or_default();
+        let what = format!("find datastore_cluster_name `{path}`");
+        let dc_ref = vim25::MoRef::new("Datacenter", dc);
+        let props = self.vim.properties(&dc_ref, &["datastoreFolder"], &what).await?.unwrap_or_default();
+        let mut at =
+            props.iter().find(|(n, _)| n == "datastoreFolder").and_then(|(_, v)| v.as_moref()).ok_or_else(|| {
+                Error::Decode {
+                    what: what.clone(),
+                    message: format!(
+                        "the datacenter {dc} has no datastoreFolder over vim25 (is {dc} its vim25 reference?)"
+                    ),
+                }
+            })?;
+        for seg in path.split('/').filter(|s| !s.is_empty()) {
+            at = self.vim.find_child(&at, seg, &what).await?.ok_or_else(|| Error::Config {
+                message: format!(
+                    "datastore_cluster_name: no `{seg}` in the datastore folder of datacenter `{}`",
+                    self.config.datacenter_name
+                ),
+            })?;
+        }
+        if at.kind != "StoragePod" {
+            return Err(Error::Config {
+                message: format!(
+                    "datastore_cluster_name: `{path}` is a {} ({}), not a datastore cluster",
+                    at.kind, at.value
+                ),
+            });
+        }
+        Ok(at)
+    }
+
+    /// Makes the VM through vim25 (see the module docs): a linked clone from `vm_snapshot_name`
+    /// and/or a Storage DRS placement in `datastore_cluster_name`; answers the new VM's id.
+    async fn clone_vim25(&self, source: &str, name: &str, dc: &str) -> Result<String, Error> {
+        let p = self.placement(dc).await?;
+        let template = vim25::MoRef::new("VirtualMachine", source);
+        let props = self.vim_template(source, &["parent", "resourcePool"]).await?;
+        let prop = |n: &str| props.iter().find(|(k, _)| k == n).and_then(|(_, v)| v.as_moref());
+        let folder = match &p.folder {
+            Some(f) => vim25::MoRef::new("Folder", f),
+            None => prop("parent").filter(|m| m.kind == "Folder").ok_or_else(|| Error::Config {
+                message: "vm_folder: the template is not in a VM folder; name the clones' folder".into(),
+            })?,
+        };
+        let pool = match (&p.resource_pool, &p.cluster) {
+            (Some(rp), _) => vim25::MoRef::new("ResourcePool", rp),
+            (None, Some(cl)) => {
+                let what = format!(
+                    "read the root resource pool of cluster_name `{}`",
+                    self.config.cluster_name.as_deref().unwrap_or_default()
+                );
+                let c = self
+                    .vim
+                    .properties(&vim25::MoRef::new("ClusterComputeResource", cl), &["resourcePool"], &what)
+                    .await?;
+                c.unwrap_or_default()
+                    .iter()
+                    .find(|(k, _)| k == "resourcePool")
+                    .and_then(|(_, v)| v.as_moref())
+                    .ok_or_else(|| Error::Decode {
+                        what,
+                        message: format!("the cluster {cl} has no resourcePool over vim25"),
+                    })?
+            }
+            (None, None) => prop("resourcePool").ok_or_else(|| Error::Config {
+                message: "resource_pool: the template has no resource pool (a template, not a VM); name \
+                          `resource_pool` or `cluster_name`"
+                    .into(),
+            })?,
+        };
+        let linked = self.config.clone_type == VsphereCloneType::Linked;
+        let snapshot = if linked { Some(self.vim_snapshot(source).await?) } else { None };
+        let pod = match self.config.datastore_cluster_name {
+            Some(_) => Some(self.vim_pod(dc).await?),
+            None => None,
+        };
+        // VirtualMachineRelocateSpec fields in WSDL order: datastore, diskMoveType, pool.
+        let mut location = String::new();
+        if let (Some(ds), None) = (&p.datastore, &pod) {
+            location.push_str(&vim25::moref("datastore", &vim25::MoRef::new("Datastore", ds)));
+        }
+        if linked {
+            location.push_str(&vim25::text("diskMoveType", vim25::LINKED_DISK_MOVE));
+        }
+        location.push_str(&vim25::moref("pool", &pool));
+        // VirtualMachineCloneSpec fields in WSDL order: location, template, powerOn, snapshot.
+        let clone_spec = |tag: &str| {
+            let mut s = vim25::el("location", &location);
+            s.push_str(&vim25::text("template", "false"));
+            s.push_str(&vim25::text("powerOn", "false"));
+            if let Some(snap) = &snapshot {
+                s.push_str(&vim25::moref("snapshot", snap));
+            }
+            vim25::el(tag, &s)
+        };
+        let vm = match &pod {
+            None => {
+                let what =
+                    if linked { "make the linked clone (CloneVM_Task)" } else { "clone the template (CloneVM_Task)" };
+                let params =
+                    format!("{}{}{}", vim25::moref("folder", &folder), vim25::text("name", name), clone_spec("spec"));
+                let r = self.vim.call("CloneVM_Task", &template, &params, what, false).await?;
+                let task = r
+                    .child("returnval")
+                    .and_then(vim25::Node::as_moref)
+                    .ok_or_else(|| Error::Decode { what: what.into(), message: "the answer names no task".into() })?;
+                tracing::info!(task = %task.value, name, linked, "vim25 clone accepted");
+                let result = self.wait_vim_task(&task, what).await?;
+                result.as_moref()
+            }
+            Some(pod) => {
+                let what = "ask Storage DRS to place the clone (RecommendDatastores)";
+                // StoragePlacementSpec fields in WSDL order: type, vm, podSelectionSpec, cloneSpec,
+                // cloneName, folder.
+                let spec = [
+                    vim25::text("type", "clone"),
+                    vim25::moref("vm", &template),
+                    vim25::el("podSelectionSpec", &vim25::moref("storagePod", pod)),
+                    clone_spec("cloneSpec"),
+                    vim25::text("cloneName", name),
+                    vim25::moref("folder", &folder),
+                ]
+                .concat();
+                let srm = self.vim.content().await?.storage_resource_manager.clone();
+                let r =
+                    self.vim.call("RecommendDatastores", &srm, &vim25::el("storageSpec", &spec), what, true).await?;
+                let key = r
+                    .child("returnval")
+                    .and_then(|rv| rv.child("recommendations"))
+                    .and_then(|rec| rec.text_of("key"))
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::Fault {
+                        what: what.into(),
+                        kind: "InsufficientStorageSpace".into(),
+                        message: format!(
+                            "Storage DRS made no recommendation for datastore_cluster_name `{}` (no datastore of it \
+                             can hold the clone)",
+                            self.config.datastore_cluster_name.as_deref().unwrap_or_default()
+                        ),
+                    })?;
+                let what = "apply Storage DRS's placement (ApplyStorageDrsRecommendation_Task)";
+                let r = self
+                    .vim
+                    .call("ApplyStorageDrsRecommendation_Task", &srm, &vim25::text("key", &key), what, false)
+                    .await?;
+                let task = r
+                    .child("returnval")
+                    .and_then(vim25::Node::as_moref)
+                    .ok_or_else(|| Error::Decode { what: what.into(), message: "the answer names no task".into() })?;
+                tracing::info!(task = %task.value, name, pod = %pod.value, "Storage DRS clone accepted");
+                let result = self.wait_vim_task(&task, what).await?;
+                result.child("vm").and_then(vim25::Node::as_moref)
+            }
+        };
+        match vm {
+            Some(m) if m.kind == "VirtualMachine" => Ok(m.value),
+            _ => self.by_name(name, dc).await?.into_iter().next().map(|v| v.vm).ok_or_else(|| Error::Decode {
+                what: "clone the template over vim25".into(),
+                message: format!("the task succeeded, but names no VM and none is named `{name}`"),
+            }),
+        }
+    }
+
+    /// Polls the vim25 task's `info` (bounded by [`Timings::operation_timeout`]) until `success`
+    /// (answers its `result`) or `error` (its fault).
+    async fn wait_vim_task(&self, task: &vim25::MoRef, what: &str) -> Result<vim25::Node, Error> {
+        let read = format!("read the task {} ({what})", task.value);
+        self.wait(what, self.timings.operation_timeout, self.timings.poll, || async {
+            let props = self.vim.properties(task, &["info"], &read).await?.unwrap_or_default();
+            let Some(info) = props.into_iter().find(|(n, _)| n == "info").map(|(_, v)| v) else {
+                return Err(Error::Decode { what: read.clone(), message: "the task has no info".into() });
+            };
+            match info.text_of("state").unwrap_or_default() {
+                "success" => Ok(Ok(info.child("result").cloned().unwrap_or_default())),
+                "error" => {
+                    let f = info
+                        .child("error")
+                        .map(vim25::task_fault)
+                        .unwrap_or(vim25::Fault { kind: "unknown fault".into(), message: "no error given".into() });
+                    Err(Error::Fault { what: format!("{what}: task {}", task.value), kind: f.kind, message: f.message })
+                }
+                s @ ("queued" | "running") => Ok(Err(format!("task {} is {s}", task.value))),
+                other => Err(Error::Decode { what: read.clone(), message: format!("unknown task state `{other}`") }),
+            }
+        })
+        .await
+    }
+
     /// Deploys the content-library VM template `item` as `name` with our placement, powered off;
     /// answers the VM's id.
     async fn deploy(&self, item: &str, name: &str, dc: &str) -> Result<String, Error> {
@@ -591,11 +866,23 @@ impl VsphereProvider {
             None if !named.is_empty() => return Err(Error::NameTaken { name: spec.name.clone() }),
             None => {
                 let vm = match self.template(&dc).await? {
+                    Template::Library(item) if self.uses_vim25() => {
+                        return Err(Error::Config {
+                            message: format!(
+                                "vm_template_name: `{}` is a content-library item ({item}); linked clones \
+                                 (clone_type: linked) and datastore clusters (datastore_cluster_name) need a VM or \
+                                 template of the inventory: a library item has no snapshots and its deploy takes \
+                                 one datastore",
+                                self.config.vm_template_name
+                            ),
+                        });
+                    }
                     Template::Library(item) => {
                         let vm = self.deploy(&item, &spec.name, &dc).await?;
                         tracing::info!(vm = %vm, item = %item, claim, "content-library template deployed");
                         vm
                     }
+                    Template::Vm(source) if self.uses_vim25() => self.clone_vim25(&source, &spec.name, &dc).await?,
                     Template::Vm(source) => self.clone_template(source, &spec.name, &dc).await?,
                 };
                 (vm, None)
@@ -765,11 +1052,17 @@ impl VmProvider for VsphereProvider {
         self.list(labels).await.map_err(Error::into_provider)
     }
 
-    /// Ends the vCenter session (`DELETE /api/session`, one request, at most [`SHUTDOWN_WAIT`]);
-    /// nothing is sent when no session was opened. A failure is logged: vCenter ends idle sessions
+    /// Ends the vCenter sessions (`DELETE /api/session`, and `SessionManager.Logout` when a vim25
+    /// session was made; one request each, at most [`SHUTDOWN_WAIT`] for both); nothing is sent for a
+    /// session that was not opened. A failure is logged: vCenter ends idle sessions
     /// itself.
     async fn shutdown(&self) {
-        match tokio::time::timeout(SHUTDOWN_WAIT, self.client.logout()).await {
+        let both = async {
+            let rest = self.client.logout().await;
+            let vim = self.vim.logout().await;
+            rest.and(vim)
+        };
+        match tokio::time::timeout(SHUTDOWN_WAIT, both).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::warn!(config = %self.config.name, error = %e, "could not end the vCenter session; vCenter ends it once idle")
@@ -835,6 +1128,37 @@ mod tests {
         assert!(s.to_string().contains("exited with code 3"), "{s}");
         assert_eq!(Error::NotOurs { id: "u".into() }.into_provider().class(), ErrorClass::Invalid);
         assert_eq!(Error::Credential { message: "x".into() }.into_provider().class(), ErrorClass::Auth);
+    }
+
+    #[test]
+    fn vim25_faults_map_to_the_classes_the_engine_acts_on() {
+        let c = |kind: &str| {
+            Error::Fault { what: "clone".into(), kind: kind.into(), message: "m".into() }.into_provider().class()
+        };
+        // NotAuthenticated is a NoPermission subtype in vim25: told apart.
+        assert_eq!(c("NotAuthenticated"), ErrorClass::Auth);
+        assert_eq!(c("InvalidLogin"), ErrorClass::Auth);
+        assert_eq!(c("PasswordExpired"), ErrorClass::Auth);
+        assert_eq!(c("NoPermission"), ErrorClass::Permission);
+        for k in [
+            "InsufficientResourcesFault",
+            "InsufficientStorageSpace",
+            "InsufficientMemoryResourcesFault",
+            "NoDiskSpace",
+        ] {
+            assert_eq!(c(k), ErrorClass::OutOfCapacity, "{k}");
+        }
+        assert_eq!(c("ManagedObjectNotFound"), ErrorClass::Invalid);
+        assert_eq!(c("InvalidArgument"), ErrorClass::Invalid);
+        assert_eq!(c("SystemError"), ErrorClass::Transient);
+        let msg = Error::Fault {
+            what: "make the linked clone (CloneVM_Task)".into(),
+            kind: "NoDiskSpace".into(),
+            message: "full".into(),
+        }
+        .into_provider()
+        .to_string();
+        assert!(msg.contains("CloneVM_Task") && msg.contains("NoDiskSpace: full"), "{msg}");
     }
 
     #[test]

@@ -1,19 +1,22 @@
 //! `kasm-autoscale preflight` for vSphere: every check an operator would otherwise discover from a
-//! failed clone — the vCenter session, the datacenter, the template and its VMware Tools, each named
-//! placement object, and the startup script — read-only, one result per check.
+//! failed clone — the vCenter session, the datacenter, the template and its VMware Tools, a linked
+//! clone's snapshot, each named placement object, the datastore cluster, and the startup script —
+//! read-only, one result per check.
 //!
 //! Privileges: the vSphere Automation REST API (the operations in VMware's API metadata) has no
 //! operation that reports the session's privileges, so they are not checked here; the README lists
 //! the ones the flow needs, and a missing one fails its call as PermissionDenied naming the call.
 
-use super::{Template, VsphereProvider};
+use super::{Error, Template, VsphereProvider, vim25};
 use crate::config::ProviderConfigCommon;
+use crate::config::providers::VsphereCloneType;
 use crate::model::OsFamily;
 use crate::providers::Check;
 use crate::script;
 
 /// The names of every check, in the order they are reported.
-pub const CHECKS: [&str; 5] = ["credentials", "datacenter", "template", "placement", "startup_script"];
+pub const CHECKS: [&str; 7] =
+    ["credentials", "datacenter", "template", "snapshot", "placement", "datastore_cluster", "startup_script"];
 
 impl VsphereProvider {
     /// Runs every check of [`CHECKS`], read-only. A refused session fails `credentials` and leaves
@@ -34,7 +37,7 @@ impl VsphereProvider {
                     _ => e.into_provider().to_string(),
                 };
                 out.push(Check::fail("credentials", detail));
-                for n in ["datacenter", "template", "placement"] {
+                for n in ["datacenter", "template", "snapshot", "placement", "datastore_cluster"] {
                     out.push(not_checked(n, "no vCenter session"));
                 }
                 out.push(self.check_script());
@@ -48,14 +51,16 @@ impl VsphereProvider {
             }
             Err(e) => {
                 out.push(Check::fail("datacenter", e.into_provider().to_string()));
-                out.push(not_checked("template", "no datacenter"));
-                out.push(not_checked("placement", "no datacenter"));
+                for n in ["template", "snapshot", "placement", "datastore_cluster"] {
+                    out.push(not_checked(n, "no datacenter"));
+                }
                 out.push(self.check_script());
                 return out;
             }
         };
-        out.push(match self.template(&dc).await {
-            Err(e) => Check::fail("template", e.into_provider().to_string()),
+        let template = self.template(&dc).await;
+        out.push(match &template {
+            Err(e) => Check::fail("template", e.to_string()),
             Ok(Template::Library(item)) => Check::pass(
                 "template",
                 format!(
@@ -64,7 +69,7 @@ impl VsphereProvider {
                     self.config.vm_template_name
                 ),
             ),
-            Ok(Template::Vm(vm)) => match self.client.tools(&vm).await {
+            Ok(Template::Vm(vm)) => match self.client.tools(vm).await {
                 Ok(t) if t.version_status.as_deref() == Some("NOT_INSTALLED") => Check::fail(
                     "template",
                     format!(
@@ -84,6 +89,7 @@ impl VsphereProvider {
                 Err(e) => Check::fail("template", e.into_provider().to_string()),
             },
         });
+        out.push(self.check_snapshot(&template).await);
         out.push(match self.placement(&dc).await {
             Ok(p) => {
                 let mut parts = Vec::new();
@@ -99,8 +105,52 @@ impl VsphereProvider {
             }
             Err(e) => Check::fail("placement", e.into_provider().to_string()),
         });
+        out.push(self.check_pod(&dc).await);
         out.push(self.check_script());
         out
+    }
+
+    /// `snapshot`: with `clone_type: linked`, `vm_snapshot_name` is one snapshot of the template
+    /// (read over vim25: the template's `snapshot` tree).
+    async fn check_snapshot(&self, template: &Result<Template, Error>) -> Check {
+        let Some(name) =
+            self.config.vm_snapshot_name.as_deref().filter(|_| self.config.clone_type == VsphereCloneType::Linked)
+        else {
+            return Check::pass("snapshot", "not used: full clones (clone_type: full)");
+        };
+        match template {
+            Err(_) => Check::fail("snapshot", "not checked: no template"),
+            Ok(Template::Library(item)) => Check::fail(
+                "snapshot",
+                format!("vm_template_name names the content-library item {item}, which has no snapshots"),
+            ),
+            Ok(Template::Vm(vm)) => match self.vim_snapshot(vm).await {
+                Ok(s) => Check::pass(
+                    "snapshot",
+                    format!(
+                        "`{name}` is {} of {vm} (linked clones over vim25, SOAPAction {})",
+                        s.value,
+                        vim25::SOAP_ACTION
+                    ),
+                ),
+                Err(e) => Check::fail("snapshot", e.into_provider().to_string()),
+            },
+        }
+    }
+
+    /// `datastore_cluster`: `datastore_cluster_name` is a datastore cluster (StoragePod) of the
+    /// datacenter (over vim25).
+    async fn check_pod(&self, dc: &str) -> Check {
+        let Some(name) = self.config.datastore_cluster_name.as_deref() else {
+            return Check::pass("datastore_cluster", "not used (no datastore_cluster_name)");
+        };
+        match self.vim_pod(dc).await {
+            Ok(p) => Check::pass(
+                "datastore_cluster",
+                format!("`{name}` is the datastore cluster {} (Storage DRS places each clone)", p.value),
+            ),
+            Err(e) => Check::fail("datastore_cluster", e.into_provider().to_string()),
+        }
     }
 
     fn check_script(&self) -> Check {
