@@ -6,7 +6,7 @@
 //! (drained, its record deleted, the VM powered off and deleted, its disk space back).
 
 use integration_tests::daemon::{Daemon, wait_for};
-use integration_tests::kasm_server::{AcceptAuth, AgentSpec, KasmTestServer};
+use integration_tests::kasm_server::{AcceptAuth, KasmTestServer};
 use integration_tests::runtime_api::workspace_binaries;
 use integration_tests::vsphere_server::{self, TEMPLATE, VsphereTestServer};
 use shared::providers::vsphere::labels;
@@ -76,18 +76,7 @@ async fn run_scales_a_vsphere_pool_up_and_down() {
     let api = VsphereTestServer::start().await;
     let free = api.free_bytes();
     // Load: a static agent (not ours) whose 4 cores are all taken; the pool wants 4 free.
-    kasm.add_agent(AgentSpec {
-        server_id: STATIC.into(),
-        hostname: "static-agent".into(),
-        zone_id: ZONE.into(),
-        server_pool_id: Some(POOL.into()),
-        enabled: true,
-        cores: 4.0,
-        memory_mb: 16_000.0,
-        gpus: 0.0,
-    });
-    kasm.add_session("s1", STATIC, 2.0, 2_000.0);
-    kasm.add_session("s2", STATIC, 2.0, 2_000.0);
+    kasm.add_busy_static_agent(STATIC, ZONE, POOL);
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.yaml");
@@ -133,21 +122,7 @@ async fn run_scales_a_vsphere_pool_up_and_down() {
     assert_eq!(server_id.len(), 32, "rendered as Kasm lists ids: {server_id}");
 
     // The VM boots: its agent registers itself under that id, disabled (no auto_agent).
-    kasm.add_agent(AgentSpec {
-        server_id: server_id.clone(),
-        hostname: vm.name.clone(),
-        zone_id: ZONE.into(),
-        server_pool_id: Some(POOL.into()),
-        enabled: false,
-        cores: 4.0,
-        memory_mb: 8_000.0,
-        gpus: 0.0,
-    });
-    wait_for("the agent to be enabled", Duration::from_secs(30), || {
-        kasm.check_in(&server_id);
-        kasm.agent(&server_id).is_some_and(|a| a["enabled"] == true)
-    })
-    .await;
+    kasm.register_until_enabled(&server_id, &vm.name, ZONE, POOL, 8_000.0, Duration::from_secs(30)).await;
 
     // Load goes away: after the 2 s backoff ours is drained, its record deleted and the VM destroyed.
     kasm.remove_session("s1");

@@ -67,6 +67,12 @@ pub struct VsphereConfig {
     /// folder; Storage DRS picks the datastore (vim25 `RecommendDatastores`). Not with `datastore_name`.
     #[serde(default)]
     pub datastore_cluster_name: Option<String>,
+    /// Kasm's `vsphere_use_datastore_cluster`: `false` leaves `datastore_cluster_name` unused (a Kasm
+    /// row may keep a cluster name it does not use), `true` needs `datastore_cluster_name`; unset = the
+    /// cluster is used when it is named. Our reading of the column's name and type (Kasm's schema has
+    /// only `BOOLEAN`); see [`VsphereConfig::datastore_cluster`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_datastore_cluster: Option<bool>,
     /// Guest OS account the startup script runs as; it needs the privileges the script uses.
     pub guest_vm_username: String,
     /// Password of the guest account (a secret reference).
@@ -128,11 +134,7 @@ impl KasmColumns for VsphereConfig {
         size("vsphere_memoryMB", "amount_of_guest_memory_gib", Unit::Mib, Unit::Gib, true),
         renamed("vsphere_installed_OS_type", "os_family"),
         same("startup_script"),
-        no_field(
-            "vsphere_use_datastore_cluster",
-            "which datastore cluster it means is not known to kasm-autoscale; name it in `datastore_cluster_name`",
-            Accept::Unset,
-        ),
+        renamed("vsphere_use_datastore_cluster", "use_datastore_cluster"),
         renamed("vsphere_clone_type", "clone_type"),
         renamed("vsphere_vm_snapshot_name", "vm_snapshot_name"),
         no_field("vsphere_vm_name", "kasm-autoscale names the VMs itself (by claim)", Accept::Unset),
@@ -148,6 +150,17 @@ impl KasmColumns for VsphereConfig {
             Accept::Unset,
         ),
     ];
+}
+
+impl VsphereConfig {
+    /// The datastore cluster the clones are placed in: `datastore_cluster_name`, unless
+    /// `use_datastore_cluster` is `false`.
+    pub fn datastore_cluster(&self) -> Option<&str> {
+        match self.use_datastore_cluster {
+            Some(false) => None,
+            _ => self.datastore_cluster_name.as_deref(),
+        }
+    }
 }
 
 impl ProviderConfigCommon for VsphereConfig {
@@ -242,7 +255,13 @@ fn check_fields(f: &mut Found, c: &VsphereConfig) {
     }
     need(
         f,
-        c.datastore_name.is_none() || c.datastore_cluster_name.is_none(),
+        c.use_datastore_cluster != Some(true) || c.datastore_cluster_name.is_some(),
+        "use_datastore_cluster",
+        "is true: name the datastore cluster in datastore_cluster_name",
+    );
+    need(
+        f,
+        c.datastore_name.is_none() || c.datastore_cluster().is_none(),
         "datastore_cluster_name",
         "and datastore_name are exclusive: Storage DRS picks the datastore of the cluster",
     );
@@ -268,6 +287,7 @@ mod tests {
             cluster_name: None,
             resource_pool: None,
             datastore_cluster_name: None,
+            use_datastore_cluster: None,
             guest_vm_username: "kasm".into(),
             guest_vm_password: SecretRef::Env("GUEST_PASSWORD".into()),
             number_of_guest_cpus: 2,
@@ -341,6 +361,17 @@ mod tests {
         assert!(fields(&c).is_empty(), "{:?}", c.check());
         c.datastore_name = Some("ssd-01".into());
         assert_eq!(fields(&c), ["datastore_cluster_name"]);
+        // Kasm's flag: false leaves a named cluster unused (then a datastore may be named too); true
+        // needs the name.
+        c.use_datastore_cluster = Some(false);
+        assert!(fields(&c).is_empty(), "{:?}", c.check());
+        assert_eq!(c.datastore_cluster(), None);
+        c.use_datastore_cluster = Some(true);
+        assert_eq!(fields(&c), ["datastore_cluster_name"]);
+        c.datastore_name = None;
+        assert_eq!(c.datastore_cluster(), Some("pod-1"));
+        c.datastore_cluster_name = None;
+        assert_eq!(fields(&c), ["use_datastore_cluster"]);
         for (text, want) in [("full", VsphereCloneType::Full), ("LINKED", VsphereCloneType::Linked)] {
             assert_eq!(serde_json::from_value::<VsphereCloneType>(serde_json::json!(text)).unwrap(), want);
         }

@@ -77,7 +77,8 @@ fn build(cfg: &VsphereConfig, env: &BuildEnv) -> Result<VsphereProvider, Error> 
     Ok(VsphereProvider {
         vim: Vim::new(http.clone(), &base, vim_source, env.retry.clone()),
         client: Client::new(http, base, Credential::new(source), env.retry.clone()),
-        config: cfg.clone(),
+        // `use_datastore_cluster: false` leaves a named cluster unused: the provider reads one field.
+        config: VsphereConfig { datastore_cluster_name: cfg.datastore_cluster().map(str::to_string), ..cfg.clone() },
         timings: env.timings,
         secrets: env.secrets.clone(),
     })
