@@ -39,6 +39,22 @@ impl std::fmt::Debug for Source {
     }
 }
 
+impl Source {
+    /// `vsphere_vcenter_password`, read now (a rotated one is picked up by the next session); an
+    /// empty secret is a credential error. Both the `/api` session and the vim25 login use it.
+    pub(crate) async fn password(&self) -> Result<SecretString, Error> {
+        let password = self
+            .secrets
+            .resolve(&self.password)
+            .await
+            .map_err(|e| Error::Credential { message: format!("vsphere_vcenter_password: {e}") })?;
+        if password.expose_secret().is_empty() {
+            return Err(Error::Credential { message: "vsphere_vcenter_password: the secret is empty".into() });
+        }
+        Ok(password)
+    }
+}
+
 /// One vCenter session: its id as a header value and a redactor knowing the password and the id.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -68,14 +84,7 @@ impl Credential {
     async fn create(&self, http: &reqwest::Client, base: &Url, retry: &RetryConfig) -> Result<Session, Error> {
         let s = &self.source;
         let what = "create a vCenter session (POST /api/session)";
-        let password = s
-            .secrets
-            .resolve(&s.password)
-            .await
-            .map_err(|e| Error::Credential { message: format!("vsphere_vcenter_password: {e}") })?;
-        if password.expose_secret().is_empty() {
-            return Err(Error::Credential { message: "vsphere_vcenter_password: the secret is empty".into() });
-        }
+        let password = s.password().await?;
         let value = basic(&s.username, password.expose_secret());
         let redactor = Redactor::new().with_secret(&password).with_secret(&value);
         let mut auth = HeaderValue::from_str(value.expose_secret()).map_err(|_| Error::Credential {

@@ -80,7 +80,7 @@
 //! role lacks a privilege), 404 NotFound, `RESOURCE_BUSY`/`CONCURRENT_CHANGE` Conflict, 429
 //! RateLimited, 5xx Transient, `UNABLE_TO_ALLOCATE_RESOURCE` (in an answer or a failed clone task)
 //! and clone failures saying the datastore or host lacks space or resources OutOfCapacity. vim25
-//! faults by type ([`fault_class`]): `NotAuthenticated`/`InvalidLogin` Unauthenticated,
+//! faults by type (`fault_class`): `NotAuthenticated`/`InvalidLogin` Unauthenticated,
 //! `NoPermission` PermissionDenied, the `InsufficientResourcesFault` family and `NoDiskSpace`
 //! OutOfCapacity.
 

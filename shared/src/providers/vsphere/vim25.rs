@@ -449,14 +449,7 @@ impl Vim {
     async fn login(&self) -> Result<Session, Error> {
         let what = "log in to vCenter's vim25 API (SessionManager.Login)";
         let s = &self.source;
-        let password = s
-            .secrets
-            .resolve(&s.password)
-            .await
-            .map_err(|e| Error::Credential { message: format!("vsphere_vcenter_password: {e}") })?;
-        if password.expose_secret().is_empty() {
-            return Err(Error::Credential { message: "vsphere_vcenter_password: the secret is empty".into() });
-        }
+        let password = s.password().await?;
         let escaped = SecretString::from(escape(password.expose_secret()));
         let redactor = Redactor::new().with_secret(&password).with_secret(&escaped);
         let sm = self.content().await?.session_manager.clone();
