@@ -9,7 +9,7 @@ use super::forecast::{self, ForecastSummary, NoForecast};
 use super::schedule;
 use super::{Action, Input, Plan, StagingDemand, Summary};
 use crate::config::{AutoscaleType, PredictiveScaling};
-use crate::kasm::{KasmServer, KasmSession, ServerKind, norm_id, same_id};
+use crate::kasm::{IdKey, KasmServer, KasmSession, ServerKind, same_id};
 use crate::model::{ClaimId, Dim, Instance, InstanceState, Resources};
 
 /// Tolerance for comparing fractional resources (core overrides may be fractional).
@@ -88,9 +88,11 @@ struct Eval<'a> {
     forecast: Option<ForecastAdd>,
     /// Resources of session requests queued on a record (`assigned` to a VM still booting, ...), by
     /// normalised record id: not in Kasm's `allocated` yet, but the record's room is theirs.
-    queued_on: HashMap<String, Resources>,
+    queued_on: HashMap<IdKey, Resources>,
     /// Resources of sessions that allocate or are queued, by normalised record id.
-    used_on: HashMap<String, Resources>,
+    used_on: HashMap<IdKey, Resources>,
+    /// Sessions on a record in any status, by normalised record id (taken by `run`).
+    sessions_on: HashMap<IdKey, u32>,
     claims: Vec<Claim<'a>>,
     reasons: Vec<String>,
     actions_destroy: Vec<Action>,
@@ -101,15 +103,21 @@ struct Eval<'a> {
 
 impl<'a> Eval<'a> {
     fn new(input: &'a Input, now: DateTime<Utc>) -> Self {
-        let mut queued_on: HashMap<String, Resources> = HashMap::new();
-        let mut used_on: HashMap<String, Resources> = HashMap::new();
-        for k in input.sessions.iter().filter(|k| k.is_placed()) {
-            if k.is_queued() {
-                *queued_on.entry(norm_id(&k.server_id)).or_default() += k.resources;
+        let mut queued_on: HashMap<IdKey, Resources> = HashMap::new();
+        let mut used_on: HashMap<IdKey, Resources> = HashMap::new();
+        let mut sessions_on: HashMap<IdKey, u32> = HashMap::with_capacity(input.servers.len());
+        // Each session's record id is made a key once.
+        for k in input.sessions.iter().filter(|k| !k.server_id.is_empty()) {
+            let key = IdKey::of(&k.server_id);
+            if k.is_placed() {
+                if k.is_queued() {
+                    *queued_on.entry(key.clone()).or_default() += k.resources;
+                }
+                if k.is_queued() || k.allocates() {
+                    *used_on.entry(key.clone()).or_default() += k.resources;
+                }
             }
-            if k.is_queued() || k.allocates() {
-                *used_on.entry(norm_id(&k.server_id)).or_default() += k.resources;
-            }
+            *sessions_on.entry(key).or_default() += 1;
         }
         Eval {
             input,
@@ -120,6 +128,7 @@ impl<'a> Eval<'a> {
             forecast: None,
             queued_on,
             used_on,
+            sessions_on,
             claims: Vec::with_capacity(input.instances.len()),
             reasons: Vec::new(),
             actions_destroy: Vec::new(),
@@ -175,7 +184,7 @@ impl<'a> Eval<'a> {
     /// held: Kasm starts them there once it can.
     fn free_of(&self, rec: &KasmServer, ours: bool) -> Resources {
         let cap = self.capacity(rec, ours);
-        let queued = self.queued_on.get(&norm_id(&rec.server_id)).copied().unwrap_or_default();
+        let queued = self.queued_on.get(&IdKey::of(&rec.server_id)).copied().unwrap_or_default();
         let mut f = Resources::default();
         for d in DIMS {
             f.set(d, (cap.get(d) - rec.allocated.get(d) - queued.get(d)).max(0.0));
@@ -202,10 +211,7 @@ impl<'a> Eval<'a> {
         }
         // Every session on a record counts here, in any status: Kasm refuses to delete a record that
         // has any, and a VM with sessions is never destroyed.
-        let mut sessions_by_server: HashMap<String, u32> = HashMap::with_capacity(records.len());
-        for s in input.sessions.iter().filter(|s| !s.server_id.is_empty()) {
-            *sessions_by_server.entry(norm_id(&s.server_id)).or_default() += 1;
-        }
+        let sessions_by_server = std::mem::take(&mut self.sessions_on);
 
         // Claims in id order so matching and every later choice do not depend on input order.
         let mut insts: Vec<&Instance> = input.instances.iter().collect();
@@ -277,7 +283,7 @@ impl<'a> Eval<'a> {
                     static_n += 1;
                     if self.healthy(rec) {
                         free_rec += self.free_of(rec, false);
-                        let on = sessions_by_server.get(&norm_id(&rec.server_id)).copied().unwrap_or(0);
+                        let on = sessions_by_server.get(&IdKey::of(&rec.server_id)).copied().unwrap_or(0);
                         avail_rec += self.max_sessions(rec).saturating_sub(on) as u64;
                     }
                 }
@@ -379,13 +385,13 @@ impl<'a> Eval<'a> {
         summary.vms_by_state = by_state;
         summary.sessions = records
             .iter()
-            .map(|&r| sessions_by_server.get(&norm_id(&input.servers[r].server_id)).copied().unwrap_or(0))
+            .map(|&r| sessions_by_server.get(&IdKey::of(&input.servers[r].server_id)).copied().unwrap_or(0))
             .sum::<u32>()
             + self
                 .claims
                 .iter()
                 .filter(|c| c.rec.is_none_or(|r| !same_id(&input.servers[r].server_id, &c.inst.kasm_server_id)))
-                .map(|c| sessions_by_server.get(&norm_id(&c.inst.kasm_server_id)).copied().unwrap_or(0))
+                .map(|c| sessions_by_server.get(&IdKey::of(&c.inst.kasm_server_id)).copied().unwrap_or(0))
                 .sum::<u32>();
         if static_n > 0 {
             self.reasons.push(format!("{static_n} of the pool's records are not ours: counted, never drained"));
@@ -427,13 +433,13 @@ impl<'a> Eval<'a> {
     fn match_records(&self, insts: &[&Instance], records: &[usize]) -> Vec<Option<usize>> {
         let servers = &self.input.servers;
         let mut owner: Vec<Option<usize>> = vec![None; servers.len()];
-        let mut by_id: HashMap<String, usize> = HashMap::with_capacity(records.len());
+        let mut by_id: HashMap<IdKey, usize> = HashMap::with_capacity(records.len());
         for &r in records {
-            by_id.entry(norm_id(&servers[r].server_id)).and_modify(|e| *e = (*e).min(r)).or_insert(r);
+            by_id.entry(IdKey::of(&servers[r].server_id)).and_modify(|e| *e = (*e).min(r)).or_insert(r);
         }
         let mut matched = vec![false; insts.len()];
         for (ci, inst) in insts.iter().enumerate() {
-            if let Some(&r) = by_id.get(&norm_id(&inst.kasm_server_id))
+            if let Some(&r) = by_id.get(&IdKey::of(&inst.kasm_server_id))
                 && owner[r].is_none()
             {
                 owner[r] = Some(ci);
@@ -458,10 +464,10 @@ impl<'a> Eval<'a> {
 
     /// Lifecycle of one claim: destroy (failed, provision timeout, dead agent), activate (checked in),
     /// and how it counts toward capacity.
-    fn classify(&self, inst: &'a Instance, rec_i: Option<usize>, sessions: &HashMap<String, u32>) -> Claim<'a> {
+    fn classify(&self, inst: &'a Instance, rec_i: Option<usize>, sessions: &HashMap<IdKey, u32>) -> Claim<'a> {
         let input = self.input;
         let rec = rec_i.map(|r| &input.servers[r]);
-        let on = |id: &str| sessions.get(&norm_id(id)).copied().unwrap_or(0);
+        let on = |id: &str| sessions.get(&IdKey::of(id)).copied().unwrap_or(0);
         let n_sessions = match rec {
             Some(r) if !same_id(&r.server_id, &inst.kasm_server_id) => on(&r.server_id) + on(&inst.kasm_server_id),
             Some(r) => on(&r.server_id),
@@ -485,7 +491,7 @@ impl<'a> Eval<'a> {
             spent: false,
             pending_use: Resources::default(),
         };
-        let used = |id: &str| self.used_on.get(&norm_id(id)).copied().unwrap_or_default();
+        let used = |id: &str| self.used_on.get(&IdKey::of(id)).copied().unwrap_or_default();
         c.pending_use = match rec {
             Some(r) if !same_id(&r.server_id, &inst.kasm_server_id) => used(&r.server_id) + used(&inst.kasm_server_id),
             Some(r) => used(&r.server_id),
@@ -598,7 +604,7 @@ impl<'a> Eval<'a> {
 
     /// Sessions on records other than the claim's own whose hostname is the VM's name or hostname, or
     /// whose hostname or public IP is the VM's address (the destroy guard only; see `classify`).
-    fn sessions_at_address(&self, inst: &Instance, own: Option<usize>, sessions: &HashMap<String, u32>) -> u32 {
+    fn sessions_at_address(&self, inst: &Instance, own: Option<usize>, sessions: &HashMap<IdKey, u32>) -> u32 {
         let names = [inst.hostname.as_deref(), Some(inst.vm_name.as_str())];
         let ip = inst.private_ip.as_deref();
         self.input
@@ -611,7 +617,7 @@ impl<'a> Eval<'a> {
                 host.is_some_and(|h| names.iter().flatten().any(|n| n.eq_ignore_ascii_case(h)))
                     || ip.is_some_and(|ip| host == Some(ip) || r.public_ip.as_deref() == Some(ip))
             })
-            .map(|(_, r)| sessions.get(&norm_id(&r.server_id)).copied().unwrap_or(0))
+            .map(|(_, r)| sessions.get(&IdKey::of(&r.server_id)).copied().unwrap_or(0))
             .sum()
     }
 

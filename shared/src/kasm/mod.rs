@@ -65,9 +65,41 @@ pub fn norm_id(id: &str) -> String {
     id.chars().filter(|c| *c != '-').flat_map(char::to_lowercase).collect()
 }
 
-/// Whether two Kasm ids name the same record (see [`norm_id`]).
+/// Whether two Kasm ids name the same record (see [`norm_id`]); UUIDs compare without allocating.
 pub fn same_id(a: &str, b: &str) -> bool {
-    norm_id(a) == norm_id(b)
+    IdKey::of(a) == IdKey::of(b)
+}
+
+/// A Kasm id as a map key, equal exactly when the ids' [`norm_id`]s are: a UUID (32 hex digits once
+/// dashes are dropped, either case — every id Kasm lists) is held as its 128-bit value, anything else as
+/// its `norm_id`. The engine looks ids up for every session and record of every config, each
+/// evaluation; a UUID key is made without allocating and hashes as one integer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IdKey {
+    /// The id's 32 hex digits.
+    Uuid(u128),
+    /// Any other id, normalised by [`norm_id`].
+    Other(String),
+}
+
+impl IdKey {
+    /// The key of `id`.
+    pub fn of(id: &str) -> IdKey {
+        let mut v: u128 = 0;
+        let mut digits = 0u32;
+        for b in id.bytes() {
+            if b == b'-' {
+                continue;
+            }
+            let Some(d) = (b as char).to_digit(16) else { return IdKey::Other(norm_id(id)) };
+            digits += 1;
+            if digits > 32 {
+                return IdKey::Other(norm_id(id));
+            }
+            v = (v << 4) | d as u128;
+        }
+        if digits == 32 { IdKey::Uuid(v) } else { IdKey::Other(norm_id(id)) }
+    }
 }
 
 /// One Docker Agent or server record as Kasm reports it (`admin/get_servers`).
@@ -332,4 +364,49 @@ pub trait KasmApi: Send + Sync + std::fmt::Debug {
     async fn set_hostname(&self, server_id: &str, hostname: &str) -> Result<(), KasmError>;
     /// Sets a server record's connection password (the Windows password fetcher's hand-off).
     async fn set_connection_password(&self, server_id: &str, password: &SecretString) -> Result<(), KasmError>;
+}
+
+#[cfg(test)]
+mod id_key_tests {
+    use super::{IdKey, norm_id, same_id};
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn spellings_of_one_uuid_are_one_key() {
+        let listed = "0123456789abcdef0123456789abcdef";
+        let dashed = "01234567-89AB-CDEF-0123-456789ABCDEF";
+        let mut m: HashMap<IdKey, u32> = HashMap::new();
+        *m.entry(IdKey::of(listed)).or_default() += 1;
+        *m.entry(IdKey::of(dashed)).or_default() += 1;
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.get(&IdKey::of("0123456789ABCDEF0123456789ABCDEF")), Some(&2));
+        assert_eq!(IdKey::of(listed), IdKey::Uuid(0x0123456789abcdef0123456789abcdef));
+        assert!(same_id(listed, dashed));
+        assert!(!same_id(listed, "0123456789abcdef0123456789abcdee"));
+        // 31 and 33 digits, a non-hex letter: not UUIDs, compared as `norm_id`s.
+        assert_eq!(
+            IdKey::of("0123456789abcdef0123456789abcde"),
+            IdKey::Other("0123456789abcdef0123456789abcde".into())
+        );
+        assert!(matches!(IdKey::of("0123456789abcdef0123456789abcdef0"), IdKey::Other(_)));
+        assert_eq!(IdKey::of("agent-G1"), IdKey::Other("agentg1".into()));
+        assert!(!same_id("ab", "abc") && !same_id("", "a") && same_id("", "--"));
+    }
+
+    proptest! {
+        /// The key is equal exactly when the `norm_id`s are: Unicode case (one character may lower to
+        /// two), dashes anywhere, hex digits in either case, ids of 32 digits and of other lengths.
+        #[test]
+        fn the_key_is_equal_exactly_when_norm_ids_are(
+            a in "[-aAbBfF09É\u{130}gG]{0,40}|[-0-9a-fA-F]{30,40}",
+            b in "[-aAbBfF09É\u{130}gG]{0,40}|[-0-9a-fA-F]{30,40}",
+        ) {
+            let same = norm_id(&a) == norm_id(&b);
+            prop_assert_eq!(IdKey::of(&a) == IdKey::of(&b), same);
+            prop_assert_eq!(same_id(&a, &b), same);
+            prop_assert_eq!(IdKey::of(&a), IdKey::of(&norm_id(&a)));
+            prop_assert_eq!(IdKey::of(&a), IdKey::of(&a.to_uppercase()));
+        }
+    }
 }
