@@ -14,7 +14,8 @@ fault, localizedMessage): they are written below as constants, and the script ch
 `VmomiSupport.py` still declares them so.
 
 Output (JSON): the WSDL namespace, the API version we send (SOAPAction), and for each method we call
-its `_this` type and parameters in order (WSDL names, optional flags); for each data object type its
+its `_this` type and parameters in order (WSDL names, optional flags, the privilege each parameter's
+object needs) and the privilege the method itself needs (pyvmomi's method tuples); for each data object type its
 fields in WSDL order (inherited fields first), each with its type and optional flag, fields newer than
 our API version left out; the enum values; the fault types whose class our client maps (with every
 subtype, so a server may answer a subtype).
@@ -43,6 +44,7 @@ METHODS = [
     ("VirtualMachine", "CloneVM_Task"),
     ("StorageResourceManager", "RecommendDatastores"),
     ("StorageResourceManager", "ApplyStorageDrsRecommendation_Task"),
+    ("AuthorizationManager", "HasPrivilegeOnEntities"),
 ]
 # (managed type, property) we read with RetrievePropertiesEx.
 PROPERTIES = [
@@ -53,6 +55,7 @@ PROPERTIES = [
     ("ClusterComputeResource", "resourcePool"),
     ("Datacenter", "datastoreFolder"),
     ("Task", "info"),
+    ("SessionManager", "currentSession"),
 ]
 # Data object types we send or read (WSDL names).
 TYPES = [
@@ -62,7 +65,7 @@ TYPES = [
     "LocalizedMethodFault", "MethodFault", "StoragePlacementSpec", "StorageDrsPodSelectionSpec",
     "StoragePlacementResult", "ClusterRecommendation", "ApplyStorageRecommendationResult",
     "ManagedObjectNotFound", "InvalidLogin", "NotAuthenticated", "NoPermission", "InsufficientResourcesFault",
-    "NoDiskSpace", "InvalidArgument",
+    "NoDiskSpace", "InvalidArgument", "EntityPrivilege", "PrivilegeAvailability",
 ]
 ENUMS = ["VirtualMachineRelocateDiskMoveOptions", "TaskInfoState", "StoragePlacementSpecPlacementType",
          "VirtualMachinePowerState"]
@@ -208,10 +211,12 @@ for mtype, wsdl in METHODS:
                 found = m
     assert found, f"{mtype}.{wsdl} not found"
     assert known_in(found[2]), f"{wsdl} is newer than {VERSION}"
+    # The privilege each parameter's object needs, and the method's own (pyvmomi's tuples; None: none listed).
     params = [{"name": p[0], "type": wire_type(p[1]), "optional": bool(p[3] & F_OPTIONAL),
-               "secret": bool(p[3] & F_SECRET)} for p in found[3] if known_in(p[2])]
+               "secret": bool(p[3] & F_SECRET), "privilege": p[4]} for p in found[3] if known_in(p[2])]
     out["methods"][wsdl] = {"this": mtype, "params": params, "result": wire_type(found[4][2]),
-                            "result_optional": bool(found[4][0] & F_OPTIONAL), "since": versions[found[2]]["id"]}
+                            "result_optional": bool(found[4][0] & F_OPTIONAL), "since": versions[found[2]]["id"],
+                            "privilege": found[5]}
 for mtype, prop in PROPERTIES:
     vm = managed_by_wsdl[mtype]
     p = next(p for c in managed_chain(vm) for p in managed[c]["props"] if p[0] == prop)
@@ -230,7 +235,7 @@ for root in FAULT_ROOTS:
 out["managed"] = {managed[k]["wsdl"]: [managed[c]["wsdl"] for c in managed_chain(k)]
                   for k in managed if managed[k]["wsdl"] in {
                       "ServiceInstance", "SessionManager", "PropertyCollector", "SearchIndex", "VirtualMachine",
-                      "StorageResourceManager", "Task", "Folder", "ResourcePool", "Datastore", "StoragePod",
+                      "StorageResourceManager", "AuthorizationManager", "Task", "Folder", "ResourcePool", "Datastore", "StoragePod",
                       "Datacenter", "ClusterComputeResource", "HostSystem", "VirtualMachineSnapshot"}}
 json.dump(out, sys.stdout, indent=1, sort_keys=True)
 sys.stdout.write("\n")

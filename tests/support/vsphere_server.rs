@@ -140,6 +140,11 @@ struct Inner {
     vim_clones: BTreeMap<String, VimClone>,
     /// The template's name as vim25 reports it, when it differs from /api's.
     vim_template_name: Option<String>,
+    /// vim25: each session's `UserSession.key` (cookie value → key).
+    soap_keys: BTreeMap<String, String>,
+    /// Privileges not granted: (user, entity id, privilege id). Every other privilege is granted
+    /// on every entity.
+    revoked: std::collections::BTreeSet<(String, String, String)>,
 }
 
 /// The running server.
@@ -253,6 +258,8 @@ impl VsphereTestServer {
             vim_task_faults: std::collections::VecDeque::new(),
             vim_clones: BTreeMap::new(),
             vim_template_name: None,
+            soap_keys: BTreeMap::new(),
+            revoked: std::collections::BTreeSet::new(),
         }));
         let g = inner.clone();
         let mut b = FakeApi::builder()
@@ -393,6 +400,12 @@ impl VsphereTestServer {
     /// vim25: the next clone task ends with a fault of type `kind`.
     pub fn fail_next_vim_task(&self, kind: &str, message: &str) {
         self.lock().vim_task_faults.push_back((kind.into(), message.into()));
+    }
+
+    /// vim25: `privilege` is no longer granted to the service account on the entity `entity`
+    /// (HasPrivilegeOnEntities answers `isGranted` false for it).
+    pub fn revoke_privilege(&self, entity: &str, privilege: &str) {
+        self.lock().revoked.insert((USERNAME.to_string(), entity.to_string(), privilege.to_string()));
     }
 
     /// vim25: ends every session (as vCenter does to idle ones).
@@ -1507,10 +1520,11 @@ pub mod soap {
                 return ok(
                     &method,
                     &format!(
-                        "<returnval>{}{}<about><name>VMware vCenter Server</name><fullName>VMware vCenter Server 8.0.3 build-69507950</fullName><vendor>VMware, Inc.</vendor><version>8.0.3</version><build>69507950</build><apiType>VirtualCenter</apiType><apiVersion>8.0.2.0</apiVersion></about>{}{}{}</returnval>",
+                        "<returnval>{}{}<about><name>VMware vCenter Server</name><fullName>VMware vCenter Server 8.0.3 build-69507950</fullName><vendor>VMware, Inc.</vendor><version>8.0.3</version><build>69507950</build><apiType>VirtualCenter</apiType><apiVersion>8.0.2.0</apiVersion></about>{}{}{}{}</returnval>",
                         mo("rootFolder", "Folder", "group-d1"),
                         mo("propertyCollector", "PropertyCollector", "propertyCollector"),
                         mo("sessionManager", "SessionManager", "SessionManager"),
+                        mo("authorizationManager", "AuthorizationManager", "AuthorizationManager"),
                         mo("searchIndex", "SearchIndex", "SearchIndex"),
                         mo("storageResourceManager", "StorageResourceManager", "StorageResourceManager"),
                     ),
@@ -1524,6 +1538,8 @@ pub mod soap {
                 let id = format!("{:040x}", st.next * 7919);
                 st.soap_sessions.push(id.clone());
                 st.soap_logins += 1;
+                let key = format!("5220f274-9ba1-a663-b51f-{:012x}", st.next);
+                st.soap_keys.insert(id.clone(), key);
                 return ok(
                     &method,
                     &format!("<returnval><key>5220f274-9ba1-a663-b51f-{:012x}</key><userName>{USERNAME}</userName><fullName>{USERNAME}</fullName><loginTime>2026-12-01T08:00:00Z</loginTime><lastActiveTime>2026-12-01T08:00:00Z</lastActiveTime><locale>en</locale><messageLocale>en</messageLocale><extensionSession>false</extensionSession><ipAddress>127.0.0.1</ipAddress><userAgent>kasm-autoscale</userAgent><callCount>0</callCount></returnval>", st.next),
@@ -1537,6 +1553,12 @@ pub mod soap {
         if !known {
             return fault("NotAuthenticated", "The session is not authenticated.");
         }
+        let session_key = st
+            .soap_keys
+            .iter()
+            .find(|(c, _)| cookie == format!("vmware_soap_session=\"{c}\""))
+            .map(|(_, k)| k.clone())
+            .unwrap_or_default();
         match method.as_str() {
             "Logout" => {
                 st.soap_sessions.retain(|s| cookie != format!("vmware_soap_session=\"{s}\""));
@@ -1575,6 +1597,9 @@ pub mod soap {
                         ("VirtualMachine", "snapshot") => None,
                         ("ClusterComputeResource", "resourcePool") if id == CLUSTER.1 => Some(format!(
                             "<val type=\"ResourcePool\" xsi:type=\"ManagedObjectReference\">{ROOT_POOL}</val>"
+                        )),
+                        ("SessionManager", "currentSession") => Some(format!(
+                            "<val xsi:type=\"UserSession\"><key>{session_key}</key><userName>{USERNAME}</userName><fullName>{USERNAME}</fullName><loginTime>2026-12-01T08:00:00Z</loginTime><lastActiveTime>2026-12-01T08:00:00Z</lastActiveTime><locale>en</locale><messageLocale>en</messageLocale><extensionSession>false</extensionSession><ipAddress>127.0.0.1</ipAddress><userAgent>kasm-autoscale</userAgent><callCount>0</callCount></val>"
                         )),
                         ("Datacenter", "datastoreFolder") if id == DATACENTER.1 => {
                             Some(format!("<val type=\"Folder\" xsi:type=\"ManagedObjectReference\">{DS_FOLDER}</val>"))
@@ -1663,6 +1688,45 @@ pub mod soap {
                 let folder = s.get("folder").map(|f| f.text.clone()).unwrap_or_default();
                 let spec = s.get("cloneSpec").cloned().unwrap_or_default();
                 clone(&mut st, &method, &src, &name, &folder, &spec, Some(POD.1))
+            }
+            "HasPrivilegeOnEntities" => {
+                // Only this session's privileges are answered (the test vCenter knows one user).
+                if x.t("sessionId") != Some(session_key.as_str()) {
+                    return fault("InvalidArgument", "A specified parameter was not correct: sessionId");
+                }
+                let privs: Vec<&str> = x.kids.iter().filter(|k| k.name == "privId").map(|k| k.text.as_str()).collect();
+                let mut out = String::new();
+                for e in x.kids.iter().filter(|k| k.name == "entity") {
+                    let kind = e.mo.clone().unwrap_or_default();
+                    let id = e.text.as_str();
+                    let known = match kind.as_str() {
+                        "VirtualMachine" => st.vms.contains_key(id),
+                        "Folder" => id == VM_ROOT || id == DS_FOLDER || FOLDERS.iter().any(|f| f.1 == id),
+                        "ResourcePool" => id == POOL.1 || id == ROOT_POOL,
+                        "Datastore" => id == DATASTORE.1,
+                        "StoragePod" => id == POD.1,
+                        "ClusterComputeResource" => id == CLUSTER.1,
+                        "Datacenter" => id == DATACENTER.1,
+                        _ => false,
+                    };
+                    if !known {
+                        return fault(
+                            "ManagedObjectNotFound",
+                            &format!(
+                                "The object 'vim.{kind}:{id}' has already been deleted or has not been completely created"
+                            ),
+                        );
+                    }
+                    let avail: String = privs
+                        .iter()
+                        .map(|p| {
+                            let granted = !st.revoked.contains(&(USERNAME.to_string(), id.to_string(), p.to_string()));
+                            format!("<privAvailability><privId>{}</privId><isGranted>{granted}</isGranted></privAvailability>", esc(p))
+                        })
+                        .collect();
+                    out.push_str(&format!("<returnval>{}{avail}</returnval>", mo("entity", &kind, id)));
+                }
+                ok(&method, &out)
             }
             other => fault("NotImplemented", &format!("{other} is not served by the test vCenter")),
         }

@@ -128,9 +128,10 @@ async fn preflight_passes_on_a_good_config_and_names_what_is_wrong() {
     cfg.cluster_name = Some("Cluster9".into());
     let checks = super::provider_cfg(&cfg, integration_tests::vsphere_server::PASSWORD).preflight().await;
     let failed: Vec<(&str, &str)> = checks.iter().filter(|c| !c.ok).map(|c| (c.name, c.detail.as_str())).collect();
-    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed.len(), 3, "{failed:?}");
     assert!(failed[0].0 == "template" && failed[0].1.contains("vm_template_name"), "{failed:?}");
     assert!(failed[1].0 == "placement" && failed[1].1.contains("cluster_name"), "{failed:?}");
+    assert!(failed[2].0 == "privileges" && failed[2].1.starts_with("not checked"), "{failed:?}");
 
     let checks = super::provider_cfg(&super::config(&server), "wrong").preflight().await;
     assert!(!checks[0].ok && checks[0].name == "credentials", "{checks:#?}");

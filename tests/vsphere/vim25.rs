@@ -7,6 +7,7 @@ use integration_tests::vsphere_server::soap::{POD, ROOT_POOL, SNAPSHOTS, subset}
 use integration_tests::vsphere_server::{DATASTORE, FOLDERS, PASSWORD, POOL, TEMPLATE, VsphereTestServer};
 use shared::config::providers::{VsphereCloneType, VsphereConfig};
 use shared::providers::vsphere::vim25;
+use shared::providers::vsphere::{On, PRIVILEGES};
 use shared::providers::{ErrorClass, VmProvider, VmState};
 
 fn linked(server: &VsphereTestServer, snapshot: &str) -> VsphereConfig {
@@ -217,6 +218,83 @@ async fn preflight_resolves_the_snapshot_and_the_datastore_cluster() {
     assert!(server.vms().is_empty(), "preflight is read-only");
 }
 
+#[tokio::test]
+async fn preflight_asks_each_privilege_on_its_object_and_names_every_missing_one() {
+    let server = VsphereTestServer::start().await;
+    let p = super::provider(&server);
+    let privileges =
+        |checks: &[shared::providers::Check]| checks.iter().find(|c| c.name == "privileges").cloned().unwrap();
+    let c = privileges(&p.preflight().await);
+    assert!(c.ok && c.detail.contains("all 16 asked"), "{c:?}");
+    // One request, asking every privilege on the template, the folder, the pool and the datastore,
+    // with this session's id.
+    let calls = server.soap_calls("HasPrivilegeOnEntities");
+    assert_eq!(calls.len(), 1);
+    for want in [
+        format!("<entity type=\"VirtualMachine\">{}</entity>", TEMPLATE.1),
+        format!("<entity type=\"Folder\">{}</entity>", FOLDERS[1].1),
+        format!("<entity type=\"ResourcePool\">{}</entity>", POOL.1),
+        format!("<entity type=\"Datastore\">{}</entity>", DATASTORE.1),
+        "<sessionId>5220f274-9ba1-a663-b51f-".to_string(),
+    ] {
+        assert!(calls[0].contains(&want), "{want}: {}", calls[0]);
+    }
+    for priv_ in PRIVILEGES {
+        assert!(calls[0].contains(&format!("<privId>{}</privId>", priv_.id)), "{}", priv_.id);
+    }
+
+    // A privilege the clones need, missing on the folder only: the resource pool grants it (a VM
+    // inherits both), so nothing is missing.
+    server.revoke_privilege(FOLDERS[1].1, "VirtualMachine.GuestOperations.Execute");
+    assert!(privileges(&p.preflight().await).ok);
+    // Missing on both, and Allocate space on the datastore, and Deploy template on the template.
+    server.revoke_privilege(POOL.1, "VirtualMachine.GuestOperations.Execute");
+    server.revoke_privilege(DATASTORE.1, "Datastore.AllocateSpace");
+    server.revoke_privilege(TEMPLATE.1, "VirtualMachine.Provisioning.DeployTemplate");
+    let c = privileges(&p.preflight().await);
+    assert!(!c.ok, "{c:?}");
+    for want in [
+        "missing on datastore `ssd-01` (datastore-15): Datastore.AllocateSpace (Allocate space)",
+        "missing on template `ubuntu-2204-kasm` (vm-100): VirtualMachine.Provisioning.DeployTemplate (Deploy template)",
+        "VirtualMachine.GuestOperations.Execute (Guest operation program execution)",
+        "folder `Kasm/Autoscale` (group-v32) and resource pool `Kasm` (resgroup-21)",
+    ] {
+        assert!(c.detail.contains(want), "{want}: {c:?}");
+    }
+    assert!(!c.detail.contains("Datastore.Browse"), "{c:?}");
+
+    // A refused call is not checked, with the cause: never a pass.
+    server.inject_soap_fault(
+        "HasPrivilegeOnEntities",
+        "NoPermission",
+        "Permission to perform this operation was denied.",
+    );
+    let c = privileges(&p.preflight().await);
+    assert!(!c.ok && c.detail.starts_with("not checked") && c.detail.contains("NoPermission"), "{c:?}");
+    assert!(server.soap_violations().is_empty(), "{:?}", server.soap_violations());
+    assert!(server.vms().is_empty(), "preflight is read-only");
+
+    // Without vm_folder or resource_pool/cluster, the template's folder and pool (read over vim25);
+    // a datastore cluster for the datastore privileges.
+    let mut cfg = pod(&server);
+    cfg.vm_folder = None;
+    cfg.cluster_name = None;
+    cfg.resource_pool = None;
+    server.revoke_privilege(POD.1, "Datastore.Browse");
+    let c = privileges(&super::provider_cfg(&cfg, PASSWORD).preflight().await);
+    assert!(
+        !c.ok
+            && c.detail
+                .contains("missing on datastore cluster `pod-ssd` (group-p61): Datastore.Browse (Browse datastore)"),
+        "{c:?}"
+    );
+    let calls = server.soap_calls("HasPrivilegeOnEntities");
+    let last = calls.last().unwrap();
+    assert!(last.contains(">group-v4</entity>") && last.contains(">resgroup-21</entity>"), "{last}");
+    assert!(PRIVILEGES.iter().any(|p| p.on == On::Clones));
+    assert!(server.soap_violations().is_empty(), "{:?}", server.soap_violations());
+}
+
 #[test]
 fn the_clients_fault_lists_and_soap_action_are_the_subsets() {
     let s = subset();
@@ -244,6 +322,12 @@ fn the_clients_fault_lists_and_soap_action_are_the_subsets() {
             .iter()
             .any(|v| v == vim25::LINKED_DISK_MOVE)
     );
+    // The privilege check's call: what it needs itself (the README says so), its answer's shape.
+    let m = &s["methods"]["HasPrivilegeOnEntities"];
+    assert_eq!(m["privilege"], "System.View");
+    assert_eq!(m["params"][0]["privilege"], "System.Read");
+    assert_eq!(m["result"], "EntityPrivilege[]");
+    assert_eq!(s["properties"]["SessionManager.currentSession"]["type"], "UserSession");
     // NotAuthenticated is a NoPermission: the client tells them apart by testing it first.
     assert!(names("NoPermission").contains(&"NotAuthenticated".to_string()));
 }
@@ -280,6 +364,8 @@ async fn the_test_vcenter_refuses_requests_the_subset_does_not_allow() {
         )
     };
     let pool = vim25::moref("pool", &vim25::MoRef::new("ResourcePool", POOL.1));
+    let am = vim25::MoRef::new("AuthorizationManager", "AuthorizationManager");
+    let vm = vim25::MoRef::new("VirtualMachine", TEMPLATE.1);
     for (action, body, says) in [
         ("\"urn:vim25/6.5\"", clone(""), "SOAPAction"),
         (vim25::SOAP_ACTION, clone(""), "required `spec`"),
@@ -310,6 +396,25 @@ async fn the_test_vcenter_refuses_requests_the_subset_does_not_allow() {
             vim25::envelope("PowerOnVM_Task", &vim25::MoRef::new("VirtualMachine", TEMPLATE.1), ""),
             "not a method of the subset",
         ),
+        // HasPrivilegeOnEntities: privId before sessionId; an entity that is no ManagedEntity.
+        (
+            vim25::SOAP_ACTION,
+            vim25::envelope(
+                "HasPrivilegeOnEntities",
+                &am,
+                &format!("{}<privId>System.View</privId><sessionId>s</sessionId>", vim25::moref("entity", &vm)),
+            ),
+            "required `sessionId`",
+        ),
+        (
+            vim25::SOAP_ACTION,
+            vim25::envelope(
+                "HasPrivilegeOnEntities",
+                &am,
+                &format!("{}<sessionId>s</sessionId>", vim25::moref("entity", &vim25::MoRef::new("Task", "task-1"))),
+            ),
+            "a Task reference where a ManagedEntity is expected",
+        ),
     ] {
         let (status, text) = send(action, body).await;
         assert_eq!(status, 500, "{text}");
@@ -320,5 +425,5 @@ async fn the_test_vcenter_refuses_requests_the_subset_does_not_allow() {
             server.soap_violations()
         );
     }
-    assert_eq!(server.soap_violations().len(), 6);
+    assert_eq!(server.soap_violations().len(), 8);
 }

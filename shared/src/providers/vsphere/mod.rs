@@ -1,5 +1,5 @@
 //! The VMware vSphere provider (vSphere Automation REST, `/api`; vim25 SOAP, `/sdk`, for linked
-//! clones and datastore clusters only): one VM per claim, a full or linked clone of the config's
+//! clones, datastore clusters and `preflight`'s privilege check only): one VM per claim, a full or linked clone of the config's
 //! template with the config's CPUs and memory, our labels in a data set on the VM, and the startup
 //! script run inside the guest through VMware Tools guest operations.
 //!
@@ -92,7 +92,7 @@ mod preflight;
 pub mod vim25;
 
 pub use credential::SESSION_HEADER;
-pub use preflight::CHECKS;
+pub use preflight::{CHECKS, NOT_CHECKED, On, PRIVILEGES, Privilege, source_url};
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};

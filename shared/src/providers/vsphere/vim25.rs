@@ -1,7 +1,9 @@
 //! A small vim25 (vSphere Web Services, SOAP at `https://<vcenter>/sdk`) client: the few methods
 //! the vSphere Automation REST API (`/api`) lacks — a linked clone from a snapshot (`CloneVM_Task`
 //! with `VirtualMachineCloneSpec.snapshot` and `diskMoveType: createNewChildDiskBacking`) and Storage
-//! DRS placement in a datastore cluster (`RecommendDatastores`, `ApplyStorageDrsRecommendation_Task`).
+//! DRS placement in a datastore cluster (`RecommendDatastores`, `ApplyStorageDrsRecommendation_Task`),
+//! and the session's privileges for `preflight` (`AuthorizationManager.HasPrivilegeOnEntities`, with
+//! the session id from `SessionManager.currentSession`).
 //!
 //! # The wire, and where each fact comes from
 //! Everything below is from VMware's Python SDK pyvmomi (`pyVmomi/SoapAdapter.py`, the generated
@@ -18,8 +20,8 @@
 //!   <detail><XFault xsi:type="X">…</XFault></detail></soapenv:Fault>`; a task's error is a
 //!   `LocalizedMethodFault` (`<fault xsi:type="X">`, `<localizedMessage>`).
 //! - `RetrieveServiceContent` on the managed object `ServiceInstance` (type and value, as pyvmomi
-//!   calls it) answers the references of the session manager, property collector, search index and
-//!   storage resource manager; `SessionManager.Login(userName, password)` answers a `UserSession` and
+//!   calls it) answers the references of the session manager, property collector, search index,
+//!   storage resource manager and authorization manager; `SessionManager.Login(userName, password)` answers a `UserSession` and
 //!   sets the cookie `vmware_soap_session`, sent back on every later request.
 //!
 //! **Not in pyvmomi, so chosen and said here**: the API version we send in `SOAPAction` is
@@ -306,6 +308,40 @@ pub struct Content {
     pub search_index: MoRef,
     /// `storageResourceManager`.
     pub storage_resource_manager: MoRef,
+    /// `authorizationManager` (optional in `ServiceContent`: a vCenter may leave it out).
+    pub authorization_manager: Option<MoRef>,
+}
+
+/// One entity's answer to `HasPrivilegeOnEntities`: each privilege asked and whether it is granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityPrivileges {
+    /// The entity.
+    pub entity: MoRef,
+    /// `(privId, isGranted)` as answered.
+    pub privileges: Vec<(String, bool)>,
+}
+
+/// The `EntityPrivilege[]` of a `HasPrivilegeOnEntitiesResponse` (each `returnval`); entries
+/// without an entity, and availabilities whose `isGranted` is not `true`/`false`, are left out.
+pub fn entity_privileges(response: &Node) -> Vec<EntityPrivileges> {
+    response
+        .all("returnval")
+        .filter_map(|rv| {
+            let entity = rv.child("entity").and_then(Node::as_moref)?;
+            let privileges = rv
+                .all("privAvailability")
+                .filter_map(|a| {
+                    let granted = match a.text_of("isGranted")? {
+                        "true" => true,
+                        "false" => false,
+                        _ => return None,
+                    };
+                    Some((a.text_of("privId")?.to_string(), granted))
+                })
+                .collect();
+            Some(EntityPrivileges { entity, privileges })
+        })
+        .collect()
 }
 
 /// One vim25 session: its cookie and a redactor knowing the password and the cookie.
@@ -431,6 +467,7 @@ impl Vim {
                     property_collector: get("propertyCollector")?,
                     search_index: get("searchIndex")?,
                     storage_resource_manager: get("storageResourceManager")?,
+                    authorization_manager: rv.child("authorizationManager").and_then(Node::as_moref),
                 })
             })
             .await
@@ -550,6 +587,49 @@ impl Vim {
         Ok(r.child("returnval").and_then(Node::as_moref))
     }
 
+    /// The `key` of this session's `UserSession` (`SessionManager.currentSession`, read with
+    /// `RetrievePropertiesEx`; pyvmomi's own tests take the session id from it). Never logged.
+    pub(crate) async fn session_key(&self) -> Result<SecretString, Error> {
+        let what = "read the vim25 session's id (SessionManager.currentSession)";
+        let sm = self.content().await?.session_manager.clone();
+        let props = self.properties(&sm, &["currentSession"], what).await?.unwrap_or_default();
+        props
+            .iter()
+            .find(|(n, _)| n == "currentSession")
+            .and_then(|(_, v)| v.text_of("key"))
+            .filter(|k| !k.is_empty())
+            .map(|k| SecretString::from(k.to_string()))
+            .ok_or_else(|| decode(what, "vCenter answers no currentSession.key for this session"))
+    }
+
+    /// `AuthorizationManager.HasPrivilegeOnEntities(entity[], sessionId, privId[])`: for each
+    /// entity, each privilege and whether this session holds it there. The answer names every
+    /// entity and privilege (`EntityPrivilege{entity, privAvailability[{privId, isGranted}]}`), so
+    /// nothing rests on the order of the answer; an entity or privilege the answer leaves out is
+    /// missing from the result (the caller reports it as not answered).
+    pub(crate) async fn has_privileges(
+        &self,
+        entities: &[MoRef],
+        privileges: &[&str],
+        what: &str,
+    ) -> Result<Vec<EntityPrivileges>, Error> {
+        let am = self.content().await?.authorization_manager.clone().ok_or_else(|| {
+            decode(what, "vCenter's service content names no authorizationManager; privileges cannot be asked")
+        })?;
+        let key = self.session_key().await?;
+        let mut params: String = entities.iter().map(|e| moref("entity", e)).collect();
+        params.push_str(&text("sessionId", key.expose_secret()));
+        params.extend(privileges.iter().map(|p| text("privId", p)));
+        let r = self.call("HasPrivilegeOnEntities", &am, &params, what, true).await.map_err(|e| match e {
+            // The session id is no password, but it names this session: kept out of messages.
+            Error::Fault { what, kind, message } => {
+                Error::Fault { what, kind, message: message.replace(key.expose_secret(), "[session id]") }
+            }
+            e => e,
+        })?;
+        Ok(entity_privileges(&r))
+    }
+
     /// `SessionManager.Logout`, when there is a session; sent once.
     pub(crate) async fn logout(&self) -> Result<(), Error> {
         let Some(s) = self.session.lock().await.take() else { return Ok(()) };
@@ -626,6 +706,19 @@ mod tests {
         let f = task_fault(&err);
         assert_eq!(f.kind, "InsufficientStorageSpace");
         assert!(f.message.contains("Insufficient disk space"));
+    }
+
+    #[test]
+    fn privilege_answers_name_each_entity_and_privilege() {
+        let xml = "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Body><HasPrivilegeOnEntitiesResponse xmlns=\"urn:vim25\"><returnval><entity type=\"Datastore\">datastore-15</entity><privAvailability><privId>Datastore.AllocateSpace</privId><isGranted>false</isGranted></privAvailability><privAvailability><privId>Datastore.Browse</privId><isGranted>true</isGranted></privAvailability><privAvailability><privId>Odd</privId><isGranted>maybe</isGranted></privAvailability></returnval><returnval><privAvailability><privId>X</privId><isGranted>true</isGranted></privAvailability></returnval></HasPrivilegeOnEntitiesResponse></soapenv:Body></soapenv:Envelope>";
+        let r = parse_answer(xml, "HasPrivilegeOnEntities").unwrap().unwrap();
+        assert_eq!(
+            entity_privileges(&r),
+            vec![EntityPrivileges {
+                entity: MoRef::new("Datastore", "datastore-15"),
+                privileges: vec![("Datastore.AllocateSpace".into(), false), ("Datastore.Browse".into(), true)],
+            }]
+        );
     }
 
     fn tree(name: &str, id: &str, children: Vec<Node>) -> Node {
