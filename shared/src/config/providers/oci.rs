@@ -98,7 +98,7 @@ pub struct OciConfig {
     /// Console under Governance → Limits, Quotas and Usage). Oracle documents no pairing of a shape with
     /// the limits that count it, so the operator names them; `preflight` checks each one's headroom
     /// (`GetResourceAvailability`). Empty: the headroom is not checked.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub service_limits: IndexMap<String, f64>,
     /// Our extension (not a Kasm field): the API's base URL instead of the provider's default, for private
     /// clouds, sovereign regions and test servers (like `AWS_ENDPOINT_URL`).
