@@ -9,7 +9,8 @@ mod dns;
 mod lambda;
 
 use integration_tests::oci_server::{
-    ADS, COMPARTMENT, FINGERPRINT, IMAGE, NSG, OciHarness, OciTestServer, SUBNET, TENANCY, TEST_KEY, USER,
+    ADS, COMPARTMENT, FINGERPRINT, IMAGE, NSG, OciHarness, OciTestServer, SUBNET, TENANCY, TEST_KEY, TestLimit, USER,
+    check_limits_request,
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -61,6 +62,7 @@ oci_config_override:
           name: Vulnerability Scanning
           desired_state: ENABLED
 startup_script: "#!/bin/bash"
+service_limits: {{standard-e4-core-count: 2, standard-e4-memory-count: 16}}
 endpoint_url: {}
 "##,
         ADS[0], ADS[1], server.url
@@ -254,14 +256,176 @@ async fn preflight_passes_every_check_and_names_what_is_wrong() {
     let failed: Vec<(&str, String)> =
         p.preflight().await.into_iter().filter(|c| !c.ok).map(|c| (c.name, c.detail)).collect();
     let names: Vec<&str> = failed.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["availability_domains", "shape", "subnet"], "{failed:#?}");
+    // The AD-scoped limits are read in every configured domain: OCI refuses the unknown one.
+    assert_eq!(names, ["availability_domains", "shape", "subnet", "service_limits"], "{failed:#?}");
     assert!(failed[2].1.contains("missing IAM policy"), "{failed:#?}");
+    assert!(
+        failed[3].1.contains("GetResourceAvailability") && failed[3].1.contains("availabilityDomain"),
+        "{failed:#?}"
+    );
 
     let other = other_test_key();
     let p = OciProvider::from_config(&config(&server), &env(&other, fast_retry(), Duration::from_secs(10))).unwrap();
     let checks = p.preflight().await;
     assert!(!checks[0].ok && checks[0].detail.contains("signature"), "{checks:#?}");
     assert!(checks[1..7].iter().all(|c| !c.ok && c.detail.starts_with("not checked")), "{checks:#?}");
+}
+
+/// The `service_limits` check of a preflight with `limits` named.
+async fn limits_check(server: &OciTestServer, limits: &[(&str, f64)]) -> shared::providers::Check {
+    let mut cfg = config(server);
+    cfg.service_limits = limits.iter().map(|(n, a)| (n.to_string(), *a)).collect();
+    let p = OciProvider::from_config(&cfg, &env(TEST_KEY, fast_retry(), Duration::from_secs(10))).unwrap();
+    let checks = p.preflight().await;
+    let c = checks.into_iter().find(|c| c.name == "service_limits").expect("a service_limits check");
+    assert!(c.ok || !c.detail.starts_with("not checked"), "{c:#?}");
+    c
+}
+
+#[tokio::test]
+async fn preflight_checks_the_headroom_of_the_named_service_limits() {
+    let server = OciTestServer::start().await;
+    // Enough in both domains: pass with the numbers.
+    let c = limits_check(&server, &[("standard-e4-core-count", 2.0), ("standard-e4-memory-count", 16.0)]).await;
+    assert!(c.ok, "{c:#?}");
+    assert!(c.detail.contains("`standard-e4-core-count`: one instance needs 2; Uocm:PHX-AD-1: 40 available, 8 used, Uocm:PHX-AD-2: 40 available, 8 used"), "{c:#?}");
+    assert!(c.detail.contains("`standard-e4-memory-count`: one instance needs 16;"), "{c:#?}");
+    // The calls, as the SDK shapes them: the definition in the tenancy, the availability in the
+    // config's compartment, once per configured domain of an AD-scoped limit.
+    let reqs = server.api().requests();
+    let defs: Vec<_> = reqs.iter().filter(|r| r.route == "/limitDefinitions").collect();
+    assert_eq!(defs.len(), 2);
+    assert!(
+        defs.iter().all(|r| r.path == "/limitDefinitions"
+            && r.param("compartmentId") == Some(TENANCY)
+            && r.param("serviceName") == Some("compute")),
+        "{defs:#?}"
+    );
+    let avail: Vec<_> = reqs.iter().filter(|r| r.route.ends_with("/resourceAvailability")).collect();
+    assert_eq!(avail.len(), 4, "{avail:#?}");
+    assert_eq!(avail[0].path, "/services/compute/limits/standard-e4-core-count/resourceAvailability");
+    assert!(avail.iter().all(|r| r.param("compartmentId") == Some(COMPARTMENT)), "{avail:#?}");
+    let ads: Vec<Option<&str>> = avail.iter().map(|r| r.param("availabilityDomain")).collect();
+    assert_eq!(ads, [Some(ADS[0]), Some(ADS[1]), Some(ADS[0]), Some(ADS[1])]);
+
+    // Short in one domain: the other has room, so it passes, with the short domain's numbers shown.
+    let mut core = TestLimit::per_ad(40.0, 8.0);
+    core.availability.insert(ADS[0].into(), (1.0, 47.0));
+    server.set_limit("standard-e4-core-count", core.clone());
+    let c = limits_check(&server, &[("standard-e4-core-count", 2.0)]).await;
+    assert!(c.ok && c.detail.contains("Uocm:PHX-AD-1: 1 available, 47 used"), "{c:#?}");
+    // Short in every configured domain: fail naming each domain and its numbers.
+    core.availability.insert(ADS[1].into(), (1.5, 46.5));
+    server.set_limit("standard-e4-core-count", core);
+    let c = limits_check(&server, &[("standard-e4-core-count", 2.0), ("standard-e4-memory-count", 16.0)]).await;
+    assert!(!c.ok, "{c:#?}");
+    assert_eq!(
+        c.detail,
+        "`standard-e4-core-count`: one instance needs 2, short everywhere: Uocm:PHX-AD-1: 1 available, 47 used, \
+         Uocm:PHX-AD-2: 1.5 available, 46.5 used"
+    );
+}
+
+#[tokio::test]
+async fn preflight_names_an_unknown_limit_and_says_what_it_did_not_check() {
+    let server = OciTestServer::start().await;
+    let c = limits_check(&server, &[("standard-e9-core-count", 2.0), ("standard-e4-core-count", 2.0)]).await;
+    assert!(!c.ok, "{c:#?}");
+    assert_eq!(c.detail, "no compute limit named `standard-e9-core-count` (ListLimitDefinitions)");
+
+    // Not configured: a clear "not checked", not a silent pass.
+    server.api().clear_requests();
+    let c = limits_check(&server, &[]).await;
+    assert!(c.ok, "{c:#?}");
+    assert!(c.detail.starts_with("not checked: name the limits that count this shape in service_limits"), "{c:#?}");
+    assert!(server.api().requests().iter().all(|r| r.route != "/limitDefinitions"));
+
+    // A limit OCI reports no availability for, by its definition or by an empty answer.
+    let c = limits_check(&server, &[("dedicated-vm-host-count", 1.0)]).await;
+    assert!(
+        c.ok && c.detail
+            == "`dedicated-vm-host-count`: not checked: OCI reports no availability for dedicated-vm-host-count",
+        "{c:#?}"
+    );
+    server.api().inject(
+        "GET /services/{serviceName}/limits/{limitName}/resourceAvailability",
+        integration_tests::fake_api::Fault::Answer(integration_tests::fake_api::Reply::json(200, &json!({}))),
+        0,
+        1,
+    );
+    let c = limits_check(&server, &[("standard-e4-core-count", 2.0)]).await;
+    assert!(c.ok && c.detail.contains("not checked: OCI reports no availability for standard-e4-core-count"), "{c:#?}");
+
+    // A regional limit: one call, without an availability domain.
+    server.api().clear_requests();
+    let c = limits_check(&server, &[("custom-image-count", 1.0)]).await;
+    assert!(c.ok && c.detail == "`custom-image-count`: one instance needs 1; REGION: 98 available, 2 used", "{c:#?}");
+    let avail: Vec<_> =
+        server.api().requests().into_iter().filter(|r| r.route.ends_with("/resourceAvailability")).collect();
+    assert_eq!(avail.len(), 1);
+    assert_eq!(avail[0].param("availabilityDomain"), None);
+
+    // A refusal fails the check with OCI's answer explained.
+    server.api().inject(
+        "GET /limitDefinitions",
+        integration_tests::fake_api::Fault::Answer(integration_tests::oci_server::err(
+            404,
+            "NotAuthorizedOrNotFound",
+            "Authorization failed or requested resource not found.",
+        )),
+        0,
+        1,
+    );
+    let c = limits_check(&server, &[("standard-e4-core-count", 2.0)]).await;
+    assert!(!c.ok && c.detail.contains("ListLimitDefinitions") && c.detail.contains("missing IAM policy"), "{c:#?}");
+}
+
+/// The test server's Limits checker follows `tests/oci/limits-subset.json` (Oracle's SDK): what the
+/// provider sends passes, and requests the SDK would not make are refused.
+#[test]
+fn the_limits_checker_refuses_requests_off_the_sdk() {
+    let params = |q: &str| {
+        let mut p = integration_tests::fake_api::Params::new();
+        for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+            p.entry(k.into_owned()).or_default().push(v.into_owned());
+        }
+        p
+    };
+    let avail = "/20190729/services/compute/limits/standard-e4-core-count/resourceAvailability";
+    let accept = [("accept", "application/json")];
+    assert_eq!(
+        check_limits_request("GET", avail, &params("compartmentId=c&availabilityDomain=Uocm:PHX-AD-1"), &accept),
+        Ok("LimitsClient.get_resource_availability".to_string())
+    );
+    assert_eq!(
+        check_limits_request(
+            "GET",
+            "/20190729/limitDefinitions",
+            &params("compartmentId=t&serviceName=compute&name=x&page=2&sortBy=name"),
+            &accept
+        ),
+        Ok("LimitsClient.list_limit_definitions".to_string())
+    );
+    let refused = [
+        check_limits_request("GET", avail, &params("availabilityDomain=Uocm:PHX-AD-1"), &accept),
+        check_limits_request("GET", avail, &params("compartmentId=c&ad=Uocm:PHX-AD-1"), &accept),
+        check_limits_request("GET", "/20190729/limitDefinitions", &params("compartmentId=t&sortBy=scope"), &accept),
+        check_limits_request("GET", avail, &params("compartmentId=c"), &[("accept", "text/html")]),
+        check_limits_request("POST", avail, &params("compartmentId=c"), &accept),
+        check_limits_request("GET", "/20181025/limitDefinitions", &params("compartmentId=t"), &accept),
+    ];
+    let messages: Vec<String> = refused.into_iter().map(|r| r.expect_err("refused")).collect();
+    assert_eq!(
+        messages,
+        [
+            "LimitsClient.get_resource_availability requires the query parameter compartmentId",
+            "LimitsClient.get_resource_availability takes no query parameter ad",
+            "LimitsClient.list_limit_definitions: sortBy=scope is not one of [\"name\",\"description\"]",
+            "LimitsClient.get_resource_availability: header accept is `text/html`, the SDK sends `application/json`",
+            &format!("no Limits operation is POST {avail}"),
+            "no Limits operation is GET /20181025/limitDefinitions",
+        ]
+    );
 }
 
 #[tokio::test]

@@ -36,7 +36,9 @@ pub struct Incoming {
     pub method: Method,
     /// The route template that matched, without the method (e.g. `/nodes/{node}/qemu/{vmid}`).
     pub route: String,
-    /// The path below the API's prefix, each segment decoded.
+    /// The prefix the matched route lives below (the API's, or the route's own: [`FakeApiBuilder::route_below`]).
+    pub prefix: String,
+    /// The path below that prefix, each segment decoded.
     pub path: String,
     /// The values of the template's `{var}` segments.
     pub vars: BTreeMap<String, String>,
@@ -234,6 +236,8 @@ struct Route {
     param: Option<(String, String)>,
     /// The template without the method.
     template: String,
+    /// The prefix this route lives below when it is not the API's.
+    prefix: Option<String>,
     handler: Handler,
 }
 
@@ -260,6 +264,7 @@ impl Route {
             segs,
             param,
             template: rest.to_string(),
+            prefix: None,
             handler,
         }
     }
@@ -324,6 +329,16 @@ impl FakeApiBuilder {
     /// Routes `template` (`"GET /vms/{id}"`, `"POST /?Action=RunInstances"`) to `h`.
     pub fn route(mut self, template: &str, h: Handler) -> Self {
         self.api.routes.push(Route::parse(template, h));
+        self
+    }
+
+    /// Routes `template` to `h` below `prefix` instead of the API's prefix (one server standing in for
+    /// two APIs whose paths start with different versions, e.g. OCI's Core `/20160918` and Limits
+    /// `/20190729`). Faults are keyed by `"METHOD template"` as for [`route`](Self::route).
+    pub fn route_below(mut self, prefix: &str, template: &str, h: Handler) -> Self {
+        let mut r = Route::parse(template, h);
+        r.prefix = Some(prefix.trim_end_matches('/').to_string());
+        self.api.routes.push(r);
         self
     }
 
@@ -468,11 +483,14 @@ fn dropped() -> Response {
 
 async fn dispatch(api: Arc<Api>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let raw = uri.path();
-    let below = if api.prefix.is_empty() {
-        Some(raw)
-    } else {
-        raw.strip_prefix(api.prefix.as_str()).filter(|r| r.is_empty() || r.starts_with('/'))
+    let below_of = |prefix: &str| {
+        if prefix.is_empty() {
+            Some(raw)
+        } else {
+            raw.strip_prefix(prefix).filter(|r| r.is_empty() || r.starts_with('/'))
+        }
     };
+    let segs_of = |below: &str| -> Vec<String> { below.split('/').filter(|s| !s.is_empty()).map(decode).collect() };
     let query = uri.query().unwrap_or_default().to_string();
     let mut params = Params::new();
     parse_params(&query, &mut params);
@@ -483,14 +501,20 @@ async fn dispatch(api: Arc<Api>, method: Method, uri: Uri, headers: HeaderMap, b
     if is_form {
         parse_params(&String::from_utf8_lossy(&body), &mut params);
     }
-    let segs: Vec<String> = below.unwrap_or_default().split('/').filter(|s| !s.is_empty()).map(decode).collect();
+    let matched = api.routes.iter().find_map(|r| {
+        let prefix = r.prefix.as_deref().unwrap_or(api.prefix.as_str());
+        let segs = segs_of(below_of(prefix)?);
+        r.matches(&method, &segs, &params).map(|vars| (r, vars, prefix.to_string(), segs))
+    });
+    let segs = match &matched {
+        Some((_, _, _, segs)) => segs.clone(),
+        None => segs_of(below_of(api.prefix.as_str()).unwrap_or_default()),
+    };
     let path = format!("/{}", segs.join("/"));
-    let matched =
-        below.and_then(|_| api.routes.iter().find_map(|r| r.matches(&method, &segs, &params).map(|vars| (r, vars))));
 
     let recorded = Recorded {
         method: method.to_string(),
-        route: matched.as_ref().map_or_else(|| "(no route)".to_string(), |(r, _)| r.template.clone()),
+        route: matched.as_ref().map_or_else(|| "(no route)".to_string(), |(r, ..)| r.template.clone()),
         path: path.clone(),
         query: query.clone(),
         params: params.clone(),
@@ -505,10 +529,11 @@ async fn dispatch(api: Arc<Api>, method: Method, uri: Uri, headers: HeaderMap, b
     let key = recorded.key();
     api.state.lock().expect("fake API lock").requests.push(recorded);
 
-    let Some((route, vars)) = matched else {
+    let Some((route, vars, prefix, _)) = matched else {
         let incoming = Incoming {
             method: method.clone(),
             route: "(no route)".into(),
+            prefix: api.prefix.clone(),
             path,
             vars: BTreeMap::new(),
             query,
@@ -525,6 +550,7 @@ async fn dispatch(api: Arc<Api>, method: Method, uri: Uri, headers: HeaderMap, b
     let mut incoming = Incoming {
         method,
         route: route.template.clone(),
+        prefix,
         path,
         vars,
         query,

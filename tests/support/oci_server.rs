@@ -10,6 +10,12 @@
 //! `Authorization` it got is the same, the `x-content-sha256` is the body's, and the date is within
 //! 5 minutes. The signer itself is checked against Oracle's test vector in `shared`.
 //!
+//! The same server stands in for the Limits API (paths below `/20190729`, as the SDK's `LimitsClient`
+//! sends them): `ListLimitDefinitions` and `GetResourceAvailability`, every request checked against
+//! `tests/oci/limits-subset.json` ([`check_limits_request`]: extracted from Oracle's Python SDK by
+//! `scripts/oci-limits-subset.py`) and every answer against the subset's models. Its limit names and
+//! numbers are test data ([`OciTestServer::set_limit`]).
+//!
 //! [`OciHarness`] drives it for the provider conformance suite.
 
 use async_trait::async_trait;
@@ -22,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::fake_api::{self, FakeApi, Fault, Incoming, Reply};
+use crate::fake_api::{self, FakeApi, Fault, Incoming, Params, Reply};
 
 /// Oracle's published test key (RSA 1024, from the "Request Signatures" page's test values).
 pub const TEST_KEY: &str = "-----BEGIN RSA PRIVATE KEY-----
@@ -168,6 +174,30 @@ struct Inner {
     last_token: Option<String>,
     full_ads: BTreeSet<String>,
     listed: usize,
+    /// The Limits API's compute limits by name.
+    limits: BTreeMap<String, TestLimit>,
+}
+
+/// One compute limit the Limits API knows (test data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestLimit {
+    /// `scopeType`: `GLOBAL`, `REGION` or `AD`.
+    pub scope: &'static str,
+    /// `isResourceAvailabilitySupported`; when false `GetResourceAvailability` answers `{}`.
+    pub supported: bool,
+    /// `(available, used)` by availability domain (`AD` scope) or under `""` (other scopes).
+    pub availability: BTreeMap<String, (f64, f64)>,
+}
+
+impl TestLimit {
+    /// An AD-scoped limit with `available` and `used` in every domain of [`ADS`].
+    pub fn per_ad(available: f64, used: f64) -> TestLimit {
+        TestLimit {
+            scope: "AD",
+            supported: true,
+            availability: ADS.iter().map(|a| (a.to_string(), (available, used))).collect(),
+        }
+    }
 }
 
 /// The test server.
@@ -207,6 +237,10 @@ const ROUTES: [&str; 16] = [
     "GET /subnets/{subnetId}",
     "GET /networkSecurityGroups/{networkSecurityGroupId}",
 ];
+
+/// The Limits API's routes (below `/20190729`).
+const LIMITS_ROUTES: [&str; 2] =
+    ["GET /limitDefinitions", "GET /services/{serviceName}/limits/{limitName}/resourceAvailability"];
 
 /// The shapes `ListShapes` offers for the image (two pages of one).
 const SHAPES: [(&str, bool); 2] = [("VM.Standard2.1", false), ("VM.Standard.E4.Flex", true)];
@@ -274,7 +308,19 @@ fn instance_json(i: &TestInstance) -> Value {
 impl OciTestServer {
     /// Starts a server holding the compartment, ADs, image, subnet and NSG above.
     pub async fn start() -> OciTestServer {
-        let inner = Arc::new(Mutex::new(Inner { next: 1, ..Inner::default() }));
+        let limits = [
+            ("standard-e4-core-count", TestLimit::per_ad(40.0, 8.0)),
+            ("standard-e4-memory-count", TestLimit::per_ad(640.0, 64.0)),
+            (
+                "custom-image-count",
+                TestLimit { scope: "REGION", supported: true, availability: [(String::new(), (98.0, 2.0))].into() },
+            ),
+            ("dedicated-vm-host-count", TestLimit { scope: "AD", supported: false, availability: BTreeMap::new() }),
+        ]
+        .into_iter()
+        .map(|(n, l)| (n.to_string(), l))
+        .collect();
+        let inner = Arc::new(Mutex::new(Inner { next: 1, limits, ..Inner::default() }));
         let url_cell: Arc<Mutex<String>> = Arc::new(Mutex::new(String::new()));
         let guard_url = url_cell.clone();
         let mut b = FakeApi::builder()
@@ -287,7 +333,7 @@ impl OciTestServer {
                         "NotAuthenticated",
                         "The required information to complete authentication was not provided.",
                     )),
-                    Some(_) => check_signature(&url, "/20160918", req),
+                    Some(_) => check_signature(&url, &req.prefix, req),
                 }
             })
             .unrouted(|_, _| not_found());
@@ -298,6 +344,17 @@ impl OciTestServer {
                 fake_api::handler(move |req| {
                     let st = st.clone();
                     async move { route_request(&mut st.lock().expect("server lock"), &req) }
+                }),
+            );
+        }
+        for route in LIMITS_ROUTES {
+            let st = inner.clone();
+            b = b.route_below(
+                "/20190729",
+                route,
+                fake_api::handler(move |req| {
+                    let st = st.clone();
+                    async move { limits_request(&st.lock().expect("server lock"), &req) }
                 }),
             );
         }
@@ -333,6 +390,11 @@ impl OciTestServer {
     /// The last `opc-retry-token` a launch carried.
     pub fn last_retry_token(&self) -> Option<String> {
         self.lock().last_token.clone()
+    }
+
+    /// Sets (or adds) the compute limit `name`.
+    pub fn set_limit(&self, name: &str, limit: TestLimit) {
+        self.lock().limits.insert(name.to_string(), limit);
     }
 
     /// Makes availability domain `ad` answer launches with "Out of host capacity".
@@ -565,6 +627,187 @@ fn route_request(st: &mut Inner, req: &Incoming) -> Reply {
             )
         }
         _ => not_found(),
+    }
+}
+
+/// The Limits API subset (`tests/oci/limits-subset.json`).
+fn limits_spec() -> &'static Value {
+    static S: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    S.get_or_init(|| serde_json::from_str(include_str!("../oci/limits-subset.json")).expect("limits-subset.json"))
+}
+
+/// `sort_by` → `sortBy` (the subset names allowed values by the SDK's Python parameter).
+fn camel(python: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in python.split('_').enumerate() {
+        let mut c = part.chars();
+        match (i, c.next()) {
+            (0, Some(f)) => out.extend(std::iter::once(f).chain(c)),
+            (_, Some(f)) => out.extend(f.to_uppercase().chain(c)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Checks a Limits API request against the subset: the operation by method and path (the client's
+/// base path + the operation's resource path, `{param}` one non-empty segment), every query
+/// parameter one the operation takes, the required ones present, enum-valued ones within their
+/// allowed values, and the headers the SDK fixes (`accept`) as it sends them when sent. Answers the
+/// operation (`LimitsClient.<method>`) or what is wrong.
+pub fn check_limits_request(
+    method: &str,
+    path: &str,
+    params: &Params,
+    headers: &[(&str, &str)],
+) -> Result<String, String> {
+    let spec = limits_spec();
+    let base = spec["clients"]["LimitsClient"]["base_path"].as_str().expect("base_path").trim_end_matches('/');
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let (name, op) = spec["operations"]
+        .as_object()
+        .expect("operations")
+        .iter()
+        .find(|(_, op)| {
+            let template = format!("{base}{}", op["resource_path"].as_str().expect("resource_path"));
+            let want: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+            op["method"] == method
+                && want.len() == segs.len()
+                && want.iter().zip(&segs).all(|(w, g)| (w.starts_with('{') && !g.is_empty()) || w == g)
+        })
+        .ok_or_else(|| format!("no Limits operation is {method} {path}"))?;
+    let query = op["query_params"].as_object().cloned().unwrap_or_default();
+    for k in params.keys() {
+        if !query.contains_key(k) {
+            return Err(format!("{name} takes no query parameter {k}"));
+        }
+    }
+    for (k, p) in &query {
+        if p["required"] == true && !params.contains_key(k) {
+            return Err(format!("{name} requires the query parameter {k}"));
+        }
+    }
+    for (python, allowed) in op["allowed_values"].as_object().into_iter().flatten() {
+        let wire = camel(python);
+        for v in params.get(&wire).into_iter().flatten() {
+            if !allowed.as_array().expect("allowed values").iter().any(|a| a == v.as_str()) {
+                return Err(format!("{name}: {wire}={v} is not one of {allowed}"));
+            }
+        }
+    }
+    for (h, v) in headers {
+        if let Some(fixed) = op["header_params"][h.to_ascii_lowercase()]["fixed"].as_str()
+            && fixed != *v
+        {
+            return Err(format!("{name}: header {h} is `{v}`, the SDK sends `{fixed}`"));
+        }
+    }
+    Ok(name.clone())
+}
+
+/// Checks a value against the subset's type `ty` (`str`, `int`, `float`, `bool`, `list[T]`, a model).
+fn check_limits_value(v: &Value, ty: &str, at: &str) -> Result<(), String> {
+    let ok = match ty {
+        "str" => v.is_string(),
+        "int" => v.is_i64() || v.is_u64(),
+        "float" => v.is_number(),
+        "bool" => v.is_boolean(),
+        _ => {
+            if let Some(inner) = ty.strip_prefix("list[").and_then(|t| t.strip_suffix(']')) {
+                let items = v.as_array().ok_or_else(|| format!("{at} is not a list"))?;
+                for (i, item) in items.iter().enumerate() {
+                    check_limits_value(item, inner, &format!("{at}[{i}]"))?;
+                }
+                return Ok(());
+            }
+            let model = &limits_spec()["models"]["limits"][ty];
+            let fields = model["fields"].as_object().ok_or_else(|| format!("{at}: no model {ty} in the subset"))?;
+            let obj = v.as_object().ok_or_else(|| format!("{at} is not a {ty}"))?;
+            for (k, fv) in obj {
+                let f = fields.get(k).ok_or_else(|| format!("{at}.{k} is no field of {ty}"))?;
+                check_limits_value(fv, f["type"].as_str().expect("type"), &format!("{at}.{k}"))?;
+                if let Some(e) = f["enum"].as_array()
+                    && !e.contains(fv)
+                {
+                    return Err(format!("{at}.{k}={fv} is not one of {e:?}"));
+                }
+            }
+            for (k, f) in fields {
+                if f["required"] == true && !obj.contains_key(k) {
+                    return Err(format!("{at}.{k} is required in {ty}"));
+                }
+            }
+            true
+        }
+    };
+    if ok { Ok(()) } else { Err(format!("{at} is not a {ty}: {v}")) }
+}
+
+/// An answer of operation `op`, checked against its response type (an off-spec answer is the test
+/// server's bug: 500 naming it).
+fn limits_answer(op: &str, body: Value) -> Reply {
+    let ty = limits_spec()["operations"][op]["response_type"].as_str().expect("response_type");
+    match check_limits_value(&body, ty, ty) {
+        Ok(()) => Reply::json(200, &body),
+        Err(e) => err(500, "TestServerBug", &format!("the test server's answer is off the SDK's model: {e}")),
+    }
+}
+
+fn limits_request(st: &Inner, req: &Incoming) -> Reply {
+    let path = format!("{}{}", req.prefix, req.path);
+    let headers: Vec<(&str, &str)> =
+        req.headers.iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))).collect();
+    let op = match check_limits_request(req.method.as_str(), &path, &req.params, &headers) {
+        Ok(op) => op,
+        Err(e) => return err(400, "InvalidParameter", &e),
+    };
+    match req.route.as_str() {
+        "/limitDefinitions" => {
+            if req.param("compartmentId") != Some(TENANCY) {
+                return err(400, "InvalidParameter", "this server holds the tenancy's limit definitions");
+            }
+            let all: Vec<Value> = st
+                .limits
+                .iter()
+                .filter(|_| req.param("serviceName").is_none_or(|s| s == "compute"))
+                .filter(|(n, _)| req.param("name").is_none_or(|want| want == n.as_str()))
+                .map(|(n, l)| {
+                    json!({"name": n, "serviceName": "compute", "description": format!("test limit {n}"),
+                        "scopeType": l.scope, "areQuotasSupported": true,
+                        "isResourceAvailabilitySupported": l.supported, "isDeprecated": false,
+                        "isEligibleForLimitIncrease": true, "isDynamic": false})
+                })
+                .collect();
+            let size = req.param("limit").and_then(|l| l.parse().ok()).unwrap_or(1000usize);
+            let (items, next) = fake_api::page(&all, req.param("page"), size);
+            let mut r = limits_answer(&op, Value::Array(items));
+            if let Some(n) = next {
+                r = r.header("opc-next-page", n);
+            }
+            r
+        }
+        _ => {
+            let Some(l) = st.limits.get(req.var("limitName")).filter(|_| req.var("serviceName") == "compute") else {
+                return not_found();
+            };
+            // The SDK: availabilityDomain "is mandatory if the scopeType of the target resource limit is AD.
+            // Otherwise, this field should be omitted. [...] the API returns a 400 - InvalidParameter response."
+            let ad = req.param("availabilityDomain");
+            if (l.scope == "AD") != ad.is_some() {
+                return err(400, "InvalidParameter", "availabilityDomain is required exactly for AD-scoped limits");
+            }
+            if !l.supported {
+                return limits_answer(&op, json!({}));
+            }
+            let Some((available, used)) = l.availability.get(ad.unwrap_or_default()) else {
+                return err(400, "InvalidParameter", "Invalid availabilityDomain");
+            };
+            limits_answer(
+                &op,
+                json!({"available": available.floor() as i64, "used": used.ceil() as i64,
+                    "fractionalAvailability": available, "fractionalUsage": used}),
+            )
+        }
     }
 }
 

@@ -92,6 +92,14 @@ pub struct OciConfig {
     /// "are_legacy_imds_endpoints_disabled": true}}}`; nested models name their type with `OCI_MODEL_NAME`.
     #[serde(default, alias = "config_override")]
     pub oci_config_override: Option<JsonText<serde_json::Map<String, serde_json::Value>>>,
+    /// Our extension (not a Kasm field): the `compute` service limits one instance of this config counts
+    /// against, by OCI limit name, with the amount one instance uses, e.g.
+    /// `{"standard-e4-core-count": 2, "standard-e4-memory-count": 16}` (the names are listed in the
+    /// Console under Governance → Limits, Quotas and Usage). Oracle documents no pairing of a shape with
+    /// the limits that count it, so the operator names them; `preflight` checks each one's headroom
+    /// (`GetResourceAvailability`). Empty: the headroom is not checked.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub service_limits: IndexMap<String, f64>,
     /// Our extension (not a Kasm field): the API's base URL instead of the provider's default, for private
     /// clouds, sovereign regions and test servers (like `AWS_ENDPOINT_URL`).
     #[serde(default)]
@@ -351,6 +359,18 @@ fn check_fields(f: &mut Found, c: &OciConfig) {
     need(f, c.oci_boot_volume_gb >= 50, "oci_boot_volume_gb", "must be at least 50 GB (OCI's minimum boot volume)");
     if let Some(o) = &c.oci_config_override {
         f.extend(check_override(&o.0, "oci_config_override"));
+    }
+    for (name, amount) in &c.service_limits {
+        if name.trim().is_empty() {
+            f.push(("service_limits".into(), "a limit name must not be empty".into()));
+            continue;
+        }
+        need(
+            f,
+            amount.is_finite() && *amount > 0.0,
+            &format!("service_limits.{name}"),
+            format!("must be the positive amount of `{name}` one instance uses, not {amount}"),
+        );
     }
 }
 
@@ -1174,6 +1194,58 @@ zone_name_or_id: kasm.example.com
         assert_eq!(fields, ["oci_user_ocid", "oci_public_key_fingerprint", "oci_region", "zone_name_or_id"]);
         let odd = crate::config::OciDnsConfig { zone_name_or_id: "ocid1.x".into(), ..good };
         assert_eq!(odd.check()[0].0, "zone_name_or_id");
+    }
+
+    #[test]
+    fn service_limits_need_names_and_positive_amounts() {
+        let good: OciConfig = serde_yaml_ng::from_str(
+            r#"
+name: oci
+oci_user_ocid: ocid1.user.oc1..aaaaexample
+oci_public_key_fingerprint: "12:34:56:78:9a:bc:de:f0:12:34:56:78:9a:bc:de:f0"
+oci_private_key: env:K
+oci_region: us-ashburn-1
+oci_tenancy_ocid: ocid1.tenancy.oc1..aaaaexample
+oci_compartment_ocid: ocid1.compartment.oc1..aaaaexample
+max_instances: 2
+oci_availability_domains: ["BEol:US-ASHBURN-AD-1"]
+oci_image_ocid: ocid1.image.oc1.iad.aaaaexample
+oci_shape: VM.Standard.E4.Flex
+oci_flex_cpus: 2
+oci_flex_memory_gb: 16
+oci_boot_volume_gb: 50
+oci_subnet_ocid: ocid1.subnet.oc1.iad.aaaaexample
+service_limits: {standard-e4-core-count: 2, standard-e4-memory-count: 16.5}
+"#,
+        )
+        .unwrap();
+        assert!(good.check().is_empty(), "{:?}", good.check());
+        assert_eq!(good.service_limits.get("standard-e4-memory-count"), Some(&16.5));
+        let none = OciConfig { service_limits: IndexMap::new(), ..good.clone() };
+        assert!(none.check().is_empty(), "{:?}", none.check());
+        let bad = OciConfig {
+            service_limits: [
+                (" ".to_string(), 1.0),
+                ("standard-e4-core-count".to_string(), 0.0),
+                ("standard-e4-memory-count".to_string(), -16.0),
+                ("vm-standard2-1-count".to_string(), f64::NAN),
+            ]
+            .into_iter()
+            .collect(),
+            ..good
+        };
+        let found = bad.check();
+        assert_eq!(
+            fields(&found),
+            [
+                "service_limits",
+                "service_limits.standard-e4-core-count",
+                "service_limits.standard-e4-memory-count",
+                "service_limits.vm-standard2-1-count"
+            ],
+            "{found:?}"
+        );
+        assert!(found[1].1.contains("positive amount of `standard-e4-core-count`"), "{found:?}");
     }
 
     #[test]

@@ -55,6 +55,13 @@ pub(crate) fn dns_url(endpoint_url: Option<&str>, region: &str) -> Result<Url, E
     base_url_of(endpoint_url, format!("https://dns.{}.oci.oraclecloud.com", region.trim()))
 }
 
+/// The Limits API's base URL: `endpoint_url`, else the region's (`limits.<region>.oci.oraclecloud.com`:
+/// the SDK's LimitsClient endpoint template `https://limits.{region}.oci.{secondLevelDomain}`, base path
+/// `/`; the API version `20190729` is part of every path).
+pub(crate) fn limits_url(endpoint_url: Option<&str>, region: &str) -> Result<Url, Error> {
+    base_url_of(endpoint_url, format!("https://limits.{}.oci.oraclecloud.com", region.trim()))
+}
+
 fn base_url_of(endpoint_url: Option<&str>, own: String) -> Result<Url, Error> {
     let root = endpoint_url.map(|u| u.trim().trim_end_matches('/')).filter(|u| !u.is_empty()).unwrap_or(&own);
     let url =
@@ -68,6 +75,7 @@ fn base_url_of(endpoint_url: Option<&str>, own: String) -> Result<Url, Error> {
 fn build(cfg: &OciConfig, env: &BuildEnv) -> Result<OciProvider, Error> {
     let base = base_url(cfg.endpoint_url.as_deref(), &cfg.oci_region)?;
     let identity = identity_url(cfg.endpoint_url.as_deref(), &cfg.oci_region)?;
+    let limits = limits_url(cfg.endpoint_url.as_deref(), &cfg.oci_region)?;
     let http = build_client(&ClientOptions {
         tls: TlsOptions { verify: true, ca_pem: cfg.ca_bundle.clone() },
         request_timeout: env.request_timeout,
@@ -85,7 +93,7 @@ fn build(cfg: &OciConfig, env: &BuildEnv) -> Result<OciProvider, Error> {
         message: found.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "),
     })?;
     Ok(OciProvider {
-        client: Client::new(http, base, identity, Credential::new(source), env.retry.clone()),
+        client: Client::new(http, base, identity, limits, Credential::new(source), env.retry.clone()),
         config: cfg.clone(),
         launch_override,
         timings: env.timings,
@@ -140,12 +148,19 @@ oci_subnet_ocid: ocid1.subnet.oc1.iad.s
         let p = OciProvider::from_config(&config(), &env).unwrap();
         assert_eq!(
             p.client.base_urls(),
-            ("https://iaas.us-ashburn-1.oraclecloud.com/", "https://identity.us-ashburn-1.oci.oraclecloud.com/")
+            (
+                "https://iaas.us-ashburn-1.oraclecloud.com/",
+                "https://identity.us-ashburn-1.oci.oraclecloud.com/",
+                "https://limits.us-ashburn-1.oci.oraclecloud.com/"
+            )
         );
         let mut over = config();
         over.endpoint_url = Some("http://127.0.0.1:9000/".into());
         let p = OciProvider::from_config(&over, &env).unwrap();
-        assert_eq!(p.client.base_urls(), ("http://127.0.0.1:9000/", "http://127.0.0.1:9000/"));
+        assert_eq!(
+            p.client.base_urls(),
+            ("http://127.0.0.1:9000/", "http://127.0.0.1:9000/", "http://127.0.0.1:9000/")
+        );
         over.endpoint_url = Some("not a url".into());
         assert_eq!(OciProvider::from_config(&over, &env).unwrap_err().class(), ErrorClass::Invalid);
         let mut bad_ca = config();

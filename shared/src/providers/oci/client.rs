@@ -22,6 +22,10 @@ use crate::http::{HttpError, Redactor, RetryConfig, answer_message, message_fiel
 /// The Core API's version path.
 pub(crate) const CORE: &str = "20160918";
 
+/// The Limits API's version path: the SDK's `LimitsClient` has the base path `/` and starts every
+/// resource path with `/20190729` (`oci/limits/limits_client.py`, oci 2.189.0).
+pub(crate) const LIMITS: &str = "20190729";
+
 /// `Instance` (the fields we read).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -149,12 +153,13 @@ pub(crate) fn error_message(body: &str) -> (String, String) {
     }
 }
 
-/// Which OCI service a call goes to: Core (compute, network: `iaas.<region>`) or Identity
-/// (`identity.<region>.oci`). With `endpoint_url` both are that URL.
+/// Which OCI service a call goes to: Core (compute, network: `iaas.<region>`), Identity
+/// (`identity.<region>.oci`) or Limits (`limits.<region>.oci`). With `endpoint_url` all are that URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Api {
     Core,
     Identity,
+    Limits,
 }
 
 /// The OCI API endpoints with their signer.
@@ -163,6 +168,7 @@ pub(crate) struct Client {
     http: reqwest::Client,
     base: Url,
     identity: Url,
+    limits: Url,
     credential: Credential,
     retry: RetryConfig,
     page_size: usize,
@@ -173,10 +179,11 @@ impl Client {
         http: reqwest::Client,
         base: Url,
         identity: Url,
+        limits: Url,
         credential: Credential,
         retry: RetryConfig,
     ) -> Self {
-        Client { http, base, identity, credential, retry, page_size: 100 }
+        Client { http, base, identity, limits, credential, retry, page_size: 100 }
     }
 
     pub(crate) fn with_retry(mut self, retry: RetryConfig) -> Self {
@@ -189,10 +196,10 @@ impl Client {
         self
     }
 
-    /// The Core and Identity base URLs.
+    /// The Core, Identity and Limits base URLs.
     #[cfg(test)]
-    pub(crate) fn base_urls(&self) -> (&str, &str) {
-        (self.base.as_str(), self.identity.as_str())
+    pub(crate) fn base_urls(&self) -> (&str, &str, &str) {
+        (self.base.as_str(), self.identity.as_str(), self.limits.as_str())
     }
 
     fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url, Error> {
@@ -200,7 +207,11 @@ impl Client {
     }
 
     fn url_of(&self, api: Api, path: &str, query: &[(&str, &str)]) -> Result<Url, Error> {
-        let mut url = if api == Api::Core { self.base.clone() } else { self.identity.clone() };
+        let mut url = match api {
+            Api::Core => self.base.clone(),
+            Api::Identity => self.identity.clone(),
+            Api::Limits => self.limits.clone(),
+        };
         let joined = format!("{}/{}", url.path().trim_end_matches('/'), path.trim_start_matches('/'));
         url.set_path(&joined);
         if !query.is_empty() {
@@ -452,6 +463,32 @@ impl Client {
         let url = self.url_of(api, &format!("{CORE}/{}", path.trim_start_matches('/')), query)?;
         let resp = self.send(what, Method::GET, url, None, &[], Idempotency::FromMethod).await?;
         Self::json(what, resp).await
+    }
+}
+
+impl Client {
+    /// `GET /20190729/<path>` on the Limits endpoint (preflight reads): the answer as JSON and its
+    /// `opc-next-page`. An empty body is taken as `{}`: the SDK documents that `GetResourceAvailability`
+    /// answers "an empty JSON response" for a limit without availability.
+    pub(crate) async fn get_limits(
+        &self,
+        what: &str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<(Value, Option<String>), Error> {
+        let url = self.url_of(Api::Limits, &format!("{LIMITS}/{}", path.trim_start_matches('/')), query)?;
+        let resp = self.send(what, Method::GET, url, None, &[], Idempotency::FromMethod).await?;
+        let next = resp.headers().get("opc-next-page").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let text = resp.text().await.map_err(|e| Error::Http {
+            what: what.to_string(),
+            source: HttpError::from_reqwest(e, &Redactor::new()),
+        })?;
+        let value = if text.trim().is_empty() {
+            Value::Object(Map::new())
+        } else {
+            serde_json::from_str(&text).map_err(|e| Error::Decode { what: what.to_string(), message: e.to_string() })?
+        };
+        Ok((value, next.filter(|n| !n.is_empty())))
     }
 }
 

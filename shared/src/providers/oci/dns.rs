@@ -183,7 +183,8 @@ impl OciDns {
             user: cfg.oci_user_ocid.clone(),
             fingerprint: cfg.oci_public_key_fingerprint.clone(),
         };
-        let client = Client::new(http, base.clone(), base, Credential::new(source), RetryConfig::default());
+        let client =
+            Client::new(http, base.clone(), base.clone(), base, Credential::new(source), RetryConfig::default());
         Ok(OciDns {
             client,
             zone: cfg.zone_name_or_id.trim().to_string(),

@@ -1,12 +1,24 @@
 //! `kasm-autoscale preflight` for OCI: read-only checks, one result each — the signed request
 //! (`GetUser` through Identity), the compartment, the availability domains, the image and whether
-//! the shape runs it (`ListShapes` for the image), the subnet, the NSGs, and the startup script's
-//! size. Service-limit headroom is not checked: Oracle's Limits API reference documents
-//! `GET /20190729/services/{serviceName}/limits/{limitName}/resourceAvailability` (`compartmentId`,
-//! `availabilityDomain`; answers `available`, `used`:
-//! <https://docs.oracle.com/cd/F90410_01/3.0-latest/ceapi/op-20190729-services-service_name-limits-limit_name-resourceavailability-get.html>),
-//! but no official source found here names the limit that counts a given shape nor the Limits
-//! endpoint's host, so it is not built rather than guessed (see the README).
+//! the shape runs it (`ListShapes` for the image), the subnet, the NSGs, the service-limit headroom,
+//! and the startup script's size.
+//!
+//! # Service limits
+//! The Limits API's wire shape is sourced: `LimitsClient` of Oracle's Python SDK (oci 2.189.0,
+//! `oci/limits/limits_client.py`: endpoint template `https://limits.{region}.oci.{secondLevelDomain}`,
+//! `GET /20190729/limitDefinitions`, `GET /20190729/services/{serviceName}/limits/{limitName}/resourceAvailability`)
+//! and its models (`LimitDefinitionSummary`: `name`, `serviceName`, `scopeType` GLOBAL/REGION/AD,
+//! `isResourceAvailabilitySupported`; `ResourceAvailability`: `used`, `available`,
+//! `fractionalAvailability`), extracted by `scripts/oci-limits-subset.py` into
+//! `tests/oci/limits-subset.json`, which the test server checks every Limits request against.
+//! Which limits count an instance of a shape is **not** documented anywhere official found here, so
+//! the operator names them with the amount one instance uses (`service_limits`, ours). For each:
+//! `ListLimitDefinitions` (the tenancy, `serviceName=compute`, `name`) learns its scope — an unknown
+//! name fails naming it — then `GetResourceAvailability` in the config's compartment (the SDK: "the
+//! usage in the selected compartment"; compartment quotas count there) once, or once per configured
+//! availability domain for an AD-scoped limit. It fails when no domain has room for one instance,
+//! naming each domain's numbers; a limit OCI reports no availability for is "not checked", and so is
+//! the whole check when `service_limits` is empty.
 
 use serde_json::Value;
 
@@ -18,8 +30,23 @@ use crate::providers::Check;
 use crate::script;
 
 /// The names of every check, in the order they are reported.
-pub const CHECKS: [&str; 8] =
-    ["credentials", "compartment", "availability_domains", "image", "shape", "subnet", "nsgs", "startup_script"];
+pub const CHECKS: [&str; 9] = [
+    "credentials",
+    "compartment",
+    "availability_domains",
+    "image",
+    "shape",
+    "subnet",
+    "nsgs",
+    "service_limits",
+    "startup_script",
+];
+
+/// The Limits API's service name of the compute limits (`serviceName`).
+const COMPUTE: &str = "compute";
+
+/// The `scopeType`s `LimitDefinitionSummary` allows (SDK oci 2.189.0).
+const SCOPES: [&str; 3] = ["GLOBAL", "REGION", "AD"];
 
 fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or_default()
@@ -151,8 +178,118 @@ impl OciProvider {
         } else {
             Check::fail("nsgs", bad.join("; "))
         });
+        out.push(self.check_service_limits().await);
         out.push(self.check_script());
         out
+    }
+
+    /// The headroom of every limit in `service_limits` (see the module doc): fails when one has no
+    /// room for an instance anywhere, or cannot be read.
+    async fn check_service_limits(&self) -> Check {
+        let limits = &self.config.service_limits;
+        if limits.is_empty() {
+            return Check::pass(
+                "service_limits",
+                "not checked: name the limits that count this shape in service_limits \
+                 (Console → Governance → Limits, Quotas and Usage)",
+            );
+        }
+        let (mut fine, mut bad) = (Vec::new(), Vec::new());
+        for (name, amount) in limits {
+            match self.limit_headroom(name, *amount).await {
+                Ok(d) => fine.push(d),
+                Err(d) => bad.push(d),
+            }
+        }
+        if bad.is_empty() {
+            Check::pass("service_limits", fine.join("; "))
+        } else {
+            Check::fail("service_limits", bad.join("; "))
+        }
+    }
+
+    /// One limit: its definition, then its availability (per configured domain when AD-scoped).
+    async fn limit_headroom(&self, name: &str, amount: f64) -> Result<String, String> {
+        let c = &self.config;
+        let def = self.limit_definition(name).await?;
+        if def.get("isResourceAvailabilitySupported").and_then(Value::as_bool) == Some(false) {
+            return Ok(format!("`{name}`: not checked: OCI reports no availability for {name}"));
+        }
+        let scope = str_of(&def, "scopeType");
+        if !SCOPES.contains(&scope) {
+            return Err(format!(
+                "`{name}`: scopeType `{scope}` is none of {SCOPES:?} (the SDK's), so the call to make is unknown"
+            ));
+        }
+        let ads: Vec<Option<&str>> = if scope == "AD" {
+            c.oci_availability_domains.iter().map(|a| Some(a.as_str())).collect()
+        } else {
+            vec![None]
+        };
+        let path = format!("services/{COMPUTE}/limits/{}/resourceAvailability", segment(name));
+        let mut seen = Vec::new();
+        for ad in ads {
+            let mut q = vec![("compartmentId", c.oci_compartment_ocid.as_str())];
+            if let Some(a) = ad {
+                q.push(("availabilityDomain", a));
+            }
+            let what = format!("read the availability of limit {name} (GetResourceAvailability)");
+            let (v, _) = self.client.get_limits(&what, &path, &q).await.map_err(|e| e.into_provider().to_string())?;
+            let available = v
+                .get("fractionalAvailability")
+                .and_then(Value::as_f64)
+                .or_else(|| v.get("available").and_then(Value::as_f64));
+            let Some(available) = available else {
+                return Ok(format!("`{name}`: not checked: OCI reports no availability for {name}"));
+            };
+            let used =
+                v.get("fractionalUsage").and_then(Value::as_f64).or_else(|| v.get("used").and_then(Value::as_f64));
+            seen.push((ad.unwrap_or(scope), available, used));
+        }
+        let numbers: Vec<String> = seen
+            .iter()
+            .map(|(at, available, used)| match used {
+                Some(u) => format!("{at}: {available} available, {u} used"),
+                None => format!("{at}: {available} available"),
+            })
+            .collect();
+        if seen.iter().any(|(_, available, _)| *available >= amount) {
+            Ok(format!("`{name}`: one instance needs {amount}; {}", numbers.join(", ")))
+        } else {
+            Err(format!("`{name}`: one instance needs {amount}, short everywhere: {}", numbers.join(", ")))
+        }
+    }
+
+    /// The `compute` limit definition named `name` (`ListLimitDefinitions` in the tenancy, every page).
+    async fn limit_definition(&self, name: &str) -> Result<Value, String> {
+        let c = &self.config;
+        let what = format!("find limit {name} (ListLimitDefinitions)");
+        let mut page: Option<String> = None;
+        loop {
+            let mut q = vec![("compartmentId", c.oci_tenancy_ocid.as_str()), ("serviceName", COMPUTE), ("name", name)];
+            if let Some(p) = &page {
+                q.push(("page", p.as_str()));
+            }
+            let (v, next) = self
+                .client
+                .get_limits(&what, "limitDefinitions", &q)
+                .await
+                .map_err(|e| e.into_provider().to_string())?;
+            let Value::Array(items) = v else {
+                return Err(format!("failed to {what}: the answer is not a list"));
+            };
+            if let Some(d) = items
+                .into_iter()
+                .find(|d| str_of(d, "name") == name && matches!(str_of(d, "serviceName"), "" | COMPUTE))
+            {
+                return Ok(d);
+            }
+            match next {
+                Some(n) if page.as_deref() != Some(n.as_str()) => page = Some(n),
+                Some(_) => return Err(format!("failed to {what}: opc-next-page repeats")),
+                None => return Err(format!("no {COMPUTE} limit named `{name}` (ListLimitDefinitions)")),
+            }
+        }
     }
 
     /// `ListShapes` for the image in the compartment (every page): the config's shape must be listed.
