@@ -49,6 +49,25 @@ pub trait Secrets: Send + Sync + std::fmt::Debug {
     async fn resolve(&self, r: &SecretRef) -> Result<SecretString, SecretError>;
 }
 
+/// Resolves the secret of config field `field` and refuses an empty one (after dropping surrounding
+/// whitespace when `trim`, as a token pasted into a file often has): the message names the field and
+/// what the secret is, never the value. Each provider wraps it in its own credential error.
+pub async fn resolve_nonempty(
+    secrets: &dyn Secrets,
+    r: &SecretRef,
+    field: &str,
+    what: &str,
+    trim: bool,
+) -> Result<SecretString, String> {
+    use secrecy::ExposeSecret;
+    let s = secrets.resolve(r).await.map_err(|e| format!("{field}: {e}"))?;
+    let s = if trim { SecretString::from(s.expose_secret().trim().to_string()) } else { s };
+    if s.expose_secret().is_empty() {
+        return Err(format!("{field}: the {what} is empty"));
+    }
+    Ok(s)
+}
+
 /// `value`, remembered process-wide (see [`crate::http::remember`]): what every resolver returns.
 pub(crate) fn remembered(value: SecretString) -> SecretString {
     crate::http::remember(&value);

@@ -18,7 +18,7 @@ use super::Error;
 use crate::config::SecretRef;
 use crate::http::retry::Idempotency;
 use crate::http::{HttpError, Redactor, RetryConfig, Token, TokenCache};
-use crate::secrets::Secrets;
+use crate::secrets::{Secrets, resolve_nonempty};
 
 /// A token is fetched anew this long before it expires.
 pub const REFRESH_BEFORE: Duration = Duration::from_secs(300);
@@ -133,12 +133,9 @@ impl Credential {
 
     async fn client_secret(&self) -> Result<SecretString, Error> {
         let Source::Secret { secrets, reference, field } = &self.source;
-        let s = secrets.resolve(reference).await.map_err(|e| Error::Credential { message: format!("{field}: {e}") })?;
-        let s = SecretString::from(s.expose_secret().trim().to_string());
-        if s.expose_secret().is_empty() {
-            return Err(Error::Credential { message: "azure_client_secret: the client secret is empty".into() });
-        }
-        Ok(s)
+        resolve_nonempty(secrets.as_ref(), reference, field, "client secret", true)
+            .await
+            .map_err(|message| Error::Credential { message })
     }
 
     async fn fetch(&self) -> Result<Token, Error> {

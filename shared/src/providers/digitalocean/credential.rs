@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::Error;
 use crate::config::SecretRef;
 use crate::http::Redactor;
-use crate::secrets::Secrets;
+use crate::secrets::{Secrets, resolve_nonempty};
 
 /// Where the token comes from.
 pub(crate) enum Source {
@@ -51,12 +51,9 @@ impl Credential {
 
     async fn resolve(&self) -> Result<Auth, Error> {
         let Source::Secret { secrets, reference, field } = &self.source;
-        let token =
-            secrets.resolve(reference).await.map_err(|e| Error::Credential { message: format!("{field}: {e}") })?;
-        let token = SecretString::from(token.expose_secret().trim().to_string());
-        if token.expose_secret().is_empty() {
-            return Err(Error::Credential { message: "digital_ocean_token: the token is empty".into() });
-        }
+        let token = resolve_nonempty(secrets.as_ref(), reference, field, "token", true)
+            .await
+            .map_err(|message| Error::Credential { message })?;
         let value = SecretString::from(format!("Bearer {}", token.expose_secret()));
         let mut header = HeaderValue::from_str(value.expose_secret()).map_err(|_| Error::Credential {
             message: "digital_ocean_token: the token holds characters not allowed in an HTTP header".into(),

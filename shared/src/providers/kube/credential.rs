@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::Error;
 use crate::config::SecretRef;
 use crate::http::Redactor;
-use crate::secrets::Secrets;
+use crate::secrets::{Secrets, resolve_nonempty};
 
 /// Where the token comes from: the config's reference and the field name for messages.
 pub(crate) struct Source {
@@ -47,12 +47,9 @@ impl Credential {
 
     async fn resolve(&self) -> Result<Auth, Error> {
         let Source { secrets, reference, field } = &self.source;
-        let token =
-            secrets.resolve(reference).await.map_err(|e| Error::Credential { message: format!("{field}: {e}") })?;
-        let token = SecretString::from(token.expose_secret().trim().to_string());
-        if token.expose_secret().is_empty() {
-            return Err(Error::Credential { message: format!("{field}: the token is empty") });
-        }
+        let token = resolve_nonempty(secrets.as_ref(), reference, field, "token", true)
+            .await
+            .map_err(|message| Error::Credential { message })?;
         let value = SecretString::from(format!("Bearer {}", token.expose_secret()));
         let mut header = HeaderValue::from_str(value.expose_secret()).map_err(|_| Error::Credential {
             message: format!("{field}: the token holds characters not allowed in an HTTP header"),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::Error;
 use crate::config::SecretRef;
 use crate::http::Redactor;
-use crate::secrets::Secrets;
+use crate::secrets::{Secrets, resolve_nonempty};
 
 /// Where the password comes from.
 pub(crate) struct Source {
@@ -56,14 +56,9 @@ impl Credential {
 
     async fn resolve(&self) -> Result<Auth, Error> {
         let s = &self.source;
-        let password = s
-            .secrets
-            .resolve(&s.reference)
+        let password = resolve_nonempty(s.secrets.as_ref(), &s.reference, "password", "secret", false)
             .await
-            .map_err(|e| Error::Credential { message: format!("password: {e}") })?;
-        if password.expose_secret().is_empty() {
-            return Err(Error::Credential { message: "password: the secret is empty".into() });
-        }
+            .map_err(|message| Error::Credential { message })?;
         let value = basic(&s.username, password.expose_secret());
         let mut header = HeaderValue::from_str(value.expose_secret()).map_err(|_| Error::Credential {
             message: "password: the credentials hold characters not allowed in an HTTP header".into(),

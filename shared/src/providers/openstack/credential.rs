@@ -26,7 +26,7 @@ use crate::config::SecretRef;
 use crate::config::providers::{OpenstackAuthMethod, OpenstackConfig};
 use crate::http::retry::Idempotency;
 use crate::http::{HttpError, Redactor, RetryConfig, Token, TokenCache};
-use crate::secrets::Secrets;
+use crate::secrets::{Secrets, resolve_nonempty};
 
 /// How long before its `expires_at` a token is replaced (Keystone's default token lifetime is an
 /// hour).
@@ -266,14 +266,9 @@ impl Credential {
 
     async fn fetch(&self) -> Result<Token, Error> {
         let field = self.method.field();
-        let secret = self
-            .secrets
-            .resolve(self.method.reference())
+        let secret = resolve_nonempty(self.secrets.as_ref(), self.method.reference(), field, "secret", false)
             .await
-            .map_err(|e| Error::Credential { message: format!("{field}: {e}") })?;
-        if secret.expose_secret().is_empty() {
-            return Err(Error::Credential { message: format!("{field}: the secret is empty") });
-        }
+            .map_err(|message| Error::Credential { message })?;
         let redactor = {
             let mut g = self.seen.lock().expect("credential state");
             g.0.add_secret(&secret);

@@ -20,7 +20,7 @@ use super::Error;
 use crate::config::SecretRef;
 use crate::http::retry::Idempotency;
 use crate::http::{HttpError, Redactor, RetryConfig};
-use crate::secrets::Secrets;
+use crate::secrets::{Secrets, resolve_nonempty};
 
 /// The header carrying the session id.
 pub const SESSION_HEADER: &str = "vmware-api-session-id";
@@ -43,15 +43,9 @@ impl Source {
     /// `vsphere_vcenter_password`, read now (a rotated one is picked up by the next session); an
     /// empty secret is a credential error. Both the `/api` session and the vim25 login use it.
     pub(crate) async fn password(&self) -> Result<SecretString, Error> {
-        let password = self
-            .secrets
-            .resolve(&self.password)
+        resolve_nonempty(self.secrets.as_ref(), &self.password, "vsphere_vcenter_password", "secret", false)
             .await
-            .map_err(|e| Error::Credential { message: format!("vsphere_vcenter_password: {e}") })?;
-        if password.expose_secret().is_empty() {
-            return Err(Error::Credential { message: "vsphere_vcenter_password: the secret is empty".into() });
-        }
-        Ok(password)
+            .map_err(|message| Error::Credential { message })
     }
 }
 
