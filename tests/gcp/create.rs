@@ -242,13 +242,29 @@ async fn preflight_passes_and_names_what_is_missing() {
     server.set_quota_usage("NVIDIA_T4_GPUS", 4.0);
     let checks = provider_cfg(&server, &cfg).preflight().await;
     let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
-    assert_eq!(failed, ["machine_type", "image", "subnetwork", "cpu_quota", "gpu_quota"], "{checks:#?}");
+    // The unknown machine type leaves CPUS unchecked (a failed line); the named GPU metric is full.
+    assert_eq!(failed, ["machine_type", "image", "subnetwork", "cpu_quota", "quota_metrics"], "{checks:#?}");
+    let quota = checks.iter().find(|c| c.name == "quota_metrics").unwrap();
+    assert!(quota.detail.contains("NVIDIA_T4_GPUS has room for 0, one instance needs 1"), "{quota:?}");
 
     server.set_quota_usage("NVIDIA_T4_GPUS", 0.0);
     server.set_quota_usage("CPUS", 90.0);
     let checks = provider(&server).preflight().await;
     let cpu = checks.iter().find(|c| c.name == "cpu_quota").unwrap();
-    assert!(!cpu.ok && cpu.detail.contains("CPUS has room for 6"), "{cpu:?}");
+    assert!(!cpu.ok && cpu.detail.contains("CPUS has room for 6, one `n1-standard-8` instance needs 8"), "{cpu:?}");
+    let quota = checks.iter().find(|c| c.name == "quota_metrics").unwrap();
+    assert!(quota.ok && quota.detail.contains("NVIDIA_T4_GPUS 4, INSTANCES 99"), "{quota:?}");
+
+    // A metric the region does not report fails naming it; none named is said to be unchecked.
+    let mut cfg = config(&server);
+    cfg.gcp_quota_metrics.insert("N2D_CPUS".into(), 8.0);
+    let checks = provider_cfg(&server, &cfg).preflight().await;
+    let quota = checks.iter().find(|c| c.name == "quota_metrics").unwrap();
+    assert!(!quota.ok && quota.detail.contains("region `us-east4` reports no N2D_CPUS quota"), "{quota:?}");
+    cfg.gcp_quota_metrics.clear();
+    let checks = provider_cfg(&server, &cfg).preflight().await;
+    let quota = checks.iter().find(|c| c.name == "quota_metrics").unwrap();
+    assert!(quota.ok && quota.detail.starts_with("not checked") && quota.detail.contains("its GPUs"), "{quota:?}");
 }
 
 #[tokio::test]

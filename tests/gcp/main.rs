@@ -44,6 +44,7 @@ gcp_network_tags: ["https-server"]
 gcp_custom_labels: '{"team": "vdi"}'
 gcp_metadata: [{key: ssh-keys, value: "kasm:ssh-rsa AAAA kasm"}]
 gcp_guest_accelerators: [{acceleratorType: nvidia-tesla-t4, acceleratorCount: 1}]
+gcp_quota_metrics: {NVIDIA_T4_GPUS: 1, INSTANCES: 1}
 "#,
     )
     .expect("config");

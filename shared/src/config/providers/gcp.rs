@@ -169,6 +169,15 @@ pub struct GcpConfig {
     /// on Windows (a template).
     #[serde(default)]
     pub startup_script: String,
+    /// Our extension (not a Kasm field): the regional quota metrics one instance of this config counts
+    /// against besides `CPUS`, by the metric's name in Compute Engine's `Quota.metric` enum, with the
+    /// amount one instance uses, e.g. `{"N2_CPUS": 4, "NVIDIA_T4_GPUS": 1, "INSTANCES": 1}` (`gcloud
+    /// compute regions describe <region>` lists them). The discovery document describes only `CPUS`
+    /// ("Guest CPUs") and Google documents no pairing of a machine family or accelerator type with its
+    /// metric, so the operator names them; `preflight` checks each one's headroom in `gcp_region`
+    /// (`regions.get`). Empty: only `CPUS` is checked.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub gcp_quota_metrics: IndexMap<String, f64>,
     /// Our extension (not a Kasm field): the API's base URL instead of the provider's default, for private
     /// clouds, sovereign regions and test servers (like `AWS_ENDPOINT_URL`).
     #[serde(default)]
@@ -476,6 +485,22 @@ fn check_fields(f: &mut Found, c: &GcpConfig) {
     if let Some(o) = &c.gcp_config_override {
         f.extend(check_override(&o.0, "gcp_config_override"));
     }
+    for (name, amount) in &c.gcp_quota_metrics {
+        // Every name of the discovery document's `Quota.metric` enum is upper-case letters, digits and `_`.
+        let named = !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        need(
+            f,
+            named,
+            &format!("gcp_quota_metrics.{name}"),
+            "must be a Compute Engine quota metric name such as `N2_CPUS` (upper-case letters, digits, `_`)",
+        );
+        need(
+            f,
+            amount.is_finite() && *amount > 0.0,
+            &format!("gcp_quota_metrics.{name}"),
+            format!("must be the positive amount of `{name}` one instance uses, not {amount}"),
+        );
+    }
 }
 
 /// Fields of the Compute Engine Instance resource that can be set on insert.
@@ -636,6 +661,25 @@ gcp_subnetwork: projects/pensive-voice-547511/regions/us-east4/subnetworks/defau
         ));
         c.gcp_custom_labels = JsonText([("kasm-autoscale-claim".to_string(), "x".to_string())].into_iter().collect());
         assert_eq!(fields(&c), ["gcp_custom_labels", "gcp_config_override.scheduling.onHostMaintenance"]);
+    }
+
+    #[test]
+    fn quota_metrics_need_metric_names_and_positive_amounts() {
+        let mut c: GcpConfig = serde_yaml_ng::from_str(&format!(
+            "{}gcp_quota_metrics: {{N2_CPUS: 2, NVIDIA_T4_GPUS: 1, INSTANCES: 1}}\n",
+            serde_yaml_ng::to_string(&base()).unwrap()
+        ))
+        .expect("config");
+        assert_eq!(c.gcp_quota_metrics.get("N2_CPUS"), Some(&2.0));
+        assert!(c.check().is_empty(), "{:?}", c.check());
+        c.gcp_quota_metrics =
+            [("n2_cpus", 2.0), ("", 1.0), ("GPUS", 0.0), ("CPUS", f64::NAN)].map(|(k, v)| (k.to_string(), v)).into();
+        assert_eq!(
+            fields(&c),
+            ["gcp_quota_metrics.n2_cpus", "gcp_quota_metrics.", "gcp_quota_metrics.GPUS", "gcp_quota_metrics.CPUS"]
+        );
+        assert!(c.check()[0].1.contains("quota metric name"), "{:?}", c.check());
+        assert!(c.check()[2].1.contains("positive amount of `GPUS`"), "{:?}", c.check());
     }
 
     #[test]
