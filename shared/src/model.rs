@@ -96,38 +96,41 @@ impl fmt::Display for Dim {
     }
 }
 
-/// The randomness of new claim ids and Kasm server ids: the OS-seeded generator, or a seeded one
-/// while a simulation runs ([`SeededIds`]) so that its runs are the same every time (ids order the
-/// servers Kasm lists, and so which VM a session lands on and which one is drained).
-static SEEDED_IDS: std::sync::Mutex<Option<rand::rngs::StdRng>> = std::sync::Mutex::new(None);
+// The randomness of new claim ids and Kasm server ids: the OS-seeded generator, or — on the thread
+// a simulation runs on — a seeded one (`SeededIds`) so that its runs are the same every time (ids
+// order the servers Kasm lists, and so which VM a session lands on and which one is drained). Per
+// thread, so ids drawn elsewhere in the process (other simulations or tests running beside it) neither
+// take from the simulation's sequence nor come from it.
+thread_local! {
+    static SEEDED_IDS: std::cell::RefCell<Option<rand::rngs::StdRng>> = const { std::cell::RefCell::new(None) };
+}
 
 fn random_u128() -> u128 {
     use rand::Rng as _;
-    let mut seeded = SEEDED_IDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    match seeded.as_mut() {
+    SEEDED_IDS.with_borrow_mut(|seeded| match seeded.as_mut() {
         Some(r) => r.random(),
         None => rand::random(),
-    }
+    })
 }
 
-/// While alive, new ids in this process come from a generator seeded with `seed`; dropped, they come
-/// from the OS-seeded one again. Only the simulator uses it (one simulation at a time per process).
+/// While alive, new ids drawn on this thread come from a generator seeded with `seed`; dropped, they
+/// come from the OS-seeded one again. Only the simulator uses it; it runs on one thread (a
+/// current-thread runtime, nothing spawned), and the guard is `!Send` so it cannot end on another.
 #[derive(Debug)]
-pub struct SeededIds(());
+pub struct SeededIds(std::marker::PhantomData<*const ()>);
 
 impl SeededIds {
-    /// Seeds id generation for the lifetime of the guard.
+    /// Seeds this thread's id generation for the lifetime of the guard.
     pub fn new(seed: u64) -> Self {
         use rand::SeedableRng as _;
-        *SEEDED_IDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some(rand::rngs::StdRng::seed_from_u64(seed));
-        SeededIds(())
+        SEEDED_IDS.with_borrow_mut(|s| *s = Some(rand::rngs::StdRng::seed_from_u64(seed)));
+        SeededIds(std::marker::PhantomData)
     }
 }
 
 impl Drop for SeededIds {
     fn drop(&mut self) {
-        *SEEDED_IDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        SEEDED_IDS.with_borrow_mut(|s| *s = None);
     }
 }
 
