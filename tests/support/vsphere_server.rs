@@ -91,6 +91,8 @@ pub struct TestVm {
     pub files: BTreeMap<String, String>,
     /// Every guest process started: (program, arguments, script content run).
     pub processes: Vec<(String, String, String)>,
+    /// The guest user's `~/.ssh/authorized_keys` lines (written by the provider's key command).
+    pub authorized_keys: Vec<String>,
     /// Whether it holds disk space on the datastore (clones do).
     pub clone: bool,
     /// What it was made from: the template VM's id, or `library-item:<id>` for a deploy.
@@ -132,6 +134,8 @@ struct Inner {
     soap_logins: usize,
     /// The template has no snapshots.
     no_snapshots: bool,
+    /// The exit code of the guest's SSH-key command (0: it installs the key).
+    key_exit: i64,
     vim_tasks: BTreeMap<String, VimTask>,
     /// Storage DRS recommendations (key → the placement spec).
     recommendations: BTreeMap<String, soap::X>,
@@ -222,6 +226,7 @@ fn template_vm() -> TestVm {
         placement: json!({}),
         files: BTreeMap::new(),
         processes: Vec::new(),
+        authorized_keys: Vec::new(),
         clone: false,
         source: String::new(),
     }
@@ -253,6 +258,7 @@ impl VsphereTestServer {
             soap_sessions: Vec::new(),
             soap_logins: 0,
             no_snapshots: false,
+            key_exit: 0,
             vim_tasks: BTreeMap::new(),
             recommendations: BTreeMap::new(),
             vim_task_faults: std::collections::VecDeque::new(),
@@ -431,6 +437,11 @@ impl VsphereTestServer {
     }
 
     /// Removes the template's snapshots.
+    /// Makes the guest's SSH-key command exit with `code` (0: it installs the key again).
+    pub fn set_key_exit(&self, code: i64) {
+        self.lock().key_exit = code;
+    }
+
     pub fn drop_snapshots(&self) {
         self.lock().no_snapshots = true;
     }
@@ -1045,7 +1056,25 @@ fn answer(inner: &Arc<Mutex<Inner>>, req: Incoming) -> Reply {
             };
             st.next += 1;
             let pid = st.next as i64;
+            let key_exit = st.key_exit;
             let Some(v) = st.vms.get_mut(&vm_id) else { return not_found(&format!("VM {vm_id}")) };
+            // The provider's SSH-key command: the key is its last single-quoted word; appended once.
+            if args.contains(".ssh/authorized_keys") {
+                let key = args.strip_suffix('\'').and_then(|a| a.rsplit_once(" '")).map(|(_, k)| k.to_string());
+                let code = match key {
+                    None => 2,
+                    Some(_) if key_exit != 0 => key_exit,
+                    Some(k) => {
+                        if !v.authorized_keys.contains(&k) {
+                            v.authorized_keys.push(k);
+                        }
+                        0
+                    }
+                };
+                v.processes.push((prog.to_string(), args.to_string(), String::new()));
+                st.procs.insert((vm_id.clone(), pid), (code, 1));
+                return Reply::json(201, &json!(pid));
+            }
             // Runs the file the arguments name (and removes it, as the arguments say).
             let file = v.files.keys().find(|p| args.contains(p.as_str())).cloned();
             let content = file.as_ref().and_then(|f| v.files.get(f)).cloned().unwrap_or_default();
@@ -1802,6 +1831,7 @@ pub mod soap {
                 data_sets: Vec::new(),
                 files: Default::default(),
                 processes: Vec::new(),
+                authorized_keys: Vec::new(),
                 ..source
             };
             st.vms.insert(id.clone(), vm);

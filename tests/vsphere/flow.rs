@@ -137,3 +137,42 @@ async fn preflight_passes_on_a_good_config_and_names_what_is_wrong() {
     assert!(!checks[0].ok && checks[0].name == "credentials", "{checks:#?}");
     assert!(!checks[0].detail.contains("wrong"), "{checks:#?}");
 }
+
+#[tokio::test]
+async fn the_ssh_key_is_installed_once_for_the_guest_user_before_the_script() {
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxRa6b7 ops@example";
+    let server = VsphereTestServer::start().await;
+    let mut cfg = super::config(&server);
+    cfg.vm_ssh_public_key = Some(KEY.into());
+    let p = super::provider_cfg(&cfg, integration_tests::vsphere_server::PASSWORD);
+    let s = super::spec("flow", "pool-a");
+    let vm = p.create_vm(&s).await.expect("create");
+    let t = server.vm(&vm.id).unwrap();
+    assert_eq!(t.authorized_keys, [KEY]);
+    // The key command first, as the guest user, then the script.
+    assert_eq!(t.processes.len(), 2, "{:?}", t.processes);
+    let (prog, args, _) = &t.processes[0];
+    assert_eq!(prog, "/bin/bash");
+    assert!(args.starts_with("-c '") && args.ends_with(&format!(" kasm-autoscale '{KEY}'")), "{args}");
+    assert!(args.contains("getent passwd") && args.contains("grep -qxF"), "{args}");
+    assert_eq!(t.processes[1].2, super::SCRIPT);
+    // (The test vCenter refuses guest calls without the guest user's credentials.)
+    // Done is done: a second create for the claim runs neither again.
+    p.create_vm(&s).await.expect("create again");
+    assert_eq!(server.vm(&vm.id).unwrap().processes.len(), 2);
+
+    // A failing key command fails the create naming the field, the user and the code; the VM stays ours
+    // and a retry (the command is idempotent) finishes it.
+    let s = super::spec("flow2", "pool-a");
+    server.set_key_exit(3);
+    let e = p.create_vm(&s).await.expect_err("the key command fails");
+    assert_eq!(e.class(), ErrorClass::Invalid, "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("vm_ssh_public_key") && msg.contains("`kasm`") && msg.contains("code 3"), "{msg}");
+    server.set_key_exit(0);
+    let vm = p.create_vm(&s).await.expect("resumed");
+    let t = server.vm(&vm.id).unwrap();
+    assert_eq!(t.authorized_keys, [KEY]);
+    assert_eq!(t.processes.len(), 3, "key (failed), key, script: {:?}", t.processes);
+    assert_eq!(server.api().count("POST /vcenter/vm?action=clone"), 2);
+}

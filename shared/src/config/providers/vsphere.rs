@@ -97,6 +97,12 @@ pub struct VsphereConfig {
     /// configures the Kasm Agent (a template).
     #[serde(default)]
     pub startup_script: String,
+    /// Kasm 1.19's `vm_public_ssh_key`: an OpenSSH public key (`ssh-ed25519 AAAA… comment`) installed for
+    /// `guest_vm_username` (appended to `~/.ssh/authorized_keys` once, through VMware Tools guest
+    /// operations, before the startup script runs) and given to the script as `{ssh_key}`. Linux guests
+    /// only. Kasm documents no meaning of the field for vSphere; this is ours (README, vSphere).
+    #[serde(default)]
+    pub vm_ssh_public_key: Option<String>,
     /// Our extension (not a Kasm field): the API's base URL instead of the provider's default, for private
     /// clouds, sovereign regions and test servers (like `AWS_ENDPOINT_URL`).
     #[serde(default)]
@@ -144,11 +150,7 @@ impl KasmColumns for VsphereConfig {
              values for other methods are not documented",
             Accept::Unset,
         ),
-        no_field(
-            "vm_public_ssh_key",
-            "kasm-autoscale's vSphere config has no SSH key field: put the key in the startup script",
-            Accept::Unset,
-        ),
+        renamed("vm_public_ssh_key", "vm_ssh_public_key"),
     ];
 }
 
@@ -164,6 +166,9 @@ impl VsphereConfig {
 }
 
 impl ProviderConfigCommon for VsphereConfig {
+    fn ssh_public_key(&self) -> Option<&str> {
+        self.vm_ssh_public_key.as_deref()
+    }
     fn name(&self) -> &str {
         &self.name
     }
@@ -209,6 +214,19 @@ fn is_host(s: &str) -> bool {
     port_free && url::Url::parse(&format!("https://{s}")).is_ok_and(|u| u.host_str().is_some())
 }
 
+/// Whether `k` is one OpenSSH public key line (`<type> <base64> [comment]`, sshd's `authorized_keys`
+/// format without options) made of printable ASCII without `'` — it is passed to the guest inside a
+/// single-quoted shell word.
+pub fn is_openssh_public_key(k: &str) -> bool {
+    let mut parts = k.split(' ');
+    let (Some(kind), Some(blob)) = (parts.next(), parts.next()) else { return false };
+    let kind_ok = ["ssh-", "ecdsa-sha2-", "sk-"].iter().any(|p| kind.starts_with(p))
+        && kind.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'@'));
+    let blob_ok =
+        blob.len() >= 16 && blob.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+    kind_ok && blob_ok && k.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\'')
+}
+
 /// An optional name given as an empty string.
 fn blank_opt(v: &Option<String>) -> bool {
     v.as_deref().is_some_and(is_blank)
@@ -234,6 +252,22 @@ fn check_fields(f: &mut Found, c: &VsphereConfig) {
         ("datastore_cluster_name", &c.datastore_cluster_name),
     ] {
         need(f, !blank_opt(v), field, "is empty: leave it out to use the template's");
+    }
+    if let Some(k) = &c.vm_ssh_public_key {
+        need(
+            f,
+            is_openssh_public_key(k),
+            "vm_ssh_public_key",
+            "must be one OpenSSH public key line: `<type> <base64> [comment]` (type `ssh-…`, `ecdsa-sha2-…` or \
+             `sk-…`), printable ASCII without `'`",
+        );
+        need(
+            f,
+            c.os_family != OsFamily::Windows,
+            "vm_ssh_public_key",
+            "is installed for the guest user on Linux guests only (Windows' OpenSSH keeps administrators' keys \
+             elsewhere): install it from the startup script",
+        );
     }
     need(f, c.number_of_guest_cpus >= 1, "number_of_guest_cpus", "must be at least 1");
     need(f, c.amount_of_guest_memory_gib >= 1, "amount_of_guest_memory_gib", "must be at least 1 GiB");
@@ -296,6 +330,7 @@ mod tests {
             clone_type: VsphereCloneType::Full,
             vm_snapshot_name: None,
             startup_script: String::new(),
+            vm_ssh_public_key: None,
             endpoint_url: None,
             ca_bundle: None,
         }
@@ -341,6 +376,41 @@ mod tests {
                 "amount_of_guest_memory_gib"
             ]
         );
+    }
+
+    #[test]
+    fn the_ssh_key_is_one_openssh_line_for_linux_guests() {
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxRa6b7 ops@example";
+        let mut c = config();
+        c.vm_ssh_public_key = Some(key.into());
+        assert!(fields(&c).is_empty(), "{:?}", c.check());
+        assert_eq!(c.ssh_public_key(), Some(key));
+        for good in [
+            "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ",
+            "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAy a comment with spaces",
+            "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9w",
+        ] {
+            assert!(is_openssh_public_key(good), "{good}");
+        }
+        for bad in [
+            "",
+            "AAAAC3NzaC1lZDI1NTE5AAAAIGxRa6b7",
+            "ssh-ed25519",
+            "ssh-ed25519 short",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxRa6b7 it's mine",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxRa6b7\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxRa6b7 $(reboot)\t",
+            "command=\"x\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxRa6b7",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA;IGxRa6b7",
+        ] {
+            assert!(!is_openssh_public_key(bad), "{bad:?}");
+            c.vm_ssh_public_key = Some(bad.into());
+            assert_eq!(fields(&c), ["vm_ssh_public_key"], "{bad:?}");
+        }
+        c.vm_ssh_public_key = Some(key.into());
+        c.os_family = OsFamily::Windows;
+        assert_eq!(fields(&c), ["vm_ssh_public_key"]);
+        assert!(c.check()[0].1.contains("Linux guests only"), "{:?}", c.check());
     }
 
     #[test]

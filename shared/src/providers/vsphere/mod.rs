@@ -32,7 +32,7 @@
 //!    {datastore}, powered_on: false}` (the configured objects only), sent once. The API has no task
 //!    form of the deploy: it answers the VM's id when the copy is done, so this one request may take
 //!    up to [`Timings::operation_timeout`]; a lost answer is found at step 1 like a clone's. Steps 4
-//!    to 7 are the same. Sources: the API metadata (operations `content.library.item.find`,
+//!    to 8 are the same. Sources: the API metadata (operations `content.library.item.find`,
 //!    `content.library.item.get`, `vm_template.library_items.get`/`deploy`, struct
 //!    `deploy_spec`) and VMware's reference for the `?action=deploy` form and the `null` answer
 //!    (<https://developer.broadcom.com/xapis/vsphere-automation-api/latest/api/vcenter/vm-template/library-items/templateLibraryItem__action=deploy/post>,
@@ -47,13 +47,17 @@
 //!    through `RecommendDatastores` (`StoragePlacementSpec{type: clone, vm, podSelectionSpec,
 //!    cloneSpec, cloneName, folder}`) and `ApplyStorageDrsRecommendation_Task` with the first
 //!    recommendation. The vim25 task is polled (bounded) until `success`; its result is the VM. Steps
-//!    4 to 7 are the same.
+//!    4 to 8 are the same.
 //! 4. **Label**: the data set [`labels::DATA_SET`] (`POST /api/vcenter/vm/{vm}/data-sets`, host
 //!    read-write, guest no access, left out of snapshots and clones) when the VM has none.
 //! 5. **Size**: while the VM is off, `PATCH …/hardware/cpu {count}` and `…/hardware/memory
 //!    {size_MiB}` when they differ from the config.
 //! 6. **Power on**: `POST …/power?action=start` when it is not on.
-//! 7. **Script** (when there is one and the data set does not record it as done): wait until
+//! 7. **SSH key** (with `vm_ssh_public_key`, while the data set records no script start): wait for
+//!    guest operations as below, run `key_command` as the guest user and poll it to an exit code; a
+//!    non-zero code fails the create (`Error::KeyFailed`). The command is idempotent, so a create that
+//!    dies between the key and the script runs it again harmlessly.
+//! 8. **Script** (when there is one and the data set does not record it as done): wait until
 //!    VMware Tools runs and guest operations are ready (bounded by [`Timings::guest_wait`]; the next
 //!    attempt resumes the wait), upload it (`POST …/guest/filesystem?action=create` → `PUT` the bytes
 //!    to the returned ESXi URL), start it (`POST …/guest/processes?action=create`: `/bin/bash` on
@@ -166,6 +170,11 @@ pub(crate) enum Error {
     NameTaken { name: String },
     #[error("the startup script on VM {id} exited with code {code} (run as guest user `{user}`)")]
     ScriptFailed { id: String, code: i64, user: String },
+    #[error(
+        "installing vm_ssh_public_key for guest user `{user}` on VM {id} exited with code {code} (3: the user has no \
+         home directory)"
+    )]
+    KeyFailed { id: String, code: i64, user: String },
     /// A vim25 (SOAP) fault, answered to a call or ending a task.
     #[error("failed to {what}: {kind}: {message}")]
     Fault { what: String, kind: String, message: String },
@@ -265,9 +274,11 @@ impl Error {
             Error::Decode { .. } | Error::Timeout { .. } | Error::TaskFailed { .. } => {
                 ProviderError::Transient { provider: NAME, message }
             }
-            Error::Config { .. } | Error::NotOurs { .. } | Error::NameTaken { .. } | Error::ScriptFailed { .. } => {
-                ProviderError::Invalid { provider: NAME, message }
-            }
+            Error::Config { .. }
+            | Error::NotOurs { .. }
+            | Error::NameTaken { .. }
+            | Error::ScriptFailed { .. }
+            | Error::KeyFailed { .. } => ProviderError::Invalid { provider: NAME, message },
             Error::Fault { ref kind, .. } => fault_class(kind, message),
         }
     }
@@ -306,6 +317,16 @@ pub(crate) fn script_command(os: OsFamily, name: &str) -> (String, String, Strin
             (path, "/bin/bash".to_string(), args)
         }
     }
+}
+
+/// How the guest user's SSH key is installed on a Linux guest: `(program, arguments)`. The key is the
+/// script's `$1` (one single-quoted word: `is_openssh_public_key` allows no `'`); the home directory
+/// comes from the passwd database (`getent`), not from `$HOME`, which guest operations need not set;
+/// `~/.ssh` is made 0700 and `authorized_keys` 0600 when created (umask 077), and the line is appended
+/// only when absent, so a repeated run changes nothing. Exit code 3: the user has no home directory.
+pub(crate) fn key_command(key: &str) -> (String, String) {
+    let script = r#"k="$1"; h=$(getent passwd "$(id -un)" | cut -d: -f6); [ -n "$h" ] || exit 3; umask 077; mkdir -p "$h/.ssh" && { grep -qxF "$k" "$h/.ssh/authorized_keys" 2>/dev/null || printf '%s\n' "$k" >> "$h/.ssh/authorized_keys"; }"#;
+    ("/bin/bash".to_string(), format!("-c '{}' kasm-autoscale '{key}'", script.replace('\'', r"'\''")))
 }
 
 /// Our data set of a VM: `(id, description)`, `None` when it has none.
@@ -781,6 +802,44 @@ impl VsphereProvider {
         Ok(GuestCredentials { user_name: self.config.guest_vm_username.clone(), password: pw })
     }
 
+    /// Waits (bounded) until VMware Tools runs in the guest and guest operations are ready.
+    async fn guest_ready(&self, vm: &str) -> Result<(), Error> {
+        self.wait(
+            "wait for VMware Tools and guest operations",
+            self.timings.guest_wait,
+            self.timings.guest_poll,
+            || async {
+                let t = self.client.tools(vm).await?;
+                if !matches!(t.run_state.as_str(), "RUNNING" | "EXECUTING_SCRIPTS") {
+                    return Ok(Err(format!("VMware Tools is {}", t.run_state)));
+                }
+                let g = self.client.guest_operations(vm).await?;
+                Ok(if g.guest_operations_ready { Ok(()) } else { Err("guest operations are not ready".into()) })
+            },
+        )
+        .await
+    }
+
+    /// Installs `vm_ssh_public_key` for the guest user ([`key_command`]; idempotent, so a create that
+    /// died after it runs it again harmlessly); returns when it exited 0.
+    async fn install_key(&self, vm: &str, key: &str) -> Result<(), Error> {
+        self.guest_ready(vm).await?;
+        let creds = self.guest_credentials().await?;
+        let (program, args) = key_command(key);
+        let pid = self.client.start_process(vm, &creds, &program, &args).await?;
+        let code = self
+            .wait("install vm_ssh_public_key", self.timings.guest_wait, self.timings.guest_poll, || async {
+                let p = self.client.process(vm, &creds, pid).await?;
+                Ok(p.exit_code.ok_or_else(|| format!("guest process {pid} is still running")))
+            })
+            .await?;
+        if code != 0 {
+            return Err(Error::KeyFailed { id: vm.into(), code, user: creds.user_name });
+        }
+        tracing::info!(vm, "vm_ssh_public_key installed for the guest user");
+        Ok(())
+    }
+
     /// Runs (or resumes) the startup script; returns when it exited 0.
     async fn run_script(
         &self,
@@ -796,20 +855,7 @@ impl VsphereProvider {
             Script::Done => return Ok(()),
             Script::Started(pid) => pid,
             Script::NotStarted => {
-                self.wait(
-                    "wait for VMware Tools and guest operations",
-                    self.timings.guest_wait,
-                    self.timings.guest_poll,
-                    || async {
-                        let t = self.client.tools(vm).await?;
-                        if !matches!(t.run_state.as_str(), "RUNNING" | "EXECUTING_SCRIPTS") {
-                            return Ok(Err(format!("VMware Tools is {}", t.run_state)));
-                        }
-                        let g = self.client.guest_operations(vm).await?;
-                        Ok(if g.guest_operations_ready { Ok(()) } else { Err("guest operations are not ready".into()) })
-                    },
-                )
-                .await?;
+                self.guest_ready(vm).await?;
                 let (path, program, args) = script_command(spec.os, &spec.name);
                 let bytes = script.expose_secret().len() as u64;
                 let url = self.client.file_transfer(vm, &creds, &path, bytes).await?;
@@ -923,6 +969,11 @@ impl VsphereProvider {
                 Err(e) if e.error_type().as_deref() == Some("ALREADY_IN_DESIRED_STATE") => {}
                 other => other?,
             }
+        }
+        if progress == Script::NotStarted
+            && let Some(key) = self.config.vm_ssh_public_key.as_deref()
+        {
+            self.install_key(&vm, key).await?;
         }
         match spec.startup_script.as_ref().filter(|s| !s.expose_secret().is_empty()) {
             Some(script) => self.run_script(&vm, spec, script, &set, progress).await?,
