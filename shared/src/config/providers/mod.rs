@@ -27,6 +27,8 @@ pub use harvester::HarvesterConfig;
 pub use kubevirt::{KubeInterfaceType, KubeManifest, KubeNetworkType, KubevirtConfig};
 pub use nutanix::{NutanixApiVersion, NutanixConfig, V4_NAME_MAX, V4_USER_DATA_MAX};
 pub use oci::OciConfig;
+#[cfg(test)]
+pub(crate) use oci::test_config as oci_test_config;
 pub use openstack::{
     METADATA_MAX as OPENSTACK_METADATA_MAX, OWNERSHIP_PREFIX as OPENSTACK_OWNERSHIP_PREFIX, OpenstackAuthMethod,
     OpenstackConfig, nova_microversion,

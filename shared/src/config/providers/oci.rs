@@ -1085,6 +1085,32 @@ const OCI_MODELS: &[Model] = &[
     },
 ];
 
+/// A valid OCI config for unit tests (a 2-OCPU, 16 GB `VM.Standard.E4.Flex`; the key from
+/// `env:OCI_KEY_FOR_TEST`, never set, so it is never read).
+#[cfg(test)]
+pub(crate) fn test_config() -> OciConfig {
+    serde_yaml_ng::from_str(
+        r#"
+name: oci
+oci_user_ocid: ocid1.user.oc1..aaaaexample
+oci_public_key_fingerprint: "12:34:56:78:9a:bc:de:f0:12:34:56:78:9a:bc:de:f0"
+oci_private_key: env:OCI_KEY_FOR_TEST
+oci_region: us-ashburn-1
+oci_tenancy_ocid: ocid1.tenancy.oc1..aaaaexample
+oci_compartment_ocid: ocid1.compartment.oc1..aaaaexample
+max_instances: 2
+oci_availability_domains: ["BEol:US-ASHBURN-AD-1"]
+oci_image_ocid: ocid1.image.oc1.iad.aaaaexample
+oci_shape: VM.Standard.E4.Flex
+oci_flex_cpus: 2
+oci_flex_memory_gb: 16
+oci_boot_volume_gb: 50
+oci_subnet_ocid: ocid1.subnet.oc1.iad.aaaaexample
+"#,
+    )
+    .expect("the OCI test config")
+}
+
 #[cfg(test)]
 mod override_tests {
     use super::*;
@@ -1198,27 +1224,9 @@ zone_name_or_id: kasm.example.com
 
     #[test]
     fn service_limits_need_names_and_positive_amounts() {
-        let good: OciConfig = serde_yaml_ng::from_str(
-            r#"
-name: oci
-oci_user_ocid: ocid1.user.oc1..aaaaexample
-oci_public_key_fingerprint: "12:34:56:78:9a:bc:de:f0:12:34:56:78:9a:bc:de:f0"
-oci_private_key: env:K
-oci_region: us-ashburn-1
-oci_tenancy_ocid: ocid1.tenancy.oc1..aaaaexample
-oci_compartment_ocid: ocid1.compartment.oc1..aaaaexample
-max_instances: 2
-oci_availability_domains: ["BEol:US-ASHBURN-AD-1"]
-oci_image_ocid: ocid1.image.oc1.iad.aaaaexample
-oci_shape: VM.Standard.E4.Flex
-oci_flex_cpus: 2
-oci_flex_memory_gb: 16
-oci_boot_volume_gb: 50
-oci_subnet_ocid: ocid1.subnet.oc1.iad.aaaaexample
-service_limits: {standard-e4-core-count: 2, standard-e4-memory-count: 16.5}
-"#,
-        )
-        .unwrap();
+        let mut good = test_config();
+        good.service_limits = serde_yaml_ng::from_str("{standard-e4-core-count: 2, standard-e4-memory-count: 16.5}")
+            .expect("service_limits");
         assert!(good.check().is_empty(), "{:?}", good.check());
         assert_eq!(good.service_limits.get("standard-e4-memory-count"), Some(&16.5));
         let none = OciConfig { service_limits: IndexMap::new(), ..good.clone() };

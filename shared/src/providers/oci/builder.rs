@@ -110,26 +110,7 @@ mod tests {
     use std::sync::Arc;
 
     fn config() -> OciConfig {
-        serde_yaml_ng::from_str(
-            r#"
-name: oci
-oci_user_ocid: ocid1.user.oc1..u
-oci_public_key_fingerprint: "12:34:56:78:9a:bc:de:f0:12:34:56:78:9a:bc:de:f0"
-oci_private_key: env:OCI_KEY_FOR_TEST
-oci_region: us-ashburn-1
-oci_tenancy_ocid: ocid1.tenancy.oc1..t
-oci_compartment_ocid: ocid1.compartment.oc1..c
-max_instances: 2
-oci_availability_domains: ["BEol:US-ASHBURN-AD-1"]
-oci_image_ocid: ocid1.image.oc1.iad.i
-oci_shape: VM.Standard.E4.Flex
-oci_flex_cpus: 1
-oci_flex_memory_gb: 4
-oci_boot_volume_gb: 50
-oci_subnet_ocid: ocid1.subnet.oc1.iad.s
-"#,
-        )
-        .unwrap()
+        crate::config::providers::oci_test_config()
     }
 
     #[tokio::test]

@@ -363,7 +363,19 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<(String, Option<String>), Error> {
         let url = self.url_of(Api::Core, path, query)?;
-        let resp = self.send(what, method, url, body, &[], Idempotency::Idempotent).await?;
+        self.text_and_next(what, method, url, body, Idempotency::Idempotent).await
+    }
+
+    /// Sends one request ([`Client::send`]); its body as text and its `opc-next-page` (none when empty).
+    async fn text_and_next(
+        &self,
+        what: &str,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        idempotency: Idempotency,
+    ) -> Result<(String, Option<String>), Error> {
+        let resp = self.send(what, method, url, body, &[], idempotency).await?;
         let next = resp.headers().get("opc-next-page").and_then(|v| v.to_str().ok()).map(str::to_string);
         let text = resp.text().await.map_err(|e| Error::Http {
             what: what.to_string(),
@@ -477,18 +489,13 @@ impl Client {
         query: &[(&str, &str)],
     ) -> Result<(Value, Option<String>), Error> {
         let url = self.url_of(Api::Limits, &format!("{LIMITS}/{}", path.trim_start_matches('/')), query)?;
-        let resp = self.send(what, Method::GET, url, None, &[], Idempotency::FromMethod).await?;
-        let next = resp.headers().get("opc-next-page").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let text = resp.text().await.map_err(|e| Error::Http {
-            what: what.to_string(),
-            source: HttpError::from_reqwest(e, &Redactor::new()),
-        })?;
+        let (text, next) = self.text_and_next(what, Method::GET, url, None, Idempotency::FromMethod).await?;
         let value = if text.trim().is_empty() {
             Value::Object(Map::new())
         } else {
             serde_json::from_str(&text).map_err(|e| Error::Decode { what: what.to_string(), message: e.to_string() })?
         };
-        Ok((value, next.filter(|n| !n.is_empty())))
+        Ok((value, next))
     }
 }
 
