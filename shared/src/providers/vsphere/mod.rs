@@ -820,6 +820,15 @@ impl VsphereProvider {
         .await
     }
 
+    /// Polls guest process `pid` (bounded by [`Timings::guest_wait`]) until it has an exit code.
+    async fn exit_code(&self, vm: &str, creds: &GuestCredentials, pid: i64, what: &str) -> Result<i64, Error> {
+        self.wait(what, self.timings.guest_wait, self.timings.guest_poll, || async {
+            let p = self.client.process(vm, creds, pid).await?;
+            Ok(p.exit_code.ok_or_else(|| format!("guest process {pid} is still running")))
+        })
+        .await
+    }
+
     /// Installs `vm_ssh_public_key` for the guest user ([`key_command`]; idempotent, so a create that
     /// died after it runs it again harmlessly); returns when it exited 0.
     async fn install_key(&self, vm: &str, key: &str) -> Result<(), Error> {
@@ -827,12 +836,7 @@ impl VsphereProvider {
         let creds = self.guest_credentials().await?;
         let (program, args) = key_command(key);
         let pid = self.client.start_process(vm, &creds, &program, &args).await?;
-        let code = self
-            .wait("install vm_ssh_public_key", self.timings.guest_wait, self.timings.guest_poll, || async {
-                let p = self.client.process(vm, &creds, pid).await?;
-                Ok(p.exit_code.ok_or_else(|| format!("guest process {pid} is still running")))
-            })
-            .await?;
+        let code = self.exit_code(vm, &creds, pid, "install vm_ssh_public_key").await?;
         if code != 0 {
             return Err(Error::KeyFailed { id: vm.into(), code, user: creds.user_name });
         }
@@ -866,12 +870,7 @@ impl VsphereProvider {
                 pid
             }
         };
-        let code = self
-            .wait("run the startup script", self.timings.guest_wait, self.timings.guest_poll, || async {
-                let p = self.client.process(vm, &creds, pid).await?;
-                Ok(p.exit_code.ok_or_else(|| format!("guest process {pid} is still running")))
-            })
-            .await?;
+        let code = self.exit_code(vm, &creds, pid, "run the startup script").await?;
         if code != 0 {
             return Err(Error::ScriptFailed { id: vm.into(), code, user: creds.user_name });
         }
