@@ -169,6 +169,7 @@ async fn the_ssh_key_is_installed_once_for_the_guest_user_before_the_script() {
     assert_eq!(e.class(), ErrorClass::Invalid, "{e}");
     let msg = e.to_string();
     assert!(msg.contains("vm_ssh_public_key") && msg.contains("`kasm`") && msg.contains("code 3"), "{msg}");
+    assert!(msg.ends_with("(the user has no home directory)"), "{msg}");
     server.set_key_exit(0);
     let vm = p.create_vm(&s).await.expect("resumed");
     let t = server.vm(&vm.id).unwrap();

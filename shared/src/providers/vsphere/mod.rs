@@ -171,8 +171,8 @@ pub(crate) enum Error {
     #[error("the startup script on VM {id} exited with code {code} (run as guest user `{user}`)")]
     ScriptFailed { id: String, code: i64, user: String },
     #[error(
-        "installing vm_ssh_public_key for guest user `{user}` on VM {id} exited with code {code} (3: the user has no \
-         home directory)"
+        "installing vm_ssh_public_key for guest user `{user}` on VM {id} exited with code {code}{}",
+        if *code == 3 { " (the user has no home directory)" } else { "" }
     )]
     KeyFailed { id: String, code: i64, user: String },
     /// A vim25 (SOAP) fault, answered to a call or ending a task.
@@ -1176,6 +1176,12 @@ mod tests {
         let s = Error::ScriptFailed { id: "vm-1".into(), code: 3, user: "kasm".into() }.into_provider();
         assert_eq!(s.class(), ErrorClass::Invalid);
         assert!(s.to_string().contains("exited with code 3"), "{s}");
+        let k = Error::KeyFailed { id: "vm-1".into(), code: 1, user: "kasm".into() }.into_provider();
+        assert_eq!(k.class(), ErrorClass::Invalid);
+        assert!(
+            k.to_string().ends_with("installing vm_ssh_public_key for guest user `kasm` on VM vm-1 exited with code 1"),
+            "{k}"
+        );
         assert_eq!(Error::NotOurs { id: "u".into() }.into_provider().class(), ErrorClass::Invalid);
         assert_eq!(Error::Credential { message: "x".into() }.into_provider().class(), ErrorClass::Auth);
     }
