@@ -476,9 +476,7 @@ impl Client {
         let resp = self.send(what, Method::GET, url, None, &[], Idempotency::FromMethod).await?;
         Self::json(what, resp).await
     }
-}
 
-impl Client {
     /// `GET /20190729/<path>` on the Limits endpoint (preflight reads): the answer as JSON and its
     /// `opc-next-page`. An empty body is taken as `{}`: the SDK documents that `GetResourceAvailability`
     /// answers "an empty JSON response" for a limit without availability.
