@@ -67,9 +67,10 @@ pub fn forecast_text(f: &shared::engine::ForecastSummary) -> String {
     };
     match (&f.bucket, &f.note) {
         (Some(b), _) => format!(
-            "{}, {lead}: {b} from {} weeks: cores {} memory_mb {} gpus {} sessions {} (in use cores {} sessions {}); adds cores {} sessions {}{}",
+            "{}, {lead}: {b} from {} weeks{}: cores {} memory_mb {} gpus {} sessions {} (in use cores {} sessions {}); adds cores {} sessions {}{}",
             f.mode,
             f.weeks,
+            f.today_percent.map_or(String::new(), |p| format!(", today at {p} % of the history's level")),
             f.demand.cores,
             f.demand.memory_mb,
             f.demand.gpus,
@@ -168,4 +169,48 @@ pub fn text(input: &Input, plan: &Plan) -> String {
         let _ = writeln!(o, "    - {r}");
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forecast_text;
+    use shared::engine::ForecastSummary;
+    use shared::model::Resources;
+
+    #[test]
+    fn the_forecast_line_names_the_bucket_today_s_level_and_what_it_adds() {
+        let f = ForecastSummary {
+            mode: "on".into(),
+            lead_seconds: 270,
+            lead_samples: 12,
+            bucket: Some("Mon 08:45".into()),
+            weeks: 3,
+            demand: Resources::new(19.0, 0.0, 0.0),
+            in_use: Resources::new(10.0, 0.0, 0.0),
+            extra: Resources::new(9.0, 0.0, 0.0),
+            today_percent: Some(50.0),
+            applied: true,
+            ..ForecastSummary::default()
+        };
+        assert_eq!(
+            forecast_text(&f),
+            "on, lead 270 s (p90 of 12 boots): Mon 08:45 from 3 weeks, today at 50 % of the history's level: cores 19 memory_mb 0 gpus 0 sessions 0 (in use cores 10 sessions 0); adds cores 9 sessions 0"
+        );
+        let quiet = ForecastSummary { today_percent: None, applied: false, ..f };
+        assert!(
+            forecast_text(&quiet).contains("Mon 08:45 from 3 weeks: cores 19")
+                && forecast_text(&quiet).ends_with("(not applied)")
+        );
+        let paused = ForecastSummary {
+            mode: "on".into(),
+            lead_seconds: 300,
+            note: Some("today does not follow the history".into()),
+            paused: true,
+            ..ForecastSummary::default()
+        };
+        assert_eq!(
+            forecast_text(&paused),
+            "on, lead 300 s (provision_timeout / 2): nothing forecast: today does not follow the history"
+        );
+    }
 }

@@ -1032,7 +1032,7 @@ impl<'a> Eval<'a> {
         // Tracking: a quarter hour that just ended with a confident forecast of at least one VM and
         // demand now far below it means today does not follow the history (a holiday).
         let prev = self.now.checked_sub_signed(chrono::Duration::seconds(forecast::BUCKET_SECONDS));
-        if let Some(f) = prev.and_then(|t| h.forecast(t).ok()) {
+        if let Some(f) = prev.and_then(|t| h.tracked(t)) {
             let dims: Vec<usize> = (0..3).filter(|&k| f.mean[k] >= one_vm[k]).collect();
             if !dims.is_empty() && dims.iter().all(|&k| used[k] < forecast::TRACKING_MIN * f.mean[k]) {
                 let k = dims[0];
@@ -1042,6 +1042,7 @@ impl<'a> Eval<'a> {
                     num(f.mean[k]),
                     num(forecast::TRACKING_MIN * 100.0)
                 );
+                fs.paused = true;
                 return nothing(self, fs, why, summary);
             }
         }
@@ -1105,6 +1106,30 @@ impl<'a> Eval<'a> {
         let label_at = forecast::bucket_label(bt);
         fs.bucket = Some(label_at.clone());
         fs.weeks = bf.weeks;
+        // Today's level: where the history at this instant is measured and at least one VM's worth,
+        // a day running below it (a quieter day) scales the forecast down by the same share; never up.
+        let mut today_text = String::new();
+        if let Some(level) = h.level_at(self.now) {
+            let share = (0..3)
+                .filter(|&k| level[k] >= one_vm[k])
+                .map(|k| (used[k] / level[k], k))
+                .fold(None::<(f64, usize)>, |best, x| if best.is_none_or(|b| x.0 > b.0) { Some(x) } else { best });
+            if let Some((r, k)) = share
+                && r < 1.0
+            {
+                for p in &mut peak {
+                    *p *= r;
+                }
+                fs.today_percent = Some((r * 100.0).round());
+                let unit = if self.server_pool { "sessions".to_string() } else { DIMS[k].to_string() };
+                today_text = format!(
+                    " (today at {} % of the history's level: {} {unit} in use, {} expected now)",
+                    num((r * 100.0).round()),
+                    num(used[k]),
+                    num((level[k] * 10.0).round() / 10.0)
+                );
+            }
+        }
         let (extra, extra_sessions, what, now_text) = if self.server_pool {
             let f = peak[0].ceil();
             fs.demand_sessions = f.min(u32::MAX as f64) as u32;
@@ -1126,7 +1151,7 @@ impl<'a> Eval<'a> {
             };
             (e, 0, dims_text(f), format!("{} in use now", dims_text(Resources::new(used[0], used[1], used[2]))))
         };
-        let label = format!("forecast {label_at}: {what} from {} weeks of history", bf.weeks);
+        let label = format!("forecast {label_at}: {what}{today_text} from {} weeks of history", bf.weeks);
         let acting = mode == PredictiveScaling::On;
         let adds = extra_sessions > 0 || DIMS.iter().any(|&d| extra.get(d) > EPS);
         let effect = match (adds, acting) {

@@ -202,7 +202,10 @@
 //!   standby; server pools: fewer available sessions than the minimum), users wait unseen, so the
 //!   demand observed during a shortage and when it ends (the users who waited placed by then) also
 //!   raises every bucket since the shortage began, at most an hour back
-//!   ([`DemandHistory::observe_capped`]).
+//!   ([`DemandHistory::observe_capped`]); a peak raised that way is marked an estimate. A quarter
+//!   hour observed only while the tracking pause held (below) is left out when its week closes (a
+//!   holiday does not make next week's buckets erratic), unless the week before was left out too
+//!   (so a lasting fall in demand is learned a week later).
 //! - **Lead time**: the p90 (nearest rank) of the newest 32 of our claims' create → checked-in
 //!   times (measured when the plan activates them), once 3 are measured; until then
 //!   `provision_timeout / 2`; never more than `provision_timeout`.
@@ -210,11 +213,17 @@
 //!   one week of warm-up) and a weighted standard deviation of at most half its mean in every
 //!   dimension with demand (judged from the second week on): thin or erratic history
 //!   forecasts nothing, and the plan says which. Tracking: when the quarter hour that just ended had
-//!   a confident forecast of at least one VM's worth and demand now is below a quarter of it, today
-//!   does not follow the history (a holiday) and nothing is forecast.
+//!   a mean of at least one VM's worth in its history (at least 1 week, however erratic) and demand
+//!   now is below a quarter of it, today does not follow the history (a holiday) and nothing is
+//!   forecast.
 //! - **Forecast demand** F = per dimension the largest confident mean among the buckets from now to
 //!   now + lead + one evaluation interval (a VM that checked in serves from the next evaluation), counting only instants at which the schedules are active (no pre-warming outside
-//!   them); nothing while the config cannot scale up (disabled, schedule inactive).
+//!   them); nothing while the config cannot scale up (disabled, schedule inactive). **Today's
+//!   level**: where the history's level now ([`DemandHistory::level_at`]: a line from the previous
+//!   bucket's mean to the current one's, both measured, not estimates) is at least one VM's worth in
+//!   a dimension, and demand in use now is a share r < 1 of it (the largest share over such
+//!   dimensions), F is scaled by r: a quieter day is pre-warmed for its own size. Never scaled up:
+//!   a busier day gets the history's F and the reactive need.
 //! - **With `on`** what must be free grows by max(0, F − in use now) per dimension (server pools:
 //!   sessions): the need is the larger of the reactive need and the forecast demand plus the standby.
 //!   Creates go through the usual `max_instances` cap, provider backoff and

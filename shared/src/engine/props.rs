@@ -1232,7 +1232,8 @@ proptest! {
 
     /// With any history, a forecast keeps every invariant: never above `max_instances`, nothing
     /// created while the schedule is inactive or the config disabled; `forecast_only` plans what
-    /// `off` plans; more forecast demand never creates fewer VMs.
+    /// `off` plans; more forecast demand never creates fewer VMs; today's level never raises the
+    /// forecast above the history's.
     #[test]
     fn forecast_never_exceeds_max_instances_or_acts_while_inactive(
         s in spec(false),
@@ -1250,6 +1251,10 @@ proptest! {
             check_plan(&input, &p, now)?;
             if !p.summary.active || !input.config.enabled {
                 prop_assert_eq!(p.create, 0);
+            }
+            // Today's level only ever scales the history's forecast down.
+            if let Some(f) = &p.summary.forecast {
+                prop_assert!(f.demand.cores <= level as f64 + 1e-6 && f.today_percent.is_none_or(|r| r <= 100.0), "{:#?}", f);
             }
             let reactive = decide(&base, now);
             if on {

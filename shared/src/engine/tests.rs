@@ -1589,6 +1589,70 @@ fn forecast_pauses_when_today_does_not_follow_the_history() {
     let p = decide(&i, t0());
     assert_eq!(p.create, 1);
     assert_reason(&p, "today does not follow the history: 0 in use");
+    // The quarter hour is recorded as untracked (a holiday week is left out of the history).
+    assert!(p.summary.forecast.as_ref().is_some_and(|f| f.paused));
+    let h = forecast::record(&i, &p, t0()).expect("recorded");
+    assert!(h.buckets[forecast::slot(t0()).1].peak_untracked);
+    // A quarter hour before whose weekly peaks are too erratic to forecast from still tracks.
+    let mut h = forecast::DemandHistory::new(forecast::identity(&i.config));
+    for (w, v) in [(3, 38.0), (2, 2.0), (1, 38.0)] {
+        h.observe(t0() - Duration::days(7 * w) - Duration::minutes(10), [v, v * 1024.0, 0.0]);
+        h.observe(t0() - Duration::days(7 * w) + Duration::minutes(5), [38.0, 38.0 * 1024.0, 0.0]);
+    }
+    assert_eq!(h.forecast(t0() - Duration::minutes(10)), Err(forecast::NoForecast::Erratic));
+    i.control.history = Some(h);
+    assert_reason(&decide(&i, t0()), "today does not follow the history: 0 in use");
+}
+
+#[test]
+fn forecast_follows_a_quieter_day_down_never_up() {
+    // The history: 20 cores by 11:45 (the level now, at 12:00), 40 by 12:15. Three agents of 4 cores
+    // hold `n` sessions of 1 core (1 GB).
+    let at = |n: usize| {
+        let mut i = forecast_input(crate::config::PredictiveScaling::On);
+        let history = history_of(&i, 3, &[(-10, 20.0), (5, 40.0)]);
+        let (claims, mut servers): (Vec<_>, Vec<_>) = (0..3).map(|k| running(&format!("c{k}"), 3600)).unzip();
+        i = with(i, claims, servers.clone());
+        for (k, s) in servers.iter_mut().enumerate() {
+            let here = (0..n).filter(|j| j % 3 == k).count() as f64;
+            s.allocated = Resources::new(here, here * 1024.0, 0.0);
+        }
+        i.servers = servers;
+        i.sessions = (0..n).map(|j| session(j, &format!("srv-c{}", j % 3))).collect();
+        i.control.history = Some(history);
+        i
+    };
+    // 10 in use where the history had 20: today runs at 50 %, so 40 × 0.5 = 20 cores are forecast,
+    // 10 above what is in use: standby 4 + 10 = 14 free wanted, 2 free: +3 agents (not +8).
+    let p = decide(&at(10), t0());
+    assert_eq!(p.create, 3, "{:#?}", p.reasons);
+    assert_reason(
+        &p,
+        "forecast Sun 12:00: 20 cores, 20480 memory_mb (today at 50 % of the history's level: 10 cores in use, 20 expected now)",
+    );
+    let f = p.summary.forecast.as_ref().expect("forecast summary");
+    assert_eq!((f.today_percent, f.extra.cores), (Some(50.0), 10.0));
+    // A day at or above the history's level is forecast as the history says (never scaled up).
+    let p = decide(&at(12), t0());
+    let f = p.summary.forecast.as_ref().expect("forecast summary");
+    assert_eq!((f.today_percent, f.demand.cores), (Some(60.0), 24.0), "{:#?}", p.reasons);
+    let mut busy = at(12);
+    busy.control.history = Some(history_of(&busy, 3, &[(-10, 10.0), (5, 40.0)]));
+    let p = decide(&busy, t0());
+    let f = p.summary.forecast.as_ref().expect("forecast summary");
+    assert_eq!((f.today_percent, f.demand.cores), (None, 40.0), "{:#?}", p.reasons);
+    // A history whose level now was attributed back from a shortage (an estimate) is not scaled.
+    let mut est = at(10);
+    let mut h = forecast::DemandHistory::new(forecast::identity(&est.config));
+    for w in 1..=3 {
+        let week = t0() - Duration::days(7 * w);
+        h.observe_capped(week - Duration::minutes(20), [5.0, 5120.0, 0.0], true, false);
+        h.observe_capped(week + Duration::minutes(5), [40.0, 40960.0, 0.0], false, false);
+    }
+    est.control.history = Some(h);
+    let p = decide(&est, t0());
+    let f = p.summary.forecast.as_ref().expect("forecast summary");
+    assert_eq!((f.today_percent, f.demand.cores), (None, 40.0), "{:#?}", p.reasons);
 }
 
 #[test]

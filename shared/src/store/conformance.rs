@@ -280,7 +280,9 @@ pub async fn demand_history_round_trips(s: &dyn Store) {
         t += Duration::minutes(15);
     }
     // In a shortage when it is written: when it began is kept too.
-    h.observe_capped(t, [3.0, 3072.0, 0.0], true);
+    // A quarter hour of a later week observed while today did not follow the history.
+    h.observe_capped(t + Duration::days(7) + Duration::minutes(15), [0.0, 0.0, 0.0], false, true);
+    h.observe_capped(t, [3.0, 3072.0, 0.0], true, false);
     assert!(h.short_since.is_some());
     for b in 0..40 {
         h.add_boot(200 + b);
