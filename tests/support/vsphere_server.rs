@@ -93,6 +93,10 @@ pub struct TestVm {
     pub processes: Vec<(String, String, String)>,
     /// The guest user's `~/.ssh/authorized_keys` lines (written by the provider's key command).
     pub authorized_keys: Vec<String>,
+    /// A cloud-init guest customization set and not applied yet: (metadata, userdata).
+    pub pending_cloud_init: Option<(String, String)>,
+    /// The cloud-init data the guest booted with (applied at the power-on after it was set).
+    pub cloud_init: Option<(String, String)>,
     /// Whether it holds disk space on the datastore (clones do).
     pub clone: bool,
     /// What it was made from: the template VM's id, or `library-item:<id>` for a deploy.
@@ -183,6 +187,7 @@ const ROUTES: &[&str] = &[
     "PATCH /vcenter/vm/{vm}/data-sets/{ds}",
     "PATCH /vcenter/vm/{vm}/hardware/cpu",
     "PATCH /vcenter/vm/{vm}/hardware/memory",
+    "PUT /vcenter/vm/{vm}/guest/customization",
     "POST /vcenter/vm/{vm}/power?action=start",
     "POST /vcenter/vm/{vm}/power?action=stop",
     "GET /vcenter/vm/{vm}/tools",
@@ -227,6 +232,8 @@ fn template_vm() -> TestVm {
         files: BTreeMap::new(),
         processes: Vec::new(),
         authorized_keys: Vec::new(),
+        pending_cloud_init: None,
+        cloud_init: None,
         clone: false,
         source: String::new(),
     }
@@ -500,7 +507,10 @@ fn summary(v: &TestVm) -> Value {
 
 fn answer(inner: &Arc<Mutex<Inner>>, req: Incoming) -> Reply {
     let mut st = inner.lock().expect("server lock");
-    if matches!(req.method.as_str(), "PATCH") || (req.method.as_str() == "POST" && !req.body.is_empty()) {
+    if req.method.as_str() == "PATCH"
+        || (req.method.as_str() == "PUT" && req.route != "/transfer/{id}")
+        || (req.method.as_str() == "POST" && !req.body.is_empty())
+    {
         let ct = req.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
         if ct != "application/json" {
             return bad(format!("content-type must be application/json, got `{ct}`"));
@@ -958,6 +968,55 @@ fn answer(inner: &Arc<Mutex<Inner>>, req: Incoming) -> Reply {
                 );
             }
             v.power_state = want.into();
+            if want == "POWERED_ON"
+                && let Some(c) = v.pending_cloud_init.take()
+            {
+                v.cloud_init = Some(c);
+            }
+            Reply::empty(204)
+        }
+        ("PUT", "/vcenter/vm/{vm}/guest/customization") => {
+            // `vm.guest.customization.set`: the body is the `Customization.SetSpec`; this server takes
+            // the cloud-init form only (`customization_spec` requires `configuration_spec`,
+            // `global_DNS_settings` and `interfaces`; `cloud_config.type` is `CLOUDINIT`).
+            let Some(b) = req.json() else { return bad("the body is not JSON") };
+            let Some(o) = b.as_object() else { return bad("the body must be a Customization.SetSpec object") };
+            if !unknown_keys(o, &["name", "spec"]).is_empty() {
+                return bad(format!("the set_spec has no {:?}", unknown_keys(o, &["name", "spec"])));
+            }
+            let Some(spec) = o.get("spec").and_then(Value::as_object) else {
+                return bad("spec: this server takes a customization spec, not a stored spec's name");
+            };
+            let extra = unknown_keys(spec, &["configuration_spec", "global_DNS_settings", "interfaces"]);
+            if !extra.is_empty() {
+                return bad(format!("the customization_spec has no {extra:?}"));
+            }
+            if !spec.get("global_DNS_settings").is_some_and(Value::is_object) {
+                return bad("customization_spec.global_DNS_settings is required");
+            }
+            if !spec.get("interfaces").is_some_and(Value::is_array) {
+                return bad("customization_spec.interfaces is required (an array)");
+            }
+            let Some(cc) = spec.get("configuration_spec").and_then(|c| c.get("cloud_config")) else {
+                return bad("configuration_spec.cloud_config is required here");
+            };
+            if cc.get("type") != Some(&json!("CLOUDINIT")) {
+                return bad("cloud_config.type must be CLOUDINIT");
+            }
+            let (Some(meta), user) = (
+                cc.pointer("/cloudinit/metadata").and_then(Value::as_str),
+                cc.pointer("/cloudinit/userdata").and_then(Value::as_str),
+            ) else {
+                return bad("cloudinit.metadata is required");
+            };
+            if meta.len() > 524_288 || user.is_some_and(|u| u.len() > 524_288) {
+                return bad("the max size of the metadata and the userdata is 524288 bytes");
+            }
+            let Some(v) = st.vms.get_mut(&vm_id) else { return not_found(&format!("VM {vm_id}")) };
+            if v.power_state != "POWERED_OFF" {
+                return err(400, "NOT_ALLOWED_IN_CURRENT_STATE", "The virtual machine must be powered off.");
+            }
+            v.pending_cloud_init = Some((meta.to_string(), user.unwrap_or_default().to_string()));
             Reply::empty(204)
         }
         ("GET", "/vcenter/vm/{vm}/tools") => match st.vms.get(&vm_id) {
@@ -1832,6 +1891,8 @@ pub mod soap {
                 files: Default::default(),
                 processes: Vec::new(),
                 authorized_keys: Vec::new(),
+                pending_cloud_init: None,
+                cloud_init: None,
                 ..source
             };
             st.vms.insert(id.clone(), vm);

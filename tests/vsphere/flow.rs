@@ -177,3 +177,70 @@ async fn the_ssh_key_is_installed_once_for_the_guest_user_before_the_script() {
     assert_eq!(t.processes.len(), 3, "key (failed), key, script: {:?}", t.processes);
     assert_eq!(server.api().count("POST /vcenter/vm?action=clone"), 2);
 }
+
+#[tokio::test]
+async fn cloud_init_sets_the_customization_while_off_and_uses_no_guest_operation() {
+    let server = VsphereTestServer::start().await;
+    let mut cfg = super::config(&server);
+    cfg.startup_script_method = shared::config::providers::VsphereStartupScriptMethod::CloudInit;
+    // No guest account is used: a password reference that resolves nowhere is never read.
+    cfg.guest_vm_password = shared::config::SecretRef::Env("NOT_SET_ANYWHERE".into());
+    let p = super::provider_cfg(&cfg, integration_tests::vsphere_server::PASSWORD);
+    let s = super::spec("flow", "pool-a");
+    let vm = p.create_vm(&s).await.expect("create");
+    assert_eq!(vm.state, VmState::Running);
+    let t = server.vm(&vm.id).unwrap();
+    // Set before the power-on that applied it, with the script as the user data.
+    let (meta, user) = t.cloud_init.clone().expect("the guest booted with the cloud-init data");
+    assert_eq!(user, super::SCRIPT);
+    let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(meta, serde_json::json!({"instance-id": s.name, "local-hostname": s.name}));
+    assert_eq!(t.pending_cloud_init, None);
+    let put = server.api().last("PUT /vcenter/vm/{vm}/guest/customization").expect("the customization");
+    let body: serde_json::Value = serde_json::from_str(&put.body).unwrap();
+    assert_eq!(body["spec"]["interfaces"], serde_json::json!([]));
+    assert_eq!(body["spec"]["global_DNS_settings"], serde_json::json!({}));
+    assert_eq!(body["spec"]["configuration_spec"]["cloud_config"]["type"], "CLOUDINIT");
+    // No guest operation at all, and the progress is recorded.
+    for route in [
+        "GET /vcenter/vm/{vm}/tools",
+        "POST /vcenter/vm/{vm}/guest/filesystem?action=create",
+        "POST /vcenter/vm/{vm}/guest/processes?action=create",
+    ] {
+        assert_eq!(server.api().count(route), 0, "{route}");
+    }
+    assert!(t.processes.is_empty());
+    assert_eq!(labels::script(&t.data_sets[0].2), labels::Script::Done);
+    // Done is done: another create for the claim sets nothing again.
+    p.create_vm(&s).await.expect("create again");
+    assert_eq!(server.api().count("PUT /vcenter/vm/{vm}/guest/customization"), 1);
+
+    // A create that died after the power-on (customization applied, progress not recorded) only
+    // records it; one that died before the power-on sets the customization again.
+    let p = p.with_retry(shared::http::RetryConfig::none());
+    let down = || {
+        integration_tests::fake_api::Fault::Answer(integration_tests::vsphere_server::err(
+            503,
+            "SERVICE_UNAVAILABLE",
+            "down",
+        ))
+    };
+    let s = super::spec("flow2", "pool-a");
+    server.api().inject("PATCH /vcenter/vm/{vm}/data-sets/{ds}", down(), 0, 1);
+    p.create_vm(&s).await.expect_err("recording the progress fails");
+    let id = server.vms().into_iter().find(|v| v.name == s.name).expect("the clone").id;
+    assert!(server.vm(&id).unwrap().cloud_init.is_some());
+    p.create_vm(&s).await.expect("resumed");
+    assert_eq!(server.api().count("PUT /vcenter/vm/{vm}/guest/customization"), 2);
+    assert_eq!(labels::script(&server.vm(&id).unwrap().data_sets[0].2), labels::Script::Done);
+
+    let s = super::spec("flow3", "pool-a");
+    server.api().inject("POST /vcenter/vm/{vm}/power?action=start", down(), 0, 1);
+    p.create_vm(&s).await.expect_err("the power-on fails");
+    let id = server.vms().into_iter().find(|v| v.name == s.name).expect("the clone").id;
+    assert!(server.vm(&id).unwrap().pending_cloud_init.is_some());
+    p.create_vm(&s).await.expect("resumed");
+    let t = server.vm(&id).unwrap();
+    assert_eq!((t.cloud_init.map(|c| c.1), t.pending_cloud_init), (Some(super::SCRIPT.to_string()), None));
+    assert_eq!(server.api().count("PUT /vcenter/vm/{vm}/guest/customization"), 4);
+}

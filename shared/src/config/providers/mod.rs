@@ -34,4 +34,4 @@ pub use openstack::{
     OpenstackConfig, nova_microversion,
 };
 pub use proxmox::ProxmoxConfig;
-pub use vsphere::{VsphereCloneType, VsphereConfig};
+pub use vsphere::{CLOUD_INIT_USERDATA_MAX, VsphereCloneType, VsphereConfig, VsphereStartupScriptMethod};

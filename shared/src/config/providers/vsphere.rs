@@ -8,11 +8,15 @@ use crate::config::kasm_names::{Accept, KasmColumn, KasmColumns, Unit, no_field,
 use crate::config::provider::{Endpoint, ProviderConfigCommon};
 use crate::config::secret::SecretRef;
 use crate::model::{OsFamily, Resources};
-use crate::script::{ScriptRules, WindowsScript};
+use crate::script::{Limit, ScriptRules, WindowsScript};
 
 fn port() -> u16 {
     443
 }
+
+/// The largest cloud-init user data (or metadata) a guest customization takes, in bytes (VMware's
+/// reference for `Guest.CloudinitConfiguration`).
+pub const CLOUD_INIT_USERDATA_MAX: usize = 524_288;
 
 /// How a new VM is made from the template (Kasm 1.19's `vsphere_clone_type`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -28,6 +32,23 @@ pub enum VsphereCloneType {
     /// from a snapshot). The clone's disks are children of the snapshot's: fast to make, small.
     #[serde(alias = "LINKED", alias = "Linked")]
     Linked,
+}
+
+/// How the startup script reaches the guest (Kasm 1.19's `vsphere_startup_script_method`; Kasm documents
+/// no values for it, so these are ours and any other value is refused naming the field).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VsphereStartupScriptMethod {
+    /// After power-on, through VMware Tools guest operations as `guest_vm_username` (upload, run, read
+    /// the exit code): Linux and Windows guests.
+    #[default]
+    GuestOperations,
+    /// As raw cloud-init user data of a guest customization set while the clone is off (`PUT
+    /// /api/vcenter/vm/{vm}/guest/customization`, `cloud_config.type: CLOUDINIT`; vSphere 7.0.3 or
+    /// later) and applied at its first power-on: Linux guests with cloud-init, no guest credentials
+    /// used, no network path to the ESXi hosts needed; the script's exit code is not seen (the agent
+    /// checking in is what counts).
+    CloudInit,
 }
 
 /// VMware vSphere VM-provider settings.
@@ -93,10 +114,15 @@ pub struct VsphereConfig {
     /// `clone_type: linked`, refused otherwise); unique in the template's snapshot tree.
     #[serde(default)]
     pub vm_snapshot_name: Option<String>,
-    /// Run when a VM is created (bash on Linux, PowerShell on Windows, through VMware Tools); installs and
-    /// configures the Kasm Agent (a template).
+    /// Run when a VM is created (bash on Linux, PowerShell on Windows, through VMware Tools; or as
+    /// cloud-init user data, see `startup_script_method`); installs and configures the Kasm Agent (a
+    /// template).
     #[serde(default)]
     pub startup_script: String,
+    /// Kasm 1.19's `vsphere_startup_script_method`, with our values: `guest_operations` (the default)
+    /// or `cloud_init` (see [`VsphereStartupScriptMethod`]).
+    #[serde(default)]
+    pub startup_script_method: VsphereStartupScriptMethod,
     /// Kasm 1.19's `vm_public_ssh_key`: an OpenSSH public key (`ssh-ed25519 AAAA… comment`) installed for
     /// `guest_vm_username` (appended to `~/.ssh/authorized_keys` once, through VMware Tools guest
     /// operations, before the startup script runs) and given to the script as `{ssh_key}`. Linux guests
@@ -144,12 +170,7 @@ impl KasmColumns for VsphereConfig {
         renamed("vsphere_clone_type", "clone_type"),
         renamed("vsphere_vm_snapshot_name", "vm_snapshot_name"),
         no_field("vsphere_vm_name", "kasm-autoscale names the VMs itself (by claim)", Accept::Unset),
-        no_field(
-            "vsphere_startup_script_method",
-            "kasm-autoscale runs the vSphere startup script through VMware Tools guest operations only; Kasm's \
-             values for other methods are not documented",
-            Accept::Unset,
-        ),
+        renamed("vsphere_startup_script_method", "startup_script_method"),
         renamed("vm_public_ssh_key", "vm_ssh_public_key"),
     ];
 }
@@ -189,8 +210,20 @@ impl ProviderConfigCommon for VsphereConfig {
         ))
     }
     fn script_rules(&self) -> ScriptRules {
-        // vSphere: guest-operations file transfer; no documented limit we enforce; run as is.
-        ScriptRules { provider: "vsphere", limit: None, windows: WindowsScript::AsIs, linux_cloud_init: false }
+        match self.startup_script_method {
+            // Guest-operations file transfer: no documented limit we enforce; run as is.
+            VsphereStartupScriptMethod::GuestOperations => {
+                ScriptRules { provider: "vsphere", limit: None, windows: WindowsScript::AsIs, linux_cloud_init: false }
+            }
+            // Cloud-init user data: "The max size of the userdata is 524288 bytes" (the API's
+            // `CloudinitConfiguration.userdata`).
+            VsphereStartupScriptMethod::CloudInit => ScriptRules {
+                provider: "vsphere",
+                limit: Some(Limit::Raw(CLOUD_INIT_USERDATA_MAX)),
+                windows: WindowsScript::AsIs,
+                linux_cloud_init: true,
+            },
+        }
     }
     fn endpoint(&self) -> Endpoint<'_> {
         Endpoint { url: self.endpoint_url.as_deref(), ca_bundle: self.ca_bundle.as_deref() }
@@ -243,7 +276,27 @@ fn check_fields(f: &mut Found, c: &VsphereConfig) {
     need(f, !is_blank(&c.vsphere_vcenter_username), "vsphere_vcenter_username", "must not be empty");
     need(f, !is_blank(&c.vm_template_name), "vm_template_name", "must name the template VM");
     need(f, !is_blank(&c.datacenter_name), "datacenter_name", "must name the datacenter");
-    need(f, !is_blank(&c.guest_vm_username), "guest_vm_username", "must name the guest OS account");
+    let guest_ops = c.startup_script_method == VsphereStartupScriptMethod::GuestOperations;
+    need(
+        f,
+        !guest_ops || !is_blank(&c.guest_vm_username),
+        "guest_vm_username",
+        "must name the guest OS account the startup script runs as",
+    );
+    need(
+        f,
+        guest_ops || c.os_family != OsFamily::Windows,
+        "startup_script_method",
+        "is cloud_init, which vSphere's guest customization offers for Linux guests only: use guest_operations for \
+         Windows",
+    );
+    need(
+        f,
+        guest_ops || c.vm_ssh_public_key.is_none(),
+        "vm_ssh_public_key",
+        "is installed through guest operations, which startup_script_method cloud_init does not use: install the \
+         key from the startup script (`{ssh_key}`)",
+    );
     for (field, v) in [
         ("vm_folder", &c.vm_folder),
         ("datastore_name", &c.datastore_name),
@@ -330,6 +383,7 @@ mod tests {
             clone_type: VsphereCloneType::Full,
             vm_snapshot_name: None,
             startup_script: String::new(),
+            startup_script_method: VsphereStartupScriptMethod::GuestOperations,
             vm_ssh_public_key: None,
             endpoint_url: None,
             ca_bundle: None,
@@ -411,6 +465,32 @@ mod tests {
         c.os_family = OsFamily::Windows;
         assert_eq!(fields(&c), ["vm_ssh_public_key"]);
         assert!(c.check()[0].1.contains("Linux guests only"), "{:?}", c.check());
+    }
+
+    #[test]
+    fn cloud_init_is_for_linux_without_guest_credentials_or_a_key_and_limits_the_script() {
+        let mut c = config();
+        c.startup_script_method = VsphereStartupScriptMethod::CloudInit;
+        c.guest_vm_username = String::new();
+        assert!(fields(&c).is_empty(), "no guest account is used: {:?}", c.check());
+        c.vm_ssh_public_key = Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxRa6b7 ops@example".into());
+        assert_eq!(fields(&c), ["vm_ssh_public_key"]);
+        assert!(c.check()[0].1.contains("{ssh_key}"), "{:?}", c.check());
+        c.vm_ssh_public_key = None;
+        c.os_family = OsFamily::Windows;
+        assert_eq!(fields(&c), ["startup_script_method"]);
+        let rules = config().script_rules();
+        assert!(!rules.linux_cloud_init && rules.limit.is_none());
+        c.os_family = OsFamily::Linux;
+        let rules = c.script_rules();
+        assert!(rules.linux_cloud_init && matches!(rules.limit, Some(Limit::Raw(CLOUD_INIT_USERDATA_MAX))));
+        for (text, want) in [
+            ("guest_operations", VsphereStartupScriptMethod::GuestOperations),
+            ("cloud_init", VsphereStartupScriptMethod::CloudInit),
+        ] {
+            assert_eq!(serde_json::from_value::<VsphereStartupScriptMethod>(serde_json::json!(text)).unwrap(), want);
+        }
+        assert!(serde_json::from_value::<VsphereStartupScriptMethod>(serde_json::json!("vmtools")).is_err());
     }
 
     #[test]

@@ -477,6 +477,34 @@ impl Client {
         .map(drop)
     }
 
+    /// `PUT /vcenter/vm/{vm}/guest/customization` (`vm.guest.customization.set`) with the
+    /// `Customization.SetSpec` `{spec: {configuration_spec: {cloud_config: {type: CLOUDINIT, cloudinit:
+    /// {metadata, userdata}}}, global_DNS_settings: {}, interfaces: []}}`: raw cloud-init data applied
+    /// at the next power-on (vSphere 7.0.3 or later). VMware's guide to raw cloud-init customization
+    /// (vSphere Web Services SDK Programming Guide, "Initiate Raw Data cloud-init Customization"): the
+    /// global IP settings must be present but their children are ignored, per-NIC settings are
+    /// ignored, and cloud-init takes network settings from the metadata only — hence the empty
+    /// `global_DNS_settings` and `interfaces`, which `customization_spec` requires. The user data (the
+    /// startup script, with the manager token) is kept out of error text.
+    pub(crate) async fn set_cloud_init(&self, vm: &str, metadata: &str, userdata: &SecretString) -> Result<(), Error> {
+        self.call(Call {
+            body: Some(json!({"spec": {
+                "configuration_spec": {"cloud_config": {"type": "CLOUDINIT", "cloudinit": {
+                    "metadata": metadata, "userdata": userdata.expose_secret()}}},
+                "global_DNS_settings": {},
+                "interfaces": []
+            }})),
+            secrets: vec![userdata.clone()],
+            ..Call::new(
+                Method::PUT,
+                &["vcenter", "vm", vm, "guest", "customization"],
+                "set the VM's cloud-init customization",
+            )
+        })
+        .await
+        .map(drop)
+    }
+
     /// `POST /vcenter/vm/{vm}/power?action=start|stop` (a hard power change).
     pub(crate) async fn power(&self, vm: &str, action: &str, what: &str) -> Result<(), Error> {
         self.call(Call {

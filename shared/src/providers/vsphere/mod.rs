@@ -57,6 +57,13 @@
 //!    guest operations as below, run `key_command` as the guest user and poll it to an exit code; a
 //!    non-zero code fails the create (`Error::KeyFailed`). The command is idempotent, so a create that
 //!    dies between the key and the script runs it again harmlessly.
+//!
+//!    With `startup_script_method: cloud_init` steps 7 and 8 are replaced: before step 6, while the
+//!    VM is off and no progress is recorded, `PUT …/guest/customization` sets the script as raw
+//!    cloud-init user data (`Client::set_cloud_init`); the power-on applies it; the data
+//!    set then records `script=done` (the script's exit code is not visible; the agent checking in
+//!    is). A VM found on with no progress recorded was powered on by an earlier attempt after its
+//!    customization was set, so only the progress is recorded.
 //! 8. **Script** (when there is one and the data set does not record it as done): wait until
 //!    VMware Tools runs and guest operations are ready (bounded by [`Timings::guest_wait`]; the next
 //!    attempt resumes the wait), upload it (`POST …/guest/filesystem?action=create` → `PUT` the bytes
@@ -109,7 +116,7 @@ use self::client::{
 use self::labels::Script;
 use super::{Capabilities, ProviderError, Timings, Vm, VmProvider, VmSpec, VmState};
 use crate::config::SecretRef;
-use crate::config::providers::{VsphereCloneType, VsphereConfig};
+use crate::config::providers::{VsphereCloneType, VsphereConfig, VsphereStartupScriptMethod};
 use crate::http::HttpError;
 use crate::model::{OsFamily, OwnerLabels};
 use crate::secrets::Secrets;
@@ -282,6 +289,13 @@ impl Error {
             Error::Fault { ref kind, .. } => fault_class(kind, message),
         }
     }
+}
+
+/// The cloud-init metadata of VM `name` (`startup_script_method: cloud_init`): the standard meta-data
+/// keys `instance-id` and `local-hostname`, as JSON (the API takes JSON or YAML). No `network`: cloud-init
+/// then applies its fallback networking (DHCP on the first NIC).
+pub fn cloud_init_metadata(name: &str) -> String {
+    serde_json::json!({"instance-id": name, "local-hostname": name}).to_string()
 }
 
 /// The normalised state of a VM's `power_state`.
@@ -963,18 +977,38 @@ impl VsphereProvider {
                 self.client.set_memory(&vm, mib).await?;
             }
         }
+        let script = spec.startup_script.as_ref().filter(|s| !s.expose_secret().is_empty());
+        let cloud_init = self.config.startup_script_method == VsphereStartupScriptMethod::CloudInit;
+        if cloud_init
+            && progress == Script::NotStarted
+            && info.power_state == "POWERED_OFF"
+            && let Some(script) = script
+        {
+            // Applied at the next power-on, which follows only once this succeeded: a VM found on
+            // with no progress recorded was powered on by an earlier attempt after it.
+            self.client.set_cloud_init(&vm, &cloud_init_metadata(&spec.name), script).await?;
+            tracing::info!(vm = %vm, "cloud-init customization set");
+        }
         if info.power_state != "POWERED_ON" {
             match self.client.power(&vm, "start", "power on the VM").await {
                 Err(e) if e.error_type().as_deref() == Some("ALREADY_IN_DESIRED_STATE") => {}
                 other => other?,
             }
         }
+        if cloud_init {
+            // The script runs in the guest at first boot, out of our sight: the agent checking in is
+            // what counts (the claim's provision timeout).
+            if progress != Script::Done {
+                self.client.update_data_set(&vm, &set, &labels::description(&spec.labels, Script::Done)).await?;
+            }
+            return self.read(&vm).await;
+        }
         if progress == Script::NotStarted
             && let Some(key) = self.config.vm_ssh_public_key.as_deref()
         {
             self.install_key(&vm, key).await?;
         }
-        match spec.startup_script.as_ref().filter(|s| !s.expose_secret().is_empty()) {
+        match script {
             Some(script) => self.run_script(&vm, spec, script, &set, progress).await?,
             None if progress != Script::Done => {
                 self.client.update_data_set(&vm, &set, &labels::description(&spec.labels, Script::Done)).await?
