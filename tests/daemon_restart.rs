@@ -68,8 +68,11 @@ async fn run_until(ctx: Ctx, mut done: impl AsyncFnMut(&dyn Store) -> bool) {
     let (stop, rx) = tokio::sync::watch::channel(false);
     let opts = Options { interval: Duration::from_secs(3600), ..Options::default() };
     let h = tokio::spawn(daemon::run(ctx, opts, Arc::new(Metrics::default()), rx, None));
+    // A generous bound: under CI's parallel load (two cores, every test binary at once) the first
+    // evaluation and the provisioner can take several seconds.
     let mut ok = false;
-    for _ in 0..100 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
         if done(store.as_ref()).await {
             ok = true;
             break;
