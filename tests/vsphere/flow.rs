@@ -225,19 +225,24 @@ async fn cloud_init_sets_the_customization_while_off_and_uses_no_guest_operation
             "down",
         ))
     };
-    let s = super::spec("flow2", "pool-a");
-    server.api().inject("PATCH /vcenter/vm/{vm}/data-sets/{ds}", down(), 0, 1);
-    p.create_vm(&s).await.expect_err("recording the progress fails");
-    let id = server.vms().into_iter().find(|v| v.name == s.name).expect("the clone").id;
+    // A create for `name` that fails at `route`: the claim's spec and its clone's id.
+    let fail_at = |name: &'static str, route: &'static str| {
+        let s = super::spec(name, "pool-a");
+        server.api().inject(route, down(), 0, 1);
+        let (p, server) = (&p, &server);
+        async move {
+            p.create_vm(&s).await.expect_err(route);
+            let id = server.vms().into_iter().find(|v| v.name == s.name).expect("the clone").id;
+            (s, id)
+        }
+    };
+    let (s, id) = fail_at("flow2", "PATCH /vcenter/vm/{vm}/data-sets/{ds}").await;
     assert!(server.vm(&id).unwrap().cloud_init.is_some());
     p.create_vm(&s).await.expect("resumed");
     assert_eq!(server.api().count("PUT /vcenter/vm/{vm}/guest/customization"), 2);
     assert_eq!(labels::script(&server.vm(&id).unwrap().data_sets[0].2), labels::Script::Done);
 
-    let s = super::spec("flow3", "pool-a");
-    server.api().inject("POST /vcenter/vm/{vm}/power?action=start", down(), 0, 1);
-    p.create_vm(&s).await.expect_err("the power-on fails");
-    let id = server.vms().into_iter().find(|v| v.name == s.name).expect("the clone").id;
+    let (s, id) = fail_at("flow3", "POST /vcenter/vm/{vm}/power?action=start").await;
     assert!(server.vm(&id).unwrap().pending_cloud_init.is_some());
     p.create_vm(&s).await.expect("resumed");
     let t = server.vm(&id).unwrap();

@@ -284,39 +284,36 @@ impl DemandHistory {
         }
     }
 
-    /// The forecast for the bucket `t` falls in, from the weeks before `t`'s week.
-    pub fn forecast(&self, t: DateTime<Utc>) -> Result<BucketForecast, NoForecast> {
+    /// The statistics of the bucket `t` falls in, from the weeks before `t`'s week, however erratic;
+    /// thin below [`MIN_WEEKS`] weeks.
+    fn statistics(&self, t: DateTime<Utc>) -> Result<BucketForecast, NoForecast> {
         let (week, b) = slot(t);
         let Some(bucket) = self.buckets.get(b).map(|x| x.as_of(week)) else { return Err(NoForecast::Thin(0)) };
         if bucket.weeks < MIN_WEEKS {
             return Err(NoForecast::Thin(bucket.weeks));
         }
-        let mean = bucket.mean.map(|x| x as f64);
-        let spread = bucket.var.map(|v| (v as f64).max(0.0).sqrt());
-        if (0..3).any(|k| mean[k] > 1e-9 && spread[k] > MAX_SPREAD * mean[k]) {
+        Ok(BucketForecast {
+            mean: bucket.mean.map(|x| x as f64),
+            spread: bucket.var.map(|v| (v as f64).max(0.0).sqrt()),
+            weeks: bucket.weeks,
+            estimated: bucket.estimated,
+        })
+    }
+
+    /// The forecast for the bucket `t` falls in, from the weeks before `t`'s week.
+    pub fn forecast(&self, t: DateTime<Utc>) -> Result<BucketForecast, NoForecast> {
+        let f = self.statistics(t)?;
+        if (0..3).any(|k| f.mean[k] > 1e-9 && f.spread[k] > MAX_SPREAD * f.mean[k]) {
             return Err(NoForecast::Erratic);
         }
-        Ok(BucketForecast { mean, spread, weeks: bucket.weeks, estimated: bucket.estimated })
+        Ok(f)
     }
 
     /// What today is tracked against at `t` (the tracking pause): the bucket's statistics with at
     /// least [`MIN_WEEKS`] weeks, however erratic (a spread too wide to forecast from still says
     /// what a normal day holds).
     pub fn tracked(&self, t: DateTime<Utc>) -> Option<BucketForecast> {
-        match self.forecast(t) {
-            Ok(f) => Some(f),
-            Err(NoForecast::Erratic) => {
-                let (week, b) = slot(t);
-                let bucket = self.buckets.get(b)?.as_of(week);
-                Some(BucketForecast {
-                    mean: bucket.mean.map(|x| x as f64),
-                    spread: bucket.var.map(|v| (v as f64).max(0.0).sqrt()),
-                    weeks: bucket.weeks,
-                    estimated: bucket.estimated,
-                })
-            }
-            Err(NoForecast::Thin(_)) => None,
-        }
+        self.statistics(t).ok()
     }
 
     /// The history's level at `t`, measured weeks only: a straight line from the forecast mean of the
