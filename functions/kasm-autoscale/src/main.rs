@@ -84,6 +84,12 @@ enum Command {
         /// instead of its own, to compare reactive and predictive on one trace.
         #[arg(long, value_name = "MODE")]
         predictive: Option<String>,
+        /// Boot every VM in exactly this many seconds instead of the trace's `boot_seconds` (and
+        /// its jitter). With 0 and `--predictive off`: what scaling on demand alone would use if
+        /// VMs booted at once: about the least an autoscaler that keeps these configs' standby and
+        /// backoff can use (VM-hours; `booting_vm_hours` is what boots add to it).
+        #[arg(long, value_name = "SECONDS")]
+        boot_seconds: Option<u32>,
         /// Under each decision, its actions (claim by claim) and every reason of the plan; logs at
         /// `warn` (default: `error` only, on stderr).
         #[arg(long, short)]
@@ -202,7 +208,7 @@ fn main() {
         Command::Validate { files } => validate::run(&files, out),
         Command::Schema => schema::run(out),
         Command::Render { template, vars } => render::run(&template, &vars, out, err),
-        Command::Simulate { trace, out: dir, json, predictive, verbose } => {
+        Command::Simulate { trace, out: dir, json, predictive, boot_seconds, verbose } => {
             // The timeline already shows what the logs would (simulated provider errors among them).
             logging::init(cli.log_format, if verbose { "warn" } else { "error" });
             let output = match (json, verbose) {
@@ -210,7 +216,8 @@ fn main() {
                 (false, true) => simulate::Output::Verbose,
                 (false, false) => simulate::Output::Text,
             };
-            simulate::run(&trace, &dir, output, predictive.as_deref(), out, err)
+            let overrides = simulate::Overrides { predictive: predictive.as_deref(), boot_seconds };
+            simulate::run(&trace, &dir, output, overrides, out, err)
         }
         Command::Plan { config, store, autoscale_config, json } => {
             logging::init(cli.log_format, "warn");

@@ -1,4 +1,5 @@
-//! `kasm-autoscale simulate TRACE [--out DIR] [--json | --verbose] [--predictive off|on|forecast_only]`.
+//! `kasm-autoscale simulate TRACE [--out DIR] [--json | --verbose] [--predictive off|on|forecast_only]
+//! [--boot-seconds N]`.
 
 use std::io::Write;
 use std::path::Path;
@@ -16,14 +17,23 @@ pub enum Output {
     Json,
 }
 
+/// What the command line changes in a trace, to compare runs of one trace.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides<'a> {
+    /// Replaces every config's `predictive_scaling`.
+    pub predictive: Option<&'a str>,
+    /// Replaces the provider's `boot_seconds`, without jitter: every VM boots in exactly this long.
+    pub boot_seconds: Option<u32>,
+}
+
 /// Runs the simulation; exit 0, 2 for a malformed trace or config (or `--predictive` value), 1 if
-/// the cap was ever exceeded. `predictive` replaces every config's `predictive_scaling`.
-/// The report goes to `stdout`; errors (and the logs, set up by the caller) to stderr.
+/// the cap was ever exceeded. The report goes to `stdout`; errors (and the logs, set up by the
+/// caller) to stderr.
 pub fn run(
     trace: &Path,
     out: &Path,
     output: Output,
-    predictive: Option<&str>,
+    overrides: Overrides,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> i32 {
@@ -34,7 +44,11 @@ pub fn run(
             return 2;
         }
     };
-    if let Some(mode) = predictive {
+    if let Some(secs) = overrides.boot_seconds {
+        loaded.trace.provider.boot_seconds = secs;
+        loaded.trace.provider.boot_jitter_seconds = 0;
+    }
+    if let Some(mode) = overrides.predictive {
         let Ok(mode) = serde_json::from_value::<shared::config::PredictiveScaling>(serde_json::json!(mode)) else {
             let _ = writeln!(stderr, "error: --predictive: must be off, on or forecast_only, not {mode:?}");
             return 2;

@@ -87,6 +87,36 @@ fn the_shipped_traces_show_what_they_are_about() {
 }
 
 #[test]
+fn simulate_boot_seconds_replaces_the_trace_s_boot_and_booting_vm_hours_count_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = |extra: &[&str]| -> Value {
+        let mut args = vec!["simulate", "events/simulations/morning-rush.json", "--out", dir.path().to_str().unwrap()];
+        args.extend_from_slice(&["--json"]);
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let hours = |v: &Value, k: &str| v[k].as_f64().unwrap();
+    let created = |v: &Value| v["vms_created"].as_f64().unwrap();
+    let as_traced = sim(&[]);
+    assert!(hours(&as_traced, "booting_vm_hours") > 0.0, "{as_traced}");
+    assert!(hours(&as_traced, "booting_vm_hours") < hours(&as_traced, "vm_hours"), "{as_traced}");
+    // Every VM boots in exactly 600 s (no jitter): that long each, counted while it boots.
+    let slow = sim(&["--boot-seconds", "600"]);
+    let want = created(&slow) * 600.0 / 3600.0;
+    assert!((hours(&slow, "booting_vm_hours") - want).abs() < 0.01, "{slow} vs {want}");
+    // At once: only the step that made each VM (15 s in this trace) counts, and fewer wait, none long.
+    let instant = sim(&["--boot-seconds", "0", "--predictive", "off"]);
+    let want = created(&instant) * 15.0 / 3600.0;
+    assert!((hours(&instant, "booting_vm_hours") - want).abs() < 0.01, "{instant} vs {want}");
+    assert!(instant["sessions_waited"].as_u64() < as_traced["sessions_waited"].as_u64(), "{instant} {as_traced}");
+    assert!(instant["max_wait_seconds"].as_u64().unwrap() <= 60, "{instant}");
+    let bad = run(&["simulate", "events/simulations/morning-rush.json", "--boot-seconds", "-1"]);
+    assert_eq!(bad.status.code(), Some(2), "a negative boot is refused");
+}
+
+#[test]
 fn simulation_is_reproducible_and_prints_a_timeline() {
     let dir = tempfile::tempdir().unwrap();
     let args = ["simulate", "events/simulations/scheduled-prewarm.json", "--out", dir.path().to_str().unwrap()];

@@ -81,6 +81,9 @@ pub struct Summary {
     pub oracle_vm_hours: f64,
     /// `vm_hours ÷ oracle_vm_hours` (0 when the oracle is 0).
     pub vm_hours_over_oracle: f64,
+    /// The part of `vm_hours` spent booting: VMs at the provider that had not finished booting
+    /// (`boot_seconds` and their jitter) — what slow boots cost, whatever the autoscaler does.
+    pub booting_vm_hours: f64,
     /// `sessions_waited ÷ sessions_total`, in percent.
     pub sessions_waited_percent: f64,
     /// 95th percentile (nearest rank) of every session's wait, 0 for those that did not wait, seconds.
@@ -273,6 +276,7 @@ pub async fn run(lt: &LoadedTrace) -> Report {
     let mut next_burst = 0usize;
     let mut waits: Vec<u64> = Vec::new();
     let mut oracle_hours = 0.0f64;
+    let mut booting_hours = 0.0f64;
     // Grows with what is recorded (a trace is bounded by `trace::MAX_STEPS`), nothing reserved up front.
     let mut samples = Vec::new();
     let mut events = Vec::new();
@@ -540,6 +544,12 @@ pub async fn run(lt: &LoadedTrace) -> Report {
         if i < steps && now >= score_from {
             summary.vm_hours += vms_now as f64 * step_hours;
             oracle_hours += f64::from(oracle_vms(&kasm, &configs, &waiting)) * step_hours;
+            let booting = mem_providers
+                .values()
+                .flat_map(|m| m.vms())
+                .filter(|vm| ready_at.get(&vm.id).is_none_or(|r| *r > now))
+                .count();
+            booting_hours += booting as f64 * step_hours;
         }
         let (demand, waiting_demand, capacity) = demand_capacity(&kasm, &configs, &waiting);
         samples.push(Sample {
@@ -565,6 +575,7 @@ pub async fn run(lt: &LoadedTrace) -> Report {
     summary.currency = t.provider.currency.clone();
     summary.vm_hours = (summary.vm_hours * 1000.0).round() / 1000.0;
     summary.oracle_vm_hours = (oracle_hours * 1000.0).round() / 1000.0;
+    summary.booting_vm_hours = (booting_hours * 1000.0).round() / 1000.0;
     if summary.oracle_vm_hours > 0.0 {
         summary.vm_hours_over_oracle = (summary.vm_hours / summary.oracle_vm_hours * 100.0).round() / 100.0;
     }
@@ -917,6 +928,7 @@ pub fn render_text(r: &Report, verbose: bool) -> String {
         "  oracle VM-hours         {:.2} (perfect foresight; used / oracle {:.2})",
         x.oracle_vm_hours, x.vm_hours_over_oracle
     );
+    let _ = writeln!(s, "  of which booting        {:.2}", x.booting_vm_hours);
     let _ = writeln!(s, "  estimated cost          {}", x.cost_text());
     let _ = writeln!(s, "  sessions                {}", x.sessions_total);
     let _ = writeln!(s, "  sessions that waited    {} (unserved at end: {})", x.sessions_waited, x.sessions_unserved);
