@@ -85,14 +85,31 @@ async fn start(ctx: Ctx, interval: Duration) -> Running {
     Running { addr, stop, handle }
 }
 
+/// A generous bound for what the daemon does in the background: under CI's parallel load (two
+/// cores, every test binary at once) a first evaluation can take several seconds.
+const PATIENCE: Duration = Duration::from_secs(60);
+
 async fn wait_for(mut f: impl AsyncFnMut() -> bool) {
-    for _ in 0..100 {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::time::Instant::now() < deadline {
         if f().await {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("condition not reached in 5 s");
+    panic!("condition not reached in {} s", PATIENCE.as_secs());
+}
+
+/// The status of the first answer to `GET url` (a listener bound in the background), if one comes.
+async fn first_answer(http: &reqwest::Client, url: &str) -> Option<reqwest::StatusCode> {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::time::Instant::now() < deadline {
+        if let Ok(r) = http.get(url).send().await {
+            return Some(r.status());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,14 +309,7 @@ async fn metrics_take_a_bearer_token_or_their_own_address() {
     let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let d = start_with(ctx, |o| o.admin_listen = Some(admin)).await;
     assert_ne!(http.get(format!("http://{}/metrics", d.addr)).send().await.unwrap().status(), 200);
-    let mut served = None;
-    for _ in 0..50 {
-        if let Ok(r) = http.get(format!("http://{admin}/metrics")).send().await {
-            served = Some(r.status());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let served = first_answer(&http, &format!("http://{admin}/metrics")).await;
     assert_eq!(served, Some(reqwest::StatusCode::OK));
     assert_eq!(http.post(format!("http://{admin}/")).body("{}").send().await.unwrap().status(), 404);
     d.stop.send(true).unwrap();
@@ -350,14 +360,7 @@ async fn the_status_page_and_its_json_are_bound_and_authenticated_like_metrics()
     assert_ne!(http.get(format!("http://{}/status", d.addr)).send().await.unwrap().status(), 200);
     let main_root = http.get(format!("http://{}/", d.addr)).send().await.unwrap();
     assert!(!main_root.text().await.unwrap().contains("<html"), "no page on the webhook listener");
-    let mut served = None;
-    for _ in 0..50 {
-        if let Ok(r) = http.get(format!("http://{admin}/status")).send().await {
-            served = Some(r.status());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let served = first_answer(&http, &format!("http://{admin}/status")).await;
     assert_eq!(served, Some(reqwest::StatusCode::OK));
     assert_eq!(http.get(format!("http://{admin}/")).send().await.unwrap().status(), 200);
     d.stop.send(true).unwrap();
