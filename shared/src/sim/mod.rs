@@ -922,13 +922,12 @@ pub fn render_text(r: &Report, verbose: bool) -> String {
         let _ = writeln!(s, "  scored from day         {} (earlier days are warm-up)", x.score_from_day);
     }
     let _ = writeln!(s, "  peak VMs                {}", x.peak_vms);
-    let _ = writeln!(s, "  VM-hours                {:.2}", x.vm_hours);
+    let _ = writeln!(s, "  VM-hours                {:.2} (booting {:.2})", x.vm_hours, x.booting_vm_hours);
     let _ = writeln!(
         s,
         "  oracle VM-hours         {:.2} (perfect foresight; used / oracle {:.2})",
         x.oracle_vm_hours, x.vm_hours_over_oracle
     );
-    let _ = writeln!(s, "  of which booting        {:.2}", x.booting_vm_hours);
     let _ = writeln!(s, "  estimated cost          {}", x.cost_text());
     let _ = writeln!(s, "  sessions                {}", x.sessions_total);
     let _ = writeln!(s, "  sessions that waited    {} (unserved at end: {})", x.sessions_waited, x.sessions_unserved);
