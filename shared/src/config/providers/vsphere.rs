@@ -184,6 +184,12 @@ impl VsphereConfig {
             _ => self.datastore_cluster_name.as_deref(),
         }
     }
+
+    /// Whether the startup script goes in as cloud-init user data (`startup_script_method:
+    /// cloud_init`), not through guest operations.
+    pub fn cloud_init(&self) -> bool {
+        self.startup_script_method == VsphereStartupScriptMethod::CloudInit
+    }
 }
 
 impl ProviderConfigCommon for VsphereConfig {
@@ -276,7 +282,7 @@ fn check_fields(f: &mut Found, c: &VsphereConfig) {
     need(f, !is_blank(&c.vsphere_vcenter_username), "vsphere_vcenter_username", "must not be empty");
     need(f, !is_blank(&c.vm_template_name), "vm_template_name", "must name the template VM");
     need(f, !is_blank(&c.datacenter_name), "datacenter_name", "must name the datacenter");
-    let guest_ops = c.startup_script_method == VsphereStartupScriptMethod::GuestOperations;
+    let guest_ops = !c.cloud_init();
     need(
         f,
         !guest_ops || !is_blank(&c.guest_vm_username),

@@ -116,7 +116,7 @@ use self::client::{
 use self::labels::Script;
 use super::{Capabilities, ProviderError, Timings, Vm, VmProvider, VmSpec, VmState};
 use crate::config::SecretRef;
-use crate::config::providers::{VsphereCloneType, VsphereConfig, VsphereStartupScriptMethod};
+use crate::config::providers::{VsphereCloneType, VsphereConfig};
 use crate::http::HttpError;
 use crate::model::{OsFamily, OwnerLabels};
 use crate::secrets::Secrets;
@@ -978,7 +978,7 @@ impl VsphereProvider {
             }
         }
         let script = spec.startup_script.as_ref().filter(|s| !s.expose_secret().is_empty());
-        let cloud_init = self.config.startup_script_method == VsphereStartupScriptMethod::CloudInit;
+        let cloud_init = self.config.cloud_init();
         if cloud_init
             && progress == Script::NotStarted
             && info.power_state == "POWERED_OFF"

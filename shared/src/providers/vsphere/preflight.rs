@@ -40,7 +40,7 @@ use super::client::ClonePlacement;
 use super::vim25::MoRef;
 use super::{Error, Template, VsphereProvider, vim25};
 use crate::config::ProviderConfigCommon;
-use crate::config::providers::{VsphereCloneType, VsphereStartupScriptMethod};
+use crate::config::providers::VsphereCloneType;
 use crate::model::OsFamily;
 use crate::providers::Check;
 use crate::script;
@@ -378,7 +378,7 @@ impl VsphereProvider {
         let (objects, mut skipped) = self.privilege_objects(dc, template, p).await?;
         // `startup_script_method: cloud_init` runs no guest operation; the privilege its guest
         // customization needs is not named in the sources we read, so it is not asked either.
-        let cloud_init = self.config.startup_script_method == VsphereStartupScriptMethod::CloudInit;
+        let cloud_init = self.config.cloud_init();
         let used = |p: &Privilege| !(cloud_init && p.id.starts_with("VirtualMachine.GuestOperations."));
         if cloud_init {
             skipped.push(
@@ -518,7 +518,7 @@ impl VsphereProvider {
         let os = self.config.os_family;
         match script::package(&self.config.script_rules(), os, rendered) {
             Err(e) => Check::fail("startup_script", e.to_string()),
-            Ok(s) if self.config.startup_script_method == VsphereStartupScriptMethod::CloudInit => Check::pass(
+            Ok(s) if self.config.cloud_init() => Check::pass(
                 "startup_script",
                 format!(
                     "renders with sample values ({} bytes of the {} cloud-init user data takes), run by cloud-init at \
