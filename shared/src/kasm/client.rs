@@ -857,11 +857,11 @@ fn parse_sessions(items: &[Value]) -> Result<Vec<KasmSession>, KasmError> {
                 kasm_id: k.kasm_id.ok_or_else(|| missing(Call::GetKasms, i, "kasm_id"))?,
                 server_id: k.server_id.unwrap_or_default(),
                 resources: resources(k.cores, k.memory_bytes.or(k.memory), k.gpus),
-                status: k.operational_status.unwrap_or_else(|| "unknown".into()),
+                status: k.operational_status.map_or_else(|| "unknown".into(), String::into_boxed_str),
                 is_standby: k.is_standby.unwrap_or(false),
-                staging_config_id: k.staging_config_id,
-                autoscale_config_id: k.autoscale_config_id,
-                image_id: k.image_id.or(k.image.and_then(|i| i.image_id)),
+                staging_config_id: k.staging_config_id.map(String::into_boxed_str),
+                autoscale_config_id: k.autoscale_config_id.map(String::into_boxed_str),
+                image_id: k.image_id.or(k.image.and_then(|i| i.image_id)).map(String::into_boxed_str),
             })
         })
         .collect()
@@ -1101,7 +1101,7 @@ mod tests {
         let allocating: Vec<bool> = k.iter().map(KasmSession::allocates).collect();
         assert_eq!(allocating, [true, true, false, true, false, true, false]);
         assert_eq!(k[4].server_id, "", "not placed yet");
-        assert_eq!(k[4].status, "requested");
+        assert_eq!(&*k[4].status, "requested");
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl MemoryKasm {
         }
         if let Some(s) = self.lock().sessions.get_mut(kasm_id) {
             s.is_standby = true;
-            s.staging_config_id = Some(staging_config_id.to_string());
+            s.staging_config_id = Some(staging_config_id.into());
         }
         true
     }
@@ -95,7 +95,7 @@ impl MemoryKasm {
             kasm_id: kasm_id.to_string(),
             resources: r,
             status: "requested".into(),
-            autoscale_config_id: Some(autoscale_config_id.to_string()),
+            autoscale_config_id: Some(autoscale_config_id.into()),
             ..KasmSession::default()
         };
         self.lock().sessions.insert(kasm_id.to_string(), sess);

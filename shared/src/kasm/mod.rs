@@ -148,6 +148,8 @@ impl KasmServer {
 }
 
 /// One session (`public/get_kasms`: Kasm's `Kasm` record as it serialises it).
+/// The status and the optional ids are `Box<str>`, 8 bytes less than a `String` each: the scale-evaluator holds
+/// every session Kasm lists at once.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KasmSession {
     /// Kasm's id of the session.
@@ -157,7 +159,7 @@ pub struct KasmSession {
     /// Resources it holds when it allocates (see [`KasmSession::allocates`]).
     pub resources: Resources,
     /// Kasm's `operational_status` (e.g. `running`, `starting`, `requested`).
-    pub status: String,
+    pub status: Box<str>,
     /// Kasm's `is_standby`: a **staged** session (made ahead by a staging config, no user yet). Kasm
     /// counts these as a staging config's current sessions (`StagingConfig.num_current_sessions`);
     /// assigning one to a user clears the flag.
@@ -165,14 +167,14 @@ pub struct KasmSession {
     pub is_standby: bool,
     /// Kasm's `staging_config_id`: the staging config that made it (staged sessions).
     #[serde(default)]
-    pub staging_config_id: Option<String>,
+    pub staging_config_id: Option<Box<str>>,
     /// Kasm's `autoscale_config_id`: the autoscale config a session request was queued for (see
     /// [`QUEUED_SESSION_STATUSES`]).
     #[serde(default)]
-    pub autoscale_config_id: Option<String>,
+    pub autoscale_config_id: Option<Box<str>>,
     /// Kasm's `image_id`: the workspace image.
     #[serde(default)]
-    pub image_id: Option<String>,
+    pub image_id: Option<Box<str>>,
 }
 
 impl KasmSession {

@@ -726,7 +726,11 @@ fn take_staged(kasm: &MemoryKasm, configs: &ConfigSet, config: &str, image: &str
     let mut staged: Vec<_> = kasm
         .sessions()
         .into_iter()
-        .filter(|k| k.is_standby && k.allocates() && k.staging_config_id.as_ref().is_some_and(|id| ids.contains(id)))
+        .filter(|k| {
+            k.is_standby
+                && k.allocates()
+                && k.staging_config_id.as_deref().is_some_and(|id| ids.iter().any(|x| x == id))
+        })
         .collect();
     staged.sort_by(|a, b| a.kasm_id.cmp(&b.kasm_id));
     let k = staged.into_iter().next()?;
