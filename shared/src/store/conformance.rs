@@ -292,7 +292,11 @@ pub async fn demand_history_round_trips(s: &dyn Store) {
     s.finish_evaluation(c, "a", Some((&ctl, snap.control.version)), &decision(c, 1)).await.expect("finish");
     let back = s.begin_evaluation(c, "hist-pc", "b", t0(), 60).await.expect("begin").expect("lease");
     assert_eq!(back.control.value.history.as_ref(), Some(&h), "{s:?}: the demand history changed on the way");
-    s.release_lease(c, "b").await.expect("release");
+    // Predictive scaling turned off: the record is written without a history, and none comes back.
+    let off = ControlState { consecutive_failures: 1, ..Default::default() };
+    s.finish_evaluation(c, "b", Some((&off, back.control.version)), &decision(c, 2)).await.expect("finish");
+    let after = s.control(c).await.expect("control").value;
+    assert_eq!((after.history, after.consecutive_failures), (None, 1), "{s:?}: a history outlived the record");
     assert_eq!(s.control("hist-other").await.expect("control").value.history, None, "{s:?}: histories are per config");
 }
 

@@ -8,7 +8,7 @@
 //! |---|---|---|---|
 //! | claim | `claims` | `claim#<claim id>` | `id`, `state`, `version` (N), `autoscale_config`, `provider_config`, `doc` (the [`Instance`] as JSON), `ttl` once `deleted` |
 //! | slot counter | `claims` | `count#<provider config>` | `provider_config`, `owned` (N): claims of that provider config in every state but `deleted` |
-//! | control record and lease | `control#<autoscale config>` | `control` | `version` (N), `doc` (the [`ControlState`] as JSON); while leased `holder`, `expires` (N, nanoseconds since the epoch) |
+//! | control record and lease | `control#<autoscale config>` | `control` | `version` (N), `doc` (the [`ControlState`] as JSON, without its demand history), `history` (B: the history as deflated JSON, when there is one); while leased `holder`, `expires` (N, nanoseconds since the epoch) |
 //! | decision | `decisions` and `decisions#<autoscale config>` (written twice) | ULID of the write (time-ordered) | `doc` (the [`DecisionRecord`] as JSON), `ttl` |
 //! | orphan suspect | `suspect#<provider VM id>` | `suspect` | `first_seen` (RFC 3339), `ttl` |
 //! | configs | `configs` | `configs` | `doc` (the [`ConfigSet`] as JSON) |
@@ -18,6 +18,11 @@
 //! and finished claims leave through TTL.
 //!
 //! The lease lives on the control item, so taking it returns the control record in the same request.
+//! DynamoDB bills a write by the item's size, in 1 KB units (an `UpdateItem` by the larger of the item
+//! before and after, a transaction twice), and the lease is taken and released on this item at every
+//! evaluation: so the demand history (predictive scaling; ~26 KB as JSON on the office trace after three
+//! weeks, up to ~70 KB) is stored deflated, in its own binary attribute (~2.5 KB for the same history),
+//! and `doc` stays small. A `doc` that still holds a history (written before) is read as it is.
 //! An item without `version` holds a lease only (the record is the default, version 0); record writes
 //! are updates that leave `holder` and `expires` alone. (Tables written before this layout may hold
 //! separate `lease` items, sk `lease`: nothing reads them.)
@@ -157,10 +162,31 @@ fn control_of(c: &str, item: Option<&Item>) -> Result<Versioned<ControlState>, S
         return Ok(Versioned { value: ControlState::default(), version: 0 });
     };
     let what = format!("control record {c}");
-    Ok(Versioned {
-        value: doc(item, &what)?,
-        version: get_n(item, "version").ok_or_else(|| corrupt(&what, "unreadable version"))?,
-    })
+    let mut value: ControlState = doc(item, &what)?;
+    if let Some(z) = item.get(HISTORY) {
+        let z = z.as_b().map_err(|_| corrupt(&what, "`history` is not binary"))?;
+        let json = miniz_oxide::inflate::decompress_to_vec_with_limit(z.as_ref(), HISTORY_MAX_BYTES)
+            .map_err(|e| corrupt(&what, format!("`history` does not inflate ({:?})", e.status)))?;
+        value.history = Some(serde_json::from_slice(&json).map_err(|e| corrupt(&what, format!("`history`: {e}")))?);
+    }
+    Ok(Versioned { value, version: get_n(item, "version").ok_or_else(|| corrupt(&what, "unreadable version"))? })
+}
+
+/// The control item's attribute holding the demand history, deflated (see the module docs).
+const HISTORY: &str = "history";
+
+/// The most a history may inflate to: far above what a bounded history takes (under 70 KB as JSON).
+const HISTORY_MAX_BYTES: usize = 4 << 20;
+
+/// The control record's `doc` (without its history) and, when it has a history, that history as
+/// deflated JSON.
+fn control_attrs(state: &ControlState) -> Result<(String, Option<Vec<u8>>), StoreError> {
+    let history = match &state.history {
+        Some(h) => Some(miniz_oxide::deflate::compress_to_vec(to_json(h, "a demand history")?.as_bytes(), 6)),
+        None => None,
+    };
+    let bare = ControlState { history: None, ..state.clone() };
+    Ok((to_json(&bare, "a control record")?, history))
 }
 
 fn build<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, StoreError> {
@@ -438,15 +464,25 @@ impl DynamoDbStore {
         control: Option<(&ControlState, u64)>,
     ) -> Result<Update, StoreError> {
         let mut u = Update::builder().table_name(&self.table).set_key(Some(key(control_pk(c), "control")));
-        let mut expr = vec![];
+        let mut set = vec![];
+        let mut remove = vec![];
         let mut conds = vec![];
         if let Some((state, expected)) = control {
+            let (doc, history) = control_attrs(state)?;
             u = u
                 .expression_attribute_names("#d", "doc")
                 .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":doc", s(to_json(state, "a control record")?))
+                .expression_attribute_names("#z", HISTORY)
+                .expression_attribute_values(":doc", s(doc))
                 .expression_attribute_values(":next", n(expected + 1));
-            expr.push("SET #d = :doc, #v = :next");
+            set.push("#d = :doc, #v = :next");
+            match history {
+                Some(z) => {
+                    u = u.expression_attribute_values(":z", AttributeValue::B(z.into()));
+                    set.push("#z = :z");
+                }
+                None => remove.push("#z"),
+            }
             if expected == 0 {
                 // Never written (the item may exist, holding only a lease).
                 conds.push("attribute_not_exists(#v)");
@@ -460,8 +496,15 @@ impl DynamoDbStore {
                 .expression_attribute_names("#h", "holder")
                 .expression_attribute_names("#e", "expires")
                 .expression_attribute_values(":h", s(holder));
-            expr.push("REMOVE #h, #e");
+            remove.push("#h, #e");
             conds.push("#h = :h");
+        }
+        let mut expr = vec![];
+        if !set.is_empty() {
+            expr.push(format!("SET {}", set.join(", ")));
+        }
+        if !remove.is_empty() {
+            expr.push(format!("REMOVE {}", remove.join(", ")));
         }
         build(u.update_expression(expr.join(" ")).condition_expression(conds.join(" AND ")).build())
     }
@@ -927,6 +970,84 @@ mod tests {
     fn event(path: &str) -> Event {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(path);
         serde_json::from_str(&std::fs::read_to_string(&p).expect("event file")).expect("a DynamoDB stream event")
+    }
+
+    /// Three weeks of an office's weekdays (07:00-19:00 UTC busy, a level that moves by the quarter
+    /// hour and the week) and 20 measured boots: a history like the office trace's.
+    fn office_history() -> crate::engine::forecast::DemandHistory {
+        use crate::engine::forecast::{BUCKETS, DemandHistory};
+        let start = DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z").unwrap().with_timezone(&Utc);
+        let mut h = DemandHistory::new(7);
+        for w in 0..3i64 {
+            for b in 0..BUCKETS as i64 {
+                let t = start + chrono::Duration::minutes(15 * (b + w * BUCKETS as i64));
+                let (day, hour) = (b / 96, b % 96 / 4);
+                let busy = day < 5 && (7..19).contains(&hour);
+                let cores = if busy { (20 + (b * 7 + w * 13) % 37) as f64 } else { 0.0 };
+                h.observe(t, [cores, cores * 1384.0, 0.0]);
+            }
+        }
+        for k in 0..20 {
+            h.add_boot(240 + k * 3);
+        }
+        h
+    }
+
+    fn control_item(doc: String, history: Option<Vec<u8>>) -> Item {
+        let mut item = key(control_pk("office"), "control");
+        item.insert("version".into(), n(4));
+        item.insert("doc".into(), s(doc));
+        if let Some(z) = history {
+            item.insert(HISTORY.into(), AttributeValue::B(z.into()));
+        }
+        item
+    }
+
+    /// The history is stored deflated beside a `doc` without it (DynamoDB bills a write by the item's
+    /// size: see the module docs), and read back whole; a `doc` written with the history inside, as
+    /// before, still reads.
+    #[test]
+    fn the_demand_history_is_stored_deflated_beside_the_control_record() {
+        let state = ControlState {
+            request_downscale_at: Some(
+                DateTime::parse_from_rfc3339("2026-01-26T09:00:00Z").unwrap().with_timezone(&Utc),
+            ),
+            consecutive_failures: 2,
+            history: Some(office_history()),
+            ..ControlState::default()
+        };
+        let (doc, z) = control_attrs(&state).unwrap();
+        let z = z.expect("a history is stored");
+        assert!(!doc.contains("buckets") && doc.len() < 300, "{doc}");
+        let json = serde_json::to_string(&state.history).unwrap();
+        assert!(z.len() * 5 < json.len() && z.len() < 6 * 1024, "{} B deflated of {} B", z.len(), json.len());
+        let back = control_of("office", Some(&control_item(doc, Some(z)))).unwrap();
+        assert_eq!((back.value, back.version), (state.clone(), 4));
+        // Written before: the history inside `doc`, no `history` attribute.
+        let old = control_item(serde_json::to_string(&state).unwrap(), None);
+        assert_eq!(control_of("office", Some(&old)).unwrap().value, state);
+        // No history (predictive scaling off): nothing stored for it.
+        let (doc, z) = control_attrs(&ControlState { history: None, ..state.clone() }).unwrap();
+        assert_eq!(z, None);
+        assert_eq!(control_of("office", Some(&control_item(doc, None))).unwrap().value.history, None);
+    }
+
+    /// A `history` attribute that does not inflate, or inflates to no history, is a corrupt record
+    /// named as such, never an empty history.
+    #[test]
+    fn a_history_that_does_not_read_names_the_control_record() {
+        let doc = r#"{"consecutive_failures":0}"#.to_string();
+        for (z, why) in [
+            (b"not deflate".to_vec(), "does not inflate"),
+            (miniz_oxide::deflate::compress_to_vec(b"[1,2]", 6), "`history`:"),
+        ] {
+            let err = control_of("office", Some(&control_item(doc.clone(), Some(z)))).unwrap_err().to_string();
+            assert!(err.contains("control record office") && err.contains(why), "{err}");
+        }
+        let mut item = control_item(doc, None);
+        item.insert(HISTORY.into(), s("text"));
+        let err = control_of("office", Some(&item)).unwrap_err().to_string();
+        assert!(err.contains("`history` is not binary"), "{err}");
     }
 
     #[test]
