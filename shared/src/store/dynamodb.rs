@@ -19,9 +19,10 @@
 //!
 //! The lease lives on the control item, so taking it returns the control record in the same request.
 //! DynamoDB bills a write by the item's size, in 1 KB units (an `UpdateItem` by the larger of the item
-//! before and after, a transaction twice), and the lease is taken and released on this item at every
+//! before and after, a transaction twice: Amazon DynamoDB Developer Guide, "DynamoDB read and write
+//! operations", capacity unit consumption for write operations), and the lease is taken and released on this item at every
 //! evaluation: so the demand history (predictive scaling; ~26 KB as JSON on the office trace after three
-//! weeks, up to ~70 KB) is stored deflated, in its own binary attribute (~2.5 KB for the same history),
+//! weeks, up to ~70 KB) is stored deflated, in its own binary attribute (2.4 KB for the same history),
 //! and `doc` stays small. A `doc` that still holds a history (written before) is read as it is.
 //! An item without `version` holds a lease only (the record is the default, version 0); record writes
 //! are updates that leave `holder` and `expires` alone. (Tables written before this layout may hold
