@@ -65,7 +65,7 @@ enum Command {
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,
     },
-    /// Run a trace on a virtual clock: timeline, summary and chart.svg.
+    /// Run a trace on a virtual clock: timeline, summary, chart.svg and samples.csv.
     ///
     /// The trace runs through the real engine, lifecycle and store against a simulated provider and Kasm
     /// cluster. The timeline has one short line per event (`08:15  pool: +2 agents — free cores 6 <
@@ -74,7 +74,7 @@ enum Command {
     Simulate {
         /// The trace file (JSON; format in the README).
         trace: PathBuf,
-        /// Folder for chart.svg (created if missing).
+        /// Folder for chart.svg and samples.csv (created if missing).
         #[arg(long, default_value = "out")]
         out: PathBuf,
         /// Print one JSON object instead of the timeline.

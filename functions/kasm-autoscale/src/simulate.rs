@@ -1,5 +1,5 @@
 //! `kasm-autoscale simulate TRACE [--out DIR] [--json | --verbose] [--predictive off|on|forecast_only]
-//! [--boot-seconds N]`.
+//! [--boot-seconds N]`: the report on stdout, `DIR/chart.svg` and `DIR/samples.csv`.
 
 use std::io::Write;
 use std::path::Path;
@@ -65,16 +65,19 @@ pub fn run(
         }
     };
     let report = rt.block_on(sim::run(&loaded));
-    let chart = out.join("chart.svg");
-    if let Err(e) = std::fs::create_dir_all(out).and_then(|_| std::fs::write(&chart, sim::chart::svg(&report))) {
-        let _ = writeln!(stderr, "error: failed to write {}: {e}", chart.display());
-        return 1;
+    let (chart, samples) = (out.join("chart.svg"), out.join("samples.csv"));
+    for (path, text) in [(&chart, sim::chart::svg(&report)), (&samples, sim::samples_csv(&report))] {
+        if let Err(e) = std::fs::create_dir_all(out).and_then(|_| std::fs::write(path, text)) {
+            let _ = writeln!(stderr, "error: failed to write {}: {e}", path.display());
+            return 1;
+        }
     }
     if output == Output::Json {
         let _ = writeln!(stdout, "{}", serde_json::to_string(&report.summary).unwrap_or_default());
     } else {
         let _ = write!(stdout, "{}", sim::render_text(&report, output == Output::Verbose));
         let _ = writeln!(stdout, "chart: {}", chart.display());
+        let _ = writeln!(stdout, "samples: {}", samples.display());
     }
     if report.summary.max_instances_exceeded { 1 } else { 0 }
 }

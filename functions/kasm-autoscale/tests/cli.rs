@@ -51,6 +51,8 @@ fn every_shipped_trace_simulates_within_the_cap() {
         assert_eq!(v["sessions_unserved"], 0, "{trace}: sessions never served");
         let svg = std::fs::read_to_string(out_dir.join("chart.svg")).expect("chart written");
         assert!(svg.starts_with("<svg") && svg.contains("<path"), "{trace}: not a chart");
+        let csv = std::fs::read_to_string(out_dir.join("samples.csv")).expect("samples written");
+        assert!(csv.starts_with("time,minute,scored,vms,") && csv.lines().count() > 2, "{trace}: no samples");
     }
 }
 

@@ -121,6 +121,11 @@ pub struct Sample {
     pub capacity: f64,
     /// VMs alive at the provider.
     pub vms: u32,
+    /// What the oracle holds in this step (`oracle_vm_hours`): ⌈demand ÷ one VM's capacity⌉ per config.
+    pub oracle_vms: u32,
+    /// Whether the step counts in the summary's VM-hours and oracle (from `score_from_day` on; the
+    /// sample after the last step only closes the chart).
+    pub scored: bool,
     /// Sessions waiting for capacity.
     pub waiting: u32,
     /// Predictive scaling: the demand forecast one lead time ahead (cores / session slots, summed over
@@ -541,9 +546,11 @@ pub async fn run(lt: &LoadedTrace) -> Report {
         }
         let vms_now: u32 = mem_providers.values().map(|m| m.vms().len() as u32).sum();
         summary.peak_vms = summary.peak_vms.max(vms_now);
-        if i < steps && now >= score_from {
+        let oracle_now = oracle_vms(&kasm, &configs, &waiting);
+        let scored = i < steps && now >= score_from;
+        if scored {
             summary.vm_hours += vms_now as f64 * step_hours;
-            oracle_hours += f64::from(oracle_vms(&kasm, &configs, &waiting)) * step_hours;
+            oracle_hours += f64::from(oracle_now) * step_hours;
             let booting = mem_providers
                 .values()
                 .flat_map(|m| m.vms())
@@ -559,6 +566,8 @@ pub async fn run(lt: &LoadedTrace) -> Report {
             standby,
             capacity,
             vms: vms_now,
+            oracle_vms: oracle_now,
+            scored,
             waiting: waiting.len() as u32,
             forecast,
         });
@@ -957,6 +966,37 @@ pub fn render_text(r: &Report, verbose: bool) -> String {
     s
 }
 
+/// The per-step samples as CSV (`simulate` writes it beside the chart, `DIR/samples.csv`), one row per
+/// step, to look at a run in a spreadsheet or a script: `time` (UTC, RFC 3339), `minute` (since the
+/// start), `scored` (1 for the steps the summary's VM-hours and oracle count), `vms` (at the provider),
+/// `oracle_vms`, `demand`, `waiting_demand`, `standby`, `capacity` (cores for Docker Agents, session
+/// slots for server pools, summed over the configs), `waiting` (sessions) and `forecast` (empty when no
+/// config forecasts). Σ `vms` over the scored rows × `step_seconds` ÷ 3600 is the summary's `vm_hours`.
+pub fn samples_csv(r: &Report) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(64 * (r.samples.len() + 1));
+    s.push_str("time,minute,scored,vms,oracle_vms,demand,waiting_demand,standby,capacity,waiting,forecast\n");
+    for x in &r.samples {
+        let at = r.start + Duration::milliseconds((x.minute * 60_000.0).round() as i64);
+        let forecast = x.forecast.map(|f| f.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{},{},{forecast}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            x.minute,
+            u8::from(x.scored),
+            x.vms,
+            x.oracle_vms,
+            x.demand,
+            x.waiting_demand,
+            x.standby,
+            x.capacity,
+            x.waiting,
+        );
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1164,6 +1204,50 @@ mod forecast_tests {
         assert_eq!(second.vm_hours_over_oracle, ((second.vm_hours / second.oracle_vm_hours) * 100.0).round() / 100.0);
         assert_eq!(second.sessions_waited_percent, (f64::from(second.sessions_waited) / 30.0 * 1000.0).round() / 10.0);
         assert!(second.p95_wait_seconds <= second.max_wait_seconds && second.p95_wait_seconds > 0);
+    }
+
+    /// `samples.csv`: one row per step whose scored rows add up to the summary's VM-hours and oracle,
+    /// with the forecast where a config forecasts and empty where none does.
+    #[tokio::test]
+    async fn the_samples_csv_adds_up_to_the_summary() {
+        // Predictive: a week of warm-up, then the forecast at the rush.
+        for (mode, days) in [("off", 2), ("on", 8)] {
+            let r = run(&rush(days, days - 1, mode)).await;
+            let csv = samples_csv(&r);
+            let mut lines = csv.lines();
+            assert_eq!(
+                lines.next(),
+                Some("time,minute,scored,vms,oracle_vms,demand,waiting_demand,standby,capacity,waiting,forecast")
+            );
+            let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+            assert_eq!(rows.len(), r.samples.len(), "{mode}");
+            assert!(rows.iter().all(|c| c.len() == 11), "{mode}");
+            assert_eq!(rows[0][0], "2026-01-05T00:00:00Z", "{mode}");
+            assert_eq!((rows[1][0], rows[1][1]), ("2026-01-05T00:02:00Z", "2"), "{mode}");
+            let hours = |col: usize| {
+                rows.iter().filter(|c| c[2] == "1").map(|c| c[col].parse::<f64>().unwrap()).sum::<f64>() * 120.0
+                    / 3600.0
+            };
+            // The summary rounds to 3 decimals.
+            assert!((hours(3) - r.summary.vm_hours).abs() <= 5e-4, "{mode}: {} vs {}", hours(3), r.summary.vm_hours);
+            assert!((hours(4) - r.summary.oracle_vm_hours).abs() <= 5e-4, "{mode}");
+            // Day 0 is warm-up; the closing sample is not a step.
+            let warm_up = (days as usize - 1) * 720;
+            assert!(rows[..warm_up].iter().all(|c| c[2] == "0") && rows[warm_up][2] == "1", "{mode}");
+            assert!(rows.last().unwrap()[2] == "0", "{mode}");
+            let peak_demand = rows.iter().map(|c| c[5].parse::<f64>().unwrap()).fold(0.0, f64::max);
+            assert_eq!(peak_demand, 60.0, "{mode}: 30 sessions of 2 cores");
+            for (c, x) in rows.iter().zip(&r.samples) {
+                assert_eq!(c[10].parse::<f64>().ok(), x.forecast, "{mode}");
+            }
+            // 08:26 on the last day: the rush at 08:30 forecast (60 cores); reactive forecasts nothing.
+            let before_rush = &rows[warm_up + 253];
+            assert_eq!(before_rush[0], format!("2026-01-{:02}T08:26:00Z", 4 + days), "{mode}");
+            match mode {
+                "off" => assert!(rows.iter().all(|c| c[10].is_empty()), "reactive: no forecast"),
+                _ => assert_eq!(before_rush[10], "60", "{mode}"),
+            }
+        }
     }
 
     /// Generated arrivals (about two a minute here) are summed per hour and config in the timeline;
