@@ -27,7 +27,7 @@ use crate::providers::memory::MemoryProvider;
 use crate::secrets::StaticSecrets;
 use crate::store::MemoryStore;
 
-pub use trace::{LoadedTrace, Trace, TraceError, load, parse};
+pub use trace::{LoadStrategy, LoadedTrace, Trace, TraceError, load, parse};
 
 /// The summary `--json` prints.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -76,6 +76,8 @@ pub struct Summary {
     /// The trace's `score_from_day`: sessions, waits and VM-hours count from that day on.
     #[serde(skip_serializing_if = "is_zero")]
     pub score_from_day: u32,
+    /// The trace's `load_strategy`: how the simulated Kasm chose the record a session went to.
+    pub load_strategy: LoadStrategy,
     /// The perfect-foresight lower bound: Σ over steps of ⌈cores in use ÷ cores per VM⌉ × step length
     /// per config (server pools: ⌈sessions ÷ sessions per server⌉); in use = running and waiting.
     pub oracle_vm_hours: f64,
@@ -269,7 +271,12 @@ pub async fn run(lt: &LoadedTrace) -> Report {
     let steps = (t.duration_minutes as u64 * 60).div_ceil(t.step_seconds as u64) as i64;
     let step_hours = t.step_seconds as f64 / 3600.0;
 
-    let mut summary = Summary { name: t.name.clone(), score_from_day: t.score_from_day, ..Default::default() };
+    let mut summary = Summary {
+        name: t.name.clone(),
+        score_from_day: t.score_from_day,
+        load_strategy: t.load_strategy,
+        ..Default::default()
+    };
     // Warm-up days are not scored: from midnight (UTC) of day `score_from_day`, or the start for day 0.
     let score_from = if t.score_from_day == 0 {
         start
@@ -415,12 +422,12 @@ pub async fn run(lt: &LoadedTrace) -> Report {
             }
         }
 
-        // Place waiting sessions (first fit, oldest VM first); Kasm queues those it cannot place when
+        // Place waiting sessions (the trace's `load_strategy`); Kasm queues those it cannot place when
         // their burst says so.
         let mut still = VecDeque::new();
         while let Some(w) = waiting.pop_front() {
             let kasm_id = format!("s{}", w.id);
-            match place(&kasm, &configs, &w.config, w.res) {
+            match place(&kasm, &configs, &w.config, w.res, t.load_strategy) {
                 Some(server_id) => {
                     kasm.start_session(&kasm_id, &server_id, w.res);
                     let wait = (now - w.arrived).num_seconds().max(0) as u64;
@@ -450,7 +457,7 @@ pub async fn run(lt: &LoadedTrace) -> Report {
 
         // Kasm's staging service: staged sessions up to each staging config's desired number, where
         // there is room.
-        let made = stage_sessions(&kasm, &configs, &mut next_session);
+        let made = stage_sessions(&kasm, &configs, &mut next_session, t.load_strategy);
         if made > 0 {
             summary.sessions_staged += made;
             events.push(Event::plain(minute, format!("staging: {made} staged sessions made")));
@@ -703,9 +710,16 @@ fn capacity_of(s: &KasmServer) -> Resources {
     )
 }
 
-/// The first usable record of `config`'s pool with room for a session of `res` (server pools: a free
-/// session slot).
-fn place(kasm: &MemoryKasm, configs: &ConfigSet, config: &str, res: Resources) -> Option<String> {
+/// The record of `config`'s pool a session of `res` goes to, among the usable ones with room for it
+/// (server pools: a free session slot), in the order `strategy` gives ([`LoadStrategy`]); records
+/// ranked equal keep their order (oldest record first).
+fn place(
+    kasm: &MemoryKasm,
+    configs: &ConfigSet,
+    config: &str,
+    res: Resources,
+    strategy: LoadStrategy,
+) -> Option<String> {
     let a = configs.autoscale(config)?;
     let sessions = kasm.sessions();
     let mut servers: Vec<KasmServer> = kasm
@@ -714,19 +728,34 @@ fn place(kasm: &MemoryKasm, configs: &ConfigSet, config: &str, res: Resources) -
         .filter(|s| usable(s) && s.zone_id == a.zone_id && s.server_pool_id.as_deref() == Some(&a.server_pool_id))
         .collect();
     servers.sort_by(|x, y| x.server_id.cmp(&y.server_id));
-    servers.into_iter().find_map(|s| {
-        let fits = match a.autoscale_type {
+    // Every record with room: (id, slots left for a session of `res`, sessions on it).
+    let with_room = servers.into_iter().filter_map(|s| {
+        let on_it = sessions.iter().filter(|k| k.is_placed() && k.server_id == s.server_id).count() as u64;
+        let slots = match a.autoscale_type {
             AutoscaleType::DockerAgent => {
                 let free = capacity_of(&s) - s.allocated;
-                free.cores + 1e-9 >= res.cores && free.memory_mb + 1e-9 >= res.memory_mb && free.gpus + 1e-9 >= res.gpus
+                let fit = |free: f64, want: f64| match (want > 1e-9, free + 1e-9 >= 0.0) {
+                    (true, _) => ((free + 1e-9) / want).floor().max(0.0) as u64,
+                    (false, true) => u64::MAX,
+                    (false, false) => 0,
+                };
+                fit(free.cores, res.cores).min(fit(free.memory_mb, res.memory_mb)).min(fit(free.gpus, res.gpus))
             }
             AutoscaleType::Server => {
-                let max = s.max_sessions.unwrap_or(a.max_simultaneous_sessions_per_server);
-                (sessions.iter().filter(|k| k.is_placed() && k.server_id == s.server_id).count() as u32) < max
+                u64::from(s.max_sessions.unwrap_or(a.max_simultaneous_sessions_per_server)).saturating_sub(on_it)
             }
         };
-        fits.then_some(s.server_id)
-    })
+        (slots > 0).then_some((s.server_id, slots, on_it))
+    });
+    // `min_by_key` keeps the first of equals, as Kasm's stable sort does.
+    let chosen = match strategy {
+        LoadStrategy::RecordOrder => with_room.into_iter().next(),
+        LoadStrategy::LeastLoad => with_room.min_by_key(|x| std::cmp::Reverse(x.1)),
+        LoadStrategy::MostLoad => with_room.min_by_key(|x| x.1),
+        LoadStrategy::MostKasms => with_room.min_by_key(|x| std::cmp::Reverse(x.2)),
+        LoadStrategy::LeastKasms => with_room.min_by_key(|x| x.2),
+    };
+    chosen.map(|x| x.0)
 }
 
 /// A request for image `image` of `config` takes a ready staged session, if there is one: its id.
@@ -748,9 +777,9 @@ fn take_staged(kasm: &MemoryKasm, configs: &ConfigSet, config: &str, image: &str
 }
 
 /// Kasm's staging service, simulated: for every staging config of the trace's configs, staged sessions
-/// of its image up to `num_sessions`, each on the first record of the pool with room. Returns how many
+/// of its image up to `num_sessions`, each placed as a request is ([`place`]). Returns how many
 /// it made.
-fn stage_sessions(kasm: &MemoryKasm, configs: &ConfigSet, next_session: &mut u64) -> u32 {
+fn stage_sessions(kasm: &MemoryKasm, configs: &ConfigSet, next_session: &mut u64, strategy: LoadStrategy) -> u32 {
     let mut made = 0;
     for st in &configs.staging_configs {
         let id = st.id();
@@ -760,7 +789,7 @@ fn stage_sessions(kasm: &MemoryKasm, configs: &ConfigSet, next_session: &mut u64
             .filter(|k| k.is_standby && k.staging_config_id.as_deref() == Some(id.as_str()))
             .count() as u32;
         for _ in current..st.num_sessions {
-            let Some(server_id) = place(kasm, configs, &st.autoscale_config, st.image_size()) else { break };
+            let Some(server_id) = place(kasm, configs, &st.autoscale_config, st.image_size(), strategy) else { break };
             *next_session += 1;
             kasm.start_staged_session(&format!("staged{next_session}"), &server_id, &id, st.image_size());
             made += 1;
@@ -933,6 +962,9 @@ pub fn render_text(r: &Report, verbose: bool) -> String {
     let _ = writeln!(s, "summary:");
     if x.score_from_day > 0 {
         let _ = writeln!(s, "  scored from day         {} (earlier days are warm-up)", x.score_from_day);
+    }
+    if x.load_strategy != LoadStrategy::RecordOrder {
+        let _ = writeln!(s, "  sessions placed by      {} (the zone's load_strategy)", x.load_strategy.as_str());
     }
     let _ = writeln!(s, "  peak VMs                {}", x.peak_vms);
     let _ = writeln!(s, "  VM-hours                {:.2} (booting {:.2})", x.vm_hours, x.booting_vm_hours);
@@ -1128,6 +1160,118 @@ mod tests {
         }
         assert!(waited_for_session, "no rotated agent waited for its session: {removed:?} {drained:?}");
         assert!(text.contains("VMs rotated out         3"), "{text}");
+    }
+
+    /// Where a session lands follows the zone's `load_strategy` as Kasm orders records: by the slots
+    /// of the session's size left on each (`least_load` most first, `most_load` fewest first), by
+    /// sessions (`most_kasms` / `least_kasms`), equals in record order; a record without room for
+    /// the session is never chosen; the Helm chart's names read as the same orders; an unknown
+    /// strategy is refused naming the field.
+    #[test]
+    fn sessions_go_where_the_zone_s_load_strategy_puts_them() {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/simulations");
+        let trace = |extra: &str| {
+            format!(
+                r#"{{"name":"t","duration_minutes":60,"step_seconds":60,"config":"configs/morning-rush.yaml",
+                   "provider":{{"boot_seconds":240}},"sessions":[]{extra}}}"#
+            )
+        };
+        let lt = parse(&trace(""), "t.json", &base).expect("trace");
+        assert_eq!(lt.trace.load_strategy, LoadStrategy::RecordOrder);
+        let configs = lt.configs;
+        let kasm = MemoryKasm::new();
+        let now = Utc.with_ymd_and_hms(2026, 1, 5, 8, 0, 0).unwrap();
+        // Four agents of 8 cores: a with one session of 2 cores, b with three, c and d empty.
+        for id in ["a", "b", "c", "d"] {
+            kasm.upsert_server(KasmServer {
+                server_id: id.into(),
+                kind: ServerKind::Agent,
+                hostname: Some(id.into()),
+                friendly_name: None,
+                public_ip: None,
+                zone_id: "us-east-1".into(),
+                server_pool_id: Some("office-pool".into()),
+                autoscale_config_id: None,
+                enabled: true,
+                operational_status: "running".into(),
+                last_reported: Some(now),
+                reported: Resources::new(8.0, 32768.0, 0.0),
+                overridden: Resources::default(),
+                allocated: Resources::default(),
+                max_sessions: None,
+                agent_installed: false,
+            });
+        }
+        let two = Resources::new(2.0, 2768.0, 0.0);
+        for (k, server) in ["a", "b", "b", "b"].iter().enumerate() {
+            assert!(kasm.start_session(&format!("k{k}"), server, two));
+        }
+        let at = |res: Resources, st: LoadStrategy| place(&kasm, &configs, "office-agents", res, st);
+        let four = Resources::new(4.0, 2768.0, 0.0);
+        for (st, for_two, for_four) in [
+            (LoadStrategy::RecordOrder, "a", "a"),
+            (LoadStrategy::LeastLoad, "c", "c"),
+            (LoadStrategy::MostLoad, "b", "a"),
+            (LoadStrategy::MostKasms, "b", "a"),
+            (LoadStrategy::LeastKasms, "c", "c"),
+        ] {
+            assert_eq!(at(two, st).as_deref(), Some(for_two), "{st:?}, 2 cores");
+            // b has 2 cores left: no room for 4 whatever the order.
+            assert_eq!(at(four, st).as_deref(), Some(for_four), "{st:?}, 4 cores");
+        }
+        assert_eq!(at(Resources::new(9.0, 1.0, 0.0), LoadStrategy::LeastLoad), None, "nothing has 9 cores");
+        for (name, st) in [
+            ("least_load", LoadStrategy::LeastLoad),
+            ("most_load", LoadStrategy::MostLoad),
+            ("most_kasms", LoadStrategy::MostKasms),
+            ("least_kasms", LoadStrategy::LeastKasms),
+            ("most_sessions", LoadStrategy::MostKasms),
+            ("fewest_sessions", LoadStrategy::LeastKasms),
+            ("record_order", LoadStrategy::RecordOrder),
+        ] {
+            let lt = parse(&trace(&format!(r#","load_strategy":"{name}""#)), "t.json", &base).expect(name);
+            assert_eq!(lt.trace.load_strategy, st, "{name}");
+        }
+        match parse(&trace(r#","load_strategy":"round_robin""#), "t.json", &base) {
+            Err(TraceError::Invalid { field, message, .. }) => {
+                assert_eq!(field, "load_strategy");
+                assert!(message.contains("round_robin") && message.contains("least_load"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The trace's `load_strategy` is what the run places by: two days of the office trace, reactive,
+    /// use more VM-hours when Kasm spreads sessions (`least_load`: agents rarely empty) than when it
+    /// packs them (`most_load`) or takes the first record with room.
+    #[tokio::test]
+    async fn spreading_sessions_keeps_more_agents_than_packing_them() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/simulations/office-weeks.json");
+        let two_days = |st: LoadStrategy| {
+            let mut lt = load(&path).expect("the shipped trace loads");
+            lt.trace.duration_minutes = 2 * 1440;
+            lt.trace.score_from_day = 0;
+            lt.trace.load_strategy = st;
+            for a in &mut lt.configs.autoscale_configs {
+                a.predictive_scaling = crate::config::PredictiveScaling::Off;
+            }
+            async move { run(&lt).await }
+        };
+        let (first, spread, pack) = (
+            two_days(LoadStrategy::RecordOrder).await,
+            two_days(LoadStrategy::LeastLoad).await,
+            two_days(LoadStrategy::MostLoad).await,
+        );
+        let (f, s, p) = (&first.summary, &spread.summary, &pack.summary);
+        assert_eq!((f.sessions_total, s.sessions_total), (p.sessions_total, p.sessions_total));
+        assert!(s.vm_hours > f.vm_hours + 5.0, "{s:?} vs {f:?}");
+        assert!(s.vm_hours > p.vm_hours + 5.0, "{s:?} vs {p:?}");
+        // The report says how sessions were placed (the text only when it is not the default).
+        assert_eq!(serde_json::to_value(s).unwrap()["load_strategy"], "least_load");
+        assert_eq!(serde_json::to_value(f).unwrap()["load_strategy"], "record_order");
+        let text = render_text(&spread, false);
+        assert!(text.contains("  sessions placed by      least_load (the zone's load_strategy)\n"), "{text}");
+        assert!(!render_text(&first, false).contains("sessions placed by"));
     }
 }
 

@@ -1,6 +1,6 @@
 //! The trace format `kasm-autoscale simulate` accepts (documented in the README).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 use crate::config::ConfigSet;
@@ -42,6 +42,56 @@ pub struct Trace {
     /// figures count from this day on (default 0: everything counts).
     #[serde(default)]
     pub score_from_day: u32,
+    /// Which record with room Kasm places a session on: the zone's `load_strategy` (see
+    /// [`LoadStrategy`]). Default `record_order`.
+    #[serde(default)]
+    pub load_strategy: LoadStrategy,
+}
+
+/// How the simulated Kasm picks, among the records of the pool with room for a session, the one it
+/// goes to: Kasm's zone setting `load_strategy` ("Load Balance Strategy" in the admin UI).
+///
+/// Source: Kasm's own placement (`ProviderManager.get_available_slots` and `.prioritize_slots` in
+/// the decompiled API, `kasmweb-decompilation/api`, bytecode disassembled): a record offers one slot
+/// per session of the requested size that still fits on it (cores, memory and GPUs left after its
+/// sessions); `least_load` orders records by their slots, most first, `most_load` fewest first;
+/// `most_kasms` / `least_kasms` by their sessions, most / fewest first; Python's stable sort keeps
+/// the records' order among equals. Kasm's documentation names "Least Load" the default (Deployment
+/// Zones); the Helm chart of 1.19 seeds zones with `most_sessions` by default and names
+/// `fewest_sessions` (its docs/preseed.md), accepted here as the same two orders by sessions. Kasm's
+/// 1.19 placement code is not public: these are the orders of the version that was decompiled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadStrategy {
+    /// Ours, the simulator's default and every shipped trace's: the first record with room in record
+    /// order (oldest record first) — what Kasm's orders do among records they rank equal. On the
+    /// shipped traces it packs like `most_load` (README: the office trace's figures under each).
+    #[default]
+    RecordOrder,
+    /// Kasm's `least_load` (its documented default): the record with the most room first — spreads
+    /// sessions, so agents rarely empty.
+    LeastLoad,
+    /// Kasm's `most_load`: the record with the least room that still fits first — packs sessions.
+    MostLoad,
+    /// Kasm's `most_kasms` (the Helm chart's `most_sessions`): the record with the most sessions first.
+    #[serde(alias = "most_sessions")]
+    MostKasms,
+    /// Kasm's `least_kasms` (the Helm chart's `fewest_sessions`): the record with the fewest sessions first.
+    #[serde(alias = "fewest_sessions")]
+    LeastKasms,
+}
+
+impl LoadStrategy {
+    /// The name a trace gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadStrategy::RecordOrder => "record_order",
+            LoadStrategy::LeastLoad => "least_load",
+            LoadStrategy::MostLoad => "most_load",
+            LoadStrategy::MostKasms => "most_kasms",
+            LoadStrategy::LeastKasms => "least_kasms",
+        }
+    }
 }
 
 /// How the `sessions` bursts repeat.
