@@ -728,16 +728,26 @@ fn place(
         .filter(|s| usable(s) && s.zone_id == a.zone_id && s.server_pool_id.as_deref() == Some(&a.server_pool_id))
         .collect();
     servers.sort_by(|x, y| x.server_id.cmp(&y.server_id));
+    let mut placed: HashMap<&str, u64> = HashMap::new();
+    for k in sessions.iter().filter(|k| k.is_placed()) {
+        *placed.entry(k.server_id.as_str()).or_default() += 1;
+    }
     // Every record with room: (id, slots left for a session of `res`, sessions on it).
-    let with_room = servers.into_iter().filter_map(|s| {
-        let on_it = sessions.iter().filter(|k| k.is_placed() && k.server_id == s.server_id).count() as u64;
+    let mut with_room = servers.into_iter().filter_map(|s| {
+        let on_it = placed.get(s.server_id.as_str()).copied().unwrap_or(0);
         let slots = match a.autoscale_type {
             AutoscaleType::DockerAgent => {
                 let free = capacity_of(&s) - s.allocated;
-                let fit = |free: f64, want: f64| match (want > 1e-9, free + 1e-9 >= 0.0) {
-                    (true, _) => ((free + 1e-9) / want).floor().max(0.0) as u64,
-                    (false, true) => u64::MAX,
-                    (false, false) => 0,
+                // Sessions of `want` that fit in `free` (a dimension the session does not use limits
+                // nothing unless it is overcommitted).
+                let fit = |free: f64, want: f64| {
+                    if want > 1e-9 {
+                        ((free + 1e-9) / want).floor().max(0.0) as u64
+                    } else if free + 1e-9 >= 0.0 {
+                        u64::MAX
+                    } else {
+                        0
+                    }
                 };
                 fit(free.cores, res.cores).min(fit(free.memory_mb, res.memory_mb)).min(fit(free.gpus, res.gpus))
             }
@@ -749,7 +759,7 @@ fn place(
     });
     // `min_by_key` keeps the first of equals, as Kasm's stable sort does.
     let chosen = match strategy {
-        LoadStrategy::RecordOrder => with_room.into_iter().next(),
+        LoadStrategy::RecordOrder => with_room.next(),
         LoadStrategy::LeastLoad => with_room.min_by_key(|x| std::cmp::Reverse(x.1)),
         LoadStrategy::MostLoad => with_room.min_by_key(|x| x.1),
         LoadStrategy::MostKasms => with_room.min_by_key(|x| std::cmp::Reverse(x.2)),
